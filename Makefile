@@ -1,0 +1,35 @@
+# Two entry points, both from a fresh machine: `make run` and `make test`.
+PY      ?= python3
+VENV    := .venv
+BIN     := $(VENV)/bin
+STAMP   := $(VENV)/.assay-installed
+
+.PHONY: install run test bench corpus rules clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PY) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q torch==2.13.0
+	$(BIN)/pip install -q -e '.[test]'
+	touch $(STAMP)
+
+# The main job on embedded defaults: a short differential-testing campaign into crashes/.
+run: install
+	$(BIN)/assay fuzz --time 10m --workers 2 --backends inductor,aot_eager --out crashes/
+
+test: install
+	$(BIN)/python -m pytest -q tests
+
+# Rebuild the shipped corpus and rules (minutes; see docs/inference.md).
+corpus: install
+	$(BIN)/assay traces collect
+rules: install
+	$(BIN)/assay rules infer
+
+bench: install
+	$(BIN)/python benchmarks/run_all.py
+
+clean:
+	rm -rf $(VENV) build *.egg-info
