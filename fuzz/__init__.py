@@ -1,0 +1,1 @@
+"""Assay's fuzzing half: traces -> rules -> graphs -> programs -> verdicts -> cases."""
