@@ -1,0 +1,156 @@
+"""Bound propagation in float64 numpy: interval arithmetic and symbolic linear bounds.
+
+``linear_bounds`` is a DeepPoly/CROWN-style back-substitution: every hidden
+pre-activation is bounded by substituting the layers below it back to the input
+box, relaxing each unstable ReLU ``a = max(z, 0)`` (``l < 0 < u``) by the triangle
+upper line ``a <= u (z - l) / (u - l)`` and the lower line ``a >= s z`` with
+``s = 1`` if ``u > -l`` else ``0``. Everything is batched over a leading axis of
+``B`` boxes so input-space branch-and-bound can bound many boxes per numpy call.
+
+Splits (for ReLU branch-and-bound) are given per hidden layer as int arrays of
+shape (B, n): +1 forces a neuron active (its lower pre-bound becomes >= 0), -1
+forces it inactive (upper pre-bound <= 0). The bounds are then bounds on the part
+of the box where the split holds, which is what branch-and-bound needs.
+
+Floating-point rounding: bounds are padded outward by ``pad`` (relative and
+absolute 1e-9), far above float64 round-off on the networks this handles, so the
+stable/unstable decisions and the bounds given to Z3 over-approximate the real
+network.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+PAD = 1e-9
+
+
+def _pad(l, u):
+    return l - PAD * (1.0 + np.abs(l)), u + PAD * (1.0 + np.abs(u))
+
+
+def interval_bounds(net, lo, hi):
+    """Interval bounds of every layer's pre-activation, for boxes (B, n). Returns [(l, u)]."""
+    l, u = np.atleast_2d(lo), np.atleast_2d(hi)
+    out = []
+    for i, (W, b) in enumerate(net.layers):
+        Wp, Wn = np.maximum(W, 0), np.minimum(W, 0)
+        zl = l @ Wp.T + u @ Wn.T + b
+        zu = u @ Wp.T + l @ Wn.T + b
+        zl, zu = _pad(zl, zu)
+        out.append((zl, zu))
+        l, u = np.maximum(zl, 0), np.maximum(zu, 0)
+    return out
+
+
+def _mv(M, v):
+    """Batched matrix-vector product (B, m, n) x (B, n) -> (B, m)."""
+    return np.matmul(M, v[:, :, None])[:, :, 0]
+
+
+def _relax(l, u):
+    """Slopes/offsets of the ReLU relaxation for pre-bounds (B, n)."""
+    active = l >= 0
+    inactive = u <= 0
+    unstable = ~(active | inactive)
+    denom = np.where(unstable, u - l, 1.0)
+    su = np.where(active, 1.0, np.where(unstable, u / denom, 0.0))
+    tu = np.where(unstable, -su * l, 0.0)
+    sl = np.where(active, 1.0, np.where(unstable, (u > -l).astype(np.float64), 0.0))
+    return su, tu, sl
+
+
+def _backsub(net, k, Lam, lo, hi, relax):
+    """Lower and upper bounds of Lam @ z_k over the boxes; Lam (B, m, n_k).
+
+    Returns (lower (B,m), upper (B,m), LL (B,m,n_in)) where LL is the lower linear
+    bound's coefficients on the input (used to pick split dimensions and candidate
+    points). The upper and lower coefficient matrices are stacked into one array so
+    each layer costs one matrix product.
+    """
+    B, m, _ = Lam.shape
+    X = np.concatenate([Lam, Lam], axis=1)  # rows [0:m] upper, [m:2m] lower
+    c = np.zeros((B, 2 * m))
+    for j in range(k, -1, -1):
+        W, b = net.layers[j]
+        c = c + X @ b
+        X = (X.reshape(-1, X.shape[-1]) @ W).reshape(B, 2 * m, W.shape[1])
+        if j == 0:
+            break
+        su, tu, sl = relax[j - 1]  # (B, n_{j-1})
+        pos = X > 0
+        # upper rows: positive coef -> upper line, negative -> lower line; lower rows: reverse
+        use_up = np.concatenate([pos[:, :m], ~pos[:, m:]], axis=1)
+        slope = np.where(use_up, su[:, None, :], sl[:, None, :])
+        c = c + _mv(np.where(use_up, X, 0.0), tu)
+        X = X * slope
+    mid, rad = (hi + lo) / 2, (hi - lo) / 2
+    centre = _mv(X, mid)
+    spread = _mv(np.abs(X), rad)
+    upper = c[:, :m] + centre[:, :m] + spread[:, :m]
+    lower = c[:, m:] + centre[:, m:] - spread[:, m:]
+    return lower, upper, X[:, m:]
+
+
+def linear_bounds(net, lo, hi, C=None, splits=None, pre=None):
+    """Symbolic (back-substitution) bounds.
+
+    lo, hi: (B, n_in). C: (m, n_out) or (B, m, n_out) rows whose lower bounds are
+    wanted on the outputs (default: identity). splits: list per hidden layer of
+    (B, n) int arrays or None. pre: optional list of known (l, u) per hidden layer
+    (e.g. from a parent domain) intersected with the new ones.
+
+    Returns dict with 'pre' (list of (l, u) per hidden layer, padded and with splits
+    applied), 'lower'/'upper' (B, m) bounds of C y, and 'LL' (B, m, n_in) the lower
+    linear coefficients on the input for C y.
+    """
+    lo = np.atleast_2d(np.asarray(lo, dtype=np.float64))
+    hi = np.atleast_2d(np.asarray(hi, dtype=np.float64))
+    B = lo.shape[0]
+    nl = len(net.layers)
+    bounds, relax = [], []
+    for k in range(nl - 1):
+        W, b = net.layers[k]
+        n = W.shape[0]
+        if k == 0:
+            Wp, Wn = np.maximum(W, 0), np.minimum(W, 0)
+            l = lo @ Wp.T + hi @ Wn.T + b
+            u = hi @ Wp.T + lo @ Wn.T + b
+        else:
+            # interval step from the previous layer's relaxation first: rows that are
+            # already stable need no back-substitution
+            pl, pu = bounds[-1]
+            al, au = np.maximum(pl, 0), np.maximum(pu, 0)
+            Wp, Wn = np.maximum(W, 0), np.minimum(W, 0)
+            il = al @ Wp.T + au @ Wn.T + b
+            iu = au @ Wp.T + al @ Wn.T + b
+            l, u = il, iu
+            rows = np.flatnonzero(((il < 0) & (iu > 0)).any(axis=0))
+            if rows.size:  # only rows unstable under the interval step need back-substitution
+                Lam = np.broadcast_to(np.eye(n)[rows], (B, rows.size, n))
+                bl_, bu_, _ = _backsub(net, k, Lam, lo, hi, relax)
+                l, u = il.copy(), iu.copy()
+                l[:, rows] = np.maximum(bl_, il[:, rows])
+                u[:, rows] = np.minimum(bu_, iu[:, rows])
+        l, u = _pad(l, u)
+        if pre is not None and pre[k] is not None:
+            l, u = np.maximum(l, pre[k][0]), np.minimum(u, pre[k][1])
+        if splits is not None and splits[k] is not None:
+            s = splits[k]
+            l = np.where(s > 0, np.maximum(l, 0.0), l)
+            u = np.where(s < 0, np.minimum(u, 0.0), u)
+        bounds.append((l, u))
+        relax.append(_relax(l, u))
+    Wl, bl = net.layers[-1]
+    if C is None:
+        C = np.eye(Wl.shape[0])
+    C = np.asarray(C, dtype=np.float64)
+    if C.ndim == 2:
+        C = np.broadcast_to(C, (B,) + C.shape)
+    lower, upper, LL = _backsub(net, nl - 1, C, lo, hi, relax)
+    return {"pre": bounds, "lower": lower, "upper": upper, "LL": LL}
+
+
+def count_unstable(pre):
+    """Number of unstable neurons per box, shape (B,)."""
+    return sum(((l < 0) & (u > 0)).sum(axis=1) for l, u in pre)

@@ -1,0 +1,298 @@
+"""The decision procedure for one case: is there an x in a box where some output term holds?
+
+Order of work, cheapest first:
+
+1. falsify: random points + PGD (``attack``); a point is only accepted after
+   ``validate`` (inside the box, the term holds in float64 *and* float32);
+2. bound: symbolic linear bounds over the whole box; a term is refuted when one of
+   its rows ``C_r y <= d_r`` has a lower bound of ``C_r y`` above ``d_r``;
+3. branch and bound: for few inputs (ACAS Xu: 5) split the input box along the
+   dimension with the largest influence on the open rows; otherwise split unstable
+   ReLUs (earliest layer first, largest triangle area). A domain with few unstable
+   ReLUs left is a *leaf* and goes to Z3's exact encoding (``encode``).
+
+The result is 'sat' (with a validated point), 'unsat' (every domain refuted by
+bounds or by Z3) or 'unknown' (deadline, or a Z3 leaf that gave up), with stats.
+"""
+
+from __future__ import annotations
+
+import heapq
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from . import encode
+from .attack import attack, violation
+from .bounds import count_unstable, linear_bounds
+
+
+@dataclass
+class Options:
+    input_split_max_dims: int = 10   # input-space branching when n_inputs <= this
+    leaf_unstable: int = 12          # Z3 leaf once a domain has at most this many unstable ReLUs
+    relu_leaf_unstable: int = 40     # the same for ReLU-space branching
+    leaf_timeout_s: float = 20.0     # cap for one Z3 leaf
+    batch: int = 64                  # domains bounded per numpy call
+    attack_steps: int = 40
+    use_z3: bool = True              # False: pure bound-based BaB (for measurements)
+    direct_z3: bool = False          # True: skip BaB, hand the whole box to Z3 (for measurements)
+
+
+@dataclass
+class CaseResult:
+    status: str                      # 'sat' | 'unsat' | 'unknown'
+    x: np.ndarray | None = None
+    stats: dict = field(default_factory=dict)
+
+
+def validate(net, x, lo, hi, terms, strict=False):
+    """True iff x is in [lo, hi] and some term holds for the float64 and the float32 network."""
+    if x is None:
+        return False
+    x = np.asarray(x, dtype=np.float64)
+    if x.shape != lo.shape or not np.all(np.isfinite(x)) or np.any(x < lo) or np.any(x > hi):
+        return False
+    for y in (net.forward(x), net.forward32(x).astype(np.float64)):
+        ok = False
+        for C, d in terms:
+            v = C @ y - d
+            if (np.all(v < 0) if strict else np.all(v <= 0)):
+                ok = True
+                break
+        if not ok:
+            return False
+    return True
+
+
+def _stack(terms):
+    rows = np.vstack([C for C, _ in terms])
+    rhs = np.concatenate([d for _, d in terms])
+    idx, k = [], 0
+    for C, _ in terms:
+        idx.append(np.arange(k, k + C.shape[0]))
+        k += C.shape[0]
+    return rows, rhs, idx
+
+
+def _open_terms(lower, rhs, idx):
+    """(B, T) bool: term t not refuted on box b."""
+    refuted_rows = lower > rhs[None, :]
+    return np.stack([~refuted_rows[:, ix].any(axis=1) for ix in idx], axis=1)
+
+
+class _Search:
+    def __init__(self, net, lo, hi, terms, deadline, strict, opts, rng):
+        self.net, self.lo, self.hi, self.terms = net, lo, hi, terms
+        self.deadline, self.strict, self.opts, self.rng = deadline, strict, opts, rng
+        self.rows, self.rhs, self.idx = _stack(terms)
+        self.stats = {"domains": 0, "z3_leaves": 0, "z3_unknown": 0, "max_depth": 0}
+        self.out_scale = 1.0
+
+    def left(self):
+        return self.deadline - time.monotonic()
+
+    def try_point(self, x, lo, hi):
+        """Validate a candidate; if it is only a boundary point, polish it with PGD."""
+        if validate(self.net, x, self.lo, self.hi, self.terms, self.strict):
+            return x
+        terms = self._margin_terms()
+        bx, bv = attack(self.net, lo, hi, terms, rng=self.rng, n_random=32, n_starts=4,
+                        steps=30, extra_starts=x[None] if x is not None else None,
+                        deadline=self.deadline)
+        if validate(self.net, bx, self.lo, self.hi, self.terms, self.strict):
+            return bx
+        return None
+
+    def _margin_terms(self, tau=None):
+        tau = 1e-7 * self.out_scale if tau is None else tau
+        return [(C, d - tau) for C, d in self.terms]
+
+    def z3_leaf(self, lo, hi, pre):
+        """Exact check of one domain. Returns 'sat' with point, 'unsat' or 'unknown'."""
+        self.stats["z3_leaves"] += 1
+        budget = min(self.opts.leaf_timeout_s, max(0.05, self.left()))
+        pre1 = [(l, u) for l, u in pre]
+        st, x = encode.solve(self.net, lo, hi, pre1, self.terms, budget)
+        if st == "sat":
+            good = self.try_point(x, lo, hi)
+            if good is not None:
+                return "sat", good
+            # only a tie / sub-float violation was found here: ask for a real margin
+            st2, x2 = encode.solve(self.net, lo, hi, pre1, self.terms, max(0.05, min(budget, self.left())),
+                                   extra_margin=1e-7 * self.out_scale)
+            if st2 == "sat":
+                good = self.try_point(x2, lo, hi)
+                if good is not None:
+                    return "sat", good
+            self.stats["boundary_only"] = self.stats.get("boundary_only", 0) + 1
+            return "unknown", None
+        if st == "unknown":
+            self.stats["z3_unknown"] += 1
+        return st, None
+
+
+def solve_case(net, lo, hi, terms, timeout_s=60.0, strict=False, opts=None, rng=None, deadline=None):
+    opts = opts or Options()
+    rng = np.random.default_rng(0) if rng is None else rng
+    t0 = time.monotonic()
+    deadline = t0 + timeout_s if deadline is None else deadline
+    lo, hi = np.asarray(lo, np.float64), np.asarray(hi, np.float64)
+    S = _Search(net, lo, hi, terms, deadline, strict, opts, rng)
+    y0 = net.forward((lo + hi) / 2)
+    S.out_scale = 1.0 + float(np.abs(y0).max())
+    # 1. falsify
+    x, v = attack(net, lo, hi, S._margin_terms() if strict else terms, rng=rng,
+                  steps=opts.attack_steps, deadline=deadline)
+    S.stats["attack_violation"] = float(v)
+    if validate(net, x, lo, hi, terms, strict):
+        S.stats["method"] = "attack"
+        return CaseResult("sat", x, S.stats)
+    if opts.direct_z3:
+        r = linear_bounds(net, lo[None], hi[None], C=S.rows)
+        pre = [(l[0], u[0]) for l, u in r["pre"]]
+        S.stats["unstable"] = int(count_unstable(r["pre"])[0])
+        st, xx = S.z3_leaf(lo, hi, pre)
+        S.stats["method"] = "z3"
+        return CaseResult(st, xx, S.stats)
+    if net.n_inputs <= opts.input_split_max_dims:
+        res = _input_bab(S)
+    else:
+        res = _relu_bab(S)
+    res.stats = S.stats
+    return res
+
+
+def _input_bab(S):
+    net, opts = S.net, S.opts
+    S.stats["method"] = "input-split BaB" + (" + Z3 leaves" if opts.use_z3 else "")
+    stack = [(S.lo, S.hi, 0)]
+    unknown_leaves = 0
+    best_gap = np.inf
+    while stack:
+        if S.left() <= 0:
+            return CaseResult("unknown", None, S.stats)
+        batch = stack[-opts.batch:]
+        del stack[-opts.batch:]
+        L = np.stack([b[0] for b in batch])
+        H = np.stack([b[1] for b in batch])
+        depth = [b[2] for b in batch]
+        S.stats["domains"] += len(batch)
+        r = linear_bounds(net, L, H, C=S.rows)
+        open_ = _open_terms(r["lower"], S.rhs, S.idx)
+        alive = open_.any(axis=1)
+        if not alive.any():
+            continue
+        unstable = count_unstable(r["pre"])
+        LL = r["LL"]
+        gap = r["lower"] - S.rhs[None, :]
+        for bi in np.flatnonzero(alive):
+            lo, hi = L[bi], H[bi]
+            # candidate points: the minimiser of the lower bound of the hardest row of each open term
+            cands = [(lo + hi) / 2]
+            for t in np.flatnonzero(open_[bi]):
+                rows = S.idx[t]
+                rr = rows[int(np.argmax(gap[bi, rows]))]
+                cands.append(np.where(LL[bi, rr] > 0, lo, hi))
+            cands = np.stack(cands)
+            vv, _ = violation(net.forward(cands), S.terms)
+            j = int(vv.argmin())
+            if vv[j] <= 0:
+                good = S.try_point(cands[j], lo, hi)
+                if good is not None:
+                    return CaseResult("sat", good, S.stats)
+            if opts.use_z3 and unstable[bi] <= opts.leaf_unstable:
+                pre = [(l[bi], u[bi]) for l, u in r["pre"]]
+                st, x = S.z3_leaf(lo, hi, pre)
+                if st == "sat":
+                    return CaseResult("sat", x, S.stats)
+                if st == "unsat":
+                    continue
+                unknown_leaves += 1  # fall through: split further
+            # split the input dimension with the largest influence on the open rows
+            open_rows = np.concatenate([S.idx[t] for t in np.flatnonzero(open_[bi])])
+            w = hi - lo
+            score = np.abs(LL[bi, open_rows]).sum(axis=0) * w
+            if not np.any(score > 0):
+                score = w
+            d = int(np.argmax(score))
+            if w[d] <= 1e-12 * (1 + abs(lo[d])):
+                S.stats["too_small"] = S.stats.get("too_small", 0) + 1
+                return CaseResult("unknown", None, S.stats)
+            mid = lo[d] + w[d] / 2
+            h1 = hi.copy(); h1[d] = mid
+            l2 = lo.copy(); l2[d] = mid
+            S.stats["max_depth"] = max(S.stats["max_depth"], depth[bi] + 1)
+            stack.append((lo, h1, depth[bi] + 1))
+            stack.append((l2, hi, depth[bi] + 1))
+            best_gap = min(best_gap, float(gap[bi].max()))
+    return CaseResult("unsat", None, S.stats)
+
+
+def _relu_bab(S):
+    net, opts = S.net, S.opts
+    S.stats["method"] = "ReLU-split BaB" + (" + Z3 leaves" if opts.use_z3 else "")
+    nh = len(net.layers) - 1
+    sizes = [W.shape[0] for W, _ in net.layers[:-1]]
+    root = tuple(np.zeros(n, dtype=np.int8) for n in sizes)
+    heap = [(0.0, 0, root, None)]  # (priority, tie, splits, parent pre-bounds)
+    tie = 1
+    lo1, hi1 = S.lo[None], S.hi[None]
+    while heap:
+        if S.left() <= 0:
+            return CaseResult("unknown", None, S.stats)
+        batch = [heapq.heappop(heap) for _ in range(min(opts.batch, len(heap)))]
+        B = len(batch)
+        S.stats["domains"] += B
+        splits = [np.stack([b[2][k] for b in batch]) for k in range(nh)]
+        pre_par = None
+        if all(b[3] is not None for b in batch):
+            pre_par = [(np.stack([b[3][k][0] for b in batch]), np.stack([b[3][k][1] for b in batch]))
+                       for k in range(nh)]
+        r = linear_bounds(net, np.repeat(lo1, B, 0), np.repeat(hi1, B, 0), C=S.rows,
+                          splits=splits, pre=pre_par)
+        open_ = _open_terms(r["lower"], S.rhs, S.idx)
+        unstable = count_unstable(r["pre"])
+        gap = r["lower"] - S.rhs[None, :]
+        for bi in np.flatnonzero(open_.any(axis=1)):
+            pre = [(l[bi], u[bi]) for l, u in r["pre"]]
+            # a point that the lower bound points at may already be a counterexample
+            for t in np.flatnonzero(open_[bi]):
+                rows = S.idx[t]
+                rr = rows[int(np.argmax(gap[bi, rows]))]
+                cand = np.where(r["LL"][bi, rr] > 0, S.lo, S.hi)
+                if validate(net, cand, S.lo, S.hi, S.terms, S.strict):
+                    return CaseResult("sat", cand, S.stats)
+            if opts.use_z3 and unstable[bi] <= opts.relu_leaf_unstable:
+                st, x = S.z3_leaf(S.lo, S.hi, pre)
+                if st == "sat":
+                    return CaseResult("sat", x, S.stats)
+                if st == "unsat":
+                    continue
+            # choose a neuron: earliest layer with unstable ReLUs, largest triangle area
+            choice = None
+            for k, (l, u) in enumerate(pre):
+                unst = (l < 0) & (u > 0)
+                if unst.any():
+                    area = np.where(unst, u * (-l) / np.where(unst, u - l, 1.0), -1.0)
+                    choice = (k, int(np.argmax(area)))
+                    break
+            if choice is None:  # no unstable neuron left but bounds could not refute: exact LP leaf
+                if opts.use_z3:
+                    st, x = S.z3_leaf(S.lo, S.hi, pre)
+                    if st == "sat":
+                        return CaseResult("sat", x, S.stats)
+                    if st == "unsat":
+                        continue
+                return CaseResult("unknown", None, S.stats)
+            k, j = choice
+            depth = int(sum(np.count_nonzero(s[bi]) for s in splits)) + 1
+            S.stats["max_depth"] = max(S.stats["max_depth"], depth)
+            prio = float(gap[bi].max())  # least refuted (most likely to hide a counterexample) first
+            for sign in (1, -1):
+                child = tuple(s[bi].copy() for s in splits)
+                child[k][j] = sign
+                heapq.heappush(heap, (prio, tie, child, pre))
+                tie += 1
+    return CaseResult("unsat", None, S.stats)

@@ -1,0 +1,192 @@
+"""A small VNN-LIB reader: declare-const, assert, <= / >= / and / or over X_i and Y_i.
+
+A property is read into a disjunctive normal form: a list of *cases*, each an input
+box ``(lo, hi)`` with a list of output *terms*; a term is ``(C, d)`` meaning the
+conjunction of rows ``C @ y <= d``. The property is violated ("sat" in VNN-COMP
+terms) iff for some case there is an x in the box and a term with
+``C @ f(x) <= d``. Atoms may be linear: ``(+ ...)``, ``(- ...)``, ``(* k v)``; each
+atom must mention only inputs (and then only one input, a bound) or only outputs.
+"""
+
+from __future__ import annotations
+
+import itertools
+import re
+
+import numpy as np
+
+
+class VnnlibError(ValueError):
+    pass
+
+
+_TOKEN = re.compile(r"\(|\)|[^\s()]+")
+
+
+def _parse_sexprs(text: str):
+    text = re.sub(r";[^\n]*", "", text)
+    stack, top = [], []
+    for tok in _TOKEN.findall(text):
+        if tok == "(":
+            stack.append(top)
+            top = []
+        elif tok == ")":
+            if not stack:
+                raise VnnlibError("unbalanced ')'")
+            done = top
+            top = stack.pop()
+            top.append(done)
+        else:
+            top.append(tok)
+    if stack:
+        raise VnnlibError("unbalanced '(' (file truncated?)")
+    return top
+
+
+_VAR = re.compile(r"^([XY])_(\d+)$")
+
+
+def _linear(e, nx, ny):
+    """Return (coef_x, coef_y, const) of a linear term."""
+    cx, cy = np.zeros(nx), np.zeros(ny)
+    if isinstance(e, str):
+        m = _VAR.match(e)
+        if m:
+            i = int(m.group(2))
+            if m.group(1) == "X":
+                if i >= nx:
+                    raise VnnlibError(f"{e} is not declared")
+                cx[i] = 1.0
+            else:
+                if i >= ny:
+                    raise VnnlibError(f"{e} is not declared")
+                cy[i] = 1.0
+            return cx, cy, 0.0
+        try:
+            return cx, cy, float(e)
+        except ValueError:
+            raise VnnlibError(f"unknown symbol {e!r}") from None
+    if not e:
+        raise VnnlibError("empty term")
+    head, args = e[0], e[1:]
+    parts = [_linear(a, nx, ny) for a in args]
+    if head == "+":
+        return sum(p[0] for p in parts), sum(p[1] for p in parts), sum(p[2] for p in parts)
+    if head == "-":
+        if len(parts) == 1:
+            return -parts[0][0], -parts[0][1], -parts[0][2]
+        first = parts[0]
+        rest = parts[1:]
+        return (first[0] - sum(p[0] for p in rest), first[1] - sum(p[1] for p in rest),
+                first[2] - sum(p[2] for p in rest))
+    if head == "*":
+        consts = [p for p in parts if not p[0].any() and not p[1].any()]
+        vars_ = [p for p in parts if p[0].any() or p[1].any()]
+        if len(vars_) > 1:
+            raise VnnlibError("non-linear product in VNN-LIB term")
+        k = float(np.prod([p[2] for p in consts]))
+        if not vars_:
+            return cx, cy, k
+        v = vars_[0]
+        return k * v[0], k * v[1], k * v[2]
+    raise VnnlibError(f"unsupported operator {head!r} in a term")
+
+
+def _dnf(e, nx, ny):
+    """DNF of a boolean formula: list of conjunctions, each a list of atoms (cx, cy, d): cx.x+cy.y <= d."""
+    if isinstance(e, str) or not e:
+        raise VnnlibError(f"expected a formula, got {e!r}")
+    head, args = e[0], e[1:]
+    if head == "and":
+        out = [[]]
+        for a in args:
+            sub = _dnf(a, nx, ny)
+            out = [x + y for x in out for y in sub]
+            if len(out) > 100000:
+                raise VnnlibError("formula too large once expanded")
+        return out
+    if head == "or":
+        out = []
+        for a in args:
+            out.extend(_dnf(a, nx, ny))
+        return out
+    if head in ("<=", ">=", "<", ">"):
+        if len(args) != 2:
+            raise VnnlibError(f"({head} ...) needs two arguments")
+        lx, ly, lc = _linear(args[0], nx, ny)
+        rx, ry, rc = _linear(args[1], nx, ny)
+        if head in ("<=", "<"):  # l - r <= 0
+            return [[(lx - rx, ly - ry, rc - lc)]]
+        return [[(rx - lx, ry - ly, lc - rc)]]
+    raise VnnlibError(f"unsupported formula operator {head!r}")
+
+
+def parse_vnnlib(text: str, n_inputs: int | None = None, n_outputs: int | None = None):
+    """Parse VNN-LIB text into a list of cases ``(lo, hi, [(C, d), ...])``."""
+    exprs = _parse_sexprs(text)
+    nx = ny = 0
+    asserts = []
+    for e in exprs:
+        if not isinstance(e, list) or not e:
+            raise VnnlibError(f"unexpected top-level token {e!r}")
+        if e[0] == "declare-const":
+            if len(e) != 3:
+                raise VnnlibError("bad declare-const")
+            m = _VAR.match(e[1])
+            if not m:
+                raise VnnlibError(f"variable {e[1]!r}: only X_i and Y_i are supported")
+            if m.group(1) == "X":
+                nx = max(nx, int(m.group(2)) + 1)
+            else:
+                ny = max(ny, int(m.group(2)) + 1)
+        elif e[0] == "assert":
+            asserts.append(e[1])
+        else:
+            raise VnnlibError(f"unsupported command {e[0]!r}")
+    if n_inputs is not None and nx != n_inputs:
+        raise VnnlibError(f"the property declares {nx} inputs but the network has {n_inputs}")
+    if n_outputs is not None and ny != n_outputs:
+        raise VnnlibError(f"the property declares {ny} outputs but the network has {n_outputs}")
+    terms = [[]]
+    for a in asserts:
+        sub = _dnf(a, nx, ny)
+        terms = [x + y for x in terms for y in sub]
+        if len(terms) > 100000:
+            raise VnnlibError("property too large once expanded")
+    cases = {}
+    for term in terms:
+        lo, hi = np.full(nx, -np.inf), np.full(nx, np.inf)
+        rows, rhs = [], []
+        for cx, cy, d in term:
+            if cx.any() and cy.any():
+                raise VnnlibError("atoms mixing inputs and outputs are not supported")
+            if cx.any():
+                nz = np.flatnonzero(cx)
+                if len(nz) != 1:
+                    raise VnnlibError("only bounds on single inputs are supported as input constraints")
+                i, k = nz[0], cx[nz[0]]
+                if k > 0:
+                    hi[i] = min(hi[i], d / k)
+                else:
+                    lo[i] = max(lo[i], d / k)
+            elif cy.any():
+                rows.append(cy)
+                rhs.append(d)
+            elif d < 0:  # constant atom 0 <= d that is false: the term is void
+                rows = None
+                break
+        if rows is None:
+            continue
+        if not np.all(np.isfinite(lo)) or not np.all(np.isfinite(hi)):
+            raise VnnlibError("every input X_i needs a lower and an upper bound")
+        if np.any(lo > hi):
+            continue  # empty box: this term can never hold
+        key = (lo.tobytes(), hi.tobytes())
+        C = np.array(rows).reshape(len(rows), ny)
+        cases.setdefault(key, (lo, hi, []))[2].append((C, np.array(rhs, dtype=np.float64)))
+    return list(cases.values())
+
+
+def read_vnnlib(path, n_inputs=None, n_outputs=None):
+    with open(path, "r", encoding="utf-8", errors="replace") as fh:
+        return parse_vnnlib(fh.read(), n_inputs, n_outputs)
