@@ -1,0 +1,160 @@
+"""Running a graph node by node, with every intermediate value in hand.
+
+The generator uses this to check each call against its predicted shapes and the
+value search uses it to find where a NaN/Inf first appears. It calls exactly the
+targets the program source calls (``torch.ops.aten.<op>.<overload>``, the function
+by its import path, the submodule built from ``init``), with the same arguments.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+from fuzz.graph import Graph, Node
+from fuzz.trace import decode_value, resolve_op
+
+
+class NodeError(Exception):
+    """A node's call raised, or its outputs are not what the graph says."""
+
+    def __init__(self, node: Node, message: str):
+        super().__init__(f"{node.id} {node.name}: {message}")
+        self.node = node
+        self.message = message
+
+
+_TARGETS: dict[tuple, Any] = {}
+
+
+def target(node: Node):
+    """The callable a non-module node calls."""
+    key = (node.op, node.api, node.overload)
+    fn = _TARGETS.get(key)
+    if fn is None:
+        fn = _TARGETS[key] = resolve_op(node.op, node.api, node.overload)
+    return fn
+
+
+def make_submodule(node: Node, device: str = "cpu"):
+    """The ``nn.Module`` a module node calls, built from its ``init``, in eval mode."""
+    cls = resolve_op(node.op, "module")
+    init = node.init or {"args": [], "kwargs": {}}
+    args = decode_value(init.get("args", []), _no_tensor, device)
+    kwargs = {k: decode_value(v, _no_tensor, device) for k, v in init.get("kwargs", {}).items()}
+    return cls(*args, **kwargs).eval()
+
+
+def _no_tensor(enc):
+    raise ValueError("module constructors take no tensors here")
+
+
+def call_args(node: Node, env: dict, device: str = "cpu") -> tuple[list, dict]:
+    def get(enc):
+        return env[enc["ref"]]
+
+    args = decode_value(node.args, get, device)
+    kwargs = {k: decode_value(v, get, device) for k, v in node.kwargs.items()}
+    return args, kwargs
+
+
+def result_structure(result) -> tuple[list | None, list]:
+    """``(returns, tensors)``: ``returns`` is None for a single tensor, else one entry per returned
+    element (True where it is a tensor); ``tensors`` are the tensor results in order."""
+    import torch
+
+    if isinstance(result, torch.Tensor):
+        return None, [result]
+    if isinstance(result, (tuple, list)):
+        flags = [isinstance(r, torch.Tensor) for r in result]
+        return flags, [r for r in result if isinstance(r, torch.Tensor)]
+    return [], []
+
+
+def bind_outputs(node: Node, result) -> dict:
+    """Output tensor name -> value for one call's result."""
+    import torch
+
+    returns = node.extra.get("returns")
+    if returns is None:
+        if not isinstance(result, torch.Tensor):
+            raise NodeError(node, f"returned {type(result).__name__}, expected a tensor")
+        return {node.outputs[0]: result}
+    if not isinstance(result, (tuple, list)) or len(result) != len(returns):
+        raise NodeError(node, "returned a different structure than recorded")
+    return {name: r for name, r in zip(returns, result) if name is not None}
+
+
+def run_node(node: Node, env: dict, submodules: dict, device: str = "cpu") -> dict:
+    args, kwargs = call_args(node, env, device)
+    fn = submodules[node.id] if node.api == "module" else target(node)
+    try:
+        result = fn(*args, **kwargs)
+    except Exception as exc:  # the call itself failed
+        raise NodeError(node, f"{type(exc).__name__}: {str(exc).strip().splitlines()[0] if str(exc).strip() else ''}") from exc
+    return bind_outputs(node, result)
+
+
+def check_outputs(graph: Graph, node: Node, outs: dict) -> None:
+    from fuzz.trace import dtype_name
+
+    for name in node.outputs:
+        info = graph.tensors[name]
+        t = outs.get(name)
+        if t is None:
+            raise NodeError(node, f"no value for output {name}")
+        if list(t.shape) != list(info.shape) or dtype_name(t.dtype) != info.dtype:
+            raise NodeError(node, f"{name}: got {dtype_name(t.dtype)}{list(t.shape)}, predicted {info.dtype}{info.shape}")
+
+
+def build_submodules(graph: Graph, device: str = "cpu", state: dict | None = None) -> dict:
+    """node id -> submodule for every module node (weights from ``state`` keys ``<attr>.<name>`` when given)."""
+    import torch
+
+    from fuzz.program import module_attr
+
+    mods = {}
+    rng = torch.random.get_rng_state()
+    try:
+        torch.manual_seed(0)
+        for node in graph.nodes:
+            if node.api == "module":
+                m = make_submodule(node, device)
+                if state:
+                    prefix = module_attr(node) + "."
+                    sub = {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)}
+                    if sub:
+                        m.load_state_dict(sub, strict=False)
+                mods[node.id] = m
+    finally:
+        torch.random.set_rng_state(rng)
+    return mods
+
+
+def submodule_state(graph: Graph, submodules: dict) -> dict:
+    from fuzz.program import module_attr
+
+    state = {}
+    for node in graph.nodes:
+        if node.api == "module" and node.id in submodules:
+            for k, v in submodules[node.id].state_dict().items():
+                state[f"{module_attr(node)}.{k}"] = v
+    return state
+
+
+def run_graph(graph: Graph, leaves: dict, submodules: dict, device: str = "cpu", check: bool = True,
+              on_node: Callable[[Node, dict, dict], bool | None] | None = None) -> dict:
+    """All values: ``leaves`` (inputs and params by graph name) plus every node's outputs.
+
+    Raises ``NodeError`` for the first node that fails (or, with ``check``, whose outputs
+    disagree with the graph's shapes/dtypes). ``on_node(node, outs, env)`` is called after
+    each node; returning True stops the run early.
+    """
+    env = dict(leaves)
+    for node in graph.nodes:
+        outs = run_node(node, env, submodules, device)
+        if check:
+            check_outputs(graph, node, outs)
+        env.update(outs)
+        if on_node is not None and on_node(node, outs, env):
+            break
+    return env
