@@ -79,3 +79,15 @@ def test_budget_stops_early_and_returns_best_so_far():
     g, t = chain_graph()
     r = reduce_graph(g, t, _has_relu, max_tests=2)
     assert r.timed_out and r.tests == 2 and 1 <= r.ops_after < 9
+
+
+def test_module_weights_follow_shrunk_constructor_arguments():
+    from triage_helpers import module_graph
+
+    g, t = module_graph()
+    r = reduce_graph(g, t, lambda g2, t2: any(n.api == "module" for n in g2.nodes))
+    (node,) = r.graph.nodes
+    assert node.op == "torch.nn.Linear" and node.init["args"] == [1, 1]
+    weights = {k: list(v.shape) for k, v in r.tensors.items() if k.endswith((".weight", ".bias"))}
+    assert weights == {"linear_n1.weight": [1, 1], "linear_n1.bias": [1]}
+    eager_values(r.graph, r.tensors)  # still runs with the sliced weights

@@ -41,3 +41,25 @@ def chain_graph(n_extra: int = 0) -> tuple[Graph, dict]:
     }
     g.topological_check()
     return g, tensors
+
+
+def module_graph() -> tuple[Graph, dict]:
+    """x -> tanh -> nn.Linear(6, 5) -> relu, with the Linear's weights in the tensors dict."""
+    from fuzz.program import module_attr
+
+    g = Graph()
+    x = g.add_tensor([3, 6], "float32", "input", name="x")
+    a = g.add_tensor([3, 6], "float32")
+    g.add_node(Node(id="n0", op="torch.tanh", api="function", args=[ref(x)], kwargs={}, outputs=[a]))
+    b = g.add_tensor([3, 5], "float32")
+    lin = Node(id="n1", op="torch.nn.Linear", api="module", args=[ref(a)], kwargs={}, outputs=[b],
+               init={"args": [6, 5], "kwargs": {}})
+    g.add_node(lin)
+    c = g.add_tensor([3, 5], "float32")
+    g.add_node(Node(id="n2", op="torch.relu", api="function", args=[ref(b)], kwargs={}, outputs=[c]))
+    g.outputs = [c]
+    gen = torch.Generator().manual_seed(1)
+    attr = module_attr(lin)
+    tensors = {"x": torch.randn(3, 6, generator=gen),
+               f"{attr}.weight": torch.randn(5, 6, generator=gen), f"{attr}.bias": torch.randn(5, generator=gen)}
+    return g, tensors

@@ -34,7 +34,7 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 from fuzz.graph import Graph, Node, replace_refs
-from fuzz.triage.interp import InvalidGraph, eager_values, propagate_shapes
+from fuzz.triage.interp import InvalidGraph, eager_values, module_state_keys, propagate_shapes
 
 Predicate = Callable[[Graph, dict], bool]
 
@@ -104,6 +104,22 @@ def _scalar_slots(value, path=()):
     elif isinstance(value, dict) and "tuple" in value:
         for i, v in enumerate(value["tuple"]):
             yield from _scalar_slots(v, path + ("tuple", i))
+    elif isinstance(value, dict) and not path and not any(k in value for k in ("ref", "float", "dtype", "enum", "complex")):
+        for k, v in value.items():  # a kwargs dict
+            yield from _scalar_slots(v, path + (k,))
+
+
+def _container(node: Node, spec: tuple):
+    if spec[0] == "init":
+        return None if node.init is None else node.init.get(spec[1])
+    return getattr(node, spec[0])
+
+
+def _set_container(node: Node, spec: tuple, value) -> None:
+    if spec[0] == "init":
+        node.init = {**(node.init or {}), spec[1]: value}
+    else:
+        setattr(node, spec[0], value)
 
 
 def _get(value, path):
@@ -137,7 +153,7 @@ class Reducer:
         attributes: bool = True,
     ) -> None:
         self.graph = graph.copy()
-        self.tensors = {k: v for k, v in tensors.items() if k in self.graph.tensors}
+        self.tensors = _live_tensors(self.graph, tensors)
         self.still_fails = still_fails
         self.deadline = None if time_budget is None else time.monotonic() + time_budget
         self.max_tests = max_tests
@@ -152,6 +168,7 @@ class Reducer:
         except InvalidGraph:
             self.meta_ok = False
         self._values: dict | None = None
+        self.no_empty = not any(t.numel == 0 for t in graph.tensors.values())
 
     # -- budget -----------------------------------------------------------------
     def out_of_budget(self) -> bool:
@@ -179,7 +196,7 @@ class Reducer:
         for name in list(graph.tensors):
             if name not in live:
                 del graph.tensors[name]
-        tensors = {k: v for k, v in tensors.items() if k in graph.tensors and graph.tensors[k].role != "value"}
+        tensors = _live_tensors(graph, tensors)
         for name in graph.inputs + graph.params:
             if name not in tensors:
                 return None
@@ -191,6 +208,11 @@ class Reducer:
                 propagate_shapes(graph)
             except InvalidGraph:
                 return None
+            if self.no_empty and any(t.numel == 0 for t in graph.tensors.values()):
+                return None  # zero-size tensors make repros that say nothing
+        tensors = _fit_module_weights(graph, tensors)
+        if tensors is None:
+            return None
         return graph, tensors
 
     def test(self, graph: Graph, tensors: dict, what: str) -> bool:
@@ -414,13 +436,15 @@ class Reducer:
                 if self.test(g, self.tensors, f"{node.id}: drop kwarg {key}"):
                     changed = True
                     node = self.graph.nodes[idx]
-            # simpler scalars
-            for field_name in ("args", "kwargs"):
-                container = getattr(self.graph.nodes[idx], field_name)
+            # simpler scalars (call arguments, then module constructor arguments)
+            for spec in (("args",), ("kwargs",), ("init", "args"), ("init", "kwargs")):
+                container = _container(self.graph.nodes[idx], spec)
+                if container is None:
+                    continue
                 for path in list(_scalar_slots(container)):
                     if self.out_of_budget():
                         return changed
-                    container = getattr(self.graph.nodes[idx], field_name)
+                    container = _container(self.graph.nodes[idx], spec)
                     try:
                         old = _get(container, path)
                     except (KeyError, IndexError, TypeError):
@@ -428,11 +452,12 @@ class Reducer:
                     if isinstance(old, float):
                         options = [0.0, 1.0] if old not in (0.0, 1.0) else []
                     else:
-                        options = [v for v in dict.fromkeys((0, 1, old // 2)) if abs(v) < abs(old)]
+                        low = (1,) if spec[0] == "init" else (0, 1)
+                        options = [v for v in dict.fromkeys(low + (old // 2,)) if abs(v) < abs(old)]
                     for new in options:
                         g = self.graph.copy()
-                        setattr(g.nodes[idx], field_name, _set(container, path, new))
-                        if self.test(g, self.tensors, f"{node.id}: {field_name}{list(path)} {old} -> {new}"):
+                        _set_container(g.nodes[idx], spec, _set(container, path, new))
+                        if self.test(g, self.tensors, f"{node.id}: {'.'.join(spec)}{list(path)} {old} -> {new}"):
                             changed = True
                             break
         return changed
@@ -460,6 +485,49 @@ class Reducer:
         r.seconds = time.monotonic() - start
         self.log(f"done: {r.ops_before} -> {r.ops_after} ops, {r.tests} runs, {r.seconds:.1f}s")
         return r
+
+
+def _live_tensors(graph: Graph, tensors: dict) -> dict:
+    """The entries of ``tensors`` the graph reads: its inputs/params and its submodules' weights."""
+    keep = {k for k in tensors if k in graph.tensors and graph.tensors[k].role != "value"}
+    keep.update(module_state_keys(graph, tensors))
+    return {k: v for k, v in tensors.items() if k in keep}
+
+
+def _fit_module_weights(graph: Graph, tensors: dict) -> dict | None:
+    """Slice submodule weights to the shapes their (possibly shrunk) constructors make now.
+
+    None when a weight would have to grow (the candidate is then not tried).
+    """
+    keys = module_state_keys(graph, tensors)
+    if not keys:
+        return tensors
+    import torch
+
+    from fuzz import interpret
+    from fuzz.program import module_attr
+
+    try:
+        with torch.device("meta"):
+            mods = interpret.build_submodules(graph, "meta")
+    except Exception:
+        return None
+    out = dict(tensors)
+    for node in graph.nodes:
+        if node.api != "module":
+            continue
+        prefix = module_attr(node) + "."
+        for name, want in mods[node.id].state_dict().items():
+            key = prefix + name
+            have = out.get(key)
+            if have is None or list(have.shape) == list(want.shape):
+                continue
+            if have.dim() != want.dim() or any(w > h for w, h in zip(want.shape, have.shape)):
+                return None
+            for dim, size in enumerate(want.shape):
+                have = have.narrow(dim, 0, size)
+            out[key] = have.contiguous()
+    return out
 
 
 def _refs_in(value):
