@@ -1,0 +1,95 @@
+"""Corpus statistics: operators by kind, records by source and outcome, dtypes, honest operator counts."""
+
+from __future__ import annotations
+
+import glob
+import os
+import re
+
+from fuzz.errors import AssayError
+from fuzz.trace import iter_tensor_values, read_records
+
+_FN_NAMESPACES = ("nn.functional.", "Tensor.", "_C._nn.", "_C._linalg.", "_C._special.", "_C._fft.")
+
+
+def base_name(kind: str, op: str) -> str:
+    """One name per operator across levels: ``torch.nn.functional.conv2d``, ``torch.conv2d`` and
+    ``aten::conv2d`` are all ``conv2d``; ``torch.linalg.svd`` and ``aten::linalg_svd`` are
+    ``linalg_svd``; ``torch.nn.ReLU`` is ``relu``; a trailing ``_`` (in-place) is dropped."""
+    if kind == "aten":
+        name = op.split("::", 1)[1]
+    elif kind == "module":
+        name = op.rsplit(".", 1)[1].lower()
+    else:
+        name = op[len("torch."):] if op.startswith("torch.") else op
+        for ns in _FN_NAMESPACES:
+            if name.startswith(ns):
+                name = name[len(ns):]
+        name = name.replace(".", "_")
+    name = re.sub(r"(?<=[a-z0-9])_$", "", name)
+    return name
+
+
+def compute_stats(records) -> dict:
+    """Stats over records (``Record`` objects or their JSON dicts)."""
+    ops: dict[str, set] = {"function": set(), "module": set(), "aten": set()}
+    aten_overloads: set = set()
+    by_source: dict[str, dict[str, int]] = {}
+    dtypes: dict[str, int] = {}
+    per_op: dict[str, list[int]] = {}
+    total = valid = 0
+    for r in records:
+        d = r if isinstance(r, dict) else r.to_json()
+        kind, op = d["kind"], d["op"]
+        ops.setdefault(kind, set()).add(op)
+        if kind == "aten":
+            aten_overloads.add(f"{op}.{d.get('overload') or 'default'}")
+        src = by_source.setdefault(d.get("source") or "?", {"valid": 0, "invalid": 0})
+        src["valid" if d["ok"] else "invalid"] += 1
+        total += 1
+        valid += bool(d["ok"])
+        counts = per_op.setdefault(f"{kind}:{op}", [0, 0])
+        counts[0 if d["ok"] else 1] += 1
+        for t in list(iter_tensor_values(d["args"])) + [t for v in d["kwargs"].values() for t in iter_tensor_values(v)]:
+            dtypes[t["dtype"]] = dtypes.get(t["dtype"], 0) + 1
+    union = {base_name(k, op) for k, names in ops.items() for op in names}
+    with_invalid = sum(1 for v in per_op.values() if v[1] > 0)
+    return {
+        "records": total,
+        "valid": valid,
+        "invalid": total - valid,
+        "by_source": dict(sorted(by_source.items())),
+        "ops_by_kind": {k: len(v) for k, v in sorted(ops.items())},
+        "aten_overloads": len(aten_overloads),
+        "operators_union": len(union),
+        "ops_with_invalid_records": with_invalid,
+        "dtypes": dict(sorted(dtypes.items())),
+    }
+
+
+def corpus_files(corpus_dir: str) -> list[str]:
+    files = sorted(glob.glob(os.path.join(corpus_dir, "traces*.jsonl.gz")))
+    if not files:
+        raise AssayError(f"no trace files (traces*.jsonl.gz) in {corpus_dir}; run 'assay traces collect' "
+                         "or pass --corpus DIR")
+    return files
+
+
+def load_corpus(corpus_dir: str):
+    """All records of a corpus directory, in file order (a corrupt file is a one-line AssayError)."""
+    import zlib
+
+    for path in corpus_files(corpus_dir):
+        try:
+            yield from read_records(path)
+        except (zlib.error, UnicodeDecodeError, ValueError) as exc:
+            raise AssayError(f"{path}: cannot read trace file ({type(exc).__name__}: {str(exc)[:120]}); "
+                             "rebuild with 'assay traces collect'") from None
+
+
+def corpus_stats(corpus_dir: str) -> dict:
+    files = corpus_files(corpus_dir)
+    stats = compute_stats(load_corpus(corpus_dir))
+    stats["files"] = {os.path.basename(p): os.path.getsize(p) for p in files}
+    stats["bytes"] = sum(stats["files"].values())
+    return stats
