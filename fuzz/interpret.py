@@ -71,9 +71,23 @@ def result_structure(result) -> tuple[list | None, list]:
 
 
 def bind_outputs(node: Node, result) -> dict:
-    """Output tensor name -> value for one call's result."""
+    """Output tensor name -> value for one call's result.
+
+    ``node.extra["returns"]`` says how the result unpacks: absent, it is learnt from this
+    call (None for a single tensor; else one entry per returned element, the output's
+    name or None for a non-tensor element) and stored on the node.
+    """
     import torch
 
+    if "returns" not in node.extra:
+        flags, tensors = result_structure(result)
+        if len(tensors) != len(node.outputs) or flags == []:
+            raise NodeError(node, f"returned {len(tensors)} tensors, the rule predicts {len(node.outputs)} (structure)")
+        if flags is None:
+            node.extra["returns"] = None
+        else:
+            names = iter(node.outputs)
+            node.extra["returns"] = [next(names) if f else None for f in flags]
     returns = node.extra.get("returns")
     if returns is None:
         if not isinstance(result, torch.Tensor):

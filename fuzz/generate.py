@@ -1,0 +1,857 @@
+"""Random valid models from inferred operator rules (NNSmith/NeuRI-style).
+
+Generation keeps every tensor's dims as Z3 integers and grows the graph one
+operator at a time:
+
+- *pick an operator*: uniformly among operator names not yet in this graph (all
+  names once every one is used), then one of its signatures (rules) and one of the
+  dtype combinations the rule saw valid;
+- *insert it forward* (its tensor operands are existing tensors whose rank and
+  dtype fit, at least one of them; the rest are new graph inputs or parameters)
+  or *backward* (it produces a tensor that replaces an existing graph input; all
+  its operands are new inputs);
+- add the rule's constraints and output-shape expressions (``fuzz.dsl.to_z3``)
+  under a solver ``push``; keep the operator if the solver stays satisfiable,
+  ``pop`` otherwise. Integer arguments are first tried fixed (from a recorded
+  valid call or drawn from the recorded range), which keeps the problem linear
+  and fast; only if that fails are they left to Z3.
+
+Rules with ``status="concrete"`` enter as concrete operators: shapes, integers
+and dtypes of one recorded valid call. An existing tensor is used as an operand
+only if it can be made exactly that shape; otherwise the operands are new inputs.
+
+Finally the dims are solved for concrete values with randomised lower bounds
+(diverse shapes), and the total number of elements of all tensors (inputs,
+parameters, activations) is checked against ``max_elements``; if it is over, the
+dim cap is lowered and the model re-solved.
+
+Every node is then run once on real CPU values (``fuzz.values.search``, which
+also looks for finite values). A node whose call fails or whose outputs disagree
+with the predicted shape is dropped: its outputs become graph inputs. How often
+that happens is recorded in ``graph.meta["guard"]``; it measures rule quality.
+
+All choices go through a *chooser* (``RandomChooser`` from a seed in the CLI,
+Hypothesis's data in ``fuzz.strategies``), so one code path serves both.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import re
+from dataclasses import dataclass, field
+from typing import Any, Sequence
+
+from fuzz.graph import Graph, Node, replace_refs
+from fuzz.rules import Rule
+from fuzz.signature import fill_call
+
+DEFAULT_MAX_ELEMENTS = 1 << 22
+DEFAULT_DTYPES = ("float32", "float64", "float16", "bfloat16", "int64", "int32", "int16", "int8", "uint8", "bool")
+FLOAT_DTYPES = {"float32", "float64", "float16", "bfloat16"}
+
+# Operators unfit for differential testing that the automatic filters below do not catch.
+# Matched as whole words against the operator's last name component.
+DENY_WORDS = (
+    # random / nondeterministic
+    "dropout", "dropout1d", "dropout2d", "dropout3d", "alpha_dropout", "feature_alpha_dropout", "native_dropout",
+    "rand", "rand_like", "randn", "randn_like", "randint", "randint_like", "randperm", "bernoulli",
+    "multinomial", "normal", "uniform", "poisson", "exponential", "cauchy", "geometric", "log_normal",
+    "rrelu", "rrelu_with_noise", "gumbel_softmax", "fractional_max_pool2d", "fractional_max_pool3d",
+    "fractionalmaxpool2d", "fractionalmaxpool3d", "rrelu_with_noise_functional",
+    # uninitialised memory
+    "empty", "empty_like", "empty_strided", "new_empty", "new_empty_strided", "empty_permuted", "resize", "resize_as",
+    # data-dependent output shapes
+    "nonzero", "nonzero_static", "argwhere", "unique", "unique_consecutive", "unique_dim", "_unique", "_unique2",
+    "masked_select", "bincount", "histogram", "histogramdd", "repeat_interleave",
+    # aliasing into storage we do not control
+    "as_strided", "as_strided_scatter", "as_strided_copy", "set", "storage_offset",
+    # scalars out, global state, I/O
+    "item", "_local_scalar_dense", "tolist", "numpy", "manual_seed", "seed", "save", "load", "from_file",
+    "set_default_dtype", "_assert_async", "_assert_tensor_metadata", "_print", "print",
+)
+# Substrings that exclude an operator anywhere in its name.
+DENY_SUBSTRINGS = ("sparse", "quantiz", "mkldnn", "nested", "_foreach", "torch.nn.init.", "_fused_", "fbgemm",
+                   "_cudnn", "miopen", "cuda", "_mps", "complex", "to_padded", "qscheme", "_dimI", "_values",
+                   "_indices", "coalesce", "_nnz", "fake_quant", "record_stream", "_debug")
+
+
+def _last(op: str) -> str:
+    return op.split("::")[-1].split(".")[-1]
+
+
+def _mutates_args(rule: Rule) -> bool:
+    """An aten overload that writes to one of its arguments (in-place or out=)."""
+    if rule.api != "aten":
+        return False
+    try:
+        from fuzz.trace import resolve_op
+
+        fn = resolve_op(rule.op, "aten", rule.overload)
+        return any(a.alias_info is not None and a.alias_info.is_write for a in fn._schema.arguments)
+    except Exception:
+        return True
+
+
+def _template_has_tensor_in_init(template: dict) -> bool:
+    return "init" in template and '"X"' in repr(template["init"]).replace("'", '"')
+
+
+def _mutating_training_call(rule: Rule) -> bool:
+    """Functional norms called with training=True / use_input_stats=True update running stats in place."""
+    name = _last(rule.op).lower()
+    if "batch_norm" not in name and "instance_norm" not in name:
+        return False
+    kw = rule.template.get("kwargs", {})
+    if kw.get("training") is True or kw.get("use_input_stats") is True:
+        return True
+    return True in [a for a in rule.template.get("args", []) if isinstance(a, bool)] and rule.api != "module"
+
+
+def deny_reason(rule: Rule) -> str | None:
+    """Why a rule is unfit for generation (None when fit). The deny-list is short; most filters are automatic."""
+    op = rule.op
+    last = _last(op)
+    if rule.overload and ("out" in rule.overload.split("_") or rule.overload.endswith("out")):
+        return "out= variant"
+    if last.endswith("_") and not last.endswith("__"):
+        return "in-place"
+    if "out" in rule.template.get("kwargs", {}):
+        return "out= variant"
+    if last.lower() in DENY_WORDS or last.lower().lstrip("_") in DENY_WORDS:
+        return "deny-list"
+    lowered = op.lower()
+    if any(s in lowered for s in DENY_SUBSTRINGS):
+        return "deny-list"
+    if rule.api == "module" and _template_has_tensor_in_init(rule.template):
+        return "tensor in constructor"
+    if _mutating_training_call(rule):
+        return "updates running stats"
+    if _mutates_args(rule):
+        return "writes an argument"
+    return None
+
+
+# ---------------------------------------------------------------------------
+# choosers
+
+
+class Chooser:
+    """Where every random decision of the generator comes from."""
+
+    def integer(self, lo: int, hi: int) -> int:  # inclusive
+        raise NotImplementedError
+
+    def choice(self, seq: Sequence):
+        return seq[self.integer(0, len(seq) - 1)]
+
+    def chance(self, p: float) -> bool:
+        return self.integer(0, 999) < int(p * 1000)
+
+
+class RandomChooser(Chooser):
+    def __init__(self, seed: int | random.Random):
+        self.rng = seed if isinstance(seed, random.Random) else random.Random(seed)
+
+    def integer(self, lo: int, hi: int) -> int:
+        return self.rng.randint(lo, hi) if hi > lo else lo
+
+
+# ---------------------------------------------------------------------------
+# the prepared rule set
+
+
+@dataclass
+class RuleInfo:
+    rule: Rule
+    combos: list                    # [(in dtypes, out dtypes)] allowed
+    slot_keys: set                  # {(rank, dtype)} any operand slot may take
+    out_keys: set                   # {(rank, dtype)} any output may have
+    examples: list                  # usable recorded calls
+    int_ranges: list                # [(lo, hi)] per int placeholder
+    n_out: int
+
+
+class RuleSet:
+    """Rules fit for generation, grouped by operator name."""
+
+    def __init__(self, rules: list[Rule], dtypes: Sequence[str] | None = None, ops: set | None = None):
+        allowed = set(dtypes or DEFAULT_DTYPES)
+        self.denied: dict[str, str] = {}
+        self.by_op: dict[str, list[RuleInfo]] = {}
+        for rule in rules:
+            if ops is not None and rule.op not in ops and _last(rule.op) not in ops:
+                continue
+            reason = deny_reason(rule)
+            info = None if reason else self._prepare(rule, allowed)
+            if info is None:
+                self.denied[rule.key] = reason or "no usable dtype combination or example"
+                continue
+            self.by_op.setdefault(_display_name(rule), []).append(info)
+        self.ops = sorted(self.by_op)
+        self.n_rules = sum(len(v) for v in self.by_op.values())
+        # (rank, dtype) -> operators with a rule that can take / produce such a tensor.
+        self.ops_taking: dict[tuple, set] = {}
+        self.ops_making: dict[tuple, set] = {}
+        for op, infos in self.by_op.items():
+            for info in infos:
+                for k in info.slot_keys:
+                    self.ops_taking.setdefault(k, set()).add(op)
+                for k in info.out_keys:
+                    self.ops_making.setdefault(k, set()).add(op)
+
+    @staticmethod
+    def _prepare(rule: Rule, allowed: set) -> RuleInfo | None:
+        n_x = len(rule.ranks)
+        examples = []
+        for ex in rule.examples:
+            outs = ex.get("out") or []
+            if not outs or any(0 in o["shape"] for o in outs) or any(0 in s for s in ex["shapes"]):
+                continue
+            if not set(ex["dtypes"]) <= allowed or not {o["dtype"] for o in outs} <= allowed:
+                continue
+            examples.append(ex)
+        if rule.status == "symbolic":
+            if not rule.outputs:
+                return None
+            n_out = len(rule.outputs)
+            combos = [(list(i), list(o)) for i, o in rule.dtypes
+                      if len(i) == n_x and len(o) == n_out and set(i) <= allowed and set(o) <= allowed]
+            if not combos:
+                return None
+        else:
+            if not examples:
+                return None
+            n_out = len(examples[0]["out"])
+            examples = [e for e in examples if len(e["out"]) == n_out]
+            combos = sorted({(tuple(e["dtypes"]), tuple(o["dtype"] for o in e["out"])) for e in examples})
+            combos = [(list(i), list(o)) for i, o in combos]
+        if n_out == 0:
+            return None
+        slot_keys = {(rule.ranks[s], c[0][s]) for c in combos for s in range(n_x)}
+        if rule.status == "symbolic":
+            out_keys = {(len(rule.outputs[j]), c[1][j]) for c in combos for j in range(n_out)}
+        else:
+            out_keys = {(len(e["out"][j]["shape"]), e["out"][j]["dtype"]) for e in examples for j in range(n_out)}
+        ranges = rule.stats.get("int_ranges", {}) if isinstance(rule.stats, dict) else {}
+        int_ranges = []
+        for k in range(rule.n_ints):
+            lo, hi = ranges.get(f"a{k}", [None, None])
+            if lo is None:
+                vals = [e["ints"][k] for e in rule.examples if len(e.get("ints", [])) > k]
+                lo, hi = (min(vals), max(vals)) if vals else (-1, 8)
+            int_ranges.append((int(lo), int(min(hi, max(lo, 64)))))
+        return RuleInfo(rule, combos, slot_keys, out_keys, examples, int_ranges, n_out)
+
+
+def _display_name(rule: Rule) -> str:
+    if rule.api == "aten" and rule.overload and rule.overload != "default":
+        return f"{rule.op}.{rule.overload}"
+    return rule.op
+
+
+# ---------------------------------------------------------------------------
+# generation state
+
+
+@dataclass
+class GenConfig:
+    nodes: int = 10
+    max_elements: int = DEFAULT_MAX_ELEMENTS
+    max_dim: int = 32
+    dtypes: tuple = DEFAULT_DTYPES
+    forward_prob: float = 0.8
+    param_prob: float = 0.5
+    symbolic_ints_fallback: bool = True
+    tries_per_node: int = 24
+    value_search: bool = True
+
+
+@dataclass
+class _Tensor:
+    name: str
+    dims: list                 # z3 Int terms or python ints
+    dtype: str
+    role: str                  # input | param | value
+    rank: int = 0
+
+    def __post_init__(self):
+        self.rank = len(self.dims)
+
+
+@dataclass
+class _Pending:
+    id: str
+    info: RuleInfo
+    operands: list             # tensor name per X slot
+    ints: list                 # z3 terms or python ints per A slot
+    outputs: list              # tensor names
+    kind: str
+
+
+class GenerationError(Exception):
+    pass
+
+
+@dataclass
+class Generated:
+    graph: Graph
+    leaves: dict = field(default_factory=dict)       # input/param name -> tensor
+    state: dict = field(default_factory=dict)        # state-dict for build_module (params + submodule weights)
+    finite: bool = True
+    stats: dict = field(default_factory=dict)
+
+    @property
+    def inputs(self) -> list:
+        return [self.leaves[i] for i in self.graph.inputs]
+
+    def tensors(self) -> dict:
+        """All tensors for ``fuzz.program.save_program``."""
+        return {**{i: self.leaves[i] for i in self.graph.inputs}, **self.state}
+
+
+class _Builder:
+    def __init__(self, ruleset: RuleSet, cfg: GenConfig, chooser: Chooser):
+        import z3
+
+        self.z3 = z3
+        self.rs = ruleset
+        self.cfg = cfg
+        self.ch = chooser
+        self.solver = z3.SolverFor("QF_NIA")
+        self.solver.set("random_seed", chooser.integer(0, 1 << 16))
+        self.tensors: dict[str, _Tensor] = {}
+        self.nodes: list[_Pending] = []
+        self.used_ops: set[str] = set()
+        self.dim_vars: list = []      # free dims of fresh tensors (targets of randomised bounds)
+        self.all_dims: list = []
+        self.int_vars: list = []      # (var, lo, hi)
+        self.counter = 0
+        self.stats = {"tries": 0, "unsat": 0, "forward": 0, "backward": 0, "symbolic_ints": 0}
+
+    # -- tensors ------------------------------------------------------------
+    def _fresh(self, stem: str) -> str:
+        self.counter += 1
+        return f"{stem}{self.counter}"
+
+    def _var(self, stem: str, bound: bool = True):
+        v = self.z3.Int(self._fresh(stem))
+        self.all_dims.append(v)
+        return v
+
+    def new_tensor(self, rank: int, dtype: str, role: str, dims: list | None = None) -> tuple[_Tensor, list]:
+        cons = []
+        if dims is None:
+            dims = []
+            for _ in range(rank):
+                v = self._var("d")
+                dims.append(v)
+                self.dim_vars.append(v)
+                cons += [v >= 1, v <= self.cfg.max_dim]
+        t = _Tensor(self._fresh({"input": "x", "param": "w"}.get(role, "t")), list(dims), dtype, role)
+        return t, cons
+
+    def candidates(self, rank: int, dtype: str) -> list[str]:
+        return [n for n, t in self.tensors.items() if t.rank == rank and t.dtype == dtype]
+
+    # -- solver -------------------------------------------------------------
+    def try_add(self, constraints: list) -> bool:
+        self.stats["tries"] += 1
+        self.solver.push()
+        self.solver.add(*constraints)
+        if self.solver.check() == self.z3.sat:
+            return True
+        self.solver.pop()
+        self.stats["unsat"] += 1
+        return False
+
+    # -- operator choice ----------------------------------------------------
+    def pick_op(self, fitting: set) -> str | None:
+        """Uniformly among fitting operators not yet in this graph (any fitting one once all are used)."""
+        unused = sorted(fitting - self.used_ops)
+        pool = unused or sorted(fitting)
+        return self.ch.choice(pool) if pool else None
+
+    def insert_one(self) -> bool:
+        existing = {(t.rank, t.dtype) for t in self.tensors.values()}
+        inputs = {(t.rank, t.dtype) for t in self.tensors.values() if t.role == "input"}
+        fwd_ops = set().union(*(self.rs.ops_taking.get(k, set()) for k in existing)) if existing else set()
+        bwd_ops = set().union(*(self.rs.ops_making.get(k, set()) for k in inputs)) if inputs else set()
+        for _ in range(self.cfg.tries_per_node):
+            forward = (self.ch.chance(self.cfg.forward_prob) or not bwd_ops) and bool(fwd_ops)
+            op = self.pick_op(fwd_ops if forward else bwd_ops)
+            if op is None:
+                return False
+            infos = self.rs.by_op[op]
+            if forward:
+                fit = [i for i in infos if i.slot_keys & existing]
+            else:
+                fit = [i for i in infos if i.out_keys & inputs]
+            if not fit:
+                continue
+            info = self.ch.choice(fit)
+            ok = self.insert_forward(info) if forward else self.insert_backward(info)
+            if ok:
+                self.used_ops.add(op)
+                self.stats["forward" if forward else "backward"] += 1
+                return True
+        return False
+
+    # -- symbolic plumbing --------------------------------------------------
+    def _rule_constraints(self, info: RuleInfo, operand_dims: list[list], ints: list):
+        """(constraints, output dim terms) of a symbolic rule applied to operands/ints."""
+        from fuzz.dsl import to_z3, walk
+
+        env: dict[str, Any] = {}
+        for i, dims in enumerate(operand_dims):
+            for j, d in enumerate(dims):
+                env[f"x{i}_{j}"] = d if not isinstance(d, int) else self.z3.IntVal(d)
+        for k, a in enumerate(ints):
+            env[f"a{k}"] = a if not isinstance(a, int) else self.z3.IntVal(a)
+        cons = [to_z3(p, env) for p in info.rule.constraints]
+        outs = []
+        for shape in info.rule.outputs:
+            dims = []
+            for e in shape:
+                for sub in walk(e):
+                    if isinstance(sub, list) and sub[0] in ("//", "%") and not isinstance(sub[2], int):
+                        cons.append(to_z3(sub[2], env) >= 1)
+                dims.append(to_z3(e, env))
+            outs.append(dims)
+        return cons, outs
+
+    def _int_choices(self, info: RuleInfo) -> list[list]:
+        """Candidate integer assignments to try, in order: a recorded call's, a random draw, then symbolic."""
+        n = info.rule.n_ints
+        if n == 0:
+            return [[]]
+        opts = []
+        if info.examples:
+            ex = self.ch.choice(info.examples)
+            opts.append(list(ex["ints"]))
+        opts.append([self.ch.integer(lo, hi) for lo, hi in info.int_ranges])
+        if self.ch.chance(0.5):
+            opts.reverse()
+        if self.cfg.symbolic_ints_fallback:
+            opts.append(None)
+        return opts
+
+    def _symbolic_ints(self, info: RuleInfo) -> tuple[list, list]:
+        ints, cons = [], []
+        for lo, hi in info.int_ranges:
+            v = self.z3.Int(self._fresh("a"))
+            ints.append(v)
+            cons += [v >= lo, v <= hi]
+            self.int_vars.append((v, lo, hi))
+        return ints, cons
+
+    def _outputs(self, out_dims: list, combo_out: list) -> tuple[list[_Tensor], list]:
+        tensors, cons = [], []
+        for dims, dt in zip(out_dims, combo_out):
+            vars_ = []
+            for term in dims:
+                v = self._var("o")
+                vars_.append(v)
+                cons += [v == term, v >= 1, v <= self.cfg.max_dim * 8]
+            t, _ = self.new_tensor(len(vars_), dt, "value", dims=vars_)
+            tensors.append(t)
+        return tensors, cons
+
+    # -- forward ------------------------------------------------------------
+    def _bind_operands(self, info: RuleInfo, in_dtypes: list, fixed_shapes: list | None):
+        """Operand per slot: existing tensor names (at least one) or new leaves. Returns (operands, new tensors, cons) or None."""
+        ranks = info.rule.ranks
+        cands = [self.candidates(ranks[s], in_dtypes[s]) for s in range(len(ranks))]
+        slots = [s for s in range(len(ranks)) if cands[s]]
+        if not slots:
+            return None
+        first = self.ch.choice(slots)
+        operands: list = [None] * len(ranks)
+        operands[first] = self.ch.choice(cands[first])
+        for s in slots:
+            if s != first and self.ch.chance(0.35):
+                operands[s] = self.ch.choice(cands[s])
+        new, cons = [], []
+        for s in range(len(ranks)):
+            if operands[s] is None:
+                role = "input"
+                if in_dtypes[s] in FLOAT_DTYPES and s > 0 and info.rule.api != "module" and self.ch.chance(self.cfg.param_prob):
+                    role = "param"
+                dims = [int(d) for d in fixed_shapes[s]] if fixed_shapes is not None else None
+                t, c = self.new_tensor(ranks[s], in_dtypes[s], role, dims)
+                new.append(t)
+                cons += c
+                operands[s] = t.name
+            elif fixed_shapes is not None:
+                cons += [d == int(v) for d, v in zip(self.tensors[operands[s]].dims, fixed_shapes[s]) if not isinstance(d, int)]
+                if any(isinstance(d, int) and d != int(v) for d, v in zip(self.tensors[operands[s]].dims, fixed_shapes[s])):
+                    return None
+        return operands, new, cons
+
+    def insert_forward(self, info: RuleInfo) -> bool:
+        existing = {(t.rank, t.dtype) for t in self.tensors.values()}
+        combos = [c for c in info.combos if any((info.rule.ranks[s], c[0][s]) in existing for s in range(len(info.rule.ranks)))]
+        if not combos:
+            return False
+        if info.rule.status == "concrete":
+            exs = [e for e in info.examples if any((info.rule.ranks[s], e["dtypes"][s]) in existing for s in range(len(e["dtypes"])))]
+            if not exs:
+                return False
+            ex = self.ch.choice(exs)
+            bound = self._bind_operands(info, ex["dtypes"], ex["shapes"])
+            if bound is None:
+                return False
+            operands, new, cons = bound
+            if not self.try_add(cons):
+                return False
+            outs = [_Tensor(self._fresh("t"), list(o["shape"]), o["dtype"], "value") for o in ex["out"]]
+            self._commit(info, operands, new, list(ex["ints"]), outs, "concrete")
+            return True
+        in_dt, out_dt = self.ch.choice(combos)
+        bound = self._bind_operands(info, in_dt, None)
+        if bound is None:
+            return False
+        operands, new, cons0 = bound
+        dims_by_name = {t.name: t.dims for t in new}
+        operand_dims = [dims_by_name.get(n) or self.tensors[n].dims for n in operands]
+        return self._try_ints(info, operand_dims, cons0, lambda ints, outs: self._commit(info, operands, new, ints, outs, "symbolic"), out_dt)
+
+    def _try_ints(self, info, operand_dims, cons0, commit, out_dt, extra=None) -> bool:
+        for ints in self._int_choices(info):
+            cons = list(cons0)
+            if ints is None:
+                ints, c = self._symbolic_ints(info)
+                cons += c
+                self.stats["symbolic_ints"] += 1
+            rc, out_terms = self._rule_constraints(info, operand_dims, ints)
+            outs, oc = self._outputs(out_terms, out_dt)
+            cons += rc + oc
+            if extra is not None:
+                cons += extra(outs)
+            if self.try_add(cons):
+                commit(ints, outs)
+                return True
+        return False
+
+    # -- backward -----------------------------------------------------------
+    def insert_backward(self, info: RuleInfo) -> bool:
+        inputs = [t for t in self.tensors.values() if t.role == "input"]
+        targets = [(t, j) for t in inputs for j in range(info.n_out) if (t.rank, t.dtype) in info.out_keys]
+        if not targets:
+            return False
+        target, j = self.ch.choice(targets)
+        if info.rule.status == "concrete":
+            exs = [e for e in info.examples if len(e["out"][j]["shape"]) == target.rank and e["out"][j]["dtype"] == target.dtype]
+            if not exs:
+                return False
+            ex = self.ch.choice(exs)
+            new, cons = [], []
+            for s, r in enumerate(info.rule.ranks):
+                t, c = self.new_tensor(r, ex["dtypes"][s], "input", [int(d) for d in ex["shapes"][s]])
+                new.append(t)
+            cons += [d == int(v) for d, v in zip(target.dims, ex["out"][j]["shape"]) if not isinstance(d, int)]
+            if any(isinstance(d, int) and d != int(v) for d, v in zip(target.dims, ex["out"][j]["shape"])):
+                return False
+            if not self.try_add(cons):
+                return False
+            outs = [_Tensor(self._fresh("t"), list(o["shape"]), o["dtype"], "value") for o in ex["out"]]
+            self._commit_backward(info, new, list(ex["ints"]), outs, target, j, "concrete")
+            return True
+        combos = [c for c in info.combos if c[1][j] == target.dtype and len(info.rule.outputs[j]) == target.rank]
+        if not combos:
+            return False
+        in_dt, out_dt = self.ch.choice(combos)
+        new, cons0 = [], []
+        for s, r in enumerate(info.rule.ranks):
+            role = "param" if in_dt[s] in FLOAT_DTYPES and s > 0 and info.rule.api != "module" and self.ch.chance(self.cfg.param_prob) else "input"
+            t, c = self.new_tensor(r, in_dt[s], role)
+            new.append(t)
+            cons0 += c
+        operand_dims = [t.dims for t in new]
+
+        def tie(outs):
+            return [a == b for a, b in zip(outs[j].dims, target.dims)]
+
+        return self._try_ints(info, operand_dims, cons0,
+                              lambda ints, outs: self._commit_backward(info, new, ints, outs, target, j, "symbolic"),
+                              out_dt, extra=tie)
+
+    # -- commit -------------------------------------------------------------
+    def _commit(self, info, operands, new, ints, outs, kind):
+        for t in new:
+            self.tensors[t.name] = t
+        for t in outs:
+            self.tensors[t.name] = t
+        self.nodes.append(_Pending(self._fresh("n"), info, operands, ints, [t.name for t in outs], kind))
+
+    def _commit_backward(self, info, new, ints, outs, target, j, kind):
+        for t in new:
+            self.tensors[t.name] = t
+        # The j-th output *is* the target input from now on.
+        outs[j] = target
+        target.role = "value"
+        for t in outs:
+            self.tensors[t.name] = t
+        self.nodes.insert(0, _Pending(self._fresh("n"), info, [t.name for t in new], ints, [t.name for t in outs], kind))
+
+    # -- solving ------------------------------------------------------------
+    def solve(self) -> dict:
+        """Concrete values of every z3 term, with randomised bounds and the total-size bound."""
+        z3 = self.z3
+        soft = []
+        for v in self.dim_vars:
+            if self.ch.chance(0.7):
+                soft.append(v >= self.ch.integer(1, max(1, self.cfg.max_dim // 2)))
+        for v, lo, hi in self.int_vars:
+            if self.ch.chance(0.5):
+                soft.append(v == self.ch.integer(lo, hi))
+        cap = self.cfg.max_dim
+        for attempt in range(6):
+            self.solver.push()
+            extra = list(soft) + ([d <= cap for d in self.dim_vars] if cap < self.cfg.max_dim else [])
+            self.solver.add(*extra)
+            res = self.solver.check()
+            if res == z3.sat:
+                model = self.solver.model()
+                self.solver.pop()
+                values = self._values(model)
+                total = self._total(values)
+                if total <= self.cfg.max_elements:
+                    return values
+                cap = max(1, cap // 2)
+                soft = [s for s in soft if self.ch.chance(0.3)]
+                continue
+            self.solver.pop()
+            soft = soft[: len(soft) // 2]
+            if not soft and cap >= self.cfg.max_dim:
+                break
+        self.solver.check()
+        values = self._values(self.solver.model())
+        if self._total(values) > self.cfg.max_elements:
+            raise GenerationError("cannot fit the model in max_elements")
+        return values
+
+    def _values(self, model) -> dict:
+        out = {}
+        for t in self.tensors.values():
+            out[t.name] = [d if isinstance(d, int) else model.eval(d, model_completion=True).as_long() for d in t.dims]
+        for n in self.nodes:
+            n.ints = [a if isinstance(a, int) else model.eval(a, model_completion=True).as_long() for a in n.ints]
+        return out
+
+    @staticmethod
+    def _total(values: dict) -> int:
+        return sum(math.prod(s) for s in values.values())
+
+
+def _stem(op: str) -> str:
+    name = re.sub(r"[^0-9a-zA-Z]+", "_", _last(op).lower()).strip("_")
+    return name or "t"
+
+
+def _to_graph(b: _Builder, shapes: dict) -> Graph:
+    """The concrete Graph, tensors renamed to say what they are (x_0, w_1, conv2d_2...)."""
+    g = Graph()
+    rename: dict[str, str] = {}
+    counter = [0]
+
+    def name(old: str, stem: str) -> str:
+        if old not in rename:
+            rename[old] = f"{stem}_{counter[0]}"
+            counter[0] += 1
+        return rename[old]
+
+    # Leaves first (inputs then params in order of first use), then values in node order.
+    for p in b.nodes:
+        for o in p.operands:
+            t = b.tensors[o]
+            if t.role in ("input", "param") and o not in rename:
+                g.add_tensor(shapes[o], t.dtype, t.role, name=name(o, "x" if t.role == "input" else "w"))
+    for i, p in enumerate(b.nodes):
+        rule = p.info.rule
+        outs = []
+        for o in p.outputs:
+            outs.append(name(o, _stem(rule.op)))
+            g.add_tensor(shapes[o], b.tensors[o].dtype, "value", name=rename[o])
+        init, args, kwargs = fill_call(rule.template, lambda k: {"ref": rename[p.operands[k]]}, p.ints)
+        g.add_node(Node(id=f"n{i}", op=rule.op, api=rule.api, overload=rule.overload, args=args, kwargs=kwargs,
+                        outputs=outs, kind=p.kind, init=init, rule=rule.key))
+    consumed = set()
+    for n in g.nodes:
+        consumed.update(n.inputs())
+    g.outputs = [t for n in g.nodes for t in n.outputs if t not in consumed]
+    return g
+
+
+# ---------------------------------------------------------------------------
+# the public entry points
+
+
+def _first_tensor(b: _Builder) -> None:
+    """The seed of every graph: one input of a rank and dtype some rule can consume."""
+    keys = sorted({k for infos in b.rs.by_op.values() for i in infos for k in i.slot_keys})
+    float_keys = [k for k in keys if k[1] == "float32" and 1 <= k[0] <= 5] or keys
+    pool = float_keys if b.ch.chance(0.7) else ([k for k in keys if k[0] <= 5] or keys)
+    rank, dtype = b.ch.choice(pool)
+    t, c = b.new_tensor(rank, dtype, "input")
+    b.solver.add(*c)
+    b.tensors[t.name] = t
+
+
+def generate_graph(ruleset: RuleSet, cfg: GenConfig, chooser: Chooser) -> tuple[Graph, dict]:
+    """A graph of up to ``cfg.nodes`` operators, solved (no values yet)."""
+    if not ruleset.ops:
+        raise GenerationError("no usable rules")
+    b = _Builder(ruleset, cfg, chooser)
+    _first_tensor(b)
+    misses = 0
+    while len(b.nodes) < cfg.nodes and misses < 3:
+        if b.insert_one():
+            misses = 0
+        else:
+            misses += 1
+    if not b.nodes:
+        raise GenerationError("could not place any operator")
+    shapes = b.solve()
+    g = _to_graph(b, shapes)
+    stats = dict(b.stats)
+    return g, stats
+
+
+def drop_node(g: Graph, node_id: str) -> None:
+    """Remove a node; its outputs that others read become graph inputs; prune what is left unused."""
+    node = g.node(node_id)
+    g.nodes.remove(node)
+    consumed = set()
+    for n in g.nodes:
+        consumed.update(n.inputs())
+    for o in node.outputs:
+        if o in consumed:
+            g.tensors[o].role = "input"
+        elif o in g.tensors:
+            del g.tensors[o]
+    g.outputs = [o for o in g.outputs if o not in node.outputs]
+    # Leaves only this node read.
+    for t in node.inputs():
+        if t in g.tensors and t not in consumed and g.tensors[t].role in ("input", "param"):
+            del g.tensors[t]
+        elif t in g.tensors and t not in consumed and g.tensors[t].role == "value" and t not in g.outputs:
+            g.outputs.append(t)  # its producer now feeds nothing: keep it as an output
+    # Graph inputs must come before values in tensors order only for readability; order inputs by first use.
+    _order_outputs(g)
+
+
+def _order_outputs(g: Graph) -> None:
+    order = {t: i for i, t in enumerate(o for n in g.nodes for o in n.outputs)}
+    g.outputs = sorted(set(g.outputs), key=lambda t: order.get(t, -1))
+
+
+def materialise(g: Graph, seed: int, cfg: GenConfig, max_repairs: int = 4) -> Generated:
+    """Run the guard and the value search; drop nodes that fail. Returns the model with its values."""
+    import torch
+
+    from fuzz.interpret import build_submodules, submodule_state
+    from fuzz.values import search
+
+    guard = {"dropped": 0, "reasons": []}
+    for _ in range(max_repairs + len(g.nodes)):
+        try:
+            submodules = build_submodules(g)
+        except Exception as exc:  # a constructor the rule did not foresee
+            bad = next(n for n in g.nodes if n.api == "module")
+            for n in g.nodes:
+                if n.api == "module":
+                    try:
+                        build_submodules(_only(g, n))
+                    except Exception:
+                        bad = n
+                        break
+            guard["dropped"] += 1
+            guard["reasons"].append(f"{bad.name}: constructor: {type(exc).__name__}")
+            drop_node(g, bad.id)
+            continue
+        res = search(g, seed=seed, submodules=submodules, max_rounds=6 if cfg.value_search else 1)
+        if res.error is not None and res.structural:
+            guard["dropped"] += 1
+            guard["reasons"].append(f"{res.error.node.name}: {res.error.message[:120]}")
+            drop_node(g, res.error.node.id)
+            if not g.nodes:
+                raise GenerationError("every operator failed its guard run")
+            continue
+        if res.error is not None:
+            raise GenerationError(str(res.error))
+        culprit = _nondeterministic_node(g, res)
+        if culprit is not None:
+            guard["dropped"] += 1
+            guard["reasons"].append(f"{culprit.name}: not deterministic or mutates its inputs")
+            drop_node(g, culprit.id)
+            continue
+        params = {p: res.leaves[p] for p in g.params}
+        state = {**params, **submodule_state(g, submodules)}
+        g.meta["guard"] = guard
+        with torch.no_grad():
+            leaves = {k: v.detach() for k, v in res.leaves.items()}
+        return Generated(g, leaves, state, res.finite, {"value_rounds": res.rounds, "grad_steps": res.grad_steps})
+    raise GenerationError("too many failing operators")
+
+
+def _only(g: Graph, node: Node) -> Graph:
+    h = Graph()
+    h.nodes = [node]
+    return h
+
+
+def _nondeterministic_node(g: Graph, res) -> Node | None:
+    """Run the graph again from the found leaves; the first node whose outputs differ (a random op,
+    or one that wrote to its inputs during the first run) is returned."""
+    import torch
+
+    from fuzz.interpret import NodeError, run_node
+
+    env = dict(res.leaves)
+    try:
+        with torch.no_grad():
+            for node in g.nodes:
+                outs = run_node(node, env, res.submodules)
+                env.update(outs)
+                for k, v in outs.items():
+                    before = res.env.get(k)
+                    if before is None or before.shape != v.shape or before.dtype != v.dtype:
+                        return node
+                    if v.dtype.is_floating_point:
+                        same = torch.equal(before.nan_to_num(), v.nan_to_num())
+                    else:
+                        same = torch.equal(before, v)
+                    if not same:
+                        return node
+    except NodeError as exc:
+        return exc.node
+    return None
+
+
+def generate(ruleset: RuleSet, cfg: GenConfig, chooser: Chooser, attempts: int = 4) -> Generated:
+    """One model: graph, values and stats."""
+    import time
+
+    last = None
+    for _ in range(attempts):
+        t0 = time.perf_counter()
+        try:
+            g, stats = generate_graph(ruleset, cfg, chooser)
+        except GenerationError as exc:
+            last = exc
+            continue
+        t1 = time.perf_counter()
+        seed = chooser.integer(0, (1 << 31) - 1)
+        try:
+            model = materialise(g, seed, cfg)
+        except GenerationError as exc:
+            last = exc
+            continue
+        model.stats.update(stats)
+        model.stats.update({"solve_s": t1 - t0, "values_s": time.perf_counter() - t1, "seed": seed})
+        n_sym = sum(1 for n in g.nodes if n.kind == "symbolic")
+        g.meta.update({"generator": "assay", "symbolic": n_sym, "concrete": len(g.nodes) - n_sym,
+                       "finite": model.finite, "value_seed": seed})
+        return model
+    raise GenerationError(f"could not generate a model: {last}")
