@@ -1,0 +1,175 @@
+"""``assay triage``: work through the cases a campaign saved (list, show, reduce, repro, recheck, report)."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from fuzz.errors import AssayError
+
+KINDS = ("crash", "mismatch", "hang", "signal", "oom")
+
+
+def _positive_float(text: str) -> float:
+    import argparse
+
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive number of seconds, got {text!r}") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"expected a positive number of seconds, got {text!r}")
+    return value
+
+
+def register(sub) -> None:
+    p = sub.add_parser(
+        "triage",
+        help="work through saved cases: list, show, reduce, repro, recheck, report",
+        description="Deduplicate saved cases by signature, reduce them to the few operators that matter, "
+        "print maintainer-style repros, re-check them against the installed torch, and report a campaign. "
+        "See docs/triage.md.",
+    )
+    p.set_defaults(func=None, group_parser=p)
+    tsub = p.add_subparsers(dest="triage_command", metavar="SUBCOMMAND", parser_class=type(p))
+
+    def common(sp):
+        sp.add_argument("--dir", metavar="DIR", default="crashes",
+                        help="the crashes directory a campaign wrote (default: crashes/)")
+
+    c = tsub.add_parser("list", help="one row per distinct failure (signature)",
+                        description="One row per signature: kind, backend, mode, ops involved, hit count, "
+                        "first/last seen, whether it still reproduces, and its case ids.")
+    common(c)
+    c.add_argument("--json", action="store_true", help="print a JSON list, one object per signature")
+    c.add_argument("--sort", choices=("count", "first", "last", "kind"), default="count",
+                   help="order of the rows (default: count, most hits first)")
+    c.add_argument("--kind", choices=KINDS, help="only failures of this kind")
+    c.add_argument("--backend", metavar="B", help="only failures on this backend (e.g. inductor)")
+    c.add_argument("--op", metavar="OP", help="only failures whose ops include OP (substring, e.g. conv2d)")
+    c.set_defaults(func=_list)
+
+    c = tsub.add_parser("show", help="everything about one case, with its program and the eager/compiled diff")
+    common(c)
+    c.add_argument("case_id", metavar="ID", help="case id (a unique prefix is enough)")
+    c.add_argument("--json", action="store_true", help="print case.json as it is")
+    c.set_defaults(func=_show)
+
+    c = tsub.add_parser("reduce", help="minimise a case while the same signature reproduces",
+                        description="Delta debugging over the case's operator calls, then smaller shapes and "
+                        "simpler attributes; each candidate runs in a sandboxed child and is kept only if the "
+                        "same signature reproduces. Saves the result as a new case <ID>-reduced beside the original.")
+    common(c)
+    c.add_argument("case_id", metavar="ID", help="case id (a unique prefix is enough)")
+    c.add_argument("--time-budget", type=_positive_float, default=120.0,
+                   help="seconds of reduction before it stops with the best so far (default 120)")
+    c.add_argument("--timeout", type=_positive_float, default=None,
+                   help="seconds per candidate run (default: from the case, else 60)")
+    c.add_argument("--no-shrink", action="store_true", help="only drop operators; keep shapes and attributes")
+    c.add_argument("--json", action="store_true",
+                   help="print {reduced_case, ops_before, ops_after, ...} as one JSON object")
+    c.add_argument("--quiet", action="store_true", help="no progress on stderr")
+    c.set_defaults(func=_reduce)
+
+    c = tsub.add_parser("repro", help="print a standalone, maintainer-style repro script on stdout")
+    common(c)
+    c.add_argument("case_id", metavar="ID", help="case id (a unique prefix is enough)")
+    c.set_defaults(func=_repro)
+
+    c = tsub.add_parser("recheck", help="replay saved cases against the installed torch; mark fixed/still failing/changed")
+    common(c)
+    c.add_argument("case_ids", metavar="ID", nargs="*", help="cases to recheck (default: one case per signature)")
+    c.add_argument("--all", action="store_true", help="every saved case, not one per signature")
+    c.add_argument("--timeout", type=_positive_float, default=None, help="seconds per run (default: from the case, else 60)")
+    c.add_argument("--json", action="store_true", help="print the results as a JSON list")
+    c.set_defaults(func=_recheck)
+
+    c = tsub.add_parser("report", help="a campaign report with plots (one HTML file, or Markdown)")
+    common(c)
+    c.add_argument("--out", metavar="FILE", default="report.html", help="output file (default: report.html; .md means Markdown)")
+    c.add_argument("--format", choices=("html", "md"), default=None, help="html or md (default: from --out's suffix)")
+    c.set_defaults(func=_report)
+
+
+# ---------------------------------------------------------------------------
+
+
+def _list(args) -> int:
+    from fuzz.cli import print_json
+    from fuzz.triage.listing import filter_rows, render_table, sort_rows
+    from fuzz.triage.store_adapter import listing_rows
+
+    rows = sort_rows(filter_rows(listing_rows(args.dir), kind=args.kind, backend=args.backend, op=args.op), args.sort)
+    if args.json:
+        print_json([r.to_json() for r in rows])
+    else:
+        print(render_table(rows))
+    return 0
+
+
+def _show(args) -> int:
+    from fuzz.cli import print_json
+    from fuzz.triage.cases import load_case
+    from fuzz.triage.show import render_case
+
+    case = load_case(args.dir, args.case_id)
+    if args.json:
+        print_json(case.data)
+    else:
+        print(render_case(case))
+    return 0
+
+
+def _reduce(args) -> int:
+    from fuzz.cli import print_json
+    from fuzz.triage.cases import load_case
+    from fuzz.triage.recheck import reduce_case
+
+    case = load_case(args.dir, args.case_id)
+    log = (lambda msg: print(msg, file=sys.stderr, flush=True)) if not args.quiet else None
+    result = reduce_case(case, time_budget=args.time_budget, timeout=args.timeout, shrink=not args.no_shrink, log=log)
+    if args.json:
+        print_json(result)
+    else:
+        print(f"{result['case_id']}: {result['ops_before']} -> {result['ops_after']} ops in {result['seconds']:.1f}s "
+              f"({result['runs']} runs); reduced case: {result['reduced_case']}")
+        print(f"repro: python {Path(result['reduced_case']) / 'repro.py'}")
+    return 0
+
+
+def _repro(args) -> int:
+    from fuzz.triage.cases import load_case
+    from fuzz.triage.store_adapter import repro_source
+
+    case = load_case(args.dir, args.case_id)
+    sys.stdout.write(repro_source(case))
+    return 0
+
+
+def _recheck(args) -> int:
+    from fuzz.cli import print_json
+    from fuzz.triage.recheck import recheck, render_recheck
+
+    results = recheck(args.dir, args.case_ids, all_cases=args.all, timeout=args.timeout,
+                      log=None if args.json else (lambda m: print(m, file=sys.stderr, flush=True)))
+    if args.json:
+        print_json(results)
+    else:
+        print(render_recheck(results))
+    return 0
+
+
+def _report(args) -> int:
+    from fuzz.triage.cases import check_dir
+    from fuzz.triage.report import write_report
+
+    check_dir(args.dir)
+    out = Path(args.out)
+    if args.format == "md" and out.suffix.lower() == ".html" and args.out == "report.html":
+        out = out.with_suffix(".md")
+    try:
+        path = write_report(args.dir, out, args.format)
+    except OSError as exc:
+        raise AssayError(f"cannot write {out}: {exc.strerror or exc}") from None
+    print(f"wrote {path}")
+    return 0

@@ -1,0 +1,179 @@
+"""One row per distinct failure (signature): what ``assay triage list`` prints.
+
+Cases with the same signature are one bug: the row carries how many times it was hit,
+when it was first and last seen, the ops involved (from the smallest case, a reduced one
+when there is one), whether it still reproduces (the latest recheck), and its case ids.
+Reduced cases (``<id>-reduced``) are not hits of their own; they are the row's repro.
+
+Grouping key: a case's own signature, or, once the case has been reduced, the reduced
+case's signature. Signatures of value mismatches name the operators of the whole graph,
+so two random graphs that hit the same wrong lowering start as two signatures; reduced
+to the operators that matter, they become one.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+from fuzz.triage.cases import Case, iter_cases
+
+SORT_KEYS = ("count", "first", "last", "kind")
+
+
+@dataclass
+class Row:
+    signature: str
+    kind: str
+    backend: str
+    mode: str
+    count: int
+    case_ids: list[str]
+    ops: list[str]
+    first_seen: str | None
+    last_seen: str | None
+    reproduces: bool | None
+    status: str                       # "open" | "fixed" | "changed" | "unchecked"
+    reduced_case: str | None = None
+    signatures: list[str] = field(default_factory=list)   # the campaign's signatures merged here
+    ops_after: int | None = None
+    new: bool = False
+    error: str = ""
+    backends: list[str] = field(default_factory=list)
+
+    def to_json(self) -> dict:
+        return asdict(self)
+
+
+def _when(case: Case, key: str) -> str | None:
+    v = case.get(key) or case.get("created")
+    return str(v) if v else None
+
+
+def _status(case: Case) -> tuple[bool | None, str]:
+    tri = case.get("triage") or {}
+    rec = tri.get("recheck") or {}
+    if rec:
+        return rec.get("reproduces"), rec.get("status", "open")
+    rep = case.get("reproduces")
+    return (rep if isinstance(rep, bool) else None), ("open" if rep else "unchecked" if rep is None else "fixed")
+
+
+def error_line(case: Case) -> str:
+    err = case.get("error") or {}
+    if isinstance(err, dict):
+        text = f"{err.get('type') or ''}: {err.get('message') or ''}".strip(": ")
+    else:
+        text = str(err)
+    return text.strip().splitlines()[0][:160] if text.strip() else ""
+
+
+def signature_rows(root, *, counts: dict | None = None, since: str | None = None) -> list[Row]:
+    """Group the cases under ``root`` by signature.
+
+    ``counts`` (signature -> {count, first_seen, last_seen}) overrides what the case
+    files say, e.g. from the store's index, which counts hits whose cases were not saved.
+    ``since``: rows first seen at or after this ISO time are flagged ``new``.
+    """
+    cases = iter_cases(root)
+    originals = [c for c in cases if not c.reduced_from]
+    reduced = {c.reduced_from: c for c in cases if c.reduced_from}
+    groups: dict[str, list[Case]] = {}
+    for c in originals:
+        key = reduced[c.id].signature if c.id in reduced else c.signature
+        groups.setdefault(key, []).append(c)
+    rows = []
+    for sig, members in groups.items():
+        members.sort(key=lambda c: (_when(c, "created") or "", c.id))
+        first, last = members[0], members[-1]
+        red = next((reduced[c.id] for c in members if c.id in reduced), None)
+        smallest = min(members, key=lambda c: (len(c.ops), c.id))
+        latest_checked = max(members, key=lambda c: str((c.get("triage") or {}).get("recheck", {}).get("at", "")))
+        reproduces, status = _status(latest_checked)
+        row = Row(
+            signature=sig,
+            kind=first.kind,
+            backend=first.backend,
+            mode=first.mode,
+            count=len(members),
+            case_ids=[c.id for c in members],
+            ops=sorted(set(red.ops if red else smallest.ops)),
+            first_seen=_when(first, "first_seen"),
+            last_seen=_when(last, "last_seen"),
+            reproduces=reproduces,
+            status=status,
+            reduced_case=red.id if red else None,
+            ops_after=len(red.ops) if red else None,
+            error=error_line(first),
+            backends=sorted({c.backend for c in members}),
+            signatures=sorted({c.signature for c in members}),
+        )
+        extras = [(counts or {}).get(s) for s in row.signatures]
+        extras = [e for e in extras if e]
+        if extras:
+            row.count = max(row.count, sum(int(e.get("count") or 0) for e in extras))
+            row.first_seen = min(filter(None, [row.first_seen] + [e.get("first_seen") for e in extras]), default=None)
+            row.last_seen = max(filter(None, [row.last_seen] + [e.get("last_seen") for e in extras]), default=None)
+        if since and row.first_seen and row.first_seen >= since:
+            row.new = True
+        rows.append(row)
+    return rows
+
+
+def filter_rows(rows: list[Row], *, kind=None, backend=None, op=None) -> list[Row]:
+    out = rows
+    if kind:
+        out = [r for r in out if r.kind == kind]
+    if backend:
+        out = [r for r in out if backend in r.backends or r.backend == backend]
+    if op:
+        needle = op.lower()
+        out = [r for r in out if any(needle in o.lower() for o in r.ops)]
+    return out
+
+
+def sort_rows(rows: list[Row], key: str = "count") -> list[Row]:
+    if key == "count":
+        return sorted(rows, key=lambda r: (-r.count, r.first_seen or "", r.signature))
+    if key == "first":
+        return sorted(rows, key=lambda r: (r.first_seen or "", r.signature))
+    if key == "last":
+        return sorted(rows, key=lambda r: (r.last_seen or "", r.signature), reverse=True)
+    if key == "kind":
+        return sorted(rows, key=lambda r: (r.kind, -r.count, r.signature))
+    raise ValueError(key)
+
+
+def render_table(rows: list[Row]) -> str:
+    """A fixed-width table for a terminal."""
+    if not rows:
+        return "no saved cases"
+    headers = ["#", "kind", "backend", "mode", "count", "first seen", "last seen", "repro", "ops", "cases"]
+    lines = []
+    for i, r in enumerate(rows, 1):
+        repro = {True: "yes", False: "FIXED", None: "?"}[r.reproduces]
+        if r.status == "changed":
+            repro = "changed"
+        ops = ",".join(_short(o) for o in r.ops[:4]) + (",..." if len(r.ops) > 4 else "")
+        cases = r.case_ids[0] + (f" +{len(r.case_ids) - 1}" if len(r.case_ids) > 1 else "")
+        if r.reduced_case:
+            cases += f" (reduced: {r.ops_after} ops)"
+        lines.append([f"{i}{'*' if r.new else ''}", r.kind, r.backend, r.mode or "-", str(r.count),
+                      _day(r.first_seen), _day(r.last_seen), repro, ops, cases])
+    widths = [max(len(h), *(len(l[i]) for l in lines)) for i, h in enumerate(headers)]
+    out = ["  ".join(h.ljust(w) for h, w in zip(headers, widths)).rstrip()]
+    for i, (l, r) in enumerate(zip(lines, rows)):
+        out.append("  ".join(c.ljust(w) for c, w in zip(l, widths)).rstrip())
+        out.append(f"{'':{widths[0]}}  {r.signature[:110]}")
+    n_cases = sum(r.count for r in rows)
+    out.append(f"{len(rows)} distinct failures from {n_cases} hits" + ("  (* = new)" if any(r.new for r in rows) else ""))
+    return "\n".join(out)
+
+
+def _short(op: str) -> str:
+    return op.split("::")[-1].replace("torch.nn.functional.", "F.").replace("torch.", "")
+
+
+def _day(ts: str | None) -> str:
+    if not ts:
+        return "-"
+    return ts.replace("T", " ")[:16]

@@ -1,0 +1,102 @@
+"""``assay triage show``: one case, everything about it, for a person."""
+
+from __future__ import annotations
+
+import json
+
+from fuzz.triage.cases import Case
+from fuzz.triage.listing import error_line
+
+
+def _fmt(v) -> str:
+    if isinstance(v, float):
+        return f"{v:.6g}"
+    if isinstance(v, (list, tuple)) and len(v) <= 8:
+        return "[" + ", ".join(_fmt(x) for x in v) + "]"
+    if isinstance(v, dict):
+        return json.dumps(v, default=str)[:200]
+    return str(v)
+
+
+def render_diff(diff) -> list[str]:
+    """The eager-vs-compiled difference: per output max abs/rel error, where, how many elements."""
+    if not diff:
+        return ["  (no diff recorded: the case is not a value mismatch, or the store did not keep one)"]
+    if isinstance(diff, str):
+        return ["  " + line for line in diff.splitlines()]
+    lines = []
+    outputs = None
+    if isinstance(diff, dict):
+        outputs = diff.get("outputs") or diff.get("per_output")
+        for k, v in diff.items():
+            if k in ("outputs", "per_output"):
+                continue
+            lines.append(f"  {k}: {_fmt(v)}")
+    elif isinstance(diff, list):
+        outputs = diff
+    if isinstance(outputs, list):
+        keys = []
+        for o in outputs:
+            if isinstance(o, dict):
+                keys += [k for k in o if k not in keys]
+        if keys:
+            order = ["index", "output", "name", "status", "shape", "dtype", "max_abs", "max_rel", "where", "argmax",
+                     "mismatched", "count", "numel", "eager", "compiled", "atol", "rtol"]
+            keys = sorted(keys, key=lambda k: (order.index(k) if k in order else len(order), k))
+            rows = [[_fmt(o.get(k, "")) if isinstance(o, dict) else "" for k in keys] for o in outputs]
+            widths = [max(len(k), *(len(r[i]) for r in rows)) for i, k in enumerate(keys)]
+            lines.append("  " + "  ".join(k.ljust(w) for k, w in zip(keys, widths)))
+            for r in rows:
+                lines.append("  " + "  ".join(c.ljust(w) for c, w in zip(r, widths)))
+    return lines or ["  " + _fmt(diff)]
+
+
+def render_case(case: Case) -> str:
+    d = case.data
+    out = [f"case {case.id}   ({case.path})"]
+    fields = [("kind", case.kind), ("backend", case.backend), ("mode", case.mode or "-"),
+              ("signature", case.signature)]
+    if d.get("signature_text"):
+        fields.append(("signature text", d["signature_text"]))
+    fields += [("outcome", _fmt(d.get("outcome")) if d.get("outcome") is not None else "-"),
+               ("created", d.get("created") or "-"), ("seed", d.get("seed", "-")),
+               ("reproduces", {True: "yes", False: "no", None: "not checked"}.get(d.get("reproduces"), d.get("reproduces")))]
+    tri = d.get("triage") or {}
+    if tri.get("recheck"):
+        rc = tri["recheck"]
+        fields.append(("last recheck", f"{rc.get('status')} at {rc.get('at')} (torch {rc.get('torch', '?')})"))
+    if tri.get("reduced_from"):
+        fields.append(("reduced from", f"{tri['reduced_from']} ({tri.get('ops_before')} -> {tri.get('ops_after')} ops)"))
+    if tri.get("reduced_case"):
+        fields.append(("reduced case", tri["reduced_case"]))
+    versions = d.get("versions")
+    if isinstance(versions, dict):
+        fields.append(("versions", ", ".join(f"{k} {v}" for k, v in versions.items())))
+    w = max(len(k) for k, _ in fields)
+    out += [f"  {k.ljust(w)}  {v}" for k, v in fields]
+    ops = case.ops
+    out.append(f"\nops ({len(ops)}): {', '.join(ops)}")
+    err = d.get("error")
+    if err:
+        out.append("\nerror:")
+        out.append(f"  {error_line(case)}")
+        tb = err.get("traceback") if isinstance(err, dict) else None
+        if tb:
+            tail = tb.rstrip().splitlines()[-12:]
+            out.append("  traceback (last lines):")
+            out += ["    " + line for line in tail]
+    out.append("\neager vs compiled:")
+    out += render_diff(d.get("diff"))
+    try:
+        graph = case.graph()
+        out.append("\ngraph:")
+        out += ["  " + line for line in graph.render().splitlines()]
+    except Exception as exc:  # show what we can even for a damaged case
+        out.append(f"\ngraph: unreadable ({exc})")
+    prog = case.path / "program.py"
+    if prog.exists():
+        out.append(f"\nprogram ({prog}):")
+        out.append(prog.read_text().rstrip())
+    repro = case.path / "repro.py"
+    out.append(f"\nrepro: python {repro}" if repro.exists() else "\nrepro: (none saved; 'assay triage repro' prints one)")
+    return "\n".join(out)

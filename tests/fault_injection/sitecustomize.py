@@ -1,0 +1,57 @@
+"""TEST-ONLY fault injection for the triage tests. Never on the product's path.
+
+Python imports ``sitecustomize`` at start-up from the first directory on ``sys.path``
+that has one. The triage tests put this directory on ``PYTHONPATH`` of the child
+processes they start (sandbox workers, repro scripts) and set ``ASSAY_TEST_FAULT``:
+
+- ``relu``: the compiled path computes ``relu(x) + 0.5`` instead of ``relu(x)``;
+- ``add``:  the compiled path computes ``add(a, b) + 0.5``.
+
+It rewrites the aten graph that ``aot_eager`` runs (the backend is re-registered
+with a forward compiler that edits the graph first) and, for inductor, adds a
+post-grad custom pass doing the same. Eager mode is untouched, so the fault shows as
+an eager-vs-compiled value mismatch, exactly like a wrong lowering would.
+"""
+
+import os
+
+_FAULT = os.environ.get("ASSAY_TEST_FAULT", "").strip()
+
+
+def _install(fault: str) -> None:
+    import torch
+    from torch._dynamo.backends import registry
+    from torch._dynamo.backends.common import aot_autograd
+    from torch._dynamo.backends.debugging import boxed_nop
+
+    targets = {
+        "relu": {torch.ops.aten.relu.default},
+        "add": {torch.ops.aten.add.Tensor},
+    }[fault]
+
+    def corrupt(graph) -> None:
+        for node in list(graph.nodes):
+            if node.op == "call_function" and node.target in targets:
+                users = list(node.users)
+                with graph.inserting_after(node):
+                    bad = graph.call_function(torch.ops.aten.add.Tensor, (node, 0.5))
+                for user in users:
+                    user.replace_input_with(node, bad)
+        graph.lint()
+
+    def faulty_fw(gm, example_inputs):
+        corrupt(gm.graph)
+        gm.recompile()
+        return boxed_nop(gm, example_inputs)
+
+    registry._lazy_import()
+    registry._COMPILER_FNS["aot_eager"] = aot_autograd(fw_compiler=faulty_fw)
+
+    import torch._inductor.config as inductor_config
+
+    inductor_config.post_grad_custom_post_pass = corrupt
+    inductor_config.fx_graph_cache = False
+
+
+if _FAULT:
+    _install(_FAULT)
