@@ -1,0 +1,85 @@
+"""Failure signatures: which saved cases are the same bug.
+
+A signature is a short stable id plus the readable text it hashes:
+
+- ``crash``: backend, normalised exception type and first message line (numbers,
+  addresses, tensor/buffer names, shapes and quoted strings masked), and the three
+  innermost traceback frames inside torch (``module:function``, no line numbers);
+- ``mismatch``: backend, mode, what differs (``values`` / ``shape`` / ``dtype`` /
+  ``nonfinite``) and the sorted set of operators in the graph;
+- ``hang`` / ``signal`` / ``oom``: backend, mode, kind (with the signal name) and the
+  sorted operator set.
+
+``signature(...)`` returns ``(sig_id, text)``; ``sig_id`` looks like
+``crash-inductor-3f9a1c2b7d10``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+
+_MASKS = [
+    (re.compile(r"0x[0-9a-fA-F]+"), "ADDR"),
+    (re.compile(r"torch\.Size\(\[[^\]]*\]\)"), "SHAPE"),
+    (re.compile(r"\[\s*-?\d+(?:\s*,\s*-?\d+)*\s*,?\s*\]"), "SHAPE"),
+    (re.compile(r"\(\s*-?\d+(?:\s*,\s*-?\d+)+\s*,?\s*\)"), "SHAPE"),
+    (re.compile(r"'[^']*'"), "'S'"),
+    (re.compile(r'"[^"]*"'), '"S"'),
+    (re.compile(r"/[\w./-]+"), "PATH"),
+    # generated tensor / buffer / argument names: x_0, conv2d_4, buf12, arg3_1, primals_2, s0
+    (re.compile(r"\b[A-Za-z_][A-Za-z0-9]*?_\d+(?:_\d+)*\b"), "NAME"),
+    (re.compile(r"\b(?:buf|arg|primals|tangents|tmp|s|u|x|y|ps)\d+\b"), "NAME"),
+    (re.compile(r"-?\d+(?:\.\d+)?(?:e[+-]?\d+)?"), "N"),
+]
+
+
+def normalise_message(message: str, limit: int = 240) -> str:
+    """The first non-empty line of an exception message with run-specific details masked."""
+    line = ""
+    for candidate in (message or "").splitlines():
+        if candidate.strip():
+            line = candidate.strip()
+            break
+    for pattern, repl in _MASKS:
+        line = pattern.sub(repl, line)
+    line = re.sub(r"\s+", " ", line)
+    return line[:limit]
+
+
+_FRAME = re.compile(r'File "([^"]+)", line \d+, in (\S+)')
+
+
+def torch_frames(traceback_text: str, count: int = 3) -> list[str]:
+    """The innermost ``count`` frames of a formatted traceback that lie inside torch."""
+    frames = []
+    for path, func in _FRAME.findall(traceback_text or ""):
+        norm = path.replace("\\", "/")
+        if "/torch/" not in norm:
+            continue
+        mod = norm.split("/torch/", 1)[1].rsplit(".", 1)[0].replace("/", ".")
+        frames.append(f"torch.{mod}:{func}")
+    return frames[-count:]
+
+
+def short_type(exc_type: str) -> str:
+    return (exc_type or "Exception").rsplit(".", 1)[-1]
+
+
+def signature(kind: str, backend: str, mode: str = "fwd", *, ops=(), error: dict | None = None,
+              detail: str = "") -> tuple[str, str]:
+    """``(sig_id, text)`` for one failure (see the module docstring)."""
+    error = error or {}
+    opset = ",".join(sorted(set(ops)))
+    if kind == "crash":
+        frames = " < ".join(reversed(torch_frames(error.get("traceback", ""))))
+        text = (f"crash|{backend}|{short_type(error.get('type', ''))}: "
+                f"{normalise_message(error.get('message', ''))}|{frames}")
+    elif kind == "mismatch":
+        text = f"mismatch|{backend}|{mode}|{detail or 'values'}|{opset}"
+    elif kind == "signal":
+        text = f"signal|{backend}|{mode}|{detail}|{opset}"
+    else:  # hang, oom, anything else
+        text = f"{kind}|{backend}|{mode}|{opset}"
+    digest = hashlib.sha1(text.encode()).hexdigest()[:12]
+    return f"{kind}-{backend}-{digest}", text

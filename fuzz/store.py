@@ -1,0 +1,262 @@
+"""The crash store: one directory per saved case plus an SQLite index.
+
+Layout of a campaign directory (see docs/campaign.md for every field)::
+
+    DIR/
+      campaign.json        the campaign's settings (what --resume continues)
+      index.sqlite         WAL-mode index: cases, signatures, and the test journal
+      stats.json           live statistics (atomically replaced)
+      plot_data.csv        time series, one row per interval (atomically replaced)
+      logs/worker-N.log    worker stdout/stderr (faulthandler stacks of crashed workers)
+      .staging/<id>/       cases being written or re-checked (never read by triage)
+      <case-id>/
+        case.json          kind, backend, mode, signature, error, diff, graph, versions, ...
+        graph.json  program.py  inputs.safetensors  params.safetensors
+        repro.py           standalone: exits 1 when the failure reproduces, 0 when not
+
+A case directory is complete before it appears: files are written under
+``.staging/<id>/`` (``case.json`` last, itself via a temporary file and rename) and
+the directory is renamed into place. Index rows are keyed by case id and test id,
+so replaying any step after a crash (``reconcile``) neither loses nor duplicates.
+A corrupt or missing ``case.json`` is skipped with a one-line warning.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import sqlite3
+import sys
+import time
+from pathlib import Path
+from typing import Iterator
+
+from fuzz.errors import AssayError
+
+CASE_FORMAT_VERSION = 1
+FAILURE_KINDS = ("crash", "mismatch", "hang", "signal", "oom")
+OUTCOME_KINDS = ("pass",) + FAILURE_KINDS
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT);
+CREATE TABLE IF NOT EXISTS tests (
+    id TEXT PRIMARY KEY, model INTEGER, backend TEXT, mode TEXT, kind TEXT, detail TEXT,
+    signature TEXT, case_id TEXT, flaky INTEGER DEFAULT 0, elapsed_s REAL, t REAL);
+CREATE TABLE IF NOT EXISTS cases (
+    id TEXT PRIMARY KEY, kind TEXT, backend TEXT, mode TEXT, signature TEXT, reproduces INTEGER,
+    flaky INTEGER DEFAULT 0, created TEXT, ops TEXT, path TEXT);
+CREATE TABLE IF NOT EXISTS signatures (
+    signature TEXT PRIMARY KEY, kind TEXT, backend TEXT, text TEXT, count INTEGER DEFAULT 0,
+    first_seen REAL, last_seen REAL, example TEXT);
+CREATE INDEX IF NOT EXISTS tests_model ON tests(model);
+CREATE INDEX IF NOT EXISTS cases_sig ON cases(signature);
+"""
+
+
+def warn(message: str) -> None:
+    sys.stderr.write(f"assay: warning: {message}\n")
+
+
+def atomic_write(path: Path, data: bytes | str) -> None:
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    with open(tmp, "wb") as fh:
+        fh.write(data.encode() if isinstance(data, str) else data)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+
+
+def read_case(path: Path) -> dict:
+    """``case.json`` of a case directory; a missing or corrupt file is a one-line AssayError."""
+    path = Path(path)
+    file = path / "case.json" if path.is_dir() else path
+    try:
+        data = json.loads(file.read_text())
+    except FileNotFoundError:
+        raise AssayError(f"{file}: no case.json (not a saved case, or it was deleted)") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise AssayError(f"{file}: corrupt case.json ({type(exc).__name__}: {str(exc).splitlines()[0]})") from None
+    if not isinstance(data, dict) or "id" not in data or "kind" not in data:
+        raise AssayError(f"{file}: not a case (needs at least 'id' and 'kind')")
+    return data
+
+
+class CrashStore:
+    def __init__(self, root, create: bool = True):
+        self.root = Path(root)
+        if create:
+            self.root.mkdir(parents=True, exist_ok=True)
+            (self.root / ".staging").mkdir(exist_ok=True)
+        elif not self.root.is_dir():
+            raise AssayError(f"{self.root} is not a campaign directory")
+        self.db_path = self.root / "index.sqlite"
+        try:
+            self.db = sqlite3.connect(str(self.db_path), timeout=30, isolation_level=None, check_same_thread=False)
+            self.db.execute("PRAGMA journal_mode=WAL")
+            self.db.execute("PRAGMA synchronous=NORMAL")
+            self.db.executescript(SCHEMA)
+        except sqlite3.DatabaseError as exc:
+            raise AssayError(f"{self.db_path}: cannot open the index ({exc}); move it away and run 'assay fuzz --resume' to rebuild it") from None
+
+    def close(self) -> None:
+        self.db.close()
+
+    # -- settings ---------------------------------------------------------------
+    def set_meta(self, key: str, value) -> None:
+        self.db.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, json.dumps(value)))
+
+    def get_meta(self, key: str, default=None):
+        row = self.db.execute("SELECT value FROM meta WHERE key=?", (key,)).fetchone()
+        return json.loads(row[0]) if row else default
+
+    # -- journal ----------------------------------------------------------------
+    def record_test(self, test_id: str, model: int, backend: str, mode: str, kind: str, detail: str = "",
+                    signature: str | None = None, sig_text: str = "", case_id: str | None = None,
+                    elapsed_s: float | None = None) -> bool:
+        """Journal one finished test (idempotent: a test id is recorded once). True if new."""
+        now = time.time()
+        with self.db:
+            self.db.execute("BEGIN IMMEDIATE")
+            cur = self.db.execute(
+                "INSERT OR IGNORE INTO tests (id, model, backend, mode, kind, detail, signature, case_id, elapsed_s, t) "
+                "VALUES (?,?,?,?,?,?,?,?,?,?)",
+                (test_id, model, backend, mode, kind, detail[:500], signature, case_id, elapsed_s, now))
+            new = cur.rowcount == 1
+            if new and signature:
+                self.db.execute(
+                    "INSERT INTO signatures (signature, kind, backend, text, count, first_seen, last_seen, example) "
+                    "VALUES (?,?,?,?,1,?,?,?) ON CONFLICT(signature) DO UPDATE SET count=count+1, last_seen=excluded.last_seen, "
+                    "example=COALESCE(signatures.example, excluded.example)",
+                    (signature, kind, backend, sig_text, now, now, case_id))
+        return new
+
+    def done_tests(self) -> set[str]:
+        return {r[0] for r in self.db.execute("SELECT id FROM tests")}
+
+    def max_model(self) -> int:
+        row = self.db.execute("SELECT MAX(model) FROM tests").fetchone()
+        return -1 if row[0] is None else int(row[0])
+
+    def saved_for_signature(self, signature: str) -> int:
+        return self.db.execute("SELECT COUNT(*) FROM tests WHERE signature=? AND case_id IS NOT NULL",
+                               (signature,)).fetchone()[0]
+
+    def outcome_counts(self) -> dict:
+        counts = {k: 0 for k in OUTCOME_KINDS}
+        other: dict = {}
+        for kind, flaky, n in self.db.execute("SELECT kind, flaky, COUNT(*) FROM tests GROUP BY kind, flaky"):
+            if flaky:
+                other["flaky"] = other.get("flaky", 0) + n
+            elif kind in counts:
+                counts[kind] += n
+            else:
+                other[kind] = other.get(kind, 0) + n
+        return {"outcomes": counts, "other": other}
+
+    def per_backend(self) -> dict:
+        out: dict = {}
+        for backend, kind, n in self.db.execute("SELECT backend, kind, COUNT(*) FROM tests WHERE flaky=0 GROUP BY backend, kind"):
+            out.setdefault(backend, {})[kind] = n
+        return out
+
+    def unique_signatures(self) -> int:
+        """Signatures with at least one failure not known to be flaky."""
+        return self.db.execute("SELECT COUNT(DISTINCT signature) FROM tests WHERE signature IS NOT NULL AND flaky=0").fetchone()[0]
+
+    def test_count(self) -> int:
+        return self.db.execute("SELECT COUNT(*) FROM tests").fetchone()[0]
+
+    # -- cases ------------------------------------------------------------------
+    def staging_dir(self, case_id: str) -> Path:
+        return self.root / ".staging" / case_id
+
+    def stage_case(self, case: dict, files: dict[str, bytes | str], repro: str | None = None) -> Path:
+        """Write a case under ``.staging/<id>/`` (``case.json`` last). Overwrites an earlier partial try."""
+        d = self.staging_dir(case["id"])
+        if d.exists():
+            shutil.rmtree(d)
+        d.mkdir(parents=True)
+        for name, data in files.items():
+            (d / name).write_bytes(data.encode() if isinstance(data, str) else data)
+        if repro is not None:
+            (d / "repro.py").write_text(repro)
+        atomic_write(d / "case.json", json.dumps(case, indent=1, sort_keys=False, default=str) + "\n")
+        return d
+
+    def staged(self) -> list[Path]:
+        """Complete staged cases (with case.json); incomplete ones are removed."""
+        out = []
+        base = self.root / ".staging"
+        if not base.is_dir():
+            return out
+        for d in sorted(base.iterdir()):
+            if (d / "case.json").is_file():
+                out.append(d)
+            else:
+                shutil.rmtree(d, ignore_errors=True)
+        return out
+
+    def finalize(self, case_id: str, reproduces: bool | None, note: str = "") -> Path:
+        """Move a staged case into place with its re-check result and index it."""
+        src, dst = self.staging_dir(case_id), self.root / case_id
+        if src.exists():
+            case = read_case(src)
+            case["reproduces"] = reproduces
+            case["flaky"] = reproduces is False
+            if note:
+                case["recheck"] = note
+            atomic_write(src / "case.json", json.dumps(case, indent=1, default=str) + "\n")
+            if dst.exists():
+                shutil.rmtree(dst)
+            os.replace(src, dst)
+        case = read_case(dst)
+        self._index_case(case, dst)
+        return dst
+
+    def _index_case(self, case: dict, path: Path) -> None:
+        rep = case.get("reproduces")
+        flaky = 1 if case.get("flaky") else 0
+        with self.db:
+            self.db.execute("BEGIN IMMEDIATE")
+            self.db.execute("INSERT OR REPLACE INTO cases VALUES (?,?,?,?,?,?,?,?,?,?)", (
+                case["id"], case["kind"], case.get("backend"), case.get("mode"), case.get("signature"),
+                None if rep is None else int(bool(rep)), flaky, case.get("created"),
+                ",".join(sorted(set(case.get("ops", [])))), str(path.name)))
+            if case.get("test_id"):
+                self.db.execute("UPDATE tests SET flaky=? WHERE id=?", (flaky, case["test_id"]))
+
+    def iter_cases(self) -> Iterator[tuple[Path, dict]]:
+        """Every readable case directory (corrupt ones: one warning line each, skipped)."""
+        for d in sorted(self.root.iterdir()):
+            if not d.is_dir() or d.name.startswith(".") or d.name == "logs":
+                continue
+            try:
+                yield d, read_case(d)
+            except AssayError as exc:
+                warn(f"skipping {d.name}: {exc}")
+
+    def reconcile(self) -> dict:
+        """Make the index agree with the case directories (after a crash or manual edits)."""
+        on_disk = {}
+        for d, case in self.iter_cases():
+            on_disk[case["id"]] = (d, case)
+        indexed = {r[0] for r in self.db.execute("SELECT id FROM cases")}
+        added = removed = 0
+        for cid, (d, case) in on_disk.items():
+            if cid not in indexed:
+                self._index_case(case, d)
+                added += 1
+        for cid in indexed - set(on_disk):
+            self.db.execute("DELETE FROM cases WHERE id=?", (cid,))
+            removed += 1
+        return {"added": added, "removed": removed}
+
+    def cases(self) -> list[dict]:
+        cols = ["id", "kind", "backend", "mode", "signature", "reproduces", "flaky", "created", "ops", "path"]
+        return [dict(zip(cols, r)) for r in self.db.execute(f"SELECT {', '.join(cols)} FROM cases ORDER BY created")]
+
+    def signatures(self) -> list[dict]:
+        cols = ["signature", "kind", "backend", "text", "count", "first_seen", "last_seen", "example"]
+        return [dict(zip(cols, r)) for r in self.db.execute(f"SELECT {', '.join(cols)} FROM signatures ORDER BY count DESC")]

@@ -1,0 +1,425 @@
+"""A long-lived test worker: one model at a time, every backend and mode on it.
+
+The campaign starts workers as child processes (``python -m fuzz.worker``, see
+``fuzz.executor``); each imports torch and warms the backends up once, then reads
+*jobs* (one JSON object per line on stdin) and writes *events* (one JSON object per
+line on the result pipe). Nothing under test runs in the driver.
+
+A job::
+
+    {"job": "s1-m000042", "model": 42, "seed": 1, "nodes": 5,
+     "source": {"gen": {"seed": 1234}} | {"program_dir": "/path/to/program"},
+     "tests": [{"test": "s1-m000042-inductor-fwd", "backend": "inductor", "mode": "fwd"}, ...],
+     "device": "cpu", "timeout_s": 60}
+
+Events, in order, for one job::
+
+    {"event": "begin", "job", "test": null, "phase": "prepare"}
+    {"event": "model", "job", "model", "ops": [...], "nodes": n, "files": {name: base64}}  (or "ok": false)
+    {"event": "begin", "job", "test", "phase": "test"}                   per test, then
+    {"event": "verdict", "job", "test", "backend", "mode", "kind", "detail", "error", "diff", ...}
+    {"event": "done", "job"}
+
+``kind`` is one of pass, crash, mismatch, oom (an allocation failure raised inside the
+worker), invalid (eager itself fails: not a compiler bug), unsupported (the backend
+declines the model or mode, e.g. export of data-dependent shapes), skip. The driver
+synthesises hang, signal and oom verdicts for a test whose worker died or was killed.
+
+The model is built once per job and shared: one eager run (all intermediates), one
+float64 run, two perturbed float64 runs for the oracle, and one backward pass for
+``bwd``; each backend then compiles its own copy of the module.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import copy
+import json
+import os
+import sys
+import tempfile
+import time
+import traceback
+from pathlib import Path
+
+from fuzz import oracle
+
+UNSUPPORTED_MARKERS = ("data-dependent", "data dependent", "unsupported", "not supported", "guardondatadependent",
+                       "dynamic shape operator", "constraint violation")
+
+
+def _error(exc: BaseException) -> dict:
+    return {"type": f"{type(exc).__module__}.{type(exc).__qualname__}".replace("builtins.", ""),
+            "message": str(exc)[:4000],
+            "traceback": "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))[-12000:]}
+
+
+# ---------------------------------------------------------------------------
+# models
+
+
+def generate_model(seed: int, nodes: int):
+    """(graph, tensors) of a random model from the shipped rules (``fuzz.generate``)."""
+    import random
+
+    from fuzz import generate as gen
+
+    ruleset = _ruleset()
+    cfg = gen.GenConfig(nodes=nodes)
+    result = gen.generate(ruleset, cfg, gen.RandomChooser(random.Random(seed)))
+    return result.graph, result.tensors()
+
+
+_RULESET = []
+
+
+def _ruleset():
+    if not _RULESET:
+        from fuzz import generate as gen
+
+        loader = getattr(gen, "default_ruleset", None) or getattr(gen, "load_ruleset", None)
+        if loader is not None:
+            _RULESET.append(loader())
+        else:
+            from fuzz.rules import load_rules  # type: ignore[attr-defined]
+
+            _RULESET.append(gen.RuleSet(list(load_rules())))
+    return _RULESET[0]
+
+
+class Model:
+    """A model ready for testing: graph, module, inputs and the files a case needs."""
+
+    def __init__(self, graph, module, inputs, files: dict[str, bytes]):
+        self.graph = graph
+        self.module = module
+        self.inputs = inputs
+        self.files = files
+
+
+def load_model(job: dict) -> Model:
+    from fuzz import program
+
+    source = job["source"]
+    if "program_dir" in source:
+        path = Path(source["program_dir"])
+        graph, module, inputs = program.load_program(path)
+        files = {name: (path / name).read_bytes() for name in program.PROGRAM_FILES}
+        return Model(graph, module, inputs, files)
+    if "gen" in source:
+        graph, tensors = generate_model(int(source["gen"]["seed"]), int(job.get("nodes", 5)))
+        with tempfile.TemporaryDirectory(prefix="assay-model-") as tmp:
+            program.save_program(graph, tensors, tmp)
+            files = {name: (Path(tmp) / name).read_bytes() for name in program.PROGRAM_FILES}
+            # Run exactly what was saved: the program's own code and tensors.
+            graph, module, inputs = program.load_program(tmp)
+        return Model(graph, module, inputs, files)
+    raise ValueError(f"job has no model source: {source}")
+
+
+# ---------------------------------------------------------------------------
+# running one model
+
+
+def _clone(inputs, device, dtype64=False, requires_grad=False, noise=None, gen=None):
+    import torch
+
+    out = []
+    for t in inputs:
+        t = t.detach().to(device).clone()
+        if t.dtype.is_floating_point:
+            if noise is not None:
+                rel = oracle.PERTURB.get(str(t.dtype).replace("torch.", ""), 1e-6)
+                t = t * (1 + rel * (torch.rand(t.shape, generator=gen, dtype=torch.float64).to(device) * 2 - 1)).to(t.dtype)
+            if dtype64:
+                t = t.to(torch.float64)
+            if requires_grad:
+                t.requires_grad_(True)
+        out.append(t)
+    return out
+
+
+def _as_list(out):
+    return list(out) if isinstance(out, (tuple, list)) else [out]
+
+
+def _to64(module):
+    import torch
+
+    m = copy.deepcopy(module)
+    return m.to(torch.float64)
+
+
+def _perturbed(module, seed):
+    import torch
+
+    m = copy.deepcopy(module)
+    gen = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for p in list(m.parameters()) + list(m.buffers()):
+            if p.dtype.is_floating_point:
+                rel = oracle.PERTURB.get(str(p.dtype).replace("torch.", ""), 1e-6)
+                p.mul_(1 + rel * (torch.rand(p.shape, generator=gen, dtype=torch.float64).to(p.device) * 2 - 1).to(p.dtype))
+    return m.to(torch.float64), gen
+
+
+class Session:
+    """References for one model, shared by all its tests."""
+
+    def __init__(self, model: Model, device: str = "cpu"):
+        import torch
+
+        from fuzz import program
+
+        self.model = model
+        self.device = device
+        self.module = model.module.to(device)
+        graph = model.graph
+        # Every intermediate value, for the oracle's "which values may differ" analysis.
+        full = graph.copy()
+        full.outputs = list(dict.fromkeys([o for n in graph.nodes for o in n.outputs] + graph.outputs))
+        self.full_names = full.outputs
+        state = self.module.state_dict()
+        self.full_module = program.build_module(full, {k: v.detach().cpu() for k, v in state.items()}).to(device)
+
+        with torch.no_grad():
+            self.eager_out = _as_list(copy.deepcopy(self.module)(*_clone(model.inputs, device)))
+            eager_env = dict(zip(self.full_names, _as_list(self.full_module(*_clone(model.inputs, device)))))
+        self.ref_env = None
+        perturbed = []
+        try:
+            with torch.no_grad():
+                m64 = _to64(self.full_module)
+                self.ref_env = dict(zip(self.full_names, _as_list(m64(*_clone(model.inputs, device, dtype64=True)))))
+                for seed in (1, 2):
+                    pm, gen = _perturbed(self.full_module, seed)
+                    outs = _as_list(pm(*_clone(model.inputs, device, dtype64=True, noise=True, gen=gen)))
+                    perturbed.append(dict(zip(self.full_names, outs)))
+        except Exception:  # float64 not supported by some op: judge against eager, looser
+            self.ref_env = None
+        self.sensitive = oracle.sensitive_tensors(graph, eager_env, self.ref_env, perturbed)
+        # Gradients are judged unless a float value may differ or a tie decides where a gradient flows.
+        self.bwd_blockers = {n: why for n, why in self.sensitive.items()
+                             if n in eager_env and (oracle.is_float(eager_env[n]) or oracle.routes_gradient(graph, n))}
+        names = [f"out{i}" for i in range(len(graph.outputs))]
+        skip = {f"out{i}": self.sensitive[o] for i, o in enumerate(graph.outputs) if o in self.sensitive}
+        ref64 = None
+        if self.ref_env is not None:
+            ref64 = [self.ref_env[o] for o in graph.outputs]
+        self.fwd_ref = oracle.Reference(names, self.eager_out, ref64, skip)
+        self._bwd_ref = None
+        self._bwd_error = None
+
+    # -- backward ---------------------------------------------------------------
+    def grads(self, fn, module, inputs, dtype64=False):
+        base = [n for n, _ in _named_params(self.module)]
+        return oracle.outputs_and_grads(fn, module, base, inputs, self.model.graph.inputs, self.fwd_ref.skip, dtype64)
+
+    def bwd_reference(self):
+        if self._bwd_ref is None and self._bwd_error is None:
+            if self.bwd_blockers:
+                self._bwd_error = "skip", "gradients not judged: the model has values that may legitimately differ"
+                return None
+            try:
+                m = copy.deepcopy(self.module)
+                res = self.grads(m, m, _clone(self.model.inputs, self.device, requires_grad=True))
+            except Exception as exc:
+                self._bwd_error = "invalid", exc
+                return None
+            if res is None:
+                self._bwd_error = "skip", "no differentiable output"
+                return None
+            values, names = res
+            ref64 = None
+            try:
+                m64 = _to64(self.module)
+                r64 = self.grads(m64, m64, _clone(self.model.inputs, self.device, dtype64=True, requires_grad=True), dtype64=True)
+                if r64 is not None and r64[1] == names:
+                    ref64 = r64[0]
+            except Exception:
+                ref64 = None
+            skip = dict(self.fwd_ref.skip)
+            n_out = len(values) - len(names)
+            self._bwd_ref = oracle.Reference([f"out{i}" for i in range(n_out)] + names, values, ref64, skip)
+        return self._bwd_ref
+
+    # -- one test -----------------------------------------------------------------
+    def run_test(self, backend_name: str, mode: str) -> dict:
+        import torch
+
+        from fuzz import backends
+
+        backend = backends.get(backend_name)
+        if mode not in backend.modes:
+            return {"kind": "unsupported", "detail": f"{backend_name} does not support mode {mode}"}
+        reference = self.fwd_ref
+        if mode == "bwd":
+            reference = self.bwd_reference()
+            if reference is None:
+                kind, why = self._bwd_error
+                if kind == "invalid":
+                    return {"kind": "invalid", "detail": "eager backward raised", "error": _error(why)}
+                return {"kind": "skip", "detail": why}
+        compile_model = backend.compile_function()
+        module = copy.deepcopy(self.module)
+        t0 = time.perf_counter()
+        stage = "compile"
+        try:
+            if mode == "bwd":
+                inputs = _clone(self.model.inputs, self.device, requires_grad=True)
+                fn = compile_model(module, inputs, dynamic=False)
+                stage = "run"
+                res = self.grads(fn, fn if isinstance(fn, torch.nn.Module) else module, inputs)
+                actual = res[0] if res is not None else []
+            else:
+                inputs = _clone(self.model.inputs, self.device)
+                with torch.no_grad():
+                    fn = compile_model(module, inputs, dynamic=(mode == "dynamic"))
+                    stage = "run"
+                    actual = _as_list(fn(*inputs))
+        except Exception as exc:
+            err = _error(exc)
+            kind = oracle.classify_exception(err["type"], err["message"])
+            if kind == "crash" and backend_name in ("export", "aoti") and _unsupported(err):
+                kind = "unsupported"
+            return {"kind": kind, "detail": f"{backend_name} raised during {stage}", "error": err,
+                    "elapsed_s": time.perf_counter() - t0}
+        elapsed = time.perf_counter() - t0
+        j = oracle.judge(reference, actual)
+        out = {"kind": j.kind, "detail": j.detail, "diff": j.diff, "elapsed_s": elapsed,
+               "skipped_values": j.skipped or None}
+        if j.kind == "mismatch":
+            out["check"] = [j.diff["where"]] if j.diff and "where" in j.diff else j.checked
+        return out
+
+
+def _named_params(module):
+    for name, p in module.named_parameters():
+        yield name.replace("_orig_mod.", ""), p
+
+
+def _unsupported(err: dict) -> bool:
+    text = (err["type"] + " " + err["message"]).lower()
+    return "unsupported" in err["type"].lower() or "usererror" in err["type"].lower() or any(
+        m in text for m in UNSUPPORTED_MARKERS)
+
+
+# ---------------------------------------------------------------------------
+# the job loop
+
+
+def run_job(job: dict, emit) -> None:
+    """Run one job, reporting through ``emit(event_dict)``."""
+    jid = job["job"]
+    emit({"event": "begin", "job": jid, "test": None, "phase": "prepare"})
+    device = job.get("device", "cpu")
+    try:
+        model = load_model(job)
+        session = Session(model, device)
+    except Exception as exc:
+        err = _error(exc)
+        emit({"event": "model", "job": jid, "model": job.get("model"), "ok": False, "error": err})
+        for t in job["tests"]:
+            emit({"event": "verdict", "job": jid, "test": t["test"], "backend": t["backend"], "mode": t["mode"],
+                  "kind": "invalid", "detail": "model could not be built or run eagerly", "error": err})
+        emit({"event": "done", "job": jid})
+        return
+    emit({"event": "model", "job": jid, "model": job.get("model"), "ok": True, "ops": model.graph.ops(),
+          "nodes": len(model.graph.nodes),
+          "files": {k: base64.b64encode(v).decode() for k, v in model.files.items()},
+          "sensitive": session.sensitive})
+    for t in job["tests"]:
+        emit({"event": "begin", "job": jid, "test": t["test"], "phase": "test"})
+        try:
+            verdict = session.run_test(t["backend"], t["mode"])
+        except Exception as exc:  # the oracle itself failed: report, do not die
+            verdict = {"kind": "skip", "detail": "oracle error", "error": _error(exc)}
+        verdict.update({"event": "verdict", "job": jid, "test": t["test"], "backend": t["backend"], "mode": t["mode"]})
+        emit(json.loads(json.dumps(verdict, default=_json_default)))
+    emit({"event": "done", "job": jid})
+
+
+def _json_default(o):
+    if isinstance(o, float):
+        return repr(o)
+    return str(o)
+
+
+def warm_up(backend_names, device="cpu") -> dict:
+    """Compile a tiny model once per backend so the first real test does not pay start-up."""
+    import torch
+
+    from fuzz import backends
+
+    times = {}
+    for name in backend_names:
+        b = backends.get(name)
+        if b.test_only:
+            continue
+        t0 = time.perf_counter()
+        try:
+            m = torch.nn.Sequential(torch.nn.Linear(4, 3), torch.nn.ReLU()).eval().to(device)
+            x = torch.randn(2, 4, device=device)
+            with torch.no_grad():
+                b.compile_function()(m, [x])(x)
+        except Exception:
+            pass
+        times[name] = round(time.perf_counter() - t0, 2)
+    return times
+
+
+def set_memory_limit(mb: int | None) -> None:
+    if not mb:
+        return
+    try:
+        import resource
+
+        limit = int(mb) * 2**20
+        resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+    except (ImportError, ValueError, OSError):
+        pass
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m fuzz.worker")
+    ap.add_argument("--result-fd", type=int, required=True)
+    ap.add_argument("--mem-limit-mb", type=int, default=0)
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--backends", default="")
+    ap.add_argument("--device", default="cpu")
+    args = ap.parse_args(argv)
+    set_memory_limit(args.mem_limit_mb)  # before torch maps anything
+    out = os.fdopen(args.result_fd, "w", buffering=1)
+
+    def emit(event):
+        out.write(json.dumps(event) + "\n")
+        out.flush()
+
+    import torch
+
+    torch.set_num_threads(max(1, args.threads))
+    try:
+        import torch._inductor.config as inductor_config
+
+        inductor_config.compile_threads = 1  # no compile subprocess pool per worker
+    except Exception:
+        pass
+    import faulthandler
+
+    faulthandler.enable()  # a segfault leaves a Python stack in the worker log
+    warm = warm_up([b for b in args.backends.split(",") if b], args.device)
+    emit({"event": "ready", "pid": os.getpid(), "warmup_s": warm, "torch": torch.__version__})
+    for line in sys.stdin:
+        line = line.strip()
+        if not line:
+            continue
+        job = json.loads(line)
+        if job.get("stop"):
+            break
+        run_job(job, emit)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
