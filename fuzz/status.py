@@ -1,0 +1,43 @@
+"""The campaign's status display (stderr): a redrawn block on a TTY, else one line.
+
+Both read only the ``stats.json`` dictionary, so the screen shows exactly what
+scripts see.
+"""
+
+from __future__ import annotations
+
+KINDS = ("pass", "crash", "mismatch", "hang", "signal", "oom", "invalid", "unsupported", "skip")
+
+
+def fmt_time(seconds: float) -> str:
+    s = int(seconds)
+    h, rem = divmod(s, 3600)
+    m, s = divmod(rem, 60)
+    return f"{h}h{m:02d}m{s:02d}s" if h else f"{m}m{s:02d}s"
+
+
+def render_lines(st: dict, remaining_s: float) -> list[str]:
+    o = st["outcomes"]
+    fails = sum(o.get(k, 0) for k in ("crash", "mismatch", "hang", "signal", "oom"))
+    lines = [
+        f"assay fuzz  {fmt_time(st['elapsed_s'])} elapsed, {fmt_time(remaining_s)} left   "
+        f"workers {st['workers']} (restarts {st['worker_restarts']})   seed {st['seed']}, {st['nodes']} nodes",
+        f"tests {st['tests']}  ({st['tests_per_min']:.1f}/min overall, {st['tests_per_min_last_minute']:.1f}/min last minute)"
+        f"   models {st['models']}   ops covered {st['ops_covered']}",
+        f"failures {fails}   unique {st['unique_signatures']}   cases saved {st['cases_saved']}"
+        f" ({st['rechecks_pending']} re-checking)   flaky {st['flaky']}   invalid {st['invalid']}",
+        "",
+        f"{'backend':<28}" + "".join(f"{k:>9}" for k in KINDS),
+    ]
+    for backend in st["backends"]:
+        row = st["per_backend"].get(backend, {})
+        lines.append(f"{backend:<28}" + "".join(f"{row.get(k, 0):>9}" for k in KINDS))
+    return lines
+
+
+def render_line(st: dict, remaining_s: float) -> str:
+    o = st["outcomes"]
+    parts = " ".join(f"{k}={o.get(k, 0)}" for k in ("pass", "crash", "mismatch", "hang", "signal", "oom"))
+    return (f"assay fuzz: {fmt_time(st['elapsed_s'])} elapsed ({fmt_time(remaining_s)} left): "
+            f"{st['tests']} tests, {st['tests_per_min']:.1f}/min; {parts} invalid={st['invalid']}; "
+            f"unique={st['unique_signatures']} cases={st['cases_saved']} ops={st['ops_covered']}")
