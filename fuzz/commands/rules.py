@@ -1,0 +1,224 @@
+"""``assay rules``: infer operator rules from a trace corpus, summarise and show them."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+
+from fuzz.errors import AssayError
+
+
+def _positive_int(text: str) -> int:
+    import argparse
+
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    import argparse
+
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive number of seconds, got {text!r}") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"expected a positive number of seconds, got {text!r}")
+    return value
+
+
+def register(sub) -> None:
+    p = sub.add_parser(
+        "rules",
+        help="infer and inspect operator rules",
+        description="Infer per-signature output-shape rules and input constraints from the trace corpus "
+        "(enumerative synthesis + greedy constraint cover); see docs/inference.md.",
+    )
+    p.set_defaults(func=None, group_parser=p)
+    rsub = p.add_subparsers(dest="rules_command", metavar="SUBCOMMAND", parser_class=type(p))
+
+    i = rsub.add_parser("infer", help="infer rules from a trace corpus",
+                        description="Read corpus/torch-<v>/traces*.jsonl.gz, hold out 20%% of the records, infer "
+                        "rules from the rest, validate on the held-out records, write rules.jsonl.gz and "
+                        "rules-stats.json.")
+    i.add_argument("--corpus", metavar="DIR", default=None,
+                   help="trace corpus directory (default: corpus/torch-<installed torch version>/)")
+    i.add_argument("--out", metavar="FILE", default=None,
+                   help="rules file to write (default: rules.jsonl.gz in the corpus directory)")
+    i.add_argument("--workers", type=_positive_int, default=2, help="worker processes (default 2)")
+    i.add_argument("--ops", metavar="OP[,OP]", default=None,
+                   help="only these operators, as recorded (torch.nn.functional.conv2d, aten::convolution, "
+                   "torch.nn.Conv2d) or by base name (conv2d)")
+    i.add_argument("--seed", type=int, default=0, help="seed of the held-out split (default 0)")
+    i.add_argument("--time-budget", type=_positive_float, default=1.5,
+                   help="seconds of synthesis per signature before it is kept concrete (default 1.5)")
+    i.add_argument("--quiet", action="store_true", help="no progress on stderr")
+    i.set_defaults(func=_infer)
+
+    s = rsub.add_parser("stats", help="summarise the inferred rules",
+                        description="Operators traced/symbolic/concrete-only, signatures, held-out accuracy.")
+    s.add_argument("--rules", metavar="FILE", default=None,
+                   help="rules file (default: corpus/torch-<installed torch version>/rules.jsonl.gz); "
+                   "its rules-stats.json is read from the same directory")
+    s.add_argument("--json", action="store_true", help="print one JSON object")
+    s.add_argument("--per-op", action="store_true", help="include per-operator numbers")
+    s.set_defaults(func=_stats)
+
+    w = rsub.add_parser("show", help="print an operator's rules",
+                        description="Print every signature of an operator: template, constraints, output shapes.")
+    w.add_argument("op", help="operator as recorded: aten::convolution, torch.nn.functional.conv2d, torch.nn.Conv2d")
+    w.add_argument("--rules", metavar="FILE", default=None, help="rules file (default: the shipped one)")
+    w.add_argument("--limit", type=_positive_int, default=50, help="at most this many signatures (default 50)")
+    w.set_defaults(func=_show)
+
+
+def _default_corpus() -> str:
+    from fuzz.rules import rules_path
+
+    return str(rules_path().parent)
+
+
+def _infer(args) -> int:
+    from fuzz.infer.run import run_inference
+
+    corpus = args.corpus or _default_corpus()
+    if not os.path.isdir(corpus):
+        raise AssayError(f"corpus directory {corpus} does not exist; run 'assay traces collect' or pass --corpus DIR")
+    out = args.out or os.path.join(corpus, "rules.jsonl.gz")
+    ops = {o.strip() for o in args.ops.split(",") if o.strip()} if args.ops else None
+
+    def progress(msg):
+        if not args.quiet:
+            sys.stderr.write(f"rules: {msg}\n")
+            sys.stderr.flush()
+
+    stats = run_inference(corpus, out, workers=args.workers, ops=ops, seed=args.seed,
+                          seconds=args.time_budget, progress=progress)
+    stats.pop("per_op", None)
+    sys.stdout.write(f"wrote {out}\n")
+    _print_stats(stats)
+    return 0
+
+
+def _load_rules(path):
+    from fuzz.rules import read_rules, rules_path
+
+    p = path or str(rules_path())
+    return p, list(read_rules(p))
+
+
+def _stats_path(rules_file: str) -> str:
+    return os.path.join(os.path.dirname(os.path.abspath(rules_file)), "rules-stats.json")
+
+
+def _stats(args) -> int:
+    path, rules = _load_rules(args.rules)
+    sp = _stats_path(path)
+    stored = {}
+    if os.path.exists(sp):
+        try:
+            with open(sp) as fh:
+                stored = json.load(fh)
+        except (OSError, ValueError) as exc:
+            raise AssayError(f"{sp}: corrupt stats file ({exc}); rebuild with 'assay rules infer'") from None
+        if not isinstance(stored, dict):
+            raise AssayError(f"{sp}: corrupt stats file (not a JSON object); rebuild with 'assay rules infer'")
+    stats = recount(rules, stored)
+    if not args.per_op:
+        stats.pop("per_op", None)
+    if args.json:
+        from fuzz.cli import print_json
+
+        print_json(stats)
+    else:
+        _print_stats(stats)
+    return 0
+
+
+def recount(rules, stored: dict) -> dict:
+    """The stats of a rules file: counts from the rules themselves, held-out numbers from the
+    rules-stats.json that inference wrote (None where it is missing)."""
+    ops = {}
+    for r in rules:
+        ops.setdefault((r.api, r.op), []).append(r)
+    sym = {k for k, rs in ops.items() if any(r.status == "symbolic" for r in rs)}
+    n_sym = sum(r.status == "symbolic" for r in rules)
+    stats = dict(stored)
+    stats.update({
+        "torch_version": stored.get("torch_version"),
+        "ops_traced": stored.get("ops_traced", len(ops)),
+        "ops_symbolic": len(sym),
+        "ops_concrete_only": len(ops) - len(sym),
+        "signatures": len(rules),
+        "signatures_symbolic": n_sym,
+        "signatures_symbolic_share": round(n_sym / len(rules), 4) if rules else 0.0,
+    })
+    for key in ("valid_records", "invalid_records", "heldout_shape_accuracy", "heldout_invalid_rejection",
+                "inference_seconds"):
+        stats.setdefault(key, None)
+    from fuzz.infer.run import STATS_ORDER
+
+    return {k: stats[k] for k in STATS_ORDER if k in stats} | {k: v for k, v in stats.items() if k not in STATS_ORDER}
+
+
+def _print_stats(stats: dict, out=sys.stdout) -> None:
+    w = out.write
+
+    def pct(x):
+        return "n/a" if x is None else f"{100 * x:.2f}%"
+
+    w(f"torch {stats.get('torch_version')}: {stats.get('ops_traced')} operators traced, "
+      f"{stats.get('ops_symbolic')} with a symbolic rule, {stats.get('ops_concrete_only')} concrete-only\n")
+    w(f"signatures: {stats.get('signatures')} ({stats.get('signatures_symbolic')} symbolic, "
+      f"{pct(stats.get('signatures_symbolic_share'))})\n")
+    w(f"records: {stats.get('valid_records')} valid, {stats.get('invalid_records')} invalid\n")
+    w(f"held-out shape accuracy: {pct(stats.get('heldout_shape_accuracy'))} of all held-out valid calls"
+      f" ({pct(stats.get('heldout_shape_accuracy_symbolic'))} of those reaching a symbolic rule)\n")
+    w(f"held-out invalid rejection: {pct(stats.get('heldout_invalid_rejection'))}"
+      f" ({pct(stats.get('heldout_invalid_rejection_symbolic'))} of those reaching a symbolic rule)\n")
+    w(f"inference: {stats.get('inference_seconds')} s\n")
+
+
+def _show(args) -> int:
+    from fuzz import dsl
+
+    path, rules = _load_rules(args.rules)
+    mine = [r for r in rules if r.op == args.op or (r.overload and f"{r.op}.{r.overload}" == args.op)]
+    if not mine:
+        near = sorted({r.op for r in rules if args.op.split("::")[-1].split(".")[-1].lower() in r.op.lower()})[:5]
+        hint = f" (similar: {', '.join(near)})" if near else ""
+        raise AssayError(f"no rules for operator {args.op!r} in {path}{hint}; "
+                         "use the recorded name, e.g. 'torch.nn.functional.conv2d' or 'aten::convolution'")
+    w = sys.stdout.write
+    n_sym = sum(r.status == "symbolic" for r in mine)
+    w(f"{args.op}: {len(mine)} signatures, {n_sym} symbolic\n")
+    for r in mine[: args.limit]:
+        w("\n")
+        name = f"{r.op}.{r.overload}" if r.overload and r.overload != "default" else r.op
+        w(f"{name} [{r.status}] ranks {r.ranks}, {r.n_ints} int args\n")
+        w(f"  template: {json.dumps(r.template)}\n")
+        sp = r.stats.get("specialised")
+        if sp:
+            w(f"  specialised: int args {sp['args']} = {sp['values']} (literal in the template)\n")
+        if r.status == "symbolic":
+            for o, out in enumerate(r.outputs or []):
+                w(f"  out{o}: [{', '.join(dsl.render(e) for e in out)}]\n")
+            if r.constraints:
+                w("  constraints:\n")
+                for c in r.constraints:
+                    w(f"    {dsl.render(c)}\n")
+        else:
+            w(f"  reason: {r.stats.get('reason')}\n")
+        w(f"  examples: {len(r.examples)}, dtype combinations: {len(r.dtypes)}, "
+          f"train valid/invalid {r.stats.get('valid')}/{r.stats.get('invalid')}, held-out predicted "
+          f"{r.stats.get('heldout_predicted')}/{r.stats.get('heldout_valid')}, rejected "
+          f"{r.stats.get('heldout_rejected')}/{r.stats.get('heldout_invalid')}\n")
+    if len(mine) > args.limit:
+        w(f"\n... {len(mine) - args.limit} more (use --limit)\n")
+    return 0

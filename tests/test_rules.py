@@ -1,0 +1,247 @@
+"""Rule inference: synthesis, constraints, specialisation, the shipped rules against torch, the CLI."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import os
+import random
+import subprocess
+import sys
+import zlib
+
+import numpy as np
+import pytest
+
+from fuzz import dsl
+from fuzz.infer.constraints import infer_constraints
+from fuzz.infer.signature import Call, Group, infer_group, infer_plain
+from fuzz.infer.synth import Budget, Synthesizer
+from fuzz.rules import Rule, read_rules, rules_path
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def _conv_points(rng, n):
+    rows = []
+    while len(rows) < n:
+        x, p, k, s = rng.randint(3, 30), rng.randint(0, 2), rng.randint(1, 5), rng.randint(1, 3)
+        if x + 2 * p - k >= 0:
+            rows.append((x, p, k, s, (x + 2 * p - k) // s + 1))
+    return rows
+
+
+def test_synthesis_finds_conv_like_rule():
+    rng = random.Random(0)
+    rows = _conv_points(rng, 40)
+    syms = {name: np.array([r[i] for r in rows]) for i, name in enumerate(["x0_2", "a0", "a1", "a2"])}
+    target = np.array([r[4] for r in rows])
+    expr = Synthesizer(syms, len(rows), Budget(20)).solve(target)
+    assert expr is not None
+    # It generalises: right on fresh points, not just the training ones.
+    for x, p, k, s, out in _conv_points(random.Random(1), 200):
+        assert dsl.evaluate(expr, {"x0_2": x, "a0": p, "a1": k, "a2": s}) == out, dsl.render(expr)
+
+
+def test_synthesis_trivial_forms_and_preference():
+    syms = {"x0_0": np.array([5, 5, 7]), "x0_1": np.array([5, 5, 7])}
+    synth = Synthesizer(syms, 3, Budget(5))
+    # Two symbols fit; the one at the output's dim position wins.
+    assert synth.solve(np.array([5, 5, 7]), prefer=["x0_1"]) == "x0_1"
+    assert synth.solve(np.array([1, 1, 1])) == 1
+    assert dsl.render(synth.solve(np.array([10, 10, 14]))) in ("x0_0 + x0_0", "x0_0 * 2", "2 * x0_0")
+
+
+def test_synthesis_rejects_inconsistent_data():
+    rng = np.random.default_rng(0)
+    syms = {"x0_0": rng.integers(1, 50, 30), "a0": rng.integers(1, 50, 30)}
+    noise = rng.integers(1, 10_000, 30)
+    assert Synthesizer(syms, 30, Budget(3)).solve(noise) is None
+    # The same inputs with two different outputs: no function fits, the signature stays concrete.
+    g = Group("function", "f", None, {"args": [{"X": 0}], "kwargs": {}}, [1], 0)
+    g.valid = [Call(((4,),), ("float32",), (), (((4,), "float32"),)),
+               Call(((4,),), ("float32",), (), (((5,), "float32"),))]
+    rule, why = infer_plain(g, Budget(2))
+    assert rule is None and why
+    rules, _ = infer_group(g, 1.0)
+    assert [r.status for r in rules] == ["concrete"] and rules[0].examples
+
+
+def _matmul_group(n=40, seed=0):
+    rng = random.Random(seed)
+    g = Group("function", "torch.mm", None, {"args": [{"X": 0}, {"X": 1}], "kwargs": {}}, [2, 2], 0)
+    for _ in range(n):
+        m, k, n2 = rng.randint(1, 9), rng.randint(1, 9), rng.randint(1, 9)
+        g.valid.append(Call(((m, k), (k, n2)), ("float32", "float32"), (), (((m, n2), "float32"),)))
+        k2 = k + rng.randint(1, 3)
+        g.invalid.append(Call(((m, k), (k2, n2)), ("float32", "float32"), ()))
+    return g
+
+
+def test_constraints_separate_invalid_records():
+    g = _matmul_group()
+    rules, spec = infer_group(g)
+    assert spec is None and len(rules) == 1
+    rule = rules[0]
+    assert rule.status == "symbolic"
+    assert rule.outputs == [["x0_0", "x1_1"]]
+    rendered = [dsl.render(c) for c in rule.constraints]
+    assert "x0_1 == x1_0" in rendered
+    assert "x0_0 >= 1" in rendered  # the domain is always there
+    # Every valid call is accepted, every invalid one rejected (also on fresh data).
+    fresh = _matmul_group(50, seed=1)
+    env = lambda c: {f"x{i}_{j}": d for i, s in enumerate(c.shapes) for j, d in enumerate(s)}  # noqa: E731
+    assert all(dsl.holds(rule.constraints, env(c)) for c in fresh.valid)
+    assert not any(dsl.holds(rule.constraints, env(c)) for c in fresh.invalid)
+    assert rule.dtypes == [[["float32", "float32"], ["float32"]]]
+    assert 0 < len(rule.examples) <= 8
+
+
+def test_specialisation_on_categorical_arg():
+    # A reduction over dim a0 of a rank-3 tensor: the output drops dim a0.
+    rng = random.Random(0)
+    g = Group("function", "torch.sum", None, {"args": [{"X": 0}, {"A": 0}], "kwargs": {}}, [3], 1)
+    for _ in range(60):
+        shape = tuple(rng.randint(1, 9) for _ in range(3))
+        d = rng.randint(0, 2)
+        out = tuple(s for i, s in enumerate(shape) if i != d)
+        g.valid.append(Call((shape,), ("float32",), (d,), ((out, "float32"),)))
+    rules, spec = infer_group(g, 2.0)
+    assert spec == [0]
+    assert len(rules) == 3 and all(r.status == "symbolic" for r in rules)
+    by_value = {r.stats["specialised"]["values"][0]: r for r in rules}
+    assert by_value[1].outputs == [["x0_0", "x0_2"]]
+    assert by_value[1].template == {"args": [{"X": 0}, 1], "kwargs": {}}
+    assert by_value[1].n_ints == 0
+
+
+# ---------------------------------------------------------------------------
+# the shipped rules, against torch
+
+
+def _shipped():
+    path = rules_path()
+    if not path.exists():
+        pytest.skip(f"no shipped rules at {path}")
+    return list(read_rules(path))
+
+
+def _sample(rules, n=40):
+    """Deterministic sample of symbolic rules, one per operator, spread over operators."""
+    by_op = {}
+    for r in rules:
+        if r.status == "symbolic" and r.outputs:
+            by_op.setdefault(r.op, []).append(r)
+    ops = sorted(by_op, key=lambda o: zlib.crc32(o.encode()))[:n]
+    return [sorted(by_op[o], key=lambda r: zlib.crc32(r.key.encode()))[0] for o in ops]
+
+
+def test_shipped_rules_match_torch_on_fresh_calls():
+    pytest.importorskip("torch")
+    pytest.importorskip("z3")
+    from fuzz.infer.check import check_rule
+
+    rules = _sample(_shipped(), 40)
+    assert len(rules) >= 20
+    failures = []
+    for rule in rules:
+        for res in check_rule(rule, n_calls=2, seed=0):
+            if not res.ok:
+                failures.append(f"{rule.op} {json.dumps(rule.template)[:80]}: {res.reason} "
+                                f"expected {res.expected} got {res.got} {res.error} at {res.env}")
+    assert not failures, "\n".join(failures)
+
+
+def test_checker_catches_a_corrupted_rule():
+    pytest.importorskip("torch")
+    pytest.importorskip("z3")
+    from fuzz.infer.check import check_rule
+
+    rule = Rule(key="k", op="torch.mm", api="function", overload=None,
+                template={"args": [{"X": 0}, {"X": 1}], "kwargs": {}}, ranks=[2, 2], n_ints=0, status="symbolic",
+                dtypes=[[["float32", "float32"], ["float32"]]],
+                constraints=[["==", "x0_1", "x1_0"], [">=", "x0_0", 1], [">=", "x0_1", 1], [">=", "x1_1", 1]],
+                outputs=[["x0_0", "x1_1"]])
+    assert all(r.ok for r in check_rule(rule, n_calls=3))
+    wrong = Rule(**{**rule.to_json(), "outputs": [["x0_0", ["+", "x1_1", 1]]]})
+    assert all(r.reason == "mismatch" for r in check_rule(wrong, n_calls=3))
+    loose = Rule(**{**rule.to_json(), "constraints": [["!=", "x0_1", "x1_0"]]})
+    assert all(r.reason == "error" for r in check_rule(loose, n_calls=3))
+
+
+# ---------------------------------------------------------------------------
+# CLI
+
+
+def _assay(*argv, **kw):
+    return subprocess.run([sys.executable, "-m", "fuzz.cli", *argv], capture_output=True, text=True, cwd=REPO,
+                          timeout=120, **kw)
+
+
+STATS_KEYS = ["torch_version", "ops_traced", "ops_symbolic", "ops_concrete_only", "signatures",
+              "signatures_symbolic", "valid_records", "invalid_records", "heldout_shape_accuracy",
+              "heldout_invalid_rejection", "inference_seconds"]
+
+
+def test_cli_stats_json_keys():
+    _shipped()
+    res = _assay("rules", "stats", "--json")
+    assert res.returncode == 0, res.stderr
+    stats = json.loads(res.stdout)
+    for key in STATS_KEYS:
+        assert key in stats, key
+    for key in ("heldout_shape_accuracy", "heldout_invalid_rejection"):
+        assert 0.0 <= stats[key] <= 1.0
+
+
+def test_cli_corrupt_rules_file_is_one_line_error(tmp_path):
+    bad = tmp_path / "rules.jsonl.gz"
+    with gzip.open(bad, "wt") as fh:
+        fh.write('{"key": "k", "op": "x"}\nnot json at all\n')
+    for argv in (["rules", "stats", "--rules", str(bad)], ["rules", "show", "torch.mm", "--rules", str(bad)]):
+        res = _assay(*argv)
+        assert res.returncode != 0
+        assert "Traceback" not in res.stderr
+        assert len(res.stderr.strip().splitlines()) == 1 and "rules infer" in res.stderr
+    garbage = tmp_path / "garbage.jsonl.gz"
+    garbage.write_bytes(b"\x00\x01not gzip")
+    res = _assay("rules", "stats", "--rules", str(garbage))
+    assert res.returncode != 0 and "Traceback" not in res.stderr and len(res.stderr.strip().splitlines()) == 1
+
+
+def test_cli_show_and_unknown_op(tmp_path):
+    rules = _matmul_group()
+    rule = infer_group(rules)[0][0]
+    path = tmp_path / "rules.jsonl.gz"
+    from fuzz.rules import write_rules
+
+    write_rules(path, [rule])
+    res = _assay("rules", "show", "torch.mm", "--rules", str(path))
+    assert res.returncode == 0, res.stderr
+    assert "x0_1 == x1_0" in res.stdout and "out0: [x0_0, x1_1]" in res.stdout
+    res = _assay("rules", "show", "torch.no_such_op", "--rules", str(path))
+    assert res.returncode == 2 and "Traceback" not in res.stderr and "no rules for operator" in res.stderr
+    res = _assay("rules", "infer", "--workers", "0")
+    assert res.returncode == 2 and "Traceback" not in res.stderr
+
+
+def test_cli_infer_small_corpus(tmp_path):
+    """End to end on a tiny corpus: records -> rules file + stats."""
+    from fuzz.trace import Record, write_records
+
+    g = _matmul_group(30)
+    recs = []
+    for c in g.valid:
+        recs.append(Record(op="torch.mm", kind="function", args=[{"T": list(s), "dtype": "float32"} for s in c.shapes],
+                           kwargs={}, ok=True, out=[{"T": list(c.outs[0][0]), "dtype": "float32"}], source="opinfo"))
+    for c in g.invalid:
+        recs.append(Record(op="torch.mm", kind="function", args=[{"T": list(s), "dtype": "float32"} for s in c.shapes],
+                           kwargs={}, ok=False, error={"type": "RuntimeError", "message": "shapes"}, source="mutation"))
+    write_records(tmp_path / "traces.jsonl.gz", recs)
+    res = _assay("rules", "infer", "--corpus", str(tmp_path), "--workers", "1", "--quiet")
+    assert res.returncode == 0, res.stderr
+    stats = json.loads((tmp_path / "rules-stats.json").read_text())
+    assert stats["ops_symbolic"] == 1 and stats["signatures_symbolic"] == 1
+    assert stats["heldout_shape_accuracy"] == 1.0 and stats["heldout_invalid_rejection"] == 1.0
+    res = _assay("rules", "stats", "--json", "--rules", str(tmp_path / "rules.jsonl.gz"))
+    assert json.loads(res.stdout)["signatures"] == 1
