@@ -63,3 +63,65 @@ def module_graph() -> tuple[Graph, dict]:
     tensors = {"x": torch.randn(3, 6, generator=gen),
                f"{attr}.weight": torch.randn(5, 6, generator=gen), f"{attr}.bias": torch.randn(5, generator=gen)}
     return g, tensors
+
+
+def relu_graph_b() -> tuple[Graph, dict]:
+    """A different graph (other ops, shapes) that also goes through relu."""
+    g = Graph()
+    x = g.add_tensor([2, 3, 5], "float32", "input", name="inp")
+
+    def call(op, args, shape, kwargs=None):
+        out = g.add_tensor(shape, "float32")
+        g.add_node(Node(id=g.new_node_id(), op=op, api="function", args=args, kwargs=kwargs or {}, outputs=[out]))
+        return out
+
+    a = call("torch.neg", [ref(x)], [2, 3, 5])
+    b = call("torch.nn.functional.relu", [ref(a)], [2, 3, 5])
+    c = call("torch.sin", [ref(b)], [2, 3, 5])
+    d = call("torch.abs", [ref(x)], [2, 3, 5])
+    e = call("torch.mul", [ref(c), ref(d)], [2, 3, 5])
+    f = call("torch.mean", [ref(e), 2], [2, 3])
+    g.outputs = [f]
+    gen = torch.Generator().manual_seed(7)
+    return g, {"inp": torch.randn(2, 3, 5, generator=gen)}
+
+
+def make_case(root, case_id: str, graph: Graph, tensors: dict, backend: str = "aot_eager", mode: str = "fwd",
+              kind: str = "mismatch", detail: str = "values", error: dict | None = None, created: str | None = None,
+              hits: int = 1) -> str:
+    """Save a case the way the campaign does (store staging + repro.py + index rows), without running it."""
+    import json as _json
+    import tempfile
+    from pathlib import Path
+
+    from fuzz import repro
+    from fuzz.program import PROGRAM_FILES, save_program
+    from fuzz.signature_of_failure import signature
+    from fuzz.store import CrashStore
+
+    ops = graph.ops()
+    sig, text = signature(kind, backend, mode, ops=ops, error=error, detail=detail)
+    with tempfile.TemporaryDirectory() as tmp:
+        save_program(graph, tensors, tmp)
+        files = {n: (Path(tmp) / n).read_bytes() for n in PROGRAM_FILES}
+    case = {
+        "format": 1, "id": case_id, "test_id": case_id, "kind": kind, "outcome": f"{kind}: {detail}",
+        "detail": detail, "backend": backend, "mode": mode, "device": "cpu", "signature": sig,
+        "signature_text": text, "error": error,
+        "diff": {"where": "out0", "index": [0, 1], "count": 3, "numel": 8, "max_abs": 0.5, "max_rel": 0.9,
+                 "reference": 0.55, "eager": 0.55, "compiled": 1.05} if kind == "mismatch" else None,
+        "check": ["out0"] if kind == "mismatch" else [], "skip": [], "ops": ops, "graph": graph.to_json(),
+        "versions": repro.versions(), "seed": 0, "created": created or "2025-01-01T00:00:00+00:00",
+        "reproduces": None, "flaky": False, "timeout_s": 120, "mem_limit_mb": 0,
+    }
+    store = CrashStore(root)
+    try:
+        store.stage_case(case, files, repro.repro_source(files["program.py"].decode(), case))
+        store.finalize(case_id, True)
+        for i in range(hits):
+            store.record_test(f"{case_id}-hit{i}", 0, backend, mode, kind, detail, signature=sig, sig_text=text,
+                              case_id=case_id if i == 0 else None)
+    finally:
+        store.close()
+    _ = _json
+    return case_id

@@ -123,7 +123,7 @@ def _show(args) -> int:
 def _reduce(args) -> int:
     from fuzz.cli import print_json
     from fuzz.triage.cases import load_case
-    from fuzz.triage.recheck import reduce_case
+    from fuzz.triage.actions import reduce_case
 
     case = load_case(args.dir, args.case_id)
     log = (lambda msg: print(msg, file=sys.stderr, flush=True)) if not args.quiet else None
@@ -148,7 +148,7 @@ def _repro(args) -> int:
 
 def _recheck(args) -> int:
     from fuzz.cli import print_json
-    from fuzz.triage.recheck import recheck, render_recheck
+    from fuzz.triage.actions import recheck, render_recheck
 
     results = recheck(args.dir, args.case_ids, all_cases=args.all, timeout=args.timeout,
                       log=None if args.json else (lambda m: print(m, file=sys.stderr, flush=True)))

@@ -65,22 +65,84 @@ def listing_rows(root):
     return signature_rows(root, counts=index_counts(root), since=campaign_started(root))
 
 
-def repro_source(case: Case) -> str:
-    """The standalone repro script for a case, from ``fuzz.repro`` (the single emitter)."""
+def repro_source(case: Case, inline_limit: int = 4096) -> str:
+    """The standalone repro script for a case, written by ``fuzz.repro`` (the single emitter).
+
+    The emitter's script reads ``inputs.safetensors``/``params.safetensors`` beside itself.
+    Printed on stdout it lives elsewhere, so: when the case's tensors are small (reduced
+    cases are), they are inlined as ``torch.tensor`` literals (exact values) and the
+    script needs no files at all; otherwise it reads them from the case directory.
+    """
+    from fuzz import repro
+    from fuzz.program import program_source
+
+    prog = case.path / "program.py"
+    if prog.exists():
+        program_src = prog.read_text()
+    else:
+        program_src = program_source(case.graph())
+    src = repro.repro_source(program_src, case.data)
     try:
-        from fuzz import repro
-    except ImportError:
-        repro = None
-    if repro is not None:
-        for name in ("repro_source", "render_repro", "make_repro", "repro_script"):
-            fn = getattr(repro, name, None)
-            if fn is not None:
-                return _call_repro(fn, case)
-    saved = case.path / "repro.py"
-    if saved.exists():
-        return saved.read_text()
-    raise AssayError(f"case {case.id} has no repro.py and fuzz.repro is not available to write one")
+        tensors = _saved_tensors(case)
+    except AssayError:
+        tensors = None
+    if tensors is not None and sum(t.numel() for d in tensors.values() for t in d.values()) <= inline_limit:
+        inlined = _inline(src, tensors)
+        if inlined is not None:
+            return inlined
+    here = "HERE = os.path.dirname(os.path.abspath(__file__))"
+    if here in src:
+        src = src.replace(here, f"HERE = {str(case.path.resolve())!r}  # the case directory: its .safetensors files", 1)
+    return src
 
 
-def _call_repro(fn, case: Case) -> str:
-    return fn(case.data)
+def _saved_tensors(case: Case) -> dict:
+    """{file name: {key: tensor}} as saved (keys as the program reads them)."""
+    from safetensors.torch import load_file
+
+    out = {}
+    for name in ("inputs.safetensors", "params.safetensors"):
+        p = case.path / name
+        if p.exists():
+            try:
+                out[name] = load_file(str(p))
+            except Exception as exc:
+                raise AssayError(f"case {case.id}: corrupt {name} ({exc})") from None
+    return out
+
+
+def _literal(t) -> str | None:
+    import torch
+
+    if t.is_complex() or t.dtype not in (torch.float64, torch.float32, torch.float16, torch.bfloat16, torch.int64,
+                                         torch.int32, torch.int16, torch.int8, torch.uint8, torch.bool):
+        return None
+    dtype = str(t.dtype).replace("torch.", "")
+    if t.dtype.is_floating_point:
+        values = t.to(torch.float64).tolist()  # exact: every float of these dtypes is a double
+        text = repr(values).replace("nan", "float('nan')").replace("inf", "float('inf')")
+    else:
+        text = repr(t.tolist())
+    return f"torch.tensor({text}, dtype=torch.{dtype}).reshape({list(t.shape)!r})"
+
+
+def _inline(src: str, tensors: dict) -> str | None:
+    anchor = "
+
+class Model(torch.nn.Module):"
+    if anchor not in src:
+        return None
+    lines = ["", "", "# The case's tensors, inlined (exact values), so this script needs no files.", "_INLINE = {"]
+    for fname, d in tensors.items():
+        lines.append(f"    {fname!r}: {{")
+        for key, t in d.items():
+            lit = _literal(t)
+            if lit is None:
+                return None
+            lines.append(f"        {key!r}: {lit},")
+        lines.append("    },")
+    lines += ["}", "", "",
+              "def read_safetensors(path):  # noqa: F811 - the inlined tensors instead of the files",
+              "    return {k: v.clone() for k, v in _INLINE.get(os.path.basename(path), {}).items()}"]
+    return src.replace(anchor, "
+".join(lines) + anchor, 1)

@@ -1,0 +1,274 @@
+"""``triage reduce`` and ``triage recheck``: the parts that run code under test (sandboxed).
+
+Both replay programs in the campaign's worker through ``fuzz.triage.runner`` (one warm
+worker per backend and mode), never in this process.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+from fuzz.errors import AssayError
+from fuzz.graph import Graph
+from fuzz.triage.cases import Case, iter_cases, load_case
+from fuzz.triage.runner import Verdict, WorkerRunner, failure_class, verdict_class
+
+REDUCED_SUFFIX = "-reduced"
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def _case_timeout(case: Case, override: float | None) -> float:
+    if override:
+        return float(override)
+    # case.json's timeout_s is the repro's whole-run budget (test timeout + slack)
+    t = case.get("timeout_s")
+    return float(min(max(float(t) - 60, 30), 300)) if t else 60.0
+
+
+def case_class(case: Case) -> tuple:
+    return failure_class(case.kind, case.backend, case.mode or "fwd", case.signature, case.get("signature_text") or "")
+
+
+# ---------------------------------------------------------------------------
+# reduce
+
+
+def reduce_case(case: Case, *, time_budget: float = 120.0, timeout: float | None = None, shrink: bool = True,
+                log=None, env: dict | None = None, runner: WorkerRunner | None = None) -> dict:
+    """Minimise ``case`` and save the result as a new case ``<id>-reduced`` beside it.
+
+    Returns ``{case_id, reduced_case (its directory), ops_before, ops_after, seconds, runs, ...}``.
+    """
+    from fuzz.triage.reduce import Reducer
+
+    log = log or (lambda m: None)
+    if case.reduced_from:
+        raise AssayError(f"{case.id} is already a reduced case (of {case.reduced_from}); reduce that one again instead")
+    graph = case.graph()
+    tensors = case.tensors(graph)
+    target = case_class(case)
+    t0 = time.monotonic()
+    own_runner = runner is None
+    if runner is None:
+        runner = WorkerRunner(case.backend, case.mode or "fwd", timeout=_case_timeout(case, timeout),
+                              mem_limit_mb=case.get("mem_limit_mb") or None, env=env, device=case.get("device") or "cpu")
+    verdicts: dict[str, Verdict] = {}
+    try:
+        log(f"{case.id}: replaying the case ({case.kind} on {case.backend}/{case.mode or 'fwd'}, {len(graph.nodes)} ops)")
+        first = runner.run(graph, tensors)
+        if not first.failed or verdict_class(first) != target:
+            got = f"{first.kind}" + (f" ({first.signature})" if first.signature else "")
+            raise AssayError(f"case {case.id} does not reproduce its signature with torch {_torch_version()} "
+                             f"(got {got}); nothing to reduce ('assay triage recheck {case.id}' records this)")
+
+        def still_fails(g: Graph, t: dict) -> bool:
+            v = runner.run(g, t)
+            ok = v.failed and verdict_class(v) == target
+            log(f"  run {runner.jobs:3d}: {len(g.nodes)} ops -> {v.kind}{' (same failure)' if ok else ''} [{v.seconds:.1f}s]")
+            if ok:
+                verdicts[_key(g)] = v
+            return ok
+
+        remaining = max(5.0, time_budget - (time.monotonic() - t0))
+        reducer = Reducer(graph, tensors, still_fails, time_budget=remaining, log=log, shrink=shrink)
+        result = reducer.run()
+        final = verdicts.get(_key(result.graph)) or first
+        if final is first and len(result.graph.nodes) != len(graph.nodes):
+            final = runner.run(result.graph, result.tensors)
+    finally:
+        if own_runner:
+            runner.close()
+    seconds = time.monotonic() - t0
+    path = save_reduced(case, result.graph, result.tensors, final, {
+        "ops_before": len(graph.nodes), "ops_after": len(result.graph.nodes), "seconds": round(seconds, 2),
+        "runs": result.tests + 1, "timed_out": result.timed_out, "steps": result.steps,
+    })
+    log(f"{case.id}: {len(graph.nodes)} -> {len(result.graph.nodes)} ops in {seconds:.1f}s; saved {path}")
+    return {
+        "case_id": case.id,
+        "reduced_case": str(path),
+        "reduced_id": path.name,
+        "ops_before": len(graph.nodes),
+        "ops_after": len(result.graph.nodes),
+        "ops": result.graph.ops(),
+        "seconds": round(seconds, 2),
+        "runs": result.tests + 1,
+        "timed_out": result.timed_out,
+        "signature": final.signature,
+        "original_signature": case.signature,
+    }
+
+
+def _key(g: Graph) -> str:
+    return json.dumps(g.to_json(), sort_keys=True)
+
+
+def _torch_version() -> str:
+    try:
+        import torch
+
+        return torch.__version__
+    except Exception:  # pragma: no cover
+        return "?"
+
+
+def save_reduced(case: Case, graph: Graph, tensors: dict, verdict: Verdict, info: dict) -> Path:
+    """Write the reduced case as a complete case directory through the crash store."""
+    import tempfile
+
+    from fuzz import repro
+    from fuzz.program import PROGRAM_FILES, save_program
+    from fuzz.store import CrashStore
+
+    new_id = case.id + REDUCED_SUFFIX
+    root = case.path.parent
+    with tempfile.TemporaryDirectory(prefix="assay-reduced-") as tmp:
+        save_program(graph, tensors, tmp)
+        files = {name: (Path(tmp) / name).read_bytes() for name in PROGRAM_FILES}
+    raw = verdict.raw or {}
+    data = dict(case.data)
+    data.update({
+        "id": new_id,
+        "test_id": None,
+        "kind": verdict.kind,
+        "outcome": f"{verdict.kind}: {verdict.detail}".strip(": "),
+        "detail": verdict.detail,
+        "signature": verdict.signature,
+        "signature_text": verdict.signature_text,
+        "error": verdict.error,
+        "diff": verdict.diff,
+        "check": raw.get("check") or ([verdict.diff["where"]] if verdict.diff and verdict.diff.get("where") else []),
+        "skip": sorted((raw.get("skipped_values") or {}).keys()),
+        "skipped_values": raw.get("skipped_values") or {},
+        "ops": graph.ops(),
+        "graph": graph.to_json(),
+        "versions": repro.versions(),
+        "created": _now(),
+        "reproduces": True,
+        "flaky": False,
+        "files": sorted(list(files) + ["repro.py", "case.json"]),
+        "triage": {"reduced_from": case.id, **info},
+    })
+    src = repro.repro_source(files["program.py"].decode(), data)
+    store = CrashStore(root)
+    try:
+        store.stage_case(data, files, src)
+        path = store.finalize(new_id, True, f"reduced from {case.id}; reproduced in the campaign worker")
+    finally:
+        store.close()
+    # the original points at its reduced case
+    update_case(case.path, lambda d: d.setdefault("triage", {}).update(
+        {"reduced_case": new_id, "ops_after": info["ops_after"], "reduced_at": _now()}))
+    return path
+
+
+def update_case(path: Path, change) -> dict:
+    """Apply ``change(data)`` to a case.json atomically (and re-index it in the store)."""
+    from fuzz.store import CrashStore, atomic_write, read_case
+
+    data = read_case(path)
+    change(data)
+    atomic_write(Path(path) / "case.json", json.dumps(data, indent=1, default=str) + "\n")
+    try:
+        store = CrashStore(Path(path).parent, create=False)
+        try:
+            store._index_case(data, Path(path))
+        finally:
+            store.close()
+    except Exception:  # the index is a cache of the case files; a failure here loses nothing
+        pass
+    return data
+
+
+# ---------------------------------------------------------------------------
+# recheck
+
+
+def select_cases(root, ids: list[str], all_cases: bool) -> list[Case]:
+    if ids:
+        return [load_case(root, i) for i in ids]
+    cases = iter_cases(root)
+    if all_cases:
+        return cases
+    # one case per signature (the earliest), plus every reduced case
+    seen, out = set(), []
+    for c in sorted(cases, key=lambda c: (str(c.get("created") or ""), c.id)):
+        if c.reduced_from:
+            out.append(c)
+        elif c.signature not in seen:
+            seen.add(c.signature)
+            out.append(c)
+    return out
+
+
+def recheck(root, ids: list[str] = (), *, all_cases: bool = False, timeout: float | None = None,
+            log=None, env: dict | None = None) -> list[dict]:
+    """Replay cases against the installed torch; mark each fixed / still failing / changed."""
+    log = log or (lambda m: None)
+    cases = select_cases(root, list(ids), all_cases)
+    if not cases:
+        raise AssayError(f"no saved cases in {root}")
+    groups: dict[tuple, list[Case]] = {}
+    for c in cases:
+        groups.setdefault((c.backend, c.mode or "fwd", c.get("device") or "cpu"), []).append(c)
+    results = []
+    torch_v = _torch_version()
+    for (backend, mode, device), members in groups.items():
+        t = max(_case_timeout(c, timeout) for c in members)
+        with WorkerRunner(backend, mode, timeout=t, mem_limit_mb=max(c.get("mem_limit_mb") or 0 for c in members) or None,
+                          env=env, device=device) as runner:
+            for c in members:
+                try:
+                    graph = c.graph()
+                    c.tensors(graph)  # fail early with a one-line error when tensors are missing/corrupt
+                except AssayError as exc:
+                    results.append({"case_id": c.id, "status": "unreadable", "reproduces": None, "error": str(exc)})
+                    log(f"{c.id}: unreadable ({exc})")
+                    continue
+                v = runner.run_dir(c.path, graph.ops())
+                if v.failed and v.signature == c.signature:
+                    status = "open"
+                elif v.failed:
+                    status = "changed"
+                else:
+                    status = "fixed"
+                rec = {"status": status, "reproduces": v.failed and status == "open", "kind": v.kind,
+                       "signature": v.signature, "at": _now(), "torch": torch_v, "seconds": round(v.seconds, 2)}
+                if status == "changed":
+                    rec["new_signature_text"] = v.signature_text
+                    rec["error"] = v.error
+
+                def change(d, rec=rec):
+                    d.setdefault("triage", {})["recheck"] = rec
+                    d["reproduces"] = rec["reproduces"]
+
+                update_case(c.path, change)
+                results.append({"case_id": c.id, "signature": c.signature, "backend": backend, "mode": mode, **rec})
+                log(f"{c.id}: {status} ({v.kind}{', ' + v.signature if v.signature and status == 'changed' else ''})")
+    return results
+
+
+def render_recheck(results: list[dict]) -> str:
+    if not results:
+        return "nothing re-checked"
+    width = max(len(r["case_id"]) for r in results)
+    lines = []
+    label = {"open": "still fails", "fixed": "FIXED", "changed": "changed signature", "unreadable": "unreadable"}
+    for r in results:
+        extra = ""
+        if r["status"] == "changed":
+            extra = f"  now: {r.get('kind')} {r.get('signature')}"
+        elif r["status"] == "unreadable":
+            extra = f"  {r.get('error')}"
+        lines.append(f"{r['case_id'].ljust(width)}  {label.get(r['status'], r['status'])}{extra}")
+    counts = {}
+    for r in results:
+        counts[r["status"]] = counts.get(r["status"], 0) + 1
+    lines.append(", ".join(f"{n} {label.get(k, k)}" for k, n in counts.items()) + f"  (torch {_torch_version()})")
+    return "\n".join(lines)
