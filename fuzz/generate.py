@@ -258,7 +258,7 @@ def _display_name(rule: Rule) -> str:
 class GenConfig:
     nodes: int = 10
     max_elements: int = DEFAULT_MAX_ELEMENTS
-    max_dim: int = 32
+    max_dim: int = 16
     dtypes: tuple = DEFAULT_DTYPES
     forward_prob: float = 0.8
     param_prob: float = 0.5
@@ -318,7 +318,10 @@ class _Builder:
         self.rs = ruleset
         self.cfg = cfg
         self.ch = chooser
-        self.solver = z3.SolverFor("QF_NIA")
+        # A fresh context per model: Z3's answers then depend only on this model's choices,
+        # not on whatever the process solved before (determinism per seed, Hypothesis replay).
+        self.ctx = z3.Context()
+        self.solver = z3.Solver(ctx=self.ctx)
         self.solver.set("random_seed", chooser.integer(0, 1 << 16))
         self.tensors: dict[str, _Tensor] = {}
         self.nodes: list[_Pending] = []
@@ -335,7 +338,7 @@ class _Builder:
         return f"{stem}{self.counter}"
 
     def _var(self, stem: str, bound: bool = True):
-        v = self.z3.Int(self._fresh(stem))
+        v = self.z3.Int(self._fresh(stem), self.ctx)
         self.all_dims.append(v)
         return v
 
@@ -403,20 +406,21 @@ class _Builder:
         from fuzz.dsl import to_z3, walk
 
         env: dict[str, Any] = {}
+        ctx = self.ctx
         for i, dims in enumerate(operand_dims):
             for j, d in enumerate(dims):
-                env[f"x{i}_{j}"] = d if not isinstance(d, int) else self.z3.IntVal(d)
+                env[f"x{i}_{j}"] = d if not isinstance(d, int) else self.z3.IntVal(d, ctx)
         for k, a in enumerate(ints):
-            env[f"a{k}"] = a if not isinstance(a, int) else self.z3.IntVal(a)
-        cons = [to_z3(p, env) for p in info.rule.constraints]
+            env[f"a{k}"] = a if not isinstance(a, int) else self.z3.IntVal(a, ctx)
+        cons = [to_z3(p, env, ctx) for p in info.rule.constraints]
         outs = []
         for shape in info.rule.outputs:
             dims = []
             for e in shape:
                 for sub in walk(e):
                     if isinstance(sub, list) and sub[0] in ("//", "%") and not isinstance(sub[2], int):
-                        cons.append(to_z3(sub[2], env) >= 1)
-                dims.append(to_z3(e, env))
+                        cons.append(to_z3(sub[2], env, ctx) >= 1)
+                dims.append(to_z3(e, env, ctx))
             outs.append(dims)
         return cons, outs
 
@@ -439,7 +443,7 @@ class _Builder:
     def _symbolic_ints(self, info: RuleInfo) -> tuple[list, list]:
         ints, cons = [], []
         for lo, hi in info.int_ranges:
-            v = self.z3.Int(self._fresh("a"))
+            v = self.z3.Int(self._fresh("a"), self.ctx)
             ints.append(v)
             cons += [v >= lo, v <= hi]
             self.int_vars.append((v, lo, hi))
@@ -601,7 +605,7 @@ class _Builder:
         soft = []
         for v in self.dim_vars:
             if self.ch.chance(0.7):
-                soft.append(v >= self.ch.integer(1, max(1, self.cfg.max_dim // 2)))
+                soft.append(v >= self.ch.integer(1, max(1, self.cfg.max_dim // 2)))  # z3 tends to sit on lower bounds
         for v, lo, hi in self.int_vars:
             if self.ch.chance(0.5):
                 soft.append(v == self.ch.integer(lo, hi))
@@ -855,3 +859,12 @@ def generate(ruleset: RuleSet, cfg: GenConfig, chooser: Chooser, attempts: int =
                        "finite": model.finite, "value_seed": seed})
         return model
     raise GenerationError(f"could not generate a model: {last}")
+
+
+def model_rng(seed: int, index: int) -> random.Random:
+    """The chooser's random source for model ``index`` of a run seeded ``seed`` (stable across processes)."""
+    return random.Random(f"assay-gen:{seed}:{index}")
+
+
+def generate_model_for_index(ruleset: RuleSet, cfg: GenConfig, seed: int, index: int) -> Generated:
+    return generate(ruleset, cfg, RandomChooser(model_rng(seed, index)))

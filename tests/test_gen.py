@@ -1,0 +1,110 @@
+"""The generator on fixture rules: validity, determinism, JSON, size bound, guard, CLI."""
+
+import json
+import math
+import os
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from fuzz import program
+from fuzz.generate import GenConfig, RandomChooser, RuleSet, deny_reason, generate, generate_model_for_index
+from fuzz.graph import Graph
+from fuzz.rules import write_rules
+
+from test_gen_rules import fixture_rules, rule
+
+
+@pytest.fixture(scope="module")
+def ruleset():
+    return RuleSet(fixture_rules())
+
+
+def test_deny_list_and_filters(ruleset):
+    assert "torch.nn.functional.dropout" not in ruleset.ops  # random
+    assert "torch.Tensor.relu_" not in ruleset.ops            # in-place
+    assert deny_reason(rule("aten::add", "aten", {"args": [{"X": 0}, {"X": 1}], "kwargs": {}}, [1, 1],
+                            [["x0_0"]], overload="out")) == "out= variant"
+    assert deny_reason(rule("aten::nonzero", "aten", {"args": [{"X": 0}], "kwargs": {}}, [1], [["x0_0"]],
+                            overload="default")) == "deny-list"
+    assert deny_reason(rule("aten::add_", "aten", {"args": [{"X": 0}, {"X": 1}], "kwargs": {}}, [1, 1], [["x0_0"]],
+                            overload="Tensor")) == "in-place"
+    assert deny_reason(rule("aten::relu", "aten", {"args": [{"X": 0}], "kwargs": {}}, [1], [["x0_0"]],
+                            overload="default")) is None
+
+
+def test_models_are_valid_finite_and_json_roundtrip(ruleset):
+    for seed in range(12):
+        m = generate(ruleset, GenConfig(nodes=8), RandomChooser(seed))
+        g = m.graph
+        assert 1 <= len(g.nodes) <= 8
+        assert Graph.loads(g.dumps()).to_json() == g.to_json()
+        data = json.loads(g.dumps())
+        assert all(n["kind"] in ("symbolic", "concrete") and n["op"] for n in data["nodes"])
+        outs = program.run_eager(program.build_module(g, m.state), m.inputs)
+        assert [list(o.shape) for o in outs] == [g.tensors[o].shape for o in g.outputs]
+        assert m.finite and all(torch.isfinite(o).all() for o in outs if o.dtype.is_floating_point)
+
+
+def test_same_seed_same_graph(ruleset):
+    a = generate_model_for_index(ruleset, GenConfig(nodes=8), 7, 3)
+    b = generate_model_for_index(ruleset, GenConfig(nodes=8), 7, 3)
+    c = generate_model_for_index(ruleset, GenConfig(nodes=8), 7, 4)
+    assert a.graph.dumps() == b.graph.dumps()
+    assert all(torch.equal(a.leaves[k], b.leaves[k]) for k in a.leaves)
+    assert a.graph.dumps() != c.graph.dumps()
+
+
+def test_total_size_bound_holds(ruleset):
+    for seed in range(8):
+        cfg = GenConfig(nodes=8, max_elements=3000, max_dim=64)
+        m = generate(ruleset, cfg, RandomChooser(seed))
+        total = sum(t.numel for t in m.graph.tensors.values())
+        assert total <= 3000
+    # and with a generous bound, larger models do appear
+    sizes = [sum(t.numel for t in generate(ruleset, GenConfig(nodes=8, max_dim=64), RandomChooser(s)).graph.tensors.values())
+             for s in range(4)]
+    assert max(sizes) > 3000
+
+
+def test_guard_drops_a_node_whose_rule_is_wrong():
+    bad = rule("torch.relu", "function", {"args": [{"X": 0}], "kwargs": {}}, [2], [["x0_0", ["+", "x0_1", 1]]])
+    ok = rule("aten::log", "aten", {"args": [{"X": 0}], "kwargs": {}}, [2], [["x0_0", "x0_1"]], overload="default")
+    rs = RuleSet([bad, ok])
+    dropped = 0
+    for seed in range(6):
+        m = generate(rs, GenConfig(nodes=4), RandomChooser(seed))
+        dropped += m.graph.meta["guard"]["dropped"]
+        assert "torch.relu" not in m.graph.ops()
+        program.run_eager(program.build_module(m.graph, m.state), m.inputs)
+    assert dropped > 0
+
+
+def test_cli_gen_contract(tmp_path, assay):
+    rules = tmp_path / "rules.jsonl.gz"
+    write_rules(rules, fixture_rules())
+    out = tmp_path / "models"
+    cmd = assay + ["gen", "--count", "3", "--nodes", "5", "--seed", "4", "--out", str(out), "--rules", str(rules), "--json"]
+    res = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, res.stderr
+    summary = json.loads(res.stdout)
+    assert len(summary["models"]) == 3
+    for i in range(3):
+        d = out / str(i)
+        assert sorted(os.listdir(d)) == sorted(program.PROGRAM_FILES)
+        data = json.loads((d / "graph.json").read_text())
+        assert data["nodes"] and all(n["kind"] in ("symbolic", "concrete") and "op" in n for n in data["nodes"])
+    run = subprocess.run([sys.executable, str(out / "0" / "program.py")], capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stderr
+    assert "outputs:" in run.stdout
+    first = (out / "1" / "graph.json").read_text()
+    again = subprocess.run(cmd[:-1] + ["--out", str(tmp_path / "again")], capture_output=True, text=True, timeout=300)
+    assert again.returncode == 0
+    assert (tmp_path / "again" / "1" / "graph.json").read_text() == first
+    for bad in (["--count", "0"], ["--rules", str(tmp_path / "missing.gz")], ["--dtypes", "float7"]):
+        res = subprocess.run(assay + ["gen", "--out", str(tmp_path / "x"), "--rules", str(rules)] + bad,
+                             capture_output=True, text=True, timeout=120)
+        assert res.returncode == 2 and "Traceback" not in res.stderr
+        assert len(res.stderr.strip().splitlines()) == 1
