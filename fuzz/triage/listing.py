@@ -44,9 +44,26 @@ class Row:
         return asdict(self)
 
 
+def norm_time(ts) -> str | None:
+    """Any timestamp (unix seconds, ISO with Z or offset) as ``YYYY-MM-DDTHH:MM:SS`` UTC (sortable)."""
+    from datetime import datetime, timezone
+
+    if ts is None or ts == "":
+        return None
+    try:
+        if isinstance(ts, (int, float)):
+            dt = datetime.fromtimestamp(float(ts), tz=timezone.utc)
+        else:
+            dt = datetime.fromisoformat(str(ts).replace("Z", "+00:00"))
+            if dt.tzinfo is None:
+                dt = dt.replace(tzinfo=timezone.utc)
+        return dt.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S")
+    except (ValueError, OverflowError, OSError):
+        return str(ts)
+
+
 def _when(case: Case, key: str) -> str | None:
-    v = case.get(key) or case.get("created")
-    return str(v) if v else None
+    return norm_time(case.get(key) or case.get("created"))
 
 
 def _status(case: Case) -> tuple[bool | None, str]:
@@ -107,15 +124,24 @@ def signature_rows(root, *, counts: dict | None = None, since: str | None = None
             backends=sorted({c.backend for c in members}),
             signatures=sorted({c.signature for c in members}),
         )
-        extras = [(counts or {}).get(s) for s in row.signatures]
+        rows.append(row)
+    # Hit counts from the index are per campaign signature. A campaign signature whose cases
+    # fall into several rows (reduction split them) cannot be divided among them: each such
+    # row counts only its saved cases of it; a signature wholly inside one row adds all its hits.
+    owner: dict[str, set] = {}
+    for row in rows:
+        for s in row.signatures:
+            owner.setdefault(s, set()).add(row.signature)
+    for row in rows:
+        extras = [(counts or {}).get(s) for s in row.signatures if len(owner[s]) == 1]
         extras = [e for e in extras if e]
         if extras:
-            row.count = max(row.count, sum(int(e.get("count") or 0) for e in extras))
-            row.first_seen = min(filter(None, [row.first_seen] + [e.get("first_seen") for e in extras]), default=None)
-            row.last_seen = max(filter(None, [row.last_seen] + [e.get("last_seen") for e in extras]), default=None)
-        if since and row.first_seen and row.first_seen >= since:
+            shared = sum(1 for c in groups[row.signature] if len(owner[c.signature]) > 1)
+            row.count = max(row.count, shared + sum(int(e.get("count") or 0) for e in extras))
+            row.first_seen = min(filter(None, [row.first_seen] + [norm_time(e.get("first_seen")) for e in extras]), default=None)
+            row.last_seen = max(filter(None, [row.last_seen] + [norm_time(e.get("last_seen")) for e in extras]), default=None)
+        if since and row.first_seen and row.first_seen >= norm_time(since):
             row.new = True
-        rows.append(row)
     return rows
 
 

@@ -22,11 +22,12 @@ from datetime import datetime
 from pathlib import Path
 
 from fuzz.triage.cases import iter_cases
-from fuzz.triage.listing import Row, signature_rows, sort_rows
+from fuzz.triage.listing import Row, sort_rows
 
 OUTCOME_COLORS = {
     "pass": "#59a14f", "ok": "#59a14f", "crash": "#e15759", "mismatch": "#f28e2b", "hang": "#b07aa1",
-    "signal": "#9c755f", "oom": "#76b7b2", "skip": "#bab0ac", "invalid": "#bab0ac", "error": "#edc948",
+    "signal": "#9c755f", "oom": "#76b7b2", "skip": "#bab0ac", "invalid": "#d9d9d9", "unsupported": "#8cd17d",
+    "error": "#edc948",
 }
 TIME_COLUMNS = ("elapsed_s", "elapsed", "seconds", "time_s", "time", "t", "wall_s", "unix_time", "timestamp")
 TESTS_COLUMNS = ("tests", "total_tests", "tests_run", "executions", "execs", "total", "done")
@@ -97,10 +98,13 @@ def _series(rows: list[dict]) -> dict:
         if c and all(isinstance(r.get(c), float) for r in rows):
             out[key] = [r[c] for r in rows]
     kinds = {}
-    for k in ("crash", "crashes", "mismatch", "mismatches", "hang", "hangs", "signal", "signals", "oom", "ooms"):
-        c = _pick(cols, (k,))
-        if c and all(isinstance(r.get(c), float) for r in rows):
-            kinds[k.rstrip("es") if k.endswith("es") and k != "mismatches" else k.rstrip("s")] = [r[c] for r in rows]
+    for k in ("crash", "mismatch", "hang", "signal", "oom"):
+        c = _pick(cols, (k, k + "s", k + "es"))
+        if c and all(isinstance(r.get(c), float) for r in rows) and any(r[c] for r in rows):
+            kinds[k] = [r[c] for r in rows]
+    c = _pick(cols, ("ops_covered", "ops", "operators"))
+    if c and all(isinstance(r.get(c), float) for r in rows):
+        out["ops_covered"] = [r[c] for r in rows]
     if kinds:
         out["by_kind"] = kinds
     return out
@@ -108,7 +112,7 @@ def _series(rows: list[dict]) -> dict:
 
 def backend_outcomes(stats: dict, cases) -> tuple[dict, str]:
     """{backend: {outcome: count}} and where it came from."""
-    per = stats.get("backends") or stats.get("per_backend") or stats.get("outcomes_per_backend")
+    per = next((stats[k] for k in ("per_backend", "outcomes_per_backend", "backends") if isinstance(stats.get(k), dict)), None)
     if isinstance(per, dict) and per:
         out = {}
         for b, v in per.items():
@@ -125,21 +129,34 @@ def backend_outcomes(stats: dict, cases) -> tuple[dict, str]:
     return {b: dict(v) for b, v in out.items()}, "saved cases (failures only; no stats.json)"
 
 
+def covered_ops(root: Path) -> list[str]:
+    """The operators the campaign has tested (the store keeps the set in its index)."""
+    if not (root / "index.sqlite").exists():
+        return []
+    try:
+        from fuzz.store import CrashStore
+
+        store = CrashStore(root, create=False)
+        try:
+            return list(store.get_meta("ops", []) or [])
+        finally:
+            store.close()
+    except Exception:
+        return []
+
+
 def op_coverage(stats: dict, cases) -> tuple[dict, dict, str]:
-    """({op: tests}, {op: failing cases}, source)."""
+    """({op: tests} when the campaign counted them, {op: failing cases}, source)."""
     fails = Counter()
     for c in cases:
         if not c.reduced_from:
             for op in set(c.ops):
                 fails[op] += 1
-    ops = stats.get("ops") or stats.get("op_counts") or stats.get("operators") or stats.get("coverage")
-    if isinstance(ops, dict) and isinstance(ops.get("ops"), dict):
-        ops = ops["ops"]
+    ops = stats.get("op_counts") or stats.get("ops_tested")
     if isinstance(ops, dict) and ops:
-        tested = {k: int(v) if isinstance(v, (int, float)) else int(v.get("tests", 0)) for k, v in ops.items()
-                  if isinstance(v, (int, float, dict))}
+        tested = {k: int(v) for k, v in ops.items() if isinstance(v, (int, float))}
         return tested, dict(fails), "stats.json"
-    return {}, dict(fails), "saved cases (no per-operator test counts in stats.json)"
+    return {}, dict(fails), "saved cases"
 
 
 # ---------------------------------------------------------------------------
@@ -250,37 +267,55 @@ def plot_backends(per_backend: dict) -> bytes | None:
         ax.barh(backends, vals, left=left, color=OUTCOME_COLORS.get(o, "#999"), label=o, height=0.6)
         left = [l + v for l, v in zip(left, vals)]
     for i, total in enumerate(left):
-        fails = sum(n for k, n in per_backend[backends[i]].items() if k not in ("pass", "ok", "skip", "invalid"))
+        fails = sum(n for k, n in per_backend[backends[i]].items()
+                    if k not in ("pass", "ok", "skip", "invalid", "unsupported"))
         ax.text(total, i, f"  {int(total)} ({fails} failing)", va="center", fontsize=7)
     if log:
         ax.set_xscale("symlog")
     ax.set_xlabel("tests" + (" (symlog scale)" if log else ""))
     ax.set_title("Outcomes per backend")
-    ax.legend(fontsize=7, frameon=False, ncol=min(len(outcomes), 6), loc="lower right", bbox_to_anchor=(1, 1.08))
+    ax.legend(fontsize=7, frameon=False, ncol=min(len(outcomes), 8), loc="upper center",
+              bbox_to_anchor=(0.5, -0.45 if len(backends) < 3 else -0.25))
     ax.grid(axis="y", alpha=0)
     return _png(fig)
 
 
-def plot_ops(tested: dict, failing: dict, top: int = 25) -> bytes | None:
-    if not tested and not failing:
+def plot_ops(tested: dict, failing: dict, covered: list[str], series: dict, top: int = 20) -> bytes | None:
+    """Left: operators covered over time; right: the operators in failing cases (and how many were tested)."""
+    if not tested and not failing and not covered and "ops_covered" not in series:
         return None
     plt = _fig()
-    key = tested if tested else failing
-    ops = sorted(key, key=lambda o: (-key[o], o))[:top]
-    ops = ops[::-1]
-    fig, ax = plt.subplots(figsize=(6.4, 0.5 + 0.22 * len(ops)))
-    labels = [_short(o) for o in ops]
-    if tested:
-        ax.barh(labels, [tested.get(o, 0) for o in ops], color="#4e79a7", label="tests using the op", height=0.7)
-    ax.barh(labels, [failing.get(o, 0) for o in ops], color="#e15759", label="failing cases with the op", height=0.7)
-    ax.tick_params(axis="y", labelsize=7)
-    ax.set_xlabel("count")
-    title = "Operator coverage"
-    if tested:
-        title += f" (top {len(ops)} of {len(tested)} ops tested)"
+    have_time = "ops_covered" in series
+    fig, axes = plt.subplots(1, 2 if have_time else 1, figsize=(9.6 if have_time else 6.4, 3.4),
+                             gridspec_kw={"width_ratios": [1, 1.4]} if have_time else None)
+    axes = list(axes) if have_time else [axes]
+    if have_time:
+        ax = axes.pop(0)
+        x, label = _time_axis(ax, series["t"])
+        ax.plot(x, series["ops_covered"], color="#4e79a7", lw=1.8)
+        ax.set_xlabel(label)
+        ax.set_ylabel("distinct operators tested")
+        ax.set_title("Operator coverage over time")
+    ax = axes[0]
+    key = failing if failing else tested
+    ops = sorted(key, key=lambda o: (-key[o], o))[:top][::-1]
+    if ops:
+        labels = [_short(o) for o in ops]
+        if tested:
+            ax.barh(labels, [tested.get(o, 0) for o in ops], color="#4e79a7", label="tests using the op", height=0.7)
+        ax.barh(labels, [failing.get(o, 0) for o in ops], color="#e15759", label="failing cases with the op", height=0.7)
+        ax.tick_params(axis="y", labelsize=7)
+        ax.legend(fontsize=7, frameon=False, loc="lower right")
+        ax.grid(axis="y", alpha=0)
+    else:
+        ax.text(0.5, 0.5, "no failing cases", ha="center", va="center", transform=ax.transAxes, color="#777")
+        ax.set_yticks([])
+    n_cov = len(covered) or len(tested)
+    n_fail = len(failing)
+    title = f"Operators in failing cases ({n_fail}"
+    title += f" of {n_cov} tested)" if n_cov else ")"
     ax.set_title(title)
-    ax.legend(fontsize=7, frameon=False, loc="lower right")
-    ax.grid(axis="y", alpha=0)
+    ax.set_xlabel("cases")
     return _png(fig)
 
 
@@ -294,16 +329,20 @@ def _short(op: str) -> str:
 
 def _summary(stats: dict, rows: list[Row], cases) -> list[tuple[str, str]]:
     items = []
-    for key, label in (("tests", "tests run"), ("total_tests", "tests run"), ("elapsed_s", "campaign time"),
-                       ("tests_per_s", "tests / s"), ("workers", "workers")):
-        if key in stats and isinstance(stats[key], (int, float)):
-            v = stats[key]
-            if key == "elapsed_s":
-                v = f"{v / 3600:.2f} h" if v > 3600 else f"{v / 60:.1f} min"
-            elif isinstance(v, float):
-                v = f"{v:.2f}"
-            items.append((label, str(v)))
+    if isinstance(stats.get("elapsed_s"), (int, float)):
+        v = stats["elapsed_s"]
+        items.append(("campaign time", f"{v / 3600:.2f} h" if v > 3600 else f"{v / 60:.1f} min"))
+    for key, label in (("tests", "tests run"), ("tests_per_min", "tests / min"), ("models", "models"),
+                       ("ops_covered", "operators covered"), ("unique_signatures", "campaign signatures")):
+        v = stats.get(key)
+        if isinstance(v, (int, float)) and not isinstance(v, bool):
+            items.append((label, f"{v:.1f}" if isinstance(v, float) and not v.is_integer() else str(int(v))))
+    outcomes = stats.get("outcomes")
+    if isinstance(outcomes, dict):
+        fails = sum(int(n) for k, n in outcomes.items() if k != "pass" and isinstance(n, (int, float)))
+        items.append(("failing tests", str(fails)))
     items.append(("distinct failures", str(len(rows))))
+    items.append(("new this run", str(sum(1 for r in rows if r.new))))
     items.append(("saved cases", str(sum(1 for c in cases if not c.reduced_from))))
     items.append(("still reproducing", str(sum(1 for r in rows if r.reproduces))))
     items.append(("fixed", str(sum(1 for r in rows if r.reproduces is False))))
@@ -330,10 +369,15 @@ def build(root, *, title: str | None = None) -> dict:
     root = Path(root)
     cases = iter_cases(root)
     stats = read_stats(root)
-    rows = sort_rows(signature_rows(root), "count")
+    from fuzz.triage.store_adapter import listing_rows
+
+    rows = sort_rows(listing_rows(root), "count")
     series = _series(read_plot_data(root))
     per_backend, backend_src = backend_outcomes(stats, cases)
     tested, failing, ops_src = op_coverage(stats, cases)
+    covered = covered_ops(root)
+    if covered:
+        ops_src = "the store's covered-operator set, plot_data.csv and saved cases"
     unique_png, unique_src = plot_unique(series, cases)
     return {
         "title": title or f"Assay campaign report: {root}",
@@ -343,7 +387,7 @@ def build(root, *, title: str | None = None) -> dict:
             ("Tests over time", plot_tests(series), "plot_data.csv" if series else "no plot_data.csv"),
             ("Unique failures over time", unique_png, unique_src or "no data"),
             ("Outcomes per backend", plot_backends(per_backend), backend_src),
-            ("Operator coverage", plot_ops(tested, failing), ops_src),
+            ("Operator coverage", plot_ops(tested, failing, covered, series), ops_src),
         ],
         "rows": rows,
         "generated": datetime.now().isoformat(timespec="seconds"),

@@ -52,7 +52,7 @@ def campaign_started(root) -> str | None:
             data = json.loads(p.read_text())
         except (OSError, ValueError):
             continue
-        for key in ("run_started", "started", "start_time", "started_at"):
+        for key in ("session_started", "run_started", "started", "start_time", "started_at", "resumed", "created"):
             if data.get(key):
                 return _iso(data[key])
     return None
@@ -127,9 +127,7 @@ def _literal(t) -> str | None:
 
 
 def _inline(src: str, tensors: dict) -> str | None:
-    anchor = "
-
-class Model(torch.nn.Module):"
+    anchor = "\n\nclass Model(torch.nn.Module):"
     if anchor not in src:
         return None
     lines = ["", "", "# The case's tensors, inlined (exact values), so this script needs no files.", "_INLINE = {"]
@@ -144,5 +142,4 @@ class Model(torch.nn.Module):"
     lines += ["}", "", "",
               "def read_safetensors(path):  # noqa: F811 - the inlined tensors instead of the files",
               "    return {k: v.clone() for k, v in _INLINE.get(os.path.basename(path), {}).items()}"]
-    return src.replace(anchor, "
-".join(lines) + anchor, 1)
+    return src.replace(anchor, "\n".join(lines) + anchor, 1)
