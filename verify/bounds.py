@@ -78,12 +78,30 @@ def _backsub(net, k, Lam, lo, hi, relax):
         if j == 0:
             break
         su, tu, sl = relax[j - 1]  # (B, n_{j-1})
-        pos = X > 0
-        # upper rows: positive coef -> upper line, negative -> lower line; lower rows: reverse
-        use_up = np.concatenate([pos[:, :m], ~pos[:, m:]], axis=1)
-        slope = np.where(use_up, su[:, None, :], sl[:, None, :])
-        c = c + _mv(np.where(use_up, X, 0.0), tu)
-        X = X * slope
+        # upper rows: positive coef -> upper line, negative -> lower line; lower rows: reverse.
+        # Stable neurons have su == sl and tu == 0, so only unstable columns need the choice.
+        unst = (su != sl).any(axis=0)
+        uc = np.flatnonzero(unst)
+        Xn = X * sl[:, None, :]
+        if uc.size > X.shape[-1] // 3:  # dense path: no fancy indexing
+            dd = (su - sl)[:, None, :]
+            up_part = np.maximum(X[:, :m], 0.0)
+            lo_part = np.minimum(X[:, m:], 0.0)
+            Xn[:, :m] += up_part * dd
+            Xn[:, m:] += lo_part * dd
+            c[:, :m] += _mv(up_part, tu)
+            c[:, m:] += _mv(lo_part, tu)
+        elif uc.size:
+            Xu = X[:, :, uc]
+            dd = (su - sl)[:, None, uc]
+            t = tu[:, None, uc]
+            up_part = np.maximum(Xu[:, :m], 0.0)
+            lo_part = np.minimum(Xu[:, m:], 0.0)
+            Xn[:, :m, uc] += up_part * dd
+            Xn[:, m:, uc] += lo_part * dd
+            c[:, :m] += (up_part * t).sum(-1)
+            c[:, m:] += (lo_part * t).sum(-1)
+        X = Xn
     mid, rad = (hi + lo) / 2, (hi - lo) / 2
     centre = _mv(X, mid)
     spread = _mv(np.abs(X), rad)
@@ -92,20 +110,57 @@ def _backsub(net, k, Lam, lo, hi, relax):
     return lower, upper, X[:, m:]
 
 
-def linear_bounds(net, lo, hi, C=None, splits=None, pre=None):
-    """Symbolic (back-substitution) bounds.
+def _forward_symbolic(net, lo, hi, splits=None, pre=None):
+    """Intermediate bounds by forward symbolic propagation (cheap when there are few inputs).
 
-    lo, hi: (B, n_in). C: (m, n_out) or (B, m, n_out) rows whose lower bounds are
-    wanted on the outputs (default: identity). splits: list per hidden layer of
-    (B, n) int arrays or None. pre: optional list of known (l, u) per hidden layer
-    (e.g. from a parent domain) intersected with the new ones.
-
-    Returns dict with 'pre' (list of (l, u) per hidden layer, padded and with splits
-    applied), 'lower'/'upper' (B, m) bounds of C y, and 'LL' (B, m, n_in) the lower
-    linear coefficients on the input for C y.
+    Each neuron carries a lower and an upper linear function of the input, shape
+    (B, n, n_in + 1) (last column: constant). The same ReLU relaxation as the
+    backward pass is applied to the functions and they are concretised on the box.
     """
-    lo = np.atleast_2d(np.asarray(lo, dtype=np.float64))
-    hi = np.atleast_2d(np.asarray(hi, dtype=np.float64))
+    B, d = lo.shape
+    mid, rad = (hi + lo) / 2, (hi - lo) / 2
+    eye = np.concatenate([np.eye(d), np.zeros((d, 1))], axis=1)
+    Lo = np.broadcast_to(eye, (B, d, d + 1))
+    Up = Lo
+    bounds, relax = [], []
+    nl = len(net.layers)
+    for k in range(nl - 1):
+        W, b = net.layers[k]
+        Wp, Wn = np.maximum(W, 0), np.minimum(W, 0)
+        if k == 0:
+            zl = np.broadcast_to(np.concatenate([W, b[:, None]], axis=1), (B,) + (W.shape[0], d + 1))
+            zu = zl
+        else:
+            zu = np.matmul(Wp, Up) + np.matmul(Wn, Lo)
+            zl = np.matmul(Wp, Lo) + np.matmul(Wn, Up)
+            zu = zu.copy(); zl = zl.copy()
+            zu[:, :, -1] += b
+            zl[:, :, -1] += b
+        # concretise
+        cl = np.matmul(zl[:, :, :-1], mid[:, :, None])[:, :, 0] - np.matmul(np.abs(zl[:, :, :-1]), rad[:, :, None])[:, :, 0] + zl[:, :, -1]
+        cu = np.matmul(zu[:, :, :-1], mid[:, :, None])[:, :, 0] + np.matmul(np.abs(zu[:, :, :-1]), rad[:, :, None])[:, :, 0] + zu[:, :, -1]
+        l, u = _pad(cl, cu)
+        if k > 0:  # never looser than the interval step
+            pl, pu = bounds[-1]
+            al, au = np.maximum(pl, 0), np.maximum(pu, 0)
+            il, iu = _pad(al @ Wp.T + au @ Wn.T + b, au @ Wp.T + al @ Wn.T + b)
+            l, u = np.maximum(l, il), np.minimum(u, iu)
+        if pre is not None and pre[k] is not None:
+            l, u = np.maximum(l, pre[k][0]), np.minimum(u, pre[k][1])
+        if splits is not None and splits[k] is not None:
+            s = splits[k]
+            l = np.where(s > 0, np.maximum(l, 0.0), l)
+            u = np.where(s < 0, np.minimum(u, 0.0), u)
+        bounds.append((l, u))
+        su, tu, sl = _relax(l, u)
+        relax.append((su, tu, sl))
+        Up = zu * su[:, :, None]
+        Up[:, :, -1] += tu
+        Lo = zl * sl[:, :, None]
+    return bounds, relax
+
+
+def _backward_intermediate(net, lo, hi, splits=None, pre=None):
     B = lo.shape[0]
     nl = len(net.layers)
     bounds, relax = [], []
@@ -141,6 +196,31 @@ def linear_bounds(net, lo, hi, C=None, splits=None, pre=None):
             u = np.where(s < 0, np.minimum(u, 0.0), u)
         bounds.append((l, u))
         relax.append(_relax(l, u))
+    return bounds, relax
+
+
+def linear_bounds(net, lo, hi, C=None, splits=None, pre=None, method="backward"):
+    """Symbolic (back-substitution) bounds.
+
+    lo, hi: (B, n_in). C: (m, n_out) or (B, m, n_out) rows whose lower bounds are
+    wanted on the outputs (default: identity). splits: list per hidden layer of
+    (B, n) int arrays or None. pre: optional list of known (l, u) per hidden layer
+    (e.g. from a parent domain) intersected with the new ones.
+
+    Returns dict with 'pre' (list of (l, u) per hidden layer, padded and with splits
+    applied), 'lower'/'upper' (B, m) bounds of C y, and 'LL' (B, m, n_in) the lower
+    linear coefficients on the input for C y.
+    """
+    lo = np.atleast_2d(np.asarray(lo, dtype=np.float64))
+    hi = np.atleast_2d(np.asarray(hi, dtype=np.float64))
+    B = lo.shape[0]
+    nl = len(net.layers)
+    if method == "auto":
+        method = "backward"
+    if method == "forward":
+        bounds, relax = _forward_symbolic(net, lo, hi, splits, pre)
+    else:
+        bounds, relax = _backward_intermediate(net, lo, hi, splits, pre)
     Wl, bl = net.layers[-1]
     if C is None:
         C = np.eye(Wl.shape[0])

@@ -31,13 +31,18 @@ from .bounds import count_unstable, linear_bounds
 @dataclass
 class Options:
     input_split_max_dims: int = 10   # input-space branching when n_inputs <= this
-    leaf_unstable: int = 12          # Z3 leaf once a domain has at most this many unstable ReLUs
-    relu_leaf_unstable: int = 40     # the same for ReLU-space branching
+    leaf_unstable: int = 8           # Z3 leaf once a domain has at most this many unstable ReLUs ...
+    leaf_min_depth: int = 18         # ... and (input splitting) has been split this often already
+    relu_leaf_unstable: int = 12     # the same for ReLU-space branching ...
+    z3_max_inputs: int = 40          # ... only if the network has at most this many inputs: Z3's exact
+                                     # simplex takes seconds on one dense 784-input row (measured), so
+                                     # high-dimensional leaves are closed by bounds alone
     leaf_timeout_s: float = 20.0     # cap for one Z3 leaf
     batch: int = 64                  # domains bounded per numpy call
     attack_steps: int = 40
     use_z3: bool = True              # False: pure bound-based BaB (for measurements)
     direct_z3: bool = False          # True: skip BaB, hand the whole box to Z3 (for measurements)
+    bounds_method: str = "backward"  # intermediate bounds: 'backward' (DeepPoly/CROWN) or 'forward' (symbolic intervals)
 
 
 @dataclass
@@ -167,49 +172,48 @@ def solve_case(net, lo, hi, terms, timeout_s=60.0, strict=False, opts=None, rng=
 def _input_bab(S):
     net, opts = S.net, S.opts
     S.stats["method"] = "input-split BaB" + (" + Z3 leaves" if opts.use_z3 else "")
-    stack = [(S.lo, S.hi, 0)]
-    unknown_leaves = 0
-    best_gap = np.inf
-    while stack:
+    stack_lo, stack_hi, stack_d = [S.lo], [S.hi], [0]
+    T = len(S.terms)
+    while stack_lo:
         if S.left() <= 0:
             return CaseResult("unknown", None, S.stats)
-        batch = stack[-opts.batch:]
-        del stack[-opts.batch:]
-        L = np.stack([b[0] for b in batch])
-        H = np.stack([b[1] for b in batch])
-        depth = [b[2] for b in batch]
-        S.stats["domains"] += len(batch)
-        r = linear_bounds(net, L, H, C=S.rows)
+        L = np.stack(stack_lo[-opts.batch:])
+        H = np.stack(stack_hi[-opts.batch:])
+        depth = stack_d[-opts.batch:]
+        del stack_lo[-opts.batch:], stack_hi[-opts.batch:], stack_d[-opts.batch:]
+        S.stats["domains"] += len(L)
+        r = linear_bounds(net, L, H, C=S.rows, method=opts.bounds_method)
         open_ = _open_terms(r["lower"], S.rhs, S.idx)
-        alive = open_.any(axis=1)
-        if not alive.any():
+        alive = np.flatnonzero(open_.any(axis=1))
+        if alive.size == 0:
             continue
-        unstable = count_unstable(r["pre"])
         LL = r["LL"]
         gap = r["lower"] - S.rhs[None, :]
-        for bi in np.flatnonzero(alive):
+        # candidate points, all boxes at once: centres and, per open term, the minimiser of
+        # the lower bound of its hardest row
+        cands = [(L[alive] + H[alive]) / 2]
+        for t in range(T):
+            rows = S.idx[t]
+            rr = rows[np.argmax(gap[alive][:, rows], axis=1)]
+            coef = LL[alive, rr]
+            cands.append(np.where(coef > 0, L[alive], H[alive]))
+        P = np.concatenate(cands)
+        vv, _ = violation(net.forward(P), S.terms)
+        for j in np.flatnonzero(vv <= 0)[:8]:
+            bi = alive[j % alive.size]
+            good = S.try_point(P[j], L[bi], H[bi])
+            if good is not None:
+                return CaseResult("sat", good, S.stats)
+        unstable = count_unstable(r["pre"])
+        for bi in alive:
             lo, hi = L[bi], H[bi]
-            # candidate points: the minimiser of the lower bound of the hardest row of each open term
-            cands = [(lo + hi) / 2]
-            for t in np.flatnonzero(open_[bi]):
-                rows = S.idx[t]
-                rr = rows[int(np.argmax(gap[bi, rows]))]
-                cands.append(np.where(LL[bi, rr] > 0, lo, hi))
-            cands = np.stack(cands)
-            vv, _ = violation(net.forward(cands), S.terms)
-            j = int(vv.argmin())
-            if vv[j] <= 0:
-                good = S.try_point(cands[j], lo, hi)
-                if good is not None:
-                    return CaseResult("sat", good, S.stats)
-            if opts.use_z3 and unstable[bi] <= opts.leaf_unstable:
+            if opts.use_z3 and unstable[bi] <= opts.leaf_unstable and depth[bi] >= opts.leaf_min_depth:
                 pre = [(l[bi], u[bi]) for l, u in r["pre"]]
                 st, x = S.z3_leaf(lo, hi, pre)
                 if st == "sat":
                     return CaseResult("sat", x, S.stats)
                 if st == "unsat":
                     continue
-                unknown_leaves += 1  # fall through: split further
             # split the input dimension with the largest influence on the open rows
             open_rows = np.concatenate([S.idx[t] for t in np.flatnonzero(open_[bi])])
             w = hi - lo
@@ -224,15 +228,17 @@ def _input_bab(S):
             h1 = hi.copy(); h1[d] = mid
             l2 = lo.copy(); l2[d] = mid
             S.stats["max_depth"] = max(S.stats["max_depth"], depth[bi] + 1)
-            stack.append((lo, h1, depth[bi] + 1))
-            stack.append((l2, hi, depth[bi] + 1))
-            best_gap = min(best_gap, float(gap[bi].max()))
+            stack_lo += [lo, l2]
+            stack_hi += [h1, hi]
+            stack_d += [depth[bi] + 1, depth[bi] + 1]
     return CaseResult("unsat", None, S.stats)
 
 
 def _relu_bab(S):
     net, opts = S.net, S.opts
-    S.stats["method"] = "ReLU-split BaB" + (" + Z3 leaves" if opts.use_z3 else "")
+    use_z3 = opts.use_z3 and net.n_inputs <= opts.z3_max_inputs
+    S.stats["method"] = "ReLU-split BaB" + (" + Z3 leaves" if use_z3 else "")
+    unresolved = 0
     nh = len(net.layers) - 1
     sizes = [W.shape[0] for W, _ in net.layers[:-1]]
     root = tuple(np.zeros(n, dtype=np.int8) for n in sizes)
@@ -250,7 +256,7 @@ def _relu_bab(S):
         if all(b[3] is not None for b in batch):
             pre_par = [(np.stack([b[3][k][0] for b in batch]), np.stack([b[3][k][1] for b in batch]))
                        for k in range(nh)]
-        r = linear_bounds(net, np.repeat(lo1, B, 0), np.repeat(hi1, B, 0), C=S.rows,
+        r = linear_bounds(net, np.repeat(lo1, B, 0), np.repeat(hi1, B, 0), C=S.rows, method=opts.bounds_method,
                           splits=splits, pre=pre_par)
         open_ = _open_terms(r["lower"], S.rhs, S.idx)
         unstable = count_unstable(r["pre"])
@@ -264,7 +270,7 @@ def _relu_bab(S):
                 cand = np.where(r["LL"][bi, rr] > 0, S.lo, S.hi)
                 if validate(net, cand, S.lo, S.hi, S.terms, S.strict):
                     return CaseResult("sat", cand, S.stats)
-            if opts.use_z3 and unstable[bi] <= opts.relu_leaf_unstable:
+            if use_z3 and unstable[bi] <= opts.relu_leaf_unstable:
                 st, x = S.z3_leaf(S.lo, S.hi, pre)
                 if st == "sat":
                     return CaseResult("sat", x, S.stats)
@@ -278,14 +284,18 @@ def _relu_bab(S):
                     area = np.where(unst, u * (-l) / np.where(unst, u - l, 1.0), -1.0)
                     choice = (k, int(np.argmax(area)))
                     break
-            if choice is None:  # no unstable neuron left but bounds could not refute: exact LP leaf
-                if opts.use_z3:
+            if choice is None:
+                # every ReLU is fixed here but the bounds (which ignore the split constraints)
+                # cannot refute the domain: it needs an LP that only Z3 can give exactly
+                if use_z3:
                     st, x = S.z3_leaf(S.lo, S.hi, pre)
                     if st == "sat":
                         return CaseResult("sat", x, S.stats)
                     if st == "unsat":
                         continue
-                return CaseResult("unknown", None, S.stats)
+                unresolved += 1
+                S.stats["unresolved_domains"] = unresolved
+                continue
             k, j = choice
             depth = int(sum(np.count_nonzero(s[bi]) for s in splits)) + 1
             S.stats["max_depth"] = max(S.stats["max_depth"], depth)
@@ -295,4 +305,4 @@ def _relu_bab(S):
                 child[k][j] = sign
                 heapq.heappush(heap, (prio, tie, child, pre))
                 tie += 1
-    return CaseResult("unsat", None, S.stats)
+    return CaseResult("unknown" if unresolved else "unsat", None, S.stats)
