@@ -7,8 +7,9 @@ re-checks every saved case by running its ``repro.py`` in a fresh sandboxed proc
 (``reproduces: true/false``; false = flaky, kept but not counted as a bug), and
 keeps ``stats.json``/``plot_data.csv`` and a status display up to date.
 
-Test ids are deterministic: ``s<seed>-m<model:06d>-<backend>-<mode>``; the model of
-index ``i`` is generated from ``(seed, i)``. A case's id is its test id. So after a
+Test ids are deterministic: ``s<seed>-m<model:06d>-<backend>-<mode>``; model ``i`` is
+``fuzz.generate.generate_model_for_index(rules, cfg, seed, i)``, the same model as
+``assay gen --seed <seed>`` writes as number ``i``. A case's id is its test id. So after a
 crash (even ``kill -9``) ``--resume`` re-runs exactly the tests missing from the
 journal, re-checks staged cases, and reconciles case directories with the index:
 nothing is lost and nothing is saved twice.
@@ -78,13 +79,10 @@ class Config:
     keep_per_signature: int = 3     # case directories kept per signature (all are counted)
     recheck: bool = True
     recheck_grace_s: float = 120    # at the end, wait this long for pending re-checks
+    recheck_threads: int = 2
     status_every_s: float = 30      # plain progress line interval when stderr is not a TTY
 
     SETTINGS = ("backends", "modes", "seed", "nodes", "device", "programs")
-
-
-def _model_seed(seed: int, index: int) -> int:
-    return (int(seed) * 1_000_003 + int(index) * 7919 + 1) % (2**31 - 1)
 
 
 def _now_iso() -> str:
@@ -102,6 +100,7 @@ class Campaign:
         self.executor = executor
         self.model_files: dict[int, dict] = {}
         self.model_ops: dict[int, list] = {}
+        self._models_seen: set = set()
         self.ops = set(self.store.get_meta("ops", []) or [])
         self.models_done = int(self.store.get_meta("models", 0) or 0)
         self.elapsed_before = float(self.store.get_meta("elapsed_s", 0.0) or 0.0)
@@ -174,7 +173,7 @@ class Campaign:
                 if dirs is not None:
                     source = {"program_dir": str(dirs[index].resolve())}
                 else:
-                    source = {"gen": {"seed": _model_seed(self.cfg.seed, index)}}
+                    source = {"gen": {"seed": self.cfg.seed, "index": index}}
                 yield {"job": f"s{self.cfg.seed}-m{index:06d}", "model": index, "seed": self.cfg.seed,
                        "nodes": self.cfg.nodes, "source": source, "tests": tests, "device": self.cfg.device,
                        "timeout_s": self.cfg.timeout_s}
@@ -201,8 +200,8 @@ class Campaign:
         exhausted = False
         executor = self.executor or self._make_executor()
         self.executor = executor
-        rechecker = threading.Thread(target=self._rechecker, daemon=True)
-        rechecker.start()
+        for _ in range(self.cfg.recheck_threads):
+            threading.Thread(target=self._rechecker, daemon=True).start()
         deadline = time.monotonic() + self.cfg.time_s
         interrupted = False
         old_term = None
@@ -267,7 +266,9 @@ class Campaign:
                 if new:
                     self.ops |= new
                     self.store.set_meta("ops", sorted(self.ops))
-            self.models_done += 1
+                if m not in self._models_seen:
+                    self._models_seen.add(m)
+                    self.models_done += 1
         elif kind == "verdict":
             self._on_verdict(ev)
         elif kind == "done" and not ev.get("died"):
@@ -280,8 +281,9 @@ class Campaign:
         model = _model_of(ev["job"])
         kind, backend, mode = ev["kind"], ev["backend"], ev["mode"]
         detail = ev.get("detail") or ""
-        self.session_tests += 1
-        self.recent.append((time.monotonic(), 1))
+        if kind != "genfail":
+            self.session_tests += 1
+            self.recent.append((time.monotonic(), 1))
         if kind not in FAILURE_KINDS:
             self.store.record_test(test_id, model, backend, mode, kind, detail, elapsed_s=ev.get("elapsed_s"))
             return
@@ -306,7 +308,8 @@ class Campaign:
         files = {k: base64.b64decode(v) for k, v in files_b64.items()}
         graph = json.loads(files["graph.json"])
         kind = ev["kind"]
-        timeout = self.cfg.timeout_s + 120 if kind != "hang" else self.cfg.timeout_s + 60
+        # A repro pays torch start-up and backend warm-up that the worker had paid already.
+        timeout = self.cfg.timeout_s + 120 if kind != "hang" else 2 * self.cfg.timeout_s + 10
         case = {
             "format": 1,
             "id": ev["test"],
@@ -330,7 +333,7 @@ class Campaign:
             "versions": repro.versions(),
             "seed": self.cfg.seed,
             "model": model,
-            "model_seed": _model_seed(self.cfg.seed, model) if not self.cfg.programs else None,
+            "program_dir": self._program_dirs()[model].name if self.cfg.programs else None,
             "nodes": self.cfg.nodes,
             "created": _now_iso(),
             "reproduces": None,
@@ -396,7 +399,8 @@ class Campaign:
             self._drain_rechecks()
             time.sleep(0.2)
         self._drain_rechecks()
-        self.recheck_q.put(None)
+        for _ in range(self.cfg.recheck_threads):
+            self.recheck_q.put(None)
         # Whatever is still waiting stays staged; --resume re-checks it.
 
     # -- statistics -----------------------------------------------------------------
@@ -419,6 +423,7 @@ class Campaign:
             "invalid": counts["other"].get("invalid", 0),
             "unsupported": counts["other"].get("unsupported", 0),
             "skipped": counts["other"].get("skip", 0),
+            "generation_failures": counts["other"].get("genfail", 0),
             "flaky": counts["other"].get("flaky", 0),
             "unique_signatures": self.store.unique_signatures(),
             "cases_saved": len(self.store.cases()),

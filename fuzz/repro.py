@@ -153,14 +153,25 @@ if __name__ == "__main__":
 '''
 
 
+def _forward_params(program_src: str) -> list[str]:
+    """Parameter names of ``Model.forward`` in the program (the inputs, in call order)."""
+    import ast
+
+    for node in ast.walk(ast.parse(program_src)):
+        if isinstance(node, ast.ClassDef) and node.name == "Model":
+            for item in node.body:
+                if isinstance(item, ast.FunctionDef) and item.name == "forward":
+                    return [a.arg for a in item.args.args[1:]]
+    return []
+
+
 def repro_source(program_src: str, spec: dict) -> str:
     """A standalone repro script for one failure (see the module docstring)."""
     from fuzz import backends
 
     backend = backends.get(spec["backend"])
     vers = spec.get("versions") or versions()
-    graph = spec.get("graph") or {}
-    input_names = [n for n, t in graph.get("tensors", {}).items() if t.get("role") == "input"]
+    input_names = _forward_params(program_src)
     kind = spec["kind"]
     check = spec.get("check") or []
     err = spec.get("error") or {}

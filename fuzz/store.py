@@ -166,7 +166,8 @@ class CrashStore:
         return self.db.execute("SELECT COUNT(DISTINCT signature) FROM tests WHERE signature IS NOT NULL AND flaky=0").fetchone()[0]
 
     def test_count(self) -> int:
-        return self.db.execute("SELECT COUNT(*) FROM tests").fetchone()[0]
+        """Tests that ran (generation failures are journaled but are not tests)."""
+        return self.db.execute("SELECT COUNT(*) FROM tests WHERE kind != 'genfail'").fetchone()[0]
 
     # -- cases ------------------------------------------------------------------
     def staging_dir(self, case_id: str) -> Path:

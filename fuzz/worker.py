@@ -21,7 +21,8 @@ Events, in order, for one job::
     {"event": "done", "job"}
 
 ``kind`` is one of pass, crash, mismatch, oom (an allocation failure raised inside the
-worker), invalid (eager itself fails: not a compiler bug), unsupported (the backend
+worker), invalid (eager itself fails: not a compiler bug), genfail (the generator could
+not make this model: no test ran), unsupported (the backend
 declines the model or mode, e.g. export of data-dependent shapes), skip. The driver
 synthesises hang, signal and oom verdicts for a test whose worker died or was killed.
 
@@ -59,32 +60,30 @@ def _error(exc: BaseException) -> dict:
 # models
 
 
-def generate_model(seed: int, nodes: int):
-    """(graph, tensors) of a random model from the shipped rules (``fuzz.generate``)."""
-    import random
-
+def generate_model(seed: int, index: int, nodes: int):
+    """(graph, tensors) of model ``index`` of a campaign with ``seed`` (same as ``assay gen --seed``)."""
     from fuzz import generate as gen
 
     ruleset = _ruleset()
     cfg = gen.GenConfig(nodes=nodes)
-    result = gen.generate(ruleset, cfg, gen.RandomChooser(random.Random(seed)))
+    if hasattr(gen, "generate_model_for_index"):
+        result = gen.generate_model_for_index(ruleset, cfg, seed, index)
+    else:  # pragma: no cover - older generator
+        import random
+
+        result = gen.generate(ruleset, cfg, gen.RandomChooser(random.Random(seed * 1_000_003 + index)))
     return result.graph, result.tensors()
 
 
-_RULESET = []
+_RULESET: list = []
 
 
 def _ruleset():
     if not _RULESET:
         from fuzz import generate as gen
+        from fuzz.rules import load_rules
 
-        loader = getattr(gen, "default_ruleset", None) or getattr(gen, "load_ruleset", None)
-        if loader is not None:
-            _RULESET.append(loader())
-        else:
-            from fuzz.rules import load_rules  # type: ignore[attr-defined]
-
-            _RULESET.append(gen.RuleSet(list(load_rules())))
+        _RULESET.append(gen.RuleSet(load_rules()))
     return _RULESET[0]
 
 
@@ -108,7 +107,8 @@ def load_model(job: dict) -> Model:
         files = {name: (path / name).read_bytes() for name in program.PROGRAM_FILES}
         return Model(graph, module, inputs, files)
     if "gen" in source:
-        graph, tensors = generate_model(int(source["gen"]["seed"]), int(job.get("nodes", 5)))
+        gen = source["gen"]
+        graph, tensors = generate_model(int(gen["seed"]), int(gen["index"]), int(job.get("nodes", 5)))
         with tempfile.TemporaryDirectory(prefix="assay-model-") as tmp:
             program.save_program(graph, tensors, tmp)
             files = {name: (Path(tmp) / name).read_bytes() for name in program.PROGRAM_FILES}
@@ -183,18 +183,22 @@ class Session:
         state = self.module.state_dict()
         self.full_module = program.build_module(full, {k: v.detach().cpu() for k, v in state.items()}).to(device)
 
+        # Inputs by name: graph.json's tensor order need not be the order Model.forward takes them in.
+        self.input_names = _param_names(self.module.forward)
+        by_name = dict(zip(self.input_names, model.inputs))
+        full_inputs = [by_name[n] for n in _param_names(self.full_module.forward)]
         with torch.no_grad():
             self.eager_out = _as_list(copy.deepcopy(self.module)(*_clone(model.inputs, device)))
-            eager_env = dict(zip(self.full_names, _as_list(self.full_module(*_clone(model.inputs, device)))))
+            eager_env = dict(zip(self.full_names, _as_list(self.full_module(*_clone(full_inputs, device)))))
         self.ref_env = None
         perturbed = []
         try:
             with torch.no_grad():
                 m64 = _to64(self.full_module)
-                self.ref_env = dict(zip(self.full_names, _as_list(m64(*_clone(model.inputs, device, dtype64=True)))))
+                self.ref_env = dict(zip(self.full_names, _as_list(m64(*_clone(full_inputs, device, dtype64=True)))))
                 for seed in (1, 2):
                     pm, gen = _perturbed(self.full_module, seed)
-                    outs = _as_list(pm(*_clone(model.inputs, device, dtype64=True, noise=True, gen=gen)))
+                    outs = _as_list(pm(*_clone(full_inputs, device, dtype64=True, noise=True, gen=gen)))
                     perturbed.append(dict(zip(self.full_names, outs)))
         except Exception:  # float64 not supported by some op: judge against eager, looser
             self.ref_env = None
@@ -214,7 +218,7 @@ class Session:
     # -- backward ---------------------------------------------------------------
     def grads(self, fn, module, inputs, dtype64=False):
         base = [n for n, _ in _named_params(self.module)]
-        return oracle.outputs_and_grads(fn, module, base, inputs, self.model.graph.inputs, self.fwd_ref.skip, dtype64)
+        return oracle.outputs_and_grads(fn, module, base, inputs, self.input_names, self.fwd_ref.skip, dtype64)
 
     def bwd_reference(self):
         if self._bwd_ref is None and self._bwd_error is None:
@@ -294,6 +298,12 @@ class Session:
         return out
 
 
+def _param_names(fn) -> list[str]:
+    import inspect
+
+    return [p for p in inspect.signature(fn).parameters if p != "self"]
+
+
 def _named_params(module):
     for name, p in module.named_parameters():
         yield name.replace("_orig_mod.", ""), p
@@ -314,15 +324,21 @@ def run_job(job: dict, emit) -> None:
     jid = job["job"]
     emit({"event": "begin", "job": jid, "test": None, "phase": "prepare"})
     device = job.get("device", "cpu")
+    stage = "generate"
     try:
         model = load_model(job)
+        stage = "eager"
         session = Session(model, device)
     except Exception as exc:
         err = _error(exc)
         emit({"event": "model", "job": jid, "model": job.get("model"), "ok": False, "error": err})
+        # genfail: no model to test (not counted as tests); invalid: eager itself fails on it
+        kind = "genfail" if stage == "generate" else "invalid"
+        detail = (f"generator failed: {err['type']}: {err['message'][:200]}" if stage == "generate"
+                  else f"eager raised {err['type']}: {err['message'][:200]}")
         for t in job["tests"]:
             emit({"event": "verdict", "job": jid, "test": t["test"], "backend": t["backend"], "mode": t["mode"],
-                  "kind": "invalid", "detail": "model could not be built or run eagerly", "error": err})
+                  "kind": kind, "detail": detail, "error": err})
         emit({"event": "done", "job": jid})
         return
     emit({"event": "model", "job": jid, "model": job.get("model"), "ok": True, "ops": model.graph.ops(),
