@@ -47,6 +47,17 @@ def run_script(path: Path, fault=None, cwd=None):
                           timeout=300, cwd=cwd or "/")
 
 
+def run_scripts(*runs):
+    """Run several (path, fault, cwd) scripts at once; their CompletedProcess-like results, in order."""
+    procs = [subprocess.Popen([sys.executable, str(p)], env=fault_env(f), stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True, cwd=c or "/") for p, f, c in runs]
+    out = []
+    for p in procs:
+        so, se = p.communicate(timeout=300)
+        out.append(subprocess.CompletedProcess(p.args, p.returncode, so, se))
+    return out
+
+
 @pytest.fixture(scope="module")
 def crashes(tmp_path_factory):
     root = tmp_path_factory.mktemp("crashes")
@@ -59,49 +70,65 @@ def crashes(tmp_path_factory):
     return root
 
 
-def test_reduce_cli_shrinks_to_the_faulty_op_and_repro_tracks_the_fault(crashes):
-    res = run_assay(["triage", "reduce", "relu-a", "--dir", str(crashes), "--json", "--quiet"], fault="relu")
-    assert res.returncode == 0, res.stderr[-3000:]
-    out = json.loads(res.stdout)
-    assert out["ops_before"] == 9
-    assert 1 <= out["ops_after"] <= 3
-    assert "torch.nn.functional.relu" in out["ops"]
-    reduced = Path(out["reduced_case"])
-    assert reduced.is_dir() and reduced.parent == crashes
-    case = json.loads((reduced / "case.json").read_text())
-    assert case["triage"]["reduced_from"] == "relu-a" and case["kind"] == "mismatch" and case["reproduces"] is True
-    assert len(case["graph"]["nodes"]) == out["ops_after"]
-    repro = reduced / "repro.py"
-    assert repro.exists()
-    with_fault = run_script(repro, "relu", cwd=str(reduced))
-    assert with_fault.returncode == 1, with_fault.stdout + with_fault.stderr[-2000:]
-    without = run_script(repro, None, cwd=str(reduced))
-    assert without.returncode == 0, without.stdout + without.stderr[-2000:]
+@pytest.fixture(scope="module")
+def reduced(crashes):
+    """The three reductions, run at the same time (each in its own sandboxed worker).
 
-
-def test_same_fault_collapses_and_different_faults_stay_apart(crashes):
+    relu-a through the CLI (the JSON contract), relu-b and add-c through the Python API.
+    """
     from fuzz.triage.actions import reduce_case
     from fuzz.triage.cases import load_case
-    from fuzz.triage.listing import signature_rows
 
     before = {c: load_case(crashes, c).signature for c in ("relu-a", "relu-b", "add-c")}
-    # same graph, different faults: the campaign's signature cannot tell them apart yet
-    assert before["relu-a"] == before["add-c"] != before["relu-b"]
-
+    cli = subprocess.Popen(assay_cmd() + ["triage", "reduce", "relu-a", "--dir", str(crashes), "--json", "--quiet"],
+                           env=fault_env("relu"), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     results, errors = {}, []
 
     def work(cid, fault):
         try:
             results[cid] = reduce_case(load_case(crashes, cid), env=fault_env(fault), time_budget=120)
-        except Exception as exc:  # surfaced below
+        except Exception as exc:  # surfaced by the tests
             errors.append(f"{cid}: {exc!r}")
 
     threads = [threading.Thread(target=work, args=("relu-b", "relu")), threading.Thread(target=work, args=("add-c", "add"))]
     for th in threads:
         th.start()
+    out, err = cli.communicate(timeout=900)
     for th in threads:
         th.join()
-    assert not errors, errors
+    return {"cli": subprocess.CompletedProcess(cli.args, cli.returncode, out, err), "api": results,
+            "errors": errors, "before": before}
+
+
+def test_reduce_cli_shrinks_to_the_faulty_op_and_repro_tracks_the_fault(crashes, reduced):
+    res = reduced["cli"]
+    assert res.returncode == 0, res.stderr[-3000:]
+    out = json.loads(res.stdout)
+    assert out["ops_before"] == 9
+    assert 1 <= out["ops_after"] <= 3
+    assert "torch.nn.functional.relu" in out["ops"]
+    reduced_dir = Path(out["reduced_case"])
+    assert reduced_dir.is_dir() and reduced_dir.parent == crashes
+    case = json.loads((reduced_dir / "case.json").read_text())
+    assert case["triage"]["reduced_from"] == "relu-a" and case["kind"] == "mismatch" and case["reproduces"] is True
+    assert len(case["graph"]["nodes"]) == out["ops_after"]
+    repro = reduced_dir / "repro.py"
+    assert repro.exists()
+    with_fault, without = run_scripts((repro, "relu", str(reduced_dir)), (repro, None, str(reduced_dir)))
+    assert with_fault.returncode == 1, with_fault.stdout + with_fault.stderr[-2000:]
+    assert "REPRODUCED" in with_fault.stdout
+    assert without.returncode == 0, without.stdout + without.stderr[-2000:]
+
+
+def test_same_fault_collapses_and_different_faults_stay_apart(crashes, reduced):
+    from fuzz.triage.listing import signature_rows
+
+    before = reduced["before"]
+    # same graph, different faults: the campaign's signature cannot tell them apart yet
+    assert before["relu-a"] == before["add-c"] != before["relu-b"]
+    assert not reduced["errors"], reduced["errors"]
+    assert reduced["cli"].returncode == 0
+    results = reduced["api"]
     assert results["relu-b"]["ops_after"] <= 3 and results["add-c"]["ops_after"] <= 3
     assert "torch.add" in results["add-c"]["ops"]
 
@@ -113,7 +140,7 @@ def test_same_fault_collapses_and_different_faults_stay_apart(crashes):
     assert by_case["relu-a"].count >= 2 and sorted(by_case["relu-a"].case_ids) == ["relu-a", "relu-b"]
 
 
-def test_list_json_contract_and_filters(crashes):
+def test_list_json_contract_and_filters(crashes, reduced):
     res = run_assay(["triage", "list", "--json", "--dir", str(crashes)])
     assert res.returncode == 0, res.stderr
     rows = json.loads(res.stdout)
@@ -130,7 +157,7 @@ def test_list_json_contract_and_filters(crashes):
     assert res.returncode == 0 and "relu-a" in res.stdout and "add-c" not in res.stdout
 
 
-def test_repro_prints_a_self_contained_script(crashes, tmp_path):
+def test_repro_prints_a_self_contained_script(crashes, reduced, tmp_path):
     res = run_assay(["triage", "repro", "relu-a-reduced", "--dir", str(crashes)])
     assert res.returncode == 0, res.stderr
     script = res.stdout
@@ -143,7 +170,7 @@ def test_repro_prints_a_self_contained_script(crashes, tmp_path):
     assert run_script(path, "relu", cwd=str(tmp_path)).returncode == 1
 
 
-def test_recheck_marks_fixed_when_the_fault_is_gone(crashes):
+def test_recheck_marks_fixed_when_the_fault_is_gone(crashes, reduced):
     res = run_assay(["triage", "recheck", "relu-a-reduced", "relu-b", "--dir", str(crashes), "--json"])
     assert res.returncode == 0, res.stderr[-3000:]
     results = {r["case_id"]: r for r in json.loads(res.stdout)}
@@ -154,7 +181,7 @@ def test_recheck_marks_fixed_when_the_fault_is_gone(crashes):
     assert next(r for r in rows if "relu-b" in r["case_ids"])["reproduces"] is False
 
 
-def test_show_and_report(crashes, tmp_path):
+def test_show_and_report(crashes, reduced, tmp_path):
     res = run_assay(["triage", "show", "relu", "--dir", str(crashes)])
     assert res.returncode == 2 and res.stderr.count("\n") == 1 and "ambiguous" in res.stderr
     res = run_assay(["triage", "show", "relu-a", "--dir", str(crashes)])

@@ -26,6 +26,20 @@ def render_diff(diff) -> list[str]:
         return ["  " + line for line in diff.splitlines()]
     lines = []
     outputs = None
+    if isinstance(diff, dict) and "max_abs" in diff:
+        where = diff.get("where", "?")
+        idx = diff.get("index")
+        lines.append(f"  {where}: {diff.get('count', '?')} of {diff.get('numel', '?')} elements off; "
+                     f"max abs error {_fmt(diff.get('max_abs'))} (max rel {_fmt(diff.get('max_rel'))})"
+                     f"{' at index ' + _fmt(idx) if idx is not None else ''}")
+        if "compiled" in diff:
+            lines.append(f"  there: reference {_fmt(diff.get('reference'))}"
+                         f"{' (float64)' if diff.get('reference_is_float64') else ''}, eager {_fmt(diff.get('eager'))}, "
+                         f"compiled {_fmt(diff.get('compiled'))}")
+        tol = diff.get("tolerance")
+        if isinstance(tol, dict):
+            lines.append("  tolerance: " + ", ".join(f"{k}={_fmt(v)}" for k, v in tol.items()))
+        return lines
     if isinstance(diff, dict):
         outputs = diff.get("outputs") or diff.get("per_output")
         for k, v in diff.items():

@@ -142,4 +142,6 @@ def _inline(src: str, tensors: dict) -> str | None:
     lines += ["}", "", "",
               "def read_safetensors(path):  # noqa: F811 - the inlined tensors instead of the files",
               "    return {k: v.clone() for k, v in _INLINE.get(os.path.basename(path), {}).items()}"]
+    src = src.replace("reads inputs.safetensors and params.safetensors next to this file.",
+                      "its tensors are inlined below (exact values): no other files needed.", 1)
     return src.replace(anchor, "\n".join(lines) + anchor, 1)
