@@ -86,6 +86,12 @@ def _ball(net, point, eps, box):
     if eps is None or not np.isfinite(eps) or eps < 0:
         raise VerifyInputError(f"eps must be a finite number >= 0 (got {eps})")
     lo, hi = point - eps, point + eps
+    for _ in range(4):  # keep the float box inside the ball: |x - point| <= eps also after rounding
+        bad_lo, bad_hi = (point - lo) > eps, (hi - point) > eps
+        if not (bad_lo.any() or bad_hi.any()):
+            break
+        lo = np.where(bad_lo, np.nextafter(lo, np.inf), lo)
+        hi = np.where(bad_hi, np.nextafter(hi, -np.inf), hi)
     if box is None and net.input_lo is not None:
         box = (net.input_lo, net.input_hi)
     if box is not None:
@@ -172,12 +178,29 @@ def certified_radius(network_or_module, point, decision="argmax", box=None, time
     if r0.verdict == "robust":
         certified = 0.0
     eps = eps_start or (0.01 * span if span else 0.01)
-    # grow until a counterexample (or the whole box, or an unknown)
+    # 1. an upper end: cheap attack-only probes at growing radii (a validated counterexample)
+    from .attack import attack
+
+    label = r0.label
+    terms = decision_terms(net.n_outputs, label, decision)
+    probe, rng = eps, np.random.default_rng(0)
+    limit = (span * 2 if span else 1e6)
+    while violated is None and probe <= limit and time.monotonic() < deadline:
+        _, lo, hi = _ball(net, point, probe, box)
+        x, _v = attack(net, lo, hi, [(C, d - 1e-9) for C, d in terms], rng=rng, n_random=512, steps=60)
+        if validate(net, x, lo, hi, terms, strict=True):
+            violated, cex = probe, [float(v) for v in x]
+            checks.append({"eps": probe, "verdict": "counterexample", "time_s": None, "by": "attack probe"})
+            break
+        probe *= 2.0
+    # 2. a lower end: grow the certified radius from eps_start while checks prove it
     while time.monotonic() < deadline and len(checks) < max_checks:
+        if violated is not None and eps >= violated:
+            eps = (violated + (certified or 0.0)) / 2
         r = run(eps)
         if r.verdict == "robust":
             certified = eps
-            if span is not None and eps >= span:
+            if (span is not None and eps >= span) or violated is not None:
                 break
             eps *= 2.0
         elif r.verdict == "counterexample":
@@ -187,6 +210,8 @@ def certified_radius(network_or_module, point, decision="argmax", box=None, time
             unknown_at = eps
             break
     hi_search = violated if violated is not None else unknown_at
+    if unknown_at is not None and violated is not None:
+        hi_search = min(violated, unknown_at)
     while (hi_search is not None and certified is not None and time.monotonic() < deadline
            and len(checks) < max_checks and hi_search - certified > rel_tol * max(hi_search, 1e-12)):
         mid = (certified + hi_search) / 2

@@ -1,0 +1,97 @@
+"""`assay verify` through a real subprocess: the JSON contract and one-line errors."""
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+DATA = os.path.join(os.path.dirname(__file__), "data", "verify")
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ACAS = os.path.join(DATA, "ACASXU_experimental_v2a_1_1.nnet")
+
+
+def run(*args, timeout=120):
+    r = subprocess.run([sys.executable, "-m", "fuzz.cli", "verify", *args], capture_output=True, text=True,
+                       cwd=REPO, timeout=timeout)
+    return r
+
+
+def test_point_eps_json_contract_robust():
+    r = run(ACAS, "--point", "0.1,0.1,0.1,0.1,0.1", "--eps", "0.01", "--decision", "argmin", "--json")
+    assert r.returncode == 0, r.stderr
+    out = json.loads(r.stdout)
+    assert out["verdict"] == "robust" and out["counterexample"] is None
+    assert isinstance(out["time_s"], float)
+
+
+def test_point_eps_json_contract_counterexample_with_npy(tmp_path):
+    P = np.load(os.path.join(DATA, "mnist_points3.npy"))
+    f = tmp_path / "p.npy"
+    np.save(f, P[0])
+    r = run(os.path.join(DATA, "mnist10x10.nnet"), "--point", str(f), "--eps", "0.05", "--json")
+    assert r.returncode == 0, r.stderr
+    out = json.loads(r.stdout)
+    assert out["verdict"] == "counterexample"
+    x = np.array(out["counterexample"])
+    assert x.shape == (784,) and np.max(np.abs(x - P[0])) <= 0.05 and out["margin"] > 0
+
+
+def test_radius_json_contract():
+    r = run(ACAS, "--point", "0.1,0.1,0.1,0.1,0.1", "--radius", "--decision", "argmin", "--timeout", "8", "--json")
+    assert r.returncode == 0, r.stderr
+    out = json.loads(r.stdout)
+    for key in ("verdict", "certified", "violated", "counterexample", "time_s"):
+        assert key in out
+    assert out["certified"] is not None and out["violated"] is not None
+    assert out["certified"] < out["violated"]
+
+
+@pytest.mark.parametrize("net,prop,expected", [("test_sat.onnx", "test_prop.vnnlib", "sat"),
+                                               ("test_small.onnx", "test_small.vnnlib", "unsat")])
+def test_vnnlib_json_contract(net, prop, expected):
+    r = run(os.path.join(DATA, net), "--vnnlib", os.path.join(DATA, prop), "--json")
+    assert r.returncode == 0, r.stderr
+    out = json.loads(r.stdout)
+    assert out["result"] == expected
+    assert (out["counterexample"] is not None) == (expected == "sat")
+
+
+def _one_line_error(r):
+    assert r.returncode != 0
+    assert "Traceback" not in r.stderr
+    lines = [ln for ln in r.stderr.splitlines() if ln.strip()]
+    assert len(lines) == 1, r.stderr
+    assert lines[0].startswith("assay")
+    return lines[0]
+
+
+def test_bad_inputs_are_one_line_errors(tmp_path):
+    cut = tmp_path / "cut.nnet"
+    text = open(ACAS).read()
+    cut.write_text(text[: len(text) // 3].rsplit("\n", 1)[0] + "\n")
+    assert "truncated" in _one_line_error(run(str(cut), "--point", "0,0,0,0,0", "--eps", "0.1"))
+
+    import onnx
+    from onnx import TensorProto, helper
+
+    g = helper.make_graph([helper.make_node("Softmax", ["x"], ["y"])], "g",
+                          [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3])],
+                          [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 3])])
+    bad = tmp_path / "soft.onnx"
+    onnx.save(helper.make_model(g), str(bad))
+    assert "Softmax" in _one_line_error(run(str(bad), "--point", "0,0,0", "--eps", "0.1"))
+
+    assert "5 inputs" in _one_line_error(run(ACAS, "--point", "0,0,0", "--eps", "0.1"))
+    assert "eps" in _one_line_error(run(ACAS, "--point", "0,0,0,0,0", "--eps", "-1"))
+    assert "not found" in _one_line_error(run(str(tmp_path / "nope.nnet"), "--point", "0", "--eps", "0.1"))
+    assert "not found" in _one_line_error(run(ACAS, "--point", str(tmp_path / "nope.npy"), "--eps", "0.1"))
+    assert "--point" in _one_line_error(run(ACAS, "--point", "a,b", "--eps", "0.1"))
+    garbage = tmp_path / "g.onnx"
+    garbage.write_bytes(b"\x00not an onnx file")
+    _one_line_error(run(str(garbage), "--point", "0", "--eps", "0.1"))
+    badv = tmp_path / "b.vnnlib"
+    badv.write_text("(declare-const X_0 Real)\n(assert (<= X_0 1)\n")
+    _one_line_error(run(os.path.join(DATA, "test_nano.onnx"), "--vnnlib", str(badv)))
