@@ -138,7 +138,8 @@ def test_module_records(tmp_path):
 
 @pytest.mark.parametrize("payload", [b"not gzip at all", gzip.compress(b'{"op": "x"\n'),
                                      gzip.compress(b'{"op": "x", "kind": "aten"}\n'),
-                                     gzip.compress(b"hello")[:12]])
+                                     gzip.compress(b"hello")[:12]],
+                         ids=["not-gzip", "bad-json", "missing-fields", "truncated-gzip"])
 def test_corrupt_corpus_is_one_line_error(tmp_path, payload):
     (tmp_path / "traces.jsonl.gz").write_bytes(payload)
     res = _assay("traces", "stats", "--corpus", str(tmp_path))

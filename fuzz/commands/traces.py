@@ -73,7 +73,8 @@ def _print_stats(stats: dict, out=sys.stdout) -> None:
     kinds = ", ".join(f"{k} {v}" for k, v in stats["ops_by_kind"].items())
     w(f"operators by kind: {kinds} (aten overloads {stats['aten_overloads']}); "
       f"union by base name: {stats['operators_union']}\n")
-    w(f"operators with invalid records: {stats['ops_with_invalid_records']}\n")
+    w(f"operators with invalid records: {stats['ops_with_invalid_records']} "
+      f"(with 3 or more: {stats.get('ops_with_3plus_invalid_records', '?')})\n")
     w("by source:\n")
     for src, c in stats["by_source"].items():
         w(f"  {src:<13} {c['valid']:>8} valid {c['invalid']:>8} invalid\n")

@@ -17,8 +17,8 @@ SPLIT_BYTES = 20 * 1024 * 1024
 # Per operator (kind, op, overload): at most this many mutant records, and this many
 # records from each other source. Keeps common aten ops (aten::empty, aten::copy_, ...)
 # that every sample reaches from swamping the corpus.
-MUTATION_CAP = 240
-SOURCE_CAP = 200
+MUTATION_CAP = 300
+SOURCE_CAP = 250
 
 _SOURCE_ORDER = {"opinfo": 0, "moduleinfo": 1, "opinfo_error": 2, "dispatch": 3, "mutation": 4}
 
@@ -36,7 +36,7 @@ def _task_fn(cfg_json):
 
         cfg = Config(**cfg_json)
         cfg.deadline = deadline
-        yield from run_task(task, cfg)
+        return (yield from run_task(task, cfg))
 
     return fn
 

@@ -50,9 +50,15 @@ def _worker_main(conn, task_fn):
             return
         tid, task, deadline_s = msg
         try:
-            for chunk in task_fn(task, time.monotonic() + deadline_s):
+            gen = task_fn(task, time.monotonic() + deadline_s)
+            while True:
+                try:
+                    chunk = next(gen)
+                except StopIteration as stop:  # the generator's return value: why it stopped early
+                    problem = stop.value
+                    break
                 conn.send(("recs", tid, json.dumps(chunk)))
-            conn.send(("done", tid, None))
+            conn.send(("done", tid, problem))
         except Exception as exc:  # the task's own failure; the worker lives on
             conn.send(("done", tid, f"{type(exc).__name__}: {str(exc)[:200]}"))
 

@@ -27,8 +27,8 @@ EXTRA_DTYPES = ("float64", "float16", "bfloat16", "int64", "int32", "bool", "uin
 
 class Config:
     def __init__(self, seed=0, max_samples=8, extra_samples=2, max_error_inputs=8,
-                 mutate_records=4, mutants_per_record=16, aten_mutate_records=2,
-                 aten_mutants_per_record=10, deadline=None):
+                 mutate_records=6, mutants_per_record=20, aten_mutate_records=3,
+                 aten_mutants_per_record=12, deadline=None):
         self.seed = seed
         self.max_samples = max_samples
         self.extra_samples = extra_samples
@@ -105,6 +105,26 @@ def function_path(op) -> str | None:
         if path == candidates[0] and callable(target) and getattr(target, "__name__", None) == fname:
             return path
     return None
+
+
+def function_target(op):
+    """``(import path, callable)`` for an OpInfo's Python-level call, or ``(None, op.op)``.
+
+    The OpInfo's own callable when it has a resolvable path; else its Tensor method variant
+    (``torch.Tensor.view``) when that resolves -- many OpInfos wrap methods in lambdas.
+    """
+    path = function_path(op)
+    if path is not None:
+        return path, op.op
+    method = getattr(op, "method_variant", None)
+    mname = getattr(method, "__name__", "")
+    if method is not None and mname and mname != "<lambda>":
+        try:
+            if resolve_op(f"torch.Tensor.{mname}", "function") is method:
+                return f"torch.Tensor.{mname}", method
+        except Exception:
+            pass
+    return None, op.op
 
 
 def module_path(cls) -> str | None:
@@ -217,7 +237,7 @@ def _dtype_plan(supported, cfg, torch):
 def _opinfo_records(op, cfg, recorder_cls):
     import torch
 
-    path = function_path(op)
+    path, fn = function_target(op)
     records: list[dict] = []
     for dtype, n in _dtype_plan(op.supported_dtypes("cpu"), cfg, torch):
         torch.manual_seed(_seed_for(cfg, op.name, op.variant_test_name, dtype))
@@ -226,7 +246,7 @@ def _opinfo_records(op, cfg, recorder_cls):
             for sample in itertools.islice(samples, n):
                 args = [sample.input, *sample.args]
                 kwargs = dict(sample.kwargs)
-                records.extend(_record_call("function", path, lambda: op.op(*args, **kwargs), args, kwargs,
+                records.extend(_record_call("function", path, lambda: fn(*args, **kwargs), args, kwargs,
                                             "opinfo", recorder_cls))
         except Exception:
             continue  # a sample generator that fails for this dtype: keep what it gave
@@ -236,7 +256,7 @@ def _opinfo_records(op, cfg, recorder_cls):
             sample = ei.sample_input
             args = [sample.input, *sample.args]
             kwargs = dict(sample.kwargs)
-            records.extend(_record_call("function", path, lambda: op.op(*args, **kwargs), args, kwargs,
+            records.extend(_record_call("function", path, lambda: fn(*args, **kwargs), args, kwargs,
                                         "opinfo_error", recorder_cls))
     except Exception:
         pass
@@ -315,15 +335,16 @@ def _replay_device(rec: dict) -> str | None:
 
 
 def _mutation_records(records, cfg, rng):
-    """Mutants of this task's recorded calls, run where the original replays faithfully."""
+    """Mutants of this task's recorded calls, run where the original replays faithfully.
+    Yields one list of records per mutated operator."""
     groups: dict[tuple, list[dict]] = {}
     for rec in records:
         if rec["ok"]:
             groups.setdefault((rec["kind"], rec["op"], rec.get("overload")), []).append(rec)
-    out: list[dict] = []
     for key in sorted(groups, key=lambda k: (k[0], k[1], k[2] or "")):
         if cfg.deadline is not None and time.monotonic() > cfg.deadline:
             break
+        out: list[dict] = []
         recs = groups[key]
         is_aten = key[0] == "aten"
         n_rec = cfg.aten_mutate_records if is_aten else cfg.mutate_records
@@ -364,7 +385,8 @@ def _mutation_records(records, cfg, rng):
                 m.update({"ok": ok, "source": "mutation", "extra": extra})
                 m["out" if ok else "error"] = outcome
                 out.append(m)
-    return out
+        # One chunk per operator: a crash in a later operator's mutants loses only that operator's.
+        yield out
 
 
 def run_task(task, cfg: Config):
@@ -387,4 +409,7 @@ def run_task(task, cfg: Config):
     yield records
     rng = random.Random(_seed_for(cfg, "mutate", label))
     torch.manual_seed(_seed_for(cfg, "mutate-values", label))
-    yield _mutation_records(records, cfg, rng)
+    yield from _mutation_records(records, cfg, rng)
+    if cfg.deadline is not None and time.monotonic() > cfg.deadline:
+        return "mutation cut short by the time budget"
+    return None

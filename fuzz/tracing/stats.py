@@ -9,7 +9,7 @@ import re
 from fuzz.errors import AssayError
 from fuzz.trace import iter_tensor_values, read_records
 
-_FN_NAMESPACES = ("nn.functional.", "Tensor.", "_C._nn.", "_C._linalg.", "_C._special.", "_C._fft.")
+_FN_NAMESPACES = ("nn.functional.", "Tensor.", "_tensor.Tensor.", "_C._nn.", "_C._linalg.", "_C._special.", "_C._fft.")
 
 
 def base_name(kind: str, op: str) -> str:
@@ -54,6 +54,7 @@ def compute_stats(records) -> dict:
             dtypes[t["dtype"]] = dtypes.get(t["dtype"], 0) + 1
     union = {base_name(k, op) for k, names in ops.items() for op in names}
     with_invalid = sum(1 for v in per_op.values() if v[1] > 0)
+    with_3_invalid = sum(1 for v in per_op.values() if v[1] >= 3)
     return {
         "records": total,
         "valid": valid,
@@ -63,6 +64,7 @@ def compute_stats(records) -> dict:
         "aten_overloads": len(aten_overloads),
         "operators_union": len(union),
         "ops_with_invalid_records": with_invalid,
+        "ops_with_3plus_invalid_records": with_3_invalid,
         "dtypes": dict(sorted(dtypes.items())),
     }
 
