@@ -71,7 +71,7 @@ DENY_WORDS = (
     "set_default_dtype", "_assert_async", "_assert_tensor_metadata", "_print", "print",
 )
 # Substrings that exclude an operator anywhere in its name.
-DENY_SUBSTRINGS = ("sparse", "quantiz", "mkldnn", "nested", "_foreach", "torch.nn.init.", "_fused_", "fbgemm",
+DENY_SUBSTRINGS = ("torch.testing", "torch._refs", "torch._prims", "_decomp", "torch.torch.", "sparse", "quantiz", "mkldnn", "nested", "_foreach", "torch.nn.init.", "_fused_", "fbgemm",
                    "_cudnn", "miopen", "cuda", "_mps", "complex", "to_padded", "qscheme", "_dimI", "_values",
                    "_indices", "coalesce", "_nnz", "fake_quant", "record_stream", "_debug")
 
@@ -287,6 +287,8 @@ class _Pending:
     ints: list                 # z3 terms or python ints per A slot
     outputs: list              # tensor names
     kind: str
+    witness: tuple | None = None  # (operand shapes, ints) at which a meta-device call agreed with the rule
+    solved: list | None = None    # the integers' values in the final solution
 
 
 class GenerationError(Exception):
@@ -310,6 +312,9 @@ class Generated:
         return {**{i: self.leaves[i] for i in self.graph.inputs}, **self.state}
 
 
+_BUILDER_IDS = __import__("itertools").count()
+
+
 class _Builder:
     def __init__(self, ruleset: RuleSet, cfg: GenConfig, chooser: Chooser):
         import z3
@@ -318,9 +323,9 @@ class _Builder:
         self.rs = ruleset
         self.cfg = cfg
         self.ch = chooser
-        # A fresh context per model: Z3's answers then depend only on this model's choices,
-        # not on whatever the process solved before (determinism per seed, Hypothesis replay).
-        self.ctx = z3.Context()
+        # Z3 names are unique in the process (a fresh z3.Context per model would isolate models
+        # fully but costs ~35 ms); with fresh names, answers depend only on this model's choices.
+        self.ctx = z3.main_ctx()
         self.solver = z3.Solver(ctx=self.ctx)
         self.solver.set("random_seed", chooser.integer(0, 1 << 16))
         self.tensors: dict[str, _Tensor] = {}
@@ -330,15 +335,21 @@ class _Builder:
         self.all_dims: list = []
         self.int_vars: list = []      # (var, lo, hi)
         self.counter = 0
-        self.stats = {"tries": 0, "unsat": 0, "forward": 0, "backward": 0, "symbolic_ints": 0}
+        self.uid = next(_BUILDER_IDS)
+        self.stats = {"tries": 0, "unsat": 0, "forward": 0, "backward": 0, "symbolic_ints": 0, "meta_rejected": 0,
+                      "pinned": 0}
+        self._last_in_dtypes: list = []
 
     # -- tensors ------------------------------------------------------------
     def _fresh(self, stem: str) -> str:
         self.counter += 1
         return f"{stem}{self.counter}"
 
+    def _zname(self, stem: str) -> str:
+        return f"{stem}{self.counter}_{self.uid}"
+
     def _var(self, stem: str, bound: bool = True):
-        v = self.z3.Int(self._fresh(stem), self.ctx)
+        v = self.z3.Int(self._zname(self._fresh(stem)), self.ctx)
         self.all_dims.append(v)
         return v
 
@@ -412,15 +423,15 @@ class _Builder:
                 env[f"x{i}_{j}"] = d if not isinstance(d, int) else self.z3.IntVal(d, ctx)
         for k, a in enumerate(ints):
             env[f"a{k}"] = a if not isinstance(a, int) else self.z3.IntVal(a, ctx)
-        cons = [to_z3(p, env, ctx) for p in info.rule.constraints]
+        cons = [to_z3(p, env) for p in info.rule.constraints]
         outs = []
         for shape in info.rule.outputs:
             dims = []
             for e in shape:
                 for sub in walk(e):
                     if isinstance(sub, list) and sub[0] in ("//", "%") and not isinstance(sub[2], int):
-                        cons.append(to_z3(sub[2], env, ctx) >= 1)
-                dims.append(to_z3(e, env, ctx))
+                        cons.append(to_z3(sub[2], env) >= 1)
+                dims.append(to_z3(e, env))
             outs.append(dims)
         return cons, outs
 
@@ -443,7 +454,7 @@ class _Builder:
     def _symbolic_ints(self, info: RuleInfo) -> tuple[list, list]:
         ints, cons = [], []
         for lo, hi in info.int_ranges:
-            v = self.z3.Int(self._fresh("a"), self.ctx)
+            v = self.z3.Int(self._zname(self._fresh("a")), self.ctx)
             ints.append(v)
             cons += [v >= lo, v <= hi]
             self.int_vars.append((v, lo, hi))
@@ -512,12 +523,13 @@ class _Builder:
             self._commit(info, operands, new, list(ex["ints"]), outs, "concrete")
             return True
         in_dt, out_dt = self.ch.choice(combos)
+        self._last_in_dtypes = list(in_dt)
         bound = self._bind_operands(info, in_dt, None)
         if bound is None:
             return False
         operands, new, cons0 = bound
         dims_by_name = {t.name: t.dims for t in new}
-        operand_dims = [dims_by_name.get(n) or self.tensors[n].dims for n in operands]
+        operand_dims = [dims_by_name[n] if n in dims_by_name else self.tensors[n].dims for n in operands]
         return self._try_ints(info, operand_dims, cons0, lambda ints, outs: self._commit(info, operands, new, ints, outs, "symbolic"), out_dt)
 
     def _try_ints(self, info, operand_dims, cons0, commit, out_dt, extra=None) -> bool:
@@ -533,9 +545,32 @@ class _Builder:
             if extra is not None:
                 cons += extra(outs)
             if self.try_add(cons):
+                witness = self._witness(info, operand_dims, ints, outs, out_dt)
+                if witness is False:
+                    self.solver.pop()
+                    self.stats["meta_rejected"] += 1
+                    continue
                 commit(ints, outs)
+                self.nodes[0 if extra is not None else -1].witness = witness
                 return True
         return False
+
+    def _witness(self, info, operand_dims, ints, outs, out_dt):
+        """Call the rule on meta tensors at the solver's current model: (shapes, ints) if it agrees with
+        the predicted output shapes, False if the call fails or disagrees, None if meta cannot tell."""
+        model = self.solver.model()
+
+        def val(d):
+            return d if isinstance(d, int) else model.eval(d, model_completion=True).as_long()
+
+        shapes = [[val(d) for d in dims] for dims in operand_dims]
+        ivals = [val(a) for a in ints]
+        oshapes = [[val(d) for d in t.dims] for t in outs]
+        in_dt = self._last_in_dtypes
+        verdict = meta_check(info.rule, shapes, in_dt, ivals, oshapes, list(out_dt))
+        if verdict is False:
+            return False
+        return (shapes, ivals)
 
     # -- backward -----------------------------------------------------------
     def insert_backward(self, info: RuleInfo) -> bool:
@@ -565,6 +600,7 @@ class _Builder:
         if not combos:
             return False
         in_dt, out_dt = self.ch.choice(combos)
+        self._last_in_dtypes = list(in_dt)
         new, cons0 = [], []
         for s, r in enumerate(info.rule.ranks):
             role = "param" if in_dt[s] in FLOAT_DTYPES and s > 0 and info.rule.api != "module" and self.ch.chance(self.cfg.param_prob) else "input"
@@ -640,12 +676,71 @@ class _Builder:
         for t in self.tensors.values():
             out[t.name] = [d if isinstance(d, int) else model.eval(d, model_completion=True).as_long() for d in t.dims]
         for n in self.nodes:
-            n.ints = [a if isinstance(a, int) else model.eval(a, model_completion=True).as_long() for a in n.ints]
+            n.solved = [a if isinstance(a, int) else model.eval(a, model_completion=True).as_long() for a in n.ints]
         return out
 
     @staticmethod
     def _total(values: dict) -> int:
         return sum(math.prod(s) for s in values.values())
+
+
+_META_CACHE: dict[str, bool | None] = {}
+META_CPU_LIMIT = 1 << 15
+
+
+def meta_check(rule: Rule, shapes, dtypes, ints, out_shapes, out_dtypes) -> bool | None:
+    """Run one call of ``rule`` on meta tensors (no data): True if its outputs have the predicted
+    shapes and dtypes, False if it raises or disagrees, None if the meta device cannot run it."""
+    import json
+
+    key = json.dumps([rule.key, shapes, dtypes, ints, out_shapes, out_dtypes])
+    if key in _META_CACHE:
+        return _META_CACHE[key]
+    import torch
+
+    from fuzz.interpret import result_structure
+    from fuzz.trace import decode_value, dtype_from_name, resolve_op
+
+    verdict: bool | None
+    # Small calls run on CPU zeros (faster than the meta device's Python decompositions, and
+    # zeros are valid indices); big ones on meta (nothing allocated).
+    small = sum(math.prod(s) for s in list(shapes) + list(out_shapes)) <= META_CPU_LIMIT
+    device = "cpu" if small else "meta"
+    try:
+        init, args, kwargs = fill_call(rule.template, lambda k: {"ref": k}, ints)
+        tensors = [torch.zeros(s, dtype=dtype_from_name(d), device=device) for s, d in zip(shapes, dtypes)]
+
+        def make(enc):
+            return tensors[enc["ref"]]
+
+        a = decode_value(args, make, device)
+        kw = {k: decode_value(v, make, device) for k, v in kwargs.items()}
+        if rule.api == "module":
+            cls = resolve_op(rule.op, "module")
+            ia = decode_value(init["args"], make, "cpu") if init else []
+            ik = {k: decode_value(v, make, "cpu") for k, v in (init or {}).get("kwargs", {}).items()}
+            with torch.device(device):
+                fn = cls(*ia, **ik).eval()
+        else:
+            fn = resolve_op(rule.op, rule.api, rule.overload)
+        try:
+            with torch.no_grad():
+                result = fn(*a, **kw)
+        except NotImplementedError:
+            verdict = None if device == "meta" else False
+        else:
+            _, outs = result_structure(result)
+            verdict = (len(outs) == len(out_shapes)
+                       and all(list(o.shape) == list(s) for o, s in zip(outs, out_shapes))
+                       and all(str(o.dtype).replace("torch.", "") == d for o, d in zip(outs, out_dtypes)))
+    except NotImplementedError:
+        verdict = None if device == "meta" else False
+    except Exception as exc:
+        text = str(exc)
+        # Data-dependent checks (item() on meta) say nothing about the shapes.
+        verdict = None if ("meta" in text.lower() or "data-dependent" in text) else False
+    _META_CACHE[key] = verdict
+    return verdict
 
 
 def _stem(op: str) -> str:
@@ -677,7 +772,7 @@ def _to_graph(b: _Builder, shapes: dict) -> Graph:
         for o in p.outputs:
             outs.append(name(o, _stem(rule.op)))
             g.add_tensor(shapes[o], b.tensors[o].dtype, "value", name=rename[o])
-        init, args, kwargs = fill_call(rule.template, lambda k: {"ref": rename[p.operands[k]]}, p.ints)
+        init, args, kwargs = fill_call(rule.template, lambda k: {"ref": rename[p.operands[k]]}, p.solved)
         g.add_node(Node(id=f"n{i}", op=rule.op, api=rule.api, overload=rule.overload, args=args, kwargs=kwargs,
                         outputs=outs, kind=p.kind, init=init, rule=rule.key))
     consumed = set()
@@ -693,7 +788,7 @@ def _to_graph(b: _Builder, shapes: dict) -> Graph:
 
 def _first_tensor(b: _Builder) -> None:
     """The seed of every graph: one input of a rank and dtype some rule can consume."""
-    keys = sorted({k for infos in b.rs.by_op.values() for i in infos for k in i.slot_keys})
+    keys = sorted(b.rs.ops_taking)
     float_keys = [k for k in keys if k[1] == "float32" and 1 <= k[0] <= 5] or keys
     pool = float_keys if b.ch.chance(0.7) else ([k for k in keys if k[0] <= 5] or keys)
     rank, dtype = b.ch.choice(pool)
@@ -717,9 +812,47 @@ def generate_graph(ruleset: RuleSet, cfg: GenConfig, chooser: Chooser) -> tuple[
     if not b.nodes:
         raise GenerationError("could not place any operator")
     shapes = b.solve()
+    shapes = _pin_failing(b, shapes)
     g = _to_graph(b, shapes)
     stats = dict(b.stats)
     return g, stats
+
+
+def _node_ok(b: _Builder, p: _Pending, shapes: dict) -> bool:
+    rule = p.info.rule
+    if rule.status == "concrete":
+        return True
+    ins = [shapes[o] for o in p.operands]
+    dts = [b.tensors[o].dtype for o in p.operands]
+    outs = [shapes[o] for o in p.outputs]
+    odts = [b.tensors[o].dtype for o in p.outputs]
+    return meta_check(rule, ins, dts, list(p.solved), outs, odts) is not False
+
+
+def _pin_failing(b: _Builder, shapes: dict) -> dict:
+    """Meta-check every node at the final solution; pin a failing node's operands and ints to the
+    values it was checked at when inserted (its witness), and re-solve."""
+    failing = [p for p in b.nodes if p.witness and not _node_ok(b, p, shapes)]
+    if not failing:
+        return shapes
+    z3 = b.z3
+    pins = []
+    for p in failing:
+        wshapes, wints = p.witness
+        for o, ws in zip(p.operands, wshapes):
+            pins += [d == int(v) for d, v in zip(b.tensors[o].dims, ws) if not isinstance(d, int)]
+        pins += [a == int(v) for a, v in zip(p.ints, wints) if not isinstance(a, int)]
+    b.solver.push()
+    b.solver.add(*pins)
+    if b.solver.check() == z3.sat:
+        values = b._values(b.solver.model())
+        b.solver.pop()
+        if b._total(values) <= b.cfg.max_elements:
+            b.stats["pinned"] += len(failing)
+            return values
+    else:
+        b.solver.pop()
+    return shapes
 
 
 def drop_node(g: Graph, node_id: str) -> None:
@@ -819,8 +952,10 @@ def _nondeterministic_node(g: Graph, res) -> Node | None:
                 outs = run_node(node, env, res.submodules)
                 env.update(outs)
                 for k, v in outs.items():
-                    before = res.env.get(k)
-                    if before is None or before.shape != v.shape or before.dtype != v.dtype:
+                    if k not in res.env:
+                        return None  # the search stopped at a non-finite node: nothing more to compare
+                    before = res.env[k]
+                    if before.shape != v.shape or before.dtype != v.dtype:
                         return node
                     if v.dtype.is_floating_point:
                         same = torch.equal(before.nan_to_num(), v.nan_to_num())
