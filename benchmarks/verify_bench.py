@@ -99,11 +99,11 @@ def run_marabou(path, point, eps, label, decision, timeout):
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--family", choices=["all", "acas", "mnist"], default="all")
-    ap.add_argument("--instances", type=int, default=3, help="points per network")
+    ap.add_argument("--instances", type=int, default=2, help="points per network")
     ap.add_argument("--timeout", type=float, default=60.0, help="seconds per instance and tool")
     ap.add_argument("--seed", type=int, default=7)
     ap.add_argument("--acas-nets", default="1_1,2_3,3_5,4_7,5_9")
-    ap.add_argument("--acas-eps", default="0.01,0.03,0.05")
+    ap.add_argument("--acas-eps", default="0.02,0.05,0.1")
     ap.add_argument("--mnist-nets", default="mnist10x10.nnet,mnist10x20.nnet")
     ap.add_argument("--mnist-eps", default="0.002,0.005,0.01")
     ap.add_argument("--mode", choices=["combined", "per-class"], default="combined")

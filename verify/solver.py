@@ -39,7 +39,8 @@ class Options:
                                      # high-dimensional leaves are closed by bounds alone
     leaf_timeout_s: float = 20.0     # cap for one Z3 leaf
     batch: int = 64                  # domains bounded per numpy call
-    attack_steps: int = 40
+    attack_steps: int = 60
+    pgd_boxes: int = 2               # per BaB batch: short PGD runs in the most promising boxes
     use_z3: bool = True              # False: pure bound-based BaB (for measurements)
     direct_z3: bool = False          # True: skip BaB, hand the whole box to Z3 (for measurements)
     bounds_method: str = "backward"  # intermediate bounds: 'backward' (DeepPoly/CROWN) or 'forward' (symbolic intervals)
@@ -149,6 +150,7 @@ def solve_case(net, lo, hi, terms, timeout_s=60.0, strict=False, opts=None, rng=
     S.out_scale = 1.0 + float(np.abs(y0).max())
     # 1. falsify
     x, v = attack(net, lo, hi, S._margin_terms() if strict else terms, rng=rng,
+                  n_random=1024 if net.n_inputs <= 16 else 256, n_starts=32 if net.n_inputs <= 16 else 16,
                   steps=opts.attack_steps, deadline=deadline)
     S.stats["attack_violation"] = float(v)
     if validate(net, x, lo, hi, terms, strict):
@@ -172,15 +174,18 @@ def solve_case(net, lo, hi, terms, timeout_s=60.0, strict=False, opts=None, rng=
 def _input_bab(S):
     net, opts = S.net, S.opts
     S.stats["method"] = "input-split BaB" + (" + Z3 leaves" if opts.use_z3 else "")
-    stack_lo, stack_hi, stack_d = [S.lo], [S.hi], [0]
+    # best-first: boxes whose bounds are closest to allowing a violation are bounded first
+    # (finds counterexamples early; every box must be closed anyway for a proof)
+    heap = [(0.0, 0, S.lo, S.hi, 0)]
+    tie = 1
     T = len(S.terms)
-    while stack_lo:
+    while heap:
         if S.left() <= 0:
             return CaseResult("unknown", None, S.stats)
-        L = np.stack(stack_lo[-opts.batch:])
-        H = np.stack(stack_hi[-opts.batch:])
-        depth = stack_d[-opts.batch:]
-        del stack_lo[-opts.batch:], stack_hi[-opts.batch:], stack_d[-opts.batch:]
+        batch = [heapq.heappop(heap) for _ in range(min(opts.batch, len(heap)))]
+        L = np.stack([b[2] for b in batch])
+        H = np.stack([b[3] for b in batch])
+        depth = [b[4] for b in batch]
         S.stats["domains"] += len(L)
         r = linear_bounds(net, L, H, C=S.rows, method=opts.bounds_method)
         open_ = _open_terms(r["lower"], S.rhs, S.idx)
@@ -204,6 +209,16 @@ def _input_bab(S):
             good = S.try_point(P[j], L[bi], H[bi])
             if good is not None:
                 return CaseResult("sat", good, S.stats)
+        # a short PGD inside the few most promising boxes (finds violations the bounds point at)
+        for j in np.argsort(vv)[: opts.pgd_boxes]:
+            bi = alive[j % alive.size]
+            x, v = attack(net, L[bi], H[bi], S._margin_terms() if S.strict else S.terms, rng=S.rng,
+                          n_random=16, n_starts=2, steps=12, extra_starts=P[j][None])
+            if v <= 0:
+                good = S.try_point(x, L[bi], H[bi])
+                if good is not None:
+                    S.stats["found_by"] = "PGD in a BaB box"
+                    return CaseResult("sat", good, S.stats)
         unstable = count_unstable(r["pre"])
         for bi in alive:
             lo, hi = L[bi], H[bi]
@@ -228,9 +243,11 @@ def _input_bab(S):
             h1 = hi.copy(); h1[d] = mid
             l2 = lo.copy(); l2[d] = mid
             S.stats["max_depth"] = max(S.stats["max_depth"], depth[bi] + 1)
-            stack_lo += [lo, l2]
-            stack_hi += [h1, hi]
-            stack_d += [depth[bi] + 1, depth[bi] + 1]
+            # score: for the most promising open term, how far its hardest row is from holding
+            score = min(float(gap[bi, S.idx[t]].max()) for t in np.flatnonzero(open_[bi]))
+            heapq.heappush(heap, (score, tie, lo, h1, depth[bi] + 1))
+            heapq.heappush(heap, (score, tie + 1, l2, hi, depth[bi] + 1))
+            tie += 2
     return CaseResult("unsat", None, S.stats)
 
 
