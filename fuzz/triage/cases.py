@@ -122,13 +122,16 @@ def load_case(root, case_id: str) -> Case:
 
 def iter_cases(root, *, skip_corrupt: bool = True) -> list[Case]:
     """Every readable case under ``root``; corrupt ones are skipped (or raise with ``skip_corrupt=False``)."""
+    import sys
+
     out = []
     for cid in case_ids(root):
         try:
             out.append(load_case(root, cid))
-        except AssayError:
+        except AssayError as exc:
             if not skip_corrupt:
                 raise
+            sys.stderr.write(f"assay: warning: skipping {cid}: {exc}\n")
     return out
 
 

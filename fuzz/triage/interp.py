@@ -18,6 +18,8 @@ takes.
 
 from __future__ import annotations
 
+import warnings
+
 from fuzz.graph import Graph
 from fuzz.trace import dtype_name
 
@@ -44,7 +46,8 @@ def run_graph(graph: Graph, tensors: dict, device: str = "cpu") -> dict:
         if device == "meta":
             leaves = {n: torch.empty(graph.tensors[n].shape, dtype=getattr(torch, graph.tensors[n].dtype), device="meta")
                       for n in graph.inputs + graph.params}
-            with torch.device("meta"):
+            with torch.device("meta"), warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # zero-element init on meta is a no-op: fine
                 submodules = interpret.build_submodules(graph, "meta")
         else:
             leaves = {n: tensors[n] for n in graph.inputs + graph.params}

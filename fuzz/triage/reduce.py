@@ -507,8 +507,11 @@ def _fit_module_weights(graph: Graph, tensors: dict) -> dict | None:
     from fuzz import interpret
     from fuzz.program import module_attr
 
+    import warnings
+
     try:
-        with torch.device("meta"):
+        with torch.device("meta"), warnings.catch_warnings():
+            warnings.simplefilter("ignore")
             mods = interpret.build_submodules(graph, "meta")
     except Exception:
         return None
