@@ -71,7 +71,7 @@ DENY_WORDS = (
     "set_default_dtype", "_assert_async", "_assert_tensor_metadata", "_print", "print",
 )
 # Substrings that exclude an operator anywhere in its name.
-DENY_SUBSTRINGS = ("torch.testing", "torch._refs", "torch._prims", "_decomp", "torch.torch.", "sparse", "quantiz", "mkldnn", "nested", "_foreach", "torch.nn.init.", "_fused_", "fbgemm",
+DENY_SUBSTRINGS = ("torch.testing", "torch.onnx", "torch.jit", "torch.autograd", "torch.utils", "torch.export", "torch._refs", "torch._prims", "_decomp", "torch.torch.", "sparse", "quantiz", "mkldnn", "nested", "_foreach", "torch.nn.init.", "_fused_", "fbgemm",
                    "_cudnn", "miopen", "cuda", "_mps", "complex", "to_padded", "qscheme", "_dimI", "_values",
                    "_indices", "coalesce", "_nnz", "fake_quant", "record_stream", "_debug")
 
@@ -462,9 +462,13 @@ class _Builder:
 
     def _outputs(self, out_dims: list, combo_out: list) -> tuple[list[_Tensor], list]:
         tensors, cons = [], []
+        z3 = self.z3
         for dims, dt in zip(out_dims, combo_out):
             vars_ = []
             for term in dims:
+                if z3.is_const(term) and not z3.is_int_value(term):
+                    vars_.append(term)  # the dim of an operand (elementwise ops): already bounded
+                    continue
                 v = self._var("o")
                 vars_.append(v)
                 cons += [v == term, v >= 1, v <= self.cfg.max_dim * 8]
@@ -891,6 +895,7 @@ def materialise(g: Graph, seed: int, cfg: GenConfig, max_repairs: int = 4) -> Ge
     from fuzz.values import search
 
     guard = {"dropped": 0, "reasons": []}
+    nonfinite_drops = 0
     for _ in range(max_repairs + len(g.nodes)):
         try:
             submodules = build_submodules(g)
@@ -917,6 +922,20 @@ def materialise(g: Graph, seed: int, cfg: GenConfig, max_repairs: int = 4) -> Ge
             continue
         if res.error is not None:
             raise GenerationError(str(res.error))
+        if not res.finite and res.error is None and res.first_bad and nonfinite_drops < 2 and len(g.nodes) > 1:
+            # No values keep this node finite (var over one element, fmod(x, x)...): drop it.
+            nonfinite_drops += 1
+            guard["nonfinite_dropped"] = guard.get("nonfinite_dropped", 0) + 1
+            guard["reasons"].append(f"{g.node(res.first_bad).name}: no finite values found")
+            drop_node(g, res.first_bad)
+            continue
+        if not res.finite:
+            failing = _first_failing_after_nan(g, res)
+            if failing is not None:
+                guard["dropped"] += 1
+                guard["reasons"].append(f"{failing.name}: fails after a non-finite value")
+                drop_node(g, failing.id)
+                continue
         culprit = _nondeterministic_node(g, res)
         if culprit is not None:
             guard["dropped"] += 1
@@ -936,6 +955,24 @@ def _only(g: Graph, node: Node) -> Graph:
     h = Graph()
     h.nodes = [node]
     return h
+
+
+def _first_failing_after_nan(g: Graph, res) -> Node | None:
+    """The search stops at the first non-finite node; run the rest too, to catch calls that raise."""
+    import torch
+
+    from fuzz.interpret import NodeError, check_outputs, run_node
+
+    env = dict(res.leaves)
+    try:
+        with torch.no_grad():
+            for node in g.nodes:
+                outs = run_node(node, env, res.submodules)
+                check_outputs(g, node, outs)
+                env.update(outs)
+    except NodeError as exc:
+        return exc.node
+    return None
 
 
 def _nondeterministic_node(g: Graph, res) -> Node | None:
