@@ -207,7 +207,7 @@ class LocalExecutor(Executor):
             w.phase = ev.get("phase", "test")
             limit = self.timeout_s if w.phase == "test" else self.prepare_timeout_s
             w.deadline = time.monotonic() + limit
-            w.log_offset = self._log_size(w)
+            w.log_offset = ev["log_offset"] if isinstance(ev.get("log_offset"), int) else self._log_size(w)
             return []
         if kind == "verdict":
             w.remaining = [t for t in w.remaining if t["test"] != ev.get("test")]

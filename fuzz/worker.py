@@ -322,7 +322,7 @@ def _unsupported(err: dict) -> bool:
 def run_job(job: dict, emit) -> None:
     """Run one job, reporting through ``emit(event_dict)``."""
     jid = job["job"]
-    emit({"event": "begin", "job": jid, "test": None, "phase": "prepare"})
+    emit({"event": "begin", "job": jid, "test": None, "phase": "prepare", "log_offset": _log_offset()})
     device = job.get("device", "cpu")
     stage = "generate"
     try:
@@ -346,7 +346,7 @@ def run_job(job: dict, emit) -> None:
           "files": {k: base64.b64encode(v).decode() for k, v in model.files.items()},
           "sensitive": session.sensitive})
     for t in job["tests"]:
-        emit({"event": "begin", "job": jid, "test": t["test"], "phase": "test"})
+        emit({"event": "begin", "job": jid, "test": t["test"], "phase": "test", "log_offset": _log_offset()})
         try:
             verdict = session.run_test(t["backend"], t["mode"])
         except Exception as exc:  # the oracle itself failed: report, do not die
@@ -354,6 +354,16 @@ def run_job(job: dict, emit) -> None:
         verdict.update({"event": "verdict", "job": jid, "test": t["test"], "backend": t["backend"], "mode": t["mode"]})
         emit(json.loads(json.dumps(verdict, default=_json_default)))
     emit({"event": "done", "job": jid})
+
+
+def _log_offset() -> int | None:
+    """Size of the worker's log (stderr) now: the executor reads a dead worker's log from here."""
+    try:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        return os.fstat(2).st_size
+    except (OSError, ValueError):
+        return None
 
 
 def _json_default(o):

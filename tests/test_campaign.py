@@ -1,0 +1,139 @@
+"""Campaigns in real subprocesses: faults become cases, kill -9 + --resume loses and duplicates nothing."""
+
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+
+import pytest
+import torch
+
+from fuzz import program
+from fuzz.campaign import parse_duration
+from fuzz.errors import AssayError
+from fuzz.graph import Graph, Node
+
+
+def ref(n):
+    return {"ref": n}
+
+
+def make_programs(root, count):
+    """``count`` small distinct programs (linear -> tanh -> sum, sizes vary)."""
+    root.mkdir(parents=True, exist_ok=True)
+    for i in range(count):
+        g = Graph()
+        n = 3 + i
+        x = g.add_tensor([2, n], "float32", "input", name="x")
+        w = g.add_tensor([4, n], "float32", "param", name="w")
+        h = g.add_tensor([2, 4], "float32", name="h")
+        g.add_node(Node(id="n0", op="torch.nn.functional.linear", api="function", args=[ref(x), ref(w)], kwargs={}, outputs=[h]))
+        t = g.add_tensor([2, 4], "float32", name="t")
+        g.add_node(Node(id="n1", op="torch.tanh", api="function", args=[ref(h)], kwargs={}, outputs=[t]))
+        g.outputs = [t]
+        gen = torch.Generator().manual_seed(i)
+        program.save_program(g, {"x": torch.randn(2, n, generator=gen), "w": torch.randn(4, n, generator=gen)}, root / f"p{i}")
+    return root
+
+
+def env():
+    e = dict(os.environ, ASSAY_TEST_BACKENDS="1", PYTHONWARNINGS="ignore")
+    return e
+
+
+def journal(out):
+    db = sqlite3.connect(str(out / "index.sqlite"))
+    try:
+        return db.execute("SELECT id, kind, case_id FROM tests").fetchall()
+    finally:
+        db.close()
+
+
+def case_dirs(out):
+    return sorted(p.name for p in out.iterdir() if p.is_dir() and (p / "case.json").exists())
+
+
+def test_parse_duration():
+    assert parse_duration("90") == 90 and parse_duration("30m") == 1800 and parse_duration("8h") == 28800
+    assert parse_duration("1h30m") == 5400 and parse_duration("45s") == 45
+    with pytest.raises(AssayError):
+        parse_duration("soon")
+
+
+def test_bad_arguments_are_one_line_errors(assay, tmp_path):
+    for args in (["--backends", "nope"], ["--time", "soon"], ["--resume", str(tmp_path / "none")],
+                 ["--modes", "fwd,up"]):
+        res = subprocess.run(assay + ["fuzz", "--out", str(tmp_path / "o"), *args], capture_output=True, text=True, timeout=120)
+        assert res.returncode == 2, res.stderr
+        assert "Traceback" not in res.stderr and len(res.stderr.strip().splitlines()) == 1, res.stderr
+
+
+@pytest.mark.slow
+def test_segfault_hang_and_10gb_allocation_become_cases(assay, tmp_path):
+    progs = make_programs(tmp_path / "progs", 1)
+    out = tmp_path / "run"
+    cmd = assay + ["fuzz", "--programs", str(progs), "--backends", "_segfault,_hang,_oom,_raise,eager",
+                   "--workers", "1", "--time", "300", "--timeout", "15", "--mem-limit", "4096",
+                   "--out", str(out), "--progress-every", "5"]
+    res = subprocess.run(cmd, capture_output=True, text=True, timeout=400, env=env())
+    assert res.returncode == 0, res.stderr[-3000:]
+    rows = journal(out)
+    kinds = {tid.split("-", 2)[2]: k for tid, k, _ in rows if tid.startswith("s0-m000000")}
+    assert kinds == {"_segfault-fwd": "signal", "_hang-fwd": "hang", "_oom-fwd": "oom", "_raise-fwd": "crash",
+                     "eager-fwd": "pass"}, rows
+    # every backend ran: the campaign kept going after the segfault and the hang (worker replaced)
+    stats = json.loads((out / "stats.json").read_text())
+    assert stats["tests"] == 5 and stats["outcomes"]["pass"] == 1 and stats["unique_signatures"] == 4
+    assert stats["outcomes"]["signal"] == 1 and stats["outcomes"]["hang"] == 1 and stats["outcomes"]["oom"] == 1
+    assert stats["worker_restarts"] == 2
+    saved = case_dirs(out)
+    by_kind = {json.loads((out / d / "case.json").read_text())["kind"]: d for d in saved}
+    assert set(by_kind) == {"signal", "hang", "oom", "crash"} and len(saved) == 4
+    for kind, d in by_kind.items():
+        case = json.loads((out / d / "case.json").read_text())
+        assert case["reproduces"] is True, (kind, case.get("recheck"))
+        assert case["signature"] and case["versions"]["torch"] == torch.__version__
+        assert {"program.py", "repro.py", "inputs.safetensors", "params.safetensors", "graph.json"} <= set(os.listdir(out / d))
+    seg = json.loads((out / by_kind["signal"] / "case.json").read_text())
+    assert seg["detail"] == "SIGSEGV" and "Segmentation fault" in seg["error"]["traceback"]
+    assert "plot_data.csv" in os.listdir(out) and (out / "plot_data.csv").read_text().startswith("unix_time,")
+
+
+@pytest.mark.slow
+def test_kill_9_then_resume_loses_and_duplicates_nothing(assay, tmp_path):
+    progs = make_programs(tmp_path / "progs", 5)
+    out = tmp_path / "run"
+    base = assay + ["fuzz", "--programs", str(progs), "--backends", "_perturb,eager", "--workers", "2",
+                    "--keep", "20", "--out", str(out)]
+    proc = subprocess.Popen(base + ["--time", "300"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env())
+    deadline = time.time() + 180
+    while time.time() < deadline:
+        time.sleep(0.5)
+        if (out / "index.sqlite").exists():
+            try:
+                if len(journal(out)) >= 3:
+                    break
+            except sqlite3.Error:
+                pass
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    before = journal(out)
+    assert 3 <= len(before) < 10, before
+    res = subprocess.run(assay + ["fuzz", "--resume", str(out), "--time", "300"], capture_output=True, text=True,
+                         timeout=400, env=env())
+    assert res.returncode == 0, res.stderr[-3000:]
+    rows = journal(out)
+    ids = [r[0] for r in rows]
+    assert len(ids) == len(set(ids)) == 10  # 5 programs x 2 backends, each exactly once
+    assert set(before) <= set(rows)
+    failing = sorted(r[0] for r in rows if r[1] != "pass")
+    assert len(failing) == 5
+    assert case_dirs(out) == failing  # every failure saved exactly once
+    assert not os.listdir(out / ".staging")
+    db = sqlite3.connect(str(out / "index.sqlite"))
+    assert sorted(r[0] for r in db.execute("SELECT id FROM cases")) == failing
+    for d in failing:
+        assert json.loads((out / d / "case.json").read_text())["reproduces"] is True
