@@ -154,3 +154,16 @@ def test_bad_api_input_is_a_value_error():
         verify.check_robustness(net, [0.1, 0.2], -0.1)
     with pytest.raises(ValueError, match="outside"):
         verify.check_robustness(net, [5.0, 0.2], 0.1, box=(-1, 1))
+
+
+@pytest.mark.parametrize("style", ["bigm", "ite"])
+def test_alternative_z3_encodings_agree(style):
+    net = random_net(77, n_in=3, hidden=(6, 6), n_out=3)
+    point = np.array([0.2, -0.1, 0.4])
+    for eps in (0.05, 0.5):
+        lo, hi = point - eps, point + eps
+        terms = decision_terms(3, int(net.forward(point).argmax()), "argmax")
+        a = solve_case(net, lo, hi, terms, timeout_s=30, strict=True, opts=Options(direct_z3=True, attack_steps=0))
+        b = solve_case(net, lo, hi, terms, timeout_s=30, strict=True,
+                       opts=Options(direct_z3=True, attack_steps=0, z3_style=style))
+        assert a.status == b.status != "unknown"

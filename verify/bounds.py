@@ -160,13 +160,22 @@ def _forward_symbolic(net, lo, hi, splits=None, pre=None):
     return bounds, relax
 
 
-def _backward_intermediate(net, lo, hi, splits=None, pre=None):
+def _backward_intermediate(net, lo, hi, splits=None, pre=None, reuse_upto=0):
     B = lo.shape[0]
     nl = len(net.layers)
     bounds, relax = [], []
     for k in range(nl - 1):
         W, b = net.layers[k]
         n = W.shape[0]
+        if k < reuse_upto and pre is not None:  # unchanged by the newest split: the parent's bounds
+            l, u = pre[k]
+            if splits is not None and splits[k] is not None:
+                s = splits[k]
+                l = np.where(s > 0, np.maximum(l, 0.0), l)
+                u = np.where(s < 0, np.minimum(u, 0.0), u)
+            bounds.append((l, u))
+            relax.append(_relax(l, u))
+            continue
         if k == 0:
             Wp, Wn = np.maximum(W, 0), np.minimum(W, 0)
             l = lo @ Wp.T + hi @ Wn.T + b
@@ -199,7 +208,7 @@ def _backward_intermediate(net, lo, hi, splits=None, pre=None):
     return bounds, relax
 
 
-def linear_bounds(net, lo, hi, C=None, splits=None, pre=None, method="backward"):
+def linear_bounds(net, lo, hi, C=None, splits=None, pre=None, method="backward", reuse_upto=0):
     """Symbolic (back-substitution) bounds.
 
     lo, hi: (B, n_in). C: (m, n_out) or (B, m, n_out) rows whose lower bounds are
@@ -220,7 +229,7 @@ def linear_bounds(net, lo, hi, C=None, splits=None, pre=None, method="backward")
     if method == "forward":
         bounds, relax = _forward_symbolic(net, lo, hi, splits, pre)
     else:
-        bounds, relax = _backward_intermediate(net, lo, hi, splits, pre)
+        bounds, relax = _backward_intermediate(net, lo, hi, splits, pre, reuse_upto)
     Wl, bl = net.layers[-1]
     if C is None:
         C = np.eye(Wl.shape[0])

@@ -35,7 +35,10 @@ def _lin(coefs, vars_, const):
     return z3.Sum(terms) if len(terms) > 1 else terms[0]
 
 
-def build(net, lo, hi, pre, terms, extra_margin=0.0):
+STYLES = ("disjunction", "bigm", "ite")
+
+
+def build(net, lo, hi, pre, terms, extra_margin=0.0, style="disjunction"):
     """Return (solver, input vars, n_disjunctions) for: x in [lo, hi] and some term holds.
 
     pre: list of (l, u) float arrays (1-D) per hidden layer. terms: [(C, d)], a term
@@ -69,10 +72,18 @@ def build(net, lo, hi, pre, terms, extra_margin=0.0):
             else:
                 zv = z3.Real(f"z{k}_{j}")
                 s.add(zv == z, zv >= _q(l[j]), zv <= _q(u[j]))
-                s.add(a >= 0, a >= zv)
-                slope = u[j] / (u[j] - l[j])
-                s.add(a <= _q(slope) * (zv - _q(l[j])) + _q(1e-9 * (1 + u[j])))
-                s.add(z3.Or(a <= zv, a <= 0))
+                if style == "ite":  # a = If(z >= 0, z, 0), nothing else
+                    s.add(a == z3.If(zv >= 0, zv, z3.RealVal(0)))
+                elif style == "bigm":  # MILP-style: one Bool per ReLU, a <= u d, a <= z - l (1 - d)
+                    dlt = z3.Bool(f"d{k}_{j}")
+                    s.add(a >= 0, a >= zv)
+                    s.add(a <= z3.If(dlt, _q(u[j]), z3.RealVal(0)))
+                    s.add(a <= zv - z3.If(dlt, z3.RealVal(0), _q(l[j])))
+                else:  # triangle + one disjunction
+                    s.add(a >= 0, a >= zv)
+                    slope = u[j] / (u[j] - l[j])
+                    s.add(a <= _q(slope) * (zv - _q(l[j])) + _q(1e-9 * (1 + u[j])))
+                    s.add(z3.Or(a <= zv, a <= 0))
                 n_disj += 1
             cur.append(a)
         prev = cur
@@ -90,11 +101,11 @@ def build(net, lo, hi, pre, terms, extra_margin=0.0):
     return s, xs, n_disj
 
 
-def solve(net, lo, hi, pre, terms, timeout_s, extra_margin=0.0):
+def solve(net, lo, hi, pre, terms, timeout_s, extra_margin=0.0, style="disjunction"):
     """('sat', x) / ('unsat', None) / ('unknown', None)."""
     import z3
 
-    s, xs, _ = build(net, lo, hi, pre, terms, extra_margin)
+    s, xs, _ = build(net, lo, hi, pre, terms, extra_margin, style)
     s.set("timeout", max(1, int(timeout_s * 1000)))
     r = s.check()
     if r == z3.sat:

@@ -43,6 +43,7 @@ class Options:
     pgd_boxes: int = 2               # per BaB batch: short PGD runs in the most promising boxes
     use_z3: bool = True              # False: pure bound-based BaB (for measurements)
     direct_z3: bool = False          # True: skip BaB, hand the whole box to Z3 (for measurements)
+    z3_style: str = "disjunction"    # ReLU encoding for Z3: 'disjunction', 'bigm' or 'ite' (encode.STYLES)
     bounds_method: str = "backward"  # intermediate bounds: 'backward' (DeepPoly/CROWN) or 'forward' (symbolic intervals)
 
 
@@ -120,14 +121,14 @@ class _Search:
         self.stats["z3_leaves"] += 1
         budget = min(self.opts.leaf_timeout_s, max(0.05, self.left()))
         pre1 = [(l, u) for l, u in pre]
-        st, x = encode.solve(self.net, lo, hi, pre1, self.terms, budget)
+        st, x = encode.solve(self.net, lo, hi, pre1, self.terms, budget, style=self.opts.z3_style)
         if st == "sat":
             good = self.try_point(x, lo, hi)
             if good is not None:
                 return "sat", good
             # only a tie / sub-float violation was found here: ask for a real margin
             st2, x2 = encode.solve(self.net, lo, hi, pre1, self.terms, max(0.05, min(budget, self.left())),
-                                   extra_margin=1e-7 * self.out_scale)
+                                   extra_margin=1e-7 * self.out_scale, style=self.opts.z3_style)
             if st2 == "sat":
                 good = self.try_point(x2, lo, hi)
                 if good is not None:
@@ -259,7 +260,7 @@ def _relu_bab(S):
     nh = len(net.layers) - 1
     sizes = [W.shape[0] for W, _ in net.layers[:-1]]
     root = tuple(np.zeros(n, dtype=np.int8) for n in sizes)
-    heap = [(0.0, 0, root, None)]  # (priority, tie, splits, parent pre-bounds)
+    heap = [(0.0, 0, root, None, 0)]  # (priority, tie, splits, parent pre-bounds, layer of newest split)
     tie = 1
     lo1, hi1 = S.lo[None], S.hi[None]
     while heap:
@@ -273,8 +274,10 @@ def _relu_bab(S):
         if all(b[3] is not None for b in batch):
             pre_par = [(np.stack([b[3][k][0] for b in batch]), np.stack([b[3][k][1] for b in batch]))
                        for k in range(nh)]
+        # layers below the newest split of every domain in the batch keep the parents' bounds
+        reuse = min(b[4] for b in batch) if pre_par is not None else 0
         r = linear_bounds(net, np.repeat(lo1, B, 0), np.repeat(hi1, B, 0), C=S.rows, method=opts.bounds_method,
-                          splits=splits, pre=pre_par)
+                          splits=splits, pre=pre_par, reuse_upto=reuse)
         open_ = _open_terms(r["lower"], S.rhs, S.idx)
         unstable = count_unstable(r["pre"])
         gap = r["lower"] - S.rhs[None, :]
@@ -320,6 +323,6 @@ def _relu_bab(S):
             for sign in (1, -1):
                 child = tuple(s[bi].copy() for s in splits)
                 child[k][j] = sign
-                heapq.heappush(heap, (prio, tie, child, pre))
+                heapq.heappush(heap, (prio, tie, child, pre, k + 1))
                 tie += 1
     return CaseResult("unknown" if unresolved else "unsat", None, S.stats)
