@@ -6,11 +6,27 @@ Public API::
     check_robustness(net_or_module, point, eps, decision="argmax", box=None, timeout=60)
     certified_radius(net_or_module, point, decision="argmax", box=None, timeout=60)
     check_vnnlib(net_or_module, vnnlib_path, timeout=60)
+
+The names are resolved lazily so that importing ``verify.command`` (for ``assay --help``)
+does not import numpy, onnx or z3.
 """
 
-from .load import load_network
-from .network import Network
-from .robustness import Result, VnnlibResult, certified_radius, check_robustness, check_vnnlib
+_API = {
+    "load_network": ".load",
+    "Network": ".network",
+    "check_robustness": ".robustness",
+    "certified_radius": ".robustness",
+    "check_vnnlib": ".robustness",
+    "Result": ".robustness",
+    "VnnlibResult": ".robustness",
+}
 
-__all__ = ["load_network", "Network", "check_robustness", "certified_radius", "check_vnnlib",
-           "Result", "VnnlibResult"]
+__all__ = list(_API)
+
+
+def __getattr__(name):
+    if name in _API:
+        import importlib
+
+        return getattr(importlib.import_module(_API[name], __name__), name)
+    raise AttributeError(f"module 'verify' has no attribute {name!r}")
