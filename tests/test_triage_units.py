@@ -54,10 +54,10 @@ def test_a_reduced_case_moves_its_original_under_the_reduced_signature(crashes):
         d = crashes / f"{orig}-reduced"
         d.mkdir()
         data = dict(load_case(crashes, orig).data, id=f"{orig}-reduced", signature=sig, signature_text=text,
-                    ops=["torch.nn.functional.relu"], triage={"reduced_from": orig})
+                    ops=["torch.nn.functional.relu"], triage={"reduced_from": orig, "aten_ops": ["aten.relu"]})
         (d / "case.json").write_text(json.dumps(data))
     rows = signature_rows(crashes)
-    merged = next(r for r in rows if r.signature == sig)
+    merged = next(r for r in rows if "a1" in r.case_ids)
     assert sorted(merged.case_ids) == ["a1", "b1"] and merged.ops == ["torch.nn.functional.relu"]
     assert merged.reduced_case in ("a1-reduced", "b1-reduced") and merged.ops_after == 1
     # a2 was not reduced: it keeps the campaign signature it shares with a1; a1's signature is now
@@ -65,6 +65,34 @@ def test_a_reduced_case_moves_its_original_under_the_reduced_signature(crashes):
     a2 = next(r for r in rows if "a2" in r.case_ids)
     assert a2.count == 1
     assert merged.count == 1 + 2  # a1's own case + all of b1's hits (b1's signature is wholly here)
+
+
+def test_reduced_cases_spelled_differently_are_one_bug(crashes):
+    """F.relu, nn.ReLU and aten::relu all dispatch to aten.relu: one row once reduced."""
+    from fuzz.graph import Graph, Node
+    from fuzz.signature_of_failure import signature
+    from fuzz.triage.interp import aten_ops
+
+    spellings = {"a1": ("torch.nn.functional.relu", "function", None),
+                 "b1": ("torch.nn.ReLU", "module", {"args": [], "kwargs": {}}),
+                 "a2": ("aten::relu", "aten", None)}
+    for orig, (op, api, init) in spellings.items():
+        g = Graph()
+        x = g.add_tensor([2], "float32", "input", name="x")
+        y = g.add_tensor([2], "float32")
+        g.add_node(Node(id="n0", op=op, api=api, overload="default" if api == "aten" else None, args=[{"ref": x}],
+                        kwargs={}, outputs=[y], init=init))
+        g.outputs = [y]
+        assert aten_ops(g) == ["aten.relu"]
+        sig, text = signature("mismatch", "aot_eager", "fwd", ops=g.ops(), detail="values")
+        d = crashes / f"{orig}-reduced"
+        d.mkdir()
+        data = dict(load_case(crashes, orig).data, id=f"{orig}-reduced", signature=sig, signature_text=text,
+                    ops=g.ops(), graph=g.to_json(), backend="aot_eager", triage={"reduced_from": orig})
+        (d / "case.json").write_text(json.dumps(data))
+    rows = signature_rows(crashes)
+    row = next(r for r in rows if "a1" in r.case_ids)
+    assert sorted(row.case_ids) == ["a1", "a2", "b1"] and len(row.signatures) == 2
 
 
 def test_missing_or_corrupt_cases_raise_one_line_errors(tmp_path, crashes):

@@ -132,6 +132,12 @@ def save_reduced(case: Case, graph: Graph, tensors: dict, verdict: Verdict, info
         save_program(graph, tensors, tmp)
         files = {name: (Path(tmp) / name).read_bytes() for name in PROGRAM_FILES}
     raw = verdict.raw or {}
+    try:
+        from fuzz.triage.interp import aten_ops
+
+        info = {**info, "aten_ops": aten_ops(graph)}
+    except Exception:  # ops without meta kernels: listing falls back to the signature
+        pass
     data = dict(case.data)
     data.update({
         "id": new_id,

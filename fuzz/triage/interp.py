@@ -60,6 +60,41 @@ def run_graph(graph: Graph, tensors: dict, device: str = "cpu") -> dict:
         raise InvalidGraph(f"{type(exc).__name__}: {str(exc)[:300]}") from None
 
 
+def aten_ops(graph: Graph) -> list[str]:
+    """The ATen operators the graph's calls dispatch to (run on meta tensors), sorted.
+
+    ``torch.nn.functional.relu``, ``torch.nn.ReLU`` and ``aten::relu`` all give ``aten.relu``:
+    triage uses this to see that reduced cases spelled differently are the same bug.
+    Raises ``InvalidGraph`` when the graph cannot run on meta tensors.
+    """
+    import torch
+    from torch.utils._python_dispatch import TorchDispatchMode
+
+    from fuzz import interpret
+
+    seen: set[str] = set()
+    ignore = {"aten.detach", "aten.alias", "aten.empty", "aten.empty_strided", "aten.lift_fresh"}
+
+    class Record(TorchDispatchMode):
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            name = str(func.overloadpacket)
+            if name not in ignore:
+                seen.add(name)
+            return func(*args, **(kwargs or {}))
+
+    try:
+        leaves = {n: torch.empty(graph.tensors[n].shape, dtype=getattr(torch, graph.tensors[n].dtype), device="meta")
+                  for n in graph.inputs + graph.params}
+        with torch.device("meta"), warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            submodules = interpret.build_submodules(graph, "meta")
+        with torch.no_grad(), Record():
+            interpret.run_graph(graph, leaves, submodules, "meta", check=False)
+    except Exception as exc:
+        raise InvalidGraph(f"{type(exc).__name__}: {str(exc)[:200]}") from None
+    return sorted(seen)
+
+
 def propagate_shapes(graph: Graph) -> Graph:
     """Recompute every value tensor's shape and dtype in place by running the graph on meta tensors.
 

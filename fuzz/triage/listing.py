@@ -6,9 +6,10 @@ when there is one), whether it still reproduces (the latest recheck), and its ca
 Reduced cases (``<id>-reduced``) are not hits of their own; they are the row's repro.
 
 Grouping key: a case's own signature, or, once the case has been reduced, the reduced
-case's signature. Signatures of value mismatches name the operators of the whole graph,
-so two random graphs that hit the same wrong lowering start as two signatures; reduced
-to the operators that matter, they become one.
+case's key (``group_key``): its exact signature for a crash, else its failure class plus
+the ATen operators the reduced graph dispatches to. Signatures of value mismatches name
+the operators of the whole graph, so two random graphs that hit the same wrong lowering
+start as two signatures; reduced to the operators that matter, they become one.
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ class Row:
     first_seen: str | None
     last_seen: str | None
     reproduces: bool | None
-    status: str                       # "open" | "fixed" | "changed" | "unchecked"
+    status: str                       # "open" | "fixed" | "changed" | "flaky" | "unchecked"
     reduced_case: str | None = None
     signatures: list[str] = field(default_factory=list)   # the campaign's signatures merged here
     ops_after: int | None = None
@@ -72,7 +73,8 @@ def _status(case: Case) -> tuple[bool | None, str]:
     if rec:
         return rec.get("reproduces"), rec.get("status", "open")
     rep = case.get("reproduces")
-    return (rep if isinstance(rep, bool) else None), ("open" if rep else "unchecked" if rep is None else "fixed")
+    # the campaign's own re-check (repro.py in a fresh process) failing means flaky, not fixed
+    return (rep if isinstance(rep, bool) else None), ("open" if rep else "unchecked" if rep is None else "flaky")
 
 
 def error_line(case: Case) -> str:
@@ -82,6 +84,34 @@ def error_line(case: Case) -> str:
     else:
         text = str(err)
     return text.strip().splitlines()[0][:160] if text.strip() else ""
+
+
+def group_key(reduced: Case) -> str:
+    """The row a reduced case (and so its original) belongs to.
+
+    A crash keeps its exact signature. For the other kinds the campaign's signature names
+    the operators as the graph spells them, so ``F.relu``, ``nn.ReLU`` and ``aten::relu``
+    would be three bugs; the key instead hashes the failure class (signature text without
+    the op set) with the ATen operators the reduced graph dispatches to (``aten.relu``).
+    """
+    import hashlib
+
+    if reduced.kind == "crash":
+        return reduced.signature
+    tri = reduced.get("triage") or {}
+    ops = tri.get("aten_ops")
+    if ops is None:
+        try:
+            from fuzz.triage.interp import aten_ops
+
+            ops = aten_ops(reduced.graph())
+        except Exception:
+            return reduced.signature
+    text = reduced.get("signature_text") or ""
+    parts = text.split("|")
+    cls = "|".join(parts[:-1]) if len(parts) > 2 else f"{reduced.kind}|{reduced.backend}|{reduced.mode}"
+    digest = hashlib.sha1(f"{cls}|{','.join(sorted(ops))}".encode()).hexdigest()[:12]
+    return f"{reduced.kind}-{reduced.backend}-{digest}"
 
 
 def signature_rows(root, *, counts: dict | None = None, since: str | None = None) -> list[Row]:
@@ -96,7 +126,7 @@ def signature_rows(root, *, counts: dict | None = None, since: str | None = None
     reduced = {c.reduced_from: c for c in cases if c.reduced_from}
     groups: dict[str, list[Case]] = {}
     for c in originals:
-        key = reduced[c.id].signature if c.id in reduced else c.signature
+        key = group_key(reduced[c.id]) if c.id in reduced else c.signature
         groups.setdefault(key, []).append(c)
     rows = []
     for sig, members in groups.items():
@@ -177,8 +207,8 @@ def render_table(rows: list[Row]) -> str:
     lines = []
     for i, r in enumerate(rows, 1):
         repro = {True: "yes", False: "FIXED", None: "?"}[r.reproduces]
-        if r.status == "changed":
-            repro = "changed"
+        if r.status in ("changed", "flaky"):
+            repro = r.status
         ops = ",".join(_short(o) for o in r.ops[:4]) + (",..." if len(r.ops) > 4 else "")
         cases = r.case_ids[0] + (f" +{len(r.case_ids) - 1}" if len(r.case_ids) > 1 else "")
         if r.reduced_case:

@@ -345,7 +345,9 @@ def _summary(stats: dict, rows: list[Row], cases) -> list[tuple[str, str]]:
     items.append(("new this run", str(sum(1 for r in rows if r.new))))
     items.append(("saved cases", str(sum(1 for c in cases if not c.reduced_from))))
     items.append(("still reproducing", str(sum(1 for r in rows if r.reproduces))))
-    items.append(("fixed", str(sum(1 for r in rows if r.reproduces is False))))
+    items.append(("fixed", str(sum(1 for r in rows if r.status == "fixed"))))
+    if any(r.status == "flaky" for r in rows):
+        items.append(("flaky", str(sum(1 for r in rows if r.status == "flaky"))))
     items.append(("reduced", str(sum(1 for r in rows if r.reduced_case))))
     versions = next((c.get("versions") for c in cases if isinstance(c.get("versions"), dict)), None) or stats.get("versions")
     if isinstance(versions, dict) and versions.get("torch"):
@@ -429,8 +431,8 @@ def render_html(data: dict) -> str:
                      "<th>reproduces</th><th>ops</th><th>error / signature</th></tr>")
         for i, r in enumerate(rows, 1):
             rep = {True: "<span class='yes'>yes</span>", False: "<span class='no'>fixed</span>", None: "?"}[r.reproduces]
-            if r.status == "changed":
-                rep = "changed"
+            if r.status in ("changed", "flaky"):
+                rep = r.status
             ops = ", ".join(e(_short(o)) for o in r.ops)
             if r.reduced_case:
                 ops += f"<br><small>reduced to {r.ops_after} op{'s' if r.ops_after != 1 else ''}</small>"
@@ -474,6 +476,8 @@ def render_markdown(data: dict, image_dir: Path | None, image_prefix: str = "") 
                   "|---|---|---|---|---|---|---|---|---|"]
         for i, r in enumerate(rows, 1):
             rep = {True: "yes", False: "fixed", None: "?"}[r.reproduces]
+            if r.status in ("changed", "flaky"):
+                rep = r.status
             ops = ", ".join(f"`{_short(o)}`" for o in r.ops)
             err = (r.error or r.signature).replace("|", "\\|")[:120]
             lines.append(f"| {i}{' (new)' if r.new else ''} | {r.kind} | {r.backend} | {r.count} | {_day(r.first_seen)} | "
