@@ -37,7 +37,7 @@ class Options:
     z3_max_inputs: int = 40          # ... only if the network has at most this many inputs: Z3's exact
                                      # simplex takes seconds on one dense 784-input row (measured), so
                                      # high-dimensional leaves are closed by bounds alone
-    leaf_timeout_s: float = 20.0     # cap for one Z3 leaf
+    leaf_timeout_s: float = 2.0      # cap for one Z3 leaf (then the box is split further)
     batch: int = 64                  # domains bounded per numpy call
     attack_steps: int = 60
     pgd_boxes: int = 2               # per BaB batch: short PGD runs in the most promising boxes
