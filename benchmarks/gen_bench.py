@@ -109,19 +109,24 @@ def speed(rs, n, nodes, seed):
     from fuzz.generate import GenConfig, GenerationError, generate_model_for_index
     from fuzz.program import build_module, run_eager
 
-    times = []
+    times, cpu = [], []
     t_all = time.perf_counter()
+    c_all = time.process_time()
     for i in range(n):
         t = time.perf_counter()
+        c = time.process_time()
         try:
             m = generate_model_for_index(rs, GenConfig(nodes=nodes), seed + 1000 * nodes, i)
             run_eager(build_module(m.graph, m.state), m.inputs)
         except (GenerationError, Exception):
             pass
         times.append(time.perf_counter() - t)
+        cpu.append(time.process_time() - c)
     total = time.perf_counter() - t_all
+    total_cpu = time.process_time() - c_all
     return {"nodes": nodes, "models": n, "median_ms": 1000 * statistics.median(times),
-            "mean_ms": 1000 * total / n, "models_per_s": n / total}
+            "median_cpu_ms": 1000 * statistics.median(cpu), "mean_ms": 1000 * total / n,
+            "models_per_s": n / total, "models_per_cpu_s": n / total_cpu, "loadavg": os.getloadavg()[0]}
 
 
 def memory_child(rules, n, nodes, seed):
@@ -193,11 +198,12 @@ def print_table(res):
         if q["errors"]:
             print("errors:", json.dumps(q["errors"], indent=1))
     if res.get("speed"):
-        print("\n| nodes | median ms/model | models/s | NNSmith ms/model | NNSmith models/s |")
-        print("|---|---|---|---|---|")
+        print("\n| nodes | median ms/model (wall) | median CPU ms/model | models/s (wall) | models/CPU-s | load avg | NNSmith ref. ms/model | NNSmith ref. models/s |")
+        print("|---|---|---|---|---|---|---|---|")
         for s in res["speed"]:
             k = s["nodes"]
-            print(f"| {k} | {s['median_ms']:.1f} | {s['models_per_s']:.1f} | {NNSMITH['ms'].get(k, '')} | {NNSMITH['per_s'].get(k, '')} |")
+            print(f"| {k} | {s['median_ms']:.1f} | {s['median_cpu_ms']:.1f} | {s['models_per_s']:.1f} | {s['models_per_cpu_s']:.1f} "
+                  f"| {s['loadavg']:.1f} | {NNSMITH['ms'].get(k, '')} | {NNSMITH['per_s'].get(k, '')} |")
     m = res.get("memory")
     if m:
         if "error" in m:

@@ -86,25 +86,35 @@ def test_cli_gen_contract(tmp_path, assay):
     rules = tmp_path / "rules.jsonl.gz"
     write_rules(rules, fixture_rules())
     out = tmp_path / "models"
-    cmd = assay + ["gen", "--count", "3", "--nodes", "5", "--seed", "4", "--out", str(out), "--rules", str(rules), "--json"]
+    cmd = assay + ["gen", "--count", "2", "--nodes", "5", "--seed", "4", "--out", str(out), "--rules", str(rules), "--json"]
     res = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
     assert res.returncode == 0, res.stderr
     summary = json.loads(res.stdout)
-    assert len(summary["models"]) == 3
-    for i in range(3):
+    assert len(summary["models"]) == 2
+    for i in range(2):
         d = out / str(i)
         assert sorted(os.listdir(d)) == sorted(program.PROGRAM_FILES)
         data = json.loads((d / "graph.json").read_text())
         assert data["nodes"] and all(n["kind"] in ("symbolic", "concrete") and "op" in n for n in data["nodes"])
-    run = subprocess.run([sys.executable, str(out / "0" / "program.py")], capture_output=True, text=True, timeout=120)
+    run = subprocess.run([sys.executable, str(out / "1" / "program.py")], capture_output=True, text=True, timeout=120)
     assert run.returncode == 0, run.stderr
     assert "outputs:" in run.stdout
-    first = (out / "1" / "graph.json").read_text()
-    again = subprocess.run(cmd[:-1] + ["--out", str(tmp_path / "again")], capture_output=True, text=True, timeout=300)
-    assert again.returncode == 0
-    assert (tmp_path / "again" / "1" / "graph.json").read_text() == first
-    for bad in (["--count", "0"], ["--rules", str(tmp_path / "missing.gz")], ["--dtypes", "float7"]):
-        res = subprocess.run(assay + ["gen", "--out", str(tmp_path / "x"), "--rules", str(rules)] + bad,
-                             capture_output=True, text=True, timeout=120)
-        assert res.returncode == 2 and "Traceback" not in res.stderr
-        assert len(res.stderr.strip().splitlines()) == 1
+    # Same seed in another process: the same graph.json, byte for byte.
+    again = subprocess.run(cmd[:-3] + ["--out", str(tmp_path / "again"), "--rules", str(rules)],
+                           capture_output=True, text=True, timeout=300)
+    assert again.returncode == 0, again.stderr
+    for i in range(2):
+        assert (tmp_path / "again" / str(i) / "graph.json").read_text() == (out / str(i) / "graph.json").read_text()
+
+
+@pytest.mark.parametrize("bad", [["--count", "0"], ["--rules", "MISSING"], ["--dtypes", "float7"], ["--nodes", "-1"]])
+def test_cli_gen_bad_input_is_one_line(tmp_path, capsys, bad):
+    from fuzz.cli import main
+
+    rules = tmp_path / "rules.jsonl.gz"
+    write_rules(rules, fixture_rules())
+    bad = [str(tmp_path / "missing.gz") if b == "MISSING" else b for b in bad]
+    code = main(["gen", "--out", str(tmp_path / "x"), "--rules", str(rules)] + bad)
+    err = capsys.readouterr().err
+    assert code == 2 and "Traceback" not in err
+    assert len(err.strip().splitlines()) == 1 and err.startswith("assay: error:")
