@@ -186,7 +186,7 @@ def test_show_and_report(crashes, reduced, tmp_path):
     assert res.returncode == 2 and res.stderr.count("\n") == 1 and "ambiguous" in res.stderr
     res = run_assay(["triage", "show", "relu-a", "--dir", str(crashes)])
     assert res.returncode == 0, res.stderr
-    assert "max_abs" in res.stdout and "class Model" in res.stdout and "reduced case" in res.stdout
+    assert "max abs error" in res.stdout and "class Model" in res.stdout and "reduced case" in res.stdout
     out = tmp_path / "report.html"
     res = run_assay(["triage", "report", "--dir", str(crashes), "--out", str(out)])
     assert res.returncode == 0, res.stderr
