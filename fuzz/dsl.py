@@ -117,8 +117,12 @@ def holds(predicates: list, env: Mapping[str, int]) -> bool:
         return False
 
 
-def to_z3(expr: Expr, env: Mapping[str, Any]):
+def to_z3(expr: Expr, env: Mapping[str, Any], ctx=None):
     """The Z3 term of an expression or predicate; ``env`` maps symbols to Z3 integer terms.
+
+    ``ctx``: the Z3 context of the terms in ``env`` when it is not the default one
+    (constants are made in it); the generator uses a fresh context per model so that
+    Z3's answers do not depend on what the process solved before.
 
     Floor division and modulo map to Z3's integer ``/`` and ``%``, which agree with
     Python's floor semantics whenever the divisor is positive (the only case the
@@ -127,16 +131,16 @@ def to_z3(expr: Expr, env: Mapping[str, Any]):
     import z3
 
     if isinstance(expr, bool):
-        return z3.BoolVal(expr)
+        return z3.BoolVal(expr, ctx)
     if isinstance(expr, int):
-        return z3.IntVal(expr)
+        return z3.IntVal(expr, ctx)
     if isinstance(expr, str):
         return env[expr]
     op = expr[0]
     if op in LOGIC:
-        parts = [to_z3(p, env) for p in expr[1:]]
+        parts = [to_z3(p, env, ctx) for p in expr[1:]]
         return {"and": z3.And, "or": z3.Or}[op](*parts) if op != "not" else z3.Not(parts[0])
-    a, b = to_z3(expr[1], env), to_z3(expr[2], env)
+    a, b = to_z3(expr[1], env, ctx), to_z3(expr[2], env, ctx)
     if op == "+":
         return a + b
     if op == "-":

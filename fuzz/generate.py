@@ -323,9 +323,9 @@ class _Builder:
         self.rs = ruleset
         self.cfg = cfg
         self.ch = chooser
-        # Z3 names are unique in the process (a fresh z3.Context per model would isolate models
-        # fully but costs ~35 ms); with fresh names, answers depend only on this model's choices.
-        self.ctx = z3.main_ctx()
+        # A fresh Z3 context per model (~3 ms): Z3's answers then depend only on this model's
+        # choices, not on what the process solved before (same seed, same graph; Hypothesis replay).
+        self.ctx = z3.Context()
         self.solver = z3.Solver(ctx=self.ctx)
         self.solver.set("random_seed", chooser.integer(0, 1 << 16))
         self.tensors: dict[str, _Tensor] = {}
@@ -346,7 +346,7 @@ class _Builder:
         return f"{stem}{self.counter}"
 
     def _zname(self, stem: str) -> str:
-        return f"{stem}{self.counter}_{self.uid}"
+        return stem  # names are per model (fresh context): identical across runs of one seed
 
     def _var(self, stem: str, bound: bool = True):
         v = self.z3.Int(self._zname(self._fresh(stem)), self.ctx)
@@ -423,15 +423,15 @@ class _Builder:
                 env[f"x{i}_{j}"] = d if not isinstance(d, int) else self.z3.IntVal(d, ctx)
         for k, a in enumerate(ints):
             env[f"a{k}"] = a if not isinstance(a, int) else self.z3.IntVal(a, ctx)
-        cons = [to_z3(p, env) for p in info.rule.constraints]
+        cons = [to_z3(p, env, ctx) for p in info.rule.constraints]
         outs = []
         for shape in info.rule.outputs:
             dims = []
             for e in shape:
                 for sub in walk(e):
                     if isinstance(sub, list) and sub[0] in ("//", "%") and not isinstance(sub[2], int):
-                        cons.append(to_z3(sub[2], env) >= 1)
-                dims.append(to_z3(e, env))
+                        cons.append(to_z3(sub[2], env, ctx) >= 1)
+                dims.append(to_z3(e, env, ctx))
             outs.append(dims)
         return cons, outs
 

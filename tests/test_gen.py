@@ -10,8 +10,8 @@ import pytest
 import torch
 
 from fuzz import program
-from fuzz.generate import GenConfig, RandomChooser, RuleSet, deny_reason, generate, generate_model_for_index
-from fuzz.graph import Graph
+from fuzz.generate import GenConfig, RandomChooser, RuleSet, deny_reason, generate, generate_model_for_index, materialise
+from fuzz.graph import Graph, Node
 from fuzz.rules import write_rules
 
 from test_gen_rules import fixture_rules, rule
@@ -69,17 +69,29 @@ def test_total_size_bound_holds(ruleset):
     assert max(sizes) > 3000
 
 
-def test_guard_drops_a_node_whose_rule_is_wrong():
+def test_wrong_rule_is_caught_at_insertion_and_by_the_guard():
     bad = rule("torch.relu", "function", {"args": [{"X": 0}], "kwargs": {}}, [2], [["x0_0", ["+", "x0_1", 1]]])
     ok = rule("aten::log", "aten", {"args": [{"X": 0}], "kwargs": {}}, [2], [["x0_0", "x0_1"]], overload="default")
     rs = RuleSet([bad, ok])
-    dropped = 0
-    for seed in range(6):
+    rejected = 0
+    for seed in range(4):
         m = generate(rs, GenConfig(nodes=4), RandomChooser(seed))
-        dropped += m.graph.meta["guard"]["dropped"]
+        rejected += m.stats["meta_rejected"]
         assert "torch.relu" not in m.graph.ops()
-        program.run_eager(program.build_module(m.graph, m.state), m.inputs)
-    assert dropped > 0
+    assert rejected > 0
+    # A graph whose predicted shape is wrong anyway (as if the checks had been fooled): the guard
+    # run drops that node, its output becomes a graph input, and the rest still runs.
+    g = Graph()
+    x = g.add_tensor([2, 3], "float32", "input", name="x_0")
+    r = g.add_tensor([2, 4], "float32", name="relu_1")
+    y = g.add_tensor([2, 4], "float32", name="log_2")
+    g.add_node(Node(id="n0", op="torch.relu", api="function", args=[{"ref": x}], kwargs={}, outputs=[r]))
+    g.add_node(Node(id="n1", op="aten::log", api="aten", overload="default", args=[{"ref": r}], kwargs={}, outputs=[y]))
+    g.outputs = [y]
+    model = materialise(g, seed=0, cfg=GenConfig())
+    assert model.graph.meta["guard"]["dropped"] == 1 and model.graph.ops() == ["aten::log"]
+    assert model.graph.inputs == ["relu_1"]
+    program.run_eager(program.build_module(model.graph, model.state), model.inputs)
 
 
 def test_cli_gen_contract(tmp_path, assay):
