@@ -79,6 +79,13 @@ def _status(case: Case) -> tuple[bool | None, str]:
 
 def error_line(case: Case) -> str:
     err = case.get("error") or {}
+    diff = case.get("diff")
+    if not err and isinstance(diff, dict):
+        if "max_abs" in diff:
+            return (f"{diff.get('where', '?')}: {diff.get('count', '?')}/{diff.get('numel', '?')} values off, "
+                    f"max abs error {float(diff['max_abs']):.3g} (eager {diff.get('eager')}, compiled {diff.get('compiled')})")[:160]
+        if "expected" in diff:
+            return f"{diff.get('where', '?')}: {case.get('detail') or 'differs'}: eager {diff.get('expected')}, compiled {diff.get('got')}"[:160]
     if isinstance(err, dict):
         text = f"{err.get('type') or ''}: {err.get('message') or ''}".strip(": ")
     else:
