@@ -7,7 +7,7 @@ small MNIST .nnet networks (argmax). Both tools get the same box and the same pr
 same per-instance timeout; Marabou runs in a subprocess (maraboupy, installed with pip into
 the current environment if missing), Assay in-process.
 
-    python benchmarks/verify_bench.py                         # defaults used for docs/benchmarks-verify.md
+    python benchmarks/verify_bench.py --timeout 60            # the run in docs/benchmarks-verify.md
     python benchmarks/verify_bench.py --instances 4 --timeout 10 --family acas
     python benchmarks/verify_bench.py --no-marabou            # Assay only
     python benchmarks/verify_bench.py --mode per-class        # one query per competing output
@@ -108,7 +108,7 @@ def main(argv=None):
     ap.add_argument("--mnist-eps", default="0.002,0.005,0.01")
     ap.add_argument("--mode", choices=["combined", "per-class"], default="combined")
     ap.add_argument("--no-marabou", action="store_true")
-    ap.add_argument("--out", default=os.path.join(REPO, "benchmarks", "verify_bench_results.json"))
+    ap.add_argument("--out", default=None, help="also write the rows as JSON here")
     args = ap.parse_args(argv)
     if not os.path.isdir(SHARED):
         sys.exit(f"benchmark data not found at {SHARED}")
@@ -138,8 +138,9 @@ def main(argv=None):
         rows.append(row)
         print(f"{fam:5s} {row['net']:34s} eps={eps:<6g} assay={ours:7s} {r.time_s:7.2f}s"
               + (f"  marabou={row['marabou']:7s} {row['marabou_s']:7.2f}s" if use_marabou else ""), flush=True)
-    with open(args.out, "w") as fh:
-        json.dump({"args": vars(args), "rows": rows}, fh, indent=1)
+    if args.out:
+        with open(args.out, "w") as fh:
+            json.dump({"args": vars(args), "rows": rows}, fh, indent=1)
     print()
     print(summary(rows, args.timeout, use_marabou))
     return 0
