@@ -339,7 +339,7 @@ class Campaign:
             "reproduces": None,
             "flaky": False,
             "timeout_s": timeout,
-            "mem_limit_mb": self.cfg.mem_limit_mb,
+            "mem_limit_mb": self.cfg.mem_limit_mb if self.cfg.device != "cuda" else 0,
             "campaign": str(self.out.resolve()),
             "files": sorted(list(files) + ["repro.py", "case.json"]),
         }

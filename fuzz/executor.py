@@ -100,15 +100,17 @@ class LocalExecutor(Executor):
         r, wfd = os.pipe()
         cmd = [sys.executable, "-m", "fuzz.worker", "--result-fd", str(wfd), "--threads", str(self.threads),
                "--backends", ",".join(self.backends), "--device", self.device]
-        if self.mem_limit_mb:
-            cmd += ["--mem-limit-mb", str(self.mem_limit_mb)]
+        # CUDA reserves far more address space than memory: there only the RSS watchdog applies.
+        rlimit = self.mem_limit_mb if self.device != "cuda" else None
+        if rlimit:
+            cmd += ["--mem-limit-mb", str(rlimit)]
         if self.log_dir:
             self.log_dir.mkdir(parents=True, exist_ok=True)
             w.log = open(self.log_dir / f"worker-{w.index}.log", "ab")
         out = w.log if w.log else subprocess.DEVNULL
         env = dict(os.environ if self.env is None else self.env)
         env.setdefault("PYTHONWARNINGS", "ignore")
-        w.proc = sandbox.spawn(cmd, self.mem_limit_mb, stdin=subprocess.PIPE, stdout=out, stderr=out,
+        w.proc = sandbox.spawn(cmd, rlimit, stdin=subprocess.PIPE, stdout=out, stderr=out,
                                pass_fds=(wfd,), env=env)
         os.close(wfd)
         w.ready, w.job, w.test, w.remaining, w.kill_reason = False, None, None, [], None

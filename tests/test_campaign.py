@@ -102,26 +102,44 @@ def test_segfault_hang_and_10gb_allocation_become_cases(assay, tmp_path):
     assert "plot_data.csv" in os.listdir(out) and (out / "plot_data.csv").read_text().startswith("unix_time,")
 
 
+def _run_until(cmd, out, rows, timeout=240):
+    """Start a campaign; return the process once the journal holds ``rows`` tests."""
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env(), text=True)
+    deadline = time.time() + timeout
+    while time.time() < deadline and proc.poll() is None:
+        time.sleep(0.3)
+        try:
+            if (out / "index.sqlite").exists() and len(journal(out)) >= rows:
+                break
+        except sqlite3.Error:
+            pass
+    return proc
+
+
 @pytest.mark.slow
-def test_kill_9_then_resume_loses_and_duplicates_nothing(assay, tmp_path):
+def test_ctrl_c_then_kill_9_then_resume_loses_and_duplicates_nothing(assay, tmp_path):
+    psutil = pytest.importorskip("psutil")
     progs = make_programs(tmp_path / "progs", 5)
     out = tmp_path / "run"
     base = assay + ["fuzz", "--programs", str(progs), "--backends", "_perturb,eager", "--workers", "2",
-                    "--keep", "20", "--out", str(out)]
-    proc = subprocess.Popen(base + ["--time", "300"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env())
-    deadline = time.time() + 180
-    while time.time() < deadline:
-        time.sleep(0.5)
-        if (out / "index.sqlite").exists():
-            try:
-                if len(journal(out)) >= 3:
-                    break
-            except sqlite3.Error:
-                pass
+                    "--keep", "20", "--time", "300"]
+    # 1. Ctrl-C: clean stop, workers gone, stats flushed, exit 130
+    proc = _run_until(base + ["--out", str(out)], out, 2)
+    workers = psutil.Process(proc.pid).children(recursive=True)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err[-2000:]
+    assert "--resume" in err and "Traceback" not in err
+    assert workers and not any(w.is_running() and w.status() != psutil.STATUS_ZOMBIE for w in workers)
+    assert json.loads((out / "stats.json").read_text())["tests"] == len(journal(out))
+    # 2. resume, then kill -9 in the middle
+    first = journal(out)
+    proc = _run_until(base + ["--resume", str(out)], out, len(first) + 2)
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
     before = journal(out)
-    assert 3 <= len(before) < 10, before
+    assert len(first) < len(before) < 10, before
+    # 3. resume to the end
     res = subprocess.run(assay + ["fuzz", "--resume", str(out), "--time", "300"], capture_output=True, text=True,
                          timeout=400, env=env())
     assert res.returncode == 0, res.stderr[-3000:]
@@ -137,3 +155,18 @@ def test_kill_9_then_resume_loses_and_duplicates_nothing(assay, tmp_path):
     assert sorted(r[0] for r in db.execute("SELECT id FROM cases")) == failing
     for d in failing:
         assert json.loads((out / d / "case.json").read_text())["reproduces"] is True
+
+
+def test_status_screen_and_progress_line():
+    from fuzz.status import render_line, render_lines
+
+    st = {"elapsed_s": 75, "workers": 2, "worker_restarts": 1, "seed": 0, "nodes": 5, "tests": 120,
+          "tests_per_min": 96.0, "tests_per_min_last_minute": 101.5, "models": 60, "ops_covered": 140,
+          "outcomes": {"pass": 117, "crash": 1, "mismatch": 1, "hang": 0, "signal": 1, "oom": 0},
+          "unique_signatures": 3, "cases_saved": 3, "rechecks_pending": 1, "flaky": 0, "invalid": 4,
+          "backends": ["inductor", "aot_eager"], "per_backend": {"inductor": {"pass": 57, "crash": 1}}}
+    lines = render_lines(st, 525)
+    assert "1m15s elapsed, 8m45s left" in lines[0] and "96.0/min" in lines[1]
+    assert lines[-2].startswith("inductor") and " 57 " in lines[-2]
+    line = render_line(st, 525)
+    assert "120 tests" in line and "crash=1" in line and "\n" not in line

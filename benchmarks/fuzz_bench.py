@@ -1,0 +1,147 @@
+#!/usr/bin/env python3
+"""Campaign throughput: Assay's tests/min vs NNSmith's single-process fuzz loop.
+
+For each node count, runs a real ``assay fuzz`` campaign (``--workers N``, default
+2, against ``--backends``, default inductor) for ``--seconds`` and reports:
+
+- ``tests_per_min_steady``: tests finished after the first verdict, per minute of the
+  time after it (worker start-up and backend warm-up excluded, as NNSmith's harness
+  excludes its warm-up compile);
+- ``tests_per_min_overall``: ``stats.json``'s figure, warm-up included;
+- outcomes, and every non-pass verdict (to be examined: a false alarm is a bug of
+  the oracle).
+
+With ``--nnsmith-src DIR`` it then runs ``benchmarks/nnsmith_baseline.py``'s fuzz loop
+(single process, inductor) for the same node counts and time, one after the other
+(never concurrently), and records the load average around each run.
+
+    python benchmarks/fuzz_bench.py --nodes 5,10 --seconds 180 --json
+    python benchmarks/fuzz_bench.py --nodes 5,10 --seconds 180 --nnsmith-src /tmp/nnsmith \\
+        --nnsmith-python /tmp/nnsmith-venv/bin/python --json
+"""
+
+from __future__ import annotations
+
+import argparse
+import calendar
+import json
+import os
+import shutil
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+NNSMITH_REFERENCE = {"5": 49.0, "10": 40.0}  # tests/min vs inductor, single process (the brief's numbers)
+
+
+def _load() -> float:
+    try:
+        return round(os.getloadavg()[0], 2)
+    except OSError:  # pragma: no cover
+        return -1.0
+
+
+def assay_run(nodes: int, seconds: float, workers: int, backends: str, modes: str, seed: int, out: Path) -> dict:
+    exe = Path(sys.executable).parent / "assay"
+    cmd = [str(exe)] if exe.exists() else [sys.executable, "-m", "fuzz.cli"]
+    cmd += ["fuzz", "--time", str(seconds), "--workers", str(workers), "--backends", backends, "--modes", modes,
+            "--nodes", str(nodes), "--seed", str(seed), "--out", str(out), "--progress-every", "60"]
+    load0 = _load()
+    t0 = time.time()
+    res = subprocess.run(cmd, capture_output=True, text=True)
+    wall = time.time() - t0
+    if res.returncode != 0:
+        raise RuntimeError(f"assay fuzz failed ({res.returncode}): {res.stderr[-2000:]}")
+    stats = json.loads((out / "stats.json").read_text())
+    db = sqlite3.connect(str(out / "index.sqlite"))
+    rows = db.execute("SELECT id, kind, detail, t, backend FROM tests WHERE kind != 'genfail' ORDER BY t").fetchall()
+    genfail = db.execute("SELECT COUNT(*) FROM tests WHERE kind = 'genfail'").fetchone()[0]
+    db.close()
+    campaign = json.loads((out / "campaign.json").read_text())
+    started = calendar.timegm(time.strptime(campaign["created"], "%Y-%m-%dT%H:%M:%SZ"))
+    end = started + stats["elapsed_s"]
+    steady = None
+    first = None
+    if len(rows) >= 2:
+        first = rows[0][3]
+        window = max(1e-9, end - first)
+        steady = round((len(rows) - 1) / window * 60, 2)
+    failures = [{"test": r[0], "kind": r[1], "detail": r[2][:200]} for r in rows if r[1] not in ("pass",)]
+    per_backend = {}
+    for r in rows:
+        per_backend.setdefault(r[4], 0)
+        per_backend[r[4]] += 1
+    return {
+        "nodes": nodes, "seconds": seconds, "workers": workers, "backends": backends, "modes": modes, "seed": seed,
+        "tests": len(rows), "tests_per_min_steady": steady, "tests_per_min_overall": stats["tests_per_min"],
+        "warmup_s": round(first - started, 1) if first else None, "tests_per_backend": per_backend,
+        "outcomes": stats["outcomes"], "invalid": stats["invalid"], "unsupported": stats["unsupported"],
+        "generation_failures": genfail, "unique_signatures": stats["unique_signatures"], "models": stats["models"],
+        "ops_covered": stats["ops_covered"], "failures": failures, "wall_s": round(wall, 1),
+        "load_start": load0, "load_end": _load(), "out": str(out),
+    }
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--nodes", default="5,10")
+    ap.add_argument("--seconds", type=float, default=180)
+    ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--backends", default="inductor")
+    ap.add_argument("--modes", default="fwd")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--keep", action="store_true", help="keep the campaign directories (printed in the JSON)")
+    ap.add_argument("--nnsmith-src", default=os.environ.get("NNSMITH_SRC"))
+    ap.add_argument("--nnsmith-python", default=os.environ.get("NNSMITH_PYTHON"))
+    ap.add_argument("--json", action="store_true")
+    args = ap.parse_args(argv)
+    nodes = [int(n) for n in args.nodes.split(",") if n.strip()]
+    base = Path(tempfile.mkdtemp(prefix="assay-fuzz-bench-"))
+    result = {"machine": {"cores": os.cpu_count()}, "assay": {}, "nnsmith": None,
+              "nnsmith_reference_tests_per_min": NNSMITH_REFERENCE}
+    try:
+        import torch
+
+        result["machine"]["torch"] = torch.__version__
+    except ImportError:  # pragma: no cover
+        pass
+    for n in nodes:
+        out = base / f"assay-{n}"
+        result["assay"][str(n)] = assay_run(n, args.seconds, args.workers, args.backends, args.modes, args.seed, out)
+        sys.stderr.write(f"assay {n} nodes: {result['assay'][str(n)]['tests_per_min_steady']} tests/min steady\n")
+    if args.nnsmith_src:
+        sys.path.insert(0, str(REPO))
+        from benchmarks.nnsmith_baseline import NNSmithUnavailable, nnsmith_fuzz_stats
+
+        try:
+            load0 = _load()
+            nn = nnsmith_fuzz_stats(args.nnsmith_src, nodes, args.seconds, seed=args.seed,
+                                    python=args.nnsmith_python, opset="eager")
+            nn["load_start"], nn["load_end"] = load0, _load()
+            result["nnsmith"] = nn
+        except NNSmithUnavailable as exc:
+            result["nnsmith"] = {"unavailable": str(exc)}
+    for n in nodes:
+        a = result["assay"][str(n)]
+        nn = (result["nnsmith"] or {}).get("fuzz", {}).get(str(n)) if isinstance(result["nnsmith"], dict) else None
+        if nn and nn.get("tests_per_min"):
+            a["speedup_vs_nnsmith_same_machine"] = round((a["tests_per_min_steady"] or 0) / nn["tests_per_min"], 2)
+        a["speedup_vs_nnsmith_reference"] = round((a["tests_per_min_steady"] or 0) / NNSMITH_REFERENCE.get(str(n), 1), 3)
+    if not args.keep:
+        shutil.rmtree(base, ignore_errors=True)
+    if args.json:
+        print(json.dumps(result, indent=1))
+    else:
+        for n in nodes:
+            a = result["assay"][str(n)]
+            print(f"{n} nodes: assay {a['tests_per_min_steady']} tests/min steady ({a['tests_per_min_overall']} overall), "
+                  f"{len(a['failures'])} non-pass")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
