@@ -222,8 +222,6 @@ def program_source(graph: Graph) -> str:
         if node.api == "module":
             init = node.init or {"args": [], "kwargs": {}}
             lines.append(f"        self.{module_attr(node)} = {init_r.call(node.op, init.get('args', []), init.get('kwargs', {}))}")
-    if not graph.params and not any(n.api == "module" for n in graph.nodes):
-        lines.append("        pass")
     lines += ["", f"    def forward(self{''.join(', ' + names[i] for i in inputs)}):"]
     for node in graph.nodes:
         target = f"self.{module_attr(node)}" if node.api == "module" else _call_target(node)
