@@ -141,7 +141,18 @@ def check_robustness(network_or_module, point, eps, decision="argmax", box=None,
                       el, label, float(eps), stats)
     if all(r.status == "unsat" for r in results) and len(results) == (1 if mode == "combined" else len(terms)):
         return Result("robust", None, None, el, label, float(eps), stats)
-    stats["learned"] = "deadline reached; the open domains are listed as 'domains' explored"
+    # what was learned before the deadline: lower bounds on the decision margin y_k - y_j
+    # (argmax; y_j - y_k for argmin) per competing output over the whole ball, and the search state
+    learned = {}
+    for r in results:
+        for key in ("root_unstable_relus", "open_domains_at_timeout", "unresolved_domains"):
+            if key in r.stats:
+                learned[key] = r.stats[key]
+    others = [j for j in range(net.n_outputs) if j != label]
+    gaps = [g for r in results for g in r.stats.get("root_term_bounds", [])]
+    if len(gaps) == len(others):  # term bound = lower bound of (y_k - y_j) for each competitor j
+        learned["margin_lower_bounds"] = {str(j): g for j, g in zip(others, gaps)}
+    stats["learned"] = learned
     return Result("unknown", None, None, el, label, float(eps), stats)
 
 

@@ -157,6 +157,11 @@ def solve_case(net, lo, hi, terms, timeout_s=60.0, strict=False, opts=None, rng=
     if validate(net, x, lo, hi, terms, strict):
         S.stats["method"] = "attack"
         return CaseResult("sat", x, S.stats)
+    # what the bounds say about the whole box (reported with an unknown verdict): per term,
+    # the largest lower bound of (C_r y - d_r) over its rows; > 0 means the term is refuted
+    r0 = linear_bounds(net, lo[None], hi[None], C=S.rows, method=opts.bounds_method)
+    S.stats["root_term_bounds"] = [round(float((r0["lower"][0, ix] - S.rhs[ix]).max()), 6) for ix in S.idx]
+    S.stats["root_unstable_relus"] = int(count_unstable(r0["pre"])[0])
     if opts.direct_z3:
         r = linear_bounds(net, lo[None], hi[None], C=S.rows)
         pre = [(l[0], u[0]) for l, u in r["pre"]]
@@ -182,6 +187,8 @@ def _input_bab(S):
     T = len(S.terms)
     while heap:
         if S.left() <= 0:
+            S.stats["open_domains_at_timeout"] = len(heap)
+            S.stats["worst_open_gap"] = round(float(heap[0][0]), 6)
             return CaseResult("unknown", None, S.stats)
         batch = [heapq.heappop(heap) for _ in range(min(opts.batch, len(heap)))]
         L = np.stack([b[2] for b in batch])
@@ -265,6 +272,7 @@ def _relu_bab(S):
     lo1, hi1 = S.lo[None], S.hi[None]
     while heap:
         if S.left() <= 0:
+            S.stats["open_domains_at_timeout"] = len(heap)
             return CaseResult("unknown", None, S.stats)
         batch = [heapq.heappop(heap) for _ in range(min(opts.batch, len(heap)))]
         B = len(batch)
