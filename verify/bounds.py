@@ -188,6 +188,12 @@ def _backward_intermediate(net, lo, hi, splits=None, pre=None, reuse_upto=0):
             Wp, Wn = np.maximum(W, 0), np.minimum(W, 0)
             il = al @ Wp.T + au @ Wn.T + b
             iu = au @ Wp.T + al @ Wn.T + b
+            il, iu = _pad(il, iu)
+            if pre is not None and pre[k] is not None:
+                # bounds known for a superset of these boxes (the parent domain) stay valid, and a
+                # neuron stable there is stable here: its bounds do not affect its relaxation, so it
+                # needs no back-substitution
+                il, iu = np.maximum(il, pre[k][0]), np.minimum(iu, pre[k][1])
             l, u = il, iu
             rows = np.flatnonzero(((il < 0) & (iu > 0)).any(axis=0))
             if rows.size:  # only rows unstable under the interval step need back-substitution

@@ -44,6 +44,7 @@ class Options:
     use_z3: bool = True              # False: pure bound-based BaB (for measurements)
     direct_z3: bool = False          # True: skip BaB, hand the whole box to Z3 (for measurements)
     z3_style: str = "disjunction"    # ReLU encoding for Z3: 'disjunction', 'bigm' or 'ite' (encode.STYLES)
+    reuse_parent_bounds: bool = True # input BaB: children start from the parent's bounds
     bounds_method: str = "backward"  # intermediate bounds: 'backward' (DeepPoly/CROWN) or 'forward' (symbolic intervals)
 
 
@@ -182,9 +183,10 @@ def _input_bab(S):
     S.stats["method"] = "input-split BaB" + (" + Z3 leaves" if opts.use_z3 else "")
     # best-first: boxes whose bounds are closest to allowing a violation are bounded first
     # (finds counterexamples early; every box must be closed anyway for a proof)
-    heap = [(0.0, 0, S.lo, S.hi, 0)]
+    heap = [(0.0, 0, S.lo, S.hi, 0, None)]  # (score, tie, lo, hi, depth, parent pre-bounds)
     tie = 1
     T = len(S.terms)
+    nh = len(net.layers) - 1
     while heap:
         if S.left() <= 0:
             S.stats["open_domains_at_timeout"] = len(heap)
@@ -195,7 +197,11 @@ def _input_bab(S):
         H = np.stack([b[3] for b in batch])
         depth = [b[4] for b in batch]
         S.stats["domains"] += len(L)
-        r = linear_bounds(net, L, H, C=S.rows, method=opts.bounds_method)
+        pre_par = None
+        if opts.reuse_parent_bounds and all(b[5] is not None for b in batch):
+            pre_par = [(np.stack([b[5][k][0] for b in batch]), np.stack([b[5][k][1] for b in batch]))
+                       for k in range(nh)]
+        r = linear_bounds(net, L, H, C=S.rows, method=opts.bounds_method, pre=pre_par)
         open_ = _open_terms(r["lower"], S.rhs, S.idx)
         alive = np.flatnonzero(open_.any(axis=1))
         if alive.size == 0:
@@ -253,8 +259,9 @@ def _input_bab(S):
             S.stats["max_depth"] = max(S.stats["max_depth"], depth[bi] + 1)
             # score: for the most promising open term, how far its hardest row is from holding
             score = min(float(gap[bi, S.idx[t]].max()) for t in np.flatnonzero(open_[bi]))
-            heapq.heappush(heap, (score, tie, lo, h1, depth[bi] + 1))
-            heapq.heappush(heap, (score, tie + 1, l2, hi, depth[bi] + 1))
+            par = [(l_[bi], u_[bi]) for l_, u_ in r["pre"]]
+            heapq.heappush(heap, (score, tie, lo, h1, depth[bi] + 1, par))
+            heapq.heappush(heap, (score, tie + 1, l2, hi, depth[bi] + 1, par))
             tie += 2
     return CaseResult("unsat", None, S.stats)
 
