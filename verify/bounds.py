@@ -60,7 +60,7 @@ def _relax(l, u):
     return su, tu, sl
 
 
-def _backsub(net, k, Lam, lo, hi, relax):
+def _backsub(net, k, Lam, lo, hi, relax, record=False):
     """Lower and upper bounds of Lam @ z_k over the boxes; Lam (B, m, n_k).
 
     Returns (lower (B,m), upper (B,m), LL (B,m,n_in)) where LL is the lower linear
@@ -71,6 +71,7 @@ def _backsub(net, k, Lam, lo, hi, relax):
     B, m, _ = Lam.shape
     X = np.concatenate([Lam, Lam], axis=1)  # rows [0:m] upper, [m:2m] lower
     c = np.zeros((B, 2 * m))
+    loss = [None] * k if record else None
     for j in range(k, -1, -1):
         W, b = net.layers[j]
         c = c + X @ b
@@ -78,6 +79,8 @@ def _backsub(net, k, Lam, lo, hi, relax):
         if j == 0:
             break
         su, tu, sl = relax[j - 1]  # (B, n_{j-1})
+        if record:  # what each neuron's triangle costs the lower bounds: -min(coef, 0) * intercept
+            loss[j - 1] = (np.minimum(X[:, m:], 0.0) * -tu[:, None, :]).sum(axis=1)
         # upper rows: positive coef -> upper line, negative -> lower line; lower rows: reverse.
         # Stable neurons have su == sl and tu == 0, so only unstable columns need the choice.
         unst = (su != sl).any(axis=0)
@@ -107,6 +110,8 @@ def _backsub(net, k, Lam, lo, hi, relax):
     spread = _mv(np.abs(X), rad)
     upper = c[:, :m] + centre[:, :m] + spread[:, :m]
     lower = c[:, m:] + centre[:, m:] - spread[:, m:]
+    if record:
+        return lower, upper, X[:, m:], loss
     return lower, upper, X[:, m:]
 
 
@@ -242,8 +247,8 @@ def linear_bounds(net, lo, hi, C=None, splits=None, pre=None, method="backward",
     C = np.asarray(C, dtype=np.float64)
     if C.ndim == 2:
         C = np.broadcast_to(C, (B,) + C.shape)
-    lower, upper, LL = _backsub(net, nl - 1, C, lo, hi, relax)
-    return {"pre": bounds, "lower": lower, "upper": upper, "LL": LL}
+    lower, upper, LL, loss = _backsub(net, nl - 1, C, lo, hi, relax, record=True)
+    return {"pre": bounds, "lower": lower, "upper": upper, "LL": LL, "relu_loss": loss}
 
 
 def count_unstable(pre):

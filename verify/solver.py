@@ -44,6 +44,7 @@ class Options:
     use_z3: bool = True              # False: pure bound-based BaB (for measurements)
     direct_z3: bool = False          # True: skip BaB, hand the whole box to Z3 (for measurements)
     z3_style: str = "disjunction"    # ReLU encoding for Z3: 'disjunction', 'bigm' or 'ite' (encode.STYLES)
+    branching: str = "intercept"     # ReLU BaB: 'intercept' (bound loss) or 'area' (earliest layer)
     reuse_parent_bounds: bool = True # input BaB: children start from the parent's bounds
     bounds_method: str = "backward"  # intermediate bounds: 'backward' (DeepPoly/CROWN) or 'forward' (symbolic intervals)
 
@@ -311,14 +312,25 @@ def _relu_bab(S):
                     return CaseResult("sat", x, S.stats)
                 if st == "unsat":
                     continue
-            # choose a neuron: earliest layer with unstable ReLUs, largest triangle area
+            # choose a neuron: the unstable ReLU whose triangle costs the spec's lower bounds most
+            # (intercept score, in the spirit of BaBSR), else earliest layer / largest triangle
             choice = None
-            for k, (l, u) in enumerate(pre):
-                unst = (l < 0) & (u > 0)
-                if unst.any():
-                    area = np.where(unst, u * (-l) / np.where(unst, u - l, 1.0), -1.0)
-                    choice = (k, int(np.argmax(area)))
-                    break
+            if opts.branching == "intercept":
+                best = 0.0
+                for k, (l, u) in enumerate(pre):
+                    unst = (l < 0) & (u > 0)
+                    if unst.any():
+                        sc = np.where(unst, r["relu_loss"][k][bi], -1.0)
+                        j = int(np.argmax(sc))
+                        if sc[j] > best:
+                            best, choice = sc[j], (k, j)
+            if choice is None:
+                for k, (l, u) in enumerate(pre):
+                    unst = (l < 0) & (u > 0)
+                    if unst.any():
+                        area = np.where(unst, u * (-l) / np.where(unst, u - l, 1.0), -1.0)
+                        choice = (k, int(np.argmax(area)))
+                        break
             if choice is None:
                 # every ReLU is fixed here but the bounds (which ignore the split constraints)
                 # cannot refute the domain: it needs an LP that only Z3 can give exactly
