@@ -78,11 +78,13 @@ class Config:
     programs: str | None = None     # test saved programs instead of generating
     keep_per_signature: int = 3     # case directories kept per signature (all are counted)
     recheck: bool = True
-    recheck_grace_s: float = 120    # at the end, wait this long for pending re-checks
+    recheck_grace_s: float = 600    # at the end, wait up to this long for pending re-checks
     recheck_threads: int = 2
     status_every_s: float = 30      # plain progress line interval when stderr is not a TTY
 
     SETTINGS = ("backends", "modes", "seed", "nodes", "device", "programs")
+    # kept for --resume too, but a flag given on resume overrides them
+    SOFT_SETTINGS = ("keep_per_signature", "timeout_s", "mem_limit_mb")
 
 
 def _now_iso() -> str:
@@ -107,6 +109,7 @@ class Campaign:
         self.recheck_q: queue.Queue = queue.Queue()
         self.recheck_done: queue.Queue = queue.Queue()
         self.rechecks_pending = 0
+        self._recheck_procs: set = set()
         self.plot_rows = self._read_plot()
         self._status_lines = 0
         self._last_status = 0.0
@@ -131,13 +134,16 @@ class Campaign:
                                      f"continue it without --{key}, or use another --out")
                 if key in saved:
                     setattr(self.cfg, key, saved[key])
+            for key in Config.SOFT_SETTINGS:
+                if key in saved and key not in explicit:
+                    setattr(self.cfg, key, saved[key])
             if not resume:
                 self.stream.write(f"assay: continuing the campaign in {self.out} (seed {self.cfg.seed})\n")
         elif resume:
             raise AssayError(f"{self.out} holds no campaign to resume (no campaign.json); start one with --out")
         else:
             self.out.mkdir(parents=True, exist_ok=True)
-            data = {k: v for k, v in asdict(self.cfg).items() if k in Config.SETTINGS}
+            data = {k: v for k, v in asdict(self.cfg).items() if k in Config.SETTINGS + Config.SOFT_SETTINGS}
             data["created"] = _now_iso()
             atomic_write(path, json.dumps(data, indent=1) + "\n")
 
@@ -369,7 +375,8 @@ class Campaign:
         d = self.store.staging_dir(case_id)
         case = json.loads((d / "case.json").read_text())
         timeout = float(case.get("timeout_s") or 300) + 60
-        res = sandbox.run([sys.executable, str(d / "repro.py")], timeout, case.get("mem_limit_mb") or None, cwd=str(d))
+        res = sandbox.run([sys.executable, str(d / "repro.py")], timeout, case.get("mem_limit_mb") or None, cwd=str(d),
+                          on_start=self._recheck_procs.add)
         kind = case["kind"]
         if res.timed_out:
             reproduces = kind == "hang"
@@ -401,7 +408,10 @@ class Campaign:
         self._drain_rechecks()
         for _ in range(self.cfg.recheck_threads):
             self.recheck_q.put(None)
-        # Whatever is still waiting stays staged; --resume re-checks it.
+        # Whatever is still waiting stays staged; --resume re-checks it. Stop re-checks in flight.
+        for proc in list(self._recheck_procs):
+            if proc.poll() is None:
+                sandbox.kill_group(proc)
 
     # -- statistics -----------------------------------------------------------------
     def elapsed(self) -> float:

@@ -71,11 +71,17 @@ def kill_group(proc: subprocess.Popen, sig: int = signal.SIGKILL) -> None:
             pass
 
 
-def run(cmd: list[str], timeout_s: float, mem_limit_mb: int | None = None, cwd=None, env=None) -> Result:
-    """Run to completion (or kill the group after ``timeout_s``); output captured."""
+def run(cmd: list[str], timeout_s: float, mem_limit_mb: int | None = None, cwd=None, env=None,
+        on_start=None) -> Result:
+    """Run to completion (or kill the group after ``timeout_s``); output captured.
+
+    ``on_start(proc)`` is called with the ``Popen`` (so an owner can kill it early).
+    """
     t0 = time.monotonic()
     proc = spawn(cmd, mem_limit_mb, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                  stdin=subprocess.DEVNULL, text=True, errors="replace")
+    if on_start is not None:
+        on_start(proc)
     try:
         out, err = proc.communicate(timeout=timeout_s)
         timed_out = False

@@ -26,12 +26,12 @@ def register(sub) -> None:
     p.add_argument("--seed", type=int, default=None, help="campaign seed (default 0)")
     p.add_argument("--nodes", type=int, default=None, help="operators per generated model (default 5)")
     p.add_argument("--device", choices=["cpu", "cuda"], default=None, help="where models run (default cpu)")
-    p.add_argument("--timeout", default="90", help="per-test time limit before a test counts as a hang (default 90s)")
+    p.add_argument("--timeout", default=None, help="per-test time limit before a test counts as a hang (default 90s)")
     p.add_argument("--mem-limit", type=int, default=None, metavar="MB",
                    help="per-worker memory limit in MB (default: RAM / (workers+1), at most 8192)")
     p.add_argument("--programs", default=None, metavar="DIR",
                    help="test the saved programs in DIR (each with graph.json) once, instead of generating")
-    p.add_argument("--keep", type=int, default=3, help="case directories kept per failure signature (default 3)")
+    p.add_argument("--keep", type=int, default=None, help="case directories kept per failure signature (default 3)")
     p.add_argument("--no-recheck", action="store_true", help="do not re-run saved cases in a fresh process")
     p.add_argument("--progress-every", type=float, default=30, metavar="S",
                    help="seconds between progress lines when stderr is not a terminal (default 30)")
@@ -50,12 +50,15 @@ def run(args) -> int:
     if workers < 1:
         raise AssayError("--workers must be at least 1")
     time_s = parse_duration(args.time)
-    timeout_s = parse_duration(args.timeout)
+    timeout_s = parse_duration(args.timeout or "90")
     cfg = Config(out=out, time_s=time_s, workers=workers, timeout_s=timeout_s,
                  mem_limit_mb=args.mem_limit or default_mem_limit_mb(workers),
-                 keep_per_signature=max(1, args.keep), recheck=not args.no_recheck,
+                 keep_per_signature=max(1, args.keep or 3), recheck=not args.no_recheck,
                  status_every_s=args.progress_every)
     explicit = set()
+    for flag, key in (("timeout", "timeout_s"), ("keep", "keep_per_signature"), ("mem_limit", "mem_limit_mb")):
+        if getattr(args, flag) is not None:
+            explicit.add(key)
     if args.backends is not None:
         cfg.backends = backends.parse_backends(args.backends)
         explicit.add("backends")
