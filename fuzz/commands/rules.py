@@ -58,6 +58,8 @@ def register(sub) -> None:
     i.add_argument("--seed", type=int, default=0, help="seed of the held-out split (default 0)")
     i.add_argument("--time-budget", type=_positive_float, default=1.5,
                    help="seconds of synthesis per signature before it is kept concrete (default 1.5)")
+    i.add_argument("--no-refine", action="store_true",
+                   help="do not refine symbolic rules against torch on fresh meta-tensor calls")
     i.add_argument("--quiet", action="store_true", help="no progress on stderr")
     i.set_defaults(func=_infer)
 
@@ -99,7 +101,7 @@ def _infer(args) -> int:
             sys.stderr.flush()
 
     stats = run_inference(corpus, out, workers=args.workers, ops=ops, seed=args.seed,
-                          seconds=args.time_budget, progress=progress)
+                          seconds=args.time_budget, progress=progress, refine=not args.no_refine)
     stats.pop("per_op", None)
     sys.stdout.write(f"wrote {out}\n")
     _print_stats(stats)

@@ -24,44 +24,59 @@ class CheckResult:
     error: str = ""
 
 
-def solve_call(rule, rng: random.Random, max_dim: int = 8, timeout_ms: int = 2000):
-    """Values for every symbol of ``rule`` satisfying its constraints, or None (unsat/unknown).
+class Solver:
+    """A Z3 solver holding one rule's constraints; ``sample`` draws varied satisfying points."""
 
-    Dims get a random upper bound in [2, max_dim]; a few symbols are nudged towards random
-    values (kept only if still satisfiable) so that repeated calls differ.
-    """
-    import z3
+    def __init__(self, rule, timeout_ms: int = 1000):
+        import z3
 
-    names = rule.symbols()
-    env = {n: z3.Int(n) for n in names}
-    s = z3.Solver()
-    s.set("timeout", timeout_ms)
-    s.set("random_seed", rng.randrange(1 << 30))
-    for c in rule.constraints:
-        s.add(dsl.to_z3(c, env))
-    for n in names:
-        if n.startswith("x"):
-            s.add(env[n] >= 1, env[n] <= rng.randint(2, max_dim))
-        else:
-            lo, hi = rule.stats.get("int_ranges", {}).get(n, [-8, 8])
-            s.add(env[n] >= lo, env[n] <= hi)
-    if s.check() != z3.sat:
-        return None
-    for n in rng.sample(names, min(len(names), 4)):
-        # Nudge a few symbols to random values for variety; keep a nudge only if still satisfiable.
-        if n.startswith("x"):
-            want = rng.randint(1, max_dim)
-        else:
-            lo, hi = rule.stats.get("int_ranges", {}).get(n, [-8, 8])
-            want = rng.randint(lo, hi)
+        self.rule = rule
+        self.names = rule.symbols()
+        self.env = {n: z3.Int(n) for n in self.names}
+        self.solver = z3.Solver()
+        self.solver.set("timeout", timeout_ms)
+        for c in rule.constraints:
+            self.solver.add(dsl.to_z3(c, self.env))
+        self.ranges = {n: rule.stats.get("int_ranges", {}).get(n, [-8, 8]) for n in self.names if n.startswith("a")}
+        for n, (lo, hi) in self.ranges.items():
+            self.solver.add(self.env[n] >= lo, self.env[n] <= hi)
+
+    def sample(self, rng: random.Random, max_dim: int = 8):
+        """Values for every symbol satisfying the constraints, or None (unsat / unknown).
+
+        Dims get a random upper bound in [2, max_dim]; a few symbols are nudged towards random
+        values (dropped if that is unsatisfiable) so that repeated samples differ.
+        """
+        import z3
+
+        s, env = self.solver, self.env
         s.push()
-        s.add(env[n] == want)
-        if s.check() != z3.sat:
+        try:
+            s.set("random_seed", rng.randrange(1 << 30))
+            for n in self.names:
+                if n.startswith("x"):
+                    s.add(env[n] >= 1, env[n] <= rng.randint(2, max_dim))
+            nudges = []
+            for n in rng.sample(self.names, min(len(self.names), 3)):
+                if n.startswith("x"):
+                    nudges.append(env[n] == rng.randint(1, max_dim))
+                else:
+                    lo, hi = self.ranges[n]
+                    nudges.append(env[n] == rng.randint(lo, hi))
+            result = s.check(*nudges) if nudges else s.check()
+            if result != z3.sat and nudges:
+                result = s.check()
+            if result != z3.sat:
+                return None
+            model = s.model()
+            return {n: model.eval(env[n], model_completion=True).as_long() for n in self.names}
+        finally:
             s.pop()
-    if s.check() != z3.sat:
-        return None
-    model = s.model()
-    return {n: model.eval(env[n], model_completion=True).as_long() for n in names}
+
+
+def solve_call(rule, rng: random.Random, max_dim: int = 8, timeout_ms: int = 1000):
+    """One point satisfying ``rule``'s constraints (see ``Solver.sample``), or None."""
+    return Solver(rule, timeout_ms).sample(rng, max_dim)
 
 
 def _values_from_env(rule, env):
@@ -70,40 +85,61 @@ def _values_from_env(rule, env):
     return shapes, ints
 
 
-def call_rule(rule, shapes, ints, dtypes):
-    """Call the rule's operator on meta tensors; returns the output shapes (tensor outputs only)."""
+def call_rule(rule, shapes, ints, dtypes, with_dtypes: bool = False):
+    """Call the rule's operator; returns the output shapes (tensor outputs only).
+
+    Runs on meta tensors; where an operator has no meta kernel (or fails for a meta-only
+    reason) it runs again on small CPU tensors of zeros. ``with_dtypes``: (shape, dtype) pairs.
+    """
+    try:
+        return _call(rule, shapes, ints, dtypes, "meta", with_dtypes)
+    except Exception as exc:  # noqa: BLE001
+        if not (isinstance(exc, NotImplementedError) or "meta" in str(exc).lower()):
+            raise
+    return _call(rule, shapes, ints, dtypes, "cpu", with_dtypes)
+
+
+def _call(rule, shapes, ints, dtypes, device, with_dtypes):
+    import warnings
+
     import torch
 
     from fuzz.signature import fill_call
-    from fuzz.trace import decode_value, encode_value, iter_tensor_values, resolve_op
+    from fuzz.trace import decode_value, dtype_from_name, encode_value, iter_tensor_values, resolve_op
 
     def tensor(i):
         return {"T": list(shapes[i]), "dtype": dtypes[i]}
 
     def make(enc):
-        from fuzz.trace import dtype_from_name
-
-        return torch.empty(enc["T"], dtype=dtype_from_name(enc["dtype"]), device="meta")
+        if device == "meta":
+            return torch.empty(enc["T"], dtype=dtype_from_name(enc["dtype"]), device="meta")
+        return torch.zeros(enc["T"], dtype=dtype_from_name(enc["dtype"]))
 
     init, args, kwargs = fill_call(rule.template, tensor, ints)
-    a = decode_value(args, make, device="meta")
-    kw = {k: decode_value(v, make, device="meta") for k, v in kwargs.items()}
-    target = resolve_op(rule.op, rule.api, rule.overload)
-    if rule.api == "module":
-        ia = decode_value(init["args"], make, device="meta")
-        ik = {k: decode_value(v, make, device="meta") for k, v in init["kwargs"].items()}
-        with torch.device("meta"):
-            target = target(*ia, **ik)
-    out = target(*a, **kw)
-    return [t["T"] for t in iter_tensor_values(encode_value(out))]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        a = decode_value(args, make, device=device)
+        kw = {k: decode_value(v, make, device=device) for k, v in kwargs.items()}
+        target = resolve_op(rule.op, rule.api, rule.overload)
+        if rule.api == "module":
+            ia = decode_value(init["args"], make, device=device)
+            ik = {k: decode_value(v, make, device=device) for k, v in init["kwargs"].items()}
+            with torch.device(device):
+                target = target(*ia, **ik)
+        out = target(*a, **kw)
+    outs = list(iter_tensor_values(encode_value(out)))
+    if with_dtypes:
+        return [(t["T"], t["dtype"]) for t in outs]
+    return [t["T"] for t in outs]
 
 
 def check_rule(rule, n_calls: int = 2, seed: int = 0, max_dim: int = 8) -> list[CheckResult]:
     """Check a symbolic rule on ``n_calls`` fresh Z3-chosen calls."""
     rng = random.Random(f"{seed}:{rule.key}:{rule.stats.get('specialised')}")
     results = []
+    solver = Solver(rule)
     for _ in range(n_calls):
-        env = solve_call(rule, rng, max_dim)
+        env = solver.sample(rng, max_dim)
         if env is None:
             results.append(CheckResult(False, "unsat"))
             continue

@@ -24,7 +24,7 @@ from fuzz import dsl
 from fuzz.infer.synth import divisors_of, eval_vec
 
 MAX_PAIR_SYMBOLS = 40
-MAX_TRIPLE_SYMBOLS = 14
+MAX_TRIPLE_SYMBOLS = 10
 
 
 def _holds(pred, syms, n) -> np.ndarray | None:
@@ -85,6 +85,31 @@ def _candidates(names, dims, ints, vsyms, isyms, outputs):
             if isinstance(e, list):
                 yield [">=", e, 1], False
                 yield [">=", e, 0], False
+    # numel relations (reshape/view/expand-like): products of whole shapes.
+    ranks = {}
+    for d in dims:
+        i, j = d[1:].split("_")
+        ranks[int(i)] = max(ranks.get(int(i), 0), int(j) + 1)
+    numels = [product([f"x{i}_{j}" for j in range(r)]) for i, r in sorted(ranks.items()) if r >= 1]
+    for a, b in combinations(numels, 2):
+        yield ["==", a, b], False
+    if ints and len(ints) <= 8:
+        all_ints = product(ints)
+        for a in numels:
+            yield ["==", a, all_ints], False
+            for s in ints:
+                yield ["==", ["%", a, s], 0], False
+    for out in outputs:
+        if out:
+            for a in numels:
+                yield ["==", a, product(out)], False
+
+
+def product(factors):
+    expr = factors[0]
+    for f in factors[1:]:
+        expr = ["*", expr, f]
+    return expr
 
 
 def infer_constraints(group, outputs):

@@ -196,6 +196,7 @@ def infer_plain(g: Group, budget: Budget, cheap: bool = False):
     rule.examples = _examples(g.valid, MAX_EXAMPLES)
     rule.stats = {"valid": len(g.valid), "invalid": len(g.invalid), "unique_valid": len(calls),
                   "int_ranges": _int_ranges(g.valid, g.n_ints), **cstats}
+    rule._group = g  # for refinement; not serialised
     return rule, None
 
 
@@ -246,7 +247,23 @@ def _specialise(g: Group, ks: list[int], cheap: bool, seconds: float, previous=N
     return n_sym, rules
 
 
-def infer_group(g: Group, seconds: float = 1.5) -> tuple[list[Rule], list[int] | None]:
+def infer_group(g: Group, seconds: float = 1.5, refine: bool = True) -> tuple[list[Rule], list[int] | None]:
+    """Rules for one signature (see ``_infer_group``), each symbolic one refined against torch."""
+    rules, spec = _infer_group(g, seconds)
+    if refine:
+        from fuzz.infer.refine import refine as refine_rule
+
+        out = []
+        for r in rules:
+            group = getattr(r, "_group", None)
+            if r.status == "symbolic" and group is not None:
+                r = refine_rule(group, r, seconds)
+            out.append(r)
+        rules = out
+    return rules, spec
+
+
+def _infer_group(g: Group, seconds: float = 1.5) -> tuple[list[Rule], list[int] | None]:
     """Rules for one signature; the second value is the specialised int args (None if not).
 
     Cheap attempts first (bank to size 3, meet in the middle), on the whole signature and on

@@ -33,11 +33,16 @@ LIMIT = 1 << 40  # values beyond this are overflow noise: drop the expression
 
 
 class Budget:
+    """A CPU-time budget (process time, so a loaded machine does not change the results)."""
+
     def __init__(self, seconds: float):
-        self.deadline = time.monotonic() + seconds
+        self.deadline = time.process_time() + seconds
 
     def over(self) -> bool:
-        return time.monotonic() > self.deadline
+        return time.process_time() > self.deadline
+
+    def left(self) -> float:
+        return self.deadline - time.process_time()
 
 
 class Bank:
@@ -238,7 +243,7 @@ class Synthesizer:
         mat = self.bank.matrix()
         sizes = np.array(self.bank.sizes)
         exprs = self.bank.exprs
-        divisors = [i for i in range(len(mat)) if sizes[i] <= 3 and np.all(mat[i] > 0) and not np.all(mat[i] == 1)]
+        divisors = [i for i in range(len(mat)) if sizes[i] == 1 and np.all(mat[i] > 0) and not np.all(mat[i] == 1)]
         terms = [i for i in range(len(mat)) if sizes[i] == 1]
         best = None
         for c in (1, 0):
