@@ -192,7 +192,7 @@ def repro_source(program_src: str, spec: dict) -> str:
         header.append(f"# Error seen: {err['type']}: {msg[0][:300] if msg else ''}")
     if spec.get("diff"):
         d = spec["diff"]
-        header.append(f"# Difference seen: {json.dumps({k: d.get(k) for k in ('where', 'count', 'numel', 'max_abs', 'max_rel', 'reference', 'eager', 'compiled') if k in d})}")
+        header.append(f"# Difference seen: {json.dumps({k: d.get(k) for k in ('where', 'expected', 'got', 'count', 'numel', 'max_abs', 'max_rel', 'reference', 'eager', 'compiled') if k in d})}")
     header.append("import sys")
     body = strip_main(program_src)
     settings = [
