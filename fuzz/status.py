@@ -9,6 +9,10 @@ from __future__ import annotations
 KINDS = ("pass", "crash", "mismatch", "hang", "signal", "oom", "invalid", "unsupported", "skip")
 
 
+def _w(kind: str) -> int:
+    return max(9, len(kind) + 2)
+
+
 def fmt_time(seconds: float) -> str:
     s = int(seconds)
     h, rem = divmod(s, 3600)
@@ -27,11 +31,11 @@ def render_lines(st: dict, remaining_s: float) -> list[str]:
         f"failures {fails}   unique {st['unique_signatures']}   cases saved {st['cases_saved']}"
         f" ({st['rechecks_pending']} re-checking)   flaky {st['flaky']}   invalid {st['invalid']}",
         "",
-        f"{'backend':<28}" + "".join(f"{k:>9}" for k in KINDS),
+        f"{'backend':<28}" + "".join(f"{k:>{_w(k)}}" for k in KINDS),
     ]
     for backend in st["backends"]:
         row = st["per_backend"].get(backend, {})
-        lines.append(f"{backend:<28}" + "".join(f"{row.get(k, 0):>9}" for k in KINDS))
+        lines.append(f"{backend:<28}" + "".join(f"{row.get(k, 0):>{_w(k)}}" for k in KINDS))
     return lines
 
 
