@@ -206,6 +206,41 @@ def _first_input(node, env):
     return None
 
 
+def _rounds_a_tie(node, eager_env: dict) -> bool:
+    """Whether an integer-in, integer-out node computes a real value that sits on a .5 tie.
+
+    Interpolation, pooling and mean-like kernels on integer tensors round a real result;
+    eager rounds half up where decompositions may round half to even, so a value that is
+    exactly on a tie may legitimately differ (e.g. ``upsample_bilinear2d`` on uint8). The
+    float64 perturbation checks cannot see this when the graph has no float leaves, so
+    re-run just this node with its integer inputs as float64 and look for ties.
+    """
+    import torch
+
+    ins = [eager_env.get(n) for n in node.inputs()]
+    outs = [eager_env.get(o) for o in node.outputs]
+    if node.api == "module" or not ins or any(t is None for t in ins + outs):
+        return False
+    rounded = {torch.uint8, torch.int8, torch.int16, torch.int32, torch.int64}
+    if not all(t.dtype in rounded for t in ins + outs):
+        return False
+    from fuzz import interpret
+
+    env = {n: eager_env[n].to(torch.float64) for n in node.inputs()}
+    try:
+        real = interpret.run_node(node, env, {}, device=str(ins[0].device))
+    except Exception:
+        return False
+    for o in node.outputs:
+        r = real.get(o)
+        if r is None or not r.dtype.is_floating_point:
+            continue
+        frac = (r - torch.floor(r)).abs()
+        if bool(((frac - 0.5).abs() < 1e-6).any()):
+            return True
+    return False
+
+
 def sensitive_tensors(graph, eager_env: dict, ref_env: dict | None, perturbed_envs=()) -> dict:
     """Tensor name -> reason, for values of ``graph`` that need not match between runs.
 
@@ -243,6 +278,9 @@ def sensitive_tensors(graph, eager_env: dict, ref_env: dict | None, perturbed_en
                 if other.shape != e.shape or not torch.equal(other.to(e.dtype).cpu(), e.cpu()):
                     reasons[o] = f"{node.name} output {why}"
                     break
+        if not any(o in reasons for o in node.outputs) and _rounds_a_tie(node, eager_env):
+            for o in node.outputs:
+                reasons.setdefault(o, f"{node.name} rounds an exact .5 tie of its integer inputs")
     # propagate to everything computed from a sensitive value
     for node in graph.nodes:
         if any(i in reasons for i in node.inputs()):

@@ -202,6 +202,8 @@ class Session:
                     perturbed.append(dict(zip(self.full_names, outs)))
         except Exception:  # float64 not supported by some op: judge against eager, looser
             self.ref_env = None
+        # Graph inputs too, so the oracle can re-run a single node on them.
+        eager_env = {**{n: v for n, v in by_name.items() if n in graph.tensors}, **eager_env}
         self.sensitive = oracle.sensitive_tensors(graph, eager_env, self.ref_env, perturbed)
         # Gradients are judged unless a float value may differ or a tie decides where a gradient flows.
         self.bwd_blockers = {n: why for n, why in self.sensitive.items()

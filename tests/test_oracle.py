@@ -114,6 +114,30 @@ def test_values_on_a_rounding_boundary_are_not_judged(tmp_path):
     assert "out2" not in s.fwd_ref.skip
 
 
+def _upsample_uint8(values):
+    g = Graph()
+    x = g.add_tensor([1, 1, 6, 1], "uint8", "input", name="x")
+    u = fn_node(g, "n0", "aten::upsample_bilinear2d", [ref(x), [1, 1], False], [1, 1, 1, 1], dtype="uint8",
+                api="aten", overload="default")
+    g.outputs = [u]
+    return g, {"x": torch.tensor(values, dtype=torch.uint8).reshape(1, 1, 6, 1)}
+
+
+def test_integer_kernel_on_an_exact_half_tie_is_not_judged(tmp_path):
+    # Found by a campaign: eager rounds 2.5 up to 3 on uint8, aot_eager's decomposition gives 2.
+    g, tensors = _upsample_uint8([2, 3, 3, 2, 3, 3])  # the real value is exactly 2.5
+    s = session_for(tmp_path, g, tensors)
+    assert "out0" in s.fwd_ref.skip
+    assert oracle.judge(s.fwd_ref, [torch.tensor([[[[2]]]], dtype=torch.uint8)]).kind == "pass"
+
+
+def test_integer_kernel_off_a_tie_is_still_judged(tmp_path):
+    g, tensors = _upsample_uint8([2, 3, 4, 2, 3, 3])  # 3.0: no tie, so a wrong value is a bug
+    s = session_for(tmp_path, g, tensors)
+    assert "out0" not in s.fwd_ref.skip
+    assert oracle.judge(s.fwd_ref, [torch.tensor([[[[2]]]], dtype=torch.uint8)]).kind == "mismatch"
+
+
 def test_nondeterministic_ops_are_skipped(tmp_path):
     g = Graph()
     x = g.add_tensor([4, 4], "float32", "input", name="x")
