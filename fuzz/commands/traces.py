@@ -5,30 +5,7 @@ from __future__ import annotations
 import sys
 
 from fuzz.errors import AssayError
-
-
-def _positive_int(text: str) -> int:
-    import argparse
-
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
-    return value
-
-
-def _positive_float(text: str) -> float:
-    import argparse
-
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive number of seconds, got {text!r}") from None
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"expected a positive number of seconds, got {text!r}")
-    return value
+from fuzz.commands import positive_int, positive_seconds
 
 
 def register(sub) -> None:
@@ -48,12 +25,12 @@ def register(sub) -> None:
     c.add_argument("--seed", type=int, default=0, help="seed for samples and mutants (default 0)")
     c.add_argument("--ops", metavar="NAME[,NAME]", default=None,
                    help="only these OpInfo/ModuleInfo names (e.g. nn.functional.conv2d,add,nn.Conv2d)")
-    c.add_argument("--max-samples", type=_positive_int, default=8,
+    c.add_argument("--max-samples", type=positive_int, default=8,
                    help="float32 samples per OpInfo/ModuleInfo (default 8; other dtypes get fewer)")
     c.add_argument("--extra-samples", type=int, default=2,
                    help="samples per extra dtype (float64, float16, int64, bool, ...; default 2)")
-    c.add_argument("--workers", type=_positive_int, default=2, help="worker processes (default 2)")
-    c.add_argument("--time-budget", type=_positive_float, default=30.0,
+    c.add_argument("--workers", type=positive_int, default=2, help="worker processes (default 2)")
+    c.add_argument("--time-budget", type=positive_seconds, default=30.0,
                    help="seconds per op before it stops mutating; killed at 1.5x + 5 s (default 30)")
     c.add_argument("--json", action="store_true", help="print the corpus stats as one JSON object")
     c.add_argument("--quiet", action="store_true", help="no progress line on stderr")

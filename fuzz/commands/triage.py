@@ -6,20 +6,9 @@ import sys
 from pathlib import Path
 
 from fuzz.errors import AssayError
+from fuzz.commands import positive_seconds
 
 KINDS = ("crash", "mismatch", "hang", "signal", "oom")
-
-
-def _positive_float(text: str) -> float:
-    import argparse
-
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive number of seconds, got {text!r}") from None
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"expected a positive number of seconds, got {text!r}")
-    return value
 
 
 def register(sub) -> None:
@@ -61,9 +50,9 @@ def register(sub) -> None:
                         "same signature reproduces. Saves the result as a new case <ID>-reduced beside the original.")
     common(c)
     c.add_argument("case_id", metavar="ID", help="case id (a unique prefix is enough)")
-    c.add_argument("--time-budget", type=_positive_float, default=120.0,
+    c.add_argument("--time-budget", type=positive_seconds, default=120.0,
                    help="seconds of reduction before it stops with the best so far (default 120)")
-    c.add_argument("--timeout", type=_positive_float, default=None,
+    c.add_argument("--timeout", type=positive_seconds, default=None,
                    help="seconds per candidate run (default: from the case, else 60)")
     c.add_argument("--no-shrink", action="store_true", help="only drop operators; keep shapes and attributes")
     c.add_argument("--json", action="store_true",
@@ -80,7 +69,7 @@ def register(sub) -> None:
     common(c)
     c.add_argument("case_ids", metavar="ID", nargs="*", help="cases to recheck (default: one case per signature)")
     c.add_argument("--all", action="store_true", help="every saved case, not one per signature")
-    c.add_argument("--timeout", type=_positive_float, default=None, help="seconds per run (default: from the case, else 60)")
+    c.add_argument("--timeout", type=positive_seconds, default=None, help="seconds per run (default: from the case, else 60)")
     c.add_argument("--json", action="store_true", help="print the results as a JSON list")
     c.set_defaults(func=_recheck)
 
