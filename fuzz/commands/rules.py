@@ -60,8 +60,31 @@ def register(sub) -> None:
                    help="seconds of synthesis per signature before it is kept concrete (default 1.5)")
     i.add_argument("--no-refine", action="store_true",
                    help="do not refine symbolic rules against torch on fresh meta-tensor calls")
+    i.add_argument("--no-validate", action="store_true",
+                   help="skip the final validation pass (every symbolic rule on K fresh calls against torch; "
+                   "failures become concrete); see 'assay rules validate'")
+    i.add_argument("--validate-calls", type=_positive_int, default=None,
+                   help="calls per rule in the validation pass (default 8)")
+    i.add_argument("--validate-budget", type=_positive_float, default=None,
+                   help="wall seconds for the validation pass; rules not reached stay unvalidated (default: none)")
     i.add_argument("--quiet", action="store_true", help="no progress on stderr")
     i.set_defaults(func=_infer)
+
+    v = rsub.add_parser("validate", help="re-check symbolic rules against torch, demote failures",
+                        description="For every symbolic rule, draw K calls from its constraints with Z3 (dims up "
+                        "to 64, int args across their observed ranges), run the operator on meta tensors and "
+                        "compare output shapes; a rule with any failure becomes concrete. Writes the rules and "
+                        "rules-stats.json with the held-out numbers after demotion. 'rules infer' runs this "
+                        "pass itself.")
+    v.add_argument("--rules", metavar="FILE", default=None, help="rules file (default: the shipped one)")
+    v.add_argument("--out", metavar="FILE", default=None,
+                   help="rules file to write (default: overwrite --rules); rules-stats.json goes next to it")
+    v.add_argument("--workers", type=_positive_int, default=2, help="worker processes (default 2)")
+    v.add_argument("--calls", type=_positive_int, default=None, help="calls per rule (default 8)")
+    v.add_argument("--budget", type=_positive_float, default=None,
+                   help="wall seconds for the whole pass; rules not reached stay as they are (default: none)")
+    v.add_argument("--quiet", action="store_true", help="no progress on stderr")
+    v.set_defaults(func=_validate)
 
     s = rsub.add_parser("stats", help="summarise the inferred rules",
                         description="Operators traced/symbolic/concrete-only, signatures, held-out accuracy.")
@@ -101,9 +124,52 @@ def _infer(args) -> int:
             sys.stderr.flush()
 
     stats = run_inference(corpus, out, workers=args.workers, ops=ops, seed=args.seed,
-                          seconds=args.time_budget, progress=progress, refine=not args.no_refine)
+                          seconds=args.time_budget, progress=progress, refine=not args.no_refine,
+                          validate=not args.no_validate, validate_calls=args.validate_calls,
+                          validate_budget=args.validate_budget)
     stats.pop("per_op", None)
     sys.stdout.write(f"wrote {out}\n")
+    _print_stats(stats)
+    return 0
+
+
+def _validate(args) -> int:
+    from fuzz.infer import validate as V
+    from fuzz.rules import write_rules
+
+    path, rules = _load_rules(args.rules)
+    out = args.out or path
+    stored = {}
+    sp = _stats_path(path)
+    if os.path.exists(sp):
+        try:
+            with open(sp) as fh:
+                stored = json.load(fh)
+        except (OSError, ValueError) as exc:
+            raise AssayError(f"{sp}: corrupt stats file ({exc}); rebuild with 'assay rules infer'") from None
+
+    def progress(msg):
+        if not args.quiet:
+            sys.stderr.write(f"rules: {msg}\n")
+            sys.stderr.flush()
+
+    summary = V.validate_rules(rules, workers=args.workers, k=args.calls or V.K, budget=args.budget,
+                               progress=progress)
+    demoted = summary.pop("demoted")
+    stats = V.adjust_stats(stored, demoted, rules)
+    prev = stored.get("rules_demoted_by_validation", 0) or 0
+    summary["rules_demoted_by_validation"] += prev
+    stats.update(summary)
+    stats["validation_applied_to"] = "existing rules file (assay rules validate)"
+    write_rules(out, rules)
+    stats["rules_file"] = os.path.abspath(out)
+    stats["rules_bytes"] = os.path.getsize(out)
+    stats = recount(rules, stats)
+    with open(_stats_path(out), "w") as fh:
+        json.dump(stats, fh, indent=2)
+        fh.write("\n")
+    stats.pop("per_op", None)
+    sys.stdout.write(f"wrote {out}: {len(demoted)} rules demoted, {summary['rules_unvalidated']} not reached\n")
     _print_stats(stats)
     return 0
 
@@ -184,7 +250,10 @@ def _print_stats(stats: dict, out=sys.stdout) -> None:
       f" ({pct(stats.get('heldout_shape_accuracy_symbolic'))} of those reaching a symbolic rule)\n")
     w(f"held-out invalid rejection: {pct(stats.get('heldout_invalid_rejection'))}"
       f" ({pct(stats.get('heldout_invalid_rejection_symbolic'))} of those reaching a symbolic rule)\n")
-    w(f"inference: {stats.get('inference_seconds')} s\n")
+    if stats.get("rules_demoted_by_validation") is not None:
+        w(f"validation: {stats.get('rules_demoted_by_validation')} symbolic rules demoted to concrete, "
+          f"{stats.get('rules_unvalidated', 0)} not reached\n")
+    w(f"inference: {stats.get('inference_seconds')} s wall, {stats.get('inference_cpu_seconds')} s CPU\n")
 
 
 def _show(args) -> int:

@@ -53,18 +53,31 @@ class Solver:
         s.push()
         try:
             s.set("random_seed", rng.randrange(1 << 30))
+            bounds = {}
             for n in self.names:
                 if n.startswith("x"):
-                    s.add(env[n] >= 1, env[n] <= rng.randint(2, max_dim))
+                    bounds[n] = rng.randint(2, max_dim)
+                    s.add(env[n] >= 1, env[n] <= bounds[n])
             nudges = []
             for n in rng.sample(self.names, min(len(self.names), 3)):
                 if n.startswith("x"):
-                    nudges.append(env[n] == rng.randint(1, max_dim))
+                    # Z3 likes small models: without a nudge a dim would mostly be 1 or 2.
+                    nudges.append(env[n] >= rng.randint(1, bounds[n]))
                 else:
                     lo, hi = self.ranges[n]
                     nudges.append(env[n] == rng.randint(lo, hi))
             result = s.check(*nudges) if nudges else s.check()
-            if result != z3.sat and nudges:
+            while result != z3.sat and nudges:
+                nudges.pop()  # drop nudges one at a time until the constraints allow the rest
+                result = s.check(*nudges)
+            if result != z3.sat:
+                # The random per-dim bounds can exclude every point (a kernel needing dims >= 3
+                # under a bound of 2): fall back to the plain bound max_dim before giving up.
+                s.pop()
+                s.push()
+                for n in self.names:
+                    if n.startswith("x"):
+                        s.add(env[n] >= 1, env[n] <= max_dim)
                 result = s.check()
             if result != z3.sat:
                 return None

@@ -196,7 +196,8 @@ def infer_task(task_json: str) -> str:
         for r in rules:
             sp = r.stats.get("specialised")
             by_value[tuple(sp["values"]) if sp else None] = r
-            r.stats.update({"heldout_valid": 0, "heldout_predicted": 0, "heldout_invalid": 0, "heldout_rejected": 0})
+            r.stats.update({"heldout_valid": 0, "heldout_predicted": 0, "heldout_invalid": 0, "heldout_rejected": 0,
+                            "heldout_accepted": 0, "heldout_rejected_learned": 0})
 
         def rule_for(call):
             if not rules:
@@ -222,6 +223,7 @@ def infer_task(task_json: str) -> str:
                 rule.stats["heldout_predicted"] += 1
             if dsl.holds(rule.constraints, env):
                 st["heldout_accepted_symbolic"] += 1
+                rule.stats["heldout_accepted"] += 1
         for c in hi:
             st["heldout_invalid"] += 1
             rule, drop = rule_for(c)
@@ -248,6 +250,7 @@ def infer_task(task_json: str) -> str:
                 n_learned = rule.stats.get("learned_constraints", 0)
                 if n_learned and not dsl.holds(rule.constraints[:n_learned], env):
                     st["heldout_rejected_learned"] += 1
+                    rule.stats["heldout_rejected_learned"] += 1
         rules_out.extend(rules)
     return json.dumps({"kind": task["kind"], "op": task["op"], "overload": task["overload"],
                        "rules": [r.to_json() for r in rules_out], "stats": st,
@@ -259,7 +262,8 @@ def infer_task(task_json: str) -> str:
 
 
 def run_inference(corpus: str, out: str, workers: int = 2, ops: set[str] | None = None, seed: int = 0,
-                  seconds: float = 1.5, progress=None, refine: bool = True) -> dict:
+                  seconds: float = 1.5, progress=None, refine: bool = True, validate: bool = True,
+                  validate_calls: int | None = None, validate_budget: float | None = None) -> dict:
     from fuzz.rules import Rule, write_rules
 
     import torch
@@ -305,10 +309,22 @@ def run_inference(corpus: str, out: str, workers: int = 2, ops: set[str] | None 
 
     rules = [Rule.from_json(r) for res in results for r in res["rules"]]
     rules.sort(key=lambda r: r.key + json.dumps(r.stats.get("specialised")))
+    stats = summarise(results, counts, rules)
+    vcpu = 0.0
+    if validate:
+        # Final validation pass (fuzz/infer/validate.py): every symbolic rule on K fresh Z3-chosen
+        # calls against torch; failures become concrete and the held-out numbers follow.
+        from fuzz.infer import validate as V
+
+        summary = V.validate_rules(rules, workers=workers, k=validate_calls or V.K, budget=validate_budget,
+                                   progress=progress)
+        demoted = summary.pop("demoted")
+        stats = V.adjust_stats(stats, demoted, rules)
+        vcpu = summary["validation_cpu_seconds"]
+        stats.update(summary)
     write_rules(out, rules)
     elapsed = time.monotonic() - t0
-    stats = summarise(results, counts, rules)
-    cpu = sum(res.get("cpu_seconds", 0.0) for res in results) + time.process_time()
+    cpu = sum(res.get("cpu_seconds", 0.0) for res in results) + time.process_time() + vcpu
     stats.update({"torch_version": torch.__version__.split("+")[0], "inference_seconds": round(elapsed, 1),
                   "inference_cpu_seconds": round(cpu, 1),
                   "workers": workers, "seed": seed, "seconds_per_signature": seconds, "refine": refine,
@@ -323,7 +339,8 @@ def run_inference(corpus: str, out: str, workers: int = 2, ops: set[str] | None 
 
 STATS_ORDER = ["torch_version", "ops_traced", "ops_symbolic", "ops_concrete_only", "signatures", "signatures_symbolic",
                "signatures_symbolic_share", "valid_records", "invalid_records", "heldout_shape_accuracy",
-               "heldout_invalid_rejection", "inference_seconds", "inference_cpu_seconds"]
+               "heldout_invalid_rejection", "inference_seconds", "inference_cpu_seconds",
+               "rules_demoted_by_validation"]
 
 
 def _frac(a, b):
