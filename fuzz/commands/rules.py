@@ -64,7 +64,7 @@ def register(sub) -> None:
                    help="skip the final validation pass (every symbolic rule on K fresh calls against torch; "
                    "failures become concrete); see 'assay rules validate'")
     i.add_argument("--validate-calls", type=_positive_int, default=None,
-                   help="calls per rule in the validation pass (default 8)")
+                   help="calls per rule in the validation pass (default 16)")
     i.add_argument("--validate-budget", type=_positive_float, default=None,
                    help="wall seconds for the validation pass; rules not reached stay unvalidated (default: none)")
     i.add_argument("--quiet", action="store_true", help="no progress on stderr")
@@ -80,7 +80,7 @@ def register(sub) -> None:
     v.add_argument("--out", metavar="FILE", default=None,
                    help="rules file to write (default: overwrite --rules); rules-stats.json goes next to it")
     v.add_argument("--workers", type=_positive_int, default=2, help="worker processes (default 2)")
-    v.add_argument("--calls", type=_positive_int, default=None, help="calls per rule (default 8)")
+    v.add_argument("--calls", type=_positive_int, default=None, help="calls per rule (default 16)")
     v.add_argument("--budget", type=_positive_float, default=None,
                    help="wall seconds for the whole pass; rules not reached stay as they are (default: none)")
     v.add_argument("--quiet", action="store_true", help="no progress on stderr")

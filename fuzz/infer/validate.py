@@ -28,7 +28,7 @@ import time
 
 from fuzz import dsl
 
-K = 8                       # calls per rule
+K = 16                      # calls per rule
 SEED = "validate-0"         # the tests sample with other seeds
 DIM_BOUNDS = (8, 64, 4, 16, 64, 8, 32, 64, 2, 24)   # max dim of call i (cycled)
 RULE_SECONDS = 4.0          # wall seconds per rule before it counts as a failure ("timeout")
