@@ -7,30 +7,7 @@ import os
 import sys
 
 from fuzz.errors import AssayError
-
-
-def _positive_int(text: str) -> int:
-    import argparse
-
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
-    return value
-
-
-def _positive_float(text: str) -> float:
-    import argparse
-
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive number of seconds, got {text!r}") from None
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"expected a positive number of seconds, got {text!r}")
-    return value
+from fuzz.commands import positive_int, positive_seconds
 
 
 def register(sub) -> None:
@@ -51,21 +28,21 @@ def register(sub) -> None:
                    help="trace corpus directory (default: corpus/torch-<installed torch version>/)")
     i.add_argument("--out", metavar="FILE", default=None,
                    help="rules file to write (default: rules.jsonl.gz in the corpus directory)")
-    i.add_argument("--workers", type=_positive_int, default=2, help="worker processes (default 2)")
+    i.add_argument("--workers", type=positive_int, default=2, help="worker processes (default 2)")
     i.add_argument("--ops", metavar="OP[,OP]", default=None,
                    help="only these operators, as recorded (torch.nn.functional.conv2d, aten::convolution, "
                    "torch.nn.Conv2d) or by base name (conv2d)")
     i.add_argument("--seed", type=int, default=0, help="seed of the held-out split (default 0)")
-    i.add_argument("--time-budget", type=_positive_float, default=1.5,
+    i.add_argument("--time-budget", type=positive_seconds, default=1.5,
                    help="seconds of synthesis per signature before it is kept concrete (default 1.5)")
     i.add_argument("--no-refine", action="store_true",
                    help="do not refine symbolic rules against torch on fresh meta-tensor calls")
     i.add_argument("--no-validate", action="store_true",
                    help="skip the final validation pass (every symbolic rule on K fresh calls against torch; "
                    "failures become concrete); see 'assay rules validate'")
-    i.add_argument("--validate-calls", type=_positive_int, default=None,
+    i.add_argument("--validate-calls", type=positive_int, default=None,
                    help="calls per rule in the validation pass (default 16)")
-    i.add_argument("--validate-budget", type=_positive_float, default=None,
+    i.add_argument("--validate-budget", type=positive_seconds, default=None,
                    help="wall seconds for the validation pass; rules not reached stay unvalidated (default: none)")
     i.add_argument("--quiet", action="store_true", help="no progress on stderr")
     i.set_defaults(func=_infer)
@@ -79,9 +56,9 @@ def register(sub) -> None:
     v.add_argument("--rules", metavar="FILE", default=None, help="rules file (default: the shipped one)")
     v.add_argument("--out", metavar="FILE", default=None,
                    help="rules file to write (default: overwrite --rules); rules-stats.json goes next to it")
-    v.add_argument("--workers", type=_positive_int, default=2, help="worker processes (default 2)")
-    v.add_argument("--calls", type=_positive_int, default=None, help="calls per rule (default 16)")
-    v.add_argument("--budget", type=_positive_float, default=None,
+    v.add_argument("--workers", type=positive_int, default=2, help="worker processes (default 2)")
+    v.add_argument("--calls", type=positive_int, default=None, help="calls per rule (default 16)")
+    v.add_argument("--budget", type=positive_seconds, default=None,
                    help="wall seconds for the whole pass; rules not reached stay as they are (default: none)")
     v.add_argument("--quiet", action="store_true", help="no progress on stderr")
     v.set_defaults(func=_validate)
@@ -99,7 +76,7 @@ def register(sub) -> None:
                         description="Print every signature of an operator: template, constraints, output shapes.")
     w.add_argument("op", help="operator as recorded: aten::convolution, torch.nn.functional.conv2d, torch.nn.Conv2d")
     w.add_argument("--rules", metavar="FILE", default=None, help="rules file (default: the shipped one)")
-    w.add_argument("--limit", type=_positive_int, default=50, help="at most this many signatures (default 50)")
+    w.add_argument("--limit", type=positive_int, default=50, help="at most this many signatures (default 50)")
     w.set_defaults(func=_show)
 
 
