@@ -164,6 +164,21 @@ def _short(op: str) -> str:
     return op.split("::")[-1].split(".")[-1].lower().strip("_")
 
 
+def same_values(a, b) -> bool:
+    """Bitwise-equal results (NaN equal to NaN): the test for a deterministic op."""
+    import torch
+
+    if not isinstance(a, torch.Tensor) or not isinstance(b, torch.Tensor):
+        return True
+    if a.shape != b.shape or a.dtype != b.dtype:
+        return False
+    a, b = a.detach().cpu(), b.detach().cpu()
+    if a.is_floating_point() or a.is_complex():
+        return bool(torch.equal(torch.nan_to_num(a, nan=0.0), torch.nan_to_num(b, nan=0.0))
+                    and torch.equal(a.isnan(), b.isnan()))
+    return bool(torch.equal(a, b))
+
+
 def _has_ties(t) -> bool:
     import torch
 

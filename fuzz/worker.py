@@ -205,6 +205,12 @@ class Session:
         # Graph inputs too, so the oracle can re-run a single node on them.
         eager_env = {**{n: v for n, v in by_name.items() if n in graph.tensors}, **eager_env}
         self.sensitive = oracle.sensitive_tensors(graph, eager_env, self.ref_env, perturbed)
+        # Two eager runs already happened (module, full module): an output they disagree on is
+        # nondeterministic in eager itself (e.g. uninitialised memory), so no backend can match it.
+        for o, first in zip(graph.outputs, self.eager_out):
+            second = eager_env.get(o)
+            if o not in self.sensitive and second is not None and not oracle.same_values(first, second):
+                self.sensitive[o] = "eager gives different values on two runs (uninitialised memory?)"
         # Gradients are judged unless a float value may differ or a tie decides where a gradient flows.
         self.bwd_blockers = {n: why for n, why in self.sensitive.items()
                              if n in eager_env and (oracle.is_float(eager_env[n]) or oracle.routes_gradient(graph, n))}
