@@ -123,6 +123,12 @@ _TEST_BACKENDS = [
             raise RuntimeError("injected failure in buf3 at 0x7f00deadbeef for shape [2, 3]")
         return run
     ''', test_only=True),
+    Backend("_slow", '''
+    def compile_model(model, inputs, dynamic=False):
+        import time
+        time.sleep(1.0)  # a compile that takes time, so tests can interrupt a campaign mid-run
+        return model
+    ''', test_only=True),
     Backend("_perturb", '''
     def compile_model(model, inputs, dynamic=False):
         def run(*args):

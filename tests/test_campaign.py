@@ -121,7 +121,9 @@ def test_ctrl_c_then_kill_9_then_resume_loses_and_duplicates_nothing(assay, tmp_
     psutil = pytest.importorskip("psutil")
     progs = make_programs(tmp_path / "progs", 8)
     out = tmp_path / "run"
-    base = assay + ["fuzz", "--programs", str(progs), "--backends", "_perturb,eager", "--workers", "2",
+    # _slow compiles for 1 s: without it the 16 tests can all finish between two polls of the
+    # journal on a loaded machine, and the campaign ends (exit 0) before the Ctrl-C arrives.
+    base = assay + ["fuzz", "--programs", str(progs), "--backends", "_perturb,_slow", "--workers", "2",
                     "--keep", "20", "--time", "300"]
     # 1. Ctrl-C: clean stop, workers gone, stats flushed, exit 130
     proc = _run_until(base + ["--out", str(out)], out, 2)
