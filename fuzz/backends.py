@@ -126,7 +126,7 @@ _TEST_BACKENDS = [
     Backend("_slow", '''
     def compile_model(model, inputs, dynamic=False):
         import time
-        time.sleep(1.0)  # a compile that takes time, so tests can interrupt a campaign mid-run
+        time.sleep(3.0)  # a compile that takes time, so tests can interrupt a campaign mid-run
         return model
     ''', test_only=True),
     Backend("_perturb", '''

@@ -107,7 +107,7 @@ def _run_until(cmd, out, rows, timeout=240):
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env(), text=True)
     deadline = time.time() + timeout
     while time.time() < deadline and proc.poll() is None:
-        time.sleep(0.3)
+        time.sleep(0.1)
         try:
             if (out / "index.sqlite").exists() and len(journal(out)) >= rows:
                 break
@@ -121,7 +121,7 @@ def test_ctrl_c_then_kill_9_then_resume_loses_and_duplicates_nothing(assay, tmp_
     psutil = pytest.importorskip("psutil")
     progs = make_programs(tmp_path / "progs", 8)
     out = tmp_path / "run"
-    # _slow compiles for 1 s: without it the 16 tests can all finish between two polls of the
+    # _slow compiles for 3 s: without it the 16 tests can all finish between two polls of the
     # journal on a loaded machine, and the campaign ends (exit 0) before the Ctrl-C arrives.
     base = assay + ["fuzz", "--programs", str(progs), "--backends", "_perturb,_slow", "--workers", "2",
                     "--keep", "20", "--time", "300"]
