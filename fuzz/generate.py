@@ -170,6 +170,27 @@ class RuleInfo:
     examples: list                  # usable recorded calls
     int_ranges: list                # [(lo, hi)] per int placeholder
     n_out: int
+    smt: Any = None                 # (constraint templates, output-dim templates), built on first use
+
+    def smt_templates(self) -> tuple[list[str], list[list[tuple[str, str | None]]]]:
+        """The rule's constraints and output dims as SMT-LIB text with ``{symbol}`` holes, parsed once
+        per rule: filling the holes (``str.format_map``) is far cheaper than building Z3 terms through
+        its Python API at every insertion."""
+        if self.smt is None:
+            from fuzz.dsl import walk
+
+            cons = [_smt_template(p) for p in self.rule.constraints]
+            outs = []
+            for shape in self.rule.outputs or []:
+                dims = []
+                for e in shape:
+                    for sub in walk(e):
+                        if isinstance(sub, list) and sub[0] in ("//", "%") and not isinstance(sub[2], int):
+                            cons.append(f"(>= {_smt_template(sub[2])} 1)")
+                    dims.append((_smt_template(e), e if isinstance(e, str) else None))
+                outs.append(dims)
+            self.smt = (cons, outs)
+        return self.smt
 
 
 class RuleSet:
@@ -199,6 +220,15 @@ class RuleSet:
                     self.ops_taking.setdefault(k, set()).add(op)
                 for k in info.out_keys:
                     self.ops_making.setdefault(k, set()).add(op)
+        self._unions: dict = {}
+
+    def ops_for(self, keys: frozenset, index: dict) -> frozenset:
+        """Operators taking (``index=ops_taking``) or making (``ops_making``) a tensor of one of ``keys``."""
+        ck = (keys, id(index))
+        got = self._unions.get(ck)
+        if got is None:
+            got = self._unions[ck] = frozenset().union(*(index.get(k, ()) for k in keys))
+        return got
 
     @staticmethod
     def _prepare(rule: Rule, allowed: set) -> RuleInfo | None:
@@ -244,6 +274,51 @@ class RuleSet:
         return RuleInfo(rule, combos, slot_keys, out_keys, examples, int_ranges, n_out)
 
 
+_SMT_OPS = {"+": "+", "-": "-", "*": "*", "//": "div", "%": "mod", "==": "=", "<": "<", "<=": "<=", ">": ">",
+            ">=": ">="}
+# One integer constant of a Z3 model printed by ``Model.sexpr()``: ``(define-fun d3 () Int\n  7)``.
+_MODEL_RE = re.compile(r"\(define-fun (\S+) \(\) Int\s+(\(- \d+\)|\d+)\)")
+
+
+def _smt_int(v: int) -> str:
+    return str(v) if v >= 0 else f"(- {-v})"
+
+
+def _smt_term(x) -> str:
+    """A dim or integer of the generator (a Z3 constant's name, or a Python int) as SMT-LIB text."""
+    return x if isinstance(x, str) else _smt_int(int(x))
+
+
+def _smt_template(expr) -> str:
+    """SMT-LIB text of a DSL expression or predicate (``fuzz.dsl``), symbols left as ``{x0_1}`` holes.
+    Same meaning as ``fuzz.dsl.to_z3``: ``//``/``%`` are SMT ``div``/``mod`` (floor semantics for the
+    positive divisors the generator allows), ``min``/``max`` are ``ite``."""
+    if isinstance(expr, bool):
+        return "true" if expr else "false"
+    if isinstance(expr, int):
+        return _smt_int(expr)
+    if isinstance(expr, str):
+        return "{" + expr + "}"
+    op = expr[0]
+    parts = [_smt_template(p) for p in expr[1:]]
+    if op in ("and", "or"):
+        if not parts:
+            return "true" if op == "and" else "false"
+        return parts[0] if len(parts) == 1 else f"({op} {' '.join(parts)})"
+    if op == "not":
+        return f"(not {parts[0]})"
+    a, b = parts
+    if op == "min":
+        return f"(ite (<= {a} {b}) {a} {b})"
+    if op == "max":
+        return f"(ite (>= {a} {b}) {a} {b})"
+    if op == "!=":
+        return f"(not (= {a} {b}))"
+    if op not in _SMT_OPS:
+        raise ValueError(f"unknown DSL operator {op!r}")
+    return f"({_SMT_OPS[op]} {a} {b})"
+
+
 def _display_name(rule: Rule) -> str:
     if rule.api == "aten" and rule.overload and rule.overload != "default":
         return f"{rule.op}.{rule.overload}"
@@ -270,7 +345,7 @@ class GenConfig:
 @dataclass
 class _Tensor:
     name: str
-    dims: list                 # z3 Int terms or python ints
+    dims: list                 # names of Z3 integer constants (str) or python ints
     dtype: str
     role: str                  # input | param | value
     rank: int = 0
@@ -284,7 +359,7 @@ class _Pending:
     id: str
     info: RuleInfo
     operands: list             # tensor name per X slot
-    ints: list                 # z3 terms or python ints per A slot
+    ints: list                 # Z3 constant names (str) or python ints per A slot
     outputs: list              # tensor names
     kind: str
     witness: tuple | None = None  # (operand shapes, ints) at which a meta-device call agreed with the rule
@@ -332,13 +407,14 @@ class _Builder:
         self.nodes: list[_Pending] = []
         self.used_ops: set[str] = set()
         self.dim_vars: list = []      # free dims of fresh tensors (targets of randomised bounds)
-        self.all_dims: list = []
         self.int_vars: list = []      # (var, lo, hi)
+        self._undeclared: list = []   # constants to declare with the next SMT-LIB text
         self.counter = 0
         self.uid = next(_BUILDER_IDS)
         self.stats = {"tries": 0, "unsat": 0, "forward": 0, "backward": 0, "symbolic_ints": 0, "meta_rejected": 0,
                       "pinned": 0}
         self._last_in_dtypes: list = []
+        self._pools: dict = {}        # (fitting ops, number of used ops) -> sorted choice pool
 
     # -- tensors ------------------------------------------------------------
     def _fresh(self, stem: str) -> str:
@@ -348,9 +424,10 @@ class _Builder:
     def _zname(self, stem: str) -> str:
         return stem  # names are per model (fresh context): identical across runs of one seed
 
-    def _var(self, stem: str, bound: bool = True):
-        v = self.z3.Int(self._zname(self._fresh(stem)), self.ctx)
-        self.all_dims.append(v)
+    def _var(self, stem: str):
+        """A new Z3 integer constant, by name (declared with the next text given to the solver)."""
+        v = self._fresh(stem)
+        self._undeclared.append(v)
         return v
 
     def new_tensor(self, rank: int, dtype: str, role: str, dims: list | None = None) -> tuple[_Tensor, list]:
@@ -361,7 +438,7 @@ class _Builder:
                 v = self._var("d")
                 dims.append(v)
                 self.dim_vars.append(v)
-                cons += [v >= 1, v <= self.cfg.max_dim]
+                cons += [f"(>= {v} 1)", f"(<= {v} {self.cfg.max_dim})"]
         t = _Tensor(self._fresh({"input": "x", "param": "w"}.get(role, "t")), list(dims), dtype, role)
         return t, cons
 
@@ -369,28 +446,64 @@ class _Builder:
         return [n for n, t in self.tensors.items() if t.rank == rank and t.dtype == dtype]
 
     # -- solver -------------------------------------------------------------
+    # The solver is fed SMT-LIB text (one parse per insertion) rather than terms built through Z3's
+    # Python API, which spends most of its time in per-term wrappers. Declarations made inside a
+    # popped scope stay known to the solver's parser, so every constant is declared exactly once.
+    def _text(self, constraints: list) -> str:
+        decls = "".join(f"(declare-const {v} Int)" for v in self._undeclared)
+        self._undeclared = []
+        return decls + "".join(f"(assert {c})" for c in constraints)
+
+    def add(self, constraints: list) -> None:
+        self.solver.from_string(self._text(constraints))
+
     def try_add(self, constraints: list) -> bool:
         self.stats["tries"] += 1
         self.solver.push()
-        self.solver.add(*constraints)
-        if self.solver.check() == self.z3.sat:
+        try:
+            self.add(constraints)
+            sat = self.solver.check() == self.z3.sat
+        except self.z3.Z3Exception:
+            sat = False
+        if sat:
             return True
         self.solver.pop()
         self.stats["unsat"] += 1
         return False
 
+    def model_values(self) -> dict:
+        """Constant name -> value in the solver's current model (one ``sexpr`` call, parsed)."""
+        model = self.solver.model()
+        vals = {}
+        for m in _MODEL_RE.finditer(model.sexpr()):
+            v = m.group(2)
+            vals[m.group(1)] = int(v) if v[0] != "(" else -int(v[3:-1])
+        vals[None] = model
+        return vals
+
+    def value(self, vals: dict, d) -> int:
+        if isinstance(d, int):
+            return d
+        if d in vals:
+            return vals[d]
+        # A constant the printed model leaves out (Z3 eliminated it): ask the model.
+        v = vals[d] = vals[None].eval(self.z3.Int(d, self.ctx), model_completion=True).as_long()
+        return v
+
     # -- operator choice ----------------------------------------------------
-    def pick_op(self, fitting: set) -> str | None:
+    def pick_op(self, fitting: frozenset) -> str | None:
         """Uniformly among fitting operators not yet in this graph (any fitting one once all are used)."""
-        unused = sorted(fitting - self.used_ops)
-        pool = unused or sorted(fitting)
+        key = (fitting, len(self.used_ops))
+        pool = self._pools.get(key)
+        if pool is None:
+            pool = self._pools[key] = sorted(fitting - self.used_ops) or sorted(fitting)
         return self.ch.choice(pool) if pool else None
 
     def insert_one(self) -> bool:
-        existing = {(t.rank, t.dtype) for t in self.tensors.values()}
-        inputs = {(t.rank, t.dtype) for t in self.tensors.values() if t.role == "input"}
-        fwd_ops = set().union(*(self.rs.ops_taking.get(k, set()) for k in existing)) if existing else set()
-        bwd_ops = set().union(*(self.rs.ops_making.get(k, set()) for k in inputs)) if inputs else set()
+        existing = frozenset((t.rank, t.dtype) for t in self.tensors.values())
+        inputs = frozenset((t.rank, t.dtype) for t in self.tensors.values() if t.role == "input")
+        fwd_ops = self.rs.ops_for(existing, self.rs.ops_taking)
+        bwd_ops = self.rs.ops_for(inputs, self.rs.ops_making)
         for _ in range(self.cfg.tries_per_node):
             forward = (self.ch.chance(self.cfg.forward_prob) or not bwd_ops) and bool(fwd_ops)
             op = self.pick_op(fwd_ops if forward else bwd_ops)
@@ -413,25 +526,22 @@ class _Builder:
 
     # -- symbolic plumbing --------------------------------------------------
     def _rule_constraints(self, info: RuleInfo, operand_dims: list[list], ints: list):
-        """(constraints, output dim terms) of a symbolic rule applied to operands/ints."""
-        from fuzz.dsl import to_z3, walk
-
-        env: dict[str, Any] = {}
-        ctx = self.ctx
+        """(constraints, output dims) of a symbolic rule applied to operands/ints, as SMT-LIB text;
+        an output dim is ``(text, dim constant)`` where the rule's expression is just an operand dim."""
+        env: dict[str, str] = {}
         for i, dims in enumerate(operand_dims):
             for j, d in enumerate(dims):
-                env[f"x{i}_{j}"] = d if not isinstance(d, int) else self.z3.IntVal(d, ctx)
+                env[f"x{i}_{j}"] = _smt_term(d)
         for k, a in enumerate(ints):
-            env[f"a{k}"] = a if not isinstance(a, int) else self.z3.IntVal(a, ctx)
-        cons = [to_z3(p, env, ctx) for p in info.rule.constraints]
+            env[f"a{k}"] = _smt_term(a)
+        cons_t, outs_t = info.smt_templates()
+        cons = [c.format_map(env) for c in cons_t]
         outs = []
-        for shape in info.rule.outputs:
+        for shape in outs_t:
             dims = []
-            for e in shape:
-                for sub in walk(e):
-                    if isinstance(sub, list) and sub[0] in ("//", "%") and not isinstance(sub[2], int):
-                        cons.append(to_z3(sub[2], env, ctx) >= 1)
-                dims.append(to_z3(e, env, ctx))
+            for text, sym in shape:
+                same = env[sym] if sym is not None and sym.startswith("x") else None
+                dims.append((text.format_map(env), same if same is not None and not same[0] in "(0123456789" else None))
             outs.append(dims)
         return cons, outs
 
@@ -454,24 +564,23 @@ class _Builder:
     def _symbolic_ints(self, info: RuleInfo) -> tuple[list, list]:
         ints, cons = [], []
         for lo, hi in info.int_ranges:
-            v = self.z3.Int(self._zname(self._fresh("a")), self.ctx)
+            v = self._var("a")
             ints.append(v)
-            cons += [v >= lo, v <= hi]
+            cons += [f"(>= {v} {_smt_int(lo)})", f"(<= {v} {_smt_int(hi)})"]
             self.int_vars.append((v, lo, hi))
         return ints, cons
 
     def _outputs(self, out_dims: list, combo_out: list) -> tuple[list[_Tensor], list]:
         tensors, cons = [], []
-        z3 = self.z3
         for dims, dt in zip(out_dims, combo_out):
             vars_ = []
-            for term in dims:
-                if z3.is_const(term) and not z3.is_int_value(term):
-                    vars_.append(term)  # the dim of an operand (elementwise ops): already bounded
+            for text, same in dims:
+                if same is not None:
+                    vars_.append(same)  # the dim of an operand (elementwise ops): already bounded
                     continue
                 v = self._var("o")
                 vars_.append(v)
-                cons += [v == term, v >= 1, v <= self.cfg.max_dim * 8]
+                cons += [f"(= {v} {text})", f"(>= {v} 1)", f"(<= {v} {self.cfg.max_dim * 8})"]
             t, _ = self.new_tensor(len(vars_), dt, "value", dims=vars_)
             tensors.append(t)
         return tensors, cons
@@ -502,7 +611,7 @@ class _Builder:
                 cons += c
                 operands[s] = t.name
             elif fixed_shapes is not None:
-                cons += [d == int(v) for d, v in zip(self.tensors[operands[s]].dims, fixed_shapes[s]) if not isinstance(d, int)]
+                cons += [f"(= {d} {int(v)})" for d, v in zip(self.tensors[operands[s]].dims, fixed_shapes[s]) if not isinstance(d, int)]
                 if any(isinstance(d, int) and d != int(v) for d, v in zip(self.tensors[operands[s]].dims, fixed_shapes[s])):
                     return None
         return operands, new, cons
@@ -562,10 +671,10 @@ class _Builder:
     def _witness(self, info, operand_dims, ints, outs, out_dt):
         """Call the rule on meta tensors at the solver's current model: (shapes, ints) if it agrees with
         the predicted output shapes, False if the call fails or disagrees, None if meta cannot tell."""
-        model = self.solver.model()
+        vals = self.model_values()
 
         def val(d):
-            return d if isinstance(d, int) else model.eval(d, model_completion=True).as_long()
+            return self.value(vals, d)
 
         shapes = [[val(d) for d in dims] for dims in operand_dims]
         ivals = [val(a) for a in ints]
@@ -592,7 +701,7 @@ class _Builder:
             for s, r in enumerate(info.rule.ranks):
                 t, c = self.new_tensor(r, ex["dtypes"][s], "input", [int(d) for d in ex["shapes"][s]])
                 new.append(t)
-            cons += [d == int(v) for d, v in zip(target.dims, ex["out"][j]["shape"]) if not isinstance(d, int)]
+            cons += [f"(= {d} {int(v)})" for d, v in zip(target.dims, ex["out"][j]["shape"]) if not isinstance(d, int)]
             if any(isinstance(d, int) and d != int(v) for d, v in zip(target.dims, ex["out"][j]["shape"])):
                 return False
             if not self.try_add(cons):
@@ -614,7 +723,7 @@ class _Builder:
         operand_dims = [t.dims for t in new]
 
         def tie(outs):
-            return [a == b for a, b in zip(outs[j].dims, target.dims)]
+            return [f"(= {_smt_term(a)} {_smt_term(b)})" for a, b in zip(outs[j].dims, target.dims)]
 
         return self._try_ints(info, operand_dims, cons0,
                               lambda ints, outs: self._commit_backward(info, new, ints, outs, target, j, "symbolic"),
@@ -645,18 +754,18 @@ class _Builder:
         soft = []
         for v in self.dim_vars:
             if self.ch.chance(0.7):
-                soft.append(v >= self.ch.integer(1, max(1, self.cfg.max_dim // 2)))  # z3 tends to sit on lower bounds
+                soft.append(f"(>= {v} {self.ch.integer(1, max(1, self.cfg.max_dim // 2))})")  # z3 tends to sit on lower bounds
         for v, lo, hi in self.int_vars:
             if self.ch.chance(0.5):
-                soft.append(v == self.ch.integer(lo, hi))
+                soft.append(f"(= {v} {_smt_int(self.ch.integer(lo, hi))})")
         cap = self.cfg.max_dim
         for attempt in range(6):
             self.solver.push()
-            extra = list(soft) + ([d <= cap for d in self.dim_vars] if cap < self.cfg.max_dim else [])
-            self.solver.add(*extra)
+            extra = list(soft) + ([f"(<= {d} {cap})" for d in self.dim_vars] if cap < self.cfg.max_dim else [])
+            self.add(extra)
             res = self.solver.check()
             if res == z3.sat:
-                model = self.solver.model()
+                model = self.model_values()
                 self.solver.pop()
                 values = self._values(model)
                 total = self._total(values)
@@ -670,17 +779,18 @@ class _Builder:
             if not soft and cap >= self.cfg.max_dim:
                 break
         self.solver.check()
-        values = self._values(self.solver.model())
+        values = self._values(self.model_values())
         if self._total(values) > self.cfg.max_elements:
             raise GenerationError("cannot fit the model in max_elements")
         return values
 
-    def _values(self, model) -> dict:
+    def _values(self, vals: dict) -> dict:
+        """Every tensor's shape (and every node's integers) at a model (``model_values``)."""
         out = {}
         for t in self.tensors.values():
-            out[t.name] = [d if isinstance(d, int) else model.eval(d, model_completion=True).as_long() for d in t.dims]
+            out[t.name] = [self.value(vals, d) for d in t.dims]
         for n in self.nodes:
-            n.solved = [a if isinstance(a, int) else model.eval(a, model_completion=True).as_long() for a in n.ints]
+            n.solved = [self.value(vals, a) for a in n.ints]
         return out
 
     @staticmethod
@@ -702,8 +812,9 @@ def meta_check(rule: Rule, shapes, dtypes, ints, out_shapes, out_dtypes) -> bool
         return _META_CACHE[key]
     import torch
 
+    from fuzz.interpret import resolve_cached as resolve_op
     from fuzz.interpret import result_structure
-    from fuzz.trace import decode_value, dtype_from_name, resolve_op
+    from fuzz.trace import decode_value, dtype_from_name
 
     verdict: bool | None
     # Small calls run on CPU zeros (faster than the meta device's Python decompositions, and
@@ -797,7 +908,7 @@ def _first_tensor(b: _Builder) -> None:
     pool = float_keys if b.ch.chance(0.7) else ([k for k in keys if k[0] <= 5] or keys)
     rank, dtype = b.ch.choice(pool)
     t, c = b.new_tensor(rank, dtype, "input")
-    b.solver.add(*c)
+    b.add(c)
     b.tensors[t.name] = t
 
 
@@ -844,12 +955,12 @@ def _pin_failing(b: _Builder, shapes: dict) -> dict:
     for p in failing:
         wshapes, wints = p.witness
         for o, ws in zip(p.operands, wshapes):
-            pins += [d == int(v) for d, v in zip(b.tensors[o].dims, ws) if not isinstance(d, int)]
-        pins += [a == int(v) for a, v in zip(p.ints, wints) if not isinstance(a, int)]
+            pins += [f"(= {d} {_smt_int(int(v))})" for d, v in zip(b.tensors[o].dims, ws) if not isinstance(d, int)]
+        pins += [f"(= {a} {_smt_int(int(v))})" for a, v in zip(p.ints, wints) if not isinstance(a, int)]
     b.solver.push()
-    b.solver.add(*pins)
+    b.add(pins)
     if b.solver.check() == z3.sat:
-        values = b._values(b.solver.model())
+        values = b._values(b.model_values())
         b.solver.pop()
         if b._total(values) <= b.cfg.max_elements:
             b.stats["pinned"] += len(failing)

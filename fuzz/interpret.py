@@ -26,18 +26,23 @@ class NodeError(Exception):
 _TARGETS: dict[tuple, Any] = {}
 
 
-def target(node: Node):
-    """The callable a non-module node calls."""
-    key = (node.op, node.api, node.overload)
+def resolve_cached(op: str, kind: str, overload: str | None = None):
+    """``fuzz.trace.resolve_op``, once per process per operator (it imports modules by trial)."""
+    key = (op, kind, overload)
     fn = _TARGETS.get(key)
     if fn is None:
-        fn = _TARGETS[key] = resolve_op(node.op, node.api, node.overload)
+        fn = _TARGETS[key] = resolve_op(op, kind, overload)
     return fn
+
+
+def target(node: Node):
+    """The callable a non-module node calls."""
+    return resolve_cached(node.op, node.api, node.overload)
 
 
 def make_submodule(node: Node, device: str = "cpu"):
     """The ``nn.Module`` a module node calls, built from its ``init``, in eval mode."""
-    cls = resolve_op(node.op, "module")
+    cls = resolve_cached(node.op, "module")
     init = node.init or {"args": [], "kwargs": {}}
     args = decode_value(init.get("args", []), _no_tensor, device)
     kwargs = {k: decode_value(v, _no_tensor, device) for k, v in init.get("kwargs", {}).items()}
@@ -127,9 +132,13 @@ def build_submodules(graph: Graph, device: str = "cpu", state: dict | None = Non
     from fuzz.program import module_attr
 
     mods = {}
-    rng = torch.random.get_rng_state()
+    if not any(node.api == "module" for node in graph.nodes):
+        return mods
+    # The default CPU generator directly: torch.manual_seed also seeds every accelerator and
+    # costs milliseconds; module constructors draw their initial weights from this one.
+    rng = torch.default_generator.get_state()
     try:
-        torch.manual_seed(0)
+        torch.default_generator.manual_seed(0)
         for node in graph.nodes:
             if node.api == "module":
                 m = make_submodule(node, device)
@@ -140,7 +149,7 @@ def build_submodules(graph: Graph, device: str = "cpu", state: dict | None = Non
                         m.load_state_dict(sub, strict=False)
                 mods[node.id] = m
     finally:
-        torch.random.set_rng_state(rng)
+        torch.default_generator.set_state(rng)
     return mods
 
 

@@ -110,7 +110,7 @@ def _forward(graph: Graph, leaves: dict, submodules: dict, check: bool = True):
     return env, None
 
 
-def _grad_repair(graph, leaves, submodules, bad, target, gen):
+def _grad_repair(graph, leaves, submodules, bad, target, gen, env):
     """Signed-gradient steps pushing ``bad``'s float inputs into ``target``. Returns (leaves, env, bad, steps)."""
     import torch
 
@@ -118,28 +118,29 @@ def _grad_repair(graph, leaves, submodules, bad, target, gen):
     steps = 0
     float_leaves = [n for n, t in leaves.items() if _is_float(t)]
     for _ in range(GRAD_STEPS):
+        changed = False
         # Leaves read directly by the bad node: put them straight into the target range.
         direct = [t for t in bad.inputs() if t in leaves and _is_float(leaves[t])]
         for name in direct:
             cur = leaves[name]
-            leaves[name] = cur.clamp(lo, hi) if cur.numel() else cur
             outside = (cur < lo) | (cur > hi)
             if bool(outside.any()):
                 fresh = sample_leaf(graph.tensors[name], gen, target, 1)
                 leaves[name] = torch.where(outside, fresh, cur)
+                changed = True
         inner = [t for t in bad.inputs() if t not in leaves]
         if inner:
             work = {n: (t.detach().clone().requires_grad_(True) if n in float_leaves else t) for n, t in leaves.items()}
-            env = dict(work)
+            genv = dict(work)
             try:
                 with torch.enable_grad():
                     for node in graph.nodes:
                         if node is bad:
                             break
-                        env.update(run_node(node, env, submodules))
+                        genv.update(run_node(node, genv, submodules))
                     loss = None
                     for name in inner:
-                        v = env.get(name)
+                        v = genv.get(name)
                         if v is None or not _is_float(v) or not v.requires_grad:
                             continue
                         v = v.float()
@@ -152,8 +153,13 @@ def _grad_repair(graph, leaves, submodules, bad, target, gen):
                                 if g is not None:
                                     scale = 0.1 * max(1.0, float(work[n].detach().abs().max()) if work[n].numel() else 1.0)
                                     leaves[n] = (work[n] - scale * torch.sign(g.nan_to_num(0.0)).to(work[n].dtype)).detach()
+                                    changed = True
             except Exception:
                 pass  # not differentiable here: the resampling rounds take over
+        if not changed:
+            # The bad node's inputs are already in range (or cannot be moved): more steps would
+            # rerun the same values. Leave it to the resampling rounds.
+            break
         steps += 1
         with torch.no_grad():
             try:
@@ -197,7 +203,7 @@ def search(graph: Graph, seed: int = 0, submodules: dict | None = None, max_roun
         if bad is None:
             return SearchResult(leaves, submodules, True, None, False, rnd + 1, total_steps, None, env)
         target = TARGETS[min(rnd, len(TARGETS) - 1)]
-        leaves, env2, bad2, steps = _grad_repair(graph, leaves, submodules, bad, target, gen)
+        leaves, env2, bad2, steps = _grad_repair(graph, leaves, submodules, bad, target, gen, env)
         total_steps += steps
         if env2 is not None and bad2 is None:
             return SearchResult(leaves, submodules, True, None, False, rnd + 1, total_steps, None, env2)
