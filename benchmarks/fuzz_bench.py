@@ -11,13 +11,16 @@ For each node count, runs a real ``assay fuzz`` campaign (``--workers N``, defau
 - outcomes, and every non-pass verdict (to be examined: a false alarm is a bug of
   the oracle).
 
-With ``--nnsmith-src DIR`` it then runs ``benchmarks/nnsmith_baseline.py``'s fuzz loop
-(single process, inductor) for the same node counts and time, one after the other
-(never concurrently), and records the load average around each run.
+``--backends`` takes several configurations separated by ``;`` (each model is tested on
+every backend of its configuration and each verdict counts as a test, as in a campaign).
+With ``--nnsmith-src DIR``, after each node count's Assay runs it runs
+``benchmarks/nnsmith_baseline.py``'s fuzz loop (single process, inductor) for the same
+node count and time, one after the other (never concurrently), and records the load
+average around each run. Without ``--json`` it prints a Markdown table.
 
     python benchmarks/fuzz_bench.py --nodes 5,10 --seconds 180 --json
-    python benchmarks/fuzz_bench.py --nodes 5,10 --seconds 180 --nnsmith-src /tmp/nnsmith \\
-        --nnsmith-python /tmp/nnsmith-venv/bin/python --json
+    python benchmarks/fuzz_bench.py --nodes 5,10 --seconds 180 --backends 'inductor;inductor,aot_eager' \\
+        --nnsmith-src /tmp/nnsmith --nnsmith-python /tmp/nnsmith-venv/bin/python
 """
 
 from __future__ import annotations
@@ -86,12 +89,47 @@ def assay_run(nodes: int, seconds: float, workers: int, backends: str, modes: st
     }
 
 
+def _nnsmith(args, n: int) -> dict | None:
+    """NNSmith's single-process fuzz loop for ``n`` nodes (None without ``--nnsmith-src``)."""
+    if not args.nnsmith_src:
+        return None
+    sys.path.insert(0, str(REPO))
+    from benchmarks.nnsmith_baseline import NNSmithUnavailable, nnsmith_fuzz_stats
+
+    try:
+        load0 = _load()
+        res = nnsmith_fuzz_stats(args.nnsmith_src, [n], args.seconds, seed=args.seed,
+                                 python=args.nnsmith_python, opset="eager")
+        row = dict(res.get("fuzz", {}).get(str(n)) or {})
+        row.update({"load_start": load0, "load_end": _load()})
+        return row
+    except NNSmithUnavailable as exc:
+        return {"unavailable": str(exc)}
+
+
+def _table(result: dict) -> str:
+    lines = ["| nodes | run | tests | tests/min | x NNSmith (same run) | outcomes (non-pass) | load start-end |",
+             "|---|---|---|---|---|---|---|"]
+    for n, runs in result["assay"].items():
+        nn = (result["nnsmith"] or {}).get(n) or {}
+        for label, a in runs.items():
+            bad = {k: v for k, v in a["outcomes"].items() if k != "pass" and v}
+            lines.append(f"| {n} | Assay {label} ({a['workers']} workers) | {a['tests']} | {a['tests_per_min_steady']} | "
+                         f"{a.get('speedup_vs_nnsmith_same_machine', '-')} | {bad or '-'} | {a['load_start']}-{a['load_end']} |")
+        if nn.get("tests_per_min"):
+            lines.append(f"| {n} | NNSmith bc0af42, inductor (1 process) | {nn['tests']} | {nn['tests_per_min']} | 1.0 | "
+                         f"reports {nn.get('report_kinds') or '-'} | {nn['load_start']}-{nn['load_end']} |")
+    return "\n".join(lines)
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--nodes", default="5,10")
     ap.add_argument("--seconds", type=float, default=180)
     ap.add_argument("--workers", type=int, default=2)
-    ap.add_argument("--backends", default="inductor")
+    ap.add_argument("--backends", default="inductor",
+                    help="Assay configurations to run, separated by ';' (each a --backends list), "
+                         "e.g. 'inductor;inductor,aot_eager'")
     ap.add_argument("--modes", default="fwd")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--keep", action="store_true", help="keep the campaign directories (printed in the JSON)")
@@ -100,46 +138,38 @@ def main(argv=None) -> int:
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args(argv)
     nodes = [int(n) for n in args.nodes.split(",") if n.strip()]
+    configs = [c.strip() for c in args.backends.split(";") if c.strip()]
     base = Path(tempfile.mkdtemp(prefix="assay-fuzz-bench-"))
-    result = {"machine": {"cores": os.cpu_count()}, "assay": {}, "nnsmith": None,
-              "nnsmith_reference_tests_per_min": NNSMITH_REFERENCE}
+    result = {"machine": {"cores": os.cpu_count()}, "assay": {}, "nnsmith": {} if args.nnsmith_src else None,
+              "nnsmith_reference_tests_per_min": NNSMITH_REFERENCE, "argv": sys.argv[1:]}
     try:
         import torch
 
         result["machine"]["torch"] = torch.__version__
     except ImportError:  # pragma: no cover
         pass
+    # Per node count: every Assay configuration, then NNSmith, one after the other (never
+    # concurrently), so each pair is measured under the same conditions.
     for n in nodes:
-        out = base / f"assay-{n}"
-        result["assay"][str(n)] = assay_run(n, args.seconds, args.workers, args.backends, args.modes, args.seed, out)
-        sys.stderr.write(f"assay {n} nodes: {result['assay'][str(n)]['tests_per_min_steady']} tests/min steady\n")
-    if args.nnsmith_src:
-        sys.path.insert(0, str(REPO))
-        from benchmarks.nnsmith_baseline import NNSmithUnavailable, nnsmith_fuzz_stats
-
-        try:
-            load0 = _load()
-            nn = nnsmith_fuzz_stats(args.nnsmith_src, nodes, args.seconds, seed=args.seed,
-                                    python=args.nnsmith_python, opset="eager")
-            nn["load_start"], nn["load_end"] = load0, _load()
-            result["nnsmith"] = nn
-        except NNSmithUnavailable as exc:
-            result["nnsmith"] = {"unavailable": str(exc)}
-    for n in nodes:
-        a = result["assay"][str(n)]
-        nn = (result["nnsmith"] or {}).get("fuzz", {}).get(str(n)) if isinstance(result["nnsmith"], dict) else None
-        if nn and nn.get("tests_per_min"):
-            a["speedup_vs_nnsmith_same_machine"] = round((a["tests_per_min_steady"] or 0) / nn["tests_per_min"], 2)
-        a["speedup_vs_nnsmith_reference"] = round((a["tests_per_min_steady"] or 0) / NNSMITH_REFERENCE.get(str(n), 1), 3)
+        runs = result["assay"].setdefault(str(n), {})
+        for i, backends in enumerate(configs):
+            out = base / f"assay-{n}-{i}"
+            runs[backends] = assay_run(n, args.seconds, args.workers, backends, args.modes, args.seed, out)
+            sys.stderr.write(f"assay {n} nodes [{backends}]: {runs[backends]['tests_per_min_steady']} tests/min steady\n")
+        nn = _nnsmith(args, n)
+        if nn is not None:
+            result["nnsmith"][str(n)] = nn
+            sys.stderr.write(f"nnsmith {n} nodes: {nn.get('tests_per_min')} tests/min\n")
+        for a in runs.values():
+            if nn and nn.get("tests_per_min"):
+                a["speedup_vs_nnsmith_same_machine"] = round((a["tests_per_min_steady"] or 0) / nn["tests_per_min"], 2)
+            a["speedup_vs_nnsmith_reference"] = round((a["tests_per_min_steady"] or 0) / NNSMITH_REFERENCE.get(str(n), 1), 3)
     if not args.keep:
         shutil.rmtree(base, ignore_errors=True)
     if args.json:
         print(json.dumps(result, indent=1))
     else:
-        for n in nodes:
-            a = result["assay"][str(n)]
-            print(f"{n} nodes: assay {a['tests_per_min_steady']} tests/min steady ({a['tests_per_min_overall']} overall), "
-                  f"{len(a['failures'])} non-pass")
+        print(_table(result))
     return 0
 
 
