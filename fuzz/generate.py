@@ -69,6 +69,8 @@ DENY_WORDS = (
     # scalars out, global state, I/O
     "item", "_local_scalar_dense", "tolist", "numpy", "manual_seed", "seed", "save", "load", "from_file",
     "set_default_dtype", "_assert_async", "_assert_tensor_metadata", "_print", "print",
+    # unchecked index inputs: negative LDL pivots corrupt the heap (torch 2.13, kills the generator)
+    "linalg_ldl_solve", "ldl_solve",
 )
 # Substrings that exclude an operator anywhere in its name.
 DENY_SUBSTRINGS = ("torch.testing", "torch.onnx", "torch.jit", "torch.autograd", "torch.utils", "torch.export", "torch._refs", "torch._prims", "_decomp", "torch.torch.", "sparse", "quantiz", "mkldnn", "nested", "_foreach", "torch.nn.init.", "_fused_", "fbgemm",
@@ -221,6 +223,18 @@ class RuleSet:
                 for k in info.out_keys:
                     self.ops_making.setdefault(k, set()).add(op)
         self._unions: dict = {}
+        self._stem_index: dict = {}
+        self.stem = {op: op_stem(infos[0].rule) for op, infos in self.by_op.items()}
+
+    def stem_index(self, ops: frozenset) -> tuple[list, dict]:
+        """(sorted stems of ``ops``, stem -> sorted names in ``ops``), cached per operator set."""
+        got = self._stem_index.get(ops)
+        if got is None:
+            by: dict[str, list] = {}
+            for op in sorted(ops):
+                by.setdefault(self.stem[op], []).append(op)
+            got = self._stem_index[ops] = (sorted(by), by)
+        return got
 
     def ops_for(self, keys: frozenset, index: dict) -> frozenset:
         """Operators taking (``index=ops_taking``) or making (``ops_making``) a tensor of one of ``keys``."""
@@ -319,6 +333,13 @@ def _smt_template(expr) -> str:
     return f"({_SMT_OPS[op]} {a} {b})"
 
 
+def op_stem(rule: Rule) -> str:
+    """What an operator computes, without how it is called: ``aten::relu``, ``torch.relu``,
+    ``torch.nn.functional.relu`` and ``torch.nn.ReLU`` are all ``relu``; ``Tensor.__rsub__`` is ``rsub``."""
+    name = rule.op.split("::", 1)[1] if rule.api == "aten" else rule.op.rsplit(".", 1)[-1]
+    return name.strip("_").lower()
+
+
 def _display_name(rule: Rule) -> str:
     if rule.api == "aten" and rule.overload and rule.overload != "default":
         return f"{rule.op}.{rule.overload}"
@@ -339,6 +360,7 @@ class GenConfig:
     param_prob: float = 0.5
     symbolic_ints_fallback: bool = True
     tries_per_node: int = 24
+    concrete_source_prob: float = 0.5  # a concrete call no existing tensor fits enters on new inputs
     value_search: bool = True
 
 
@@ -406,15 +428,15 @@ class _Builder:
         self.tensors: dict[str, _Tensor] = {}
         self.nodes: list[_Pending] = []
         self.used_ops: set[str] = set()
+        self.used_stems: set[str] = set()
         self.dim_vars: list = []      # free dims of fresh tensors (targets of randomised bounds)
         self.int_vars: list = []      # (var, lo, hi)
         self._undeclared: list = []   # constants to declare with the next SMT-LIB text
         self.counter = 0
         self.uid = next(_BUILDER_IDS)
         self.stats = {"tries": 0, "unsat": 0, "forward": 0, "backward": 0, "symbolic_ints": 0, "meta_rejected": 0,
-                      "pinned": 0}
+                      "pinned": 0, "sources": 0}
         self._last_in_dtypes: list = []
-        self._pools: dict = {}        # (fitting ops, number of used ops) -> sorted choice pool
 
     # -- tensors ------------------------------------------------------------
     def _fresh(self, stem: str) -> str:
@@ -492,12 +514,25 @@ class _Builder:
 
     # -- operator choice ----------------------------------------------------
     def pick_op(self, fitting: frozenset) -> str | None:
-        """Uniformly among fitting operators not yet in this graph (any fitting one once all are used)."""
-        key = (fitting, len(self.used_ops))
-        pool = self._pools.get(key)
-        if pool is None:
-            pool = self._pools[key] = sorted(fitting - self.used_ops) or sorted(fitting)
-        return self.ch.choice(pool) if pool else None
+        """An operator stem (``RuleSet.stem``) uniformly among the fitting ones not yet in this graph,
+        then one of its fitting names; any fitting name once every stem is used.
+
+        Choosing by stem first spreads the draws over distinct kernels: ``torch.relu``,
+        ``torch.nn.functional.relu``, ``torch.nn.ReLU`` and ``aten::relu`` share one stem, so they
+        together get a singleton's share instead of four (each is still drawn)."""
+        stems, by_stem = self.rs.stem_index(fitting)
+        if not stems:
+            return None
+        used = self.used_stems
+        # Rejection first (a graph uses a few of hundreds of stems), exact filtering if that fails.
+        for _ in range(4):
+            stem = self.ch.choice(stems)
+            if stem not in used:
+                return self.ch.choice(by_stem[stem])
+        free = [st for st in stems if st not in used]
+        if free:
+            return self.ch.choice(by_stem[self.ch.choice(free)])
+        return self.ch.choice(by_stem[self.ch.choice(stems)])
 
     def insert_one(self) -> bool:
         existing = frozenset((t.rank, t.dtype) for t in self.tensors.values())
@@ -520,6 +555,7 @@ class _Builder:
             ok = self.insert_forward(info) if forward else self.insert_backward(info)
             if ok:
                 self.used_ops.add(op)
+                self.used_stems.add(self.rs.stem[op])
                 self.stats["forward" if forward else "backward"] += 1
                 return True
         return False
@@ -586,19 +622,21 @@ class _Builder:
         return tensors, cons
 
     # -- forward ------------------------------------------------------------
-    def _bind_operands(self, info: RuleInfo, in_dtypes: list, fixed_shapes: list | None):
-        """Operand per slot: existing tensor names (at least one) or new leaves. Returns (operands, new tensors, cons) or None."""
+    def _bind_operands(self, info: RuleInfo, in_dtypes: list, fixed_shapes: list | None, fresh: bool = False):
+        """Operand per slot: existing tensor names (at least one) or new leaves (all of them with
+        ``fresh``). Returns (operands, new tensors, cons) or None."""
         ranks = info.rule.ranks
-        cands = [self.candidates(ranks[s], in_dtypes[s]) for s in range(len(ranks))]
-        slots = [s for s in range(len(ranks)) if cands[s]]
-        if not slots:
-            return None
-        first = self.ch.choice(slots)
         operands: list = [None] * len(ranks)
-        operands[first] = self.ch.choice(cands[first])
-        for s in slots:
-            if s != first and self.ch.chance(0.35):
-                operands[s] = self.ch.choice(cands[s])
+        if not fresh:
+            cands = [self.candidates(ranks[s], in_dtypes[s]) for s in range(len(ranks))]
+            slots = [s for s in range(len(ranks)) if cands[s]]
+            if not slots:
+                return None
+            first = self.ch.choice(slots)
+            operands[first] = self.ch.choice(cands[first])
+            for s in slots:
+                if s != first and self.ch.chance(0.35):
+                    operands[s] = self.ch.choice(cands[s])
         new, cons = [], []
         for s in range(len(ranks)):
             if operands[s] is None:
@@ -627,11 +665,17 @@ class _Builder:
                 return False
             ex = self.ch.choice(exs)
             bound = self._bind_operands(info, ex["dtypes"], ex["shapes"])
-            if bound is None:
-                return False
-            operands, new, cons = bound
-            if not self.try_add(cons):
-                return False
+            if bound is None or not self.try_add(bound[2]):
+                # No existing tensor can take the recorded shape (its dims are already fixed
+                # otherwise): sometimes the call enters on new inputs of its own, a source whose
+                # outputs later operators can read. Without this, concrete operators (CTC loss,
+                # im2col, LSTM, lstsq...) would almost never appear.
+                if not self.ch.chance(self.cfg.concrete_source_prob):
+                    return False
+                operands, new, _ = self._bind_operands(info, ex["dtypes"], ex["shapes"], fresh=True)
+                self.stats["sources"] += 1
+            else:
+                operands, new, _ = bound
             outs = [_Tensor(self._fresh("t"), list(o["shape"]), o["dtype"], "value") for o in ex["out"]]
             self._commit(info, operands, new, list(ex["ints"]), outs, "concrete")
             return True
@@ -803,13 +847,29 @@ META_CPU_LIMIT = 1 << 15
 
 
 def meta_check(rule: Rule, shapes, dtypes, ints, out_shapes, out_dtypes) -> bool | None:
-    """Run one call of ``rule`` on meta tensors (no data): True if its outputs have the predicted
-    shapes and dtypes, False if it raises or disagrees, None if the meta device cannot run it."""
+    """Run one call of ``rule`` without real data: True if its outputs have the predicted shapes and
+    dtypes, False if it raises or disagrees, None if the meta device cannot run it.
+
+    Small calls run on CPU zeros (faster than the meta device's Python decompositions, and zeros
+    are valid indices), big ones on the meta device (nothing allocated). A CPU call that raises is
+    asked again on meta: zeros are a singular matrix for ``inv``/``cholesky``/``lstsq``..., a value
+    problem the value search deals with, not a shape one; only a meta call that agrees clears it."""
     import json
 
     key = json.dumps([rule.key, shapes, dtypes, ints, out_shapes, out_dtypes])
     if key in _META_CACHE:
         return _META_CACHE[key]
+    small = sum(math.prod(s) for s in list(shapes) + list(out_shapes)) <= META_CPU_LIMIT
+    verdict, error = _call_check(rule, shapes, dtypes, ints, out_shapes, out_dtypes, "cpu" if small else "meta")
+    if small and error is not None and "not implemented" not in error:
+        if _call_check(rule, shapes, dtypes, ints, out_shapes, out_dtypes, "meta")[0] is True:
+            verdict = True
+    _META_CACHE[key] = verdict
+    return verdict
+
+
+def _call_check(rule: Rule, shapes, dtypes, ints, out_shapes, out_dtypes, device: str) -> tuple[bool | None, str | None]:
+    """(verdict as in ``meta_check``, the error text when the call raised)."""
     import torch
 
     from fuzz.interpret import resolve_cached as resolve_op
@@ -817,10 +877,7 @@ def meta_check(rule: Rule, shapes, dtypes, ints, out_shapes, out_dtypes) -> bool
     from fuzz.trace import decode_value, dtype_from_name
 
     verdict: bool | None
-    # Small calls run on CPU zeros (faster than the meta device's Python decompositions, and
-    # zeros are valid indices); big ones on meta (nothing allocated).
-    small = sum(math.prod(s) for s in list(shapes) + list(out_shapes)) <= META_CPU_LIMIT
-    device = "cpu" if small else "meta"
+    error = None
     try:
         init, args, kwargs = fill_call(rule.template, lambda k: {"ref": k}, ints)
         tensors = [torch.zeros(s, dtype=dtype_from_name(d), device=device) for s, d in zip(shapes, dtypes)]
@@ -838,24 +895,20 @@ def meta_check(rule: Rule, shapes, dtypes, ints, out_shapes, out_dtypes) -> bool
                 fn = cls(*ia, **ik).eval()
         else:
             fn = resolve_op(rule.op, rule.api, rule.overload)
-        try:
-            with torch.no_grad():
-                result = fn(*a, **kw)
-        except NotImplementedError:
-            verdict = None if device == "meta" else False
-        else:
-            _, outs = result_structure(result)
-            verdict = (len(outs) == len(out_shapes)
-                       and all(list(o.shape) == list(s) for o, s in zip(outs, out_shapes))
-                       and all(str(o.dtype).replace("torch.", "") == d for o, d in zip(outs, out_dtypes)))
-    except NotImplementedError:
+        with torch.no_grad():
+            result = fn(*a, **kw)
+        _, outs = result_structure(result)
+        verdict = (len(outs) == len(out_shapes)
+                   and all(list(o.shape) == list(s) for o, s in zip(outs, out_shapes))
+                   and all(str(o.dtype).replace("torch.", "") == d for o, d in zip(outs, out_dtypes)))
+    except NotImplementedError as exc:
         verdict = None if device == "meta" else False
+        error = f"not implemented: {exc}"
     except Exception as exc:
-        text = str(exc)
+        error = str(exc)
         # Data-dependent checks (item() on meta) say nothing about the shapes.
-        verdict = None if ("meta" in text.lower() or "data-dependent" in text) else False
-    _META_CACHE[key] = verdict
-    return verdict
+        verdict = None if ("meta" in error.lower() or "data-dependent" in error) else False
+    return verdict, error
 
 
 def _stem(op: str) -> str:
