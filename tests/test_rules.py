@@ -216,6 +216,110 @@ def test_validation_pass_demotes_wrong_rules():
     assert after["signatures_symbolic"] == 1 and after["ops_symbolic"] == 1
 
 
+def _cat_group():
+    """torch.cat([X0, X1], dim=0) seen only on calls where both inputs have the same rows."""
+    g = Group("function", "torch.cat", None, {"args": [[{"X": 0}, {"X": 1}]], "kwargs": {"dim": 0}}, [2, 2], 0)
+    for a, b in ((2, 3), (4, 5), (3, 3), (6, 2), (5, 7)):
+        g.valid.append(Call(((a, b), (a, b)), ("float32", "float32"), (), (((2 * a, b), "float32"),)))
+    return g
+
+
+def test_cegis_repairs_loose_constraints():
+    """Refinement feeds the probe's failing calls back: torch's rejections become invalid
+    records, and the constraints must then relate the column counts; the repaired rule passes
+    fresh calls."""
+    pytest.importorskip("torch")
+    pytest.importorskip("z3")
+    from fuzz.infer.check import check_rule
+    from fuzz.infer.refine import refine
+    from fuzz.infer.validate import K, SEED, validate_rule
+
+    g = _cat_group()
+    rule, why = infer_plain(g, Budget(2))
+    assert rule is not None, why
+    # No invalid record: nothing ties the column counts together yet.
+    assert not any("x1_1" in dsl.render(c) and "x0_1" in dsl.render(c) for c in rule.constraints)
+    ok, why = validate_rule(rule)
+    assert not ok and why.startswith("error")
+    fixed = refine(g, rule, seconds=5)
+    assert fixed.status == "symbolic", fixed.stats.get("reason")
+    assert fixed.stats["cegis_rounds"] >= 1 and fixed.stats["validated"] == [K, SEED]
+    assert fixed.stats["refine_invalid"] >= 1
+    assert "x0_1 == x1_1" in [dsl.render(c) for c in fixed.constraints]
+    # Calls the loop never drew (another seed, other bounds) all match torch.
+    for max_dim in (8, 40):
+        assert all(r.ok for r in check_rule(fixed, n_calls=4, seed=f"cegis-test:{max_dim}", max_dim=max_dim))
+
+
+def test_cegis_repairs_wrong_expression():
+    """torch.t seen on square matrices only: output dim 0 could be x0_0 or x0_1 and the
+    synthesiser prefers x0_0 (same position); a non-square probe shows the mismatch, the call
+    becomes a valid record and the expression is synthesised again."""
+    pytest.importorskip("torch")
+    pytest.importorskip("z3")
+    from fuzz.infer.refine import refine
+
+    g = Group("function", "torch.t", None, {"args": [{"X": 0}], "kwargs": {}}, [2], 0)
+    for a in (2, 3, 5, 7):
+        g.valid.append(Call(((a, a),), ("float32",), (), (((a, a), "float32"),)))
+    rule, _ = infer_plain(g, Budget(2))
+    assert rule.outputs == [["x0_0", "x0_1"]]
+    fixed = refine(g, rule, seconds=5)
+    assert fixed.status == "symbolic" and fixed.outputs == [["x0_1", "x0_0"]]
+    assert fixed.stats["refine_valid"] >= 1 and fixed.stats["cegis_rounds"] >= 1
+
+
+def test_cegis_gives_up_on_a_rule_it_cannot_repair():
+    pytest.importorskip("torch")
+    pytest.importorskip("z3")
+    from fuzz.infer.refine import refine
+
+    # A deliberately wrong output (x0_0 + 1 rows for torch.mm) and no CPU left to synthesise
+    # again: the probe's mismatch must make the rule concrete, never ship it.
+    g = _matmul_group(10)
+    rule, _ = infer_plain(g, Budget(2))
+    rule.outputs = [[["+", "x0_0", 1], "x1_1"]]
+    out = refine(g, rule, seconds=0.0)
+    assert out.status == "concrete" and out.outputs is None and out.examples
+    assert out.stats["demoted"]["why"].startswith("mismatch")
+
+
+def test_broadcast_outputs_and_prior_constraints():
+    """add(X0[a, b], X1[b]) seen only with X1's dim the larger: the output dim is max(...) with
+    broadcast compatibility, not X1's dim; after refinement fresh calls all match torch."""
+    pytest.importorskip("torch")
+    pytest.importorskip("z3")
+    from fuzz.infer.check import check_rule
+
+    g = Group("function", "torch.add", None, {"args": [{"X": 0}, {"X": 1}], "kwargs": {}}, [2, 1], 0)
+    for a, b in ((2, 3), (4, 5), (3, 1), (6, 2)):
+        g.valid.append(Call(((a, b), (b,)), ("float32", "float32"), (), (((a, b), "float32"),)))
+        g.valid.append(Call(((a, 1), (b,)), ("float32", "float32"), (), (((a, b), "float32"),)))
+    rules, _ = infer_group(g, 2.0)
+    assert [r.status for r in rules] == ["symbolic"]
+    assert rules[0].outputs == [["x0_0", ["max", "x0_1", "x1_0"]]]
+    assert all(r.ok for r in check_rule(rules[0], n_calls=6, seed="bcast-test", max_dim=16))
+
+
+def test_heldout_rejection_counts_unseen_dtypes():
+    """A held-out invalid call whose input dtypes the rule never saw valid cannot be generated:
+    rejected under heldout_invalid_rejection, not under the shape-only figure."""
+    from fuzz.infer.run import infer_task
+
+    g = _matmul_group(20)
+    call = lambda c, ok: {"s": [list(s) for s in c.shapes], "d": list(c.dtypes), "i": [],  # noqa: E731
+                          **({"o": [[list(s), d] for s, d in c.outs]} if ok else {})}
+    hi_dtype = {"s": [[3, 4], [4, 5]], "d": ["int64", "float32"], "i": []}    # shapes fine, dtypes not
+    hi_shape = {"s": [[3, 4], [5, 5]], "d": ["float32", "float32"], "i": []}  # shapes wrong
+    task = {"kind": "function", "op": "torch.mm", "overload": None, "refine": False, "groups": {
+        g.key: {"template": g.template, "ranks": g.ranks, "n_ints": 0, "valid": [call(c, True) for c in g.valid],
+                "invalid": [call(c, False) for c in g.invalid], "hv": [], "hi": [hi_dtype, hi_shape]}}}
+    res = json.loads(infer_task(json.dumps(task)))
+    st = res["stats"]
+    assert st["heldout_invalid_symbolic"] == 2 and st["heldout_invalid_dtypes_unseen"] == 1
+    assert st["heldout_rejected_symbolic"] == 2 and st["heldout_rejected_symbolic_shape"] == 1
+
+
 # ---------------------------------------------------------------------------
 # CLI
 

@@ -25,6 +25,7 @@ from fuzz.infer.synth import divisors_of, eval_vec
 
 MAX_PAIR_SYMBOLS = 40
 MAX_TRIPLE_SYMBOLS = 10
+MAX_INT_TRIPLE = 8
 
 
 def _holds(pred, syms, n) -> np.ndarray | None:
@@ -80,6 +81,34 @@ def _candidates(names, dims, ints, vsyms, isyms, outputs):
                 continue
             yield ["==", ["*", s, t], u], False
             yield ["==", ["+", s, t], u], False
+    # An int argument relating two dims (conv groups: in channels == weight channels * groups) or
+    # bounding one (an index below a dim, a negative index at least -dim, a padding at most half a
+    # dim), and dims scaled or shifted against each other. Filtered here on the valid calls
+    # (cheap vector tests) so that the candidate count stays small.
+    V = vsyms
+    small_dims = dims[:2 * MAX_TRIPLE_SYMBOLS]
+    for a in ints[:MAX_INT_TRIPLE]:
+        va = V[a]
+        for s in dims[:MAX_PAIR_SYMBOLS]:
+            vs = V[s]
+            if (va < vs).all():
+                yield ["<", a, s], False
+            if (2 * va <= vs).all():
+                yield ["<=", ["*", 2, a], s], False
+            if (vs + va >= 0).all():
+                yield [">=", ["+", s, a], 0], False
+            if (vs + va > 0).all():
+                yield [">", ["+", s, a], 0], False
+            if s in small_dims:
+                for u in small_dims:
+                    if u != s and (vs * va == V[u]).all():
+                        yield ["==", ["*", s, a], u], False
+    for s, t in combinations(small_dims, 2):
+        for x, y in ((s, t), (t, s)):
+            if (2 * V[x] <= V[y]).all():
+                yield ["<=", ["*", 2, x], y], False
+            if (V[x] <= V[y] + 1).all():
+                yield ["<=", x, ["+", y, 1]], False
     for out in outputs:
         for e in out:
             if isinstance(e, list):
@@ -112,8 +141,44 @@ def product(factors):
     return expr
 
 
-def infer_constraints(group, outputs):
-    """(constraints, stats) for a group whose output expressions are known."""
+def _prior(dims, ranks, vsyms, nv):
+    """Relations between dims of different tensors that every valid call satisfies and that are
+    rarely a coincidence: broadcast compatibility of dims aligned from the end, and equality of
+    other dims where the dim took at least two values. Refinement adds them once torch has shown that the
+    cover left the constraints too loose (see refine.py); alone they reject no recorded call."""
+    out = []
+    by_tensor = {}
+    for d in dims:
+        i, j = (int(v) for v in d[1:].split("_"))
+        by_tensor.setdefault(i, []).append(j)
+    tensors = sorted(by_tensor)
+    parent = {d: d for d in dims}
+
+    def root(d):
+        while parent[d] != d:
+            d = parent[d]
+        return d
+
+    for a, b in combinations(tensors, 2):
+        ra, rb = ranks[a], ranks[b]
+        for ja in range(ra):
+            for jb in range(rb):
+                s, t = f"x{a}_{ja}", f"x{b}_{jb}"
+                if ra - ja == rb - jb:
+                    pred = ["or", ["==", s, t], ["==", s, 1], ["==", t, 1]]
+                    if _holds(pred, vsyms, nv).all():
+                        out.append(pred)
+                    continue
+                if len(set(vsyms[s].tolist())) >= 2 and (vsyms[s] == vsyms[t]).all() and root(s) != root(t):
+                    parent[root(s)] = root(t)  # equalities implied by earlier ones are left out
+                    out.append(["==", s, t])
+    return out
+
+
+def infer_constraints(group, outputs, prior: bool = False):
+    """(constraints, stats) for a group whose output expressions are known.
+
+    ``prior``: also keep ``_prior``'s relations (refinement's second and later rounds)."""
     from fuzz.infer.signature import symbol_matrix, symbol_names
 
     names = symbol_names(group.ranks, group.n_ints)
@@ -128,7 +193,7 @@ def infer_constraints(group, outputs):
     isyms = symbol_matrix(invalid, group.ranks, group.n_ints)
     nv, ni = len(valid), len(invalid)
 
-    chosen: list = []
+    chosen: list = _prior(dims, group.ranks, vsyms, nv) if prior and nv else []
     if ni:
         cands = []
         seen = set()
@@ -143,6 +208,9 @@ def infer_constraints(group, outputs):
             if rej.any():
                 cands.append((pred, const, rej))
         covered = np.zeros(ni, dtype=bool)
+        for pred in chosen:
+            covered |= ~_holds(pred, isyms, ni)
+        cands = [c for c in cands if (c[2] & ~covered).any()]
         while cands:
             best = None
             for pred, const, rej in cands:

@@ -1,103 +1,84 @@
-"""Counterexample-guided refinement of a symbolic rule against torch.
+"""Counterexample-guided refinement (CEGIS) of a symbolic rule against torch.
 
 The records alone often under-determine a rule (a signature seen on three calls, all with
-5x5 inputs). Refinement asks torch: solve the rule's constraints with Z3 for a fresh call
-(the same way the generator will), run it on meta tensors, and
+5x5 inputs, and no invalid call at all). Refinement runs the validation probe
+(``validate.probe_rule``: ``K`` calls drawn from the rule's own constraints with Z3, dims up to
+64, int args across their observed ranges, the operator run on meta tensors) and feeds every
+failure back as data:
 
-- if torch raises, the call is a new *invalid* record: the constraints were too loose;
-- if the output shape differs from the prediction, it is a new *valid* record: the
-  expression was wrong;
+- a call torch rejects becomes a new *invalid* record of the signature: the constraints were
+  too loose, so only the constraints are inferred again (the output expressions stand);
+- a call whose output shape differs from the prediction becomes a new *valid* record: the
+  output expressions are synthesised again, then the constraints;
 
-then infer the rule again from the augmented records, for a few rounds. A rule that still
-fails after the last round is kept concrete (its recorded calls only). New calls are counted
-in ``Rule.stats`` (``refine_valid``, ``refine_invalid``); held-out validation still uses only
-the held-out trace records, which refinement never sees.
+then it probes the new rule, for at most ``ROUNDS`` rounds and ``seconds`` of CPU (plus the
+probes). A rule whose last probe passes is *validated* (``stats["validated"] = [K, SEED]``) and
+the final validation pass does not draw the same calls again; a rule that still fails, or whose
+failure is no data (unsat, timeout), is kept concrete. New calls are counted in ``Rule.stats``
+(``refine_valid``, ``refine_invalid``, ``cegis_rounds``); held-out records are never used.
 """
 
 from __future__ import annotations
 
-import random
 import time
 
-from fuzz import dsl
-
 ROUNDS = 4
-CALLS_PER_ROUND = 3
+FAILURES_PER_ROUND = 6
 
 
-def _probe(rule, rng, solver, max_dim=8):
-    """One fresh call: (Call, outcome) with outcome 'ok' | 'invalid' | 'mismatch' | None (cannot check)."""
-    from fuzz.infer.check import _values_from_env, call_rule
-    from fuzz.infer.signature import Call
-    from fuzz.errors import AssayError
-    from fuzz.trace import Unrecordable
-
-    env = solver.sample(rng, max_dim)
-    if env is None:
-        return None, None
-    shapes, ints = _values_from_env(rule, env)
-    combo = rng.choice(rule.dtypes) if rule.dtypes else [["float32"] * len(rule.ranks), []]
-    dtypes = list(combo[0])
-    shapes_t = tuple(tuple(s) for s in shapes)
-    try:
-        got = call_rule(rule, shapes, ints, dtypes, with_dtypes=True)
-    except (Unrecordable, AssayError):
-        return None, None
-    except Exception:  # noqa: BLE001 - torch rejected the call
-        return Call(shapes_t, tuple(dtypes), tuple(ints)), "invalid"
-    call = Call(shapes_t, tuple(dtypes), tuple(ints), tuple((tuple(s), d) for s, d in got))
-    try:
-        expected = [[dsl.evaluate(e, env) for e in out] for out in rule.outputs]
-    except dsl.EvalError:
-        return call, "mismatch"
-    return call, "ok" if [list(s) for s, _ in got] == expected else "mismatch"
-
-
-def refine(group, rule, seconds: float = 2.0, seed: int = 0):
+def refine(group, rule, seconds: float = 1.5, rounds: int = ROUNDS, k: int | None = None, seed=None):
     """Refine ``rule`` (inferred from ``group``) against torch; returns the final rule."""
+    from fuzz.infer import validate as V
+    from fuzz.infer.constraints import infer_constraints
     from fuzz.infer.signature import Budget, concrete_rule, infer_plain
 
+    k = k or V.K
+    seed = V.SEED if seed is None else seed
     start = time.process_time()
-    rng = random.Random(f"{seed}:{rule.key}:{rule.stats.get('specialised')}")
     added_valid = added_invalid = 0
     spec = rule.stats.get("specialised")
-    for _ in range(ROUNDS):
-        new_valid, new_invalid = [], []
-        checked = 0
-        from fuzz.infer.check import Solver
-
-        solver = Solver(rule, timeout_ms=300)
-        for _ in range(CALLS_PER_ROUND):
-            call, outcome = _probe(rule, rng, solver)
-            if outcome is None:
-                continue
-            checked += 1
-            if outcome == "invalid":
-                new_invalid.append(call)
-            elif outcome == "mismatch":
-                new_valid.append(call)
-        if not new_valid and not new_invalid:
+    why = ""
+    for rnd in range(rounds):
+        ok, why, found = V.probe_rule(rule, k, seed, max_failures=FAILURES_PER_ROUND)
+        if ok:
             rule.stats.update({"refine_valid": added_valid, "refine_invalid": added_invalid,
-                               "verified": checked > 0})
+                               "cegis_rounds": rnd, "validated": [k, seed]})
+            if spec is not None:
+                rule.stats["specialised"] = spec
             return rule
+        if not found:
+            break  # unsat / timeout: nothing to learn from
+        new_valid = [c for outcome, c in found if outcome == "valid"]
+        new_invalid = [c for outcome, c in found if outcome == "invalid"]
         group.valid.extend(new_valid)
         group.invalid.extend(new_invalid)
         added_valid += len(new_valid)
         added_invalid += len(new_invalid)
+        if rnd == rounds - 1:
+            break
         remaining = seconds - (time.process_time() - start)
         if remaining <= 0:
+            why = f"{why} (refinement out of time)"
             break
-        new_rule, why = infer_plain(group, Budget(remaining), cheap=False)
-        if new_rule is None:
-            rule = concrete_rule(group, f"refinement: {why} after fresh calls")
-            break
-        rule = new_rule
-    else:
-        rule = concrete_rule(group, "refinement: still wrong on fresh calls")
-    if rule.status == "symbolic":
-        # Out of time between a re-inference and its check: unverified, keep it concrete.
-        rule = concrete_rule(group, "refinement: out of time")
-    rule.stats.update({"refine_valid": added_valid, "refine_invalid": added_invalid})
+        if new_valid:
+            new_rule, reason = infer_plain(group, Budget(remaining), cheap=False, prior=True)
+            if new_rule is None:
+                why = f"{why} (then {reason})"
+                break
+            rule = new_rule
+        else:
+            # Only the constraints were too loose: same outputs, constraints from the larger records.
+            constraints, cstats = infer_constraints(group, rule.outputs, prior=True)
+            rule.constraints = constraints
+            rule.stats.update({"invalid": len(group.invalid), **cstats})
+        if spec is not None:
+            rule.stats["specialised"] = spec
+    from fuzz import dsl
+
+    outputs = [[dsl.render(e) for e in o] for o in rule.outputs or []]
+    rule = concrete_rule(group, f"refinement: {why[:200]}")
+    rule.stats.update({"refine_valid": added_valid, "refine_invalid": added_invalid,
+                       "demoted": {"outputs": outputs, "why": why[:300]}})
     if spec is not None:
         rule.stats["specialised"] = spec
     return rule

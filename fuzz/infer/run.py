@@ -176,7 +176,8 @@ def infer_task(task_json: str) -> str:
     st = {"heldout_valid": 0, "heldout_predicted": 0, "heldout_valid_symbolic": 0, "heldout_predicted_symbolic": 0,
           "heldout_accepted_symbolic": 0, "heldout_invalid": 0, "heldout_rejected": 0,
           "heldout_invalid_symbolic": 0, "heldout_rejected_symbolic": 0, "heldout_rejected_learned": 0,
-          "heldout_invalid_no_rule": 0}
+          "heldout_invalid_no_rule": 0, "heldout_rejected_shape": 0, "heldout_rejected_symbolic_shape": 0,
+          "heldout_invalid_dtypes_unseen": 0, "heldout_predicted_accepted": 0}
     for key in sorted(task["groups"]):
         gj = task["groups"][key]
         g = Group(task["kind"], task["op"], task["overload"], gj["template"], gj["ranks"], gj["n_ints"])
@@ -197,7 +198,8 @@ def infer_task(task_json: str) -> str:
             sp = r.stats.get("specialised")
             by_value[tuple(sp["values"]) if sp else None] = r
             r.stats.update({"heldout_valid": 0, "heldout_predicted": 0, "heldout_invalid": 0, "heldout_rejected": 0,
-                            "heldout_accepted": 0, "heldout_rejected_learned": 0})
+                            "heldout_accepted": 0, "heldout_rejected_learned": 0, "heldout_rejected_shape": 0,
+                            "heldout_predicted_accepted": 0})
 
         def rule_for(call):
             if not rules:
@@ -217,18 +219,22 @@ def infer_task(task_json: str) -> str:
             st["heldout_valid_symbolic"] += 1
             env = _env(c, drop)
             pred = predict(rule, env)
-            if pred is not None and pred == [list(s) for s, _ in c.outs]:
+            hit = pred is not None and pred == [list(s) for s, _ in c.outs]
+            if hit:
                 st["heldout_predicted"] += 1
                 st["heldout_predicted_symbolic"] += 1
                 rule.stats["heldout_predicted"] += 1
             if dsl.holds(rule.constraints, env):
                 st["heldout_accepted_symbolic"] += 1
                 rule.stats["heldout_accepted"] += 1
+                st["heldout_predicted_accepted"] += hit
+                rule.stats["heldout_predicted_accepted"] += hit
         for c in hi:
             st["heldout_invalid"] += 1
             rule, drop = rule_for(c)
             if rule is None:
                 st["heldout_rejected"] += 1
+                st["heldout_rejected_shape"] += 1
                 st["heldout_invalid_no_rule"] += 1
                 continue
             rule.stats["heldout_invalid"] += 1
@@ -239,14 +245,25 @@ def infer_task(task_json: str) -> str:
                                for e in rule.examples)
                 if not replayed:
                     st["heldout_rejected"] += 1
+                    st["heldout_rejected_shape"] += 1
                     rule.stats["heldout_rejected"] += 1
+                    rule.stats["heldout_rejected_shape"] += 1
                 continue
             st["heldout_invalid_symbolic"] += 1
             env = _env(c, drop)
-            if not dsl.holds(rule.constraints, env):
+            # The generator draws dtypes only from rule.dtypes (the valid combinations seen): a call
+            # with another input dtype tuple cannot be produced, whatever its shapes.
+            dtype_out = list(c.dtypes) not in [d[0] for d in rule.dtypes]
+            shape_out = not dsl.holds(rule.constraints, env)
+            st["heldout_invalid_dtypes_unseen"] += dtype_out
+            if dtype_out or shape_out:
                 st["heldout_rejected"] += 1
                 st["heldout_rejected_symbolic"] += 1
                 rule.stats["heldout_rejected"] += 1
+            if shape_out:
+                st["heldout_rejected_shape"] += 1
+                st["heldout_rejected_symbolic_shape"] += 1
+                rule.stats["heldout_rejected_shape"] += 1
                 n_learned = rule.stats.get("learned_constraints", 0)
                 if n_learned and not dsl.holds(rule.constraints[:n_learned], env):
                     st["heldout_rejected_learned"] += 1
@@ -321,6 +338,9 @@ def run_inference(corpus: str, out: str, workers: int = 2, ops: set[str] | None 
         demoted = summary.pop("demoted")
         stats = V.adjust_stats(stats, demoted, rules)
         vcpu = summary["validation_cpu_seconds"]
+        # One count of wrong rules: those refinement could not repair plus the final pass's.
+        summary["rules_demoted_by_final_pass"] = summary["rules_demoted_by_validation"]
+        summary["rules_demoted_by_validation"] += stats.get("rules_demoted_in_refinement", 0)
         stats.update(summary)
     write_rules(out, rules)
     elapsed = time.monotonic() - t0
@@ -374,6 +394,10 @@ def summarise(results, counts, rules) -> dict:
         e["symbolic"] = sum(r.status == "symbolic" for r in rs)
     n_sig = len(rules)
     n_sym = sum(r.status == "symbolic" for r in rules)
+    refine_demoted = [r for r in rules if "demoted" in r.stats and str(r.stats.get("reason", "")).startswith("refinement")]
+    refine_reasons = defaultdict(int)
+    for r in refine_demoted:
+        refine_reasons[r.stats["demoted"]["why"].split(" ", 1)[0].rstrip(":")] += 1
     specialised = [r for r in rules if "specialised" in r.stats]
     by_kind = defaultdict(lambda: [0, 0])
     for k in traced:
@@ -390,6 +414,12 @@ def summarise(results, counts, rules) -> dict:
         "signatures": n_sig,
         "signatures_symbolic": n_sym,
         "signatures_symbolic_share": _frac(n_sym, n_sig),
+        "rules_repaired_by_refinement": sum(r.status == "symbolic" and r.stats.get("cegis_rounds", 0) > 0
+                                            for r in rules),
+        "rules_demoted_in_refinement": len(refine_demoted),
+        "refinement_demoted_reasons": dict(sorted(refine_reasons.items())),
+        "refinement_added_calls": {"valid": sum(r.stats.get("refine_valid", 0) for r in rules),
+                                   "invalid": sum(r.stats.get("refine_invalid", 0) for r in rules)},
         "signatures_specialised_variants": len(specialised),
         "signatures_specialised_symbolic": sum(r.status == "symbolic" for r in specialised),
         "valid_records": counts["valid_records"],
@@ -401,8 +431,13 @@ def summarise(results, counts, rules) -> dict:
         "heldout_shape_accuracy_symbolic": _frac(tot["heldout_predicted_symbolic"], tot["heldout_valid_symbolic"]),
         "heldout_valid_reaching_symbolic": tot["heldout_valid_symbolic"],
         "heldout_valid_accepted_symbolic": _frac(tot["heldout_accepted_symbolic"], tot["heldout_valid_symbolic"]),
+        "heldout_shape_accuracy_accepted": _frac(tot["heldout_predicted_accepted"], tot["heldout_accepted_symbolic"]),
         "heldout_invalid_rejection": _frac(tot["heldout_rejected"], tot["heldout_invalid"]),
+        "heldout_invalid_rejection_shape_only": _frac(tot["heldout_rejected_shape"], tot["heldout_invalid"]),
         "heldout_invalid_rejection_symbolic": _frac(tot["heldout_rejected_symbolic"], tot["heldout_invalid_symbolic"]),
+        "heldout_invalid_rejection_symbolic_shape_only": _frac(tot["heldout_rejected_symbolic_shape"],
+                                                               tot["heldout_invalid_symbolic"]),
+        "heldout_invalid_dtypes_unseen_symbolic": tot["heldout_invalid_dtypes_unseen"],
         "heldout_invalid_reaching_symbolic": tot["heldout_invalid_symbolic"],
         "heldout_invalid_rejection_learned_only": _frac(tot["heldout_rejected_learned"], tot["heldout_invalid_symbolic"]),
         "heldout_invalid_without_rule": tot["heldout_invalid_no_rule"],

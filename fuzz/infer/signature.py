@@ -106,6 +106,28 @@ def _prefer(ranks, out_rank: int, j: int) -> list[str]:
     return same + tail
 
 
+def _broadcast(syms, ranks, out_rank: int, j: int, target):
+    """``max`` of the input dims aligned with output dim ``j`` from the end, when it is the target
+    on every call and those dims differ on some call (broadcasting seen). The synthesiser would
+    pick a single dim that happens to be the larger one on these records; torch's broadcasting
+    rule is the max (with the compatibility constraint refinement adds)."""
+    aligned = [f"x{i}_{j - out_rank + r}" for i, r in enumerate(ranks) if 0 <= j - out_rank + r < r]
+    if len(aligned) < 2:
+        return None
+    vals = np.vstack([syms[a] for a in aligned])
+    if (vals == vals[0]).all() or not (vals.max(axis=0) == target).all():
+        return None
+    if not ((vals == target) | (vals == 1)).all():
+        return None  # not broadcasting: some aligned dim is neither the output dim nor 1
+    used = [a for a, v in zip(aligned, vals) if not (v == 1).all()]
+    if len(used) < 2:
+        return None
+    expr = used[0]
+    for a in used[1:]:
+        expr = ["max", expr, a]
+    return expr
+
+
 def synthesize_outputs(calls: list[Call], ranks, n_ints, budget: Budget, cheap: bool = False):
     """Expressions for every output dim that match every call, or None."""
     out_ranks = [len(s) for s, _ in calls[0].outs]
@@ -116,7 +138,9 @@ def synthesize_outputs(calls: list[Call], ranks, n_ints, budget: Budget, cheap: 
         exprs = []
         for j in range(r):
             target = np.array([c.outs[o][0][j] for c in calls], dtype=np.int64)
-            e = synth.solve(target, _prefer(ranks, r, j))
+            e = _broadcast(syms, ranks, r, j, target)
+            if e is None:
+                e = synth.solve(target, _prefer(ranks, r, j))
             if e is None:
                 return None
             exprs.append(e)
@@ -173,7 +197,7 @@ def concrete_rule(g: Group, reason: str) -> Rule:
     return rule
 
 
-def infer_plain(g: Group, budget: Budget, cheap: bool = False):
+def infer_plain(g: Group, budget: Budget, cheap: bool = False, prior: bool = False):
     """A symbolic rule for the group as it is, or (None, reason)."""
     if not g.valid:
         return None, "no valid records"
@@ -188,7 +212,7 @@ def infer_plain(g: Group, budget: Budget, cheap: bool = False):
         outputs = synthesize_outputs(domain, g.ranks, g.n_ints, budget, cheap)
     if outputs is None:
         return None, "timeout" if budget.over() else "no expression found"
-    constraints, cstats = infer_constraints(g, outputs)
+    constraints, cstats = infer_constraints(g, outputs, prior=prior)
     rule = _base_rule(g, "symbolic")
     rule.outputs = outputs
     rule.constraints = constraints

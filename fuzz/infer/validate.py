@@ -31,7 +31,7 @@ from fuzz import dsl
 K = 16                      # calls per rule
 SEED = "validate-0"         # the tests sample with other seeds
 DIM_BOUNDS = (8, 64, 4, 16, 64, 8, 32, 64, 2, 24)   # max dim of call i (cycled)
-RULE_SECONDS = 4.0          # wall seconds per rule before it counts as a failure ("timeout")
+RULE_SECONDS = 4.0          # CPU seconds per rule before it counts as a failure ("timeout")
 CPU_NUMEL_CAP = 1 << 18     # elements over all inputs when the CPU fallback is needed
 
 
@@ -53,44 +53,101 @@ def _alarm(signum, frame):  # noqa: ARG001
     raise _Timeout()
 
 
+def random_point(rule, rng, max_dim: int, ranges: dict, tries: int = 12):
+    """A uniformly drawn point that satisfies the rule's constraints, or None (then Z3 draws).
+
+    Every other call of a probe comes from here: cheaper than a Z3 check, and spread over the
+    whole box (Z3's models sit at its corners). Dims are 1 a fifth of the time (broadcasting),
+    else uniform in [1, max_dim]; int args uniform in their observed range; equalities between
+    two symbols are applied before the test so that they do not reject nearly every draw."""
+    names = rule.symbols()
+    eqs = [(c[1], c[2]) for c in rule.constraints
+           if isinstance(c, list) and c[0] == "==" and isinstance(c[1], str) and isinstance(c[2], str)]
+    for _ in range(tries):
+        env = {}
+        for n in names:
+            if n.startswith("x"):
+                env[n] = 1 if rng.random() < 0.2 else rng.randint(1, max_dim)
+            else:
+                lo, hi = ranges[n]
+                env[n] = rng.randint(lo, hi)
+        for a, b in eqs:
+            env[b] = env[a]
+        if dsl.holds(rule.constraints, env):
+            return env
+    return None
+
+
 def validate_rule(rule, k: int = K, seed=SEED, seconds: float = RULE_SECONDS) -> tuple[bool, str]:
     """(ok, why) for one symbolic rule: ``k`` fresh calls must all match torch."""
+    ok, why, _ = probe_rule(rule, k, seed, seconds, max_failures=1)
+    return ok, why
+
+
+def probe_rule(rule, k: int = K, seed=SEED, seconds: float = RULE_SECONDS, max_failures: int = 1):
+    """(ok, why, counterexamples): draw ``k`` calls from the rule's constraints and run them.
+
+    Stops at the ``max_failures``-th failing call. ``counterexamples`` holds the failing calls
+    that are data for re-inference, as ``(outcome, Call)``: ``"invalid"`` (torch rejected a call
+    the constraints admit; a ``Call`` without outputs) or ``"valid"`` (a wrong or undefined
+    predicted shape; the ``Call`` carries torch's output shapes and dtypes). ``why`` describes
+    the first failure; failures that are no data (unsat, timeout) end the probe.
+    """
     from fuzz.infer.check import Solver, _call, _values_from_env
+    from fuzz.infer.signature import Call
 
     import torch  # noqa: F401 - imported before the clock starts (slow on a loaded machine)
 
     rng = random.Random(f"{seed}:{rule.key}:{json.dumps(rule.stats.get('specialised'))}")
-    t0 = time.monotonic()
+    # CPU seconds, so that a loaded machine does not turn right rules into timeouts.
+    t0 = time.process_time()
+    found: list = []
+    first = ""
+
+    def fail(why, outcome=None, call=None):
+        nonlocal first
+        first = first or why
+        if outcome is not None:
+            found.append((outcome, call))
+        return len(found) >= max_failures or outcome is None
+
     try:
         try:
             solver = Solver(rule, timeout_ms=2000)
         except Exception as exc:  # noqa: BLE001
-            return False, f"constraints: {type(exc).__name__}: {str(exc)[:120]}"
+            return False, f"constraints: {type(exc).__name__}: {str(exc)[:120]}", []
         done = 0
         attempts = 0
         while done < k:
             attempts += 1
-            if time.monotonic() - t0 > seconds:
-                return False, f"timeout after {done} of {k} calls"
+            if time.process_time() - t0 > seconds:
+                fail(f"timeout after {done} of {k} calls")
+                break
             if attempts > 3 * k:
-                return False, f"only {done} of {k} calls checked"
+                fail(f"only {done} of {k} calls checked")
+                break
             max_dim = DIM_BOUNDS[(attempts - 1) % len(DIM_BOUNDS)]
-            env = solver.sample(rng, max_dim)
+            env = random_point(rule, rng, max_dim, solver.ranges) if attempts % 2 == 0 else None
+            if env is None:
+                env = solver.sample(rng, max_dim)
             if env is None:
                 if max_dim >= 8:
                     # No point with dims <= max_dim (or Z3 gave up): the generator and the tests
                     # could not use the rule either.
-                    return False, f"unsat (max dim {max_dim})"
+                    fail(f"unsat (max dim {max_dim})")
+                    break
                 continue
             shapes, ints = _values_from_env(rule, env)
             dtypes = list(rng.choice(rule.dtypes)[0]) if rule.dtypes else ["float32"] * len(rule.ranks)
+            key = (tuple(tuple(s) for s in shapes), tuple(dtypes), tuple(ints))
             try:
                 expected = [[dsl.evaluate(e, env) for e in out] for out in rule.outputs]
             except (dsl.EvalError, ZeroDivisionError) as exc:
-                return False, f"undefined at {env}: {exc}"
+                expected = None
+                undefined = f"undefined at {env}: {exc}"
             try:
                 try:
-                    got = _call(rule, shapes, ints, dtypes, "meta", False)
+                    got = _call(rule, shapes, ints, dtypes, "meta", True)
                 except _Timeout:
                     raise
                 except Exception as exc:  # noqa: BLE001
@@ -98,17 +155,23 @@ def validate_rule(rule, k: int = K, seed=SEED, seconds: float = RULE_SECONDS) ->
                         raise
                     if _numel(shapes) > CPU_NUMEL_CAP:
                         continue  # too big for the CPU fallback: draw again (smaller bound next)
-                    got = _call(rule, shapes, ints, dtypes, "cpu", False)
+                    got = _call(rule, shapes, ints, dtypes, "cpu", True)
             except _Timeout:
                 raise
             except Exception as exc:  # noqa: BLE001 - torch rejected a call the constraints admit
-                return False, f"error at {env}: {type(exc).__name__}: {str(exc)[:160]}"
-            if got != expected:
-                return False, f"mismatch at {env}: expected {expected} got {got}"
+                if fail(f"error at {env}: {type(exc).__name__}: {str(exc)[:160]}", "invalid", Call(*key)):
+                    break
+                done += 1
+                continue
+            if expected is None or [list(s) for s, _ in got] != expected:
+                why = undefined if expected is None else \
+                    f"mismatch at {env}: expected {expected} got {[list(s) for s, _ in got]}"
+                if fail(why, "valid", Call(*key, tuple((tuple(s), d) for s, d in got))):
+                    break
             done += 1
-        return True, ""
+        return not first, first, found
     except _Timeout:
-        return False, "timeout"
+        return False, "timeout", found
 
 
 def _worker(payload: str) -> str:
@@ -145,6 +208,10 @@ def validate_rules(rules, workers: int = 2, k: int = K, seed=SEED, seconds: floa
     t0 = time.monotonic()
     c0 = time.process_time()
     todo = [i for i, r in enumerate(rules) if r.status == "symbolic" and r.outputs is not None]
+    # Rules that refinement (refine.py) already probed with the same calls as the last step of
+    # their inference need no second run: the draws are a function of (rule, k, seed).
+    done_before = [i for i in todo if rules[i].stats.get("validated") == [k, seed]]
+    todo = [i for i in todo if rules[i].stats.get("validated") != [k, seed]]
     # Spread operators over chunks (an expensive operator's signatures are adjacent in the file).
     rng = random.Random(0)
     rng.shuffle(todo)
@@ -211,7 +278,8 @@ def validate_rules(rules, workers: int = 2, k: int = K, seed=SEED, seconds: floa
     for why in failed.values():
         kind = why.split(" ", 1)[0].rstrip(":")
         reasons[kind] = reasons.get(kind, 0) + 1
-    return {"rules_validated": checked, "rules_demoted_by_validation": len(demoted),
+    return {"rules_validated": checked + len(done_before), "rules_validated_in_inference": len(done_before),
+            "rules_demoted_by_validation": len(demoted),
             "rules_unvalidated": len(todo) - checked, "validation_timed_out": timed_out,
             "validation_demoted_reasons": dict(sorted(reasons.items())),
             "validation_calls_per_rule": k, "validation_seed": seed,
@@ -243,7 +311,12 @@ def adjust_stats(stats: dict, demoted, rules) -> dict:
     pred_sym = count(s.get("heldout_shape_accuracy_symbolic"), hv_sym)
     rej_sym = count(s.get("heldout_invalid_rejection_symbolic"), hi_sym)
     acc_sym = count(s.get("heldout_valid_accepted_symbolic"), hv_sym)
+    pred_acc = count(s.get("heldout_shape_accuracy_accepted"), acc_sym)
+    acc_keys = s.get("heldout_shape_accuracy_accepted") is not None
     learned = count(s.get("heldout_invalid_rejection_learned_only"), hi_sym)
+    shape_keys = s.get("heldout_invalid_rejection_shape_only") is not None
+    rej_shape = count(s.get("heldout_invalid_rejection_shape_only"), hi)
+    rej_sym_shape = count(s.get("heldout_invalid_rejection_symbolic_shape_only"), hi_sym)
     exact_secondary = True
     per_op = s.get("per_op") or {}
     for r in demoted:
@@ -256,6 +329,15 @@ def adjust_stats(stats: dict, demoted, rules) -> dict:
         pred_sym -= p
         hi_sym -= i
         rej_sym -= j
+        if "heldout_rejected_shape" in st:
+            rej_shape += i - st["heldout_rejected_shape"]
+            rej_sym_shape -= st["heldout_rejected_shape"]
+        elif i:
+            shape_keys = False
+        if "heldout_predicted_accepted" in st:
+            pred_acc -= st["heldout_predicted_accepted"]
+        elif v:
+            acc_keys = False
         if "heldout_accepted" in st and "heldout_rejected_learned" in st:
             acc_sym -= st["heldout_accepted"]
             learned -= st["heldout_rejected_learned"]
@@ -286,7 +368,10 @@ def adjust_stats(stats: dict, demoted, rules) -> dict:
         "heldout_valid_reaching_symbolic": hv_sym,
         "heldout_invalid_rejection_symbolic": _frac(rej_sym, hi_sym),
         "heldout_invalid_reaching_symbolic": hi_sym,
+        "heldout_invalid_rejection_shape_only": _frac(rej_shape, hi) if shape_keys else None,
+        "heldout_invalid_rejection_symbolic_shape_only": _frac(rej_sym_shape, hi_sym) if shape_keys else None,
         "heldout_valid_accepted_symbolic": _frac(acc_sym, hv_sym) if exact_secondary else None,
+        "heldout_shape_accuracy_accepted": _frac(pred_acc, acc_sym) if acc_keys and exact_secondary else None,
         "heldout_invalid_rejection_learned_only": _frac(learned, hi_sym) if exact_secondary else None,
     })
     if "ops_by_kind" in s:
