@@ -14,7 +14,9 @@ module), ``aoti`` (AOTInductor: compile and package, then load the package).
 
 Test-only backends (fault injection, prefixed ``_``) exist only when the
 environment variable ``ASSAY_TEST_BACKENDS=1`` is set: ``_segfault``, ``_abort``,
-``_hang``, ``_oom`` (allocates 10 GB), ``_raise``, ``_perturb`` (a wrong result).
+``_hang``, ``_oom`` (allocates 10 GB), ``_raise``, ``_perturb`` (a wrong result),
+``_gate`` (a compile that blocks until the directory ``$ASSAY_GATE`` holds a file ``open``
+or a ``ticket-*`` it can take: tests stop a campaign at a known point).
 """
 
 from __future__ import annotations
@@ -123,11 +125,31 @@ _TEST_BACKENDS = [
             raise RuntimeError("injected failure in buf3 at 0x7f00deadbeef for shape [2, 3]")
         return run
     ''', test_only=True),
-    Backend("_slow", '''
+    Backend("_gate", '''
     def compile_model(model, inputs, dynamic=False):
-        import time
-        time.sleep(3.0)  # a compile that takes time, so tests can interrupt a campaign mid-run
-        return model
+        # Blocks until a test lets it through: the file 'open' in the directory $ASSAY_GATE, or a
+        # 'ticket-*' file there that it takes (deletes) for itself. While blocked, the file
+        # 'waiting-<pid>' says so. A worker whose driver died (kill -9) exits instead of lingering.
+        import glob, os, time
+        gate = os.environ["ASSAY_GATE"]
+        mark = os.path.join(gate, f"waiting-{os.getpid()}")
+        parent = os.getppid()
+        open(mark, "w").close()
+        try:
+            while not os.path.exists(os.path.join(gate, "open")):
+                for ticket in sorted(glob.glob(os.path.join(gate, "ticket-*"))):
+                    try:
+                        os.unlink(ticket)
+                        return model
+                    except FileNotFoundError:
+                        pass  # another worker took it
+                if os.getppid() != parent:  # orphaned: its driver was killed
+                    os.unlink(mark)
+                    os._exit(3)
+                time.sleep(0.02)
+            return model
+        finally:
+            os.unlink(mark)
     ''', test_only=True),
     Backend("_perturb", '''
     def compile_model(model, inputs, dynamic=False):
