@@ -15,6 +15,13 @@ memory measurement, which runs in a fresh child process so its peak RSS is its o
 - speed: per model, generation (Z3) + value search + one eager run, for 5/10/20-node graphs:
   median ms per model and models per second;
 - memory: peak RSS of a process that generates ``--models`` 20-node models.
+
+With ``--nnsmith-src DIR`` (or ``$NNSMITH_SRC``) NNSmith's generator is timed beside each speed
+row, right after Assay's row of the same size so both see the same machine load, through
+``benchmarks/nnsmith_baseline.py`` (its own interpreter: ``--nnsmith-python`` or
+``$NNSMITH_PYTHON``; one torch thread, like this process). NNSmith's time per model covers its
+Z3 model generation, weight search and one eager run; Assay's covers generation (Z3), value
+search, building the program's module and one eager run.
 """
 
 from __future__ import annotations
@@ -125,8 +132,30 @@ def speed(rs, n, nodes, seed):
     total = time.perf_counter() - t_all
     total_cpu = time.process_time() - c_all
     return {"nodes": nodes, "models": n, "median_ms": 1000 * statistics.median(times),
+            "p90_cpu_ms": 1000 * statistics.quantiles(cpu, n=10)[-1] if n >= 10 else None,
             "median_cpu_ms": 1000 * statistics.median(cpu), "mean_ms": 1000 * total / n,
             "models_per_s": n / total, "models_per_cpu_s": n / total_cpu, "loadavg": os.getloadavg()[0]}
+
+
+def nnsmith_speed(src, python, n, nodes, seed):
+    """NNSmith's generator at one size, or ``{"error": ...}`` when it is not available."""
+    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    from benchmarks.nnsmith_baseline import NNSmithUnavailable, nnsmith_gen_stats
+
+    old = os.environ.get("OMP_NUM_THREADS")
+    os.environ["OMP_NUM_THREADS"] = "1"  # one torch thread, as in this process
+    try:
+        res = nnsmith_gen_stats(src, [nodes], n, seed=seed, python=python)
+    except NNSmithUnavailable as exc:
+        return {"error": str(exc)}
+    finally:
+        if old is None:
+            os.environ.pop("OMP_NUM_THREADS", None)
+        else:
+            os.environ["OMP_NUM_THREADS"] = old
+    row = dict(res["gen"][str(nodes)])
+    row["loadavg"] = res.get("meta", {}).get("loadavg_end", [None])[0]
+    return row
 
 
 def memory_child(rules, n, nodes, seed):
@@ -154,6 +183,10 @@ def main(argv=None):
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--skip", default="", help="comma-separated sections to skip: quality,speed,memory")
     ap.add_argument("--json", default=None, help="also write the results to this JSON file")
+    ap.add_argument("--nnsmith-src", default=os.environ.get("NNSMITH_SRC"),
+                    help="NNSmith checkout: time its generator beside each speed row (default $NNSMITH_SRC)")
+    ap.add_argument("--nnsmith-python", default=os.environ.get("NNSMITH_PYTHON"),
+                    help="interpreter with NNSmith's dependencies (default $NNSMITH_PYTHON)")
     ap.add_argument("--memory-child", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args.memory_child:
@@ -169,7 +202,13 @@ def main(argv=None):
     if "quality" not in skip:
         res["quality"] = quality(rs, args.models, 10, args.seed)
     if "speed" not in skip:
-        res["speed"] = [speed(rs, args.speed_models or args.models, int(k), args.seed) for k in args.sizes.split(",")]
+        res["speed"] = []
+        for k in args.sizes.split(","):
+            row = speed(rs, args.speed_models or args.models, int(k), args.seed)
+            if args.nnsmith_src:
+                row["nnsmith"] = nnsmith_speed(args.nnsmith_src, args.nnsmith_python, args.speed_models or args.models,
+                                               int(k), args.seed)
+            res["speed"].append(row)
     if "memory" not in skip:
         cmd = [sys.executable, os.path.abspath(__file__), "--memory-child", "--models", str(args.models), "--seed", str(args.seed)]
         if args.rules:
@@ -198,12 +237,18 @@ def print_table(res):
         if q["errors"]:
             print("errors:", json.dumps(q["errors"], indent=1))
     if res.get("speed"):
-        print("\n| nodes | median ms/model (wall) | median CPU ms/model | models/s (wall) | models/CPU-s | load avg | NNSmith ref. ms/model | NNSmith ref. models/s |")
-        print("|---|---|---|---|---|---|---|---|")
+        print("\n| nodes | median ms/model (wall) | median CPU ms/model | models/s (wall) | models/CPU-s | load avg "
+              "| NNSmith median ms (wall / CPU), same run | NNSmith models/s (wall) | NNSmith ref. ms/model (issue) |")
+        print("|---|---|---|---|---|---|---|---|---|")
         for s in res["speed"]:
             k = s["nodes"]
+            nn = s.get("nnsmith") or {}
+            if "median_ms" in nn:
+                nn_ms, nn_ps = f"{nn['median_ms']:.1f} / {nn['median_cpu_ms']:.1f}", f"{nn['models_per_s']:.1f}"
+            else:
+                nn_ms, nn_ps = (nn.get("error", "not run")[:60], "")
             print(f"| {k} | {s['median_ms']:.1f} | {s['median_cpu_ms']:.1f} | {s['models_per_s']:.1f} | {s['models_per_cpu_s']:.1f} "
-                  f"| {s['loadavg']:.1f} | {NNSMITH['ms'].get(k, '')} | {NNSMITH['per_s'].get(k, '')} |")
+                  f"| {s['loadavg']:.1f} | {nn_ms} | {nn_ps} | {NNSMITH['ms'].get(k, '')} |")
     m = res.get("memory")
     if m:
         if "error" in m:

@@ -195,6 +195,9 @@ class RuleInfo:
         return self.smt
 
 
+_CACHE_LIMIT = 2048
+
+
 class RuleSet:
     """Rules fit for generation, grouped by operator name."""
 
@@ -225,11 +228,17 @@ class RuleSet:
         self._unions: dict = {}
         self._stem_index: dict = {}
         self.stem = {op: op_stem(infos[0].rule) for op, infos in self.by_op.items()}
+        self.stem_names: dict[str, list] = {}
+        for op in self.ops:
+            self.stem_names.setdefault(self.stem[op], []).append(op)
+        self.stems = sorted(self.stem_names)
 
     def stem_index(self, ops: frozenset) -> tuple[list, dict]:
         """(sorted stems of ``ops``, stem -> sorted names in ``ops``), cached per operator set."""
         got = self._stem_index.get(ops)
         if got is None:
+            if len(self._stem_index) > _CACHE_LIMIT:
+                self._stem_index.clear()
             by: dict[str, list] = {}
             for op in sorted(ops):
                 by.setdefault(self.stem[op], []).append(op)
@@ -241,6 +250,8 @@ class RuleSet:
         ck = (keys, id(index))
         got = self._unions.get(ck)
         if got is None:
+            if len(self._unions) > _CACHE_LIMIT:
+                self._unions.clear()  # bounded: a long run meets many distinct tensor-kind sets
             got = self._unions[ck] = frozenset().union(*(index.get(k, ()) for k in keys))
         return got
 
@@ -361,6 +372,7 @@ class GenConfig:
     symbolic_ints_fallback: bool = True
     tries_per_node: int = 24
     concrete_source_prob: float = 0.5  # a concrete call no existing tensor fits enters on new inputs
+    symbolic_source_prob: float = 0.25  # the same for a symbolic rule no existing tensor satisfies
     value_search: bool = True
 
 
@@ -520,15 +532,19 @@ class _Builder:
         Choosing by stem first spreads the draws over distinct kernels: ``torch.relu``,
         ``torch.nn.functional.relu``, ``torch.nn.ReLU`` and ``aten::relu`` share one stem, so they
         together get a singleton's share instead of four (each is still drawn)."""
-        stems, by_stem = self.rs.stem_index(fitting)
-        if not stems:
+        if not fitting:
             return None
-        used = self.used_stems
-        # Rejection first (a graph uses a few of hundreds of stems), exact filtering if that fails.
-        for _ in range(4):
-            stem = self.ch.choice(stems)
+        rs, used = self.rs, self.used_stems
+        # Rejection over all stems first: most stems take the common float tensors and a graph uses
+        # a few of hundreds, so this nearly always ends in a draw or two. Exact filtering (which
+        # sorts the fitting set) only when it does not.
+        for _ in range(12):
+            stem = self.ch.choice(rs.stems)
             if stem not in used:
-                return self.ch.choice(by_stem[stem])
+                names = [n for n in rs.stem_names[stem] if n in fitting]
+                if names:
+                    return self.ch.choice(names)
+        stems, by_stem = rs.stem_index(fitting)
         free = [st for st in stems if st not in used]
         if free:
             return self.ch.choice(by_stem[self.ch.choice(free)])
@@ -622,9 +638,10 @@ class _Builder:
         return tensors, cons
 
     # -- forward ------------------------------------------------------------
-    def _bind_operands(self, info: RuleInfo, in_dtypes: list, fixed_shapes: list | None, fresh: bool = False):
-        """Operand per slot: existing tensor names (at least one) or new leaves (all of them with
-        ``fresh``). Returns (operands, new tensors, cons) or None."""
+    def _bind_operands(self, info: RuleInfo, in_dtypes: list, fixed_shapes: list | None, fresh: bool = False,
+                       single: bool = False):
+        """Operand per slot: existing tensor names (at least one; exactly one with ``single``) or new
+        leaves (all of them with ``fresh``). Returns (operands, new tensors, cons) or None."""
         ranks = info.rule.ranks
         operands: list = [None] * len(ranks)
         if not fresh:
@@ -634,7 +651,7 @@ class _Builder:
                 return None
             first = self.ch.choice(slots)
             operands[first] = self.ch.choice(cands[first])
-            for s in slots:
+            for s in slots if not single else ():
                 if s != first and self.ch.chance(0.35):
                     operands[s] = self.ch.choice(cands[s])
         new, cons = [], []
@@ -682,6 +699,22 @@ class _Builder:
         in_dt, out_dt = self.ch.choice(combos)
         self._last_in_dtypes = list(in_dt)
         bound = self._bind_operands(info, in_dt, None)
+        if bound is None:
+            return False
+        if self._try_bound(info, bound, out_dt):
+            return True
+        # Two existing tensors rarely fit together (slice_scatter, a matmul's inner dims): try
+        # again with one existing operand, then sometimes as a source on new inputs only.
+        if sum(1 for o in bound[0] if o in self.tensors) > 1:
+            if self._try_bound(info, self._bind_operands(info, in_dt, None, single=True), out_dt):
+                return True
+        if self.ch.chance(self.cfg.symbolic_source_prob):
+            if self._try_bound(info, self._bind_operands(info, in_dt, None, fresh=True), out_dt):
+                self.stats["sources"] += 1
+                return True
+        return False
+
+    def _try_bound(self, info: RuleInfo, bound, out_dt) -> bool:
         if bound is None:
             return False
         operands, new, cons0 = bound
@@ -864,6 +897,8 @@ def meta_check(rule: Rule, shapes, dtypes, ints, out_shapes, out_dtypes) -> bool
     if small and error is not None and "not implemented" not in error:
         if _call_check(rule, shapes, dtypes, ints, out_shapes, out_dtypes, "meta")[0] is True:
             verdict = True
+    if len(_META_CACHE) > 50 * _CACHE_LIMIT:
+        _META_CACHE.clear()  # bounded (a verdict is cheap to recompute)
     _META_CACHE[key] = verdict
     return verdict
 
@@ -965,12 +1000,47 @@ def _first_tensor(b: _Builder) -> None:
     b.tensors[t.name] = t
 
 
-def generate_graph(ruleset: RuleSet, cfg: GenConfig, chooser: Chooser) -> tuple[Graph, dict]:
-    """A graph of up to ``cfg.nodes`` operators, solved (no values yet)."""
+def _place_lead(b: _Builder, stem: str) -> bool:
+    """Start the graph with an operator of ``stem``: the first tensor is one its rule takes (or,
+    for an operator without tensor operands, one it makes, replaced backward), so even operators
+    that rarely fit a grown graph get a fresh input whose dims are still free."""
+    names = b.rs.stem_names.get(stem)
+    if not names:
+        return False
+    name = b.ch.choice(names)
+    info = b.ch.choice(b.rs.by_op[name])
+    forward = bool(info.slot_keys)
+    rank, dtype = b.ch.choice(sorted(info.slot_keys if forward else info.out_keys))
+    t, c = b.new_tensor(rank, dtype, "input")
+    b.add(c)
+    b.tensors[t.name] = t
+    for _ in range(3):
+        if b.insert_forward(info) if forward else b.insert_backward(info):
+            b.used_ops.add(name)
+            b.used_stems.add(stem)
+            b.stats["forward" if forward else "backward"] += 1
+            b.stats["lead"] = name
+            return True
+    return True  # the first tensor is in place either way
+
+
+def lead_stem(ruleset: RuleSet, seed: int, index: int) -> str | None:
+    """The stem model ``index`` of a run seeded ``seed`` starts with: every stem in turn (from an
+    offset the seed picks), so a run of N models starts from min(N, stems) different operators."""
+    if not ruleset.stems:
+        return None
+    offset = random.Random(f"assay-lead:{seed}").randrange(len(ruleset.stems))
+    return ruleset.stems[(offset + index) % len(ruleset.stems)]
+
+
+def generate_graph(ruleset: RuleSet, cfg: GenConfig, chooser: Chooser, lead: str | None = None) -> tuple[Graph, dict]:
+    """A graph of up to ``cfg.nodes`` operators, solved (no values yet); ``lead``: the stem of
+    the first operator (``lead_stem``)."""
     if not ruleset.ops:
         raise GenerationError("no usable rules")
     b = _Builder(ruleset, cfg, chooser)
-    _first_tensor(b)
+    if lead is None or not _place_lead(b, lead):
+        _first_tensor(b)
     misses = 0
     while len(b.nodes) < cfg.nodes and misses < 3:
         if b.insert_one():
@@ -1169,15 +1239,15 @@ def _nondeterministic_node(g: Graph, res) -> Node | None:
     return None
 
 
-def generate(ruleset: RuleSet, cfg: GenConfig, chooser: Chooser, attempts: int = 4) -> Generated:
-    """One model: graph, values and stats."""
+def generate(ruleset: RuleSet, cfg: GenConfig, chooser: Chooser, attempts: int = 4, lead: str | None = None) -> Generated:
+    """One model: graph, values and stats (``lead``: see ``generate_graph``)."""
     import time
 
     last = None
     for _ in range(attempts):
         t0 = time.perf_counter()
         try:
-            g, stats = generate_graph(ruleset, cfg, chooser)
+            g, stats = generate_graph(ruleset, cfg, chooser, lead)
         except GenerationError as exc:
             last = exc
             continue
@@ -1203,4 +1273,6 @@ def model_rng(seed: int, index: int) -> random.Random:
 
 
 def generate_model_for_index(ruleset: RuleSet, cfg: GenConfig, seed: int, index: int) -> Generated:
-    return generate(ruleset, cfg, RandomChooser(model_rng(seed, index)))
+    """Model ``index`` of a run seeded ``seed``: it depends on nothing else (any process, any order),
+    and consecutive indices start from different operators (``lead_stem``)."""
+    return generate(ruleset, cfg, RandomChooser(model_rng(seed, index)), lead=lead_stem(ruleset, seed, index))

@@ -36,6 +36,7 @@ FLOAT_RANGES = [(-2.0, 2.0), (-1.0, 1.0), (0.5, 1.5), (0.1, 0.9), (1.1, 2.0)]
 # The interval pushed towards by the gradient step, per round.
 TARGETS = [(0.1, 0.9), (0.5, 2.0), (1.1, 2.0)]
 GRAD_STEPS = 8
+GRAD_BUDGET = 24   # gradient steps per search, all rounds together (then rounds only resample)
 MAX_ROUNDS = 6
 MAX_INT_HIGH = 8
 
@@ -60,7 +61,14 @@ def _is_float(t) -> bool:
 def _nonfinite(t) -> bool:
     import torch
 
-    return _is_float(t) and t.numel() > 0 and not bool(torch.isfinite(t).all())
+    if not _is_float(t) or t.numel() == 0:
+        return False
+    # A finite sum means every element is finite (a NaN or Inf anywhere makes the sum NaN/Inf), and
+    # one reduction is several times cheaper than isfinite().all(); only a sum that overflowed or is
+    # NaN needs the element-wise check.
+    if math.isfinite(float(t.sum())):
+        return False
+    return not bool(torch.isfinite(t).all())
 
 
 def int_high(graph: Graph, name: str) -> int:
@@ -110,15 +118,19 @@ def _forward(graph: Graph, leaves: dict, submodules: dict, check: bool = True):
     return env, None
 
 
-def _grad_repair(graph, leaves, submodules, bad, target, gen, env):
-    """Signed-gradient steps pushing ``bad``'s float inputs into ``target``. Returns (leaves, env, bad, steps)."""
+def _grad_repair(graph, leaves, submodules, bad, target, gen, env, max_steps: int = GRAD_STEPS):
+    """Signed-gradient steps pushing ``bad``'s float inputs into ``target``. Returns (leaves, env, bad, steps).
+
+    Stops early when a step changes nothing, or when the loss of the same bad node has not gone
+    down by 1% in two steps (a node no input range keeps finite would otherwise take every step)."""
     import torch
 
     lo, hi = target
     steps = 0
     float_leaves = [n for n, t in leaves.items() if _is_float(t)]
-    for _ in range(GRAD_STEPS):
-        changed = False
+    last_loss, stalled = None, 0
+    for _ in range(max_steps):
+        changed = stop = False
         # Leaves read directly by the bad node: put them straight into the target range.
         direct = [t for t in bad.inputs() if t in leaves and _is_float(leaves[t])]
         for name in direct:
@@ -146,7 +158,14 @@ def _grad_repair(graph, leaves, submodules, bad, target, gen, env):
                         v = v.float()
                         term = (torch.relu(lo - v) + torch.relu(v - hi)).sum()
                         loss = term if loss is None else loss + term
-                    if loss is not None and float(loss.detach()) > 0:
+                    value = float(loss.detach()) if loss is not None else 0.0
+                    if last_loss is not None and last_loss[0] is bad and value > 0.99 * last_loss[1]:
+                        stalled += 1
+                    else:
+                        stalled = 0
+                    last_loss = (bad, value)
+                    stop = stalled >= 2
+                    if not stop and loss is not None and value > 0:
                         grads = torch.autograd.grad(loss, [work[n] for n in float_leaves], allow_unused=True)
                         with torch.no_grad():
                             for n, g in zip(float_leaves, grads):
@@ -169,6 +188,8 @@ def _grad_repair(graph, leaves, submodules, bad, target, gen, env):
         if bad2 is None:
             return leaves, env, None, steps
         bad = bad2
+        if stop:
+            break
     return leaves, env, bad, steps
 
 
@@ -203,7 +224,11 @@ def search(graph: Graph, seed: int = 0, submodules: dict | None = None, max_roun
         if bad is None:
             return SearchResult(leaves, submodules, True, None, False, rnd + 1, total_steps, None, env)
         target = TARGETS[min(rnd, len(TARGETS) - 1)]
-        leaves, env2, bad2, steps = _grad_repair(graph, leaves, submodules, bad, target, gen, env)
+        budget = min(GRAD_STEPS, GRAD_BUDGET - total_steps)
+        if budget > 0:
+            leaves, env2, bad2, steps = _grad_repair(graph, leaves, submodules, bad, target, gen, env, budget)
+        else:
+            env2, bad2, steps = env, bad, 0
         total_steps += steps
         if env2 is not None and bad2 is None:
             return SearchResult(leaves, submodules, True, None, False, rnd + 1, total_steps, None, env2)
