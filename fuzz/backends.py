@@ -15,6 +15,7 @@ module), ``aoti`` (AOTInductor: compile and package, then load the package).
 Test-only backends (fault injection, prefixed ``_``) exist only when the
 environment variable ``ASSAY_TEST_BACKENDS=1`` is set: ``_segfault``, ``_abort``,
 ``_hang``, ``_oom`` (allocates 10 GB), ``_raise``, ``_perturb`` (a wrong result),
+``_perturb_resized`` (wrong only when called at sizes other than the compiled ones),
 ``_gate`` (a compile that blocks until the directory ``$ASSAY_GATE`` holds a file ``open``
 or a ``ticket-*`` it can take: tests stop a campaign at a known point).
 """
@@ -150,6 +151,18 @@ _TEST_BACKENDS = [
             return model
         finally:
             os.unlink(mark)
+    ''', test_only=True),
+    Backend("_perturb_resized", '''
+    def compile_model(model, inputs, dynamic=False):
+        shapes = [tuple(x.shape) for x in inputs]
+        def run(*args):
+            out = model(*args)
+            if [tuple(x.shape) for x in args] == shapes:
+                return out
+            outs = list(out) if isinstance(out, (tuple, list)) else [out]
+            outs[0] = outs[0] + 1.0 + outs[0].abs()  # wrong only at sizes other than the compiled ones
+            return tuple(outs)
+        return run
     ''', test_only=True),
     Backend("_perturb", '''
     def compile_model(model, inputs, dynamic=False):

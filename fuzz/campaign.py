@@ -102,6 +102,7 @@ class Campaign:
         self.executor = executor
         self.model_files: dict[int, dict] = {}
         self.model_ops: dict[int, list] = {}
+        self.model_second: dict[int, tuple] = {}  # dynamic mode: (second-call info, files holding its inputs)
         self._models_seen: set = set()
         self.ops = set(self.store.get_meta("ops", []) or [])
         self.models_done = int(self.store.get_meta("models", 0) or 0)
@@ -268,6 +269,7 @@ class Campaign:
             if ev.get("ok"):
                 self.model_files[m] = ev.get("files") or {}
                 self.model_ops[m] = ev.get("ops") or []
+                self.model_second[m] = (ev.get("second_call"), ev.get("files_dynamic") or {})
                 new = set(self.model_ops[m]) - self.ops
                 if new:
                     self.ops |= new
@@ -281,6 +283,7 @@ class Campaign:
             m = _model_of(ev["job"])
             self.model_files.pop(m, None)
             self.model_ops.pop(m, None)
+            self.model_second.pop(m, None)
 
     def _on_verdict(self, ev: dict) -> None:
         test_id = ev["test"]
@@ -314,6 +317,14 @@ class Campaign:
         files = {k: base64.b64decode(v) for k, v in files_b64.items()}
         graph = json.loads(files["graph.json"])
         kind = ev["kind"]
+        second = None
+        if ev["mode"] == "dynamic":
+            # The verdict says what its second call did; a synthesised one (hang, signal) does not
+            # know, so the repro replays the model's second call.
+            info, dyn_files = self.model_second.get(model, (None, {}))
+            second = ev.get("second_call") or info
+            if second and second.get("shapes") and not second.get("declined"):
+                files.update({k: base64.b64decode(v) for k, v in dyn_files.items()})
         # A repro pays torch start-up and backend warm-up that the worker had paid already.
         timeout = self.cfg.timeout_s + 120 if kind != "hang" else 2 * self.cfg.timeout_s + 10
         case = {
@@ -331,6 +342,7 @@ class Campaign:
             "error": ev.get("error"),
             "diff": ev.get("diff"),
             "check": ev.get("check") or [],
+            **({"second_call": second} if ev["mode"] == "dynamic" else {}),
             "skip": sorted((ev.get("skipped_values") or {}).keys()),
             "skipped_values": ev.get("skipped_values") or {},
             "ops": [n["op"] if n.get("api") != "aten" or n.get("overload") in (None, "default")

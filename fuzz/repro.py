@@ -14,6 +14,10 @@ the backend and exits **1 when the failure reproduces, 0 when it does not**.
 - signal: the process dies by the signal (non-zero exit on its own);
 - hang: ``faulthandler`` ends the process with status 1 after ``TIMEOUT_S``.
 
+In ``dynamic`` mode a case may carry a ``second_call`` (sizes, and its inputs saved in
+``inputs.safetensors`` under ``second_call.<name>``): the repro then also calls the same
+compiled function at those sizes and checks its values (named ``call2:out<i>``) too.
+
 ``repro_source(program_src, spec)`` takes the spec fields of ``case.json`` (``id``,
 ``kind``, ``backend``, ``mode``, ``device``, ``check``, ``versions``, ``timeout_s``,
 ``mem_limit_mb``, ``graph`` for the input names, ``error``); ``write_repro(case_dir)``
@@ -75,6 +79,22 @@ def _values(fn, module, inputs, dtype64=False):
     return {f"out{i}": o for i, o in enumerate(out)}
 
 
+def _second_call_inputs():
+    """Dynamic mode's second call: the same inputs at other sizes, saved beside the first ones."""
+    if not SECOND_CALL:
+        return None
+    tensors = read_safetensors(os.path.join(HERE, "inputs.safetensors"))
+    keys = [SECOND_CALL["key_prefix"] + n for n in INPUT_NAMES]
+    if any(k not in tensors for k in keys):
+        print("note: inputs.safetensors lacks the second call's inputs; replaying the first call only")
+        return None
+    return [tensors[k].to(DEVICE) for k in keys]
+
+
+def _call2(values):
+    return {f"call2:{k}": v for k, v in values.items()}
+
+
 def main():
     import copy
     import faulthandler
@@ -88,9 +108,13 @@ def main():
     inputs = [t.to(DEVICE) for t in load_inputs()]
     global PARAM_NAMES
     PARAM_NAMES = [n for n, _ in model.named_parameters()]
+    inputs2 = _second_call_inputs()
     try:
         m = copy.deepcopy(model)
         expected = _values(m, m, inputs)
+        if inputs2 is not None:
+            m = copy.deepcopy(model)
+            expected.update(_call2(_values(m, m, inputs2)))
     except Exception:
         traceback.print_exc()
         print("did not reproduce: eager itself raised (not a compiler bug)")
@@ -104,6 +128,8 @@ def main():
             with torch.no_grad():
                 fn = compile_model(module, xs, dynamic=(MODE == "dynamic"))
         actual = _values(fn, fn if isinstance(fn, torch.nn.Module) else module, inputs)
+        if inputs2 is not None:  # the same compiled function at other sizes (dynamo may recompile)
+            actual.update(_call2(_values(fn, fn if isinstance(fn, torch.nn.Module) else module, inputs2)))
     except Exception as exc:
         traceback.print_exc()
         print(f"REPRODUCED: {BACKEND} raised {type(exc).__name__}; eager ran fine")
@@ -114,6 +140,10 @@ def main():
     try:
         m64 = copy.deepcopy(model).to(torch.float64)
         ref = _values(m64, m64, [x.to(torch.float64) if x.dtype.is_floating_point else x for x in inputs], dtype64=True)
+        if inputs2 is not None:
+            m64 = copy.deepcopy(model).to(torch.float64)
+            ref.update(_call2(_values(m64, m64, [x.to(torch.float64) if x.dtype.is_floating_point else x
+                                                 for x in inputs2], dtype64=True)))
     except Exception:
         ref = None  # float64 unsupported by some op: judge against eager, 10x looser
     bad = []
@@ -165,6 +195,14 @@ def _forward_params(program_src: str) -> list[str]:
     return []
 
 
+def _second_call(spec: dict) -> dict | None:
+    """The case's dynamic-mode second call, when it ran: ``{from, to, shapes, key_prefix}``."""
+    sc = spec.get("second_call")
+    if spec.get("mode") != "dynamic" or not isinstance(sc, dict) or not sc.get("shapes") or sc.get("declined"):
+        return None
+    return {k: sc[k] for k in ("from", "to", "shapes", "key_prefix") if k in sc}
+
+
 def repro_source(program_src: str, spec: dict) -> str:
     """A standalone repro script for one failure (see the module docstring)."""
     from fuzz import backends
@@ -193,6 +231,10 @@ def repro_source(program_src: str, spec: dict) -> str:
     if spec.get("diff"):
         d = spec["diff"]
         header.append(f"# Difference seen: {json.dumps({k: d.get(k) for k in ('where', 'expected', 'got', 'count', 'numel', 'max_abs', 'max_rel', 'reference', 'eager', 'compiled') if k in d})}")
+    sc = _second_call(spec)
+    if sc:
+        header.append(f"# Second call (dynamic mode): every input dim of size {sc.get('from')} made {sc.get('to')}: "
+                      f"{json.dumps(sc.get('shapes'))}")
     header.append("import sys")
     body = strip_main(program_src)
     settings = [
@@ -204,7 +246,8 @@ def repro_source(program_src: str, spec: dict) -> str:
         f"MODE = {spec.get('mode', 'fwd')!r}  # fwd: no_grad forward; bwd: + gradients; dynamic: dynamic=True",
         f"DEVICE = {spec.get('device', 'cpu')!r}",
         f"EXPECTED = {kind!r}",
-        f"CHECK = {check!r}  # values compared: the ones that differed",
+        f"CHECK = {check!r}  # values compared: the ones that differed (call2:*: the second call's)",
+        f"SECOND_CALL = {_second_call(spec)!r}  # dynamic mode: a second call at other input sizes",
         f"SKIP = {sorted(spec.get('skip') or [])!r}  # outputs left out of the gradient loss",
         f"INPUT_NAMES = {input_names!r}",
         "PARAM_NAMES = None",

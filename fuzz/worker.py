@@ -37,6 +37,7 @@ import argparse
 import base64
 import copy
 import json
+import logging
 import os
 import sys
 import tempfile
@@ -48,6 +49,12 @@ from fuzz import oracle
 
 UNSUPPORTED_MARKERS = ("data-dependent", "data dependent", "unsupported", "not supported", "guardondatadependent",
                        "dynamic shape operator", "constraint violation")
+# An exported program (export, aoti) checks its inputs against the shapes it was exported for; a
+# second call at sizes it specialised on is refused by design, not a bug.
+INPUT_GUARD_MARKERS = ("expected input at", "runtime assertion failed", "unmatched dim value", "dim value is too",
+                       "guard failed")
+# Dynamic mode's second call: its inputs are saved in inputs.safetensors under these keys.
+SECOND_CALL_PREFIX = "second_call."
 
 
 def _error(exc: BaseException) -> dict:
@@ -168,8 +175,6 @@ class Session:
     """References for one model, shared by all its tests."""
 
     def __init__(self, model: Model, device: str = "cpu"):
-        import torch
-
         from fuzz import program
 
         self.model = model
@@ -185,43 +190,136 @@ class Session:
 
         # Inputs by name: graph.json's tensor order need not be the order Model.forward takes them in.
         self.input_names = _param_names(self.module.forward)
-        by_name = dict(zip(self.input_names, model.inputs))
+        self.eager_out, eager_env, self.ref_env, self.sensitive, self.fwd_ref = self._references(model.inputs)
+        # Gradients are judged unless a float value may differ or a tie decides where a gradient flows.
+        self.bwd_blockers = {n: why for n, why in self.sensitive.items()
+                             if n in eager_env and (oracle.is_float(eager_env[n]) or oracle.routes_gradient(graph, n))}
+        self._bwd_ref = None
+        self._bwd_error = None
+        self._second = None
+
+    def _references(self, inputs, prefix: str = ""):
+        """For these inputs: eager outputs, the eager and float64 environments (every intermediate),
+        the values that may legitimately differ, and the forward ``Reference`` (value names
+        ``<prefix>out<i>``)."""
+        import torch
+
+        graph = self.model.graph
+        device = self.device
+        by_name = dict(zip(self.input_names, inputs))
         full_inputs = [by_name[n] for n in _param_names(self.full_module.forward)]
         with torch.no_grad():
-            self.eager_out = _as_list(copy.deepcopy(self.module)(*_clone(model.inputs, device)))
+            eager_out = _as_list(copy.deepcopy(self.module)(*_clone(inputs, device)))
             eager_env = dict(zip(self.full_names, _as_list(self.full_module(*_clone(full_inputs, device)))))
-        self.ref_env = None
+        ref_env = None
         perturbed = []
         try:
             with torch.no_grad():
                 m64 = _to64(self.full_module)
-                self.ref_env = dict(zip(self.full_names, _as_list(m64(*_clone(full_inputs, device, dtype64=True)))))
+                ref_env = dict(zip(self.full_names, _as_list(m64(*_clone(full_inputs, device, dtype64=True)))))
                 for seed in (1, 2):
                     pm, gen = _perturbed(self.full_module, seed)
                     outs = _as_list(pm(*_clone(full_inputs, device, dtype64=True, noise=True, gen=gen)))
                     perturbed.append(dict(zip(self.full_names, outs)))
         except Exception:  # float64 not supported by some op: judge against eager, looser
-            self.ref_env = None
+            ref_env = None
         # Graph inputs too, so the oracle can re-run a single node on them.
         eager_env = {**{n: v for n, v in by_name.items() if n in graph.tensors}, **eager_env}
-        self.sensitive = oracle.sensitive_tensors(graph, eager_env, self.ref_env, perturbed)
+        sensitive = oracle.sensitive_tensors(graph, eager_env, ref_env, perturbed)
         # Two eager runs already happened (module, full module): an output they disagree on is
         # nondeterministic in eager itself (e.g. uninitialised memory), so no backend can match it.
-        for o, first in zip(graph.outputs, self.eager_out):
+        for o, first in zip(graph.outputs, eager_out):
             second = eager_env.get(o)
-            if o not in self.sensitive and second is not None and not oracle.same_values(first, second):
-                self.sensitive[o] = "eager gives different values on two runs (uninitialised memory?)"
-        # Gradients are judged unless a float value may differ or a tie decides where a gradient flows.
-        self.bwd_blockers = {n: why for n, why in self.sensitive.items()
-                             if n in eager_env and (oracle.is_float(eager_env[n]) or oracle.routes_gradient(graph, n))}
-        names = [f"out{i}" for i in range(len(graph.outputs))]
-        skip = {f"out{i}": self.sensitive[o] for i, o in enumerate(graph.outputs) if o in self.sensitive}
+            if o not in sensitive and second is not None and not oracle.same_values(first, second):
+                sensitive[o] = "eager gives different values on two runs (uninitialised memory?)"
+        names = [f"{prefix}out{i}" for i in range(len(graph.outputs))]
+        skip = {f"{prefix}out{i}": sensitive[o] for i, o in enumerate(graph.outputs) if o in sensitive}
         ref64 = None
-        if self.ref_env is not None:
-            ref64 = [self.ref_env[o] for o in graph.outputs]
-        self.fwd_ref = oracle.Reference(names, self.eager_out, ref64, skip)
-        self._bwd_ref = None
-        self._bwd_error = None
+        if ref_env is not None:
+            ref64 = [ref_env[o] for o in graph.outputs]
+        return eager_out, eager_env, ref_env, sensitive, oracle.Reference(names, eager_out, ref64, skip)
+
+    # -- dynamic mode: a second call at other sizes ------------------------------------
+    def second_call(self):
+        """``(inputs, reference, info)`` for dynamic mode's second call, found once per model.
+
+        ``info`` records the sizes (``from``, ``to``, ``shapes`` by input name) or, with
+        ``inputs`` None, why there is no second call (``none``).
+        """
+        if self._second is None:
+            try:
+                self._second = self._find_resize()
+            except Exception as exc:  # never let the search cost the first call's verdict
+                self._second = None, None, {"none": f"resize search failed: {type(exc).__name__}: {exc}"[:300]}
+        return self._second
+
+    def _find_resize(self, max_real: int = 6):
+        """Change every input dim of some size ``v`` (parameters keep theirs) to another size.
+
+        Candidates (``v`` by how many input dims have it, then larger first; sizes 0 and 1 last
+        or never; ``v+1``, ``v+2``, ``2v``, ``v-1``) are checked on fake (meta) tensors with the
+        eager module; the first one whose eager run on real values works is taken.
+        """
+        import collections
+
+        inputs = self.model.inputs
+        counts = collections.Counter(d for t in inputs for d in t.shape)
+        order = sorted((v for v in counts if v >= 2), key=lambda v: (-counts[v], -v)) + [1] * (1 in counts)
+        meta_ok = self._shapes_ok([tuple(t.shape) for t in inputs])  # False: the fake check cannot judge
+        tried, real = [], 0
+        for v in order:
+            for new in dict.fromkeys(n for n in (v + 1, v + 2, 2 * v, v - 1) if n >= 1 and n != v):
+                shapes = [tuple(new if d == v else d for d in t.shape) for t in inputs]
+                if meta_ok and not self._shapes_ok(shapes):
+                    tried.append(f"{v}->{new}: eager rejects the shapes")
+                    continue
+                if real >= max_real:
+                    return None, None, {"none": f"eager raised on {real} candidate sizes", "tried": tried[:12]}
+                real += 1
+                # fresh values at the new positions first; if those overflow, copies of the old ones
+                for resized in (_resize_inputs(inputs, v, new, fresh=True), _resize_inputs(inputs, v, new, fresh=False)):
+                    try:
+                        reference = self._references(resized, prefix="call2:")[-1]
+                    except Exception as exc:
+                        tried.append(f"{v}->{new}: eager raised {type(exc).__name__}")
+                        break
+                    if _finite(reference.eager) or not _finite(self.eager_out):
+                        info = {"from": v, "to": new, "key_prefix": SECOND_CALL_PREFIX,
+                                "shapes": {n: list(t.shape) for n, t in zip(self.input_names, resized)}}
+                        return resized, reference, info
+                    tried.append(f"{v}->{new}: non-finite outputs")
+        why = "no input dims to resize" if not order else "no other input sizes accepted by eager"
+        return None, None, {"none": why, "tried": tried[:12]}
+
+    def _shapes_ok(self, shapes) -> bool:
+        """Whether the eager module runs on fake tensors of these input shapes."""
+        import torch
+        from torch._subclasses.fake_tensor import FakeTensorMode
+
+        module = copy.deepcopy(self.module)
+        log = logging.getLogger("torch._subclasses.fake_tensor")
+        quiet, log.disabled = log.disabled, True  # it logs every failing meta kernel's traceback
+        try:
+            with FakeTensorMode(allow_non_fake_inputs=True), torch.no_grad():
+                args = [torch.empty(s, dtype=t.dtype, device=t.device) for s, t in zip(shapes, self.model.inputs)]
+                out = _as_list(module(*args))
+            return len(out) == len(self.eager_out)
+        except Exception:
+            return False
+        finally:
+            log.disabled = quiet
+
+    def inputs_file(self) -> bytes | None:
+        """``inputs.safetensors`` plus the second call's inputs (``second_call.<name>``), or None."""
+        from safetensors.torch import load, save
+
+        inputs, _, _ = self.second_call()
+        if inputs is None:
+            return None
+        tensors = load(self.model.files["inputs.safetensors"])
+        for name, t in zip(self.input_names, inputs):
+            tensors[SECOND_CALL_PREFIX + name] = t.detach().cpu().contiguous()
+        return save(tensors)
 
     # -- backward ---------------------------------------------------------------
     def grads(self, fn, module, inputs, dtype64=False):
@@ -303,7 +401,79 @@ class Session:
                "skipped_values": j.skipped or None}
         if j.kind == "mismatch":
             out["check"] = [j.diff["where"]] if j.diff and "where" in j.diff else j.checked
+        if mode == "dynamic":
+            if j.kind != "pass":
+                out["second_call"] = {"none": "not run: the first call already failed"}
+            else:
+                self._run_second_call(backend_name, fn, out)
         return out
+
+    def _run_second_call(self, backend_name: str, fn, out: dict) -> None:
+        """Dynamic mode: call the same compiled ``fn`` (no recompile asked for; dynamo may
+        recompile on its own) at the other sizes and judge it like the first call; updates ``out``."""
+        import torch
+
+        inputs, reference, info = self.second_call()
+        out["second_call"] = info
+        if inputs is None:
+            return
+        t0 = time.perf_counter()
+        try:
+            with torch.no_grad():
+                actual = _as_list(fn(*_clone(inputs, self.device)))
+        except Exception as exc:
+            err = _error(exc)
+            text = (err["type"] + " " + err["message"]).lower()
+            if backend_name in ("export", "aoti") and any(m in text for m in INPUT_GUARD_MARKERS):
+                # the exported program specialised on a size the second call changes: refused by design
+                out["second_call"] = dict(info, declined=f"{err['type']}: {err['message'][:300]}")
+                return
+            out.update({"kind": oracle.classify_exception(err["type"], err["message"]), "diff": None,
+                        "detail": f"{backend_name} raised during the second call (other sizes)", "error": err})
+            out["elapsed_s"] += time.perf_counter() - t0
+            return
+        out["elapsed_s"] += time.perf_counter() - t0
+        j = oracle.judge(reference, actual)
+        out["skipped_values"] = {**(out.get("skipped_values") or {}), **j.skipped} or None
+        if j.kind == "mismatch":
+            out.update({"kind": j.kind, "detail": j.detail, "diff": j.diff,
+                        "check": [j.diff["where"]] if j.diff and "where" in j.diff else j.checked})
+
+
+def _finite(values) -> bool:
+    import torch
+
+    return all(bool(torch.isfinite(v).all()) for v in values if isinstance(v, torch.Tensor) and oracle.is_float(v))
+
+
+def _resize_inputs(inputs, old: int, new: int, fresh: bool = True, seed: int = 0):
+    """``inputs`` with every dim of size ``old`` made ``new``.
+
+    Old positions keep their values (cropped, or tiled along the dim when it grows). With
+    ``fresh``, float values at new positions are drawn uniformly between the tensor's finite
+    min and max instead of repeating old ones (repeats make ties for argmax, max_pool...).
+    """
+    import torch
+
+    gen = torch.Generator().manual_seed(seed)
+    out = []
+    for t in inputs:
+        dims = [d for d, size in enumerate(t.shape) if size == old]
+        r = t
+        for d in dims:
+            r = r.index_select(d, torch.arange(new, device=t.device) % old)
+        if fresh and dims and new > old and t.dtype.is_floating_point and t.numel():
+            finite = t[torch.isfinite(t)].to(torch.float64)
+            if finite.numel():
+                lo, hi = float(finite.min()), float(finite.max())
+                mask = torch.zeros(r.shape, dtype=torch.bool)
+                for d in dims:
+                    grown = (torch.arange(new) >= old).reshape([-1 if i == d else 1 for i in range(r.dim())])
+                    mask = mask | grown
+                values = lo + (hi - lo) * torch.rand(r.shape, generator=gen, dtype=torch.float64)
+                r = torch.where(mask.to(r.device), values.to(r.dtype).to(r.device), r)
+        out.append(r.contiguous() if r is not t else t.clone())
+    return out
 
 
 def _param_names(fn) -> list[str]:
@@ -349,10 +519,21 @@ def run_job(job: dict, emit) -> None:
                   "kind": kind, "detail": detail, "error": err})
         emit({"event": "done", "job": jid})
         return
-    emit({"event": "model", "job": jid, "model": job.get("model"), "ok": True, "ops": model.graph.ops(),
-          "nodes": len(model.graph.nodes),
-          "files": {k: base64.b64encode(v).decode() for k, v in model.files.items()},
-          "sensitive": session.sensitive})
+    event = {"event": "model", "job": jid, "model": job.get("model"), "ok": True, "ops": model.graph.ops(),
+             "nodes": len(model.graph.nodes),
+             "files": {k: base64.b64encode(v).decode() for k, v in model.files.items()},
+             "sensitive": session.sensitive}
+    if any(t["mode"] == "dynamic" for t in job["tests"]):
+        # Found here, in the prepare phase: eager dying at the new sizes is not a backend's fault.
+        event["second_call"] = session.second_call()[2]
+        try:
+            data = session.inputs_file()
+        except Exception as exc:
+            data = None
+            event["second_call"] = {"none": f"cannot save the second call's inputs: {exc}"[:300]}
+        if data is not None:
+            event["files_dynamic"] = {"inputs.safetensors": base64.b64encode(data).decode()}
+    emit(event)
     for t in job["tests"]:
         emit({"event": "begin", "job": jid, "test": t["test"], "phase": "test", "log_offset": _log_offset()})
         try:

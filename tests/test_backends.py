@@ -123,3 +123,113 @@ def test_repro_exits_1_when_it_reproduces_and_0_when_not(conv_dir, tmp_path, mon
         assert res.returncode == expected, (name, res.stdout[-2000:], res.stderr[-2000:])
         assert ("REPRODUCED" in res.stdout) == (expected == 1)
     assert "# Found with: torch" in (tmp_path / "mismatch" / "repro.py").read_text()
+
+
+def _linear_graph(reshape=False):
+    """x[2,3] -> linear(w[4,3]) -> tanh; with ``reshape``, x is first flattened to a fixed [6]
+    (and w is [4,6]), so no other input size can run."""
+    g = Graph()
+    x = g.add_tensor([2, 3], "float32", "input", name="x")
+    src = x
+    if reshape:
+        src = g.add_tensor([6], "float32", name="flat")
+        g.add_node(Node(id="n_r", op="torch.reshape", api="function", args=[ref(x), [6]], kwargs={}, outputs=[src]))
+    w = g.add_tensor([4, 6 if reshape else 3], "float32", "param", name="w")
+    shape = [4] if reshape else [2, 4]
+    h = g.add_tensor(shape, "float32", name="h")
+    g.add_node(Node(id="n0", op="torch.nn.functional.linear", api="function", args=[ref(src), ref(w)], kwargs={},
+                    outputs=[h]))
+    t = g.add_tensor(shape, "float32", name="t")
+    g.add_node(Node(id="n1", op="torch.tanh", api="function", args=[ref(h)], kwargs={}, outputs=[t]))
+    g.outputs = [t]
+    gen = torch.Generator().manual_seed(3)
+    return g, {"x": torch.randn(2, 3, generator=gen), "w": torch.randn(4, 6 if reshape else 3, generator=gen)}
+
+
+def _recording(monkeypatch, name):
+    """Make backend ``name`` record the input shapes its compiled function is called with."""
+    calls = []
+    real = backends.REGISTRY[name].compile_function
+
+    def compile_function():
+        compile_model = real()
+
+        def recording(model, inputs, dynamic=False):
+            fn = compile_model(model, inputs, dynamic=dynamic)
+
+            def run(*args):
+                calls.append([list(a.shape) for a in args])
+                return fn(*args)
+            return run
+        return recording
+    monkeypatch.setattr(backends.REGISTRY[name], "compile_function", compile_function)
+    return calls
+
+
+@pytest.mark.slow
+def test_dynamic_mode_calls_the_compiled_model_again_at_other_sizes(tmp_path, monkeypatch):
+    g, t = _linear_graph()
+    program.save_program(g, t, tmp_path / "p")
+    calls = _recording(monkeypatch, "inductor")
+    events = []
+    worker.run_job({"job": "s0-m000000", "model": 0, "source": {"program_dir": str(tmp_path / "p")},
+                    "tests": [{"test": "d", "backend": "inductor", "mode": "dynamic"}]}, events.append)
+    model = next(e for e in events if e["event"] == "model")
+    v = next(e for e in events if e["event"] == "verdict")
+    # x's dim of size 3 cannot change (w is [4, 3]); its 2 can: the second call is x[3, 3]
+    assert v["kind"] == "pass", v
+    assert v["second_call"] == {"from": 2, "to": 3, "key_prefix": "second_call.", "shapes": {"x": [3, 3]}}
+    assert model["second_call"] == v["second_call"] and "inputs.safetensors" in model["files_dynamic"]
+    assert calls == [[[2, 3]], [[3, 3]]]  # the compiled (inductor) function ran at both sizes
+
+
+def test_dynamic_mode_without_an_accepted_resize_is_the_first_call_alone(tmp_path, monkeypatch):
+    g, t = _linear_graph(reshape=True)
+    program.save_program(g, t, tmp_path / "p")
+    calls = _recording(monkeypatch, "aot_eager")
+    verdicts = run(tmp_path / "p", [{"test": "d", "backend": "aot_eager", "mode": "dynamic"}])
+    v = verdicts["d"]
+    assert v["kind"] == "pass", v
+    assert v["second_call"]["none"] == "no other input sizes accepted by eager"
+    assert "2->3: eager rejects the shapes" in v["second_call"]["tried"]
+    assert calls == [[[2, 3]]]
+
+
+def test_second_call_mismatch_is_judged_saved_and_replayed(tmp_path, monkeypatch):
+    """A backend wrong only at other sizes: the second call finds it, the case and repro.py replay it."""
+    from fuzz.campaign import Campaign, Config
+
+    monkeypatch.setenv("ASSAY_TEST_BACKENDS", "1")
+    g, t = _linear_graph()
+    program.save_program(g, t, tmp_path / "progs" / "p0")
+    camp = Campaign(Config(out=str(tmp_path / "run"), backends=["_perturb_resized"], modes=["fwd", "dynamic"],
+                           programs=str(tmp_path / "progs")), stream=open("/dev/null", "w"))
+    job = next(camp._jobs())
+    events = []
+    worker.run_job(job, events.append)
+    for ev in events:
+        camp._on_event(json.loads(json.dumps(ev)))
+    verdicts = {e["mode"]: e for e in events if e["event"] == "verdict"}
+    assert verdicts["fwd"]["kind"] == "pass" and "second_call" not in verdicts["fwd"]
+    v = verdicts["dynamic"]
+    assert v["kind"] == "mismatch" and v["diff"]["where"] == "call2:out0" and v["check"] == ["call2:out0"], v
+    case_dir = camp.store.staging_dir(v["test"])
+    case = json.loads((case_dir / "case.json").read_text())
+    assert case["second_call"]["shapes"] == {"x": [3, 3]} and case["check"] == ["call2:out0"]
+    from safetensors.torch import load_file
+
+    saved = load_file(str(case_dir / "inputs.safetensors"))
+    assert saved["x"].shape == (2, 3) and saved["second_call.x"].shape == (3, 3)
+    assert torch.equal(saved["second_call.x"][:2], saved["x"])  # old positions keep their values
+    env = {"PATH": "/usr/bin:/bin", "PYTHONWARNINGS": "ignore", "ASSAY_TEST_BACKENDS": "1"}
+    res = subprocess.run([sys.executable, "repro.py"], cwd=case_dir, capture_output=True, text=True, timeout=300, env=env)
+    assert res.returncode == 1 and "call2:out0" in res.stdout, (res.stdout[-2000:], res.stderr[-2000:])
+    # A case written before second calls existed (no second_call): the repro replays the first call
+    # alone, which this backend gets right.
+    old = {k: v for k, v in case.items() if k != "second_call"}
+    old["check"] = ["out0"]
+    (case_dir / "repro.py").write_text(repro.repro_source((case_dir / "program.py").read_text(), old))
+    assert "SECOND_CALL = None" in (case_dir / "repro.py").read_text()
+    res = subprocess.run([sys.executable, "repro.py"], cwd=case_dir, capture_output=True, text=True, timeout=300, env=env)
+    assert res.returncode == 0, (res.stdout[-2000:], res.stderr[-2000:])
+    camp.store.close()
