@@ -69,8 +69,10 @@ DENY_WORDS = (
     # scalars out, global state, I/O
     "item", "_local_scalar_dense", "tolist", "numpy", "manual_seed", "seed", "save", "load", "from_file",
     "set_default_dtype", "_assert_async", "_assert_tensor_metadata", "_print", "print",
-    # unchecked index inputs: negative LDL pivots corrupt the heap (torch 2.13, kills the generator)
-    "linalg_ldl_solve", "ldl_solve",
+    # native crashes on shapes or values the rules allow (torch 2.13; they kill the generating
+    # process): negative LDL pivots corrupt the heap; the private CPU flash-attention kernel
+    # divides by zero (SIGFPE) when query/key batch or head counts disagree
+    "linalg_ldl_solve", "ldl_solve", "scaled_dot_product_flash_attention_for_cpu",
 )
 # Substrings that exclude an operator anywhere in its name.
 DENY_SUBSTRINGS = ("torch.testing", "torch.onnx", "torch.jit", "torch.autograd", "torch.utils", "torch.export", "torch._refs", "torch._prims", "_decomp", "torch.torch.", "sparse", "quantiz", "mkldnn", "nested", "_foreach", "torch.nn.init.", "_fused_", "fbgemm",
@@ -232,6 +234,7 @@ class RuleSet:
         for op in self.ops:
             self.stem_names.setdefault(self.stem[op], []).append(op)
         self.stems = sorted(self.stem_names)
+        self.lead_orders: dict[int, list] = {}  # seed -> stems in the order models lead with them
 
     def stem_index(self, ops: frozenset) -> tuple[list, dict]:
         """(sorted stems of ``ops``, stem -> sorted names in ``ops``), cached per operator set."""
@@ -1025,12 +1028,19 @@ def _place_lead(b: _Builder, stem: str) -> bool:
 
 
 def lead_stem(ruleset: RuleSet, seed: int, index: int) -> str | None:
-    """The stem model ``index`` of a run seeded ``seed`` starts with: every stem in turn (from an
-    offset the seed picks), so a run of N models starts from min(N, stems) different operators."""
+    """The stem model ``index`` of a run seeded ``seed`` starts with: every stem in turn, in an
+    order the seed shuffles, so a run of N models starts from min(N, stems) different operators
+    (and its first models are not an alphabetical slice of them)."""
     if not ruleset.stems:
         return None
-    offset = random.Random(f"assay-lead:{seed}").randrange(len(ruleset.stems))
-    return ruleset.stems[(offset + index) % len(ruleset.stems)]
+    order = ruleset.lead_orders.get(seed)
+    if order is None:
+        order = list(ruleset.stems)
+        random.Random(f"assay-lead:{seed}").shuffle(order)
+        if len(ruleset.lead_orders) > 64:
+            ruleset.lead_orders.clear()
+        ruleset.lead_orders[seed] = order
+    return order[index % len(order)]
 
 
 def generate_graph(ruleset: RuleSet, cfg: GenConfig, chooser: Chooser, lead: str | None = None) -> tuple[Graph, dict]:
