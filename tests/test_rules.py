@@ -97,6 +97,26 @@ def test_constraints_separate_invalid_records():
     assert 0 < len(rule.examples) <= 8
 
 
+def test_constraints_relate_int_args_to_dims():
+    """Grouped-conv-like channels (x0_1 == x1_1 * a0) and an index below a dim (a1 < x0_0): the
+    candidates relating int args and dims separate the invalid calls."""
+    rng = random.Random(3)
+    g = Group("function", "f", None, {"args": [{"X": 0}, {"X": 1}, {"A": 0}, {"A": 1}], "kwargs": {}}, [2, 2], 2)
+    for _ in range(40):
+        c, grp, n, k = rng.randint(1, 6), rng.randint(1, 4), rng.randint(2, 9), rng.randint(1, 9)
+        idx = rng.randint(0, n - 1)
+        g.valid.append(Call(((n, c * grp), (k, c)), ("float32", "float32"), (grp, idx), (((n, k), "float32"),)))
+        g.invalid.append(Call(((n, c * grp + 1), (k, c)), ("float32", "float32"), (grp, idx)))
+        g.invalid.append(Call(((n, c * grp), (k, c)), ("float32", "float32"), (grp, n + rng.randint(0, 3))))
+    rule, why = infer_plain(g, Budget(2))
+    assert rule is not None, why
+    env = lambda c: {"x0_0": c.shapes[0][0], "x0_1": c.shapes[0][1], "x1_0": c.shapes[1][0],  # noqa: E731
+                     "x1_1": c.shapes[1][1], "a0": c.ints[0], "a1": c.ints[1]}
+    assert all(dsl.holds(rule.constraints, env(c)) for c in g.valid)
+    assert not any(dsl.holds(rule.constraints, env(c)) for c in g.invalid), [dsl.render(c) for c in rule.constraints]
+    assert "x1_1 * a0 == x0_1" in [dsl.render(c) for c in rule.constraints]
+
+
 def test_specialisation_on_categorical_arg():
     # A reduction over dim a0 of a rank-3 tensor: the output drops dim a0.
     rng = random.Random(0)

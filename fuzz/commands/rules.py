@@ -36,7 +36,8 @@ def register(sub) -> None:
     i.add_argument("--time-budget", type=positive_seconds, default=1.5,
                    help="seconds of synthesis per signature before it is kept concrete (default 1.5)")
     i.add_argument("--no-refine", action="store_true",
-                   help="do not refine symbolic rules against torch on fresh meta-tensor calls")
+                   help="no counterexample-guided refinement: symbolic rules are not probed against torch "
+                   "during inference, and the final validation pass demotes failures without repair")
     i.add_argument("--no-validate", action="store_true",
                    help="skip the final validation pass (every symbolic rule on K fresh calls against torch; "
                    "failures become concrete); see 'assay rules validate'")
@@ -60,6 +61,12 @@ def register(sub) -> None:
     v.add_argument("--calls", type=positive_int, default=None, help="calls per rule (default 16)")
     v.add_argument("--budget", type=positive_seconds, default=None,
                    help="wall seconds for the whole pass; rules not reached stay as they are (default: none)")
+    v.add_argument("--seed", default=None,
+                   help="seed of the draws (default validate-0, the seed inference's own probes use: rules that "
+                   "passed those with the same --calls are not drawn again)")
+    v.add_argument("--z3-only", action="store_true",
+                   help="draw every call with the Z3 sampler (the tests' sampler) instead of every other call "
+                   "uniformly")
     v.add_argument("--quiet", action="store_true", help="no progress on stderr")
     v.set_defaults(func=_validate)
 
@@ -131,11 +138,16 @@ def _validate(args) -> int:
             sys.stderr.flush()
 
     summary = V.validate_rules(rules, workers=args.workers, k=args.calls or V.K, budget=args.budget,
-                               progress=progress)
+                               progress=progress, seed=args.seed or V.SEED, uniform=not args.z3_only)
     demoted = summary.pop("demoted")
     stats = V.adjust_stats(stored, demoted, rules)
     prev = stored.get("rules_demoted_by_validation", 0) or 0
     summary["rules_demoted_by_validation"] += prev
+    # Keep what earlier passes recorded (the pass inside inference, an earlier 'rules validate').
+    earlier = {k: stored[k] for k in summary if k.startswith("validation_") or k.startswith("rules_validated")
+               if k in stored}
+    if earlier:
+        stats.setdefault("earlier_validation", []).append(earlier)
     stats.update(summary)
     stats["validation_applied_to"] = "existing rules file (assay rules validate)"
     write_rules(out, rules)
@@ -226,7 +238,9 @@ def _print_stats(stats: dict, out=sys.stdout) -> None:
     w(f"held-out shape accuracy: {pct(stats.get('heldout_shape_accuracy'))} of all held-out valid calls"
       f" ({pct(stats.get('heldout_shape_accuracy_symbolic'))} of those reaching a symbolic rule)\n")
     w(f"held-out invalid rejection: {pct(stats.get('heldout_invalid_rejection'))}"
-      f" ({pct(stats.get('heldout_invalid_rejection_symbolic'))} of those reaching a symbolic rule)\n")
+      f" ({pct(stats.get('heldout_invalid_rejection_symbolic'))} of those reaching a symbolic rule;"
+      f" by shape constraints alone {pct(stats.get('heldout_invalid_rejection_shape_only'))} and"
+      f" {pct(stats.get('heldout_invalid_rejection_symbolic_shape_only'))})\n")
     if stats.get("rules_demoted_by_validation") is not None:
         w(f"validation: {stats.get('rules_demoted_by_validation')} symbolic rules demoted to concrete, "
           f"{stats.get('rules_unvalidated', 0)} not reached\n")

@@ -78,20 +78,22 @@ def random_point(rule, rng, max_dim: int, ranges: dict, tries: int = 12):
     return None
 
 
-def validate_rule(rule, k: int = K, seed=SEED, seconds: float = RULE_SECONDS) -> tuple[bool, str]:
+def validate_rule(rule, k: int = K, seed=SEED, seconds: float = RULE_SECONDS, uniform: bool = True) -> tuple[bool, str]:
     """(ok, why) for one symbolic rule: ``k`` fresh calls must all match torch."""
-    ok, why, _ = probe_rule(rule, k, seed, seconds, max_failures=1)
+    ok, why, _ = probe_rule(rule, k, seed, seconds, max_failures=1, uniform=uniform)
     return ok, why
 
 
-def probe_rule(rule, k: int = K, seed=SEED, seconds: float = RULE_SECONDS, max_failures: int = 1):
+def probe_rule(rule, k: int = K, seed=SEED, seconds: float = RULE_SECONDS, max_failures: int = 1,
+               uniform: bool = True):
     """(ok, why, counterexamples): draw ``k`` calls from the rule's constraints and run them.
 
     Stops at the ``max_failures``-th failing call. ``counterexamples`` holds the failing calls
     that are data for re-inference, as ``(outcome, Call)``: ``"invalid"`` (torch rejected a call
     the constraints admit; a ``Call`` without outputs) or ``"valid"`` (a wrong or undefined
     predicted shape; the ``Call`` carries torch's output shapes and dtypes). ``why`` describes
-    the first failure; failures that are no data (unsat, timeout) end the probe.
+    the first failure; failures that are no data (unsat, timeout) end the probe. ``uniform``:
+    every other call is a uniform draw (``random_point``); False: every call comes from Z3.
     """
     from fuzz.infer.check import Solver, _call, _values_from_env
     from fuzz.infer.signature import Call
@@ -127,7 +129,7 @@ def probe_rule(rule, k: int = K, seed=SEED, seconds: float = RULE_SECONDS, max_f
                 fail(f"only {done} of {k} calls checked")
                 break
             max_dim = DIM_BOUNDS[(attempts - 1) % len(DIM_BOUNDS)]
-            env = random_point(rule, rng, max_dim, solver.ranges) if attempts % 2 == 0 else None
+            env = random_point(rule, rng, max_dim, solver.ranges) if uniform and attempts % 2 == 0 else None
             if env is None:
                 env = solver.sample(rng, max_dim)
             if env is None:
@@ -180,10 +182,10 @@ def _worker(payload: str) -> str:
     items = json.loads(payload)
     out = []
     c0 = time.process_time()
-    for idx, rj, k, seed, seconds in items:
+    for idx, rj, k, seed, seconds, uniform in items:
         rule = Rule.from_json(rj)
         try:
-            ok, why = validate_rule(rule, k, seed, seconds)
+            ok, why = validate_rule(rule, k, seed, seconds, uniform)
         except Exception as exc:  # noqa: BLE001
             ok, why = False, f"validator: {type(exc).__name__}: {str(exc)[:120]}"
         out.append([idx, ok, why])
@@ -201,7 +203,7 @@ def demote(rule, why: str) -> None:
 
 
 def validate_rules(rules, workers: int = 2, k: int = K, seed=SEED, seconds: float = RULE_SECONDS,
-                   budget: float | None = None, progress=None) -> dict:
+                   budget: float | None = None, progress=None, uniform: bool = True) -> dict:
     """Validate every symbolic rule of ``rules`` (demoting failures in place); returns a summary."""
     import torch  # noqa: F401 - once, before the workers fork
 
@@ -216,7 +218,7 @@ def validate_rules(rules, workers: int = 2, k: int = K, seed=SEED, seconds: floa
     rng = random.Random(0)
     rng.shuffle(todo)
     chunk = 16
-    payloads = [json.dumps([[i, rules[i].to_json(), k, seed, seconds] for i in todo[j:j + chunk]])
+    payloads = [json.dumps([[i, rules[i].to_json(), k, seed, seconds, uniform] for i in todo[j:j + chunk]])
                 for j in range(0, len(todo), chunk)]
     failed: dict[int, str] = {}
     checked = 0
@@ -282,7 +284,7 @@ def validate_rules(rules, workers: int = 2, k: int = K, seed=SEED, seconds: floa
             "rules_demoted_by_validation": len(demoted),
             "rules_unvalidated": len(todo) - checked, "validation_timed_out": timed_out,
             "validation_demoted_reasons": dict(sorted(reasons.items())),
-            "validation_calls_per_rule": k, "validation_seed": seed,
+            "validation_calls_per_rule": k, "validation_seed": seed, "validation_uniform_draws": uniform,
             "validation_seconds": round(time.monotonic() - t0, 1),
             "validation_cpu_seconds": round(cpu + time.process_time() - c0, 1),
             "demoted": demoted}
