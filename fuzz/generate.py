@@ -70,9 +70,10 @@ DENY_WORDS = (
     "item", "_local_scalar_dense", "tolist", "numpy", "manual_seed", "seed", "save", "load", "from_file",
     "set_default_dtype", "_assert_async", "_assert_tensor_metadata", "_print", "print",
     # native crashes on shapes or values the rules allow (torch 2.13; they kill the generating
-    # process): negative LDL pivots corrupt the heap; the private CPU flash-attention kernel
-    # divides by zero (SIGFPE) when query/key batch or head counts disagree
-    "linalg_ldl_solve", "ldl_solve", "scaled_dot_product_flash_attention_for_cpu",
+    # process): negative LDL pivots corrupt the heap, so do lu_unpack's pivots when their batch
+    # shape disagrees with LU's; the private CPU flash-attention kernel divides by zero (SIGFPE)
+    # when query/key batch or head counts disagree
+    "linalg_ldl_solve", "ldl_solve", "lu_unpack", "scaled_dot_product_flash_attention_for_cpu",
 )
 # Substrings that exclude an operator anywhere in its name.
 DENY_SUBSTRINGS = ("torch.testing", "torch.onnx", "torch.jit", "torch.autograd", "torch.utils", "torch.export", "torch._refs", "torch._prims", "_decomp", "torch.torch.", "sparse", "quantiz", "mkldnn", "nested", "_foreach", "torch.nn.init.", "_fused_", "fbgemm",
