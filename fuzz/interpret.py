@@ -103,11 +103,51 @@ def bind_outputs(node: Node, result) -> dict:
     return {name: r for name, r in zip(returns, result) if name is not None}
 
 
+# Address space one real call during generation may add. The total-size bound covers the graph's
+# tensors, not what an operator allocates inside: torch.combinations(x[12], r=8) returns 75,582 x 8
+# values but builds a 12**8-element grid first (4+ GB). Under this headroom such a call fails
+# fast with an allocation error and the node is dropped, instead of taking the process's memory.
+CALL_HEADROOM_BYTES = 512 << 20
+
+
+class _AddressSpaceHeadroom:
+    """Lower RLIMIT_AS's soft limit to (current size + headroom) for the duration of one call."""
+
+    def __init__(self, headroom: int):
+        self.headroom = headroom
+        self.saved = None
+
+    def __enter__(self):
+        try:
+            import resource
+
+            with open("/proc/self/statm") as f:
+                size = int(f.read().split()[0]) * resource.getpagesize()
+            soft, hard = resource.getrlimit(resource.RLIMIT_AS)
+            limit = size + self.headroom
+            if hard != resource.RLIM_INFINITY:
+                limit = min(limit, hard)
+            if soft == resource.RLIM_INFINITY or limit < soft:
+                resource.setrlimit(resource.RLIMIT_AS, (limit, hard))
+                self.saved = (soft, hard)
+        except (ImportError, OSError, ValueError):  # not Linux: no headroom
+            self.saved = None
+        return self
+
+    def __exit__(self, *exc):
+        if self.saved is not None:
+            import resource
+
+            resource.setrlimit(resource.RLIMIT_AS, self.saved)
+        return False
+
+
 def run_node(node: Node, env: dict, submodules: dict, device: str = "cpu") -> dict:
     args, kwargs = call_args(node, env, device)
     fn = submodules[node.id] if node.api == "module" else target(node)
     try:
-        result = fn(*args, **kwargs)
+        with _AddressSpaceHeadroom(CALL_HEADROOM_BYTES):
+            result = fn(*args, **kwargs)
     except Exception as exc:  # the call itself failed
         raise NodeError(node, f"{type(exc).__name__}: {str(exc).strip().splitlines()[0] if str(exc).strip() else ''}") from exc
     return bind_outputs(node, result)

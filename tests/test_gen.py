@@ -130,3 +130,22 @@ def test_cli_gen_bad_input_is_one_line(tmp_path, capsys, bad):
     err = capsys.readouterr().err
     assert code == 2 and "Traceback" not in err
     assert len(err.strip().splitlines()) == 1 and err.startswith("assay: error:")
+
+
+def test_one_call_cannot_take_the_generators_memory():
+    """torch.combinations(x[12], r=8) returns 75,582 x 8 values but builds a 12**8 grid first;
+    under the per-call headroom it fails fast instead of allocating 4+ GB, and the limit is
+    restored afterwards."""
+    import resource
+
+    import torch
+
+    from fuzz.interpret import CALL_HEADROOM_BYTES, _AddressSpaceHeadroom
+
+    before = resource.getrlimit(resource.RLIMIT_AS)
+    with pytest.raises(RuntimeError):
+        with _AddressSpaceHeadroom(CALL_HEADROOM_BYTES):
+            torch.combinations(torch.arange(12.0), r=8, with_replacement=True)
+    assert resource.getrlimit(resource.RLIMIT_AS) == before
+    with _AddressSpaceHeadroom(CALL_HEADROOM_BYTES):  # an ordinary call is unaffected
+        assert torch.combinations(torch.arange(5.0), r=2).shape == (10, 2)
