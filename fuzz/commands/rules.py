@@ -123,14 +123,7 @@ def _validate(args) -> int:
 
     path, rules = _load_rules(args.rules)
     out = args.out or path
-    stored = {}
-    sp = _stats_path(path)
-    if os.path.exists(sp):
-        try:
-            with open(sp) as fh:
-                stored = json.load(fh)
-        except (OSError, ValueError) as exc:
-            raise AssayError(f"{sp}: corrupt stats file ({exc}); rebuild with 'assay rules infer'") from None
+    stored = _read_stats(_stats_path(path))
 
     def progress(msg):
         if not args.quiet:
@@ -174,18 +167,23 @@ def _stats_path(rules_file: str) -> str:
     return os.path.join(os.path.dirname(os.path.abspath(rules_file)), "rules-stats.json")
 
 
+def _read_stats(sp: str) -> dict:
+    """The stored rules-stats.json next to a rules file ({} when there is none)."""
+    if not os.path.exists(sp):
+        return {}
+    try:
+        with open(sp) as fh:
+            stored = json.load(fh)
+    except (OSError, ValueError) as exc:
+        raise AssayError(f"{sp}: corrupt stats file ({exc}); rebuild with 'assay rules infer'") from None
+    if not isinstance(stored, dict):
+        raise AssayError(f"{sp}: corrupt stats file (not a JSON object); rebuild with 'assay rules infer'")
+    return stored
+
+
 def _stats(args) -> int:
     path, rules = _load_rules(args.rules)
-    sp = _stats_path(path)
-    stored = {}
-    if os.path.exists(sp):
-        try:
-            with open(sp) as fh:
-                stored = json.load(fh)
-        except (OSError, ValueError) as exc:
-            raise AssayError(f"{sp}: corrupt stats file ({exc}); rebuild with 'assay rules infer'") from None
-        if not isinstance(stored, dict):
-            raise AssayError(f"{sp}: corrupt stats file (not a JSON object); rebuild with 'assay rules infer'")
+    stored = _read_stats(_stats_path(path))
     stats = recount(rules, stored)
     if not args.per_op:
         stats.pop("per_op", None)
