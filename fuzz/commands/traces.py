@@ -68,6 +68,12 @@ def _print_stats(stats: dict, out=sys.stdout) -> None:
 
 
 def _collect(args) -> int:
+    import os
+
+    # Mutants trip torch's C++ warnings by the hundred ("degrees of freedom is <= 0", resized
+    # outputs); they are expected and would bury the progress line. Set before torch loads (the
+    # workers are forked from this process, so they inherit the level). An explicit setting wins.
+    os.environ.setdefault("TORCH_CPP_LOG_LEVEL", "ERROR")
     from fuzz.tracing import collect, default_out_dir
 
     ops = None
