@@ -203,3 +203,49 @@ def walk(expr: Expr) -> Iterator[Expr]:
 def size(expr: Expr) -> int:
     """Number of nodes (the synthesiser's measure of an expression's complexity)."""
     return sum(1 for _ in walk(expr))
+
+
+def lower_bound(expr: Expr, lower: Callable[[str], int | None]) -> int | None:
+    """A lower bound of an expression from lower bounds of its symbols (``None``: unknown)."""
+    if isinstance(expr, bool):
+        return int(expr)
+    if isinstance(expr, int):
+        return expr
+    if isinstance(expr, str):
+        return lower(expr)
+    op = expr[0]
+    if op not in ("+", "*", "min", "max"):
+        return None
+    a, b = lower_bound(expr[1], lower), lower_bound(expr[2], lower)
+    if op == "max":
+        return a if b is None else b if a is None else max(a, b)
+    if a is None or b is None:
+        return None
+    if op == "+":
+        return a + b
+    if op == "min":
+        return min(a, b)
+    return a * b if a >= 0 and b >= 0 else None
+
+
+def simplify(expr: Expr, lower: Callable[[str], int | None]) -> Expr:
+    """The same expression with ``min(e, c)`` folded to ``c`` where ``e >= c`` is known from the
+    symbols' lower bounds, and ``e * 1`` to ``e``. The generator uses it with every dim >= 1, where
+    e.g. the broadcast rule ``max(a, b) * min(min(a, b), 1)`` becomes ``max(a, b)`` (linear)."""
+    if not isinstance(expr, list):
+        return expr
+    op = expr[0]
+    args = [simplify(e, lower) for e in expr[1:]]
+    if op == "min" and len(args) == 2:
+        for e, c in ((args[0], args[1]), (args[1], args[0])):
+            if isinstance(c, int) and not isinstance(c, bool):
+                lb = lower_bound(e, lower)
+                if lb is not None and lb >= c:
+                    return c
+    if op == "*" and len(args) == 2:
+        if args[1] == 1 and not isinstance(args[1], bool):
+            return args[0]
+        if args[0] == 1 and not isinstance(args[0], bool):
+            return args[1]
+    return [op, *args]
+

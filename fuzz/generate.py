@@ -182,13 +182,22 @@ class RuleInfo:
         per rule: filling the holes (``str.format_map``) is far cheaper than building Z3 terms through
         its Python API at every insertion."""
         if self.smt is None:
-            from fuzz.dsl import walk
+            from fuzz.dsl import simplify, walk
 
-            cons = [_smt_template(p) for p in self.rule.constraints]
+            # Every dim the generator makes is >= 1 and every int arg >= its range's low end, so
+            # terms that matter only at zero-size dims fold away (broadcast's ``* min(.., 1)``).
+            def lower(sym: str):
+                if sym.startswith("x"):
+                    return 1
+                k = int(sym[1:])
+                return self.int_ranges[k][0] if k < len(self.int_ranges) else None
+
+            cons = [_smt_template(simplify(p, lower)) for p in self.rule.constraints]
             outs = []
             for shape in self.rule.outputs or []:
                 dims = []
                 for e in shape:
+                    e = simplify(e, lower)
                     for sub in walk(e):
                         if isinstance(sub, list) and sub[0] in ("//", "%") and not isinstance(sub[2], int):
                             cons.append(f"(>= {_smt_template(sub[2])} 1)")
@@ -402,6 +411,7 @@ class _Pending:
     kind: str
     witness: tuple | None = None  # (operand shapes, ints) at which a meta-device call agreed with the rule
     solved: list | None = None    # the integers' values in the final solution
+    floats: list = field(default_factory=list)  # values of the template's {"F": m} placeholders
 
 
 class GenerationError(Exception):
@@ -453,6 +463,7 @@ class _Builder:
         self.stats = {"tries": 0, "unsat": 0, "forward": 0, "backward": 0, "symbolic_ints": 0, "meta_rejected": 0,
                       "pinned": 0, "sources": 0}
         self._last_in_dtypes: list = []
+        self._last_floats: list = []   # float values chosen for the node being inserted
 
     # -- tensors ------------------------------------------------------------
     def _fresh(self, stem: str) -> str:
@@ -685,6 +696,7 @@ class _Builder:
             if not exs:
                 return False
             ex = self.ch.choice(exs)
+            self._last_floats = list(ex.get("floats", []))
             bound = self._bind_operands(info, ex["dtypes"], ex["shapes"])
             if bound is None or not self.try_add(bound[2]):
                 # No existing tensor can take the recorded shape (its dims are already fixed
@@ -702,6 +714,7 @@ class _Builder:
             return True
         in_dt, out_dt = self.ch.choice(combos)
         self._last_in_dtypes = list(in_dt)
+        self._last_floats = list(self.ch.choice(info.rule.floats)) if info.rule.floats else []
         bound = self._bind_operands(info, in_dt, None)
         if bound is None:
             return False
@@ -761,7 +774,7 @@ class _Builder:
         ivals = [val(a) for a in ints]
         oshapes = [[val(d) for d in t.dims] for t in outs]
         in_dt = self._last_in_dtypes
-        verdict = meta_check(info.rule, shapes, in_dt, ivals, oshapes, list(out_dt))
+        verdict = meta_check(info.rule, shapes, in_dt, ivals, oshapes, list(out_dt), self._last_floats)
         if verdict is False:
             return False
         return (shapes, ivals)
@@ -778,6 +791,7 @@ class _Builder:
             if not exs:
                 return False
             ex = self.ch.choice(exs)
+            self._last_floats = list(ex.get("floats", []))
             new, cons = [], []
             for s, r in enumerate(info.rule.ranks):
                 t, c = self.new_tensor(r, ex["dtypes"][s], "input", [int(d) for d in ex["shapes"][s]])
@@ -795,6 +809,7 @@ class _Builder:
             return False
         in_dt, out_dt = self.ch.choice(combos)
         self._last_in_dtypes = list(in_dt)
+        self._last_floats = list(self.ch.choice(info.rule.floats)) if info.rule.floats else []
         new, cons0 = [], []
         for s, r in enumerate(info.rule.ranks):
             role = "param" if in_dt[s] in FLOAT_DTYPES and s > 0 and info.rule.api != "module" and self.ch.chance(self.cfg.param_prob) else "input"
@@ -816,7 +831,8 @@ class _Builder:
             self.tensors[t.name] = t
         for t in outs:
             self.tensors[t.name] = t
-        self.nodes.append(_Pending(self._fresh("n"), info, operands, ints, [t.name for t in outs], kind))
+        self.nodes.append(_Pending(self._fresh("n"), info, operands, ints, [t.name for t in outs], kind,
+                                   floats=list(self._last_floats)))
 
     def _commit_backward(self, info, new, ints, outs, target, j, kind):
         for t in new:
@@ -826,7 +842,8 @@ class _Builder:
         target.role = "value"
         for t in outs:
             self.tensors[t.name] = t
-        self.nodes.insert(0, _Pending(self._fresh("n"), info, [t.name for t in new], ints, [t.name for t in outs], kind))
+        self.nodes.insert(0, _Pending(self._fresh("n"), info, [t.name for t in new], ints, [t.name for t in outs], kind,
+                                      floats=list(self._last_floats)))
 
     # -- solving ------------------------------------------------------------
     def solve(self) -> dict:
@@ -883,7 +900,7 @@ _META_CACHE: dict[str, bool | None] = {}
 META_CPU_LIMIT = 1 << 15
 
 
-def meta_check(rule: Rule, shapes, dtypes, ints, out_shapes, out_dtypes) -> bool | None:
+def meta_check(rule: Rule, shapes, dtypes, ints, out_shapes, out_dtypes, floats=()) -> bool | None:
     """Run one call of ``rule`` without real data: True if its outputs have the predicted shapes and
     dtypes, False if it raises or disagrees, None if the meta device cannot run it.
 
@@ -893,13 +910,13 @@ def meta_check(rule: Rule, shapes, dtypes, ints, out_shapes, out_dtypes) -> bool
     problem the value search deals with, not a shape one; only a meta call that agrees clears it."""
     import json
 
-    key = json.dumps([rule.key, shapes, dtypes, ints, out_shapes, out_dtypes])
+    key = json.dumps([rule.key, shapes, dtypes, ints, out_shapes, out_dtypes, list(floats)])
     if key in _META_CACHE:
         return _META_CACHE[key]
     small = sum(math.prod(s) for s in list(shapes) + list(out_shapes)) <= META_CPU_LIMIT
-    verdict, error = _call_check(rule, shapes, dtypes, ints, out_shapes, out_dtypes, "cpu" if small else "meta")
+    verdict, error = _call_check(rule, shapes, dtypes, ints, out_shapes, out_dtypes, "cpu" if small else "meta", floats)
     if small and error is not None and "not implemented" not in error:
-        if _call_check(rule, shapes, dtypes, ints, out_shapes, out_dtypes, "meta")[0] is True:
+        if _call_check(rule, shapes, dtypes, ints, out_shapes, out_dtypes, "meta", floats)[0] is True:
             verdict = True
     if len(_META_CACHE) > 50 * _CACHE_LIMIT:
         _META_CACHE.clear()  # bounded (a verdict is cheap to recompute)
@@ -907,7 +924,8 @@ def meta_check(rule: Rule, shapes, dtypes, ints, out_shapes, out_dtypes) -> bool
     return verdict
 
 
-def _call_check(rule: Rule, shapes, dtypes, ints, out_shapes, out_dtypes, device: str) -> tuple[bool | None, str | None]:
+def _call_check(rule: Rule, shapes, dtypes, ints, out_shapes, out_dtypes, device: str,
+                floats=()) -> tuple[bool | None, str | None]:
     """(verdict as in ``meta_check``, the error text when the call raised)."""
     import torch
 
@@ -918,7 +936,7 @@ def _call_check(rule: Rule, shapes, dtypes, ints, out_shapes, out_dtypes, device
     verdict: bool | None
     error = None
     try:
-        init, args, kwargs = fill_call(rule.template, lambda k: {"ref": k}, ints)
+        init, args, kwargs = fill_call(rule.template, lambda k: {"ref": k}, ints, floats)
         tensors = [torch.zeros(s, dtype=dtype_from_name(d), device=device) for s, d in zip(shapes, dtypes)]
 
         def make(enc):
@@ -979,7 +997,7 @@ def _to_graph(b: _Builder, shapes: dict) -> Graph:
         for o in p.outputs:
             outs.append(name(o, _stem(rule.op)))
             g.add_tensor(shapes[o], b.tensors[o].dtype, "value", name=rename[o])
-        init, args, kwargs = fill_call(rule.template, lambda k: {"ref": rename[p.operands[k]]}, p.solved)
+        init, args, kwargs = fill_call(rule.template, lambda k: {"ref": rename[p.operands[k]]}, p.solved, p.floats)
         g.add_node(Node(id=f"n{i}", op=rule.op, api=rule.api, overload=rule.overload, args=args, kwargs=kwargs,
                         outputs=outs, kind=p.kind, init=init, rule=rule.key))
     consumed = set()
@@ -1075,7 +1093,7 @@ def _node_ok(b: _Builder, p: _Pending, shapes: dict) -> bool:
     dts = [b.tensors[o].dtype for o in p.operands]
     outs = [shapes[o] for o in p.outputs]
     odts = [b.tensors[o].dtype for o in p.outputs]
-    return meta_check(rule, ins, dts, list(p.solved), outs, odts) is not False
+    return meta_check(rule, ins, dts, list(p.solved), outs, odts, p.floats) is not False
 
 
 def _pin_failing(b: _Builder, shapes: dict) -> dict:

@@ -32,7 +32,7 @@ class Rule:
     op: str                       # "aten::convolution", "torch.nn.functional.conv2d", "torch.nn.Conv2d"
     api: str                      # how it is called: "aten" | "function" | "module"
     overload: str | None
-    template: dict                # call template with {"X": i} / {"A": k} placeholders
+    template: dict                # call template with {"X": i} / {"A": k} / {"F": m} placeholders
     ranks: list[int]              # rank of each tensor input X0, X1, ...
     n_ints: int                   # number of integer placeholders A0..A{n-1}
     status: str                   # "symbolic" | "concrete"
@@ -40,7 +40,9 @@ class Rule:
     dtypes: list[list[list[str]]] = field(default_factory=list)
     constraints: list = field(default_factory=list)       # DSL predicates over x{i}_{j}, a{k}
     outputs: list | None = None   # per tensor output: list of DSL expressions (its shape); None if concrete
-    examples: list[dict] = field(default_factory=list)   # valid calls: {"shapes", "dtypes", "ints", "out"}
+    examples: list[dict] = field(default_factory=list)   # valid calls: {"shapes", "dtypes", "ints", "floats", "out"}
+    # float values seen valid, one list per call, for the template's {"F": m} placeholders
+    floats: list[list] = field(default_factory=list)
     stats: dict = field(default_factory=dict)            # valid/invalid/held-out counts
 
     def symbols(self) -> list[str]:

@@ -1,5 +1,6 @@
 """The shared data types: DSL, trace codec, call signatures, graph IR, CLI plumbing."""
 
+import dataclasses
 import json
 import random
 import subprocess
@@ -83,6 +84,19 @@ def test_signature_split_and_fill():
     assert signature_key(rec) == signature_key(other)  # ints are values, not part of the signature
     other.args[0] = {"T": [3, 8, 8], "dtype": "float32"}
     assert signature_key(rec) != signature_key(other)  # ranks are
+
+
+def test_floats_are_values_not_signature():
+    """dropout(x, p=0.3) and dropout(x, p=0.5, ...) are one signature; non-finite floats too."""
+    rec = Record(kind="function", op="torch.nn.functional.dropout", args=[{"T": [2, 3], "dtype": "float32"}, 0.3],
+                 kwargs={"training": False}, ok=True, out=[{"T": [2, 3], "dtype": "float32"}])
+    template, values = split_call(rec)
+    assert template["args"] == [{"X": 0}, {"F": 0}] and values.floats == (0.3,)
+    other = dataclasses.replace(rec, args=[{"T": [4, 5], "dtype": "float32"}, {"float": "nan"}])
+    assert signature_key(rec) == signature_key(other)
+    assert split_call(other)[1].floats == ({"float": "nan"},)
+    _, args, kwargs = fill_call(template, lambda i: {"ref": f"t{i}"}, [], [0.7])
+    assert args == [{"ref": "t0"}, 0.7] and kwargs == {"training": False}
 
 
 def test_graph_json_roundtrip_and_networkx_view():

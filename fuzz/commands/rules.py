@@ -233,8 +233,13 @@ def _print_stats(stats: dict, out=sys.stdout) -> None:
     w(f"signatures: {stats.get('signatures')} ({stats.get('signatures_symbolic')} symbolic, "
       f"{pct(stats.get('signatures_symbolic_share'))})\n")
     w(f"records: {stats.get('valid_records')} valid, {stats.get('invalid_records')} invalid\n")
-    w(f"held-out shape accuracy: {pct(stats.get('heldout_shape_accuracy'))} of all held-out valid calls"
-      f" ({pct(stats.get('heldout_shape_accuracy_symbolic'))} of those reaching a symbolic rule)\n")
+    if stats.get("heldout_shape_accuracy_all_calls") is not None:
+        w(f"held-out shape accuracy: {pct(stats.get('heldout_shape_accuracy'))} of the held-out valid calls that"
+          f" have a symbolic rule ({pct(stats.get('heldout_valid_covered_symbolic'))} of them do);"
+          f" {pct(stats.get('heldout_shape_accuracy_all_calls'))} of all held-out valid calls\n")
+    else:  # a stats file from before the headline changed: heldout_shape_accuracy was over all calls
+        w(f"held-out shape accuracy: {pct(stats.get('heldout_shape_accuracy'))} of all held-out valid calls"
+          f" ({pct(stats.get('heldout_shape_accuracy_symbolic'))} of those reaching a symbolic rule)\n")
     w(f"held-out invalid rejection: {pct(stats.get('heldout_invalid_rejection'))}"
       f" ({pct(stats.get('heldout_invalid_rejection_symbolic'))} of those reaching a symbolic rule;"
       f" by shape constraints alone {pct(stats.get('heldout_invalid_rejection_shape_only'))} and"
@@ -266,6 +271,11 @@ def _show(args) -> int:
         sp = r.stats.get("specialised")
         if sp:
             w(f"  specialised: int args {sp['args']} = {sp['values']} (literal in the template)\n")
+        if r.stats.get("float_values"):
+            w(f"  specialised: floats {r.stats['float_values']} (literal in the template)\n")
+        if r.floats:
+            shown = ", ".join(json.dumps(f) for f in r.floats[:6])
+            w(f"  floats seen valid ({len(r.floats)}): {shown}{', ...' if len(r.floats) > 6 else ''}\n")
         if r.status == "symbolic":
             for o, out in enumerate(r.outputs or []):
                 w(f"  out{o}: [{', '.join(dsl.render(e) for e in out)}]\n")

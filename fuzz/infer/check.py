@@ -24,6 +24,10 @@ class CheckResult:
     error: str = ""
 
 
+def _dims_at_least_one(symbol: str):
+    return 1 if symbol.startswith("x") else None
+
+
 class Solver:
     """A Z3 solver holding one rule's constraints; ``sample`` draws varied satisfying points."""
 
@@ -35,8 +39,9 @@ class Solver:
         self.env = {n: z3.Int(n) for n in self.names}
         self.solver = z3.Solver()
         self.solver.set("timeout", timeout_ms)
+        # Every point drawn has dims >= 1 (``sample``), where zero-size-only terms fold away.
         for c in rule.constraints:
-            self.solver.add(dsl.to_z3(c, self.env))
+            self.solver.add(dsl.to_z3(dsl.simplify(c, _dims_at_least_one), self.env))
         self.ranges = {n: rule.stats.get("int_ranges", {}).get(n, [-8, 8]) for n in self.names if n.startswith("a")}
         for n, (lo, hi) in self.ranges.items():
             self.solver.add(self.env[n] >= lo, self.env[n] <= hi)
@@ -98,21 +103,26 @@ def _values_from_env(rule, env):
     return shapes, ints
 
 
-def call_rule(rule, shapes, ints, dtypes, with_dtypes: bool = False):
+def pick_floats(rule, rng: random.Random) -> list:
+    """Float values for the rule's ``{"F": m}`` placeholders: one of the tuples seen valid."""
+    return list(rng.choice(rule.floats)) if rule.floats else []
+
+
+def call_rule(rule, shapes, ints, dtypes, with_dtypes: bool = False, floats=None):
     """Call the rule's operator; returns the output shapes (tensor outputs only).
 
     Runs on meta tensors; where an operator has no meta kernel (or fails for a meta-only
     reason) it runs again on small CPU tensors of zeros. ``with_dtypes``: (shape, dtype) pairs.
     """
     try:
-        return _call(rule, shapes, ints, dtypes, "meta", with_dtypes)
+        return _call(rule, shapes, ints, dtypes, "meta", with_dtypes, floats)
     except Exception as exc:  # noqa: BLE001
         if not (isinstance(exc, NotImplementedError) or "meta" in str(exc).lower()):
             raise
-    return _call(rule, shapes, ints, dtypes, "cpu", with_dtypes)
+    return _call(rule, shapes, ints, dtypes, "cpu", with_dtypes, floats)
 
 
-def _call(rule, shapes, ints, dtypes, device, with_dtypes):
+def _call(rule, shapes, ints, dtypes, device, with_dtypes, floats=None):
     import warnings
 
     import torch
@@ -128,7 +138,9 @@ def _call(rule, shapes, ints, dtypes, device, with_dtypes):
             return torch.empty(enc["T"], dtype=dtype_from_name(enc["dtype"]), device="meta")
         return torch.zeros(enc["T"], dtype=dtype_from_name(enc["dtype"]))
 
-    init, args, kwargs = fill_call(rule.template, tensor, ints)
+    if floats is None:
+        floats = rule.floats[0] if rule.floats else []
+    init, args, kwargs = fill_call(rule.template, tensor, ints, floats)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         a = decode_value(args, make, device=device)
@@ -158,13 +170,14 @@ def check_rule(rule, n_calls: int = 2, seed: int = 0, max_dim: int = 8) -> list[
             continue
         shapes, ints = _values_from_env(rule, env)
         dtypes = list(rng.choice(rule.dtypes)[0]) if rule.dtypes else ["float32"] * len(rule.ranks)
+        floats = pick_floats(rule, rng)
         try:
             expected = [[dsl.evaluate(e, env) for e in out] for out in rule.outputs]
         except dsl.EvalError as exc:
             results.append(CheckResult(False, "error", env, error=f"rule undefined: {exc}"))
             continue
         try:
-            got = call_rule(rule, shapes, ints, dtypes)
+            got = call_rule(rule, shapes, ints, dtypes, floats=floats)
         except Exception as exc:  # noqa: BLE001 - any torch error means the constraints admitted an invalid call
             results.append(CheckResult(False, "error", env, expected, error=f"{type(exc).__name__}: {str(exc)[:200]}"))
             continue

@@ -36,15 +36,15 @@ def refine(group, rule, seconds: float = 1.5, rounds: int = ROUNDS, k: int | Non
     seed = V.SEED if seed is None else seed
     start = time.process_time()
     added_valid = added_invalid = 0
-    spec = rule.stats.get("specialised")
+    # Which part of its signature the rule is for: kept on every rule this returns.
+    spec = {k: rule.stats[k] for k in ("specialised", "float_values") if k in rule.stats}
     why = ""
     for rnd in range(rounds):
         ok, why, found = V.probe_rule(rule, k, seed, max_failures=FAILURES_PER_ROUND)
         if ok:
             rule.stats.update({"refine_valid": added_valid, "refine_invalid": added_invalid,
                                "cegis_rounds": rnd, "validated": [k, seed]})
-            if spec is not None:
-                rule.stats["specialised"] = spec
+            rule.stats.update(spec)
             return rule
         if not found:
             break  # unsat / timeout: nothing to learn from
@@ -71,14 +71,12 @@ def refine(group, rule, seconds: float = 1.5, rounds: int = ROUNDS, k: int | Non
             constraints, cstats = infer_constraints(group, rule.outputs, prior=True)
             rule.constraints = constraints
             rule.stats.update({"invalid": len(group.invalid), **cstats})
-        if spec is not None:
-            rule.stats["specialised"] = spec
+        rule.stats.update(spec)
     from fuzz import dsl
 
     outputs = [[dsl.render(e) for e in o] for o in rule.outputs or []]
     rule = concrete_rule(group, f"refinement: {why[:200]}")
     rule.stats.update({"refine_valid": added_valid, "refine_invalid": added_invalid,
                        "demoted": {"outputs": outputs, "why": why[:300]}})
-    if spec is not None:
-        rule.stats["specialised"] = spec
+    rule.stats.update(spec)
     return rule

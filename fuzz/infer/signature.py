@@ -18,10 +18,13 @@ import numpy as np
 from fuzz.infer.constraints import infer_constraints
 from fuzz.infer.synth import Budget, Synthesizer
 from fuzz.rules import Rule
+from fuzz.signature import float_key, n_float_slots
 
 MAX_EXAMPLES = 8
 MAX_CONCRETE_EXAMPLES = 16
 MAX_SPECIALISE_VALUES = 8
+MAX_FLOAT_TUPLES = 32
+MAX_FLOAT_PARTS = 16
 
 
 @dataclass
@@ -30,6 +33,7 @@ class Call:
     dtypes: tuple
     ints: tuple
     outs: tuple = ()  # ((shape tuple, dtype), ...) tensor outputs, valid calls only
+    floats: tuple = ()  # encoded float values for the template's {"F": m} placeholders
 
 
 @dataclass
@@ -107,25 +111,33 @@ def _prefer(ranks, out_rank: int, j: int) -> list[str]:
 
 
 def _broadcast(syms, ranks, out_rank: int, j: int, target):
-    """``max`` of the input dims aligned with output dim ``j`` from the end, when it is the target
-    on every call and those dims differ on some call (broadcasting seen). The synthesiser would
-    pick a single dim that happens to be the larger one on these records; torch's broadcasting
-    rule is the max (with the compatibility constraint refinement adds)."""
+    """Broadcast of the input dims aligned with output dim ``j`` from the end (``broadcast_expr``),
+    when it is the target on every call and those dims differ on some call (broadcasting seen).
+    The synthesiser would pick a single dim that happens to be the larger one on these records;
+    torch's broadcasting rule is the max, 0 if a dim is 0 (with the compatibility constraint
+    refinement adds)."""
     aligned = [f"x{i}_{j - out_rank + r}" for i, r in enumerate(ranks) if 0 <= j - out_rank + r < r]
     if len(aligned) < 2:
         return None
     vals = np.vstack([syms[a] for a in aligned])
-    if (vals == vals[0]).all() or not (vals.max(axis=0) == target).all():
+    if (vals == vals[0]).all() or not (vals.max(axis=0) * np.minimum(vals.min(axis=0), 1) == target).all():
         return None
     if not ((vals == target) | (vals == 1)).all():
         return None  # not broadcasting: some aligned dim is neither the output dim nor 1
     used = [a for a, v in zip(aligned, vals) if not (v == 1).all()]
     if len(used) < 2:
         return None
-    expr = used[0]
-    for a in used[1:]:
-        expr = ["max", expr, a]
-    return expr
+    return broadcast_expr(used)
+
+
+def broadcast_expr(dims: list[str]):
+    """torch's broadcast of compatible dims: their max, or 0 when one is 0 (``[1, 0] -> 0``):
+    ``max(...) * min(min(...), 1)``. Where every dim is >= 1 (the generator) this is ``max(...)``,
+    and ``fuzz.dsl.simplify`` reduces it to that."""
+    hi, lo = dims[0], dims[0]
+    for a in dims[1:]:
+        hi, lo = ["max", hi, a], ["min", lo, a]
+    return ["*", hi, ["min", lo, 1]]
 
 
 def synthesize_outputs(calls: list[Call], ranks, n_ints, budget: Budget, cheap: bool = False):
@@ -158,7 +170,7 @@ def _dedupe(calls: list[Call]) -> list[Call]:
 def _examples(calls: list[Call], cap: int) -> list[dict]:
     uniq = {}
     for c in calls:
-        uniq.setdefault((c.shapes, c.dtypes, c.ints), c)
+        uniq.setdefault((c.shapes, c.dtypes, c.ints, float_key(c.floats)), c)
     keys = sorted(uniq, key=repr)
     if len(keys) > cap:
         step = len(keys) / cap
@@ -168,10 +180,23 @@ def _examples(calls: list[Call], cap: int) -> list[dict]:
             "shapes": [list(s) for s in uniq[k].shapes],
             "dtypes": list(uniq[k].dtypes),
             "ints": list(uniq[k].ints),
+            "floats": list(uniq[k].floats),
             "out": [{"shape": list(s), "dtype": d} for s, d in uniq[k].outs],
         }
         for k in keys
     ]
+
+
+def _floats(calls: list[Call]) -> list[list]:
+    """The distinct float tuples of the valid calls (at most MAX_FLOAT_TUPLES, spread)."""
+    uniq = {}
+    for c in calls:
+        uniq.setdefault(float_key(c.floats), list(c.floats))
+    keys = sorted(uniq)
+    if len(keys) > MAX_FLOAT_TUPLES:
+        step = len(keys) / MAX_FLOAT_TUPLES
+        keys = [keys[int(i * step)] for i in range(MAX_FLOAT_TUPLES)]
+    return [uniq[k] for k in keys] if any(uniq[k] for k in keys) else []
 
 
 def _dtypes(calls: list[Call]) -> list:
@@ -191,6 +216,7 @@ def _base_rule(g: Group, status: str) -> Rule:
 def concrete_rule(g: Group, reason: str) -> Rule:
     rule = _base_rule(g, "concrete")
     rule.dtypes = _dtypes(g.valid)
+    rule.floats = _floats(g.valid)
     rule.examples = _examples(g.valid, MAX_CONCRETE_EXAMPLES)
     rule.stats = {"valid": len(g.valid), "invalid": len(g.invalid), "reason": reason,
                   "int_ranges": _int_ranges(g.valid, g.n_ints)}
@@ -217,6 +243,7 @@ def infer_plain(g: Group, budget: Budget, cheap: bool = False, prior: bool = Fal
     rule.outputs = outputs
     rule.constraints = constraints
     rule.dtypes = _dtypes(g.valid)
+    rule.floats = _floats(g.valid)
     rule.examples = _examples(g.valid, MAX_EXAMPLES)
     rule.stats = {"valid": len(g.valid), "invalid": len(g.invalid), "unique_valid": len(calls),
                   "int_ranges": _int_ranges(g.valid, g.n_ints), **cstats}
@@ -243,11 +270,37 @@ def split_group(g: Group, ks: list[int]) -> dict:
         vals = tuple(c.ints[k] for k in ks)
         if vals not in parts:
             parts[vals] = Group(g.kind, g.op, g.overload, spec(g.template, vals), g.ranks, g.n_ints - len(ks))
-        parts[vals].valid.append(Call(c.shapes, c.dtypes, drop(c.ints), c.outs))
+        parts[vals].valid.append(Call(c.shapes, c.dtypes, drop(c.ints), c.outs, c.floats))
     for c in g.invalid:
         part = parts.get(tuple(c.ints[k] for k in ks))
         if part is not None:
-            part.invalid.append(Call(c.shapes, c.dtypes, drop(c.ints)))
+            part.invalid.append(Call(c.shapes, c.dtypes, drop(c.ints), (), c.floats))
+    return parts
+
+
+def literal_floats(template, floats):
+    """The template with every ``{"F": m}`` placeholder replaced by ``floats[m]``."""
+    if isinstance(template, list):
+        return [literal_floats(v, floats) for v in template]
+    if isinstance(template, dict):
+        if "F" in template and len(template) == 1:
+            return floats[template["F"]]
+        return {k: literal_floats(v, floats) for k, v in template.items()}
+    return template
+
+
+def split_by_floats(g: Group) -> dict:
+    """Partition a group by its calls' float values: float key -> Group with the floats literal."""
+    parts: dict[str, Group] = {}
+    for c in g.valid:
+        fk = float_key(c.floats)
+        if fk not in parts:
+            parts[fk] = Group(g.kind, g.op, g.overload, literal_floats(g.template, c.floats), g.ranks, g.n_ints)
+        parts[fk].valid.append(Call(c.shapes, c.dtypes, c.ints, c.outs))
+    for c in g.invalid:
+        part = parts.get(float_key(c.floats))
+        if part is not None:
+            part.invalid.append(Call(c.shapes, c.dtypes, c.ints))
     return parts
 
 
@@ -269,6 +322,24 @@ def _specialise(g: Group, ks: list[int], cheap: bool, seconds: float, previous=N
         r.stats["specialised"] = {"args": order, "values": list(vals)}
         rules.append(r)
     return n_sym, rules
+
+
+def _split_floats(g: Group, seconds: float):
+    """Rules for each float-value part of ``g`` (floats literal in each), or None when the group
+    has no float placeholder, one float tuple, or too many. Each rule's ``stats["float_values"]``
+    names its part (``float_key``). The shape of ``interpolate(x, scale_factor=f)`` depends on
+    ``f``: one integer rule cannot hold for every ``f``, one per ``f`` can."""
+    if not n_float_slots(g.template):
+        return None
+    parts = split_by_floats(g)
+    if not 1 < len(parts) <= MAX_FLOAT_PARTS:
+        return None
+    rules = []
+    for fk in sorted(parts):
+        for r in _infer_group(parts[fk], max(0.2, seconds / len(parts)))[0]:
+            r.stats["float_values"] = fk
+            rules.append(r)
+    return rules
 
 
 def infer_group(g: Group, seconds: float = 1.5, refine: bool = True) -> tuple[list[Rule], list[int] | None]:
@@ -293,21 +364,35 @@ def _infer_group(g: Group, seconds: float = 1.5) -> tuple[list[Rule], list[int] 
     Cheap attempts first (bank to size 3, meet in the middle), on the whole signature and on
     its specialisations; then the full search (bank to size 5, floor sketch) within ``seconds``.
     """
-    rule, reason = infer_plain(g, Budget(seconds / 4), cheap=True)
-    if rule is not None:
-        return [rule], None
     if not g.valid:
         return [], None
+    # An int arg with one value on every valid call (a reduction's dim always 1, groups always 1)
+    # is a literal of the rule: the records say nothing about other values, so the rule must not
+    # claim them (an expression that ignores it would be wrong at the next value).
+    pinned = [k for k in range(g.n_ints) if len({c.ints[k] for c in g.valid}) == 1]
+
+    def plain(cheap: bool, budget_s: float):
+        if not pinned:
+            rule, reason = infer_plain(g, Budget(budget_s), cheap=cheap)
+            return ([rule], None, None) if rule is not None else (None, None, reason)
+        _n, rules = _specialise(g, pinned, cheap, budget_s)
+        if rules[0].status == "symbolic":
+            return rules, sorted(pinned, reverse=True), None
+        return None, None, rules[0].stats.get("reason")
+
+    rules, spec, reason = plain(True, seconds / 4)
+    if rules is not None:
+        return rules, spec
     # Categorical int args: few distinct values (dim of a reduction, transpose's dims, ...).
     singles = []
     for k in range(g.n_ints):
         values = {c.ints[k] for c in g.valid}
         if 2 <= len(values) <= MAX_SPECIALISE_VALUES:
             singles.append((len(values), k))
-    options = [[k] for _, k in sorted(singles)[:3]]
+    options = [sorted([k] + pinned) for _, k in sorted(singles)[:3]]
     joint = sorted(k for _, k in singles)
     if len(joint) > 1 and len({tuple(c.ints[k] for k in joint) for c in g.valid}) <= 4 * MAX_SPECIALISE_VALUES:
-        options.append(joint)
+        options.append(sorted(joint + pinned))
     best = None
     for ks in options:
         n_sym, rules = _specialise(g, ks, True, seconds / 4)
@@ -315,9 +400,14 @@ def _infer_group(g: Group, seconds: float = 1.5) -> tuple[list[Rule], list[int] 
             return rules, sorted(ks, reverse=True)
         if n_sym and (best is None or n_sym > best[0]):
             best = (n_sym, ks, rules)
-    rule, reason = infer_plain(g, Budget(seconds), cheap=False)
-    if rule is not None:
-        return [rule], None
+    rules, spec, reason = plain(False, seconds)
+    if rules is not None:
+        return rules, spec
+    by_floats = _split_floats(g, seconds)
+    if by_floats is not None:
+        n_sym = sum(r.status == "symbolic" for r in by_floats)
+        if best is None or n_sym / len(by_floats) > best[0] / len(best[2]):
+            return by_floats, None
     if best is not None:
         prev = {tuple(r.stats["specialised"]["values"]): r for r in best[2]}
         n_sym, rules = _specialise(g, best[1], False, seconds, prev)

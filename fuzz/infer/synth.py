@@ -13,6 +13,8 @@ expression):
 1. trivial: a symbol or a small constant (ties between symbols are broken towards the
    symbol at the same dim position, which generalises best for elementwise ops);
 2. the bank grown level by level (sizes 3, 5, ...) until a time or size cap;
+   (after size 3, the shape idioms of ``fuzz.infer.idioms`` -- sliding and transposed windows --
+   are tried, before the larger sizes whose expressions fit few records by accident);
 3. meet in the middle: ``T = A + B``, ``A - B``, ``A * B`` with ``A``, ``B`` in the bank
    (a hash lookup of ``T - A`` etc. for every ``A``);
 4. a floor-division sketch ``T = W // V + c`` (conv/pool-like), ``c`` in {0, 1}, ``V`` a small
@@ -188,10 +190,19 @@ class Synthesizer:
         hit = self.trivial(target, prefer)
         if hit is not None:
             return hit
+        idiom_tried = False
         while True:
             i = self.bank.lookup(target)
             if i is not None:
                 return self.bank.exprs[i]
+            if self.level >= 3 and not idiom_tried:
+                # Before the larger levels, whose small expressions fit a few records by accident.
+                from fuzz.infer import idioms
+
+                idiom_tried = True
+                found = idioms.solve(self.symbols, target, self.budget)
+                if found is not None:
+                    return found
             if not self.grow():
                 break
         for stage in (self._middle, self._floor_sketch) if self.sketch else (self._middle,):
