@@ -57,6 +57,17 @@ def test_same_seed_same_graph(ruleset):
     assert a.graph.dumps() != c.graph.dumps()
 
 
+def test_solver_resource_limit_bounds_every_check(ruleset):
+    """Every Z3 check runs under GenConfig.solver_rlimit (deterministic, unlike a timeout): a check
+    that hits it counts as unsat, so one nonlinear rule cannot stall generation. With a limit no
+    check can meet, nothing is ever added and generation fails cleanly; with the default it works."""
+    from fuzz.generate import GenerationError
+
+    with pytest.raises(GenerationError):
+        generate(ruleset, GenConfig(nodes=4, solver_rlimit=1), RandomChooser(0))
+    assert generate(ruleset, GenConfig(nodes=4), RandomChooser(0)).graph.nodes
+
+
 def test_total_size_bound_holds(ruleset):
     for seed in range(8):
         cfg = GenConfig(nodes=8, max_elements=3000, max_dim=64)
