@@ -237,7 +237,8 @@ def infer_constraints(group, outputs, prior: bool = False):
     for out in outputs:
         for e in out:
             for div in divisors_of(e):
-                domain.append([">=", div, 1])
+                if not isinstance(div, int):  # a literal divisor (// 2) needs no guard
+                    domain.append([">=", div, 1])
             if isinstance(e, list):
                 domain.append([">=", e, 1])
     result = []
