@@ -64,6 +64,16 @@ INDEX_OPS = {
 }
 # Index ops whose *values* also depend on tie-breaking.
 TIE_VALUE_OPS = {"mode"}
+# Factorisations with partial pivoting: the pivot in each column is an argmax of magnitudes, so on
+# a singular or ill-conditioned matrix it is chosen by rounding noise, and the factors (and the
+# pivots) jump with a 1-ulp change of the input. Their outputs are judged only on well-conditioned
+# inputs (``PIVOT_COND_LIMIT``, 2-norm condition number in float64).
+PIVOTING_OPS = {
+    "linalg_det", "det", "logdet", "linalg_slogdet", "slogdet", "linalg_lu", "lu", "linalg_lu_factor",
+    "linalg_lu_factor_ex", "lu_with_info", "linalg_solve", "linalg_solve_ex", "solve", "linalg_inv",
+    "linalg_inv_ex", "inverse", "lu_solve", "linalg_lu_solve",
+}
+PIVOT_COND_LIMIT = 1e4
 
 OOM_MARKERS = ("out of memory", "can't allocate memory", "cannot allocate memory", "memoryerror",
                "std::bad_alloc", "failed to allocate")
@@ -214,6 +224,23 @@ def routes_gradient(graph, tensor: str) -> bool:
     return short in INDEX_OPS and short not in INDEX_ONLY_OPS
 
 
+def _ill_conditioned(*candidates) -> bool:
+    """Whether the first available square (batched) matrix has a condition number above
+    ``PIVOT_COND_LIMIT`` (or is singular) in float64; True when it cannot be told."""
+    import torch
+
+    t = next((c for c in candidates if c is not None), None)
+    if t is None or t.dim() < 2 or t.shape[-1] != t.shape[-2] or not (t.is_floating_point() or t.is_complex()):
+        return t is not None and t.dim() >= 2 and t.shape[-1] == t.shape[-2]
+    if t.numel() == 0:
+        return False
+    try:
+        cond = torch.linalg.cond(t.detach().to("cpu", torch.complex128 if t.is_complex() else torch.float64))
+    except Exception:  # noqa: BLE001 - cannot tell: do not judge
+        return True
+    return bool((~torch.isfinite(cond) | (cond > PIVOT_COND_LIMIT)).any())
+
+
 def _first_input(node, env):
     for name in node.inputs():
         if name in env:
@@ -281,6 +308,10 @@ def sensitive_tensors(graph, eager_env: dict, ref_env: dict | None, perturbed_en
                     val = eager_env.get(o)
                     if short in TIE_VALUE_OPS or val is None or not is_float(val):
                         reasons.setdefault(o, f"{node.name} picks among ties")
+        if short in PIVOTING_OPS and _ill_conditioned(_first_input(node, ref_env or {}) if ref_env else None,
+                                                       _first_input(node, eager_env)):
+            for o in node.outputs:
+                reasons.setdefault(o, f"{node.name} pivots on an ill-conditioned matrix")
         for o in node.outputs:
             e = eager_env.get(o)
             if e is None or o in reasons or is_float(e):

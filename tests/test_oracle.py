@@ -196,3 +196,31 @@ def test_eager_failure_is_invalid_not_a_bug(tmp_path):
                     "tests": [{"test": "t", "backend": "eager", "mode": "fwd"}]}, events.append)
     v = [e for e in events if e["event"] == "verdict"][0]
     assert v["kind"] == "invalid" and "eager raised" in v["detail"]
+
+
+def det_graph():
+    """_linalg_det (det, LU, pivots) of a 4x4 input."""
+    g = Graph()
+    a = g.add_tensor([4, 4], "float32", "input", name="a")
+    outs = [g.add_tensor([], "float32", name="det_0"), g.add_tensor([4, 4], "float32", name="lu_1"),
+            g.add_tensor([4], "int32", name="pivots_2")]
+    g.add_node(Node(id="n0", op="aten::_linalg_det", api="aten", overload="default", args=[ref(a)], kwargs={},
+                    outputs=outs, extra={"returns": list(outs)}))
+    g.outputs = outs
+    return g
+
+
+def test_pivoted_factorisation_of_a_singular_matrix_is_not_judged(tmp_path):
+    """LU of a singular matrix: the pivots are picked by rounding noise (a compiled run whose
+    input differed by one ulp pivoted differently, campaign case s0-m000520), so its outputs are
+    skipped; on a well-conditioned matrix they are judged."""
+    g = det_graph()
+    singular = torch.tensor([[1.0, 2, 3, 4], [2, 4, 6, 8], [0.5, 1, 1.5, 2.5], [3, 1, 4, 1]])
+    s = session_for(tmp_path, g, {"a": singular})
+    assert set(s.fwd_ref.skip) == {"out0", "out1", "out2"} and "ill-conditioned" in s.fwd_ref.skip["out1"]
+    well = torch.eye(4) * 3 + torch.arange(16, dtype=torch.float32).reshape(4, 4) / 20
+    s = session_for(tmp_path / "w", g, {"a": well})
+    assert not s.fwd_ref.skip
+    det, lu, piv = s.fwd_ref.eager
+    assert oracle.judge(s.fwd_ref, [det.clone(), lu + 0.5, piv.clone()]).kind == "mismatch"
+
