@@ -471,6 +471,11 @@ class _Builder:
         self._last_in_dtypes: list = []
         self._last_floats: list = []   # float values chosen for the node being inserted
 
+    def _pick_floats(self, info: RuleInfo) -> list:
+        """Values for a symbolic rule's {"F": m} placeholders: one of the float tuples it saw valid
+        (``fuzz.infer.check.pick_floats`` is the same draw for the probes)."""
+        return list(self.ch.choice(info.rule.floats)) if info.rule.floats else []
+
     # -- tensors ------------------------------------------------------------
     def _fresh(self, stem: str) -> str:
         self.counter += 1
@@ -720,7 +725,7 @@ class _Builder:
             return True
         in_dt, out_dt = self.ch.choice(combos)
         self._last_in_dtypes = list(in_dt)
-        self._last_floats = list(self.ch.choice(info.rule.floats)) if info.rule.floats else []
+        self._last_floats = self._pick_floats(info)
         bound = self._bind_operands(info, in_dt, None)
         if bound is None:
             return False
@@ -815,7 +820,7 @@ class _Builder:
             return False
         in_dt, out_dt = self.ch.choice(combos)
         self._last_in_dtypes = list(in_dt)
-        self._last_floats = list(self.ch.choice(info.rule.floats)) if info.rule.floats else []
+        self._last_floats = self._pick_floats(info)
         new, cons0 = [], []
         for s, r in enumerate(info.rule.ranks):
             role = "param" if in_dt[s] in FLOAT_DTYPES and s > 0 and info.rule.api != "module" and self.ch.chance(self.cfg.param_prob) else "input"

@@ -230,10 +230,10 @@ def _ill_conditioned(*candidates) -> bool:
     import torch
 
     t = next((c for c in candidates if c is not None), None)
-    if t is None or t.dim() < 2 or t.shape[-1] != t.shape[-2] or not (t.is_floating_point() or t.is_complex()):
-        return t is not None and t.dim() >= 2 and t.shape[-1] == t.shape[-2]
-    if t.numel() == 0:
-        return False
+    if t is None or t.dim() < 2 or t.shape[-1] != t.shape[-2] or t.numel() == 0:
+        return False  # no square matrix (a batched solve's right-hand side, an empty batch)
+    if not (t.is_floating_point() or t.is_complex()):
+        return True   # cannot tell
     try:
         cond = torch.linalg.cond(t.detach().to("cpu", torch.complex128 if t.is_complex() else torch.float64))
     except Exception:  # noqa: BLE001 - cannot tell: do not judge
@@ -308,7 +308,7 @@ def sensitive_tensors(graph, eager_env: dict, ref_env: dict | None, perturbed_en
                     val = eager_env.get(o)
                     if short in TIE_VALUE_OPS or val is None or not is_float(val):
                         reasons.setdefault(o, f"{node.name} picks among ties")
-        if short in PIVOTING_OPS and _ill_conditioned(_first_input(node, ref_env or {}) if ref_env else None,
+        if short in PIVOTING_OPS and _ill_conditioned(_first_input(node, ref_env) if ref_env else None,
                                                        _first_input(node, eager_env)):
             for o in node.outputs:
                 reasons.setdefault(o, f"{node.name} pivots on an ill-conditioned matrix")

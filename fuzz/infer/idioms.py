@@ -26,6 +26,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from fuzz.dsl import size
+
 MAX_ROWS = 200_000   # instances of the unknown part held at once
 
 
@@ -120,7 +122,7 @@ def window(symbols: dict[str, np.ndarray], target: np.ndarray, budget):
                         w = ["-", w, 1]
                         e = ["+", w, 1] if sname == 1 else ["+", ["//", w, sname], 1]
                         e = _tidy(e)
-                        sz = _size(e)
+                        sz = size(e)
                         if best is None or sz < best[0]:
                             best = (sz, e)
     return best[1] if best else None
@@ -161,7 +163,7 @@ def transposed(symbols: dict[str, np.ndarray], target: np.ndarray, budget):
             if cand is None:
                 continue
             e = _tidy(_transposed_expr(xname, s, *cand))
-            sz = _size(e)
+            sz = size(e)
             if best is None or sz < best[0]:
                 best = (sz, e)
     return best[1] if best else None
@@ -194,12 +196,6 @@ def _tidy(e):
     return e
 
 
-def _size(e) -> int:
-    if isinstance(e, list):
-        return 1 + sum(_size(x) for x in e[1:])
-    return 1
-
-
 IDIOMS = (window, transposed)
 
 
@@ -215,6 +211,6 @@ def solve(symbols: dict[str, np.ndarray], target: np.ndarray, budget):
         v = eval_vec(e, symbols, len(target))
         if v is None or not np.array_equal(v, target):
             continue  # the template and its check disagree: never ship it
-        if best is None or _size(e) < _size(best):
+        if best is None or size(e) < size(best):
             best = e
     return best

@@ -266,7 +266,7 @@ def infer_task(task_json: str) -> str:
             env = _env(c, drop)
             # The generator draws dtypes only from rule.dtypes (the valid combinations seen): a call
             # with another input dtype tuple cannot be produced, whatever its shapes.
-            dtype_out = list(c.dtypes) not in [d[0] for d in rule.dtypes]
+            dtype_out = list(c.dtypes) not in [d[0] for d in rule.dtypes]  # (or, below, floats)
             # Likewise floats: drawn only from rule.floats, the float values seen valid.
             if rule.floats and "float_values" not in rule.stats:
                 dtype_out = dtype_out or float_key(c.floats) not in {float_key(f) for f in rule.floats}
