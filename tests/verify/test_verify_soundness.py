@@ -18,7 +18,7 @@ from verify.network import Network
 from verify.robustness import decision_margin, decision_terms
 from verify.solver import Options, solve_case, validate
 
-DATA = os.path.join(os.path.dirname(__file__), "data", "verify")
+DATA = os.path.join(os.path.dirname(__file__), "data")
 
 
 def random_net(seed, n_in=2, hidden=(8, 8), n_out=3):

@@ -7,7 +7,7 @@ import numpy as np
 import verify
 from verify.robustness import decision_margin
 
-DATA = os.path.join(os.path.dirname(__file__), "data", "verify")
+DATA = os.path.join(os.path.dirname(__file__), "data")
 
 
 def _check_bracket(net, p, r, decision, tight=True):

@@ -8,8 +8,8 @@ import sys
 import numpy as np
 import pytest
 
-DATA = os.path.join(os.path.dirname(__file__), "data", "verify")
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+DATA = os.path.join(os.path.dirname(__file__), "data")
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 ACAS = os.path.join(DATA, "ACASXU_experimental_v2a_1_1.nnet")
 
 

@@ -10,8 +10,8 @@ from verify.load import NetworkLoadError
 from verify.network import Network
 from verify.vnnlib import VnnlibError, parse_vnnlib, read_vnnlib
 
-DATA = os.path.join(os.path.dirname(__file__), "data", "verify")
-SHARED = os.path.join(os.path.dirname(__file__), "..", "..", "shared", "benchmarks", "verify")
+DATA = os.path.join(os.path.dirname(__file__), "data")
+SHARED = os.path.join(os.path.dirname(__file__), "..", "..", "..", "shared", "benchmarks", "verify")
 need_shared = pytest.mark.skipif(not os.path.isdir(SHARED), reason="../shared/benchmarks/verify absent")
 
 
