@@ -6,7 +6,7 @@
 Everything runs in this process on one CPU thread (torch.set_num_threads(1)), except the
 memory measurement, which runs in a fresh child process so its peak RSS is its own.
 
-- validity: generated 10-node models whose eager run (``fuzz.program.build_module`` +
+- validity: generated 10-node models whose eager run (``fuzz.gen.program.build_module`` +
   ``run_eager``, the program.py code) raises nothing; a model the generator fails to
   produce counts as invalid;
 - finite: models whose value search found inputs with every float intermediate and output finite;
@@ -51,8 +51,8 @@ def _setup():
 
 
 def _ruleset(path):
-    from fuzz.generate import RuleSet
-    from fuzz.rules import load_rules
+    from fuzz.gen.generate import RuleSet
+    from fuzz.ir.rule import load_rules
 
     return RuleSet(load_rules(path=path) if path else load_rules())
 
@@ -61,7 +61,7 @@ def _import_every_operator(rs) -> None:
     """Resolve every operator once before any timed section: the first model to call, say,
     ``torch.signal.windows.hamming`` would otherwise pay for importing its module (up to ~2 s,
     once per process), which is start-up cost, not generation."""
-    from fuzz.interpret import resolve_cached
+    from fuzz.gen.interpret import resolve_cached
 
     for infos in rs.by_op.values():
         r = infos[0].rule
@@ -88,9 +88,9 @@ def _counter_mode():
 
 
 def quality(rs, n, nodes, seed):
-    from fuzz.generate import GenConfig, GenerationError, generate_model_for_index
-    from fuzz.program import build_module, run_eager
-    from fuzz.values import all_finite
+    from fuzz.gen.generate import GenConfig, GenerationError, generate_model_for_index
+    from fuzz.gen.program import build_module, run_eager
+    from fuzz.gen.values import all_finite
 
     ok = finite = gen_fail = 0
     sym = conc = dropped = total_nodes = 0
@@ -127,8 +127,8 @@ def quality(rs, n, nodes, seed):
 
 
 def speed(rs, n, nodes, seed):
-    from fuzz.generate import GenConfig, GenerationError, generate_model_for_index
-    from fuzz.program import build_module, run_eager
+    from fuzz.gen.generate import GenConfig, GenerationError, generate_model_for_index
+    from fuzz.gen.program import build_module, run_eager
 
     times, cpu = [], []
     t_all = time.perf_counter()
@@ -175,8 +175,8 @@ def nnsmith_speed(src, python, n, nodes, seed):
 def memory_child(rules, n, nodes, seed):
     _setup()
     rs = _ruleset(rules)
-    from fuzz.generate import GenConfig, GenerationError, generate_model_for_index
-    from fuzz.program import build_module, run_eager
+    from fuzz.gen.generate import GenConfig, GenerationError, generate_model_for_index
+    from fuzz.gen.program import build_module, run_eager
 
     for i in range(n):
         try:

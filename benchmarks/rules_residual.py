@@ -1,7 +1,7 @@
 """Residual error rate of a rules file: how many symbolic rules are still wrong on fresh calls.
 
 Samples ``--rules-sampled`` symbolic rules (seeded, spread over the file), checks each with
-``fuzz.infer.check.check_rule`` on ``--calls`` Z3-chosen calls with dims <= 8 and as many with
+``fuzz.rules.check.check_rule`` on ``--calls`` Z3-chosen calls with dims <= 8 and as many with
 dims <= 16 (a seed no inference step uses), and prints a table: checked, wrong (by reason), the
 wrong rules. A rule is wrong when torch rejects a call its constraints admit ("error"), its output
 shapes differ from the prediction ("mismatch"), or its constraints have no point ("unsat").
@@ -24,8 +24,8 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
 def _check(payload):
-    from fuzz.infer.check import check_rule
-    from fuzz.rules import Rule
+    from fuzz.rules.check import check_rule
+    from fuzz.ir.rule import Rule
 
     rule_json, calls, seed = json.loads(payload)
     rule = Rule.from_json(rule_json)
@@ -51,7 +51,7 @@ def main(argv=None) -> int:
     ap.add_argument("--workers", type=int, default=2)
     args = ap.parse_args(argv)
 
-    from fuzz.rules import read_rules
+    from fuzz.ir.rule import read_rules
 
     rules = [r for r in read_rules(args.rules) if r.status == "symbolic" and r.outputs]
     rng = random.Random(args.seed)

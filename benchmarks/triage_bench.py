@@ -26,7 +26,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from fuzz import sandbox  # noqa: E402
+from fuzz.campaign import sandbox  # noqa: E402
 from fuzz.errors import AssayError  # noqa: E402
 from fuzz.triage.actions import REDUCED_SUFFIX, _case_timeout, reduce_case  # noqa: E402
 from fuzz.triage.cases import iter_cases  # noqa: E402

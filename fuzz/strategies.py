@@ -25,8 +25,8 @@ from typing import Any, Sequence
 
 from hypothesis import strategies as st
 
-from fuzz.generate import DEFAULT_MAX_ELEMENTS, Chooser, GenConfig, GenerationError, RuleSet, generate
-from fuzz.graph import Graph
+from fuzz.gen.generate import DEFAULT_MAX_ELEMENTS, Chooser, GenConfig, GenerationError, RuleSet, generate
+from fuzz.ir.graph import Graph
 
 
 class DataChooser(Chooser):
@@ -54,13 +54,13 @@ class GeneratedModel:
 
     def run(self) -> list:
         """The eager outputs on the drawn inputs (fresh copies, so the inputs stay as drawn)."""
-        from fuzz.program import run_eager
+        from fuzz.gen.program import run_eager
 
         return run_eager(self.module, [t.clone() for t in self.inputs])
 
     def save(self, out_dir) -> None:
         """Write it as ``assay gen`` would (graph.json, program.py, tensors)."""
-        from fuzz.program import save_program
+        from fuzz.gen.program import save_program
 
         save_program(self.graph, {**dict(zip(self.graph.inputs, self.inputs)), **self.state}, out_dir)
 
@@ -81,7 +81,7 @@ def _ruleset(rules, dtypes) -> RuleSet:
     key = (id(rules) if rules is not None and not isinstance(rules, (str, os.PathLike)) else str(rules),
            tuple(dtypes) if dtypes else None)
     if key not in _RULESETS:
-        from fuzz.rules import load_rules
+        from fuzz.ir.rule import load_rules
 
         if rules is None or isinstance(rules, (str, os.PathLike)):
             loaded = load_rules(path=rules)
@@ -105,7 +105,7 @@ def models(max_nodes: int = 8, min_nodes: int = 1, rules: Any = None, dtypes: Se
     def _models(draw):
         import torch
 
-        from fuzz.program import build_module, program_source
+        from fuzz.gen.program import build_module, program_source
 
         ruleset = _ruleset(rules, dtypes)
         nodes = draw(st.integers(min_nodes, max_nodes))

@@ -39,8 +39,8 @@ def register(sub) -> None:
 
 
 def run(args) -> int:
-    from fuzz import backends
-    from fuzz.campaign import Campaign, Config, default_mem_limit_mb, parse_duration
+    from fuzz.campaign import backends
+    from fuzz.campaign.driver import Campaign, Config, default_mem_limit_mb, parse_duration
     from fuzz.errors import AssayError
 
     out = args.resume or args.out or "crashes"

@@ -40,7 +40,7 @@ def _positive(name: str, value: int | None) -> None:
 def handler(args) -> int:
     for name in ("count", "nodes", "max_elements", "max_dim"):
         _positive(name.replace("_", "-"), getattr(args, name))
-    from fuzz.generate import DEFAULT_DTYPES, GenConfig, GenerationError, RuleSet, generate_model_for_index
+    from fuzz.gen.generate import DEFAULT_DTYPES, GenConfig, GenerationError, RuleSet, generate_model_for_index
 
     dtypes = None
     if args.dtypes:
@@ -50,8 +50,8 @@ def handler(args) -> int:
             raise AssayError(f"--dtypes: unknown dtype(s) {', '.join(bad) or '(none)'}; choose from {','.join(DEFAULT_DTYPES)}")
     import torch
 
-    from fuzz.program import save_program
-    from fuzz.rules import load_rules, read_rules
+    from fuzz.gen.program import save_program
+    from fuzz.ir.rule import load_rules, read_rules
 
     torch.set_num_threads(1)
     if args.rules:

@@ -88,13 +88,13 @@ def register(sub) -> None:
 
 
 def _default_corpus() -> str:
-    from fuzz.rules import rules_path
+    from fuzz.ir.rule import rules_path
 
     return str(rules_path().parent)
 
 
 def _infer(args) -> int:
-    from fuzz.infer.run import run_inference
+    from fuzz.rules.run import run_inference
 
     corpus = args.corpus or _default_corpus()
     if not os.path.isdir(corpus):
@@ -118,8 +118,8 @@ def _infer(args) -> int:
 
 
 def _validate(args) -> int:
-    from fuzz.infer import validate as V
-    from fuzz.rules import write_rules
+    from fuzz.rules import validate as V
+    from fuzz.ir.rule import write_rules
 
     path, rules = _load_rules(args.rules)
     out = args.out or path
@@ -157,7 +157,7 @@ def _validate(args) -> int:
 
 
 def _load_rules(path):
-    from fuzz.rules import read_rules, rules_path
+    from fuzz.ir.rule import read_rules, rules_path
 
     p = path or str(rules_path())
     return p, list(read_rules(p))
@@ -217,7 +217,7 @@ def recount(rules, stored: dict) -> dict:
     for key in ("valid_records", "invalid_records", "heldout_shape_accuracy", "heldout_invalid_rejection",
                 "inference_seconds"):
         stats.setdefault(key, None)
-    from fuzz.infer.run import STATS_ORDER
+    from fuzz.rules.run import STATS_ORDER
 
     return {k: stats[k] for k in STATS_ORDER if k in stats} | {k: v for k, v in stats.items() if k not in STATS_ORDER}
 
@@ -251,7 +251,7 @@ def _print_stats(stats: dict, out=sys.stdout) -> None:
 
 
 def _show(args) -> int:
-    from fuzz import dsl
+    from fuzz.ir import dsl
 
     path, rules = _load_rules(args.rules)
     mine = [r for r in rules if r.op == args.op or (r.overload and f"{r.op}.{r.overload}" == args.op)]

@@ -9,7 +9,7 @@ supports them. ``collect`` builds a corpus directory; ``corpus_stats`` and
 """
 
 from fuzz.tracing.collect import collect, default_out_dir, select_tasks
-from fuzz.tracing.stats import base_name, compute_stats, corpus_files, corpus_stats, load_corpus
+from fuzz.tracing.stats import compute_stats, corpus_files, corpus_stats, load_corpus
 
-__all__ = ["collect", "default_out_dir", "select_tasks", "base_name", "compute_stats", "corpus_files",
+__all__ = ["collect", "default_out_dir", "select_tasks", "compute_stats", "corpus_files",
            "corpus_stats", "load_corpus"]

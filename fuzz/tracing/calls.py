@@ -1,6 +1,6 @@
 """Running one recorded call and encoding what came of it.
 
-Everything here works on the JSON form of a call (``fuzz.trace`` encoding), so
+Everything here works on the JSON form of a call (``fuzz.ir.record`` encoding), so
 the same code replays a recorded sample, checks that meta tensors reproduce it,
 and runs mutants: tensors are rebuilt from shape+dtype, either on the ``meta``
 device (nothing allocated) or as small random CPU tensors.
@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 import re
 
-from fuzz.trace import Unrecordable, decode_value, dtype_from_name, encode_value, resolve_op
+from fuzz.ir.record import Unrecordable, decode_value, dtype_from_name, encode_value, resolve_op
 
 MAX_NUMEL = 1 << 16  # per real (CPU) tensor built for a replayed call
 MAX_META_NUMEL = 1 << 40  # meta tensors allocate nothing; still keep sizes sane

@@ -9,7 +9,7 @@ import time
 import zlib
 
 from fuzz.errors import AssayError
-from fuzz.trace import Record, write_records
+from fuzz.ir.record import Record, write_records
 from fuzz.tracing.stats import compute_stats
 
 CORPUS_PREFIX = "traces"

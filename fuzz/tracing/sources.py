@@ -18,7 +18,7 @@ import time
 import warnings
 import zlib
 
-from fuzz.trace import Unrecordable, dtype_name, resolve_op
+from fuzz.ir.record import Unrecordable, dtype_name, resolve_op
 from fuzz.tracing.calls import Skip, encode_call, encode_outputs, error_dict, is_environment_error, run_encoded
 from fuzz.tracing.mutate import mutants, value_pools
 

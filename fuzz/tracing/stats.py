@@ -4,31 +4,10 @@ from __future__ import annotations
 
 import glob
 import os
-import re
 
 from fuzz.errors import AssayError
-from fuzz.trace import iter_tensor_values, read_records
-
-_FN_NAMESPACES = ("nn.functional.", "Tensor.", "_tensor.Tensor.", "_C._nn.", "_C._linalg.", "_C._special.", "_C._fft.")
-
-
-def base_name(kind: str, op: str) -> str:
-    """One name per operator across levels: ``torch.nn.functional.conv2d``, ``torch.conv2d`` and
-    ``aten::conv2d`` are all ``conv2d``; ``torch.linalg.svd`` and ``aten::linalg_svd`` are
-    ``linalg_svd``; ``torch.nn.ReLU`` is ``relu``; a trailing ``_`` (in-place) is dropped."""
-    if kind == "aten":
-        name = op.split("::", 1)[1]
-    elif kind == "module":
-        name = op.rsplit(".", 1)[1].lower()
-    else:
-        name = op[len("torch."):] if op.startswith("torch.") else op
-        for ns in _FN_NAMESPACES:
-            if name.startswith(ns):
-                name = name[len(ns):]
-        name = name.replace(".", "_")
-    name = re.sub(r"(?<=[a-z0-9])_$", "", name)
-    return name
-
+from fuzz.ir.opnames import base_name
+from fuzz.ir.record import iter_tensor_values, read_records
 
 def compute_stats(records) -> dict:
     """Stats over records (``Record`` objects or their JSON dicts)."""

@@ -2,7 +2,7 @@
 
 Modules:
 
-- ``cases``: reading case directories (through ``fuzz.store`` when present) with one-line errors;
+- ``cases``: reading case directories (through ``fuzz.campaign.store`` when present) with one-line errors;
 - ``interp``: a small in-process graph interpreter (meta-tensor shape propagation, eager
   intermediate values) used by the reducer to keep candidates valid;
 - ``reduce``: delta debugging over a ``Graph`` with a pluggable ``still_fails`` predicate;

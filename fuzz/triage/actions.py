@@ -12,7 +12,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from fuzz.errors import AssayError
-from fuzz.graph import Graph
+from fuzz.ir.graph import Graph
 from fuzz.triage.cases import Case, iter_cases, load_case
 from fuzz.triage.runner import Verdict, WorkerRunner, failure_class, verdict_class
 
@@ -122,9 +122,9 @@ def save_reduced(case: Case, graph: Graph, tensors: dict, verdict: Verdict, info
     """Write the reduced case as a complete case directory through the crash store."""
     import tempfile
 
-    from fuzz import repro
-    from fuzz.program import PROGRAM_FILES, save_program
-    from fuzz.store import CrashStore
+    from fuzz.campaign import repro
+    from fuzz.gen.program import PROGRAM_FILES, save_program
+    from fuzz.campaign.store import CrashStore
 
     new_id = case.id + REDUCED_SUFFIX
     root = case.path.parent
@@ -176,7 +176,7 @@ def save_reduced(case: Case, graph: Graph, tensors: dict, verdict: Verdict, info
 
 def update_case(path: Path, change) -> dict:
     """Apply ``change(data)`` to a case.json atomically (and re-index it in the store)."""
-    from fuzz.store import CrashStore, atomic_write, read_case
+    from fuzz.campaign.store import CrashStore, atomic_write, read_case
 
     data = read_case(path)
     change(data)

@@ -1,9 +1,9 @@
 """Reading saved cases for triage, with one-line errors for missing or corrupt ones.
 
-A case is a directory ``DIR/<case-id>/`` written by the crash store (``fuzz.store``):
+A case is a directory ``DIR/<case-id>/`` written by the crash store (``fuzz.campaign.store``):
 ``case.json`` (id, kind, backend, mode, signature, outcome, error, graph, ops, versions,
 seed, created, reproduces, diff, ...), ``inputs.safetensors`` / ``params.safetensors``
-(keys as ``fuzz.program.save_program`` writes them), ``program.py`` and ``repro.py``.
+(keys as ``fuzz.gen.program.save_program`` writes them), ``program.py`` and ``repro.py``.
 
 Triage reads ``case.json`` files directly (they are the source of truth; the SQLite index
 is only a cache of them) and never loads anything with pickle.
@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from fuzz.errors import AssayError
-from fuzz.graph import Graph
+from fuzz.ir.graph import Graph
 
 DEFAULT_DIR = "crashes"
 CASE_FILE = "case.json"
@@ -139,9 +139,9 @@ def read_case_tensors(path: Path, graph: Graph, case_id: str = "") -> dict:
     from safetensors import SafetensorError
     from safetensors.torch import load_file
 
-    from fuzz.program import _names
+    from fuzz.gen.program import tensor_identifiers
 
-    names = _names(graph)
+    names = tensor_identifiers(graph)
     back = {v: k for k, v in names.items()}
     out: dict = {}
     for fname in ("inputs.safetensors", "params.safetensors"):

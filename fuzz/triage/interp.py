@@ -1,6 +1,6 @@
 """Run a ``Graph`` in this process: meta tensors for shapes, real tensors for values.
 
-Built on the generator's node-by-node interpreter (``fuzz.interpret``), so calls are made
+Built on the generator's node-by-node interpreter (``fuzz.gen.interpret``), so calls are made
 exactly as the program source makes them. The reducer uses it for two things, neither of
 which runs the compiler under test:
 
@@ -12,7 +12,7 @@ which runs the compiler under test:
   node produced (the consumers then see the same data they saw before).
 
 ``tensors`` everywhere is one dict: graph inputs and params by graph name, plus submodule
-weights by state-dict key (``<module attr>.<name>``), the form ``fuzz.program.save_program``
+weights by state-dict key (``<module attr>.<name>``), the form ``fuzz.gen.program.save_program``
 takes.
 """
 
@@ -20,8 +20,8 @@ from __future__ import annotations
 
 import warnings
 
-from fuzz.graph import Graph
-from fuzz.trace import dtype_name
+from fuzz.ir.graph import Graph
+from fuzz.ir.record import dtype_name
 
 
 class InvalidGraph(Exception):
@@ -30,7 +30,7 @@ class InvalidGraph(Exception):
 
 def module_state_keys(graph: Graph, tensors: dict) -> list[str]:
     """Keys of ``tensors`` that are weights of the graph's module nodes."""
-    from fuzz.program import module_attr
+    from fuzz.gen.program import module_attr
 
     prefixes = tuple(module_attr(n) + "." for n in graph.nodes if n.api == "module")
     return [k for k in tensors if prefixes and k.startswith(prefixes)]
@@ -40,7 +40,7 @@ def run_graph(graph: Graph, tensors: dict, device: str = "cpu") -> dict:
     """Every tensor's value (``device="meta"``: its meta tensor) by name; ``InvalidGraph`` on failure."""
     import torch
 
-    from fuzz import interpret
+    from fuzz.gen import interpret
 
     try:
         if device == "meta":
@@ -70,7 +70,7 @@ def aten_ops(graph: Graph) -> list[str]:
     import torch
     from torch.utils._python_dispatch import TorchDispatchMode
 
-    from fuzz import interpret
+    from fuzz.gen import interpret
 
     seen: set[str] = set()
     ignore = {"aten.detach", "aten.alias", "aten.empty", "aten.empty_strided", "aten.lift_fresh"}

@@ -33,7 +33,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Callable
 
-from fuzz.graph import Graph, Node, replace_refs
+from fuzz.ir.graph import Graph, Node, refs_in, replace_refs
 from fuzz.triage.interp import InvalidGraph, eager_values, module_state_keys, propagate_shapes
 
 Predicate = Callable[[Graph, dict], bool]
@@ -429,7 +429,7 @@ class Reducer:
             for key in list(node.kwargs):
                 if self.out_of_budget():
                     return changed
-                if any(True for _ in _refs_in(node.kwargs[key])):
+                if any(True for _ in refs_in(node.kwargs[key])):
                     continue
                 g = self.graph.copy()
                 del g.nodes[idx].kwargs[key]
@@ -504,8 +504,8 @@ def _fit_module_weights(graph: Graph, tensors: dict) -> dict | None:
         return tensors
     import torch
 
-    from fuzz import interpret
-    from fuzz.program import module_attr
+    from fuzz.gen import interpret
+    from fuzz.gen.program import module_attr
 
     import warnings
 
@@ -531,12 +531,6 @@ def _fit_module_weights(graph: Graph, tensors: dict) -> dict | None:
                 have = have.narrow(dim, 0, size)
             out[key] = have.contiguous()
     return out
-
-
-def _refs_in(value):
-    from fuzz.graph import _refs
-
-    return _refs(value)
 
 
 def reduce_graph(graph: Graph, tensors: dict, still_fails: Predicate, **options) -> ReduceResult:

@@ -134,7 +134,7 @@ def covered_ops(root: Path) -> list[str]:
     if not (root / "index.sqlite").exists():
         return []
     try:
-        from fuzz.store import CrashStore
+        from fuzz.campaign.store import CrashStore
 
         store = CrashStore(root, create=False)
         try:

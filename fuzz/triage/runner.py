@@ -1,12 +1,12 @@
 """Replaying a graph against one backend in a sandboxed, long-lived child process.
 
-The child is the campaign's own test worker (``python -m fuzz.worker``) run by the
-campaign's executor (``fuzz.executor.LocalExecutor``, one worker): it imports torch and warms
+The child is the campaign's own test worker (``python -m fuzz.campaign.worker``) run by the
+campaign's executor (``fuzz.campaign.executor.LocalExecutor``, one worker): it imports torch and warms
 the backend up once, then runs one job per candidate (the program saved with
-``fuzz.program.save_program``), judging with the campaign's oracle. A worker that dies or
+``fuzz.gen.program.save_program``), judging with the campaign's oracle. A worker that dies or
 stops answering becomes a ``signal`` / ``oom`` / ``hang`` verdict and is replaced.
 
-Every verdict gets the campaign's failure signature (``fuzz.signature_of_failure``).
+Every verdict gets the campaign's failure signature (``fuzz.campaign.failure``).
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from fuzz.errors import AssayError
-from fuzz.graph import Graph
+from fuzz.ir.graph import Graph
 
 FAILURE_KINDS = ("crash", "mismatch", "hang", "signal", "oom")
 DEFAULT_TIMEOUT = 60.0
@@ -53,7 +53,7 @@ class Verdict:
 def sign(verdict: Verdict) -> Verdict:
     """Fill in the campaign's signature for a failing verdict."""
     if verdict.failed:
-        from fuzz.signature_of_failure import signature
+        from fuzz.campaign.failure import signature
 
         verdict.signature, verdict.signature_text = signature(
             verdict.kind, verdict.backend, verdict.mode, ops=verdict.ops, error=verdict.error or {}, detail=verdict.detail)
@@ -84,7 +84,7 @@ def verdict_class(v: Verdict) -> tuple:
 class WorkerRunner:
     """One warm campaign worker for one (backend, mode); ``run(graph, tensors)`` -> ``Verdict``.
 
-    Uses the campaign's ``fuzz.executor.LocalExecutor`` with one worker: its process group,
+    Uses the campaign's ``fuzz.campaign.executor.LocalExecutor`` with one worker: its process group,
     memory limit (``RLIMIT_AS`` + resident-size watch) and per-test deadline, and its
     synthesised ``hang`` / ``signal`` / ``oom`` verdicts when the worker dies or is killed
     (it then starts a fresh worker for the next candidate).
@@ -105,7 +105,7 @@ class WorkerRunner:
         self.jobs = 0
 
     def _start(self) -> None:
-        from fuzz.executor import LocalExecutor
+        from fuzz.campaign.executor import LocalExecutor
 
         env = dict(os.environ if self.env is None else self.env)
         repo = str(Path(__file__).resolve().parents[2])
@@ -165,7 +165,7 @@ class WorkerRunner:
 
     def run(self, graph: Graph, tensors: dict) -> Verdict:
         """Save ``graph`` + ``tensors`` as a program and judge it."""
-        from fuzz.program import save_program
+        from fuzz.gen.program import save_program
 
         d = self.tmp / f"cand-{self.jobs + 1}"
         save_program(graph, tensors, d)

@@ -1,6 +1,6 @@
 """The seam between triage and the campaign's modules (store, worker, repro, signatures).
 
-Everything triage needs from ``fuzz.store``, ``fuzz.repro`` and ``fuzz.signature_of_failure``
+Everything triage needs from ``fuzz.campaign.store``, ``fuzz.campaign.repro`` and ``fuzz.campaign.failure``
 goes through here, so a change in their API is a change in one file.
 """
 
@@ -29,7 +29,7 @@ def index_counts(root) -> dict:
     try:
         import sqlite3
 
-        from fuzz.store import CrashStore
+        from fuzz.campaign.store import CrashStore
 
         store = CrashStore(root, create=False)
         try:
@@ -66,15 +66,15 @@ def listing_rows(root):
 
 
 def repro_source(case: Case, inline_limit: int = 4096) -> str:
-    """The standalone repro script for a case, written by ``fuzz.repro`` (the single emitter).
+    """The standalone repro script for a case, written by ``fuzz.campaign.repro`` (the single emitter).
 
     The emitter's script reads ``inputs.safetensors``/``params.safetensors`` beside itself.
     Printed on stdout it lives elsewhere, so: when the case's tensors are small (reduced
     cases are), they are inlined as ``torch.tensor`` literals (exact values) and the
     script needs no files at all; otherwise it reads them from the case directory.
     """
-    from fuzz import repro
-    from fuzz.program import program_source
+    from fuzz.campaign import repro
+    from fuzz.gen.program import program_source
 
     prog = case.path / "program.py"
     if prog.exists():

@@ -1,0 +1,1 @@
+"""Campaigns: programs -> verdicts (backends, oracle, workers) -> cases (store, repro)."""

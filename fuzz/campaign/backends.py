@@ -1,0 +1,220 @@
+"""Compiled backends under test, by name.
+
+Eager is the reference; every backend here is a *compile function* written as a
+small source snippet ``def compile_model(model, inputs, dynamic=False)`` that
+returns a callable taking the same positional inputs as ``model``. The snippet is
+the single definition: the worker executes it, and ``fuzz.campaign.repro`` pastes it into
+each ``repro.py``, so a repro compiles exactly as the campaign did.
+
+Adding a backend is one ``register(Backend(...))`` call with its snippet.
+
+Names: ``inductor``, ``aot_eager``, ``aot_eager_decomp_partition``, ``eager``
+(dynamo only), ``export`` (``torch.export.export``, then the exported program's
+module), ``aoti`` (AOTInductor: compile and package, then load the package).
+
+Test-only backends (fault injection, prefixed ``_``) exist only when the
+environment variable ``ASSAY_TEST_BACKENDS=1`` is set: ``_segfault``, ``_abort``,
+``_hang``, ``_oom`` (allocates 10 GB), ``_raise``, ``_perturb`` (a wrong result),
+``_perturb_resized`` (wrong only when called at sizes other than the compiled ones),
+``_gate`` (a compile that blocks until the directory ``$ASSAY_GATE`` holds a file ``open``
+or a ``ticket-*`` it can take: tests stop a campaign at a known point).
+"""
+
+from __future__ import annotations
+
+import os
+import textwrap
+from dataclasses import dataclass
+
+from fuzz.errors import AssayError
+
+MODES = ("fwd", "bwd", "dynamic")
+
+
+@dataclass
+class Backend:
+    name: str
+    source: str                 # defines compile_model(model, inputs, dynamic=False)
+    modes: tuple = MODES        # modes it supports
+    description: str = ""
+    test_only: bool = False
+
+    def compile_function(self):
+        """The ``compile_model`` function defined by the snippet."""
+        ns: dict = {}
+        exec(compile("import torch\n" + self.source, f"<backend {self.name}>", "exec"), ns)
+        return ns["compile_model"]
+
+
+REGISTRY: dict[str, Backend] = {}
+
+
+def register(backend: Backend) -> Backend:
+    backend.source = textwrap.dedent(backend.source).strip() + "\n"
+    REGISTRY[backend.name] = backend
+    return backend
+
+
+def _dynamo(name: str) -> str:
+    return f'''
+    def compile_model(model, inputs, dynamic=False):
+        torch._dynamo.reset()  # a fresh cache per model: no recompile limits, no stale guards
+        return torch.compile(model, backend="{name}", dynamic=True if dynamic else False)
+    '''
+
+
+register(Backend("inductor", _dynamo("inductor"), description="torch.compile, TorchInductor (C++/Triton codegen)"))
+register(Backend("aot_eager", _dynamo("aot_eager"), description="torch.compile, AOTAutograd traced graph run eagerly"))
+register(Backend("aot_eager_decomp_partition", _dynamo("aot_eager_decomp_partition"),
+                 description="aot_eager with inductor's decompositions and min-cut partitioning"))
+register(Backend("eager", _dynamo("eager"), description="torch.compile, dynamo graph capture only"))
+
+_EXPORT_SHAPES = '''
+    def _dynamic_shapes(inputs):
+        return tuple({d: torch.export.Dim.AUTO for d in range(t.dim())} for t in inputs)
+'''
+
+register(Backend("export", _EXPORT_SHAPES + '''
+    def compile_model(model, inputs, dynamic=False):
+        shapes = _dynamic_shapes(inputs) if dynamic else None
+        program = torch.export.export(model, tuple(inputs), dynamic_shapes=shapes)
+        return program.module()
+''', description="torch.export.export, then the exported program's module"))
+
+register(Backend("aoti", _EXPORT_SHAPES + '''
+    def compile_model(model, inputs, dynamic=False):
+        import os, shutil, tempfile
+        shapes = _dynamic_shapes(inputs) if dynamic else None
+        program = torch.export.export(model, tuple(inputs), dynamic_shapes=shapes)
+        folder = tempfile.mkdtemp(prefix="assay-aoti-")
+        try:
+            path = torch._inductor.aoti_compile_and_package(program, package_path=os.path.join(folder, "model.pt2"))
+            loaded = torch._inductor.aoti_load_package(path)
+        finally:
+            shutil.rmtree(folder, ignore_errors=True)
+        return lambda *args: loaded(*args)
+''', modes=("fwd", "dynamic"), description="AOTInductor: aoti_compile_and_package + aoti_load_package"))
+
+
+# -- test-only fault injection ----------------------------------------------
+
+_TEST_BACKENDS = [
+    Backend("_segfault", '''
+    def compile_model(model, inputs, dynamic=False):
+        import ctypes
+        ctypes.string_at(0)  # read address 0: SIGSEGV
+    ''', test_only=True),
+    Backend("_abort", '''
+    def compile_model(model, inputs, dynamic=False):
+        import os
+        os.abort()
+    ''', test_only=True),
+    Backend("_hang", '''
+    def compile_model(model, inputs, dynamic=False):
+        import time
+        while True:
+            time.sleep(1)
+    ''', test_only=True),
+    Backend("_oom", '''
+    def compile_model(model, inputs, dynamic=False):
+        hog = torch.ones(10 * 2**30, dtype=torch.uint8)  # 10 GB
+        return lambda *args: model(*args) if hog.numel() else None
+    ''', test_only=True),
+    Backend("_raise", '''
+    def compile_model(model, inputs, dynamic=False):
+        def run(*args):
+            raise RuntimeError("injected failure in buf3 at 0x7f00deadbeef for shape [2, 3]")
+        return run
+    ''', test_only=True),
+    Backend("_gate", '''
+    def compile_model(model, inputs, dynamic=False):
+        # Blocks until a test lets it through: the file 'open' in the directory $ASSAY_GATE, or a
+        # 'ticket-*' file there that it takes (deletes) for itself. While blocked, the file
+        # 'waiting-<pid>' says so. A worker whose driver died (kill -9) exits instead of lingering.
+        import glob, os, time
+        gate = os.environ["ASSAY_GATE"]
+        mark = os.path.join(gate, f"waiting-{os.getpid()}")
+        parent = os.getppid()
+        open(mark, "w").close()
+        try:
+            while not os.path.exists(os.path.join(gate, "open")):
+                for ticket in sorted(glob.glob(os.path.join(gate, "ticket-*"))):
+                    try:
+                        os.unlink(ticket)
+                        return model
+                    except FileNotFoundError:
+                        pass  # another worker took it
+                if os.getppid() != parent:  # orphaned: its driver was killed
+                    os.unlink(mark)
+                    os._exit(3)
+                time.sleep(0.02)
+            return model
+        finally:
+            os.unlink(mark)
+    ''', test_only=True),
+    Backend("_perturb_resized", '''
+    def compile_model(model, inputs, dynamic=False):
+        shapes = [tuple(x.shape) for x in inputs]
+        def run(*args):
+            out = model(*args)
+            if [tuple(x.shape) for x in args] == shapes:
+                return out
+            outs = list(out) if isinstance(out, (tuple, list)) else [out]
+            outs[0] = outs[0] + 1.0 + outs[0].abs()  # wrong only at sizes other than the compiled ones
+            return tuple(outs)
+        return run
+    ''', test_only=True),
+    Backend("_perturb", '''
+    def compile_model(model, inputs, dynamic=False):
+        def run(*args):
+            out = model(*args)
+            outs = list(out) if isinstance(out, (tuple, list)) else [out]
+            for i, o in enumerate(outs):
+                if o.dtype.is_floating_point and o.numel():
+                    flat = o.reshape(-1)
+                    outs[i] = (flat + torch.nn.functional.one_hot(torch.tensor(0), flat.numel()).to(o.dtype)
+                               * (1.0 + flat[0].abs())).reshape(o.shape)  # wrong first element
+                    break
+            return tuple(outs)
+        return run
+    ''', test_only=True),
+]
+
+
+def test_backends_enabled() -> bool:
+    return os.environ.get("ASSAY_TEST_BACKENDS") == "1"
+
+
+def available() -> dict[str, Backend]:
+    if test_backends_enabled():
+        for b in _TEST_BACKENDS:
+            if b.name not in REGISTRY:
+                register(b)
+    return {k: v for k, v in REGISTRY.items() if test_backends_enabled() or not v.test_only}
+
+
+def get(name: str) -> Backend:
+    backends = available()
+    if name not in backends:
+        public = ", ".join(k for k in backends if not k.startswith("_"))
+        raise AssayError(f"unknown backend {name!r}; choose from {public}")
+    return backends[name]
+
+
+def parse_backends(text: str) -> list[str]:
+    names = [n.strip() for n in (text or "").split(",") if n.strip()]
+    if not names:
+        raise AssayError("no backend given; e.g. --backends inductor,aot_eager")
+    for n in names:
+        get(n)
+    return names
+
+
+def parse_modes(text: str) -> list[str]:
+    modes = [m.strip() for m in (text or "").split(",") if m.strip()]
+    if not modes:
+        raise AssayError("no mode given; e.g. --modes fwd,bwd,dynamic")
+    for m in modes:
+        if m not in MODES:
+            raise AssayError(f"unknown mode {m!r}; choose from {', '.join(MODES)}")
+    return modes

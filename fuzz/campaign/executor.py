@@ -1,0 +1,323 @@
+"""Where tests run: the executor interface and the local process pool.
+
+The campaign driver only talks to an ``Executor``:
+
+- ``start()``; ``submit(job)`` (a JSON-ready dict, see ``fuzz.campaign.worker``);
+- ``poll(timeout)`` -> list of events (JSON-ready dicts): the workers' ``model``,
+  ``verdict`` and ``done`` events, plus verdicts the executor makes itself for a test
+  whose worker died (``signal``), was killed at its deadline (``hang``) or over its
+  memory limit / by the kernel's OOM killer (``oom``), and ``worker`` notices;
+- ``wants()`` -> how many more jobs it can take now; ``shutdown()``.
+
+Jobs and events are plain JSON data and tensors travel inside them as base64
+safetensors files, so a distributed executor (e.g. Ray actors each running
+``fuzz.campaign.worker.run_job``) is a drop-in: implement these five methods, keep the same
+event contract, and the driver, oracle and crash store do not change.
+
+``LocalExecutor`` runs N long-lived ``python -m fuzz.campaign.worker`` children (own process
+group, ``RLIMIT_AS``, one torch thread each). A worker that dies is replaced; the
+test it was running gets its verdict and the job's remaining tests are queued again
+on the new worker. The driver never dies with a worker.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import queue
+import signal
+import subprocess
+import sys
+import threading
+import time
+from abc import ABC, abstractmethod
+from collections import deque
+from pathlib import Path
+
+from fuzz.campaign import sandbox
+from fuzz.errors import AssayError
+
+
+class Executor(ABC):
+    @abstractmethod
+    def start(self) -> None: ...
+
+    @abstractmethod
+    def submit(self, job: dict) -> None: ...
+
+    @abstractmethod
+    def poll(self, timeout: float) -> list[dict]: ...
+
+    @abstractmethod
+    def wants(self) -> int: ...
+
+    @abstractmethod
+    def shutdown(self) -> None: ...
+
+
+class _Worker:
+    def __init__(self, index: int):
+        self.index = index
+        self.proc: subprocess.Popen | None = None
+        self.ready = False
+        self.job: dict | None = None
+        self.remaining: list = []     # tests of the job not yet given a verdict
+        self.test: dict | None = None  # the test running now
+        self.phase = "start"
+        self.deadline = float("inf")
+        self.kill_reason: str | None = None
+        self.started = 0.0
+        self.log = None
+
+
+class LocalExecutor(Executor):
+    def __init__(self, workers: int, backends: list[str], *, device: str = "cpu", timeout_s: float = 60,
+                 mem_limit_mb: int | None = None, log_dir=None, threads: int = 1, warmup_timeout_s: float = 600,
+                 prepare_timeout_s: float = 180, env: dict | None = None):
+        self.n = max(1, int(workers))
+        self.backends = backends
+        self.device = device
+        self.timeout_s = timeout_s
+        self.mem_limit_mb = mem_limit_mb
+        self.log_dir = Path(log_dir) if log_dir else None
+        self.threads = threads
+        self.warmup_timeout_s = warmup_timeout_s
+        self.prepare_timeout_s = prepare_timeout_s
+        self.env = env
+        self.jobs: deque = deque()
+        self.events: queue.Queue = queue.Queue()
+        self.workers = [_Worker(i) for i in range(self.n)]
+        self.restarts = 0
+        self._early_deaths = 0
+        self._last_rss_check = 0.0
+
+    # -- lifecycle ----------------------------------------------------------------
+    def start(self) -> None:
+        for w in self.workers:
+            self._launch(w)
+
+    def _launch(self, w: _Worker) -> None:
+        r, wfd = os.pipe()
+        cmd = [sys.executable, "-m", "fuzz.campaign.worker", "--result-fd", str(wfd), "--threads", str(self.threads),
+               "--backends", ",".join(self.backends), "--device", self.device]
+        # CUDA reserves far more address space than memory: there only the RSS watchdog applies.
+        rlimit = self.mem_limit_mb if self.device != "cuda" else None
+        if rlimit:
+            cmd += ["--mem-limit-mb", str(rlimit)]
+        if self.log_dir:
+            self.log_dir.mkdir(parents=True, exist_ok=True)
+            w.log = open(self.log_dir / f"worker-{w.index}.log", "ab")
+        out = w.log if w.log else subprocess.DEVNULL
+        env = dict(os.environ if self.env is None else self.env)
+        env.setdefault("PYTHONWARNINGS", "ignore")
+        w.proc = sandbox.spawn(cmd, rlimit, stdin=subprocess.PIPE, stdout=out, stderr=out,
+                               pass_fds=(wfd,), env=env)
+        os.close(wfd)
+        w.ready, w.job, w.test, w.remaining, w.kill_reason = False, None, None, [], None
+        w.phase, w.started = "start", time.monotonic()
+        w.deadline = w.started + self.warmup_timeout_s
+        proc = w.proc
+        threading.Thread(target=self._reader, args=(w, proc, r), daemon=True).start()
+
+    def _reader(self, w: _Worker, proc, fd: int) -> None:
+        with os.fdopen(fd, "r", errors="replace") as fh:
+            for line in fh:
+                try:
+                    self.events.put((w, proc, json.loads(line)))
+                except json.JSONDecodeError:
+                    continue
+        self.events.put((w, proc, None))  # end of stream: the worker exited
+
+    def shutdown(self) -> None:
+        for w in self.workers:
+            if w.proc and w.proc.poll() is None:
+                sandbox.kill_group(w.proc)
+        for w in self.workers:
+            if w.proc:
+                try:
+                    w.proc.wait(timeout=10)
+                except subprocess.TimeoutExpired:
+                    pass
+                if w.proc.stdin:
+                    try:
+                        w.proc.stdin.close()
+                    except OSError:
+                        pass
+            if w.log:
+                w.log.close()
+        self.jobs.clear()
+
+    # -- jobs -----------------------------------------------------------------------
+    def submit(self, job: dict) -> None:
+        self.jobs.append(job)
+
+    def wants(self) -> int:
+        busy = sum(1 for w in self.workers if w.job is not None)
+        return max(0, 2 * self.n - busy - len(self.jobs))
+
+    def in_flight(self) -> int:
+        return len(self.jobs) + sum(1 for w in self.workers if w.job is not None)
+
+    def _dispatch(self) -> None:
+        for w in self.workers:
+            if w.ready and w.job is None and self.jobs:
+                job = self.jobs.popleft()
+                w.job, w.remaining, w.test = job, list(job["tests"]), None
+                w.phase = "prepare"
+                w.deadline = time.monotonic() + self.prepare_timeout_s
+                try:
+                    w.proc.stdin.write((json.dumps(job) + "\n").encode())
+                    w.proc.stdin.flush()
+                except (BrokenPipeError, OSError):
+                    pass  # its death is noticed by the reader
+
+    # -- events ---------------------------------------------------------------------
+    def poll(self, timeout: float) -> list[dict]:
+        out: list[dict] = []
+        self._dispatch()
+        end = time.monotonic() + timeout
+        while True:
+            remaining = end - time.monotonic()
+            try:
+                w, proc, event = self.events.get(timeout=max(0.0, min(remaining, 0.25)))
+            except queue.Empty:
+                self._check_deadlines()
+                self._check_memory()
+                if time.monotonic() >= end or out:
+                    break
+                continue
+            if proc is not w.proc:
+                continue  # a message from a worker already replaced
+            if event is None:
+                out.extend(self._on_death(w))
+            else:
+                out.extend(self._on_event(w, event))
+            self._dispatch()
+            if time.monotonic() >= end:
+                break
+        self._dispatch()
+        return out
+
+    def _on_event(self, w: _Worker, ev: dict) -> list[dict]:
+        kind = ev.get("event")
+        if kind == "ready":
+            w.ready, w.phase, w.deadline = True, "idle", float("inf")
+            self._early_deaths = 0
+            return [{"event": "worker", "worker": w.index, "state": "ready", "warmup_s": ev.get("warmup_s")}]
+        if kind == "begin":
+            w.test = next((t for t in w.remaining if t["test"] == ev.get("test")), None)
+            w.phase = ev.get("phase", "test")
+            limit = self.timeout_s if w.phase == "test" else self.prepare_timeout_s
+            w.deadline = time.monotonic() + limit
+            w.log_offset = ev["log_offset"] if isinstance(ev.get("log_offset"), int) else self._log_size(w)
+            return []
+        if kind == "verdict":
+            w.remaining = [t for t in w.remaining if t["test"] != ev.get("test")]
+            w.test = None
+            ev["worker"] = w.index
+            return [ev]
+        if kind == "done":
+            w.job, w.test, w.remaining, w.phase, w.deadline = None, None, [], "idle", float("inf")
+            return [ev]
+        return [ev]
+
+    def _check_deadlines(self) -> None:
+        now = time.monotonic()
+        for w in self.workers:
+            if w.proc and w.proc.poll() is None and now > w.deadline and w.kill_reason is None:
+                w.kill_reason = "hang"
+                sandbox.kill_group(w.proc)
+
+    def _check_memory(self) -> None:
+        """Kill a worker whose resident memory (with its children) passes the limit: an ``oom`` verdict."""
+        if not self.mem_limit_mb or time.monotonic() - self._last_rss_check < 1.0:
+            return
+        self._last_rss_check = time.monotonic()
+        try:
+            import psutil
+        except ImportError:  # pragma: no cover
+            return
+        for w in self.workers:
+            if not w.proc or w.proc.poll() is not None or w.kill_reason:
+                continue
+            try:
+                p = psutil.Process(w.proc.pid)
+                rss = p.memory_info().rss + sum(c.memory_info().rss for c in p.children(recursive=True))
+            except psutil.Error:
+                continue
+            if rss > self.mem_limit_mb * 2**20:
+                w.kill_reason = "oom"
+                sandbox.kill_group(w.proc)
+
+    def _on_death(self, w: _Worker) -> list[dict]:
+        proc = w.proc
+        try:
+            rc = proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            sandbox.kill_group(proc)
+            rc = proc.wait()
+        how = sandbox.describe_exit(rc)
+        reason = w.kill_reason
+        if reason is None and rc == -signal.SIGKILL:
+            reason = "oom"  # killed by someone else: the kernel's OOM killer
+        events: list[dict] = []
+        tail = self._log_tail(w)
+        if not w.ready:
+            self._early_deaths += 1
+            if self._early_deaths >= 3:
+                raise AssayError(f"workers die while starting ({how}); see {self.log_dir or 'worker logs'}"
+                                 f"{': ' + tail.strip().splitlines()[-1] if tail.strip() else ''}")
+        job = w.job
+        if job is not None:
+            if w.phase == "prepare" or w.test is None:
+                # building the model or running it eagerly killed the worker: not a compiler bug
+                for t in w.remaining:
+                    events.append(self._verdict(job, t, "invalid", f"worker died while preparing the model ({how})",
+                                                {"type": "WorkerDied", "message": how, "traceback": tail}))
+                w.remaining = []
+            else:
+                t = w.test
+                if reason == "hang":
+                    kind, detail = "hang", f"no verdict within {self.timeout_s:g} s; worker killed"
+                elif reason == "oom":
+                    kind, detail = "oom", f"worker over its memory limit ({how})"
+                else:
+                    kind, detail = "signal", how
+                events.append(self._verdict(job, t, kind, detail,
+                                            {"type": kind.capitalize() if kind != "signal" else how,
+                                             "message": f"worker {detail}", "traceback": tail}))
+                rest = [x for x in w.remaining if x["test"] != t["test"]]
+                if rest:
+                    retry = dict(job, tests=rest, job=job["job"] + "+")
+                    self.jobs.appendleft(retry)
+            events.append({"event": "done", "job": job["job"], "worker": w.index, "died": how})
+        events.append({"event": "worker", "worker": w.index, "state": "died", "how": how, "reason": reason})
+        if w.log:
+            w.log.close()
+            w.log = None
+        self.restarts += 1
+        self._launch(w)
+        return events
+
+    @staticmethod
+    def _verdict(job, t, kind, detail, error) -> dict:
+        return {"event": "verdict", "job": job["job"], "test": t["test"], "backend": t["backend"], "mode": t["mode"],
+                "kind": kind, "detail": detail, "error": error, "synthesised": True}
+
+    def _log_size(self, w: _Worker) -> int:
+        try:
+            return (self.log_dir / f"worker-{w.index}.log").stat().st_size if self.log_dir else 0
+        except OSError:
+            return 0
+
+    def _log_tail(self, w: _Worker, limit: int = 20000) -> str:
+        """What the worker wrote since its current test began (e.g. a faulthandler stack)."""
+        if not self.log_dir:
+            return ""
+        try:
+            with open(self.log_dir / f"worker-{w.index}.log", "rb") as fh:
+                fh.seek(getattr(w, "log_offset", 0))
+                data = fh.read()[-limit:]
+            return data.decode(errors="replace")
+        except OSError:
+            return ""

@@ -1,0 +1,1 @@
+"""Generation: rules -> graphs (Z3) -> programs with values."""

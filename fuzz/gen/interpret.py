@@ -1,0 +1,223 @@
+"""Running a graph node by node, with every intermediate value in hand.
+
+The generator uses this to check each call against its predicted shapes and the
+value search uses it to find where a NaN/Inf first appears. It calls exactly the
+targets the program source calls (``torch.ops.aten.<op>.<overload>``, the function
+by its import path, the submodule built from ``init``), with the same arguments.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+from fuzz.ir.graph import Graph, Node
+from fuzz.ir.record import decode_value, resolve_op
+
+
+class NodeError(Exception):
+    """A node's call raised, or its outputs are not what the graph says."""
+
+    def __init__(self, node: Node, message: str):
+        super().__init__(f"{node.id} {node.name}: {message}")
+        self.node = node
+        self.message = message
+
+
+_TARGETS: dict[tuple, Any] = {}
+
+
+def resolve_cached(op: str, kind: str, overload: str | None = None):
+    """``fuzz.ir.record.resolve_op``, once per process per operator (it imports modules by trial)."""
+    key = (op, kind, overload)
+    fn = _TARGETS.get(key)
+    if fn is None:
+        fn = _TARGETS[key] = resolve_op(op, kind, overload)
+    return fn
+
+
+def target(node: Node):
+    """The callable a non-module node calls."""
+    return resolve_cached(node.op, node.api, node.overload)
+
+
+def make_submodule(node: Node, device: str = "cpu"):
+    """The ``nn.Module`` a module node calls, built from its ``init``, in eval mode."""
+    cls = resolve_cached(node.op, "module")
+    init = node.init or {"args": [], "kwargs": {}}
+    args = decode_value(init.get("args", []), _no_tensor, device)
+    kwargs = {k: decode_value(v, _no_tensor, device) for k, v in init.get("kwargs", {}).items()}
+    return cls(*args, **kwargs).eval()
+
+
+def _no_tensor(enc):
+    raise ValueError("module constructors take no tensors here")
+
+
+def call_args(node: Node, env: dict, device: str = "cpu") -> tuple[list, dict]:
+    def get(enc):
+        return env[enc["ref"]]
+
+    args = decode_value(node.args, get, device)
+    kwargs = {k: decode_value(v, get, device) for k, v in node.kwargs.items()}
+    return args, kwargs
+
+
+def result_structure(result) -> tuple[list | None, list]:
+    """``(returns, tensors)``: ``returns`` is None for a single tensor, else one entry per returned
+    element (True where it is a tensor); ``tensors`` are the tensor results in order."""
+    import torch
+
+    if isinstance(result, torch.Tensor):
+        return None, [result]
+    if isinstance(result, (tuple, list)):
+        flags = [isinstance(r, torch.Tensor) for r in result]
+        return flags, [r for r in result if isinstance(r, torch.Tensor)]
+    return [], []
+
+
+def bind_outputs(node: Node, result) -> dict:
+    """Output tensor name -> value for one call's result.
+
+    ``node.extra["returns"]`` says how the result unpacks: absent, it is learnt from this
+    call (None for a single tensor; else one entry per returned element, the output's
+    name or None for a non-tensor element) and stored on the node.
+    """
+    import torch
+
+    if "returns" not in node.extra:
+        flags, tensors = result_structure(result)
+        if len(tensors) != len(node.outputs) or flags == []:
+            raise NodeError(node, f"returned {len(tensors)} tensors, the rule predicts {len(node.outputs)} (structure)")
+        if flags is None:
+            node.extra["returns"] = None
+        else:
+            names = iter(node.outputs)
+            node.extra["returns"] = [next(names) if f else None for f in flags]
+    returns = node.extra.get("returns")
+    if returns is None:
+        if not isinstance(result, torch.Tensor):
+            raise NodeError(node, f"returned {type(result).__name__}, expected a tensor")
+        return {node.outputs[0]: result}
+    if not isinstance(result, (tuple, list)) or len(result) != len(returns):
+        raise NodeError(node, "returned a different structure than recorded")
+    return {name: r for name, r in zip(returns, result) if name is not None}
+
+
+# Address space one real call during generation may add. The total-size bound covers the graph's
+# tensors, not what an operator allocates inside: torch.combinations(x[12], r=8) returns 75,582 x 8
+# values but builds a 12**8-element grid first (4+ GB). Under this headroom such a call fails
+# fast with an allocation error and the node is dropped, instead of taking the process's memory.
+CALL_HEADROOM_BYTES = 512 << 20
+
+
+class _AddressSpaceHeadroom:
+    """Lower RLIMIT_AS's soft limit to (current size + headroom) for the duration of one call."""
+
+    def __init__(self, headroom: int):
+        self.headroom = headroom
+        self.saved = None
+
+    def __enter__(self):
+        try:
+            import resource
+
+            with open("/proc/self/statm") as f:
+                size = int(f.read().split()[0]) * resource.getpagesize()
+            soft, hard = resource.getrlimit(resource.RLIMIT_AS)
+            limit = size + self.headroom
+            if hard != resource.RLIM_INFINITY:
+                limit = min(limit, hard)
+            if soft == resource.RLIM_INFINITY or limit < soft:
+                resource.setrlimit(resource.RLIMIT_AS, (limit, hard))
+                self.saved = (soft, hard)
+        except (ImportError, OSError, ValueError):  # not Linux: no headroom
+            self.saved = None
+        return self
+
+    def __exit__(self, *exc):
+        if self.saved is not None:
+            import resource
+
+            resource.setrlimit(resource.RLIMIT_AS, self.saved)
+        return False
+
+
+def run_node(node: Node, env: dict, submodules: dict, device: str = "cpu") -> dict:
+    args, kwargs = call_args(node, env, device)
+    fn = submodules[node.id] if node.api == "module" else target(node)
+    try:
+        with _AddressSpaceHeadroom(CALL_HEADROOM_BYTES):
+            result = fn(*args, **kwargs)
+    except Exception as exc:  # the call itself failed
+        raise NodeError(node, f"{type(exc).__name__}: {str(exc).strip().splitlines()[0] if str(exc).strip() else ''}") from exc
+    return bind_outputs(node, result)
+
+
+def check_outputs(graph: Graph, node: Node, outs: dict) -> None:
+    from fuzz.ir.record import dtype_name
+
+    for name in node.outputs:
+        info = graph.tensors[name]
+        t = outs.get(name)
+        if t is None:
+            raise NodeError(node, f"no value for output {name}")
+        if list(t.shape) != list(info.shape) or dtype_name(t.dtype) != info.dtype:
+            raise NodeError(node, f"{name}: got {dtype_name(t.dtype)}{list(t.shape)}, predicted {info.dtype}{info.shape}")
+
+
+def build_submodules(graph: Graph, device: str = "cpu", state: dict | None = None) -> dict:
+    """node id -> submodule for every module node (weights from ``state`` keys ``<attr>.<name>`` when given)."""
+    import torch
+
+    from fuzz.gen.program import module_attr
+
+    mods = {}
+    if not any(node.api == "module" for node in graph.nodes):
+        return mods
+    # The default CPU generator directly: torch.manual_seed also seeds every accelerator and
+    # costs milliseconds; module constructors draw their initial weights from this one.
+    rng = torch.default_generator.get_state()
+    try:
+        torch.default_generator.manual_seed(0)
+        for node in graph.nodes:
+            if node.api == "module":
+                m = make_submodule(node, device)
+                if state:
+                    prefix = module_attr(node) + "."
+                    sub = {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)}
+                    if sub:
+                        m.load_state_dict(sub, strict=False)
+                mods[node.id] = m
+    finally:
+        torch.default_generator.set_state(rng)
+    return mods
+
+
+def submodule_state(graph: Graph, submodules: dict) -> dict:
+    from fuzz.gen.program import module_attr
+
+    state = {}
+    for node in graph.nodes:
+        if node.api == "module" and node.id in submodules:
+            for k, v in submodules[node.id].state_dict().items():
+                state[f"{module_attr(node)}.{k}"] = v
+    return state
+
+
+def run_graph(graph: Graph, leaves: dict, submodules: dict, device: str = "cpu", check: bool = True,
+              on_node: Callable[[Node, dict, dict], bool | None] | None = None) -> dict:
+    """All values: ``leaves`` (inputs and params by graph name) plus every node's outputs.
+
+    Raises ``NodeError`` for the first node that fails (or, with ``check``, whose outputs
+    disagree with the graph's shapes/dtypes). ``on_node(node, outs, env)`` is called after
+    each node; returning True stops the run early.
+    """
+    env = dict(leaves)
+    for node in graph.nodes:
+        outs = run_node(node, env, submodules, device)
+        if check:
+            check_outputs(graph, node, outs)
+        env.update(outs)
+        if on_node is not None and on_node(node, outs, env):
+            break
+    return env

@@ -1,0 +1,277 @@
+"""The graph IR: operator calls connected by tensors, stored in a networkx graph.
+
+A ``Graph`` holds
+
+- *tensors*, by name (``x0``, ``w3``, ``conv2d_4``...): shape, dtype and role
+  (``input``: fed by the caller; ``param``: a learnable weight; ``value``: made by a node);
+- *nodes*, operator calls in topological order: the operator, how it is called
+  (``api``: ``aten``, ``function`` or ``module``), the arguments as encoded values
+  (``fuzz.ir.record``) whose tensors are references ``{"ref": name}``, the output
+  tensor names, and ``kind``: ``symbolic`` (placed by solving its inferred rule) or
+  ``concrete`` (a recorded valid call replayed);
+- the graph *outputs*.
+
+The networkx ``MultiDiGraph`` (``Graph.nx``) has one vertex per node id and per
+input/param tensor, and one edge per tensor use, carrying the tensor's name, shape
+and dtype. JSON (``to_json``/``from_json``) round-trips exactly.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from typing import Any, Iterator
+
+import networkx as nx
+
+GRAPH_FORMAT_VERSION = 1
+
+
+@dataclass
+class TensorInfo:
+    shape: list[int]
+    dtype: str
+    role: str = "value"  # "input" | "param" | "value"
+
+    @property
+    def numel(self) -> int:
+        n = 1
+        for d in self.shape:
+            n *= int(d)
+        return n
+
+
+@dataclass
+class Node:
+    id: str
+    op: str
+    api: str                       # "aten" | "function" | "module"
+    args: list
+    kwargs: dict
+    outputs: list[str]
+    kind: str = "symbolic"         # "symbolic" | "concrete"
+    overload: str | None = None
+    init: dict | None = None       # modules: constructor {"args": [...], "kwargs": {...}}
+    rule: str | None = None        # signature key of the rule it came from
+    extra: dict = field(default_factory=dict)
+
+    def inputs(self) -> list[str]:
+        """Names of the tensors this node reads, in argument order (with repeats)."""
+        return list(refs_in([self.args, [self.kwargs[k] for k in sorted(self.kwargs)]]))
+
+    @property
+    def name(self) -> str:
+        if self.api == "aten" and self.overload and self.overload != "default":
+            return f"{self.op}.{self.overload}"
+        return self.op
+
+
+def refs_in(value: Any) -> Iterator[str]:
+    """The tensor names referenced anywhere in an argument value (``{"ref": name}``, nested)."""
+    if isinstance(value, list):
+        for v in value:
+            yield from refs_in(v)
+    elif isinstance(value, dict):
+        if "ref" in value:
+            yield value["ref"]
+        elif "tuple" in value:
+            yield from refs_in(value["tuple"])
+
+
+def replace_refs(value: Any, mapping: dict[str, str]) -> Any:
+    """A copy of an encoded value with tensor references renamed by ``mapping``."""
+    if isinstance(value, list):
+        return [replace_refs(v, mapping) for v in value]
+    if isinstance(value, dict):
+        if "ref" in value:
+            return {"ref": mapping.get(value["ref"], value["ref"])}
+        if "tuple" in value:
+            return {"tuple": [replace_refs(v, mapping) for v in value["tuple"]]}
+    return value
+
+
+class Graph:
+    def __init__(self) -> None:
+        self.tensors: dict[str, TensorInfo] = {}
+        self.nodes: list[Node] = []
+        self.outputs: list[str] = []
+        self.meta: dict = {}
+
+    # -- building -------------------------------------------------------------
+    def fresh_name(self, stem: str) -> str:
+        stem = "".join(c if c.isalnum() else "_" for c in stem).strip("_").lower() or "t"
+        if stem[0].isdigit():
+            stem = "t" + stem
+        i = len(self.tensors)
+        while f"{stem}_{i}" in self.tensors:
+            i += 1
+        return f"{stem}_{i}"
+
+    def add_tensor(self, shape, dtype: str, role: str = "value", name: str | None = None) -> str:
+        name = name or self.fresh_name({"input": "x", "param": "w"}.get(role, "t"))
+        if name in self.tensors:
+            raise ValueError(f"tensor {name} already exists")
+        self.tensors[name] = TensorInfo([int(d) for d in shape], dtype, role)
+        return name
+
+    def add_node(self, node: Node, index: int | None = None) -> Node:
+        for t in node.inputs():
+            if t not in self.tensors:
+                raise ValueError(f"node {node.id} reads unknown tensor {t}")
+        if index is None:
+            self.nodes.append(node)
+        else:
+            self.nodes.insert(index, node)
+        return node
+
+    def new_node_id(self) -> str:
+        used = {n.id for n in self.nodes}
+        i = len(self.nodes)
+        while f"n{i}" in used:
+            i += 1
+        return f"n{i}"
+
+    # -- queries --------------------------------------------------------------
+    @property
+    def inputs(self) -> list[str]:
+        return [n for n, t in self.tensors.items() if t.role == "input"]
+
+    @property
+    def params(self) -> list[str]:
+        return [n for n, t in self.tensors.items() if t.role == "param"]
+
+    def producer(self, tensor: str) -> Node | None:
+        for node in self.nodes:
+            if tensor in node.outputs:
+                return node
+        return None
+
+    def consumers(self, tensor: str) -> list[Node]:
+        return [n for n in self.nodes if tensor in n.inputs()]
+
+    def node(self, node_id: str) -> Node:
+        for n in self.nodes:
+            if n.id == node_id:
+                return n
+        raise KeyError(node_id)
+
+    def ops(self) -> list[str]:
+        return [n.name for n in self.nodes]
+
+    @property
+    def nx(self) -> nx.MultiDiGraph:
+        """The dataflow graph: vertices are node ids and input/param tensor names; edges are tensor uses."""
+        g = nx.MultiDiGraph()
+        producer: dict[str, str] = {}
+        for name, info in self.tensors.items():
+            if info.role != "value":
+                g.add_node(name, kind=info.role)
+                producer[name] = name
+        for node in self.nodes:
+            g.add_node(node.id, kind="call", op=node.name, call=node)
+            for t in node.inputs():
+                info = self.tensors[t]
+                g.add_edge(producer.get(t, t), node.id, tensor=t, shape=tuple(info.shape), dtype=info.dtype)
+            for t in node.outputs:
+                producer[t] = node.id
+        return g
+
+    def topological_check(self) -> None:
+        """Raise ValueError unless every node reads only tensors defined before it."""
+        defined = {n for n, t in self.tensors.items() if t.role != "value"}
+        for node in self.nodes:
+            for t in node.inputs():
+                if t not in defined:
+                    raise ValueError(f"node {node.id} reads {t} before it is defined")
+            defined.update(node.outputs)
+        for t in self.outputs:
+            if t not in defined:
+                raise ValueError(f"graph output {t} is never defined")
+
+    def prune(self) -> None:
+        """Drop nodes whose outputs nobody uses (and are not graph outputs), then unused tensors."""
+        changed = True
+        while changed:
+            changed = False
+            used = set(self.outputs)
+            for node in self.nodes:
+                used.update(node.inputs())
+            for node in list(self.nodes):
+                if not any(t in used for t in node.outputs):
+                    self.nodes.remove(node)
+                    changed = True
+        live = set(self.outputs)
+        for node in self.nodes:
+            live.update(node.inputs())
+            live.update(node.outputs)
+        for name in list(self.tensors):
+            if name not in live:
+                del self.tensors[name]
+
+    # -- text -----------------------------------------------------------------
+    def render(self) -> str:
+        """fx-style listing: one line per call."""
+        from fuzz.ir.record import decode_value  # noqa: F401  (documented pairing)
+
+        lines = []
+        for name in self.inputs + self.params:
+            t = self.tensors[name]
+            lines.append(f"{name}: {t.role} {t.dtype}{t.shape}")
+        for node in self.nodes:
+            outs = ", ".join(f"{o}: {self.tensors[o].dtype}{self.tensors[o].shape}" for o in node.outputs)
+            args = ", ".join(_render_value(a) for a in node.args)
+            kw = ", ".join(f"{k}={_render_value(v)}" for k, v in node.kwargs.items())
+            call = f"{node.name}({', '.join(p for p in (args, kw) if p)})"
+            lines.append(f"{outs or '_'} = {call}  # {node.kind}")
+        lines.append(f"return {', '.join(self.outputs)}")
+        return "\n".join(lines)
+
+    # -- JSON -----------------------------------------------------------------
+    def to_json(self) -> dict:
+        return {
+            "version": GRAPH_FORMAT_VERSION,
+            "tensors": {k: asdict(v) for k, v in self.tensors.items()},
+            "nodes": [asdict(n) for n in self.nodes],
+            "outputs": list(self.outputs),
+            "meta": self.meta,
+        }
+
+    @classmethod
+    def from_json(cls, data: dict) -> "Graph":
+        try:
+            g = cls()
+            g.tensors = {k: TensorInfo(**v) for k, v in data["tensors"].items()}
+            g.nodes = [Node(**n) for n in data["nodes"]]
+            g.outputs = list(data["outputs"])
+            g.meta = dict(data.get("meta", {}))
+        except (KeyError, TypeError) as exc:
+            raise ValueError(f"not a graph: {exc}") from None
+        g.topological_check()
+        return g
+
+    def dumps(self) -> str:
+        return json.dumps(self.to_json(), indent=1, sort_keys=True)
+
+    @classmethod
+    def loads(cls, text: str) -> "Graph":
+        return cls.from_json(json.loads(text))
+
+    def copy(self) -> "Graph":
+        return Graph.from_json(json.loads(json.dumps(self.to_json())))
+
+
+def _render_value(v: Any) -> str:
+    if isinstance(v, list):
+        return "[" + ", ".join(_render_value(x) for x in v) + "]"
+    if isinstance(v, dict):
+        if "ref" in v:
+            return v["ref"]
+        if "tuple" in v:
+            return "(" + ", ".join(_render_value(x) for x in v["tuple"]) + ",)"
+        if "dtype" in v:
+            return f"torch.{v['dtype']}"
+        if "float" in v:
+            return f"float('{v['float']}')"
+        if "enum" in v:
+            return v["enum"]
+    return repr(v)

@@ -1,0 +1,167 @@
+"""The generator on fixture rules: validity, determinism, JSON, size bound, guard, CLI."""
+
+import json
+import math
+import os
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from fuzz.gen import program
+from fuzz.gen.generate import GenConfig, RandomChooser, RuleSet, deny_reason, generate, generate_model_for_index, materialise
+from fuzz.ir.graph import Graph, Node
+from fuzz.ir.rule import Rule, write_rules
+
+from hand_rules import fixture_rules, rule
+
+
+@pytest.fixture(scope="module")
+def ruleset():
+    return RuleSet(fixture_rules())
+
+
+def test_deny_list_and_filters(ruleset):
+    assert "torch.nn.functional.dropout" not in ruleset.ops  # random
+    assert "torch.Tensor.relu_" not in ruleset.ops            # in-place
+    assert deny_reason(rule("aten::add", "aten", {"args": [{"X": 0}, {"X": 1}], "kwargs": {}}, [1, 1],
+                            [["x0_0"]], overload="out")) == "out= variant"
+    assert deny_reason(rule("aten::nonzero", "aten", {"args": [{"X": 0}], "kwargs": {}}, [1], [["x0_0"]],
+                            overload="default")) == "deny-list"
+    assert deny_reason(rule("aten::add_", "aten", {"args": [{"X": 0}, {"X": 1}], "kwargs": {}}, [1, 1], [["x0_0"]],
+                            overload="Tensor")) == "in-place"
+    assert deny_reason(rule("aten::relu", "aten", {"args": [{"X": 0}], "kwargs": {}}, [1], [["x0_0"]],
+                            overload="default")) is None
+
+
+def test_models_are_valid_finite_and_json_roundtrip(ruleset):
+    for seed in range(12):
+        m = generate(ruleset, GenConfig(nodes=8), RandomChooser(seed))
+        g = m.graph
+        assert 1 <= len(g.nodes) <= 8
+        assert Graph.loads(g.dumps()).to_json() == g.to_json()
+        data = json.loads(g.dumps())
+        assert all(n["kind"] in ("symbolic", "concrete") and n["op"] for n in data["nodes"])
+        outs = program.run_eager(program.build_module(g, m.state), m.inputs)
+        assert [list(o.shape) for o in outs] == [g.tensors[o].shape for o in g.outputs]
+        assert m.finite and all(torch.isfinite(o).all() for o in outs if o.dtype.is_floating_point)
+
+
+def test_same_seed_same_graph(ruleset):
+    a = generate_model_for_index(ruleset, GenConfig(nodes=8), 7, 3)
+    b = generate_model_for_index(ruleset, GenConfig(nodes=8), 7, 3)
+    c = generate_model_for_index(ruleset, GenConfig(nodes=8), 7, 4)
+    assert a.graph.dumps() == b.graph.dumps()
+    assert all(torch.equal(a.leaves[k], b.leaves[k]) for k in a.leaves)
+    assert a.graph.dumps() != c.graph.dumps()
+
+
+def test_solver_resource_limit_bounds_every_check(ruleset):
+    """Every Z3 check runs under GenConfig.solver_rlimit (deterministic, unlike a timeout): a check
+    that hits it counts as unsat, so one nonlinear rule cannot stall generation. With a limit no
+    check can meet, nothing is ever added and generation fails cleanly; with the default it works."""
+    from fuzz.gen.generate import GenerationError
+
+    with pytest.raises(GenerationError):
+        generate(ruleset, GenConfig(nodes=4, solver_rlimit=1), RandomChooser(0))
+    assert generate(ruleset, GenConfig(nodes=4), RandomChooser(0)).graph.nodes
+
+
+def test_total_size_bound_holds(ruleset):
+    for seed in range(8):
+        cfg = GenConfig(nodes=8, max_elements=3000, max_dim=64)
+        m = generate(ruleset, cfg, RandomChooser(seed))
+        total = sum(t.numel for t in m.graph.tensors.values())
+        assert total <= 3000
+    # and with a generous bound, larger models do appear
+    sizes = [sum(t.numel for t in generate(ruleset, GenConfig(nodes=8, max_dim=64), RandomChooser(s)).graph.tensors.values())
+             for s in range(4)]
+    assert max(sizes) > 3000
+
+
+def test_wrong_rule_is_caught_at_insertion_and_by_the_guard():
+    bad = rule("torch.relu", "function", {"args": [{"X": 0}], "kwargs": {}}, [2], [["x0_0", ["+", "x0_1", 1]]])
+    ok = rule("aten::log", "aten", {"args": [{"X": 0}], "kwargs": {}}, [2], [["x0_0", "x0_1"]], overload="default")
+    rs = RuleSet([bad, ok])
+    rejected = 0
+    for seed in range(4):
+        m = generate(rs, GenConfig(nodes=4), RandomChooser(seed))
+        rejected += m.stats["meta_rejected"]
+        assert "torch.relu" not in m.graph.ops()
+    assert rejected > 0
+    # A graph whose predicted shape is wrong anyway (as if the checks had been fooled): the guard
+    # run drops that node, its output becomes a graph input, and the rest still runs.
+    g = Graph()
+    x = g.add_tensor([2, 3], "float32", "input", name="x_0")
+    r = g.add_tensor([2, 4], "float32", name="relu_1")
+    y = g.add_tensor([2, 4], "float32", name="log_2")
+    g.add_node(Node(id="n0", op="torch.relu", api="function", args=[{"ref": x}], kwargs={}, outputs=[r]))
+    g.add_node(Node(id="n1", op="aten::log", api="aten", overload="default", args=[{"ref": r}], kwargs={}, outputs=[y]))
+    g.outputs = [y]
+    model = materialise(g, seed=0, cfg=GenConfig())
+    assert model.graph.meta["guard"]["dropped"] == 1 and model.graph.ops() == ["aten::log"]
+    assert model.graph.inputs == ["relu_1"]
+    program.run_eager(program.build_module(model.graph, model.state), model.inputs)
+
+
+def test_cli_gen_contract(tmp_path, assay):
+    rules = tmp_path / "rules.jsonl.gz"
+    write_rules(rules, fixture_rules())
+    out = tmp_path / "models"
+    cmd = assay + ["gen", "--count", "2", "--nodes", "5", "--seed", "4", "--out", str(out), "--rules", str(rules), "--json"]
+    res = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, res.stderr
+    summary = json.loads(res.stdout)
+    assert len(summary["models"]) == 2
+    for i in range(2):
+        d = out / str(i)
+        assert sorted(os.listdir(d)) == sorted(program.PROGRAM_FILES)
+        data = json.loads((d / "graph.json").read_text())
+        assert data["nodes"] and all(n["kind"] in ("symbolic", "concrete") and "op" in n for n in data["nodes"])
+    run = subprocess.run([sys.executable, str(out / "1" / "program.py")], capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stderr
+    assert "outputs:" in run.stdout
+    # Same seed in another process: the same graph.json, byte for byte.
+    again = subprocess.run(cmd[:-3] + ["--out", str(tmp_path / "again"), "--rules", str(rules)],
+                           capture_output=True, text=True, timeout=300)
+    assert again.returncode == 0, again.stderr
+    for i in range(2):
+        assert (tmp_path / "again" / str(i) / "graph.json").read_text() == (out / str(i) / "graph.json").read_text()
+
+
+@pytest.mark.parametrize("bad", [["--count", "0"], ["--rules", "MISSING"], ["--dtypes", "float7"], ["--nodes", "-1"]])
+def test_cli_gen_bad_input_is_one_line(tmp_path, capsys, bad):
+    from fuzz.cli import main
+
+    rules = tmp_path / "rules.jsonl.gz"
+    write_rules(rules, fixture_rules())
+    bad = [str(tmp_path / "missing.gz") if b == "MISSING" else b for b in bad]
+    code = main(["gen", "--out", str(tmp_path / "x"), "--rules", str(rules)] + bad)
+    err = capsys.readouterr().err
+    assert code == 2 and "Traceback" not in err
+    assert len(err.strip().splitlines()) == 1 and err.startswith("assay: error:")
+
+
+def test_one_call_cannot_take_the_generators_memory():
+    """torch.combinations(x[12], r=8) returns 75,582 x 8 values but builds a 12**8 grid first;
+    under the per-call headroom it fails fast instead of allocating 4+ GB, and the limit is
+    restored afterwards."""
+    import resource
+
+    import torch
+
+    from fuzz.gen.interpret import CALL_HEADROOM_BYTES, _AddressSpaceHeadroom
+
+    before = resource.getrlimit(resource.RLIMIT_AS)
+    with pytest.raises(RuntimeError):
+        with _AddressSpaceHeadroom(CALL_HEADROOM_BYTES):
+            torch.combinations(torch.arange(12.0), r=8, with_replacement=True)
+    assert resource.getrlimit(resource.RLIMIT_AS) == before
+    with _AddressSpaceHeadroom(CALL_HEADROOM_BYTES):  # an ordinary call is unaffected
+        assert torch.combinations(torch.arange(5.0), r=2).shape == (10, 2)
+
+
+def test_fixture_rules_are_rules():
+    for r in fixture_rules():
+        assert Rule.from_json(json.loads(json.dumps(r.to_json()))) == r
