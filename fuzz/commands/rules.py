@@ -217,9 +217,9 @@ def recount(rules, stored: dict) -> dict:
     for key in ("valid_records", "invalid_records", "heldout_shape_accuracy", "heldout_invalid_rejection",
                 "inference_seconds"):
         stats.setdefault(key, None)
-    from fuzz.rules.run import STATS_ORDER
+    from fuzz.rules.summary import order_stats
 
-    return {k: stats[k] for k in STATS_ORDER if k in stats} | {k: v for k, v in stats.items() if k not in STATS_ORDER}
+    return order_stats(stats)
 
 
 def _print_stats(stats: dict, out=sys.stdout) -> None:

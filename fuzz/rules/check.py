@@ -12,6 +12,8 @@ import random
 from dataclasses import dataclass, field
 
 from fuzz.ir import dsl
+from fuzz.ir.record import decode_value, dtype_from_name, encode_value, iter_tensor_values, resolve_op
+from fuzz.ir.template import fill_call
 
 
 @dataclass
@@ -97,7 +99,8 @@ def solve_call(rule, rng: random.Random, max_dim: int = 8, timeout_ms: int = 100
     return Solver(rule, timeout_ms).sample(rng, max_dim)
 
 
-def _values_from_env(rule, env):
+def values_from_env(rule, env):
+    """A Z3/solver point (symbol -> int) as the call's tensor shapes and int args."""
     shapes = [[env[f"x{i}_{j}"] for j in range(r)] for i, r in enumerate(rule.ranks)]
     ints = [env[f"a{k}"] for k in range(rule.n_ints)]
     return shapes, ints
@@ -115,20 +118,19 @@ def call_rule(rule, shapes, ints, dtypes, with_dtypes: bool = False, floats=None
     reason) it runs again on small CPU tensors of zeros. ``with_dtypes``: (shape, dtype) pairs.
     """
     try:
-        return _call(rule, shapes, ints, dtypes, "meta", with_dtypes, floats)
+        return call_on_device(rule, shapes, ints, dtypes, "meta", with_dtypes, floats)
     except Exception as exc:  # noqa: BLE001
         if not (isinstance(exc, NotImplementedError) or "meta" in str(exc).lower()):
             raise
-    return _call(rule, shapes, ints, dtypes, "cpu", with_dtypes, floats)
+    return call_on_device(rule, shapes, ints, dtypes, "cpu", with_dtypes, floats)
 
 
-def _call(rule, shapes, ints, dtypes, device, with_dtypes, floats=None):
+def call_on_device(rule, shapes, ints, dtypes, device, with_dtypes, floats=None):
+    """Call the rule's operator once on ``device`` ("meta" or "cpu": zeros), no fallback."""
     import warnings
 
     import torch
 
-    from fuzz.ir.template import fill_call
-    from fuzz.ir.record import decode_value, dtype_from_name, encode_value, iter_tensor_values, resolve_op
 
     def tensor(i):
         return {"T": list(shapes[i]), "dtype": dtypes[i]}
@@ -168,7 +170,7 @@ def check_rule(rule, n_calls: int = 2, seed: int = 0, max_dim: int = 8) -> list[
         if env is None:
             results.append(CheckResult(False, "unsat"))
             continue
-        shapes, ints = _values_from_env(rule, env)
+        shapes, ints = values_from_env(rule, env)
         dtypes = list(rng.choice(rule.dtypes)[0]) if rule.dtypes else ["float32"] * len(rule.ranks)
         floats = pick_floats(rule, rng)
         try:

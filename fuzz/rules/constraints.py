@@ -22,6 +22,7 @@ import numpy as np
 
 from fuzz.ir import dsl
 from fuzz.rules.synth import divisors_of, eval_vec
+from fuzz.rules.groups import symbol_matrix, symbol_names
 
 MAX_PAIR_SYMBOLS = 40
 MAX_TRIPLE_SYMBOLS = 10
@@ -179,7 +180,6 @@ def infer_constraints(group, outputs, prior: bool = False):
     """(constraints, stats) for a group whose output expressions are known.
 
     ``prior``: also keep ``_prior``'s relations (refinement's second and later rounds)."""
-    from fuzz.rules.per_signature import symbol_matrix, symbol_names
 
     names = symbol_names(group.ranks, group.n_ints)
     dims = [n for n in names if n.startswith("x")]

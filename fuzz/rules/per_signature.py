@@ -1,17 +1,13 @@
 """Inference for one signature: output-shape expressions, input constraints, dtypes, examples.
 
-A *group* is the training records of one signature (``fuzz.ir.template.signature_key``):
-the valid ones (values + output shapes/dtypes) and the invalid ones (values only).
+A *group* (``fuzz.rules.groups.Group``) is the training records of one signature.
 ``infer_group`` returns one ``Rule`` per signature variant: normally one, several when
 the signature was *specialised* on a categorical integer argument (``dim`` of a
-reduction, ...) because no single expression fits all its records.
+reduction, ...) because no single expression fits all its records. Refinement against torch
+comes after, in ``fuzz.rules.refine`` (``fuzz.rules.run`` calls both).
 """
 
 from __future__ import annotations
-
-import json
-import time
-from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -19,42 +15,13 @@ from fuzz.rules.constraints import infer_constraints
 from fuzz.rules.synth import Budget, Synthesizer
 from fuzz.ir.rule import Rule
 from fuzz.ir.template import float_key, n_float_slots
+from fuzz.rules.groups import Call, Group, symbol_matrix
 
 MAX_EXAMPLES = 8
 MAX_CONCRETE_EXAMPLES = 16
 MAX_SPECIALISE_VALUES = 8
 MAX_FLOAT_TUPLES = 32
 MAX_FLOAT_PARTS = 16
-
-
-@dataclass
-class Call:
-    shapes: tuple
-    dtypes: tuple
-    ints: tuple
-    outs: tuple = ()  # ((shape tuple, dtype), ...) tensor outputs, valid calls only
-    floats: tuple = ()  # encoded float values for the template's {"F": m} placeholders
-
-
-@dataclass
-class Group:
-    kind: str
-    op: str
-    overload: str | None
-    template: dict
-    ranks: list
-    n_ints: int
-    valid: list = field(default_factory=list)
-    invalid: list = field(default_factory=list)
-
-    @property
-    def key(self) -> str:
-        return make_key(self.kind, self.op, self.overload, self.template, self.ranks)
-
-
-def make_key(kind, op, overload, template, ranks) -> str:
-    """The same string ``fuzz.ir.template.signature_key`` makes (kept in step with it)."""
-    return json.dumps([kind, op, overload, template, list(ranks)], sort_keys=True, separators=(",", ":"))
 
 
 # ---------------------------------------------------------------------------
@@ -86,21 +53,6 @@ def _drop(ints: tuple, k: int) -> tuple:
 
 
 # ---------------------------------------------------------------------------
-
-
-def symbol_names(ranks, n_ints) -> list[str]:
-    return [f"x{i}_{j}" for i, r in enumerate(ranks) for j in range(r)] + [f"a{k}" for k in range(n_ints)]
-
-
-def symbol_matrix(calls: list[Call], ranks, n_ints) -> dict[str, np.ndarray]:
-    cols: dict[str, list[int]] = {name: [] for name in symbol_names(ranks, n_ints)}
-    for c in calls:
-        for i, shape in enumerate(c.shapes):
-            for j, d in enumerate(shape):
-                cols[f"x{i}_{j}"].append(d)
-        for k, v in enumerate(c.ints):
-            cols[f"a{k}"].append(v)
-    return {name: np.array(v, dtype=np.int64) for name, v in cols.items()}
 
 
 def _prefer(ranks, out_rank: int, j: int) -> list[str]:
@@ -342,20 +294,16 @@ def _split_floats(g: Group, seconds: float):
     return rules
 
 
-def infer_group(g: Group, seconds: float = 1.5, refine: bool = True) -> tuple[list[Rule], list[int] | None]:
-    """Rules for one signature (see ``_infer_group``), each symbolic one refined against torch."""
-    rules, spec = _infer_group(g, seconds)
-    if refine:
-        from fuzz.rules.refine import refine as refine_rule
+def infer_group(g: Group, seconds: float = 1.5) -> tuple[list[Rule], list[int] | None]:
+    """Rules for one signature (see ``_infer_group``), not yet refined against torch
+    (``fuzz.rules.refine.refine_rules`` does that)."""
+    return _infer_group(g, seconds)
 
-        out = []
-        for r in rules:
-            group = getattr(r, "_group", None)
-            if r.status == "symbolic" and group is not None:
-                r = refine_rule(group, r, seconds)
-            out.append(r)
-        rules = out
-    return rules, spec
+
+def source_group(rule: Rule) -> Group | None:
+    """The records a rule from ``infer_group`` was inferred from (its specialised or
+    float-split part of the signature); refinement adds calls to it."""
+    return getattr(rule, "_group", None)
 
 
 def _infer_group(g: Group, seconds: float = 1.5) -> tuple[list[Rule], list[int] | None]:

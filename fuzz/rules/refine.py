@@ -22,16 +22,17 @@ from __future__ import annotations
 
 import time
 
+from fuzz.ir import dsl
+from fuzz.rules import validate as V
+from fuzz.rules.constraints import infer_constraints
+from fuzz.rules.per_signature import Budget, concrete_rule, infer_group, infer_plain, source_group
+
 ROUNDS = 4
 FAILURES_PER_ROUND = 6
 
 
 def refine(group, rule, seconds: float = 1.5, rounds: int = ROUNDS, k: int | None = None, seed=None):
     """Refine ``rule`` (inferred from ``group``) against torch; returns the final rule."""
-    from fuzz.rules import validate as V
-    from fuzz.rules.constraints import infer_constraints
-    from fuzz.rules.per_signature import Budget, concrete_rule, infer_plain
-
     k = k or V.K
     seed = V.SEED if seed is None else seed
     start = time.process_time()
@@ -72,11 +73,26 @@ def refine(group, rule, seconds: float = 1.5, rounds: int = ROUNDS, k: int | Non
             rule.constraints = constraints
             rule.stats.update({"invalid": len(group.invalid), **cstats})
         rule.stats.update(spec)
-    from fuzz.ir import dsl
-
     outputs = [[dsl.render(e) for e in o] for o in rule.outputs or []]
     rule = concrete_rule(group, f"refinement: {why[:200]}")
     rule.stats.update({"refine_valid": added_valid, "refine_invalid": added_invalid,
                        "demoted": {"outputs": outputs, "why": why[:300]}})
     rule.stats.update(spec)
     return rule
+
+
+def refine_rules(rules, seconds: float = 1.5) -> list:
+    """Each symbolic rule from ``infer_group`` refined against torch (concrete ones as they are)."""
+    out = []
+    for r in rules:
+        group = source_group(r)
+        if r.status == "symbolic" and group is not None:
+            r = refine(group, r, seconds)
+        out.append(r)
+    return out
+
+
+def infer_refined(group, seconds: float = 1.5):
+    """``infer_group`` then ``refine_rules``: what ``assay rules infer`` does for one signature."""
+    rules, spec = infer_group(group, seconds)
+    return refine_rules(rules, seconds), spec

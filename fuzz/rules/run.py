@@ -28,11 +28,18 @@ import os
 import sys
 import time
 import zlib
-from collections import defaultdict
 
 from fuzz.ir import dsl
 from fuzz.errors import AssayError
 from fuzz.ir.opnames import base_name
+from fuzz.ir.record import Record, iter_tensor_values
+from fuzz.ir.rule import Rule, write_rules
+from fuzz.ir.template import float_key, signature_key, split_call
+from fuzz.rules import validate as V
+from fuzz.rules.groups import Call, Group
+from fuzz.rules.per_signature import concrete_rule, infer_group
+from fuzz.rules.refine import refine_rules
+from fuzz.rules.summary import order_stats, summarise
 
 HELDOUT_PERCENT = 20
 
@@ -50,8 +57,6 @@ def is_heldout(line_json: str, seed: int) -> bool:
 
 def _call_json(record):
     """(key, compact call) for a record: everything a worker needs, JSON-ready."""
-    from fuzz.ir.template import signature_key, split_call
-    from fuzz.ir.record import iter_tensor_values
 
     template, values = split_call(record)
     key = signature_key(record, template, values)
@@ -65,7 +70,6 @@ def _call_json(record):
 
 def load_tasks(corpus: str, seed: int, ops: set[str] | None, progress) -> tuple[dict, dict]:
     """Read the corpus into per-operator tasks (JSON-ready) and corpus counts."""
-    from fuzz.ir.record import Record
 
     import gzip
 
@@ -117,7 +121,6 @@ def load_tasks(corpus: str, seed: int, ops: set[str] | None, progress) -> tuple[
 
 
 def _calls(items, with_outs: bool):
-    from fuzz.rules.per_signature import Call
 
     out = []
     for c in items:
@@ -156,9 +159,6 @@ def predict(rule, env) -> list | None:
 
 def infer_task(task_json: str) -> str:
     """Infer one operator's signatures and validate them on its held-out calls. JSON in, JSON out."""
-    from fuzz.rules.per_signature import Group, infer_group
-    from fuzz.ir.template import float_key
-
     task = json.loads(task_json)
     seconds = task.get("seconds", 1.5)
     t0 = time.monotonic()
@@ -179,11 +179,11 @@ def infer_task(task_json: str) -> str:
         if time.process_time() - c0 > task.get("op_seconds", 60):
             rules, spec = ([], None)
             if g.valid:
-                from fuzz.rules.per_signature import concrete_rule
-
                 rules = [concrete_rule(g, "operator time budget spent")]
         else:
-            rules, spec = infer_group(g, seconds, refine=task.get("refine", True))
+            rules, spec = infer_group(g, seconds)
+            if task.get("refine", True):
+                rules = refine_rules(rules, seconds)
         for r in rules:
             r.stats.update({"heldout_valid": 0, "heldout_predicted": 0, "heldout_invalid": 0, "heldout_rejected": 0,
                             "heldout_accepted": 0, "heldout_rejected_learned": 0, "heldout_rejected_shape": 0,
@@ -281,7 +281,6 @@ def infer_task(task_json: str) -> str:
 def run_inference(corpus: str, out: str, workers: int = 2, ops: set[str] | None = None, seed: int = 0,
                   seconds: float = 1.5, progress=None, refine: bool = True, validate: bool = True,
                   validate_calls: int | None = None, validate_budget: float | None = None) -> dict:
-    from fuzz.ir.rule import Rule, write_rules
 
     import torch
 
@@ -331,7 +330,6 @@ def run_inference(corpus: str, out: str, workers: int = 2, ops: set[str] | None 
     if validate:
         # Final validation pass (fuzz/rules/validate.py): every symbolic rule on K fresh Z3-chosen
         # calls against torch; failures become concrete and the held-out numbers follow.
-        from fuzz.rules import validate as V
 
         summary = V.validate_rules(rules, workers=workers, k=validate_calls or V.K, budget=validate_budget,
                                    progress=progress)
@@ -350,98 +348,8 @@ def run_inference(corpus: str, out: str, workers: int = 2, ops: set[str] | None 
                   "workers": workers, "seed": seed, "seconds_per_signature": seconds, "refine": refine,
                   "heldout_percent": HELDOUT_PERCENT, "corpus": os.path.abspath(corpus),
                   "rules_file": os.path.abspath(out), "rules_bytes": os.path.getsize(out)})
-    stats = {k: stats[k] for k in STATS_ORDER if k in stats} | {k: v for k, v in stats.items() if k not in STATS_ORDER}
+    stats = order_stats(stats)
     with open(os.path.join(os.path.dirname(os.path.abspath(out)), "rules-stats.json"), "w") as fh:
         json.dump(stats, fh, indent=2)
         fh.write("\n")
     return stats
-
-
-STATS_ORDER = ["torch_version", "ops_traced", "ops_symbolic", "ops_concrete_only", "signatures", "signatures_symbolic",
-               "signatures_symbolic_share", "valid_records", "invalid_records", "heldout_shape_accuracy",
-               "heldout_invalid_rejection", "inference_seconds", "inference_cpu_seconds",
-               "rules_demoted_by_validation"]
-
-
-def _frac(a, b):
-    return round(a / b, 4) if b else 1.0
-
-
-def summarise(results, counts, rules) -> dict:
-    tot = defaultdict(int)
-    per_op = {}
-    for res in results:
-        for k, v in res["stats"].items():
-            tot[k] += v
-    op_rules = defaultdict(list)
-    for r in rules:
-        op_rules[(r.api, r.op)].append(r)
-    traced = {(res["kind"], res["op"]) for res in results}
-    sym_ops = {k for k, rs in op_rules.items() if any(r.status == "symbolic" for r in rs)}
-    conc_ops = {k for k, rs in op_rules.items() if rs and k not in sym_ops}
-    for res in results:
-        k = (res["kind"], res["op"])
-        rs = op_rules.get(k, [])
-        e = per_op.setdefault(f"{res['op']}" if res["kind"] != "aten" else res["op"],
-                              {"kind": res["kind"], "signatures": 0, "symbolic": 0, "heldout_valid": 0,
-                               "heldout_predicted": 0, "heldout_invalid": 0, "heldout_rejected": 0, "seconds": 0.0})
-        e["seconds"] = round(e["seconds"] + res["seconds"], 3)
-        for name in ("heldout_valid", "heldout_predicted", "heldout_invalid", "heldout_rejected"):
-            e[name] += res["stats"][name]
-    for k, rs in op_rules.items():
-        e = per_op[k[1]]
-        e["signatures"] = len(rs)
-        e["symbolic"] = sum(r.status == "symbolic" for r in rs)
-    n_sig = len(rules)
-    n_sym = sum(r.status == "symbolic" for r in rules)
-    refine_demoted = [r for r in rules if "demoted" in r.stats and str(r.stats.get("reason", "")).startswith("refinement")]
-    refine_reasons = defaultdict(int)
-    for r in refine_demoted:
-        refine_reasons[r.stats["demoted"]["why"].split(" ", 1)[0].rstrip(":")] += 1
-    specialised = [r for r in rules if "specialised" in r.stats]
-    by_kind = defaultdict(lambda: [0, 0])
-    for k in traced:
-        by_kind[k[0]][0] += 1
-        by_kind[k[0]][1] += k in sym_ops
-    return {
-        "ops_traced": len(traced),
-        "ops_symbolic": len(sym_ops),
-        "ops_concrete_only": len(conc_ops),
-        "ops_without_valid_records": len(traced - sym_ops - conc_ops),
-        "ops_by_kind": {k: {"traced": v[0], "symbolic": v[1]} for k, v in sorted(by_kind.items())},
-        "ops_traced_union": len({base_name(*k) for k in traced}),
-        "ops_symbolic_union": len({base_name(*k) for k in sym_ops}),
-        "signatures": n_sig,
-        "signatures_symbolic": n_sym,
-        "signatures_symbolic_share": _frac(n_sym, n_sig),
-        "rules_repaired_by_refinement": sum(r.status == "symbolic" and r.stats.get("cegis_rounds", 0) > 0
-                                            for r in rules),
-        "rules_demoted_in_refinement": len(refine_demoted),
-        "refinement_demoted_reasons": dict(sorted(refine_reasons.items())),
-        "refinement_added_calls": {"valid": sum(r.stats.get("refine_valid", 0) for r in rules),
-                                   "invalid": sum(r.stats.get("refine_invalid", 0) for r in rules)},
-        "signatures_specialised_variants": len(specialised),
-        "signatures_specialised_symbolic": sum(r.status == "symbolic" for r in specialised),
-        "valid_records": counts["valid_records"],
-        "invalid_records": counts["invalid_records"],
-        "skipped_records": counts["skipped_records"],
-        "heldout_valid": tot["heldout_valid"],
-        "heldout_invalid": tot["heldout_invalid"],
-        "heldout_shape_accuracy": _frac(tot["heldout_predicted_symbolic"], tot["heldout_valid_symbolic"]),
-        "heldout_shape_accuracy_symbolic": _frac(tot["heldout_predicted_symbolic"], tot["heldout_valid_symbolic"]),
-        "heldout_shape_accuracy_all_calls": _frac(tot["heldout_predicted"], tot["heldout_valid"]),
-        "heldout_valid_reaching_symbolic": tot["heldout_valid_symbolic"],
-        "heldout_valid_covered_symbolic": _frac(tot["heldout_valid_symbolic"], tot["heldout_valid"]),
-        "heldout_valid_accepted_symbolic": _frac(tot["heldout_accepted_symbolic"], tot["heldout_valid_symbolic"]),
-        "heldout_shape_accuracy_accepted": _frac(tot["heldout_predicted_accepted"], tot["heldout_accepted_symbolic"]),
-        "heldout_invalid_rejection": _frac(tot["heldout_rejected"], tot["heldout_invalid"]),
-        "heldout_invalid_rejection_shape_only": _frac(tot["heldout_rejected_shape"], tot["heldout_invalid"]),
-        "heldout_invalid_rejection_symbolic": _frac(tot["heldout_rejected_symbolic"], tot["heldout_invalid_symbolic"]),
-        "heldout_invalid_rejection_symbolic_shape_only": _frac(tot["heldout_rejected_symbolic_shape"],
-                                                               tot["heldout_invalid_symbolic"]),
-        "heldout_invalid_dtypes_unseen_symbolic": tot["heldout_invalid_dtypes_unseen"],
-        "heldout_invalid_reaching_symbolic": tot["heldout_invalid_symbolic"],
-        "heldout_invalid_rejection_learned_only": _frac(tot["heldout_rejected_learned"], tot["heldout_invalid_symbolic"]),
-        "heldout_invalid_without_rule": tot["heldout_invalid_no_rule"],
-        "per_op": dict(sorted(per_op.items())),
-    }

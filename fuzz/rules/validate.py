@@ -27,6 +27,11 @@ import sys
 import time
 
 from fuzz.ir import dsl
+from fuzz.ir.opnames import base_name
+from fuzz.ir.rule import Rule
+from fuzz.rules.check import Solver, call_on_device, pick_floats, values_from_env
+from fuzz.rules.groups import Call
+from fuzz.rules.summary import share
 
 K = 24                      # calls per rule
 SEED = "validate-0"         # the tests sample with other seeds
@@ -100,9 +105,6 @@ def probe_rule(rule, k: int = K, seed=SEED, seconds: float = RULE_SECONDS, max_f
     every ``UNIFORM_EVERY``-th call is a uniform draw (``random_point``); False: every call comes
     from Z3.
     """
-    from fuzz.rules.check import Solver, _call, _values_from_env, pick_floats
-    from fuzz.rules.per_signature import Call
-
     import torch  # noqa: F401 - imported before the clock starts (slow on a loaded machine)
 
     rng = random.Random(f"{seed}:{rule.key}:{json.dumps(rule.stats.get('specialised'))}")
@@ -144,7 +146,7 @@ def probe_rule(rule, k: int = K, seed=SEED, seconds: float = RULE_SECONDS, max_f
                     fail(f"unsat (max dim {max_dim})")
                     break
                 continue
-            shapes, ints = _values_from_env(rule, env)
+            shapes, ints = values_from_env(rule, env)
             dtypes = list(rng.choice(rule.dtypes)[0]) if rule.dtypes else ["float32"] * len(rule.ranks)
             floats = pick_floats(rule, rng)
             key = (tuple(tuple(s) for s in shapes), tuple(dtypes), tuple(ints))
@@ -155,7 +157,7 @@ def probe_rule(rule, k: int = K, seed=SEED, seconds: float = RULE_SECONDS, max_f
                 undefined = f"undefined at {env}: {exc}"
             try:
                 try:
-                    got = _call(rule, shapes, ints, dtypes, "meta", True, floats)
+                    got = call_on_device(rule, shapes, ints, dtypes, "meta", True, floats)
                 except _Timeout:
                     raise
                 except Exception as exc:  # noqa: BLE001
@@ -163,7 +165,7 @@ def probe_rule(rule, k: int = K, seed=SEED, seconds: float = RULE_SECONDS, max_f
                         raise
                     if _numel(shapes) > CPU_NUMEL_CAP:
                         continue  # too big for the CPU fallback: draw again (smaller bound next)
-                    got = _call(rule, shapes, ints, dtypes, "cpu", True, floats)
+                    got = call_on_device(rule, shapes, ints, dtypes, "cpu", True, floats)
             except _Timeout:
                 raise
             except Exception as exc:  # noqa: BLE001 - torch rejected a call the constraints admit
@@ -184,7 +186,6 @@ def probe_rule(rule, k: int = K, seed=SEED, seconds: float = RULE_SECONDS, max_f
 
 
 def _worker(payload: str) -> str:
-    from fuzz.ir.rule import Rule
 
     items = json.loads(payload)
     out = []
@@ -305,9 +306,6 @@ def adjust_stats(stats: dict, demoted, rules) -> dict:
     per-call data (``heldout_valid_accepted_symbolic``, ``heldout_invalid_rejection_learned_only``)
     are adjusted from per-rule counts where inference stored them, else set to None.
     """
-    from fuzz.ir.opnames import base_name
-    from fuzz.rules.run import _frac
-
     s = dict(stats)
     hv, hi = s.get("heldout_valid", 0), s.get("heldout_invalid", 0)
 
@@ -372,21 +370,21 @@ def adjust_stats(stats: dict, demoted, rules) -> dict:
         "ops_symbolic_union": len({base_name(*key) for key in sym_ops}),
         "signatures": len(rules),
         "signatures_symbolic": n_sym,
-        "signatures_symbolic_share": _frac(n_sym, len(rules)),
+        "signatures_symbolic_share": share(n_sym, len(rules)),
         "signatures_specialised_symbolic": sum(r.status == "symbolic" for r in rules if "specialised" in r.stats),
-        "heldout_shape_accuracy": _frac(pred_sym, hv_sym),
-        "heldout_invalid_rejection": _frac(rej, hi),
-        "heldout_shape_accuracy_symbolic": _frac(pred_sym, hv_sym),
-        "heldout_shape_accuracy_all_calls": _frac(pred, hv),
+        "heldout_shape_accuracy": share(pred_sym, hv_sym),
+        "heldout_invalid_rejection": share(rej, hi),
+        "heldout_shape_accuracy_symbolic": share(pred_sym, hv_sym),
+        "heldout_shape_accuracy_all_calls": share(pred, hv),
         "heldout_valid_reaching_symbolic": hv_sym,
-        "heldout_valid_covered_symbolic": _frac(hv_sym, hv),
-        "heldout_invalid_rejection_symbolic": _frac(rej_sym, hi_sym),
+        "heldout_valid_covered_symbolic": share(hv_sym, hv),
+        "heldout_invalid_rejection_symbolic": share(rej_sym, hi_sym),
         "heldout_invalid_reaching_symbolic": hi_sym,
-        "heldout_invalid_rejection_shape_only": _frac(rej_shape, hi) if shape_keys else None,
-        "heldout_invalid_rejection_symbolic_shape_only": _frac(rej_sym_shape, hi_sym) if shape_keys else None,
-        "heldout_valid_accepted_symbolic": _frac(acc_sym, hv_sym) if exact_secondary else None,
-        "heldout_shape_accuracy_accepted": _frac(pred_acc, acc_sym) if acc_keys and exact_secondary else None,
-        "heldout_invalid_rejection_learned_only": _frac(learned, hi_sym) if exact_secondary else None,
+        "heldout_invalid_rejection_shape_only": share(rej_shape, hi) if shape_keys else None,
+        "heldout_invalid_rejection_symbolic_shape_only": share(rej_sym_shape, hi_sym) if shape_keys else None,
+        "heldout_valid_accepted_symbolic": share(acc_sym, hv_sym) if exact_secondary else None,
+        "heldout_shape_accuracy_accepted": share(pred_acc, acc_sym) if acc_keys and exact_secondary else None,
+        "heldout_invalid_rejection_learned_only": share(learned, hi_sym) if exact_secondary else None,
     })
     if "ops_by_kind" in s:
         kinds = {}
