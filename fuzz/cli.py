@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import argparse
-import importlib
-import json
 import sys
 
-from fuzz.commands import COMMAND_MODULES
+from fuzz.commands import fuzz as fuzz_command
+from fuzz.commands import gen, rules, traces, triage
 from fuzz.errors import AssayError
+from verify import command as verify_command
+
+# One module per subcommand group, in the order of `assay --help`.
+COMMANDS = (traces, rules, gen, fuzz_command, triage, verify_command)
 
 
 class _Parser(argparse.ArgumentParser):
@@ -27,20 +30,9 @@ def build_parser() -> argparse.ArgumentParser:
         ),
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
-    for name in COMMAND_MODULES:
-        try:
-            module = importlib.import_module(name)
-        except ModuleNotFoundError as exc:  # a subcommand not built yet must not break the others
-            if exc.name == name:
-                continue
-            raise
+    for module in COMMANDS:
         module.register(sub)
     return parser
-
-
-def print_json(obj) -> None:
-    """Print one JSON document on stdout (the form scripts read with --json)."""
-    sys.stdout.write(json.dumps(obj, indent=2, sort_keys=False, default=str) + "\n")
 
 
 def main(argv: list[str] | None = None) -> int:

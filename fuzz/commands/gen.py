@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 import time
@@ -92,7 +91,7 @@ def handler(args) -> int:
             sys.stderr.write(f"{d}: {len(g.nodes)} ops, {'finite' if model.finite else 'NOT finite'}\n")
     summary["seconds"] = round(time.perf_counter() - t0, 3)
     if args.json:
-        from fuzz.cli import print_json
+        from fuzz.commands import print_json
 
         print_json(summary)
     else:

@@ -188,7 +188,7 @@ def _stats(args) -> int:
     if not args.per_op:
         stats.pop("per_op", None)
     if args.json:
-        from fuzz.cli import print_json
+        from fuzz.commands import print_json
 
         print_json(stats)
     else:

@@ -88,7 +88,7 @@ def _collect(args) -> int:
                     extra_samples=args.extra_samples, workers=args.workers,
                     time_budget=args.time_budget, progress=not args.quiet)
     if args.json:
-        from fuzz.cli import print_json
+        from fuzz.commands import print_json
 
         print_json(stats)
     else:
@@ -107,7 +107,7 @@ def _stats(args) -> int:
         raise AssayError(f"corpus directory {corpus} does not exist; run 'assay traces collect' or pass --corpus DIR")
     stats = corpus_stats(corpus)
     if args.json:
-        from fuzz.cli import print_json
+        from fuzz.commands import print_json
 
         print_json(stats)
     else:

@@ -84,7 +84,7 @@ def register(sub) -> None:
 
 
 def _list(args) -> int:
-    from fuzz.cli import print_json
+    from fuzz.commands import print_json
     from fuzz.triage.listing import filter_rows, render_table, sort_rows
     from fuzz.triage.store_adapter import listing_rows
 
@@ -97,7 +97,7 @@ def _list(args) -> int:
 
 
 def _show(args) -> int:
-    from fuzz.cli import print_json
+    from fuzz.commands import print_json
     from fuzz.triage.cases import load_case
     from fuzz.triage.show import render_case
 
@@ -110,7 +110,7 @@ def _show(args) -> int:
 
 
 def _reduce(args) -> int:
-    from fuzz.cli import print_json
+    from fuzz.commands import print_json
     from fuzz.triage.cases import load_case
     from fuzz.triage.actions import reduce_case
 
@@ -136,7 +136,7 @@ def _repro(args) -> int:
 
 
 def _recheck(args) -> int:
-    from fuzz.cli import print_json
+    from fuzz.commands import print_json
     from fuzz.triage.actions import recheck, render_recheck
 
     results = recheck(args.dir, args.case_ids, all_cases=args.all, timeout=args.timeout,
