@@ -6,8 +6,6 @@ import gzip
 import json
 import os
 import random
-import subprocess
-import sys
 import zlib
 
 import numpy as np
@@ -441,9 +439,6 @@ def test_heldout_rejection_counts_unseen_dtypes():
 # CLI
 
 
-def _assay(*argv, **kw):
-    return subprocess.run([sys.executable, "-m", "fuzz.cli", *argv], capture_output=True, text=True, cwd=REPO,
-                          timeout=120, **kw)
 
 
 STATS_KEYS = ["torch_version", "ops_traced", "ops_symbolic", "ops_concrete_only", "signatures",
@@ -451,9 +446,9 @@ STATS_KEYS = ["torch_version", "ops_traced", "ops_symbolic", "ops_concrete_only"
               "heldout_invalid_rejection", "inference_seconds"]
 
 
-def test_cli_stats_json_keys():
+def test_cli_stats_json_keys(run_assay):
     _shipped()
-    res = _assay("rules", "stats", "--json")
+    res = run_assay("rules", "stats", "--json")
     assert res.returncode == 0, res.stderr
     stats = json.loads(res.stdout)
     for key in STATS_KEYS:
@@ -462,38 +457,38 @@ def test_cli_stats_json_keys():
         assert 0.0 <= stats[key] <= 1.0
 
 
-def test_cli_corrupt_rules_file_is_one_line_error(tmp_path):
+def test_cli_corrupt_rules_file_is_one_line_error(tmp_path, run_assay):
     bad = tmp_path / "rules.jsonl.gz"
     with gzip.open(bad, "wt") as fh:
         fh.write('{"key": "k", "op": "x"}\nnot json at all\n')
     for argv in (["rules", "stats", "--rules", str(bad)], ["rules", "show", "torch.mm", "--rules", str(bad)]):
-        res = _assay(*argv)
+        res = run_assay(*argv)
         assert res.returncode != 0
         assert "Traceback" not in res.stderr
         assert len(res.stderr.strip().splitlines()) == 1 and "rules infer" in res.stderr
     garbage = tmp_path / "garbage.jsonl.gz"
     garbage.write_bytes(b"\x00\x01not gzip")
-    res = _assay("rules", "stats", "--rules", str(garbage))
+    res = run_assay("rules", "stats", "--rules", str(garbage))
     assert res.returncode != 0 and "Traceback" not in res.stderr and len(res.stderr.strip().splitlines()) == 1
 
 
-def test_cli_show_and_unknown_op(tmp_path):
+def test_cli_show_and_unknown_op(tmp_path, run_assay):
     rules = _matmul_group()
     rule = infer_refined(rules)[0][0]
     path = tmp_path / "rules.jsonl.gz"
     from fuzz.ir.rule import write_rules
 
     write_rules(path, [rule])
-    res = _assay("rules", "show", "torch.mm", "--rules", str(path))
+    res = run_assay("rules", "show", "torch.mm", "--rules", str(path))
     assert res.returncode == 0, res.stderr
     assert "x0_1 == x1_0" in res.stdout and "out0: [x0_0, x1_1]" in res.stdout
-    res = _assay("rules", "show", "torch.no_such_op", "--rules", str(path))
+    res = run_assay("rules", "show", "torch.no_such_op", "--rules", str(path))
     assert res.returncode == 2 and "Traceback" not in res.stderr and "no rules for operator" in res.stderr
-    res = _assay("rules", "infer", "--workers", "0")
+    res = run_assay("rules", "infer", "--workers", "0")
     assert res.returncode == 2 and "Traceback" not in res.stderr
 
 
-def test_cli_infer_small_corpus(tmp_path):
+def test_cli_infer_small_corpus(tmp_path, run_assay):
     """End to end on a tiny corpus: records -> rules file + stats."""
     from fuzz.ir.record import Record, write_records
 
@@ -506,10 +501,10 @@ def test_cli_infer_small_corpus(tmp_path):
         recs.append(Record(op="torch.mm", kind="function", args=[{"T": list(s), "dtype": "float32"} for s in c.shapes],
                            kwargs={}, ok=False, error={"type": "RuntimeError", "message": "shapes"}, source="mutation"))
     write_records(tmp_path / "traces.jsonl.gz", recs)
-    res = _assay("rules", "infer", "--corpus", str(tmp_path), "--workers", "1", "--quiet")
+    res = run_assay("rules", "infer", "--corpus", str(tmp_path), "--workers", "1", "--quiet")
     assert res.returncode == 0, res.stderr
     stats = json.loads((tmp_path / "rules-stats.json").read_text())
     assert stats["ops_symbolic"] == 1 and stats["signatures_symbolic"] == 1
     assert stats["heldout_shape_accuracy"] == 1.0 and stats["heldout_invalid_rejection"] == 1.0
-    res = _assay("rules", "stats", "--json", "--rules", str(tmp_path / "rules.jsonl.gz"))
+    res = run_assay("rules", "stats", "--json", "--rules", str(tmp_path / "rules.jsonl.gz"))
     assert json.loads(res.stdout)["signatures"] == 1

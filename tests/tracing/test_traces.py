@@ -4,9 +4,6 @@ from __future__ import annotations
 
 import gzip
 import json
-import os
-import subprocess
-import sys
 
 import pytest
 
@@ -16,9 +13,6 @@ from fuzz.ir.record import Record, iter_tensor_values, read_records, write_recor
 OPS = ["nn.functional.conv2d", "add", "sum"]
 
 
-def _assay(*argv, cwd=None):
-    return subprocess.run([sys.executable, "-m", "fuzz.cli", *argv], capture_output=True, text=True,
-                          cwd=cwd, timeout=300)
 
 
 @pytest.fixture(scope="module")
@@ -101,13 +95,13 @@ def test_valid_records_match_a_fresh_real_call(corpus):
         assert fresh == recorded, r.name
 
 
-def test_cli_collect_and_stats(tmp_path):
+def test_cli_collect_and_stats(tmp_path, run_assay):
     out = tmp_path / "c"
-    res = _assay("traces", "collect", "--ops", ",".join(OPS), "--out", str(out), "--max-samples", "3", "--quiet")
+    res = run_assay("traces", "collect", "--ops", ",".join(OPS), "--out", str(out), "--max-samples", "3", "--quiet")
     assert res.returncode == 0, res.stderr
     assert (out / "traces.jsonl.gz").exists()
     assert "records:" in res.stdout
-    res = _assay("traces", "stats", "--json", "--corpus", str(out))
+    res = run_assay("traces", "stats", "--json", "--corpus", str(out))
     assert res.returncode == 0, res.stderr
     stats = json.loads(res.stdout)
     assert stats["ops_by_kind"]["function"] == 3
@@ -140,21 +134,21 @@ def test_module_records(tmp_path):
                                      gzip.compress(b'{"op": "x", "kind": "aten"}\n'),
                                      gzip.compress(b"hello")[:12]],
                          ids=["not-gzip", "bad-json", "missing-fields", "truncated-gzip"])
-def test_corrupt_corpus_is_one_line_error(tmp_path, payload):
+def test_corrupt_corpus_is_one_line_error(tmp_path, payload, run_assay):
     (tmp_path / "traces.jsonl.gz").write_bytes(payload)
-    res = _assay("traces", "stats", "--corpus", str(tmp_path))
+    res = run_assay("traces", "stats", "--corpus", str(tmp_path))
     assert res.returncode == 2
     assert "Traceback" not in res.stderr
     assert res.stderr.strip().count("\n") == 0 and res.stderr.startswith("assay: error:")
 
 
-def test_bad_input_is_one_line_error(tmp_path):
-    res = _assay("traces", "collect", "--ops", "no_such_op", "--out", str(tmp_path))
+def test_bad_input_is_one_line_error(tmp_path, run_assay):
+    res = run_assay("traces", "collect", "--ops", "no_such_op", "--out", str(tmp_path))
     assert res.returncode == 2 and "Traceback" not in res.stderr
     assert "no_such_op" in res.stderr and res.stderr.strip().count("\n") == 0
-    res = _assay("traces", "collect", "--workers", "0", "--out", str(tmp_path))
+    res = run_assay("traces", "collect", "--workers", "0", "--out", str(tmp_path))
     assert res.returncode == 2 and "Traceback" not in res.stderr
-    res = _assay("traces", "stats", "--corpus", str(tmp_path / "missing"))
+    res = run_assay("traces", "stats", "--corpus", str(tmp_path / "missing"))
     assert res.returncode == 2 and "Traceback" not in res.stderr
 
 
