@@ -200,6 +200,10 @@ class Graph:
                 if not any(t in used for t in node.outputs):
                     self.nodes.remove(node)
                     changed = True
+        self.drop_unused_tensors()
+
+    def drop_unused_tensors(self) -> None:
+        """Forget tensors that no node reads or writes and that are not graph outputs."""
         live = set(self.outputs)
         for node in self.nodes:
             live.update(node.inputs())

@@ -31,9 +31,7 @@ memory format, layout, ...  ``{"enum": "torch.channels_last"}``
 
 from __future__ import annotations
 
-import gzip
 import importlib
-import io
 import json
 import math
 import os
@@ -41,6 +39,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Iterator
 
 from fuzz.errors import AssayError
+from fuzz.ir.jsonlines import read_json_lines, write_json_lines
 
 RECORD_FORMAT_VERSION = 1
 
@@ -231,40 +230,28 @@ class Record:
             raise ValueError(f"record is missing field {exc}") from None
 
 
+def with_value_at(value: Any, path: tuple, new: Any) -> Any:
+    """A copy of the JSON ``value`` with the item at ``path`` (keys/indices) replaced by ``new``."""
+    if not path:
+        return new
+    out = json.loads(json.dumps(value))
+    target = out
+    for key in path[:-1]:
+        target = target[key]
+    target[path[-1]] = new
+    return out
+
+
 def read_records(path: str | os.PathLike) -> Iterator[Record]:
     """Read records from a ``.jsonl`` or ``.jsonl.gz`` file; a corrupt line is a one-line AssayError."""
-    path = os.fspath(path)
-    if not os.path.exists(path):
-        raise AssayError(f"trace file {path} does not exist; run 'assay traces collect' to build it")
-    opener = gzip.open if path.endswith(".gz") else open
-    try:
-        with opener(path, "rt", encoding="utf-8") as fh:
-            for lineno, line in enumerate(fh, 1):
-                line = line.strip()
-                if not line:
-                    continue
-                try:
-                    yield Record.from_json(json.loads(line))
-                except ValueError as exc:
-                    raise AssayError(f"{path}:{lineno}: corrupt trace record ({exc}); rebuild with 'assay traces collect'") from None
-    except (OSError, EOFError, gzip.BadGzipFile) as exc:
-        raise AssayError(f"{path}: cannot read trace file ({exc}); rebuild with 'assay traces collect'") from None
+    return read_json_lines(path, Record.from_json, item="trace record", what="trace file",
+                           rebuild="assay traces collect",
+                           missing=f"trace file {os.fspath(path)} does not exist; run 'assay traces collect' to build it")
 
 
 def write_records(path: str | os.PathLike, records: Iterable[Record]) -> int:
     """Write records as gzip JSON lines, deterministically (fixed mtime, sorted keys). Returns the count."""
-    path = os.fspath(path)
-    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
-    tmp = path + ".tmp"
-    count = 0
-    with open(tmp, "wb") as raw:
-        with gzip.GzipFile(fileobj=raw, mode="wb", mtime=0, filename="") as gz:
-            with io.TextIOWrapper(gz, encoding="utf-8") as fh:
-                for rec in records:
-                    fh.write(json.dumps(rec.to_json(), sort_keys=True, separators=(",", ":")) + "\n")
-                    count += 1
-    os.replace(tmp, path)
-    return count
+    return write_json_lines(path, (rec.to_json() for rec in records))
 
 
 # ---------------------------------------------------------------------------

@@ -13,15 +13,12 @@ Rules for a torch version are stored as one gzip JSON-lines file,
 
 from __future__ import annotations
 
-import gzip
-import io
-import json
 import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Iterable, Iterator
 
-from fuzz.errors import AssayError
+from fuzz.ir.jsonlines import read_json_lines, write_json_lines
 
 CORPUS_ROOT = Path(__file__).resolve().parents[2] / "corpus"
 
@@ -69,33 +66,13 @@ def rules_path(version: str | None = None, root: Path | None = None) -> Path:
 
 
 def write_rules(path: str | os.PathLike, rules: Iterable[Rule]) -> int:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    n = 0
-    with open(tmp, "wb") as raw, gzip.GzipFile(fileobj=raw, mode="wb", mtime=0, filename="") as gz:
-        with io.TextIOWrapper(gz, encoding="utf-8") as fh:
-            for rule in rules:
-                fh.write(json.dumps(rule.to_json(), sort_keys=True, separators=(",", ":")) + "\n")
-                n += 1
-    os.replace(tmp, path)
-    return n
+    """Write rules as gzip JSON lines, deterministically (see ``fuzz.ir.jsonlines``). Returns the count."""
+    return write_json_lines(path, (rule.to_json() for rule in rules))
 
 
 def read_rules(path: str | os.PathLike) -> Iterator[Rule]:
-    path = Path(path)
-    if not path.exists():
-        raise AssayError(f"no rules at {path}; run 'assay rules infer' to build them")
-    try:
-        with gzip.open(path, "rt", encoding="utf-8") as fh:
-            for lineno, line in enumerate(fh, 1):
-                if line.strip():
-                    try:
-                        yield Rule.from_json(json.loads(line))
-                    except ValueError as exc:
-                        raise AssayError(f"{path}:{lineno}: corrupt rule ({exc}); rebuild with 'assay rules infer'") from None
-    except (OSError, EOFError) as exc:
-        raise AssayError(f"{path}: cannot read rules ({exc}); rebuild with 'assay rules infer'") from None
+    return read_json_lines(path, Rule.from_json, item="rule", what="rules", rebuild="assay rules infer",
+                           missing=f"no rules at {os.fspath(path)}; run 'assay rules infer' to build them")
 
 
 _CACHE: dict[str, list[Rule]] = {}

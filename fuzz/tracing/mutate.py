@@ -21,6 +21,8 @@ from __future__ import annotations
 import json
 import random
 
+from fuzz.ir.record import with_value_at
+
 TENSOR_DTYPES = ("float32", "float64", "float16", "bfloat16", "int64", "int32", "uint8", "bool")
 DTYPE_ARGS = ("float32", "float64", "float16", "int64", "int32", "bool")
 INT_LIMIT = 1 << 20
@@ -60,13 +62,6 @@ def leaves(call: dict):
             yield from _walk(init["kwargs"][k], ("init", "kwargs", k))
 
 
-def _set(call: dict, path: tuple, new) -> dict:
-    out = json.loads(json.dumps(call))
-    target = out
-    for key in path[:-1]:
-        target = target[key]
-    target[path[-1]] = new
-    return out
 
 
 def _int_variants(v: int, pool) -> list[int]:
@@ -151,7 +146,7 @@ def mutants(call: dict, pools: dict, rng: random.Random, limit: int) -> list[tup
             if not by_kind[kind] or len(out) >= limit:
                 continue
             _, path, new = by_kind[kind].pop()
-            mutant = _set(call, path, new)
+            mutant = with_value_at(call, path, new)
             key = json.dumps(mutant, sort_keys=True)
             if key not in seen:
                 seen.add(key)

@@ -17,6 +17,7 @@ import random
 import time
 import warnings
 import zlib
+from dataclasses import asdict, dataclass
 
 from fuzz.ir.record import Unrecordable, dtype_name, resolve_op
 from fuzz.tracing.calls import Skip, encode_call, encode_outputs, error_dict, is_environment_error, run_encoded
@@ -25,22 +26,22 @@ from fuzz.tracing.mutate import mutants, value_pools
 EXTRA_DTYPES = ("float64", "float16", "bfloat16", "int64", "int32", "bool", "uint8", "complex64")
 
 
+@dataclass
 class Config:
-    def __init__(self, seed=0, max_samples=8, extra_samples=2, max_error_inputs=8,
-                 mutate_records=6, mutants_per_record=20, aten_mutate_records=3,
-                 aten_mutants_per_record=12, deadline=None):
-        self.seed = seed
-        self.max_samples = max_samples
-        self.extra_samples = extra_samples
-        self.max_error_inputs = max_error_inputs
-        self.mutate_records = mutate_records
-        self.mutants_per_record = mutants_per_record
-        self.aten_mutate_records = aten_mutate_records
-        self.aten_mutants_per_record = aten_mutants_per_record
-        self.deadline = deadline  # soft: stop mutating after this time.monotonic()
+    """How much of each source to record (per operator)."""
+
+    seed: int = 0
+    max_samples: int = 8
+    extra_samples: int = 2
+    max_error_inputs: int = 8
+    mutate_records: int = 6
+    mutants_per_record: int = 20
+    aten_mutate_records: int = 3
+    aten_mutants_per_record: int = 12
+    deadline: float | None = None  # soft: stop mutating after this time.monotonic()
 
     def to_json(self):
-        return dict(vars(self))
+        return asdict(self)
 
 
 def _db():

@@ -34,6 +34,7 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 from fuzz.ir.graph import Graph, Node, refs_in, replace_refs
+from fuzz.ir.record import with_value_at
 from fuzz.triage.interp import InvalidGraph, eager_values, module_state_keys, propagate_shapes
 
 Predicate = Callable[[Graph, dict], bool]
@@ -128,15 +129,6 @@ def _get(value, path):
     return value
 
 
-def _set(value, path, new):
-    if not path:
-        return new
-    value = json.loads(json.dumps(value))
-    target = value
-    for p in path[:-1]:
-        target = target[p]
-    target[path[-1]] = new
-    return value
 
 
 class Reducer:
@@ -189,13 +181,7 @@ class Reducer:
             return None
         if not graph.nodes or not graph.outputs:
             return None
-        live = set(graph.outputs)
-        for node in graph.nodes:
-            live.update(node.inputs())
-            live.update(node.outputs)
-        for name in list(graph.tensors):
-            if name not in live:
-                del graph.tensors[name]
+        graph.drop_unused_tensors()
         tensors = _live_tensors(graph, tensors)
         for name in graph.inputs + graph.params:
             if name not in tensors:
@@ -456,7 +442,7 @@ class Reducer:
                         options = [v for v in dict.fromkeys(low + (old // 2,)) if abs(v) < abs(old)]
                     for new in options:
                         g = self.graph.copy()
-                        _set_container(g.nodes[idx], spec, _set(container, path, new))
+                        _set_container(g.nodes[idx], spec, with_value_at(container, path, new))
                         if self.test(g, self.tensors, f"{node.id}: {'.'.join(spec)}{list(path)} {old} -> {new}"):
                             changed = True
                             break
