@@ -19,3 +19,35 @@ def test_bad_flag_is_one_line_and_exit_2(assay):
     bad = subprocess.run(assay + ["--no-such-flag"], capture_output=True, text=True, timeout=120)
     assert bad.returncode == 2
     assert "Traceback" not in bad.stderr and len(bad.stderr.strip().splitlines()) == 1
+
+
+def test_version_names_assay_torch_and_python(assay):
+    res = subprocess.run(assay + ["--version"], capture_output=True, text=True, timeout=120)
+    assert res.returncode == 0
+    import torch
+
+    assert res.stdout.startswith("assay ") and f"torch {torch.__version__}" in res.stdout and "python 3." in res.stdout
+
+
+def test_ctrl_c_while_the_commands_load_is_one_line(monkeypatch, capsys):
+    """An interrupt before any subcommand runs (while modules import) is 'interrupted', 130."""
+    from fuzz import cli
+
+    def interrupted():
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(cli, "build_parser", interrupted)
+    assert cli.main(["rules", "stats"]) == 130
+    assert capsys.readouterr().err == "assay: interrupted\n"
+
+
+def test_ctrl_c_in_a_running_command_is_one_line(assay):
+    import signal
+    import time
+
+    proc = subprocess.Popen(assay + ["rules", "stats"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    time.sleep(0.3)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert "Traceback" not in err
+    assert proc.returncode == 130 and err == "assay: interrupted\n"  # rules stats reads for seconds

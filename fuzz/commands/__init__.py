@@ -38,3 +38,41 @@ def print_json(obj) -> None:
     import sys
 
     sys.stdout.write(json.dumps(obj, indent=2, sort_keys=False, default=str) + "\n")
+
+
+def output_dir(path: str, flag: str = "--out") -> str:
+    """Make sure ``path`` is (or can become) a writable directory before any work starts.
+
+    A file in its place or on its way, or a place the user may not write, is a one-line
+    ``AssayError`` that names the flag; the directory is created if it is missing.
+    """
+    import os
+    from pathlib import Path
+
+    from fuzz.errors import AssayError
+
+    p = Path(path)
+    if p.exists() and not p.is_dir():
+        raise AssayError(f"{flag} {path} is a file, not a directory; give a directory path")
+    for parent in p.parents:
+        if parent.exists() and not parent.is_dir():
+            raise AssayError(f"{flag} {path}: {parent} is a file, not a directory")
+    try:
+        p.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise AssayError(f"cannot create {flag} {path}: {exc.strerror or exc}") from None
+    if not os.access(p, os.W_OK | os.X_OK):
+        raise AssayError(f"{flag} {path} is not writable; choose another directory")
+    return path
+
+
+def output_file(path: str, flag: str = "--out") -> str:
+    """Like ``output_dir`` for the folder a file goes in; ``path`` itself must not be a directory."""
+    import os
+
+    from fuzz.errors import AssayError
+
+    if os.path.isdir(path):
+        raise AssayError(f"{flag} {path} is a directory; give a file path")
+    output_dir(os.path.dirname(os.path.abspath(path)), flag=f"{flag} {path}: folder")
+    return path

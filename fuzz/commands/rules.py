@@ -7,7 +7,7 @@ import os
 import sys
 
 from fuzz.errors import AssayError
-from fuzz.commands import positive_int, positive_seconds
+from fuzz.commands import output_file, positive_int, positive_seconds
 
 
 def register(sub) -> None:
@@ -88,9 +88,9 @@ def register(sub) -> None:
 
 
 def _default_corpus() -> str:
-    from fuzz.ir.rule import rules_path
+    from fuzz.ir.rule import corpus_dir
 
-    return str(rules_path().parent)
+    return str(corpus_dir())
 
 
 def _infer(args) -> int:
@@ -99,7 +99,7 @@ def _infer(args) -> int:
     corpus = args.corpus or _default_corpus()
     if not os.path.isdir(corpus):
         raise AssayError(f"corpus directory {corpus} does not exist; run 'assay traces collect' or pass --corpus DIR")
-    out = args.out or os.path.join(corpus, "rules.jsonl.gz")
+    out = output_file(args.out or os.path.join(corpus, "rules.jsonl.gz"))
     ops = {o.strip() for o in args.ops.split(",") if o.strip()} if args.ops else None
 
     def progress(msg):
@@ -253,13 +253,17 @@ def _print_stats(stats: dict, out=sys.stdout) -> None:
 def _show(args) -> int:
     from fuzz.ir import dsl
 
+    from fuzz.ir.opnames import name_matches
+
     path, rules = _load_rules(args.rules)
-    mine = [r for r in rules if r.op == args.op or (r.overload and f"{r.op}.{r.overload}" == args.op)]
+    # The exact name when it is recorded, else every call level of the same operator.
+    mine = [r for r in rules if name_matches(args.op, r.api, r.op, r.overload, exact_only=True)] or \
+           [r for r in rules if name_matches(args.op, r.api, r.op, r.overload)]
     if not mine:
         near = sorted({r.op for r in rules if args.op.split("::")[-1].split(".")[-1].lower() in r.op.lower()})[:5]
         hint = f" (similar: {', '.join(near)})" if near else ""
-        raise AssayError(f"no rules for operator {args.op!r} in {path}{hint}; "
-                         "use the recorded name, e.g. 'torch.nn.functional.conv2d' or 'aten::convolution'")
+        raise AssayError(f"no rules for operator {args.op!r} in {path}{hint}; give any call level of it, "
+                         "e.g. 'conv2d', 'torch.nn.functional.conv2d', 'aten::convolution' or 'nn.Conv2d'")
     w = sys.stdout.write
     n_sym = sum(r.status == "symbolic" for r in mine)
     w(f"{args.op}: {len(mine)} signatures, {n_sym} symbolic\n")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 
 from fuzz.errors import AssayError
-from fuzz.commands import positive_int, positive_seconds
+from fuzz.commands import output_dir, positive_int, positive_seconds
 
 
 def register(sub) -> None:
@@ -83,7 +83,7 @@ def _collect(args) -> int:
             raise AssayError("--ops is empty; give operator names, e.g. --ops nn.functional.conv2d,add")
     if args.extra_samples < 0:
         raise AssayError(f"--extra-samples must be 0 or more, got {args.extra_samples}")
-    out = args.out or default_out_dir()
+    out = output_dir(args.out or default_out_dir())
     stats = collect(out, seed=args.seed, ops=ops, max_samples=args.max_samples,
                     extra_samples=args.extra_samples, workers=args.workers,
                     time_budget=args.time_budget, progress=not args.quiet)

@@ -59,3 +59,23 @@ def display_name(op: str, api: str | None = None, overload: str | None = None) -
     if api == "aten" and overload and overload != "default":
         return f"{op}.{overload}"
     return op
+
+
+def query_base_name(query: str) -> str:
+    """``base_name`` of an operator name as a user types it, whichever level it names:
+    ``aten::relu``, ``torch.relu``, ``relu``, ``nn.functional.relu`` and ``nn.ReLU`` are all ``relu``."""
+    query = query.strip()
+    if "::" in query:
+        return base_name("aten", query.split(".")[0] if query.count(".") else query)
+    if last_component(query)[:1].isupper():
+        return base_name("module", query)
+    return base_name("function", query)
+
+
+def name_matches(query: str, api: str, op: str, overload: str | None = None, exact_only: bool = False) -> bool:
+    """Does ``query`` name this operator? Exactly (``op``, ``display_name``, or ``op`` without
+    its ``torch.`` prefix), or, unless
+    ``exact_only``, by base name (any call level of the same operator)."""
+    if query in (op, display_name(op, api, overload)) or f"torch.{query}" == op:
+        return True
+    return not exact_only and query_base_name(query) == base_name(api, op)

@@ -57,12 +57,18 @@ class Rule:
             raise ValueError(str(exc)) from None
 
 
-def rules_path(version: str | None = None, root: Path | None = None) -> Path:
+def corpus_dir(version: str | None = None, root: Path | None = None) -> Path:
+    """The corpus of a torch version (``corpus/torch-<v>/`` of this checkout): traces and rules.
+    Every command resolves it here, whatever the current directory."""
     if version is None:
         import torch
 
         version = torch.__version__.split("+")[0]
-    return (root or CORPUS_ROOT) / f"torch-{version}" / "rules.jsonl.gz"
+    return (root or CORPUS_ROOT) / f"torch-{version}"
+
+
+def rules_path(version: str | None = None, root: Path | None = None) -> Path:
+    return corpus_dir(version, root) / "rules.jsonl.gz"
 
 
 def write_rules(path: str | os.PathLike, rules: Iterable[Rule]) -> int:

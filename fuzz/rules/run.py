@@ -31,7 +31,7 @@ import zlib
 
 from fuzz.ir import dsl
 from fuzz.errors import AssayError
-from fuzz.ir.opnames import base_name
+from fuzz.ir.opnames import name_matches
 from fuzz.ir.record import Record, iter_tensor_values
 from fuzz.ir.rule import Rule, write_rules
 from fuzz.ir.template import float_key, signature_key, split_call
@@ -95,7 +95,7 @@ def load_tasks(corpus: str, seed: int, ops: set[str] | None, progress) -> tuple[
             except ValueError as exc:
                 raise AssayError(f"{path}:{lineno}: corrupt trace record ({exc}); rebuild with 'assay traces collect'") from None
             ops_all.add((rec.kind, rec.op))
-            if ops and rec.op not in ops and rec.name not in ops and base_name(rec.kind, rec.op) not in ops:
+            if ops and rec.name not in ops and not any(name_matches(q, rec.kind, rec.op, rec.overload) for q in ops):
                 continue
             try:
                 key, template, ranks, n_ints, call = _call_json(rec)

@@ -9,6 +9,7 @@ import time
 import zlib
 
 from fuzz.errors import AssayError
+from fuzz.ir.rule import corpus_dir
 from fuzz.ir.record import Record, write_records
 from fuzz.tracing.stats import compute_stats
 
@@ -24,10 +25,8 @@ _SOURCE_ORDER = {"opinfo": 0, "moduleinfo": 1, "opinfo_error": 2, "dispatch": 3,
 
 
 def default_out_dir() -> str:
-    import torch
-
-    version = torch.__version__.split("+")[0]
-    return os.path.join("corpus", f"torch-{version}")
+    """``corpus/torch-<installed torch version>/`` of this checkout (``fuzz.ir.rule.corpus_dir``)."""
+    return str(corpus_dir())
 
 
 def _task_fn(cfg_json):

@@ -508,3 +508,34 @@ def test_cli_infer_small_corpus(tmp_path, run_assay):
     assert stats["heldout_shape_accuracy"] == 1.0 and stats["heldout_invalid_rejection"] == 1.0
     res = run_assay("rules", "stats", "--json", "--rules", str(tmp_path / "rules.jsonl.gz"))
     assert json.loads(res.stdout)["signatures"] == 1
+
+
+def test_cli_show_takes_any_call_level_of_an_operator(run_assay):
+    """One operator-name form everywhere: the recorded name, without 'torch.', or the base name."""
+    res = run_assay("rules", "show", "relu", "--limit", "100")
+    assert res.returncode == 0, res.stderr
+    shown = {line.split(" [")[0] for line in res.stdout.splitlines() if " [symbolic]" in line or " [concrete]" in line}
+    assert {"aten::relu", "torch.nn.functional.relu", "torch.nn.ReLU"} <= shown
+    res = run_assay("rules", "show", "nn.ReLU", "--limit", "100")
+    assert res.returncode == 0, res.stderr
+    shown = {line.split(" [")[0] for line in res.stdout.splitlines() if " [symbolic]" in line or " [concrete]" in line}
+    assert shown == {"torch.nn.ReLU"}
+
+
+def test_cli_out_that_cannot_be_written_is_one_line_before_any_work(tmp_path, run_assay):
+    afile = tmp_path / "afile"
+    afile.write_text("keep me")
+    for argv, words in ((("rules", "infer", "--out", afile / "x.gz", "--ops", "relu"), "is a file"),
+                        (("rules", "infer", "--out", tmp_path, "--ops", "relu"), "is a directory"),
+                        (("traces", "collect", "--out", afile, "--ops", "add"), "is a file"),
+                        (("traces", "collect", "--out", afile / "sub", "--ops", "add"), "is a file")):
+        res = run_assay(*argv, timeout=60)
+        assert res.returncode == 2, (argv, res.stderr)
+        assert "Traceback" not in res.stderr and len(res.stderr.strip().splitlines()) == 1 and words in res.stderr
+    assert afile.read_text() == "keep me"
+
+
+def test_cli_corpus_is_found_from_any_directory(tmp_path, run_assay):
+    res = run_assay("traces", "stats", "--json", cwd=tmp_path)
+    assert res.returncode == 0, res.stderr
+    assert json.loads(res.stdout)["records"] > 0
