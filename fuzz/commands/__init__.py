@@ -2,14 +2,24 @@
 
 Each module defines ``register(subparsers)``, which adds its parser(s) and sets
 ``func`` (a callable taking the parsed args and returning an exit code); ``fuzz/cli.py``
-lists them in the order of ``assay --help``. Heavy
-imports (torch, z3) happen inside the handlers so that ``assay --help`` is fast.
+lists them in the order of ``assay --help``. Heavy imports (torch, z3) happen inside the
+handlers so that ``assay --help`` is fast.
 """
+
+import argparse
+
+
+class ExamplesFormatter(argparse.HelpFormatter):
+    """Wraps descriptions as usual but prints an ``examples:`` block line by line."""
+
+    def _fill_text(self, text, width, indent):
+        if text.startswith("examples:"):
+            return "\n".join(indent + line for line in text.splitlines())
+        return super()._fill_text(text, width, indent)
+
 
 def positive_int(text: str) -> int:
     """argparse type: an integer >= 1 (a bad value is argparse's one-line error)."""
-    import argparse
-
     try:
         value = int(text)
     except ValueError:
@@ -21,8 +31,6 @@ def positive_int(text: str) -> int:
 
 def positive_seconds(text: str) -> float:
     """argparse type: a number of seconds > 0."""
-    import argparse
-
     try:
         value = float(text)
     except ValueError:
@@ -76,3 +84,15 @@ def output_file(path: str, flag: str = "--out") -> str:
         raise AssayError(f"{flag} {path} is a directory; give a file path")
     output_dir(os.path.dirname(os.path.abspath(path)), flag=f"{flag} {path}: folder")
     return path
+
+
+def command_group(sub, name: str, help: str, description: str, examples: str):
+    """Add ``assay NAME`` as a group of subcommands; returns its subparsers.
+
+    ``assay NAME`` alone prints the group's help (``func=None``); ``examples`` (one command and
+    what it does per line) is printed under the help as written.
+    """
+    p = sub.add_parser(name, help=help, description=description, epilog="examples:\n" + examples.rstrip(),
+                       formatter_class=ExamplesFormatter)
+    p.set_defaults(func=None, group_parser=p)
+    return p.add_subparsers(dest=f"{name}_command", metavar="SUBCOMMAND", parser_class=type(p))

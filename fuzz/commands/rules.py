@@ -7,18 +7,21 @@ import os
 import sys
 
 from fuzz.errors import AssayError
-from fuzz.commands import output_file, positive_int, positive_seconds
+from fuzz.commands import command_group, output_file, positive_int, positive_seconds
 
 
 def register(sub) -> None:
-    p = sub.add_parser(
-        "rules",
-        help="infer and inspect operator rules",
+    rsub = command_group(
+        sub, "rules", help="infer and inspect operator rules",
         description="Infer per-signature output-shape rules and input constraints from the trace corpus "
         "(enumerative synthesis + greedy constraint cover); see docs/inference.md.",
-    )
-    p.set_defaults(func=None, group_parser=p)
-    rsub = p.add_subparsers(dest="rules_command", metavar="SUBCOMMAND", parser_class=type(p))
+        examples="""\
+  assay rules stats                                  what the shipped rules cover
+  assay rules show conv2d                            every rule of conv2d, at any call level
+  assay rules infer --ops relu,conv2d --out /tmp/rules.jsonl.gz
+                                                     infer two operators' rules from the corpus
+  assay rules infer                                  rebuild the shipped rules (about 11 minutes on 2 cores)
+""")
 
     i = rsub.add_parser("infer", help="infer rules from a trace corpus",
                         description="Read corpus/torch-<v>/traces*.jsonl.gz, hold out 20%% of the records, infer "

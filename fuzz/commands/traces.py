@@ -5,18 +5,20 @@ from __future__ import annotations
 import sys
 
 from fuzz.errors import AssayError
-from fuzz.commands import output_dir, positive_int, positive_seconds
+from fuzz.commands import command_group, output_dir, positive_int, positive_seconds
 
 
 def register(sub) -> None:
-    p = sub.add_parser(
-        "traces",
-        help="collect and inspect operator-call traces",
+    tsub = command_group(
+        sub, "traces", help="collect and inspect operator-call traces",
         description="Record valid and invalid operator calls (OpInfo, ModuleInfo, dispatcher, mutants) "
         "into a gzip JSON-lines corpus; see docs/traces.md.",
-    )
-    p.set_defaults(func=None, group_parser=p)
-    tsub = p.add_subparsers(dest="traces_command", metavar="SUBCOMMAND", parser_class=type(p))
+        examples="""\
+  assay traces stats                                 what the shipped corpus holds
+  assay traces collect --ops nn.functional.conv2d,add --out /tmp/corpus
+                                                     record two operators into a new corpus
+  assay traces collect                               rebuild the whole corpus (about 2 minutes on 2 cores)
+""")
 
     c = tsub.add_parser("collect", help="build the trace corpus",
                         description="Run torch's OpInfo/ModuleInfo samples and their mutants, record every call.")
