@@ -39,3 +39,44 @@ def run_assay():
 
 def pytest_configure(config):
     os.environ.setdefault("PYTHONWARNINGS", "ignore")
+
+
+def mutated_files(data: bytes, count: int, seed: int = 0):
+    """``count`` corruptions of a file's bytes, as ``(how, bytes)``: what disks, editors and
+    interrupted writes do to files. Deterministic per seed; text files get line-level damage too."""
+    import random
+    import re
+
+    rng = random.Random(seed)
+    lines = data.split(b"\n")
+    numbers = [m.span() for m in re.finditer(rb"-?\d+(?:\.\d+)?", data)]
+
+    def one(kind):
+        if kind == "truncate":
+            return data[: rng.randrange(len(data))]
+        if kind == "flip":
+            b = bytearray(data)
+            for _ in range(rng.randint(1, 4)):
+                i = rng.randrange(len(b))
+                b[i] ^= 1 << rng.randrange(8)
+            return bytes(b)
+        if kind == "delete-line" and len(lines) > 1:
+            i = rng.randrange(len(lines))
+            return b"\n".join(lines[:i] + lines[i + 1:])
+        if kind == "duplicate-line" and lines:
+            i = rng.randrange(len(lines))
+            return b"\n".join(lines[: i + 1] + lines[i:])
+        if kind == "nan" and numbers:
+            a, b = numbers[rng.randrange(len(numbers))]
+            return data[:a] + rng.choice([b"NaN", b"Infinity", b"-Infinity", b"1e999"]) + data[b:]
+        if kind == "non-utf8":
+            i = rng.randrange(len(data) + 1)
+            return data[:i] + bytes([0xff, 0xfe, 0xc3]) + data[i:]
+        if kind == "empty":
+            return b""
+        return data[: len(data) // 2]
+
+    kinds = ["truncate", "flip", "delete-line", "duplicate-line", "nan", "non-utf8", "empty"]
+    for i in range(count):
+        kind = kinds[i % len(kinds)]
+        yield kind, one(kind)

@@ -242,6 +242,8 @@ class Graph:
 
     @classmethod
     def from_json(cls, data: dict) -> "Graph":
+        """The graph of a ``to_json`` dict; ``ValueError`` ("not a graph: ...") for anything else."""
+        _check_graph_json(data)
         try:
             g = cls()
             g.tensors = {k: TensorInfo(**v) for k, v in data["tensors"].items()}
@@ -262,6 +264,38 @@ class Graph:
 
     def copy(self) -> "Graph":
         return Graph.from_json(json.loads(json.dumps(self.to_json())))
+
+
+def _check_graph_json(data: Any) -> None:
+    """The types ``to_json`` writes, checked before anything is built (a damaged or hand-edited
+    graph.json must be one ``ValueError``, not a failure deep inside a later stage)."""
+
+    def bad(what: str):
+        raise ValueError(f"not a graph: {what}")
+
+    if not isinstance(data, dict):
+        bad(f"a JSON {type(data).__name__}, not an object")
+    tensors, nodes, outputs = data.get("tensors"), data.get("nodes"), data.get("outputs")
+    if not isinstance(tensors, dict) or not isinstance(nodes, list) or not isinstance(outputs, list):
+        bad("'tensors' must be an object, 'nodes' and 'outputs' lists")
+    for name, t in tensors.items():
+        if not isinstance(t, dict) or not isinstance(t.get("shape"), list) or not isinstance(t.get("dtype"), str):
+            bad(f"tensor {name!r} needs a 'shape' list and a 'dtype' string")
+        if not all(isinstance(d, int) and not isinstance(d, bool) and d >= 0 for d in t["shape"]):
+            bad(f"tensor {name!r} has a shape that is not a list of sizes: {t['shape']!r}")
+    for n in nodes:
+        if not isinstance(n, dict) or not isinstance(n.get("id"), str) or not isinstance(n.get("op"), str):
+            bad("every node needs an 'id' and an 'op' string")
+        if n.get("api") not in ("aten", "function", "module"):
+            bad(f"node {n['id']!r} has api {n.get('api')!r}; expected aten, function or module")
+        if not isinstance(n.get("args"), list) or not isinstance(n.get("kwargs"), dict):
+            bad(f"node {n['id']!r} needs an 'args' list and a 'kwargs' object")
+        if not isinstance(n.get("outputs"), list) or not all(isinstance(o, str) for o in n["outputs"]):
+            bad(f"node {n['id']!r} needs an 'outputs' list of tensor names")
+    if not all(isinstance(o, str) for o in outputs):
+        bad("'outputs' must be a list of tensor names")
+    if not isinstance(data.get("meta", {}), dict):
+        bad("'meta' must be an object")
 
 
 def _render_value(v: Any) -> str:

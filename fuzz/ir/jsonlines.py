@@ -12,6 +12,7 @@ import gzip
 import io
 import json
 import os
+import zlib
 from typing import Any, Callable, Iterable, Iterator
 
 from fuzz.errors import AssayError
@@ -54,5 +55,6 @@ def read_json_lines(path: str | os.PathLike, decode: Callable[[Any], Any], *, mi
                     yield decode(json.loads(line))
                 except ValueError as exc:
                     raise AssayError(f"{path}:{lineno}: corrupt {item} ({exc}); rebuild with '{rebuild}'") from None
-    except (OSError, EOFError) as exc:
+    # zlib.error: a damaged compressed stream; UnicodeDecodeError: bytes that are not UTF-8 text.
+    except (OSError, EOFError, zlib.error, UnicodeDecodeError) as exc:
         raise AssayError(f"{path}: cannot read {what} ({exc}); rebuild with '{rebuild}'") from None
