@@ -23,7 +23,7 @@ from typing import Iterable, Iterator
 
 from fuzz.errors import AssayError
 
-CORPUS_ROOT = Path(__file__).resolve().parent.parent / "corpus"
+CORPUS_ROOT = Path(__file__).resolve().parent.parent.parent / "corpus"
 
 
 @dataclass
