@@ -42,6 +42,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Sequence
 
+from fuzz.ir.dsl import simplify, smt_int, to_smtlib, walk
 from fuzz.ir.graph import Graph, Node, replace_refs
 from fuzz.ir.opnames import display_name, identifier_stem, last_component, short_name
 from fuzz.ir.rule import Rule
@@ -179,8 +180,6 @@ class RuleInfo:
         per rule: filling the holes (``str.format_map``) is far cheaper than building Z3 terms through
         its Python API at every insertion."""
         if self.smt is None:
-            from fuzz.ir.dsl import simplify, walk
-
             # Every dim the generator makes is >= 1 and every int arg >= its range's low end, so
             # terms that matter only at zero-size dims fold away (broadcast's ``* min(.., 1)``).
             def lower(sym: str):
@@ -189,7 +188,7 @@ class RuleInfo:
                 k = int(sym[1:])
                 return self.int_ranges[k][0] if k < len(self.int_ranges) else None
 
-            cons = [_smt_template(simplify(p, lower)) for p in self.rule.constraints]
+            cons = [to_smtlib(simplify(p, lower), _hole) for p in self.rule.constraints]
             outs = []
             for shape in self.rule.outputs or []:
                 dims = []
@@ -197,11 +196,16 @@ class RuleInfo:
                     e = simplify(e, lower)
                     for sub in walk(e):
                         if isinstance(sub, list) and sub[0] in ("//", "%") and not isinstance(sub[2], int):
-                            cons.append(f"(>= {_smt_template(sub[2])} 1)")
-                    dims.append((_smt_template(e), e if isinstance(e, str) else None))
+                            cons.append(f"(>= {to_smtlib(sub[2], _hole)} 1)")
+                    dims.append((to_smtlib(e, _hole), e if isinstance(e, str) else None))
                 outs.append(dims)
             self.smt = (cons, outs)
         return self.smt
+
+
+def _hole(symbol: str) -> str:
+    """A symbol as a ``str.format_map`` hole in a rule's SMT-LIB templates."""
+    return "{" + symbol + "}"
 
 
 _CACHE_LIMIT = 2048
@@ -309,49 +313,15 @@ class RuleSet:
         return RuleInfo(rule, combos, slot_keys, out_keys, examples, int_ranges, n_out)
 
 
-_SMT_OPS = {"+": "+", "-": "-", "*": "*", "//": "div", "%": "mod", "==": "=", "<": "<", "<=": "<=", ">": ">",
-            ">=": ">="}
 # One integer constant of a Z3 model printed by ``Model.sexpr()``: ``(define-fun d3 () Int\n  7)``.
 _MODEL_RE = re.compile(r"\(define-fun (\S+) \(\) Int\s+(\(- \d+\)|\d+)\)")
 
 
-def _smt_int(v: int) -> str:
-    return str(v) if v >= 0 else f"(- {-v})"
-
 
 def _smt_term(x) -> str:
     """A dim or integer of the generator (a Z3 constant's name, or a Python int) as SMT-LIB text."""
-    return x if isinstance(x, str) else _smt_int(int(x))
+    return x if isinstance(x, str) else smt_int(int(x))
 
-
-def _smt_template(expr) -> str:
-    """SMT-LIB text of a DSL expression or predicate (``fuzz.ir.dsl``), symbols left as ``{x0_1}`` holes.
-    Same meaning as ``fuzz.ir.dsl.to_z3``: ``//``/``%`` are SMT ``div``/``mod`` (floor semantics for the
-    positive divisors the generator allows), ``min``/``max`` are ``ite``."""
-    if isinstance(expr, bool):
-        return "true" if expr else "false"
-    if isinstance(expr, int):
-        return _smt_int(expr)
-    if isinstance(expr, str):
-        return "{" + expr + "}"
-    op = expr[0]
-    parts = [_smt_template(p) for p in expr[1:]]
-    if op in ("and", "or"):
-        if not parts:
-            return "true" if op == "and" else "false"
-        return parts[0] if len(parts) == 1 else f"({op} {' '.join(parts)})"
-    if op == "not":
-        return f"(not {parts[0]})"
-    a, b = parts
-    if op == "min":
-        return f"(ite (<= {a} {b}) {a} {b})"
-    if op == "max":
-        return f"(ite (>= {a} {b}) {a} {b})"
-    if op == "!=":
-        return f"(not (= {a} {b}))"
-    if op not in _SMT_OPS:
-        raise ValueError(f"unknown DSL operator {op!r}")
-    return f"({_SMT_OPS[op]} {a} {b})"
 
 
 def op_stem(rule: Rule) -> str:
@@ -634,7 +604,7 @@ class _Builder:
         for lo, hi in info.int_ranges:
             v = self._var("a")
             ints.append(v)
-            cons += [f"(>= {v} {_smt_int(lo)})", f"(<= {v} {_smt_int(hi)})"]
+            cons += [f"(>= {v} {smt_int(lo)})", f"(<= {v} {smt_int(hi)})"]
             self.int_vars.append((v, lo, hi))
         return ints, cons
 
@@ -856,7 +826,7 @@ class _Builder:
                 soft.append(f"(>= {v} {self.ch.integer(1, max(1, self.cfg.max_dim // 2))})")  # z3 tends to sit on lower bounds
         for v, lo, hi in self.int_vars:
             if self.ch.chance(0.5):
-                soft.append(f"(= {v} {_smt_int(self.ch.integer(lo, hi))})")
+                soft.append(f"(= {v} {smt_int(self.ch.integer(lo, hi))})")
         cap = self.cfg.max_dim
         for attempt in range(6):
             self.solver.push()
@@ -1104,8 +1074,8 @@ def _pin_failing(b: _Builder, shapes: dict) -> dict:
     for p in failing:
         wshapes, wints = p.witness
         for o, ws in zip(p.operands, wshapes):
-            pins += [f"(= {d} {_smt_int(int(v))})" for d, v in zip(b.tensors[o].dims, ws) if not isinstance(d, int)]
-        pins += [f"(= {a} {_smt_int(int(v))})" for a, v in zip(p.ints, wints) if not isinstance(a, int)]
+            pins += [f"(= {d} {smt_int(int(v))})" for d, v in zip(b.tensors[o].dims, ws) if not isinstance(d, int)]
+        pins += [f"(= {a} {smt_int(int(v))})" for a, v in zip(p.ints, wints) if not isinstance(a, int)]
     b.solver.push()
     b.add(pins)
     if b.solver.check() == z3.sat:

@@ -21,7 +21,8 @@ from itertools import combinations
 import numpy as np
 
 from fuzz.ir import dsl
-from fuzz.rules.synth import divisors_of, eval_vec
+from fuzz.ir.dsl import eval_vec
+from fuzz.rules.synth import divisors_of
 
 MAX_PAIR_SYMBOLS = 40
 MAX_TRIPLE_SYMBOLS = 10
