@@ -11,7 +11,7 @@ from typing import Any, Sequence
 
 from fuzz.gen.config import DEFAULT_DTYPES
 from fuzz.gen.deny import deny_reason
-from fuzz.ir.dsl import simplify, to_smtlib, walk
+from fuzz.ir.dsl import divisors_of, simplify, to_smtlib
 from fuzz.ir.opnames import display_name, last_component, short_name
 from fuzz.ir.rule import Rule
 
@@ -46,9 +46,9 @@ class RuleInfo:
                 dims = []
                 for e in shape:
                     e = simplify(e, lower)
-                    for sub in walk(e):
-                        if isinstance(sub, list) and sub[0] in ("//", "%") and not isinstance(sub[2], int):
-                            cons.append(f"(>= {to_smtlib(sub[2], _hole)} 1)")
+                    for d in divisors_of(e):
+                        if not isinstance(d, int):
+                            cons.append(f"(>= {to_smtlib(d, _hole)} 1)")
                     dims.append((to_smtlib(e, _hole), e if isinstance(e, str) else None))
                 outs.append(dims)
             self.smt = (cons, outs)

@@ -316,6 +316,12 @@ def walk(expr: Expr) -> Iterator[Expr]:
             yield from walk(sub)
 
 
+def divisors_of(expr: Expr) -> list:
+    """Every divisor sub-expression (right operand of // and %) in an expression or predicate,
+    root first."""
+    return [sub[2] for sub in walk(expr) if isinstance(sub, list) and sub[0] in OPERATORS and OPERATORS[sub[0]].divides]
+
+
 def size(expr: Expr) -> int:
     """Number of nodes (the synthesiser's measure of an expression's complexity)."""
     return sum(1 for _ in walk(expr))

@@ -21,8 +21,7 @@ from itertools import combinations
 import numpy as np
 
 from fuzz.ir import dsl
-from fuzz.ir.dsl import eval_vec
-from fuzz.rules.synth import divisors_of
+from fuzz.ir.dsl import divisors_of, eval_vec
 
 MAX_PAIR_SYMBOLS = 40
 MAX_TRIPLE_SYMBOLS = 10

@@ -134,7 +134,7 @@ class Synthesizer:
                         continue  # the mirrored pair is enumerated with sa < sb
                     sel = ib
                     sub = mb
-                    if op in ("//", "%"):
+                    if dsl.OPERATORS[op].divides:
                         if not pos_b.any():
                             continue
                         sel = ib[pos_b]
@@ -272,12 +272,3 @@ class Synthesizer:
     @staticmethod
     def _wrap(expr, c: int):
         return ["+", expr, c] if c else expr
-
-
-def divisors_of(expr) -> list:
-    """Every divisor sub-expression (right operand of // and %) in an expression or predicate."""
-    found = []
-    for sub in dsl.walk(expr):
-        if isinstance(sub, list) and sub[0] in ("//", "%"):
-            found.append(sub[2])
-    return found

@@ -54,14 +54,10 @@ PREDICATES = st.recursive(COMPARISONS | st.booleans(), _extend_pred, max_leaves=
 ENV = st.fixed_dictionaries({**{s: st.integers(0, 30) for s in DIMS}, **{s: st.integers(-30, 30) for s in INTS}})
 
 
-def divisors(expr) -> list:
-    return [sub[2] for sub in dsl.walk(expr) if isinstance(sub, list) and dsl.OPERATORS[sub[0]].divides]
-
-
 def defined(expr, env) -> bool:
     """Every divisor positive at ``env``: the domain on which the four readings must agree."""
     try:
-        return all(dsl.evaluate(d, env) > 0 for d in divisors(expr))
+        return all(dsl.evaluate(d, env) > 0 for d in dsl.divisors_of(expr))
     except dsl.EvalError:
         return False
 
