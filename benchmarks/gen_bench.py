@@ -51,10 +51,9 @@ def _setup():
 
 
 def _ruleset(path):
-    from fuzz.gen.generate import RuleSet
-    from fuzz.ir.rule import load_rules
+    from fuzz.gen.ruleset import load_ruleset
 
-    return RuleSet(load_rules(path=path) if path else load_rules())
+    return load_ruleset(path or None)
 
 
 def _import_every_operator(rs) -> None:
@@ -88,7 +87,8 @@ def _counter_mode():
 
 
 def quality(rs, n, nodes, seed):
-    from fuzz.gen.generate import GenConfig, GenerationError, generate_model_for_index
+    from fuzz.gen.config import GenConfig, GenerationError
+    from fuzz.gen.generate import generate_model_for_index
     from fuzz.gen.program import build_module, run_eager
     from fuzz.gen.values import all_finite
 
@@ -127,7 +127,8 @@ def quality(rs, n, nodes, seed):
 
 
 def speed(rs, n, nodes, seed):
-    from fuzz.gen.generate import GenConfig, GenerationError, generate_model_for_index
+    from fuzz.gen.config import GenConfig, GenerationError
+    from fuzz.gen.generate import generate_model_for_index
     from fuzz.gen.program import build_module, run_eager
 
     times, cpu = [], []
@@ -175,7 +176,8 @@ def nnsmith_speed(src, python, n, nodes, seed):
 def memory_child(rules, n, nodes, seed):
     _setup()
     rs = _ruleset(rules)
-    from fuzz.gen.generate import GenConfig, GenerationError, generate_model_for_index
+    from fuzz.gen.config import GenConfig, GenerationError
+    from fuzz.gen.generate import generate_model_for_index
     from fuzz.gen.program import build_module, run_eager
 
     for i in range(n):

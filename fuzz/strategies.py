@@ -25,7 +25,10 @@ from typing import Any, Sequence
 
 from hypothesis import strategies as st
 
-from fuzz.gen.generate import DEFAULT_MAX_ELEMENTS, Chooser, GenConfig, GenerationError, RuleSet, generate
+from fuzz.gen.chooser import Chooser
+from fuzz.gen.config import DEFAULT_MAX_ELEMENTS, GenConfig, GenerationError
+from fuzz.gen.generate import generate
+from fuzz.gen.ruleset import RuleSet, load_ruleset
 from fuzz.ir.graph import Graph
 
 
@@ -78,16 +81,11 @@ _RULESETS: dict[Any, RuleSet] = {}
 def _ruleset(rules, dtypes) -> RuleSet:
     if isinstance(rules, RuleSet):
         return rules
-    key = (id(rules) if rules is not None and not isinstance(rules, (str, os.PathLike)) else str(rules),
-           tuple(dtypes) if dtypes else None)
+    if rules is None or isinstance(rules, (str, os.PathLike)):
+        return load_ruleset(rules, dtypes)
+    key = (id(rules), tuple(dtypes) if dtypes else None)
     if key not in _RULESETS:
-        from fuzz.ir.rule import load_rules
-
-        if rules is None or isinstance(rules, (str, os.PathLike)):
-            loaded = load_rules(path=rules)
-        else:
-            loaded = list(rules)
-        _RULESETS[key] = RuleSet(loaded, dtypes)
+        _RULESETS[key] = RuleSet(list(rules), dtypes)
     return _RULESETS[key]
 
 

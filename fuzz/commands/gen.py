@@ -39,7 +39,8 @@ def _positive(name: str, value: int | None) -> None:
 def handler(args) -> int:
     for name in ("count", "nodes", "max_elements", "max_dim"):
         _positive(name.replace("_", "-"), getattr(args, name))
-    from fuzz.gen.generate import DEFAULT_DTYPES, GenConfig, GenerationError, RuleSet, generate_model_for_index
+    from fuzz.gen.config import DEFAULT_DTYPES, GenConfig, GenerationError
+    from fuzz.gen.generate import generate_model_for_index
 
     dtypes = None
     if args.dtypes:
@@ -50,16 +51,12 @@ def handler(args) -> int:
     import torch
 
     from fuzz.gen.program import save_program
-    from fuzz.ir.rule import load_rules, read_rules
+    from fuzz.gen.ruleset import load_ruleset
 
     torch.set_num_threads(1)
-    if args.rules:
-        if not os.path.isfile(args.rules):
-            raise AssayError(f"--rules {args.rules}: no such file; pass a rules.jsonl.gz written by 'assay rules infer'")
-        rules = list(read_rules(args.rules))
-    else:
-        rules = load_rules()
-    ruleset = RuleSet(rules, dtypes)
+    if args.rules and not os.path.isfile(args.rules):
+        raise AssayError(f"--rules {args.rules}: no such file; pass a rules.jsonl.gz written by 'assay rules infer'")
+    ruleset = load_ruleset(args.rules or None, dtypes)
     if not ruleset.ops:
         raise AssayError("no usable rules (all filtered out); check --rules and --dtypes")
     cfg = GenConfig(nodes=args.nodes)
@@ -74,7 +71,7 @@ def handler(args) -> int:
     except OSError as exc:
         raise AssayError(f"--out {args.out}: cannot create it ({exc.strerror})") from None
     summary = {"out": os.path.abspath(args.out), "count": args.count, "seed": args.seed, "nodes": args.nodes,
-               "rules": len(rules), "usable_rules": ruleset.n_rules, "usable_ops": len(ruleset.ops), "models": []}
+               "rules": ruleset.n_given, "usable_rules": ruleset.n_rules, "usable_ops": len(ruleset.ops), "models": []}
     t0 = time.perf_counter()
     for i in range(args.count):
         try:

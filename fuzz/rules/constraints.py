@@ -21,7 +21,7 @@ from itertools import combinations
 import numpy as np
 
 from fuzz.ir import dsl
-from fuzz.rules.synth import divisors_of, eval_vec
+from fuzz.ir.dsl import divisors_of, eval_vec
 from fuzz.rules.groups import symbol_matrix, symbol_names
 
 MAX_PAIR_SYMBOLS = 40

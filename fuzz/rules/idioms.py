@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from fuzz.ir.dsl import size
+from fuzz.ir.dsl import eval_vec, size
 
 MAX_ROWS = 200_000   # instances of the unknown part held at once
 
@@ -201,8 +201,6 @@ IDIOMS = (window, transposed)
 
 def solve(symbols: dict[str, np.ndarray], target: np.ndarray, budget):
     """The smallest idiom instance equal to target (checked by evaluation), or None."""
-    from fuzz.rules.synth import eval_vec
-
     best = None
     for idiom in IDIOMS:
         e = idiom(symbols, target.astype(np.int64), budget)

@@ -87,21 +87,6 @@ class Bank:
 _COMMUTATIVE = {"+", "*", "min", "max"}
 
 
-def _apply(op: str, a: np.ndarray, b: np.ndarray):
-    """Row-wise op of a (n,) vector with a (m, n) matrix (or two vectors). None where undefined."""
-    if op == "+":
-        return a + b
-    if op == "-":
-        return a - b
-    if op == "*":
-        return a * b
-    if op == "min":
-        return np.minimum(a, b)
-    if op == "max":
-        return np.maximum(a, b)
-    raise ValueError(op)
-
-
 class Synthesizer:
     """One bank over one set of records, shared by all the targets (output dims) of a signature."""
 
@@ -144,23 +129,23 @@ class Synthesizer:
             pos_b = np.all(mb > 0, axis=1)
             for i in ia:
                 va = mat[i]
-                for op in ("+", "-", "*", "//", "%", "min", "max"):
+                for op in dsl.ARITH:
                     if op in _COMMUTATIVE and sa > sb:
                         continue  # the mirrored pair is enumerated with sa < sb
                     sel = ib
                     sub = mb
-                    if op in ("//", "%"):
+                    if dsl.OPERATORS[op].divides:
                         if not pos_b.any():
                             continue
                         sel = ib[pos_b]
                         sub = mb[pos_b]
                         with np.errstate(all="ignore"):
-                            res = va // sub if op == "//" else va % sub
+                            res = dsl.OPERATORS[op].vec(va, sub)
                     else:
                         if op in _COMMUTATIVE and sa == sb:
                             keep = sel >= i
                             sel, sub = sel[keep], sub[keep]
-                        res = _apply(op, va, sub)
+                        res = dsl.OPERATORS[op].vec(va, sub)
                     if res.size == 0:
                         continue
                     ok = np.all(np.abs(res) < LIMIT, axis=1)
@@ -287,46 +272,3 @@ class Synthesizer:
     @staticmethod
     def _wrap(expr, c: int):
         return ["+", expr, c] if c else expr
-
-
-def eval_vec(expr, symbols: dict[str, np.ndarray], n: int):
-    """Vectorised evaluation; None where undefined (division by a non-positive value)."""
-    if isinstance(expr, bool):
-        return np.full(n, int(expr), dtype=np.int64)
-    if isinstance(expr, int):
-        return np.full(n, expr, dtype=np.int64)
-    if isinstance(expr, str):
-        return symbols[expr].astype(np.int64)
-    op = expr[0]
-    if op in ("and", "or", "not"):
-        parts = [eval_vec(p, symbols, n) for p in expr[1:]]
-        if any(p is None for p in parts):
-            return None
-        if op == "not":
-            return (parts[0] == 0).astype(np.int64)
-        acc = parts[0].astype(bool)
-        for p in parts[1:]:
-            acc = (acc & p.astype(bool)) if op == "and" else (acc | p.astype(bool))
-        return acc.astype(np.int64)
-    a = eval_vec(expr[1], symbols, n)
-    b = eval_vec(expr[2], symbols, n)
-    if a is None or b is None:
-        return None
-    if op in ("//", "%"):
-        if np.any(b == 0):
-            return None
-        return a // b if op == "//" else a % b
-    if op in ("+", "-", "*", "min", "max"):
-        return _apply(op, a, b)
-    cmp = {"==": np.equal, "!=": np.not_equal, "<": np.less, "<=": np.less_equal,
-           ">": np.greater, ">=": np.greater_equal}[op]
-    return cmp(a, b).astype(np.int64)
-
-
-def divisors_of(expr) -> list:
-    """Every divisor sub-expression (right operand of // and %) in an expression or predicate."""
-    found = []
-    for sub in dsl.walk(expr):
-        if isinstance(sub, list) and sub[0] in ("//", "%"):
-            found.append(sub[2])
-    return found

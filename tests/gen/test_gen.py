@@ -10,7 +10,12 @@ import pytest
 import torch
 
 from fuzz.gen import program
-from fuzz.gen.generate import GenConfig, RandomChooser, RuleSet, deny_reason, generate, generate_model_for_index, materialise
+from fuzz.gen.chooser import RandomChooser
+from fuzz.gen.config import GenConfig, GenerationError
+from fuzz.gen.deny import deny_reason
+from fuzz.gen.generate import generate, generate_model_for_index
+from fuzz.gen.materialise import materialise
+from fuzz.gen.ruleset import RuleSet, load_ruleset
 from fuzz.ir.graph import Graph, Node
 from fuzz.ir.rule import Rule, write_rules
 
@@ -61,8 +66,6 @@ def test_solver_resource_limit_bounds_every_check(ruleset):
     """Every Z3 check runs under GenConfig.solver_rlimit (deterministic, unlike a timeout): a check
     that hits it counts as unsat, so one nonlinear rule cannot stall generation. With a limit no
     check can meet, nothing is ever added and generation fails cleanly; with the default it works."""
-    from fuzz.gen.generate import GenerationError
-
     with pytest.raises(GenerationError):
         generate(ruleset, GenConfig(nodes=4, solver_rlimit=1), RandomChooser(0))
     assert generate(ruleset, GenConfig(nodes=4), RandomChooser(0)).graph.nodes
@@ -160,6 +163,22 @@ def test_one_call_cannot_take_the_generators_memory():
     assert resource.getrlimit(resource.RLIMIT_AS) == before
     with _AddressSpaceHeadroom(CALL_HEADROOM_BYTES):  # an ordinary call is unaffected
         assert torch.combinations(torch.arange(5.0), r=2).shape == (10, 2)
+
+
+def test_load_ruleset_reads_and_prepares_once_per_arguments(tmp_path):
+    from fuzz.errors import AssayError
+
+    path = tmp_path / "rules.jsonl.gz"
+    write_rules(path, fixture_rules())
+    rs = load_ruleset(path)
+    assert load_ruleset(str(path)) is rs  # one RuleSet per process, the path as str or Path
+    assert (rs.n_given, rs.n_rules, rs.ops) == (20, 18, RuleSet(fixture_rules()).ops)
+    floats = load_ruleset(path, dtypes=("float32",))
+    assert floats is not rs and floats is load_ruleset(path, dtypes=["float32"]) and floats.ops
+    assert all(set(c[0]) | set(c[1]) <= {"float32"} for infos in floats.by_op.values() for i in infos for c in i.combos)
+    assert load_ruleset(path, ops={"relu"}).ops == ["torch.relu"]
+    with pytest.raises(AssayError, match="no rules at"):
+        load_ruleset(tmp_path / "missing.gz")
 
 
 def test_fixture_rules_are_rules():

@@ -4,7 +4,7 @@ import torch
 from hypothesis import HealthCheck, Phase, given, seed, settings
 from hypothesis.database import InMemoryExampleDatabase
 
-from fuzz.gen.generate import RuleSet
+from fuzz.gen.ruleset import RuleSet
 from fuzz.strategies import GeneratedModel, models
 
 from hand_rules import fixture_rules

@@ -1,0 +1,94 @@
+"""Which rules the generator leaves out: operators unfit for differential testing.
+
+Most filters are automatic (in-place and ``out=`` variants, calls that write an argument or
+update running statistics, modules built from a tensor); ``DENY_WORDS`` and ``DENY_SUBSTRINGS``
+are the short list of what they do not catch (random, uninitialised, data-dependent-shape,
+aliasing and I/O operators, and a few that crash natively on shapes the rules allow).
+"""
+
+from __future__ import annotations
+
+from fuzz.ir.opnames import last_component
+from fuzz.ir.rule import Rule
+
+# Operators unfit for differential testing that the automatic filters below do not catch.
+# Matched as whole words against the operator's last name component.
+DENY_WORDS = (
+    # random / nondeterministic
+    "dropout", "dropout1d", "dropout2d", "dropout3d", "alpha_dropout", "feature_alpha_dropout", "native_dropout",
+    "rand", "rand_like", "randn", "randn_like", "randint", "randint_like", "randperm", "bernoulli",
+    "multinomial", "normal", "uniform", "poisson", "exponential", "cauchy", "geometric", "log_normal",
+    "rrelu", "rrelu_with_noise", "gumbel_softmax", "fractional_max_pool2d", "fractional_max_pool3d",
+    "fractionalmaxpool2d", "fractionalmaxpool3d", "rrelu_with_noise_functional",
+    # uninitialised memory
+    "empty", "empty_like", "empty_strided", "new_empty", "new_empty_strided", "empty_permuted", "resize", "resize_as",
+    # data-dependent output shapes
+    "nonzero", "nonzero_static", "argwhere", "unique", "unique_consecutive", "unique_dim", "_unique", "_unique2",
+    "masked_select", "bincount", "histogram", "histogramdd", "repeat_interleave",
+    # aliasing into storage we do not control
+    "as_strided", "as_strided_scatter", "as_strided_copy", "set", "storage_offset",
+    # scalars out, global state, I/O
+    "item", "_local_scalar_dense", "tolist", "numpy", "manual_seed", "seed", "save", "load", "from_file",
+    "set_default_dtype", "_assert_async", "_assert_tensor_metadata", "_print", "print",
+    # native crashes on shapes or values the rules allow (torch 2.13; they kill the generating
+    # process): negative LDL pivots corrupt the heap, so do lu_unpack's pivots when their batch
+    # shape disagrees with LU's; the private CPU flash-attention kernel divides by zero (SIGFPE)
+    # when query/key batch or head counts disagree
+    "linalg_ldl_solve", "ldl_solve", "lu_unpack", "scaled_dot_product_flash_attention_for_cpu",
+)
+# Substrings that exclude an operator anywhere in its name.
+DENY_SUBSTRINGS = ("torch.testing", "torch.onnx", "torch.jit", "torch.autograd", "torch.utils", "torch.export", "torch._refs", "torch._prims", "_decomp", "torch.torch.", "sparse", "quantiz", "mkldnn", "nested", "_foreach", "torch.nn.init.", "_fused_", "fbgemm",
+                   "_cudnn", "miopen", "cuda", "_mps", "complex", "to_padded", "qscheme", "_dimI", "_values",
+                   "_indices", "coalesce", "_nnz", "fake_quant", "record_stream", "_debug")
+
+
+def _mutates_args(rule: Rule) -> bool:
+    """An aten overload that writes to one of its arguments (in-place or out=)."""
+    if rule.api != "aten":
+        return False
+    try:
+        from fuzz.ir.record import resolve_op
+
+        fn = resolve_op(rule.op, "aten", rule.overload)
+        return any(a.alias_info is not None and a.alias_info.is_write for a in fn._schema.arguments)
+    except Exception:
+        return True
+
+
+def _template_has_tensor_in_init(template: dict) -> bool:
+    return "init" in template and '"X"' in repr(template["init"]).replace("'", '"')
+
+
+def _mutating_training_call(rule: Rule) -> bool:
+    """Functional norms called with training=True / use_input_stats=True update running stats in place."""
+    name = last_component(rule.op).lower()
+    if "batch_norm" not in name and "instance_norm" not in name:
+        return False
+    kw = rule.template.get("kwargs", {})
+    if kw.get("training") is True or kw.get("use_input_stats") is True:
+        return True
+    return True in [a for a in rule.template.get("args", []) if isinstance(a, bool)] and rule.api != "module"
+
+
+def deny_reason(rule: Rule) -> str | None:
+    """Why a rule is unfit for generation (None when fit). The deny-list is short; most filters are automatic."""
+    op = rule.op
+    last = last_component(op)
+    if rule.overload and ("out" in rule.overload.split("_") or rule.overload.endswith("out")):
+        return "out= variant"
+    if last.endswith("_") and not last.endswith("__"):
+        return "in-place"
+    if "out" in rule.template.get("kwargs", {}):
+        return "out= variant"
+    if last.lower() in DENY_WORDS or last.lower().lstrip("_") in DENY_WORDS:
+        return "deny-list"
+    lowered = op.lower()
+    if any(s in lowered for s in DENY_SUBSTRINGS):
+        return "deny-list"
+    if rule.api == "module" and _template_has_tensor_in_init(rule.template):
+        return "tensor in constructor"
+    if _mutating_training_call(rule):
+        return "updates running stats"
+    if _mutates_args(rule):
+        return "writes an argument"
+    return None

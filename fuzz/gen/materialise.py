@@ -1,0 +1,177 @@
+"""From a solved graph to a model with values (``materialise``).
+
+Every node is run once on real CPU values (``fuzz.gen.values.search``, which also looks for
+finite values). A node whose call fails, whose outputs disagree with the predicted shape, that
+no values keep finite, or that is not deterministic is dropped (``drop_node``): its outputs
+become graph inputs. How often that happens is recorded in ``graph.meta["guard"]``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from fuzz.gen.config import GenConfig, GenerationError
+from fuzz.ir.graph import Graph, Node
+
+
+@dataclass
+class Generated:
+    """One generated model: its graph and the tensors it runs on."""
+
+    graph: Graph
+    leaves: dict = field(default_factory=dict)       # input/param name -> tensor
+    state: dict = field(default_factory=dict)        # state-dict for build_module (params + submodule weights)
+    finite: bool = True
+    stats: dict = field(default_factory=dict)
+
+    @property
+    def inputs(self) -> list:
+        return [self.leaves[i] for i in self.graph.inputs]
+
+    def tensors(self) -> dict:
+        """All tensors for ``fuzz.gen.program.save_program``."""
+        return {**{i: self.leaves[i] for i in self.graph.inputs}, **self.state}
+
+
+def drop_node(g: Graph, node_id: str) -> None:
+    """Remove a node; its outputs that others read become graph inputs; prune what is left unused."""
+    node = g.node(node_id)
+    g.nodes.remove(node)
+    consumed = set()
+    for n in g.nodes:
+        consumed.update(n.inputs())
+    for o in node.outputs:
+        if o in consumed:
+            g.tensors[o].role = "input"
+        elif o in g.tensors:
+            del g.tensors[o]
+    g.outputs = [o for o in g.outputs if o not in node.outputs]
+    # Leaves only this node read.
+    for t in node.inputs():
+        if t in g.tensors and t not in consumed and g.tensors[t].role in ("input", "param"):
+            del g.tensors[t]
+        elif t in g.tensors and t not in consumed and g.tensors[t].role == "value" and t not in g.outputs:
+            g.outputs.append(t)  # its producer now feeds nothing: keep it as an output
+    # Graph inputs must come before values in tensors order only for readability; order inputs by first use.
+    _order_outputs(g)
+
+
+def _order_outputs(g: Graph) -> None:
+    order = {t: i for i, t in enumerate(o for n in g.nodes for o in n.outputs)}
+    g.outputs = sorted(set(g.outputs), key=lambda t: order.get(t, -1))
+
+
+def materialise(g: Graph, seed: int, cfg: GenConfig, max_repairs: int = 4) -> Generated:
+    """Run the guard and the value search; drop nodes that fail. Returns the model with its values."""
+    import torch
+
+    from fuzz.gen.interpret import build_submodules, submodule_state
+    from fuzz.gen.values import search
+
+    guard = {"dropped": 0, "reasons": []}
+    nonfinite_drops = 0
+
+    def drop(node: Node, reason: str) -> None:
+        guard["dropped"] += 1
+        guard["reasons"].append(f"{node.name}: {reason}")
+        drop_node(g, node.id)
+
+    for _ in range(max_repairs + len(g.nodes)):
+        try:
+            submodules = build_submodules(g)
+        except Exception as exc:  # a constructor the rule did not foresee
+            bad = next(n for n in g.nodes if n.api == "module")
+            for n in g.nodes:
+                if n.api == "module":
+                    try:
+                        build_submodules(_only(g, n))
+                    except Exception:
+                        bad = n
+                        break
+            drop(bad, f"constructor: {type(exc).__name__}")
+            continue
+        res = search(g, seed=seed, submodules=submodules, max_rounds=6 if cfg.value_search else 1)
+        if res.error is not None and res.structural:
+            drop(res.error.node, res.error.message[:120])
+            if not g.nodes:
+                raise GenerationError("every operator failed its guard run")
+            continue
+        if res.error is not None:
+            raise GenerationError(str(res.error))
+        if not res.finite and res.error is None and res.first_bad and nonfinite_drops < 2 and len(g.nodes) > 1:
+            # No values keep this node finite (var over one element, fmod(x, x)...): drop it.
+            nonfinite_drops += 1
+            guard["nonfinite_dropped"] = guard.get("nonfinite_dropped", 0) + 1
+            guard["reasons"].append(f"{g.node(res.first_bad).name}: no finite values found")
+            drop_node(g, res.first_bad)
+            continue
+        if not res.finite:
+            failing = _first_failing_after_nan(g, res)
+            if failing is not None:
+                drop(failing, "fails after a non-finite value")
+                continue
+        culprit = _nondeterministic_node(g, res)
+        if culprit is not None:
+            drop(culprit, "not deterministic or mutates its inputs")
+            continue
+        params = {p: res.leaves[p] for p in g.params}
+        state = {**params, **submodule_state(g, submodules)}
+        g.meta["guard"] = guard
+        with torch.no_grad():
+            leaves = {k: v.detach() for k, v in res.leaves.items()}
+        return Generated(g, leaves, state, res.finite, {"value_rounds": res.rounds, "grad_steps": res.grad_steps})
+    raise GenerationError("too many failing operators")
+
+
+def _only(g: Graph, node: Node) -> Graph:
+    h = Graph()
+    h.nodes = [node]
+    return h
+
+
+def _first_failing_after_nan(g: Graph, res) -> Node | None:
+    """The search stops at the first non-finite node; run the rest too, to catch calls that raise."""
+    import torch
+
+    from fuzz.gen.interpret import NodeError, check_outputs, run_node
+
+    env = dict(res.leaves)
+    try:
+        with torch.no_grad():
+            for node in g.nodes:
+                outs = run_node(node, env, res.submodules)
+                check_outputs(g, node, outs)
+                env.update(outs)
+    except NodeError as exc:
+        return exc.node
+    return None
+
+
+def _nondeterministic_node(g: Graph, res) -> Node | None:
+    """Run the graph again from the found leaves; the first node whose outputs differ (a random op,
+    or one that wrote to its inputs during the first run) is returned."""
+    import torch
+
+    from fuzz.gen.interpret import NodeError, run_node
+
+    env = dict(res.leaves)
+    try:
+        with torch.no_grad():
+            for node in g.nodes:
+                outs = run_node(node, env, res.submodules)
+                env.update(outs)
+                for k, v in outs.items():
+                    if k not in res.env:
+                        return None  # the search stopped at a non-finite node: nothing more to compare
+                    before = res.env[k]
+                    if before.shape != v.shape or before.dtype != v.dtype:
+                        return node
+                    if v.dtype.is_floating_point:
+                        same = torch.equal(before.nan_to_num(), v.nan_to_num())
+                    else:
+                        same = torch.equal(before, v)
+                    if not same:
+                        return node
+    except NodeError as exc:
+        return exc.node
+    return None

@@ -1,0 +1,189 @@
+"""The rules prepared for generation: ``RuleSet`` (fit rules by operator, with the indexes the
+generator's operator choice needs) and ``RuleInfo`` (one rule with its usable dtype combinations,
+examples, integer ranges and SMT-LIB templates). ``load_ruleset`` reads and prepares the shipped
+(or a given) rules file once per process.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Sequence
+
+from fuzz.gen.config import DEFAULT_DTYPES
+from fuzz.gen.deny import deny_reason
+from fuzz.ir.dsl import divisors_of, simplify, to_smtlib
+from fuzz.ir.opnames import display_name, last_component, short_name
+from fuzz.ir.rule import Rule
+
+
+@dataclass
+class RuleInfo:
+    rule: Rule
+    combos: list                    # [(in dtypes, out dtypes)] allowed
+    slot_keys: set                  # {(rank, dtype)} any operand slot may take
+    out_keys: set                   # {(rank, dtype)} any output may have
+    examples: list                  # usable recorded calls
+    int_ranges: list                # [(lo, hi)] per int placeholder
+    n_out: int
+    smt: Any = None                 # (constraint templates, output-dim templates), built on first use
+
+    def smt_templates(self) -> tuple[list[str], list[list[tuple[str, str | None]]]]:
+        """The rule's constraints and output dims as SMT-LIB text with ``{symbol}`` holes, parsed once
+        per rule: filling the holes (``str.format_map``) is far cheaper than building Z3 terms through
+        its Python API at every insertion."""
+        if self.smt is None:
+            # Every dim the generator makes is >= 1 and every int arg >= its range's low end, so
+            # terms that matter only at zero-size dims fold away (broadcast's ``* min(.., 1)``).
+            def lower(sym: str):
+                if sym.startswith("x"):
+                    return 1
+                k = int(sym[1:])
+                return self.int_ranges[k][0] if k < len(self.int_ranges) else None
+
+            cons = [to_smtlib(simplify(p, lower), _hole) for p in self.rule.constraints]
+            outs = []
+            for shape in self.rule.outputs or []:
+                dims = []
+                for e in shape:
+                    e = simplify(e, lower)
+                    for d in divisors_of(e):
+                        if not isinstance(d, int):
+                            cons.append(f"(>= {to_smtlib(d, _hole)} 1)")
+                    dims.append((to_smtlib(e, _hole), e if isinstance(e, str) else None))
+                outs.append(dims)
+            self.smt = (cons, outs)
+        return self.smt
+
+
+def _hole(symbol: str) -> str:
+    """A symbol as a ``str.format_map`` hole in a rule's SMT-LIB templates."""
+    return "{" + symbol + "}"
+
+
+CACHE_LIMIT = 2048  # entries per RuleSet cache (operator-set unions, stem indexes)
+
+
+class RuleSet:
+    """Rules fit for generation, grouped by operator name."""
+
+    def __init__(self, rules: list[Rule], dtypes: Sequence[str] | None = None, ops: set | None = None):
+        allowed = set(dtypes or DEFAULT_DTYPES)
+        self.denied: dict[str, str] = {}
+        self.by_op: dict[str, list[RuleInfo]] = {}
+        self.n_given = 0  # rules given, usable or not
+        for rule in rules:
+            self.n_given += 1
+            if ops is not None and rule.op not in ops and last_component(rule.op) not in ops:
+                continue
+            reason = deny_reason(rule)
+            info = None if reason else self._prepare(rule, allowed)
+            if info is None:
+                self.denied[rule.key] = reason or "no usable dtype combination or example"
+                continue
+            self.by_op.setdefault(display_name(rule.op, rule.api, rule.overload), []).append(info)
+        self.ops = sorted(self.by_op)
+        self.n_rules = sum(len(v) for v in self.by_op.values())
+        # (rank, dtype) -> operators with a rule that can take / produce such a tensor.
+        self.ops_taking: dict[tuple, set] = {}
+        self.ops_making: dict[tuple, set] = {}
+        for op, infos in self.by_op.items():
+            for info in infos:
+                for k in info.slot_keys:
+                    self.ops_taking.setdefault(k, set()).add(op)
+                for k in info.out_keys:
+                    self.ops_making.setdefault(k, set()).add(op)
+        self._unions: dict = {}
+        self._stem_index: dict = {}
+        self.stem = {op: op_stem(infos[0].rule) for op, infos in self.by_op.items()}
+        self.stem_names: dict[str, list] = {}
+        for op in self.ops:
+            self.stem_names.setdefault(self.stem[op], []).append(op)
+        self.stems = sorted(self.stem_names)
+        self.lead_orders: dict[int, list] = {}  # seed -> stems in the order models lead with them
+
+    def stem_index(self, ops: frozenset) -> tuple[list, dict]:
+        """(sorted stems of ``ops``, stem -> sorted names in ``ops``), cached per operator set."""
+        got = self._stem_index.get(ops)
+        if got is None:
+            if len(self._stem_index) > CACHE_LIMIT:
+                self._stem_index.clear()
+            by: dict[str, list] = {}
+            for op in sorted(ops):
+                by.setdefault(self.stem[op], []).append(op)
+            got = self._stem_index[ops] = (sorted(by), by)
+        return got
+
+    def ops_for(self, keys: frozenset, index: dict) -> frozenset:
+        """Operators taking (``index=ops_taking``) or making (``ops_making``) a tensor of one of ``keys``."""
+        ck = (keys, id(index))
+        got = self._unions.get(ck)
+        if got is None:
+            if len(self._unions) > CACHE_LIMIT:
+                self._unions.clear()  # bounded: a long run meets many distinct tensor-kind sets
+            got = self._unions[ck] = frozenset().union(*(index.get(k, ()) for k in keys))
+        return got
+
+    @staticmethod
+    def _prepare(rule: Rule, allowed: set) -> RuleInfo | None:
+        n_x = len(rule.ranks)
+        examples = []
+        for ex in rule.examples:
+            outs = ex.get("out") or []
+            if not outs or any(0 in o["shape"] for o in outs) or any(0 in s for s in ex["shapes"]):
+                continue
+            if not set(ex["dtypes"]) <= allowed or not {o["dtype"] for o in outs} <= allowed:
+                continue
+            examples.append(ex)
+        if rule.status == "symbolic":
+            if not rule.outputs:
+                return None
+            n_out = len(rule.outputs)
+            combos = [(list(i), list(o)) for i, o in rule.dtypes
+                      if len(i) == n_x and len(o) == n_out and set(i) <= allowed and set(o) <= allowed]
+            if not combos:
+                return None
+        else:
+            if not examples:
+                return None
+            n_out = len(examples[0]["out"])
+            examples = [e for e in examples if len(e["out"]) == n_out]
+            combos = sorted({(tuple(e["dtypes"]), tuple(o["dtype"] for o in e["out"])) for e in examples})
+            combos = [(list(i), list(o)) for i, o in combos]
+        if n_out == 0:
+            return None
+        slot_keys = {(rule.ranks[s], c[0][s]) for c in combos for s in range(n_x)}
+        if rule.status == "symbolic":
+            out_keys = {(len(rule.outputs[j]), c[1][j]) for c in combos for j in range(n_out)}
+        else:
+            out_keys = {(len(e["out"][j]["shape"]), e["out"][j]["dtype"]) for e in examples for j in range(n_out)}
+        ranges = rule.stats.get("int_ranges", {}) if isinstance(rule.stats, dict) else {}
+        int_ranges = []
+        for k in range(rule.n_ints):
+            lo, hi = ranges.get(f"a{k}", [None, None])
+            if lo is None:
+                vals = [e["ints"][k] for e in rule.examples if len(e.get("ints", [])) > k]
+                lo, hi = (min(vals), max(vals)) if vals else (-1, 8)
+            int_ranges.append((int(lo), int(min(hi, max(lo, 64)))))
+        return RuleInfo(rule, combos, slot_keys, out_keys, examples, int_ranges, n_out)
+
+
+def op_stem(rule: Rule) -> str:
+    """What an operator computes, without how it is called: ``aten::relu``, ``torch.relu``,
+    ``torch.nn.functional.relu`` and ``torch.nn.ReLU`` are all ``relu``; ``Tensor.__rsub__`` is ``rsub``."""
+    return short_name(rule.op)
+
+
+_LOADED: dict = {}
+
+
+def load_ruleset(path=None, dtypes: Sequence[str] | None = None, ops: set | None = None) -> RuleSet:
+    """The rules file at ``path`` (default: the shipped rules of the installed torch) as a
+    ``RuleSet`` restricted to ``dtypes`` and ``ops`` (``RuleSet``'s arguments); read and prepared
+    once per process for each combination of arguments."""
+    key = (None if path is None else str(path), tuple(dtypes) if dtypes else None,
+           None if ops is None else frozenset(ops))
+    if key not in _LOADED:
+        from fuzz.ir.rule import load_rules
+
+        _LOADED[key] = RuleSet(load_rules(path=path), dtypes, ops)
+    return _LOADED[key]
