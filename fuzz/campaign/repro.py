@@ -34,6 +34,7 @@ import textwrap
 from pathlib import Path
 
 from fuzz.campaign import oracle
+from fuzz.isolation import limit_address_space
 
 
 def versions() -> dict:
@@ -52,16 +53,6 @@ def strip_main(program_src: str) -> str:
 
 
 _MAIN = '''
-def _limit_memory():
-    try:
-        import resource
-        if MEM_LIMIT_MB:
-            limit = MEM_LIMIT_MB * 2**20
-            resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
-    except Exception:
-        pass
-
-
 def _values(fn, module, inputs, dtype64=False):
     """name -> value: outputs out0.. (and grad:<name> gradients in bwd mode)."""
     if MODE == "bwd":
@@ -102,7 +93,7 @@ def main():
 
     faulthandler.enable()
     faulthandler.dump_traceback_later(TIMEOUT_S, exit=True)  # a hang ends with status 1
-    _limit_memory()
+    limit_address_space(MEM_LIMIT_MB)
     torch.manual_seed(0)
     model = load_model().to(DEVICE)
     inputs = [t.to(DEVICE) for t in load_inputs()]
@@ -264,6 +255,9 @@ def repro_source(program_src: str, spec: dict) -> str:
         "",
         "",
         textwrap.dedent(inspect.getsource(oracle.outputs_and_grads)).rstrip(),
+        "",
+        "",
+        textwrap.dedent(inspect.getsource(limit_address_space)).rstrip(),
     ]
     return "\n".join(header) + "\n" + body + "\n".join(settings) + "\n" + _MAIN
 

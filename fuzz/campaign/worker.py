@@ -46,6 +46,7 @@ import traceback
 from pathlib import Path
 
 from fuzz.campaign import oracle
+from fuzz.isolation import limit_address_space
 
 UNSUPPORTED_MARKERS = ("data-dependent", "data dependent", "unsupported", "not supported", "guardondatadependent",
                        "dynamic shape operator", "constraint violation")
@@ -584,18 +585,6 @@ def warm_up(backend_names, device="cpu") -> dict:
     return times
 
 
-def set_memory_limit(mb: int | None) -> None:
-    if not mb:
-        return
-    try:
-        import resource
-
-        limit = int(mb) * 2**20
-        resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
-    except (ImportError, ValueError, OSError):
-        pass
-
-
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(prog="python -m fuzz.campaign.worker")
     ap.add_argument("--result-fd", type=int, required=True)
@@ -604,7 +593,7 @@ def main(argv=None) -> int:
     ap.add_argument("--backends", default="")
     ap.add_argument("--device", default="cpu")
     args = ap.parse_args(argv)
-    set_memory_limit(args.mem_limit_mb)  # before torch maps anything
+    limit_address_space(args.mem_limit_mb)  # before torch maps anything
     out = os.fdopen(args.result_fd, "w", buffering=1)
 
     def emit(event):
