@@ -35,6 +35,7 @@ from collections import deque
 from pathlib import Path
 
 from fuzz.campaign import sandbox
+from fuzz.campaign.verdict import Kind, Verdict
 from fuzz.errors import AssayError
 
 
@@ -272,19 +273,19 @@ class LocalExecutor(Executor):
             if w.phase == "prepare" or w.test is None:
                 # building the model or running it eagerly killed the worker: not a compiler bug
                 for t in w.remaining:
-                    events.append(self._verdict(job, t, "invalid", f"worker died while preparing the model ({how})",
+                    events.append(self._verdict(job, t, Kind.INVALID, f"worker died while preparing the model ({how})",
                                                 {"type": "WorkerDied", "message": how, "traceback": tail}))
                 w.remaining = []
             else:
                 t = w.test
                 if reason == "hang":
-                    kind, detail = "hang", f"no verdict within {self.timeout_s:g} s; worker killed"
+                    kind, detail = Kind.HANG, f"no verdict within {self.timeout_s:g} s; worker killed"
                 elif reason == "oom":
-                    kind, detail = "oom", f"worker over its memory limit ({how})"
+                    kind, detail = Kind.OOM, f"worker over its memory limit ({how})"
                 else:
-                    kind, detail = "signal", how
+                    kind, detail = Kind.SIGNAL, how
                 events.append(self._verdict(job, t, kind, detail,
-                                            {"type": kind.capitalize() if kind != "signal" else how,
+                                            {"type": kind.value.capitalize() if kind != Kind.SIGNAL else how,
                                              "message": f"worker {detail}", "traceback": tail}))
                 rest = [x for x in w.remaining if x["test"] != t["test"]]
                 if rest:
@@ -300,9 +301,9 @@ class LocalExecutor(Executor):
         return events
 
     @staticmethod
-    def _verdict(job, t, kind, detail, error) -> dict:
-        return {"event": "verdict", "job": job["job"], "test": t["test"], "backend": t["backend"], "mode": t["mode"],
-                "kind": kind, "detail": detail, "error": error, "synthesised": True}
+    def _verdict(job, t, kind: Kind, detail, error) -> dict:
+        return Verdict(kind, detail, error=error, backend=t["backend"], mode=t["mode"],
+                       synthesised=True).to_event(job["job"], t["test"])
 
     def _log_size(self, w: _Worker) -> int:
         try:
