@@ -22,7 +22,7 @@ from datetime import datetime
 from pathlib import Path
 
 from fuzz.triage.cases import iter_cases
-from fuzz.triage.listing import Row, sort_rows
+from fuzz.triage.listing import Row, listing_rows, sort_rows
 
 OUTCOME_COLORS = {
     "pass": "#59a14f", "ok": "#59a14f", "crash": "#e15759", "mismatch": "#f28e2b", "hang": "#b07aa1",
@@ -125,7 +125,7 @@ def backend_outcomes(stats: dict, cases) -> tuple[dict, str]:
     for c in cases:
         if c.reduced_from:
             continue
-        out.setdefault(c.backend, Counter())[c.kind] += 1
+        out.setdefault(c.backend, Counter())[c.kind.value] += 1
     return {b: dict(v) for b, v in out.items()}, "saved cases (failures only; no stats.json)"
 
 
@@ -226,9 +226,9 @@ def plot_unique(series: dict, cases) -> tuple[bytes | None, str]:
     for c in cases:
         if c.reduced_from:
             continue
-        ts = c.get("created")
+        ts = c.created
         try:
-            points.append((datetime.fromisoformat(str(ts).replace("Z", "+00:00")).timestamp(), c.signature))
+            points.append((datetime.fromisoformat(str(ts).replace("Z", "+00:00")).timestamp(), c.failure.id))
         except (TypeError, ValueError):
             continue
     if not points:
@@ -349,7 +349,7 @@ def _summary(stats: dict, rows: list[Row], cases) -> list[tuple[str, str]]:
     if any(r.status == "flaky" for r in rows):
         items.append(("flaky", str(sum(1 for r in rows if r.status == "flaky"))))
     items.append(("reduced", str(sum(1 for r in rows if r.reduced_case))))
-    versions = next((c.get("versions") for c in cases if isinstance(c.get("versions"), dict)), None) or stats.get("versions")
+    versions = next((c.versions for c in cases if c.versions), None) or stats.get("versions")
     if isinstance(versions, dict) and versions.get("torch"):
         items.append(("torch", str(versions["torch"])))
     return items
@@ -371,8 +371,6 @@ def build(root, *, title: str | None = None) -> dict:
     root = Path(root)
     cases = iter_cases(root)
     stats = read_stats(root)
-    from fuzz.triage.store_adapter import listing_rows
-
     rows = sort_rows(listing_rows(root), "count")
     series = _series(read_plot_data(root))
     per_backend, backend_src = backend_outcomes(stats, cases)
