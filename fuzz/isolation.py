@@ -132,6 +132,7 @@ class PoolWorker:
         self.proc.start()
         child.close()
         self.task = None
+        self.done = 0  # tasks finished
 
     def stop(self, kill=False):
         try:
@@ -149,7 +150,8 @@ class PoolWorker:
 
 
 def run_tasks(tasks, task_fn, workers=2, time_budget=30.0, on_result=None, on_tick=None,
-              memory_headroom: int | None = None, stop_at: float | None = None) -> bool:
+              memory_headroom: int | None = None, stop_at: float | None = None,
+              tasks_per_worker: int | None = None) -> bool:
     """Run ``task_fn(task, soft_deadline)`` (a generator of JSON-ready lists) for every task.
 
     ``on_result(index, items, problem)`` is called once per task in completion order with the
@@ -158,7 +160,9 @@ def run_tasks(tasks, task_fn, workers=2, time_budget=30.0, on_result=None, on_ti
     the task's start, as ``time.monotonic()``) lets a task stop itself; a task still running
     at 1.5x the budget + 5 s is killed and its worker replaced. ``memory_headroom``: bytes of
     address space a worker may add to what it had at fork. ``stop_at`` (``time.monotonic()``):
-    when reached, every worker is killed and the run ends. True when every task finished.
+    when reached, every worker is killed and the run ends. ``tasks_per_worker``: a worker that
+    finished that many tasks is replaced by a fresh one (what it leaked goes with it).
+    True when every task finished.
     """
     ctx = multiprocessing.get_context("fork")
     pending = list(range(len(tasks)))[::-1]
@@ -211,6 +215,10 @@ def run_tasks(tasks, task_fn, workers=2, time_budget=30.0, on_result=None, on_ti
                         results[rtid].extend(json.loads(payload))
                     else:
                         finish(rtid, payload)
+                        w.done += 1
+                        if tasks_per_worker and w.done >= tasks_per_worker and pending:
+                            w.stop()
+                            w = pool[i] = PoolWorker(ctx, task_fn, memory_headroom)
                         assign(w)
                     continue
                 if time.monotonic() - started > hard:

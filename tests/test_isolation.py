@@ -46,6 +46,17 @@ def test_pool_stops_at_the_overall_deadline():
     assert time.monotonic() - t0 < 15
 
 
+def _pid(task, deadline):
+    yield [os.getpid()]
+
+
+def test_pool_replaces_a_worker_after_its_share_of_tasks():
+    pids = []
+    isolation.run_tasks(list(range(6)), _pid, workers=1, on_result=lambda i, items, problem: pids.extend(items),
+                        tasks_per_worker=2)
+    assert len(pids) == 6 and len(set(pids)) == 3 and pids[0] == pids[1] != pids[2] == pids[3] != pids[4]
+
+
 def _run(code: str) -> subprocess.CompletedProcess:
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in (str(REPO), os.environ.get("PYTHONPATH")) if p))
     return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=60)

@@ -322,7 +322,8 @@ def run_inference(corpus: str, out: str, workers: int = 2, ops: set[str] | None 
                 last = time.monotonic()
                 progress(f"{len(results)}/{len(payloads)} operators, {time.monotonic() - t0:.1f} s elapsed")
 
-        run_tasks(payloads, infer_chunks, workers=workers, time_budget=float("inf"), on_result=take)
+        run_tasks(payloads, infer_chunks, workers=workers, time_budget=float("inf"), on_result=take,
+                  tasks_per_worker=200)
     else:
         for i, p in enumerate(payloads, 1):
             results.append(json.loads(infer_task(p)))

@@ -261,7 +261,7 @@ def validate_rules(rules, workers: int = 2, k: int = K, seed=SEED, seconds: floa
 
         stop_at = None if budget is None else t0 + budget
         timed_out = not run_tasks(payloads, validate_chunk, workers=workers, time_budget=float("inf"),
-                                  on_result=taken, stop_at=stop_at)
+                                  on_result=taken, stop_at=stop_at, tasks_per_worker=50)
     else:
         for p in payloads:
             if budget is not None and time.monotonic() - t0 > budget:
