@@ -26,7 +26,7 @@ import threading
 import time
 from pathlib import Path
 
-from fuzz.campaign.config import Config, default_mem_limit_mb, load_or_create, parse_duration
+from fuzz.campaign.config import Config, load_or_create
 from fuzz.campaign.failure import sign
 from fuzz.campaign.jobs import job_stream, model_of, program_dirs
 from fuzz.campaign.progress import Progress
@@ -35,8 +35,6 @@ from fuzz.campaign.staging import ModelFiles, stage_failure
 from fuzz.campaign.store import CrashStore, warn
 from fuzz.campaign.verdict import Kind, Verdict
 from fuzz.errors import AssayError
-
-__all__ = ["Campaign", "Config", "default_mem_limit_mb", "parse_duration"]
 
 
 class Campaign:
@@ -119,9 +117,6 @@ class Campaign:
     def _session(self) -> dict:
         return {"models": self.models_done, "ops_covered": len(self.ops),
                 "rechecks_pending": self.rechecks.pending, "worker_restarts": getattr(self.executor, "restarts", 0)}
-
-    def stats(self) -> dict:
-        return self.progress.stats(self._session())
 
     def _resume_pending(self) -> None:
         """After a crash: re-check staged cases whose test is journaled, drop the others, fix the index."""

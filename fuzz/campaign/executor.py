@@ -66,7 +66,7 @@ class _Worker:
         self.test: dict | None = None  # the test running now
         self.phase = "start"
         self.deadline = float("inf")
-        self.kill_reason: str | None = None
+        self.kill_reason: Kind | None = None
         self.started = 0.0
         self.log = None
 
@@ -226,7 +226,7 @@ class LocalExecutor(Executor):
         now = time.monotonic()
         for w in self.workers:
             if w.proc and w.proc.poll() is None and now > w.deadline and w.kill_reason is None:
-                w.kill_reason = "hang"
+                w.kill_reason = Kind.HANG
                 sandbox.kill_group(w.proc)
 
     def _check_memory(self) -> None:
@@ -247,7 +247,7 @@ class LocalExecutor(Executor):
             except psutil.Error:
                 continue
             if rss > self.mem_limit_mb * 2**20:
-                w.kill_reason = "oom"
+                w.kill_reason = Kind.OOM
                 sandbox.kill_group(w.proc)
 
     def _on_death(self, w: _Worker) -> list[dict]:
@@ -260,7 +260,7 @@ class LocalExecutor(Executor):
         how = sandbox.describe_exit(rc)
         reason = w.kill_reason
         if reason is None and rc == -signal.SIGKILL:
-            reason = "oom"  # killed by someone else: the kernel's OOM killer
+            reason = Kind.OOM  # killed by someone else: the kernel's OOM killer
         events: list[dict] = []
         tail = self._log_tail(w)
         if not w.ready:
@@ -278,9 +278,9 @@ class LocalExecutor(Executor):
                 w.remaining = []
             else:
                 t = w.test
-                if reason == "hang":
+                if reason == Kind.HANG:
                     kind, detail = Kind.HANG, f"no verdict within {self.timeout_s:g} s; worker killed"
-                elif reason == "oom":
+                elif reason == Kind.OOM:
                     kind, detail = Kind.OOM, f"worker over its memory limit ({how})"
                 else:
                     kind, detail = Kind.SIGNAL, how

@@ -90,8 +90,8 @@ class FailureSignature:
         without its operator set: kind, backend, mode and what differs (``values`` /
         ``shape`` / ``dtype`` / ``nonfinite``) or the signal name.
         """
-        if self.kind == "crash":
-            return ("crash", self.id)
+        if self.kind == Kind.CRASH:
+            return (Kind.CRASH.value, self.id)
         parts = (self.text or "").split("|")
         if parts and parts[0] == self.kind and len(parts) >= 3:
             return tuple(parts[:-1])  # drop the trailing operator set
@@ -104,13 +104,13 @@ def signature(kind: str, backend: str, mode: str = "fwd", *, ops=(), error: dict
     kind = str(kind)
     error = error or {}
     opset = ",".join(sorted(set(ops)))
-    if kind == "crash":
+    if kind == Kind.CRASH:
         frames = " < ".join(reversed(torch_frames(error.get("traceback", ""))))
         text = (f"crash|{backend}|{short_type(error.get('type', ''))}: "
                 f"{normalise_message(error.get('message', ''))}|{frames}")
-    elif kind == "mismatch":
+    elif kind == Kind.MISMATCH:
         text = f"mismatch|{backend}|{mode}|{detail or 'values'}|{opset}"
-    elif kind == "signal":
+    elif kind == Kind.SIGNAL:
         text = f"signal|{backend}|{mode}|{detail}|{opset}"
     else:  # hang, oom, anything else
         text = f"{kind}|{backend}|{mode}|{opset}"

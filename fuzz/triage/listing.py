@@ -18,6 +18,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from fuzz.campaign.case import Case
+from fuzz.campaign.verdict import Kind
 from fuzz.triage.cases import check_dir, iter_cases
 
 SORT_KEYS = ("count", "first", "last", "kind")
@@ -104,7 +105,7 @@ def group_key(reduced: Case) -> str:
     """
     import hashlib
 
-    if reduced.kind == "crash":
+    if reduced.kind == Kind.CRASH:
         return reduced.failure.id
     ops = (reduced.triage or {}).get("aten_ops")
     if ops is None:

@@ -204,7 +204,8 @@ def test_dynamic_mode_without_an_accepted_resize_is_the_first_call_alone(tmp_pat
 
 def test_second_call_mismatch_is_judged_saved_and_replayed(tmp_path, monkeypatch):
     """A backend wrong only at other sizes: the second call finds it, the case and repro.py replay it."""
-    from fuzz.campaign.driver import Campaign, Config
+    from fuzz.campaign.config import Config
+    from fuzz.campaign.driver import Campaign
 
     monkeypatch.setenv("ASSAY_TEST_BACKENDS", "1")
     g, t = _linear_graph()
