@@ -28,7 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from fuzz.campaign import sandbox  # noqa: E402
 from fuzz.errors import AssayError  # noqa: E402
-from fuzz.triage.actions import REDUCED_SUFFIX, _case_timeout, reduce_case  # noqa: E402
+from fuzz.triage.actions import REDUCED_SUFFIX, case_timeout, reduce_case  # noqa: E402
 from fuzz.triage.cases import iter_cases  # noqa: E402
 from fuzz.triage.runner import WorkerRunner  # noqa: E402
 
@@ -70,8 +70,8 @@ def main(argv=None) -> int:
             if not args.cold:
                 runner = runners.get(key)
                 if runner is None:
-                    runner = runners[key] = WorkerRunner(case.backend, case.mode or "fwd", timeout=_case_timeout(case, None),
-                                                         mem_limit_mb=case.get("mem_limit_mb") or None)
+                    runner = runners[key] = WorkerRunner(case.backend, case.mode or "fwd", timeout=case_timeout(case, None),
+                                                         mem_limit_mb=case.mem_limit_mb or None)
             t0 = time.monotonic()
             try:
                 r = reduce_case(case, time_budget=args.time_budget, runner=runner)

@@ -35,6 +35,7 @@ from collections import deque
 from pathlib import Path
 
 from fuzz.campaign import sandbox
+from fuzz.campaign.verdict import Kind, Verdict
 from fuzz.errors import AssayError
 
 
@@ -65,7 +66,7 @@ class _Worker:
         self.test: dict | None = None  # the test running now
         self.phase = "start"
         self.deadline = float("inf")
-        self.kill_reason: str | None = None
+        self.kill_reason: Kind | None = None
         self.started = 0.0
         self.log = None
 
@@ -225,7 +226,7 @@ class LocalExecutor(Executor):
         now = time.monotonic()
         for w in self.workers:
             if w.proc and w.proc.poll() is None and now > w.deadline and w.kill_reason is None:
-                w.kill_reason = "hang"
+                w.kill_reason = Kind.HANG
                 sandbox.kill_group(w.proc)
 
     def _check_memory(self) -> None:
@@ -246,7 +247,7 @@ class LocalExecutor(Executor):
             except psutil.Error:
                 continue
             if rss > self.mem_limit_mb * 2**20:
-                w.kill_reason = "oom"
+                w.kill_reason = Kind.OOM
                 sandbox.kill_group(w.proc)
 
     def _on_death(self, w: _Worker) -> list[dict]:
@@ -259,7 +260,7 @@ class LocalExecutor(Executor):
         how = sandbox.describe_exit(rc)
         reason = w.kill_reason
         if reason is None and rc == -signal.SIGKILL:
-            reason = "oom"  # killed by someone else: the kernel's OOM killer
+            reason = Kind.OOM  # killed by someone else: the kernel's OOM killer
         events: list[dict] = []
         tail = self._log_tail(w)
         if not w.ready:
@@ -272,19 +273,19 @@ class LocalExecutor(Executor):
             if w.phase == "prepare" or w.test is None:
                 # building the model or running it eagerly killed the worker: not a compiler bug
                 for t in w.remaining:
-                    events.append(self._verdict(job, t, "invalid", f"worker died while preparing the model ({how})",
+                    events.append(self._verdict(job, t, Kind.INVALID, f"worker died while preparing the model ({how})",
                                                 {"type": "WorkerDied", "message": how, "traceback": tail}))
                 w.remaining = []
             else:
                 t = w.test
-                if reason == "hang":
-                    kind, detail = "hang", f"no verdict within {self.timeout_s:g} s; worker killed"
-                elif reason == "oom":
-                    kind, detail = "oom", f"worker over its memory limit ({how})"
+                if reason == Kind.HANG:
+                    kind, detail = Kind.HANG, f"no verdict within {self.timeout_s:g} s; worker killed"
+                elif reason == Kind.OOM:
+                    kind, detail = Kind.OOM, f"worker over its memory limit ({how})"
                 else:
-                    kind, detail = "signal", how
+                    kind, detail = Kind.SIGNAL, how
                 events.append(self._verdict(job, t, kind, detail,
-                                            {"type": kind.capitalize() if kind != "signal" else how,
+                                            {"type": kind.value.capitalize() if kind != Kind.SIGNAL else how,
                                              "message": f"worker {detail}", "traceback": tail}))
                 rest = [x for x in w.remaining if x["test"] != t["test"]]
                 if rest:
@@ -300,9 +301,9 @@ class LocalExecutor(Executor):
         return events
 
     @staticmethod
-    def _verdict(job, t, kind, detail, error) -> dict:
-        return {"event": "verdict", "job": job["job"], "test": t["test"], "backend": t["backend"], "mode": t["mode"],
-                "kind": kind, "detail": detail, "error": error, "synthesised": True}
+    def _verdict(job, t, kind: Kind, detail, error) -> dict:
+        return Verdict(kind, detail, error=error, backend=t["backend"], mode=t["mode"],
+                       synthesised=True).to_event(job["job"], t["test"])
 
     def _log_size(self, w: _Worker) -> int:
         try:

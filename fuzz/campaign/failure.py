@@ -10,14 +10,18 @@ A signature is a short stable id plus the readable text it hashes:
 - ``hang`` / ``signal`` / ``oom``: backend, mode, kind (with the signal name) and the
   sorted operator set.
 
-``signature(...)`` returns ``(sig_id, text)``; ``sig_id`` looks like
-``crash-inductor-3f9a1c2b7d10``.
+``signature(...)`` (and ``sign(verdict, ops)``) return a ``FailureSignature``: its ``id``
+looks like ``crash-inductor-3f9a1c2b7d10``; ``text`` is what it hashes;
+``reduction_class`` is what reducing a case must keep equal.
 """
 
 from __future__ import annotations
 
 import hashlib
 import re
+from dataclasses import dataclass
+
+from fuzz.campaign.verdict import Kind, Verdict
 
 _MASKS = [
     (re.compile(r"0x[0-9a-fA-F]+"), "ADDR"),
@@ -66,20 +70,63 @@ def short_type(exc_type: str) -> str:
     return (exc_type or "Exception").rsplit(".", 1)[-1]
 
 
+@dataclass(frozen=True)
+class FailureSignature:
+    """A failure's signature: ``id`` (``<kind>-<backend>-<hash>``) and the ``text`` it hashes."""
+
+    id: str
+    text: str
+    kind: str
+    backend: str
+    mode: str = "fwd"
+
+    @property
+    def reduction_class(self) -> tuple:
+        """What must stay equal while a case is reduced.
+
+        A crash keeps its exact signature (exception type, normalised message, innermost
+        torch frames). The other kinds' signatures name the graph's whole operator set,
+        which reduction changes by design, so for them the class is the signature text
+        without its operator set: kind, backend, mode and what differs (``values`` /
+        ``shape`` / ``dtype`` / ``nonfinite``) or the signal name.
+        """
+        if self.kind == Kind.CRASH:
+            return (Kind.CRASH.value, self.id)
+        parts = (self.text or "").split("|")
+        if parts and parts[0] == self.kind and len(parts) >= 3:
+            return tuple(parts[:-1])  # drop the trailing operator set
+        return (str(self.kind), self.backend, self.mode)
+
+
 def signature(kind: str, backend: str, mode: str = "fwd", *, ops=(), error: dict | None = None,
-              detail: str = "") -> tuple[str, str]:
-    """``(sig_id, text)`` for one failure (see the module docstring)."""
+              detail: str = "") -> FailureSignature:
+    """The signature of one failure (see the module docstring)."""
+    kind = str(kind)
     error = error or {}
     opset = ",".join(sorted(set(ops)))
-    if kind == "crash":
+    if kind == Kind.CRASH:
         frames = " < ".join(reversed(torch_frames(error.get("traceback", ""))))
         text = (f"crash|{backend}|{short_type(error.get('type', ''))}: "
                 f"{normalise_message(error.get('message', ''))}|{frames}")
-    elif kind == "mismatch":
+    elif kind == Kind.MISMATCH:
         text = f"mismatch|{backend}|{mode}|{detail or 'values'}|{opset}"
-    elif kind == "signal":
+    elif kind == Kind.SIGNAL:
         text = f"signal|{backend}|{mode}|{detail}|{opset}"
     else:  # hang, oom, anything else
         text = f"{kind}|{backend}|{mode}|{opset}"
     digest = hashlib.sha1(text.encode()).hexdigest()[:12]
-    return f"{kind}-{backend}-{digest}", text
+    return FailureSignature(f"{kind}-{backend}-{digest}", text, kind, backend, mode)
+
+
+def sign(verdict: Verdict, ops=()) -> FailureSignature | None:
+    """The signature of a failing verdict on a graph with these operators (None: it passed).
+
+    A signal's signature names the signal only (the first word of the executor's detail).
+    """
+    if not verdict.failed:
+        return None
+    detail = verdict.detail
+    if verdict.kind == Kind.SIGNAL:
+        detail = detail.split()[0] if detail else ""
+    return signature(verdict.kind, verdict.backend, verdict.mode or "fwd", ops=ops, error=verdict.error,
+                     detail=detail)

@@ -31,6 +31,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from fuzz.campaign.verdict import Kind
+
 K = 10.0
 # dtype -> (atol, rtol, g): g scales the output's largest reference magnitude.
 TOLERANCES = {
@@ -352,7 +354,7 @@ class Reference:
 
 @dataclass
 class Judgement:
-    kind: str                                    # "pass" | "mismatch"
+    kind: Kind                                   # PASS | MISMATCH
     detail: str = ""                             # values | shape | dtype | nonfinite | count
     diff: dict | None = None
     checked: list = field(default_factory=list)  # names compared
@@ -365,7 +367,7 @@ def judge(reference: Reference, actual: list, k: float = K) -> Judgement:
 
     skipped = dict(reference.skip)
     if len(actual) != len(reference.names):
-        return Judgement("mismatch", "count", {"expected": len(reference.names), "got": len(actual)})
+        return Judgement(Kind.MISMATCH, "count", {"expected": len(reference.names), "got": len(actual)})
     checked = []
     worst = None
     for i, name in enumerate(reference.names):
@@ -378,12 +380,12 @@ def judge(reference: Reference, actual: list, k: float = K) -> Judgement:
         if not isinstance(a, torch.Tensor) or not isinstance(e, torch.Tensor):
             if a is None and e is None:
                 continue
-            return Judgement("mismatch", "type", {"where": name, "expected": type(e).__name__, "got": type(a).__name__})
+            return Judgement(Kind.MISMATCH, "type", {"where": name, "expected": type(e).__name__, "got": type(a).__name__})
         checked.append(name)
         if a.dtype != e.dtype:
-            return Judgement("mismatch", "dtype", {"where": name, "expected": _dtype_name(e), "got": _dtype_name(a)}, checked, skipped)
+            return Judgement(Kind.MISMATCH, "dtype", {"where": name, "expected": _dtype_name(e), "got": _dtype_name(a)}, checked, skipped)
         if tuple(a.shape) != tuple(e.shape):
-            return Judgement("mismatch", "shape", {"where": name, "expected": list(e.shape), "got": list(a.shape)}, checked, skipped)
+            return Judgement(Kind.MISMATCH, "shape", {"where": name, "expected": list(e.shape), "got": list(a.shape)}, checked, skipped)
         if e.numel() == 0:
             continue
         a_cpu, e_cpu = a.detach().cpu(), e.detach().cpu()
@@ -407,8 +409,8 @@ def judge(reference: Reference, actual: list, k: float = K) -> Judgement:
                     worst = summary
     if worst is not None:
         kind = "nonfinite" if worst.get("nonfinite") else "values"
-        return Judgement("mismatch", kind, worst, checked, skipped)
-    return Judgement("pass", "", None, checked, skipped)
+        return Judgement(Kind.MISMATCH, kind, worst, checked, skipped)
+    return Judgement(Kind.PASS, "", None, checked, skipped)
 
 
 def _summarise(name, bad, ref, eager, actual, tol, have64) -> dict:
@@ -442,7 +444,7 @@ def _summarise(name, bad, ref, eager, actual, tol, have64) -> dict:
     }
 
 
-def classify_exception(exc_type: str, message: str) -> str:
+def classify_exception(exc_type: str, message: str) -> Kind:
     """``oom`` for allocation failures, else ``crash``."""
     text = f"{exc_type} {message}".lower()
-    return "oom" if any(m in text for m in OOM_MARKERS) else "crash"
+    return Kind.OOM if any(m in text for m in OOM_MARKERS) else Kind.CRASH

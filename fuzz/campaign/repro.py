@@ -18,10 +18,12 @@ In ``dynamic`` mode a case may carry a ``second_call`` (sizes, and its inputs sa
 ``inputs.safetensors`` under ``second_call.<name>``): the repro then also calls the same
 compiled function at those sizes and checks its values (named ``call2:out<i>``) too.
 
-``repro_source(program_src, spec)`` takes the spec fields of ``case.json`` (``id``,
-``kind``, ``backend``, ``mode``, ``device``, ``check``, ``versions``, ``timeout_s``,
-``mem_limit_mb``, ``graph`` for the input names, ``error``); ``write_repro(case_dir)``
-writes ``repro.py`` next to a case's ``program.py``.
+``repro_source(program_src, case)`` takes the ``Case`` (``fuzz.campaign.case``: id, kind,
+backend, mode, device, check, versions, timeout_s, mem_limit_mb, error, diff,
+second_call); with ``inline_tensors`` small tensors are written into the script as exact
+literals (a printed repro needing no files), with ``tensor_dir`` the script reads its
+tensors from there. ``write_repro(case_dir)`` writes ``repro.py`` next to a case's
+``program.py``. The memory limit is ``fuzz.isolation.limit_address_space``, copied verbatim.
 """
 
 from __future__ import annotations
@@ -34,6 +36,8 @@ import textwrap
 from pathlib import Path
 
 from fuzz.campaign import oracle
+from fuzz.campaign.case import Case, read_case
+from fuzz.isolation import limit_address_space
 
 
 def versions() -> dict:
@@ -52,16 +56,6 @@ def strip_main(program_src: str) -> str:
 
 
 _MAIN = '''
-def _limit_memory():
-    try:
-        import resource
-        if MEM_LIMIT_MB:
-            limit = MEM_LIMIT_MB * 2**20
-            resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
-    except Exception:
-        pass
-
-
 def _values(fn, module, inputs, dtype64=False):
     """name -> value: outputs out0.. (and grad:<name> gradients in bwd mode)."""
     if MODE == "bwd":
@@ -102,7 +96,7 @@ def main():
 
     faulthandler.enable()
     faulthandler.dump_traceback_later(TIMEOUT_S, exit=True)  # a hang ends with status 1
-    _limit_memory()
+    limit_address_space(MEM_LIMIT_MB)
     torch.manual_seed(0)
     model = load_model().to(DEVICE)
     inputs = [t.to(DEVICE) for t in load_inputs()]
@@ -195,31 +189,75 @@ def _forward_params(program_src: str) -> list[str]:
     return []
 
 
-def _second_call(spec: dict) -> dict | None:
+def _second_call(case: Case) -> dict | None:
     """The case's dynamic-mode second call, when it ran: ``{from, to, shapes, key_prefix}``."""
-    sc = spec.get("second_call")
-    if spec.get("mode") != "dynamic" or not isinstance(sc, dict) or not sc.get("shapes") or sc.get("declined"):
+    sc = case.second_call
+    if case.mode != "dynamic" or not isinstance(sc, dict) or not sc.get("shapes") or sc.get("declined"):
         return None
     return {k: sc[k] for k in ("from", "to", "shapes", "key_prefix") if k in sc}
 
 
-def repro_source(program_src: str, spec: dict) -> str:
-    """A standalone repro script for one failure (see the module docstring)."""
+def _literal(t) -> str | None:
+    """A ``torch.tensor(...)`` expression with exactly ``t``'s values, or None (complex, odd dtypes)."""
+    import torch
+
+    if t.is_complex() or t.dtype not in (torch.float64, torch.float32, torch.float16, torch.bfloat16, torch.int64,
+                                         torch.int32, torch.int16, torch.int8, torch.uint8, torch.bool):
+        return None
+    dtype = str(t.dtype).replace("torch.", "")
+    if t.dtype.is_floating_point:
+        values = t.to(torch.float64).tolist()  # exact: every float of these dtypes is a double
+        text = repr(values).replace("nan", "float('nan')").replace("inf", "float('inf')")
+    else:
+        text = repr(t.tolist())
+    return f"torch.tensor({text}, dtype=torch.{dtype}).reshape({list(t.shape)!r})"
+
+
+def _inlined(tensors: dict) -> list[str] | None:
+    """Source lines that replace ``read_safetensors`` with the given tensors, or None if one cannot be written."""
+    lines = ["", "", "# The case's tensors, inlined (exact values), so this script needs no files.", "_INLINE = {"]
+    for fname, saved in tensors.items():
+        lines.append(f"    {fname!r}: {{")
+        for key, t in saved.items():
+            lit = _literal(t)
+            if lit is None:
+                return None
+            lines.append(f"        {key!r}: {lit},")
+        lines.append("    },")
+    return lines + ["}", "", "",
+                    "def read_safetensors(path):  # noqa: F811 - the inlined tensors instead of the files",
+                    "    return {k: v.clone() for k, v in _INLINE.get(os.path.basename(path), {}).items()}"]
+
+
+def repro_source(program_src: str, case: Case, *, inline_tensors: dict | None = None,
+                 inline_limit: int = 4096, tensor_dir: str | None = None) -> str:
+    """A standalone repro script for one failure (see the module docstring).
+
+    ``inline_tensors`` ({file name: {key: tensor}}, as saved): when they hold at most
+    ``inline_limit`` values in all, they are written into the script as exact literals and
+    it needs no files. Otherwise ``tensor_dir`` (when given) is where the script reads its
+    ``.safetensors`` files, instead of beside itself.
+    """
     from fuzz.campaign import backends
 
-    backend = backends.get(spec["backend"])
-    vers = spec.get("versions") or versions()
+    backend = backends.get(case.backend)
+    vers = case.versions or versions()
     input_names = _forward_params(program_src)
-    kind = spec["kind"]
-    check = spec.get("check") or []
-    err = spec.get("error") or {}
+    kind = str(case.kind)
+    check = case.check or []
+    err = case.error or {}
+    inlined = None
+    if inline_tensors is not None and sum(t.numel() for d in inline_tensors.values() for t in d.values()) <= inline_limit:
+        inlined = _inlined(inline_tensors)
+    reads = ("its tensors are inlined below (exact values): no other files needed." if inlined is not None
+             else "reads inputs.safetensors and params.safetensors next to this file.")
     header = [
         "#!/usr/bin/env python",
-        f'"""Assay case {spec.get("id", "?")}: {kind}'
-        f'{" (" + spec["detail"] + ")" if spec.get("detail") else ""} with backend {spec["backend"]!r}, mode {spec.get("mode", "fwd")!r}.',
+        f'"""Assay case {case.id or "?"}: {kind}'
+        f'{" (" + case.detail + ")" if case.detail else ""} with backend {case.backend!r}, mode {case.mode or "fwd"!r}.',
         "",
         "Exits 1 when the failure reproduces, 0 when it does not. Needs only torch;",
-        "reads inputs.safetensors and params.safetensors next to this file.",
+        reads,
         "",
         "    python repro.py",
         '"""',
@@ -228,33 +266,37 @@ def repro_source(program_src: str, spec: dict) -> str:
     if err.get("type"):
         msg = (err.get("message") or "").strip().splitlines()
         header.append(f"# Error seen: {err['type']}: {msg[0][:300] if msg else ''}")
-    if spec.get("diff"):
-        d = spec["diff"]
+    if case.diff:
+        d = case.diff
         header.append(f"# Difference seen: {json.dumps({k: d.get(k) for k in ('where', 'expected', 'got', 'count', 'numel', 'max_abs', 'max_rel', 'reference', 'eager', 'compiled') if k in d})}")
-    sc = _second_call(spec)
+    sc = _second_call(case)
     if sc:
         header.append(f"# Second call (dynamic mode): every input dim of size {sc.get('from')} made {sc.get('to')}: "
                       f"{json.dumps(sc.get('shapes'))}")
     header.append("import sys")
     body = strip_main(program_src)
+    if inlined is not None:
+        body += "\n".join(inlined) + "\n"
+    elif tensor_dir is not None:
+        body += f"\n\nHERE = {str(tensor_dir)!r}  # the case directory: its .safetensors files\n"
     settings = [
         "",
         "",
         "# ---------------------------------------------------------------------------",
         "# The check: eager vs the backend, as the campaign ran it.",
-        f"BACKEND = {spec['backend']!r}",
-        f"MODE = {spec.get('mode', 'fwd')!r}  # fwd: no_grad forward; bwd: + gradients; dynamic: dynamic=True",
-        f"DEVICE = {spec.get('device', 'cpu')!r}",
+        f"BACKEND = {case.backend!r}",
+        f"MODE = {case.mode or 'fwd'!r}  # fwd: no_grad forward; bwd: + gradients; dynamic: dynamic=True",
+        f"DEVICE = {case.device or 'cpu'!r}",
         f"EXPECTED = {kind!r}",
         f"CHECK = {check!r}  # values compared: the ones that differed (call2:*: the second call's)",
-        f"SECOND_CALL = {_second_call(spec)!r}  # dynamic mode: a second call at other input sizes",
-        f"SKIP = {sorted(spec.get('skip') or [])!r}  # outputs left out of the gradient loss",
+        f"SECOND_CALL = {sc!r}  # dynamic mode: a second call at other input sizes",
+        f"SKIP = {sorted(case.skip or [])!r}  # outputs left out of the gradient loss",
         f"INPUT_NAMES = {input_names!r}",
         "PARAM_NAMES = None",
         f"TOLERANCE = {json.dumps(oracle.TOLERANCES)}  # dtype: (atol, rtol, g)",
         f"K = {oracle.K!r}  # flag only errors K times worse than eager's own (vs float64)",
-        f"TIMEOUT_S = {int(spec.get('timeout_s') or 300)}",
-        f"MEM_LIMIT_MB = {int(spec.get('mem_limit_mb') or 0)}",
+        f"TIMEOUT_S = {int(case.timeout_s or 300)}",
+        f"MEM_LIMIT_MB = {int(case.mem_limit_mb or 0)}",
         "",
         "",
         backend.source.rstrip(),
@@ -264,20 +306,19 @@ def repro_source(program_src: str, spec: dict) -> str:
         "",
         "",
         textwrap.dedent(inspect.getsource(oracle.outputs_and_grads)).rstrip(),
+        "",
+        "",
+        textwrap.dedent(inspect.getsource(limit_address_space)).rstrip(),
     ]
     return "\n".join(header) + "\n" + body + "\n".join(settings) + "\n" + _MAIN
 
 
-def write_repro(case_dir, spec: dict | None = None) -> Path:
+def write_repro(case_dir) -> Path:
     """Write ``repro.py`` into a case directory from its ``program.py`` and ``case.json``."""
     case_dir = Path(case_dir)
-    if spec is None:
-        from fuzz.campaign.store import read_case
-
-        spec = read_case(case_dir)
     src = (case_dir / "program.py").read_text()
     path = case_dir / "repro.py"
-    path.write_text(repro_source(src, spec))
+    path.write_text(repro_source(src, read_case(case_dir)))
     return path
 
 

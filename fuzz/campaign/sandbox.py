@@ -1,7 +1,8 @@
 """Child processes for code under test: own process group, memory limit, timeout.
 
 - ``run(cmd, timeout_s, mem_limit_mb)`` runs a command to completion (re-checking a
-  case's ``repro.py``): the child sets ``RLIMIT_AS`` on itself through a tiny
+  case's ``repro.py``): the child sets ``RLIMIT_AS`` on itself
+  (``fuzz.isolation.limit_address_space``) through a tiny
   launcher (``python -m fuzz.campaign.sandbox --mem-limit-mb N -- cmd...``, then ``exec``), so
   no ``preexec_fn`` runs in the threaded driver; on timeout the whole process group
   is killed.
@@ -18,6 +19,8 @@ import subprocess
 import sys
 import time
 from dataclasses import dataclass
+
+from fuzz.isolation import limit_address_space
 
 
 @dataclass
@@ -93,13 +96,10 @@ def run(cmd: list[str], timeout_s: float, mem_limit_mb: int | None = None, cwd=N
 
 
 def _main(argv: list[str]) -> None:
-    import resource
-
     if len(argv) < 4 or argv[0] != "--mem-limit-mb" or argv[2] != "--":
         sys.stderr.write("usage: python -m fuzz.campaign.sandbox --mem-limit-mb N -- cmd ...\n")
         sys.exit(2)
-    limit = int(argv[1]) * 2**20
-    resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+    limit_address_space(int(argv[1]))
     cmd = argv[3:]
     os.execvp(cmd[0], cmd)
 

@@ -6,7 +6,9 @@ scripts see.
 
 from __future__ import annotations
 
-KINDS = ("pass", "crash", "mismatch", "hang", "signal", "oom", "invalid", "unsupported", "skip")
+from fuzz.campaign.verdict import FAILURE_KINDS, OUTCOME_KINDS, Kind
+
+KINDS = tuple(k.value for k in (*OUTCOME_KINDS, Kind.INVALID, Kind.UNSUPPORTED, Kind.SKIP))  # the table's columns
 
 
 def _w(kind: str) -> int:
@@ -22,7 +24,7 @@ def fmt_time(seconds: float) -> str:
 
 def render_lines(st: dict, remaining_s: float) -> list[str]:
     o = st["outcomes"]
-    fails = sum(o.get(k, 0) for k in ("crash", "mismatch", "hang", "signal", "oom"))
+    fails = sum(o.get(k.value, 0) for k in FAILURE_KINDS)
     lines = [
         f"assay fuzz  {fmt_time(st['elapsed_s'])} elapsed, {fmt_time(remaining_s)} left   "
         f"workers {st['workers']} (restarts {st['worker_restarts']})   seed {st['seed']}, {st['nodes']} nodes",
@@ -41,7 +43,7 @@ def render_lines(st: dict, remaining_s: float) -> list[str]:
 
 def render_line(st: dict, remaining_s: float) -> str:
     o = st["outcomes"]
-    parts = " ".join(f"{k}={o.get(k, 0)}" for k in ("pass", "crash", "mismatch", "hang", "signal", "oom"))
+    parts = " ".join(f"{k}={o.get(k.value, 0)}" for k in OUTCOME_KINDS)
     return (f"assay fuzz: {fmt_time(st['elapsed_s'])} elapsed ({fmt_time(remaining_s)} left): "
             f"{st['tests']} tests, {st['tests_per_min']:.1f}/min; {parts} invalid={st['invalid']}; "
             f"unique={st['unique_signatures']} cases={st['cases_saved']} ops={st['ops_covered']}")

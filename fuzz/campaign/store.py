@@ -32,11 +32,10 @@ import time
 from pathlib import Path
 from typing import Iterator
 
+from fuzz.campaign.case import Case, read_case
+from fuzz.campaign.failure import FailureSignature
+from fuzz.campaign.verdict import OUTCOME_KINDS, Kind, Verdict
 from fuzz.errors import AssayError
-
-CASE_FORMAT_VERSION = 1
-FAILURE_KINDS = ("crash", "mismatch", "hang", "signal", "oom")
-OUTCOME_KINDS = ("pass",) + FAILURE_KINDS
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT);
@@ -68,21 +67,6 @@ def atomic_write(path: Path, data: bytes | str) -> None:
     os.replace(tmp, path)
 
 
-def read_case(path: Path) -> dict:
-    """``case.json`` of a case directory; a missing or corrupt file is a one-line AssayError."""
-    path = Path(path)
-    file = path / "case.json" if path.is_dir() else path
-    try:
-        data = json.loads(file.read_text())
-    except FileNotFoundError:
-        raise AssayError(f"{file}: no case.json (not a saved case, or it was deleted)") from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise AssayError(f"{file}: corrupt case.json ({type(exc).__name__}: {str(exc).splitlines()[0]})") from None
-    if not isinstance(data, dict) or "id" not in data or "kind" not in data:
-        raise AssayError(f"{file}: not a case (needs at least 'id' and 'kind')")
-    return data
-
-
 class CrashStore:
     def __init__(self, root, create: bool = True):
         self.root = Path(root)
@@ -112,24 +96,25 @@ class CrashStore:
         return json.loads(row[0]) if row else default
 
     # -- journal ----------------------------------------------------------------
-    def record_test(self, test_id: str, model: int, backend: str, mode: str, kind: str, detail: str = "",
-                    signature: str | None = None, sig_text: str = "", case_id: str | None = None,
-                    elapsed_s: float | None = None) -> bool:
+    def record_test(self, test_id: str, model: int, verdict: Verdict, signature: FailureSignature | None = None,
+                    case_id: str | None = None) -> bool:
         """Journal one finished test (idempotent: a test id is recorded once). True if new."""
         now = time.time()
+        kind = str(verdict.kind)
         with self.db:
             self.db.execute("BEGIN IMMEDIATE")
             cur = self.db.execute(
                 "INSERT OR IGNORE INTO tests (id, model, backend, mode, kind, detail, signature, case_id, elapsed_s, t) "
                 "VALUES (?,?,?,?,?,?,?,?,?,?)",
-                (test_id, model, backend, mode, kind, detail[:500], signature, case_id, elapsed_s, now))
+                (test_id, model, verdict.backend, verdict.mode, kind, (verdict.detail or "")[:500],
+                 signature.id if signature else None, case_id, verdict.elapsed_s, now))
             new = cur.rowcount == 1
             if new and signature:
                 self.db.execute(
                     "INSERT INTO signatures (signature, kind, backend, text, count, first_seen, last_seen, example) "
                     "VALUES (?,?,?,?,1,?,?,?) ON CONFLICT(signature) DO UPDATE SET count=count+1, last_seen=excluded.last_seen, "
                     "example=COALESCE(signatures.example, excluded.example)",
-                    (signature, kind, backend, sig_text, now, now, case_id))
+                    (signature.id, kind, verdict.backend, signature.text, now, now, case_id))
         return new
 
     def done_tests(self) -> set[str]:
@@ -144,7 +129,7 @@ class CrashStore:
                                (signature,)).fetchone()[0]
 
     def outcome_counts(self) -> dict:
-        counts = {k: 0 for k in OUTCOME_KINDS}
+        counts = {k.value: 0 for k in OUTCOME_KINDS}
         other: dict = {}
         for kind, flaky, n in self.db.execute("SELECT kind, flaky, COUNT(*) FROM tests GROUP BY kind, flaky"):
             if flaky:
@@ -167,15 +152,15 @@ class CrashStore:
 
     def test_count(self) -> int:
         """Tests that ran (generation failures are journaled but are not tests)."""
-        return self.db.execute("SELECT COUNT(*) FROM tests WHERE kind != 'genfail'").fetchone()[0]
+        return self.db.execute("SELECT COUNT(*) FROM tests WHERE kind != ?", (Kind.GENFAIL.value,)).fetchone()[0]
 
     # -- cases ------------------------------------------------------------------
     def staging_dir(self, case_id: str) -> Path:
         return self.root / ".staging" / case_id
 
-    def stage_case(self, case: dict, files: dict[str, bytes | str], repro: str | None = None) -> Path:
+    def stage_case(self, case: Case, files: dict[str, bytes | str], repro: str | None = None) -> Path:
         """Write a case under ``.staging/<id>/`` (``case.json`` last). Overwrites an earlier partial try."""
-        d = self.staging_dir(case["id"])
+        d = self.staging_dir(case.id)
         if d.exists():
             shutil.rmtree(d)
         d.mkdir(parents=True)
@@ -183,7 +168,7 @@ class CrashStore:
             (d / name).write_bytes(data.encode() if isinstance(data, str) else data)
         if repro is not None:
             (d / "repro.py").write_text(repro)
-        atomic_write(d / "case.json", json.dumps(case, indent=1, sort_keys=False, default=str) + "\n")
+        atomic_write(d / "case.json", case.dumps())
         return d
 
     def staged(self) -> list[Path]:
@@ -204,31 +189,31 @@ class CrashStore:
         src, dst = self.staging_dir(case_id), self.root / case_id
         if src.exists():
             case = read_case(src)
-            case["reproduces"] = reproduces
-            case["flaky"] = reproduces is False
+            case.reproduces = reproduces
+            case.flaky = reproduces is False
             if note:
-                case["recheck"] = note
-            atomic_write(src / "case.json", json.dumps(case, indent=1, default=str) + "\n")
+                case.recheck = note
+            atomic_write(src / "case.json", case.dumps())
             if dst.exists():
                 shutil.rmtree(dst)
             os.replace(src, dst)
         case = read_case(dst)
-        self._index_case(case, dst)
+        self.index_case(case, dst)
         return dst
 
-    def _index_case(self, case: dict, path: Path) -> None:
-        rep = case.get("reproduces")
-        flaky = 1 if case.get("flaky") else 0
+    def index_case(self, case: Case, path: Path) -> None:
+        rep = case.reproduces
+        flaky = 1 if case.flaky else 0
         with self.db:
             self.db.execute("BEGIN IMMEDIATE")
             self.db.execute("INSERT OR REPLACE INTO cases VALUES (?,?,?,?,?,?,?,?,?,?)", (
-                case["id"], case["kind"], case.get("backend"), case.get("mode"), case.get("signature"),
-                None if rep is None else int(bool(rep)), flaky, case.get("created"),
-                ",".join(sorted(set(case.get("ops", [])))), str(path.name)))
-            if case.get("test_id"):
-                self.db.execute("UPDATE tests SET flaky=? WHERE id=?", (flaky, case["test_id"]))
+                case.id, case.kind.value, case.backend or None, case.mode or None, case.signature,
+                None if rep is None else int(bool(rep)), flaky, case.created,
+                ",".join(sorted(set(case.ops))), str(path.name)))
+            if case.test_id:
+                self.db.execute("UPDATE tests SET flaky=? WHERE id=?", (flaky, case.test_id))
 
-    def iter_cases(self) -> Iterator[tuple[Path, dict]]:
+    def iter_cases(self) -> Iterator[tuple[Path, Case]]:
         """Every readable case directory (corrupt ones: one warning line each, skipped)."""
         for d in sorted(self.root.iterdir()):
             if not d.is_dir() or d.name.startswith(".") or d.name == "logs":
@@ -242,12 +227,12 @@ class CrashStore:
         """Make the index agree with the case directories (after a crash or manual edits)."""
         on_disk = {}
         for d, case in self.iter_cases():
-            on_disk[case["id"]] = (d, case)
+            on_disk[case.id] = (d, case)
         indexed = {r[0] for r in self.db.execute("SELECT id FROM cases")}
         added = removed = 0
         for cid, (d, case) in on_disk.items():
             if cid not in indexed:
-                self._index_case(case, d)
+                self.index_case(case, d)
                 added += 1
         for cid in indexed - set(on_disk):
             self.db.execute("DELETE FROM cases WHERE id=?", (cid,))

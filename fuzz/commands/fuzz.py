@@ -40,7 +40,8 @@ def register(sub) -> None:
 
 def run(args) -> int:
     from fuzz.campaign import backends
-    from fuzz.campaign.driver import Campaign, Config, default_mem_limit_mb, parse_duration
+    from fuzz.campaign.config import Config, default_mem_limit_mb, parse_duration
+    from fuzz.campaign.driver import Campaign
     from fuzz.errors import AssayError
 
     out = args.resume or args.out or "crashes"

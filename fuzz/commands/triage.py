@@ -5,10 +5,11 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+from fuzz.campaign.verdict import FAILURE_KINDS
 from fuzz.errors import AssayError
 from fuzz.commands import positive_seconds
 
-KINDS = ("crash", "mismatch", "hang", "signal", "oom")
+KINDS = tuple(k.value for k in FAILURE_KINDS)
 
 
 def register(sub) -> None:
@@ -85,8 +86,7 @@ def register(sub) -> None:
 
 def _list(args) -> int:
     from fuzz.commands import print_json
-    from fuzz.triage.listing import filter_rows, render_table, sort_rows
-    from fuzz.triage.store_adapter import listing_rows
+    from fuzz.triage.listing import filter_rows, listing_rows, render_table, sort_rows
 
     rows = sort_rows(filter_rows(listing_rows(args.dir), kind=args.kind, backend=args.backend, op=args.op), args.sort)
     if args.json:
@@ -103,7 +103,7 @@ def _show(args) -> int:
 
     case = load_case(args.dir, args.case_id)
     if args.json:
-        print_json(case.data)
+        print_json(case.to_json())
     else:
         print(render_case(case))
     return 0
@@ -128,10 +128,10 @@ def _reduce(args) -> int:
 
 def _repro(args) -> int:
     from fuzz.triage.cases import load_case
-    from fuzz.triage.store_adapter import repro_source
+    from fuzz.triage.show import printed_repro
 
     case = load_case(args.dir, args.case_id)
-    sys.stdout.write(repro_source(case))
+    sys.stdout.write(printed_repro(case))
     return 0
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
+from fuzz.isolation import address_space_headroom
 from fuzz.ir.graph import Graph, Node
 from fuzz.ir.record import decode_value, resolve_op
 
@@ -110,36 +111,8 @@ def bind_outputs(node: Node, result) -> dict:
 CALL_HEADROOM_BYTES = 512 << 20
 
 
-class _AddressSpaceHeadroom:
-    """Lower RLIMIT_AS's soft limit to (current size + headroom) for the duration of one call."""
-
-    def __init__(self, headroom: int):
-        self.headroom = headroom
-        self.saved = None
-
-    def __enter__(self):
-        try:
-            import resource
-
-            with open("/proc/self/statm") as f:
-                size = int(f.read().split()[0]) * resource.getpagesize()
-            soft, hard = resource.getrlimit(resource.RLIMIT_AS)
-            limit = size + self.headroom
-            if hard != resource.RLIM_INFINITY:
-                limit = min(limit, hard)
-            if soft == resource.RLIM_INFINITY or limit < soft:
-                resource.setrlimit(resource.RLIMIT_AS, (limit, hard))
-                self.saved = (soft, hard)
-        except (ImportError, OSError, ValueError):  # not Linux: no headroom
-            self.saved = None
-        return self
-
-    def __exit__(self, *exc):
-        if self.saved is not None:
-            import resource
-
-            resource.setrlimit(resource.RLIMIT_AS, self.saved)
-        return False
+# one operator call under this much extra address space (fuzz.isolation)
+_AddressSpaceHeadroom = address_space_headroom
 
 
 def run_node(node: Node, env: dict, submodules: dict, device: str = "cpu") -> dict:

@@ -307,15 +307,22 @@ def run_inference(corpus: str, out: str, workers: int = 2, ops: set[str] | None 
     results = []
     last = time.monotonic()
     if workers > 1 and len(payloads) > 1:
-        import multiprocessing as mp
+        from fuzz.isolation import run_tasks
 
-        ctx = mp.get_context("spawn" if sys.platform == "darwin" else "fork")
-        with ctx.Pool(workers, maxtasksperchild=200) as pool:
-            for i, res in enumerate(pool.imap_unordered(infer_task, payloads, chunksize=1), 1):
-                results.append(json.loads(res))
-                if time.monotonic() - last > 5 or i == len(payloads):
-                    last = time.monotonic()
-                    progress(f"{i}/{len(payloads)} operators, {time.monotonic() - t0:.1f} s elapsed")
+        def infer_chunks(payload, deadline):  # noqa: ARG001 - no per-operator deadline
+            yield [json.loads(infer_task(payload))]
+
+        def take(index, items, problem):
+            nonlocal last
+            if problem:
+                raise AssayError(f"rule inference failed on operator {order[index]}: {problem}")
+            results.extend(items)
+            if time.monotonic() - last > 5 or len(results) == len(payloads):
+                last = time.monotonic()
+                progress(f"{len(results)}/{len(payloads)} operators, {time.monotonic() - t0:.1f} s elapsed")
+
+        run_tasks(payloads, infer_chunks, workers=workers, time_budget=float("inf"), on_result=take,
+                  tasks_per_worker=200)
     else:
         for i, p in enumerate(payloads, 1):
             results.append(json.loads(infer_task(p)))

@@ -23,7 +23,6 @@ from __future__ import annotations
 import json
 import random
 import signal
-import sys
 import time
 
 from fuzz.ir import dsl
@@ -251,27 +250,19 @@ def validate_rules(rules, workers: int = 2, k: int = K, seed=SEED, seconds: floa
                      f"{time.monotonic() - t0:.0f} s")
 
     if workers > 1 and len(payloads) > 1:
-        import multiprocessing as mp
+        from fuzz.isolation import run_tasks
 
-        ctx = mp.get_context("spawn" if sys.platform == "darwin" else "fork")
-        pool = ctx.Pool(workers, maxtasksperchild=50)
-        try:
-            it = pool.imap_unordered(_worker, payloads, chunksize=1)
-            for _ in payloads:
-                remaining = None if budget is None else budget - (time.monotonic() - t0)
-                if remaining is not None and remaining <= 0:
-                    timed_out = True
-                    break
-                try:
-                    res = it.next(timeout=remaining)
-                except mp.TimeoutError:
-                    timed_out = True
-                    break
+        def validate_chunk(payload, deadline):  # noqa: ARG001 - each rule has its own CPU-time alarm
+            yield [_worker(payload)]
+
+        def taken(index, items, problem):  # noqa: ARG001
+            for res in items:
                 take(res)
-                report()
-        finally:
-            pool.terminate()
-            pool.join()
+            report()
+
+        stop_at = None if budget is None else t0 + budget
+        timed_out = not run_tasks(payloads, validate_chunk, workers=workers, time_budget=float("inf"),
+                                  on_result=taken, stop_at=stop_at, tasks_per_worker=50)
     else:
         for p in payloads:
             if budget is not None and time.monotonic() - t0 > budget:

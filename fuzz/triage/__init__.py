@@ -2,10 +2,10 @@
 
 Modules:
 
-- ``cases``: reading case directories (through ``fuzz.campaign.store`` when present) with one-line errors;
+- ``cases``: finding case directories (each read into ``fuzz.campaign.case.Case``) with one-line errors;
 - ``interp``: a small in-process graph interpreter (meta-tensor shape propagation, eager
   intermediate values) used by the reducer to keep candidates valid;
 - ``reduce``: delta debugging over a ``Graph`` with a pluggable ``still_fails`` predicate;
 - ``runner``: the real predicate, a persistent sandboxed child that replays candidates;
-- ``listing``, ``recheck``, ``report``: the other subcommands' logic.
+- ``listing``, ``show``, ``actions`` (reduce, recheck), ``report``: the subcommands' logic.
 """

@@ -11,10 +11,13 @@ import time
 from datetime import datetime, timezone
 from pathlib import Path
 
+from fuzz.campaign.case import Case
+from fuzz.campaign.failure import FailureSignature, sign
+from fuzz.campaign.verdict import Verdict
 from fuzz.errors import AssayError
 from fuzz.ir.graph import Graph
-from fuzz.triage.cases import Case, iter_cases, load_case
-from fuzz.triage.runner import Verdict, WorkerRunner, failure_class, verdict_class
+from fuzz.triage.cases import iter_cases, load_case
+from fuzz.triage.runner import WorkerRunner
 
 REDUCED_SUFFIX = "-reduced"
 
@@ -23,16 +26,19 @@ def _now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
-def _case_timeout(case: Case, override: float | None) -> float:
+def case_timeout(case: Case, override: float | None) -> float:
+    """Seconds per replay of ``case``: ``override``, else from its repro's budget, else 60."""
     if override:
         return float(override)
     # case.json's timeout_s is the repro's whole-run budget (test timeout + slack)
-    t = case.get("timeout_s")
+    t = case.timeout_s
     return float(min(max(float(t) - 60, 30), 300)) if t else 60.0
 
 
-def case_class(case: Case) -> tuple:
-    return failure_class(case.kind, case.backend, case.mode or "fwd", case.signature, case.get("signature_text") or "")
+def _same_failure(v: Verdict, graph: Graph, target: tuple) -> FailureSignature | None:
+    """The replay's signature when it is the failure being reduced, else None."""
+    sig = sign(v, graph.ops())
+    return sig if sig is not None and sig.reduction_class == target else None
 
 
 # ---------------------------------------------------------------------------
@@ -50,37 +56,40 @@ def reduce_case(case: Case, *, time_budget: float = 120.0, timeout: float | None
     log = log or (lambda m: None)
     if case.reduced_from:
         raise AssayError(f"{case.id} is already a reduced case (of {case.reduced_from}); reduce that one again instead")
-    graph = case.graph()
+    graph = case.program_graph()
     tensors = case.tensors(graph)
-    target = case_class(case)
+    target = case.failure.reduction_class
     t0 = time.monotonic()
     own_runner = runner is None
     if runner is None:
-        runner = WorkerRunner(case.backend, case.mode or "fwd", timeout=_case_timeout(case, timeout),
-                              mem_limit_mb=case.get("mem_limit_mb") or None, env=env, device=case.get("device") or "cpu")
-    verdicts: dict[str, Verdict] = {}
+        runner = WorkerRunner(case.backend, case.mode or "fwd", timeout=case_timeout(case, timeout),
+                              mem_limit_mb=case.mem_limit_mb or None, env=env, device=case.device or "cpu")
+    verdicts: dict[str, tuple[Verdict, FailureSignature]] = {}
     try:
         log(f"{case.id}: replaying the case ({case.kind} on {case.backend}/{case.mode or 'fwd'}, {len(graph.nodes)} ops)")
         first = runner.run(graph, tensors)
-        if not first.failed or verdict_class(first) != target:
-            got = f"{first.kind}" + (f" ({first.signature})" if first.signature else "")
+        first_sig = _same_failure(first, graph, target)
+        if first_sig is None:
+            got_sig = sign(first, graph.ops())
+            got = f"{first.kind}" + (f" ({got_sig.id})" if got_sig else "")
             raise AssayError(f"case {case.id} does not reproduce its signature with torch {_torch_version()} "
                              f"(got {got}); nothing to reduce ('assay triage recheck {case.id}' records this)")
 
         def still_fails(g: Graph, t: dict) -> bool:
             v = runner.run(g, t)
-            ok = v.failed and verdict_class(v) == target
-            log(f"  run {runner.jobs:3d}: {len(g.nodes)} ops -> {v.kind}{' (same failure)' if ok else ''} [{v.seconds:.1f}s]")
-            if ok:
-                verdicts[_key(g)] = v
-            return ok
+            sig = _same_failure(v, g, target)
+            log(f"  run {runner.jobs:3d}: {len(g.nodes)} ops -> {v.kind}{' (same failure)' if sig else ''} [{v.elapsed_s:.1f}s]")
+            if sig:
+                verdicts[_key(g)] = v, sig
+            return sig is not None
 
         remaining = max(5.0, time_budget - (time.monotonic() - t0))
         reducer = Reducer(graph, tensors, still_fails, time_budget=remaining, log=log, shrink=shrink)
         result = reducer.run()
-        final = verdicts.get(_key(result.graph)) or first
-        if final is first and len(result.graph.nodes) != len(graph.nodes):
-            final = runner.run(result.graph, result.tensors)
+        final = verdicts.get(_key(result.graph)) or (first, first_sig)
+        if final[0] is first and len(result.graph.nodes) != len(graph.nodes):
+            v = runner.run(result.graph, result.tensors)
+            final = v, sign(v, result.graph.ops())
     finally:
         if own_runner:
             runner.close()
@@ -100,8 +109,8 @@ def reduce_case(case: Case, *, time_budget: float = 120.0, timeout: float | None
         "seconds": round(seconds, 2),
         "runs": result.tests + 1,
         "timed_out": result.timed_out,
-        "signature": final.signature,
-        "original_signature": case.signature,
+        "signature": final[1].id if final[1] else None,
+        "original_signature": case.failure.id,
     }
 
 
@@ -118,78 +127,82 @@ def _torch_version() -> str:
         return "?"
 
 
-def save_reduced(case: Case, graph: Graph, tensors: dict, verdict: Verdict, info: dict) -> Path:
+def save_reduced(case: Case, graph: Graph, tensors: dict, found: tuple[Verdict, FailureSignature | None],
+                 info: dict) -> Path:
     """Write the reduced case as a complete case directory through the crash store."""
+    import dataclasses
     import tempfile
 
     from fuzz.campaign import repro
-    from fuzz.gen.program import PROGRAM_FILES, save_program
     from fuzz.campaign.store import CrashStore
+    from fuzz.gen.program import PROGRAM_FILES, save_program
 
+    verdict, sig = found
     new_id = case.id + REDUCED_SUFFIX
     root = case.path.parent
     with tempfile.TemporaryDirectory(prefix="assay-reduced-") as tmp:
         save_program(graph, tensors, tmp)
         files = {name: (Path(tmp) / name).read_bytes() for name in PROGRAM_FILES}
-    raw = verdict.raw or {}
     try:
         from fuzz.triage.interp import aten_ops
 
         info = {**info, "aten_ops": aten_ops(graph)}
     except Exception:  # ops without meta kernels: listing falls back to the signature
         pass
-    data = dict(case.data)
-    data.update({
-        "id": new_id,
-        "test_id": None,
-        "kind": verdict.kind,
-        "outcome": f"{verdict.kind}: {verdict.detail}".strip(": "),
-        "detail": verdict.detail,
-        "signature": verdict.signature,
-        "signature_text": verdict.signature_text,
-        "error": verdict.error,
-        "diff": verdict.diff,
-        "check": raw.get("check") or ([verdict.diff["where"]] if verdict.diff and verdict.diff.get("where") else []),
-        "skip": sorted((raw.get("skipped_values") or {}).keys()),
-        "skipped_values": raw.get("skipped_values") or {},
-        "ops": graph.ops(),
-        "graph": graph.to_json(),
-        "versions": repro.versions(),
-        "created": _now(),
-        "reproduces": True,
-        "flaky": False,
-        "files": sorted(list(files) + ["repro.py", "case.json"]),
-        "triage": {"reduced_from": case.id, **info},
-    })
-    src = repro.repro_source(files["program.py"].decode(), data)
+    reduced = dataclasses.replace(
+        case,
+        id=new_id,
+        test_id=None,
+        kind=verdict.kind,
+        outcome=f"{verdict.kind}: {verdict.detail}".strip(": "),
+        detail=verdict.detail,
+        signature=sig.id if sig else None,
+        signature_text=sig.text if sig else "",
+        error=verdict.error,
+        diff=verdict.diff,
+        check=verdict.check or ([verdict.diff["where"]] if verdict.diff and verdict.diff.get("where") else []),
+        skip=sorted((verdict.skipped_values or {}).keys()),
+        skipped_values=verdict.skipped_values or {},
+        ops=graph.ops(),
+        graph=graph.to_json(),
+        versions=repro.versions(),
+        created=_now(),
+        reproduces=True,
+        flaky=False,
+        files=sorted(list(files) + ["repro.py", "case.json"]),
+        triage={"reduced_from": case.id, **info},
+        path=None,
+    )
+    src = repro.repro_source(files["program.py"].decode(), reduced)
     store = CrashStore(root)
     try:
-        store.stage_case(data, files, src)
+        store.stage_case(reduced, files, src)
         path = store.finalize(new_id, True, f"reduced from {case.id}; reproduced in the campaign worker")
     finally:
         store.close()
     # the original points at its reduced case
-    update_case(case.path, lambda d: d.setdefault("triage", {}).update(
-        {"reduced_case": new_id, "ops_after": info["ops_after"], "reduced_at": _now()}))
+    update_case(case.path, lambda c: setattr(c, "triage", {**(c.triage or {}), "reduced_case": new_id,
+                                                           "ops_after": info["ops_after"], "reduced_at": _now()}))
     return path
 
 
-def update_case(path: Path, change) -> dict:
-    """Apply ``change(data)`` to a case.json atomically (and re-index it in the store)."""
-    from fuzz.campaign.store import CrashStore, atomic_write, read_case
+def update_case(path: Path, change) -> Case:
+    """Apply ``change(case)`` to a saved case and rewrite its case.json atomically (re-indexed in the store)."""
+    from fuzz.campaign.case import read_case
+    from fuzz.campaign.store import CrashStore, atomic_write
 
-    data = read_case(path)
-    change(data)
-    atomic_write(Path(path) / "case.json", json.dumps(data, indent=1, default=str) + "\n")
+    case = read_case(path)
+    change(case)
+    atomic_write(Path(path) / "case.json", case.dumps())
     try:
         store = CrashStore(Path(path).parent, create=False)
         try:
-            store._index_case(data, Path(path))
+            store.index_case(case, Path(path))
         finally:
             store.close()
     except Exception:  # the index is a cache of the case files; a failure here loses nothing
         pass
-    return data
+    return case
 
 
 # ---------------------------------------------------------------------------
@@ -204,11 +217,11 @@ def select_cases(root, ids: list[str], all_cases: bool) -> list[Case]:
         return cases
     # one case per signature (the earliest), plus every reduced case
     seen, out = set(), []
-    for c in sorted(cases, key=lambda c: (str(c.get("created") or ""), c.id)):
+    for c in sorted(cases, key=lambda c: (str(c.created or ""), c.id)):
         if c.reduced_from:
             out.append(c)
-        elif c.signature not in seen:
-            seen.add(c.signature)
+        elif c.failure.id not in seen:
+            seen.add(c.failure.id)
             out.append(c)
     return out
 
@@ -222,41 +235,43 @@ def recheck(root, ids: list[str] = (), *, all_cases: bool = False, timeout: floa
         raise AssayError(f"no saved cases in {root}")
     groups: dict[tuple, list[Case]] = {}
     for c in cases:
-        groups.setdefault((c.backend, c.mode or "fwd", c.get("device") or "cpu"), []).append(c)
+        groups.setdefault((c.backend, c.mode or "fwd", c.device or "cpu"), []).append(c)
     results = []
     torch_v = _torch_version()
     for (backend, mode, device), members in groups.items():
-        t = max(_case_timeout(c, timeout) for c in members)
-        with WorkerRunner(backend, mode, timeout=t, mem_limit_mb=max(c.get("mem_limit_mb") or 0 for c in members) or None,
+        t = max(case_timeout(c, timeout) for c in members)
+        with WorkerRunner(backend, mode, timeout=t, mem_limit_mb=max(c.mem_limit_mb or 0 for c in members) or None,
                           env=env, device=device) as runner:
             for c in members:
                 try:
-                    graph = c.graph()
+                    graph = c.program_graph()
                     c.tensors(graph)  # fail early with a one-line error when tensors are missing/corrupt
                 except AssayError as exc:
                     results.append({"case_id": c.id, "status": "unreadable", "reproduces": None, "error": str(exc)})
                     log(f"{c.id}: unreadable ({exc})")
                     continue
-                v = runner.run_dir(c.path, graph.ops())
-                if v.failed and v.signature == c.signature:
+                v = runner.run_dir(c.path)
+                sig = sign(v, graph.ops())
+                if sig is not None and sig.id == c.failure.id:
                     status = "open"
-                elif v.failed:
+                elif sig is not None:
                     status = "changed"
                 else:
                     status = "fixed"
-                rec = {"status": status, "reproduces": v.failed and status == "open", "kind": v.kind,
-                       "signature": v.signature, "at": _now(), "torch": torch_v, "seconds": round(v.seconds, 2)}
+                rec = {"status": status, "reproduces": status == "open", "kind": v.kind.value,
+                       "signature": sig.id if sig else None, "at": _now(), "torch": torch_v,
+                       "seconds": round(v.elapsed_s, 2)}
                 if status == "changed":
-                    rec["new_signature_text"] = v.signature_text
+                    rec["new_signature_text"] = sig.text
                     rec["error"] = v.error
 
-                def change(d, rec=rec):
-                    d.setdefault("triage", {})["recheck"] = rec
-                    d["reproduces"] = rec["reproduces"]
+                def change(case, rec=rec):
+                    case.triage = {**(case.triage or {}), "recheck": rec}
+                    case.reproduces = rec["reproduces"]
 
                 update_case(c.path, change)
-                results.append({"case_id": c.id, "signature": c.signature, "backend": backend, "mode": mode, **rec})
-                log(f"{c.id}: {status} ({v.kind}{', ' + v.signature if v.signature and status == 'changed' else ''})")
+                results.append({"case_id": c.id, "signature": c.failure.id, "backend": backend, "mode": mode, **rec})
+                log(f"{c.id}: {status} ({v.kind}{', ' + sig.id if sig and status == 'changed' else ''})")
     return results
 
 

@@ -1,9 +1,9 @@
-"""Reading saved cases for triage, with one-line errors for missing or corrupt ones.
+"""Finding saved cases for triage, with one-line errors for missing or corrupt ones.
 
 A case is a directory ``DIR/<case-id>/`` written by the crash store (``fuzz.campaign.store``):
-``case.json`` (id, kind, backend, mode, signature, outcome, error, graph, ops, versions,
-seed, created, reproduces, diff, ...), ``inputs.safetensors`` / ``params.safetensors``
-(keys as ``fuzz.gen.program.save_program`` writes them), ``program.py`` and ``repro.py``.
+``case.json`` (read into ``fuzz.campaign.case.Case``), ``inputs.safetensors`` /
+``params.safetensors`` (keys as ``fuzz.gen.program.save_program`` writes them), ``program.py``
+and ``repro.py``.
 
 Triage reads ``case.json`` files directly (they are the source of truth; the SQLite index
 is only a cache of them) and never loads anything with pickle.
@@ -11,82 +11,13 @@ is only a cache of them) and never loads anything with pickle.
 
 from __future__ import annotations
 
-import json
-from dataclasses import dataclass
+import sys
 from pathlib import Path
 
+from fuzz.campaign.case import CASE_FILE, Case, read_case
 from fuzz.errors import AssayError
-from fuzz.ir.graph import Graph
 
 DEFAULT_DIR = "crashes"
-CASE_FILE = "case.json"
-
-
-@dataclass
-class Case:
-    id: str
-    path: Path
-    data: dict
-
-    def get(self, key, default=None):
-        return self.data.get(key, default)
-
-    @property
-    def kind(self) -> str:
-        return str(self.data.get("kind") or "unknown")
-
-    @property
-    def backend(self) -> str:
-        return str(self.data.get("backend") or "?")
-
-    @property
-    def mode(self) -> str:
-        return str(self.data.get("mode") or "")
-
-    @property
-    def signature(self) -> str:
-        return str(self.data.get("signature") or f"unsigned:{self.id}")
-
-    @property
-    def ops(self) -> list[str]:
-        ops = self.data.get("ops")
-        if isinstance(ops, list):
-            return [str(o) for o in ops]
-        try:
-            return self.graph().ops()
-        except AssayError:
-            return []
-
-    @property
-    def reduced_from(self) -> str | None:
-        return (self.data.get("triage") or {}).get("reduced_from")
-
-    def graph(self) -> Graph:
-        data = self.data.get("graph")
-        if data is None and (self.path / "graph.json").exists():
-            data = _read_json(self.path / "graph.json")
-        if not isinstance(data, dict):
-            raise AssayError(f"case {self.id}: case.json has no graph; the case cannot be replayed")
-        try:
-            return Graph.from_json(data)
-        except ValueError as exc:
-            raise AssayError(f"case {self.id}: corrupt graph in case.json ({exc})") from None
-
-    def tensors(self, graph: Graph | None = None) -> dict:
-        """Inputs and params by graph name, submodule weights by state-dict key (never pickle)."""
-        return read_case_tensors(self.path, graph or self.graph(), self.id)
-
-
-def _read_json(path: Path) -> dict:
-    try:
-        data = json.loads(path.read_text())
-    except FileNotFoundError:
-        raise AssayError(f"{path} does not exist") from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise AssayError(f"{path}: corrupt JSON ({exc}); the case cannot be read") from None
-    if not isinstance(data, dict):
-        raise AssayError(f"{path}: expected a JSON object, found {type(data).__name__}")
-    return data
 
 
 def check_dir(root) -> Path:
@@ -116,14 +47,11 @@ def load_case(root, case_id: str) -> Case:
             raise AssayError(f"{path} has no case.json; it is not a saved case (corrupt or still being written)")
         else:
             raise AssayError(f"no case {case_id!r} in {root}; 'assay triage list --dir {root}' shows the saved cases")
-    data = _read_json(path / CASE_FILE)
-    return Case(id=str(data.get("id") or path.name), path=path, data=data)
+    return read_case(path)
 
 
 def iter_cases(root, *, skip_corrupt: bool = True) -> list[Case]:
     """Every readable case under ``root``; corrupt ones are skipped (or raise with ``skip_corrupt=False``)."""
-    import sys
-
     out = []
     for cid in case_ids(root):
         try:
@@ -132,31 +60,4 @@ def iter_cases(root, *, skip_corrupt: bool = True) -> list[Case]:
             if not skip_corrupt:
                 raise
             sys.stderr.write(f"assay: warning: skipping {cid}: {exc}\n")
-    return out
-
-
-def read_case_tensors(path: Path, graph: Graph, case_id: str = "") -> dict:
-    from safetensors import SafetensorError
-    from safetensors.torch import load_file
-
-    from fuzz.gen.program import tensor_identifiers
-
-    names = tensor_identifiers(graph)
-    back = {v: k for k, v in names.items()}
-    out: dict = {}
-    for fname in ("inputs.safetensors", "params.safetensors"):
-        f = Path(path) / fname
-        if not f.exists():
-            if fname == "inputs.safetensors" and graph.inputs:
-                raise AssayError(f"case {case_id or path}: {fname} is missing; the case cannot be replayed")
-            continue
-        try:
-            loaded = load_file(str(f))
-        except (SafetensorError, OSError, ValueError) as exc:
-            raise AssayError(f"case {case_id or path}: corrupt {fname} ({exc})") from None
-        for key, value in loaded.items():
-            out[back.get(key, key)] = value
-    missing = [n for n in graph.inputs if n not in out]
-    if missing:
-        raise AssayError(f"case {case_id or path}: inputs.safetensors lacks {', '.join(missing[:4])}")
     return out

@@ -15,8 +15,11 @@ start as two signatures; reduced to the operators that matter, they become one.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 
-from fuzz.triage.cases import Case, iter_cases
+from fuzz.campaign.case import Case
+from fuzz.campaign.verdict import Kind
+from fuzz.triage.cases import check_dir, iter_cases
 
 SORT_KEYS = ("count", "first", "last", "kind")
 
@@ -63,29 +66,28 @@ def norm_time(ts) -> str | None:
         return str(ts)
 
 
-def _when(case: Case, key: str) -> str | None:
-    return norm_time(case.get(key) or case.get("created"))
+def _when(case: Case) -> str | None:
+    return norm_time(case.created)
 
 
 def _status(case: Case) -> tuple[bool | None, str]:
-    tri = case.get("triage") or {}
-    rec = tri.get("recheck") or {}
+    rec = (case.triage or {}).get("recheck") or {}
     if rec:
         return rec.get("reproduces"), rec.get("status", "open")
-    rep = case.get("reproduces")
+    rep = case.reproduces
     # the campaign's own re-check (repro.py in a fresh process) failing means flaky, not fixed
     return (rep if isinstance(rep, bool) else None), ("open" if rep else "unchecked" if rep is None else "flaky")
 
 
 def error_line(case: Case) -> str:
-    err = case.get("error") or {}
-    diff = case.get("diff")
+    err = case.error or {}
+    diff = case.diff
     if not err and isinstance(diff, dict):
         if "max_abs" in diff:
             return (f"{diff.get('where', '?')}: {diff.get('count', '?')}/{diff.get('numel', '?')} values off, "
                     f"max abs error {float(diff['max_abs']):.3g} (eager {diff.get('eager')}, compiled {diff.get('compiled')})")[:160]
         if "expected" in diff:
-            return f"{diff.get('where', '?')}: {case.get('detail') or 'differs'}: eager {diff.get('expected')}, compiled {diff.get('got')}"[:160]
+            return f"{diff.get('where', '?')}: {case.detail or 'differs'}: eager {diff.get('expected')}, compiled {diff.get('got')}"[:160]
     if isinstance(err, dict):
         text = f"{err.get('type') or ''}: {err.get('message') or ''}".strip(": ")
     else:
@@ -103,22 +105,49 @@ def group_key(reduced: Case) -> str:
     """
     import hashlib
 
-    if reduced.kind == "crash":
-        return reduced.signature
-    tri = reduced.get("triage") or {}
-    ops = tri.get("aten_ops")
+    if reduced.kind == Kind.CRASH:
+        return reduced.failure.id
+    ops = (reduced.triage or {}).get("aten_ops")
     if ops is None:
         try:
             from fuzz.triage.interp import aten_ops
 
-            ops = aten_ops(reduced.graph())
+            ops = aten_ops(reduced.program_graph())
         except Exception:
-            return reduced.signature
-    text = reduced.get("signature_text") or ""
-    parts = text.split("|")
-    cls = "|".join(parts[:-1]) if len(parts) > 2 else f"{reduced.kind}|{reduced.backend}|{reduced.mode}"
+            return reduced.failure.id
+    cls = "|".join(reduced.failure.reduction_class)
     digest = hashlib.sha1(f"{cls}|{','.join(sorted(ops))}".encode()).hexdigest()[:12]
     return f"{reduced.kind}-{reduced.backend}-{digest}"
+
+
+def index_counts(root) -> dict:
+    """signature -> {count, first_seen, last_seen} from the store's SQLite index (empty if none)."""
+    import sqlite3
+
+    from fuzz.campaign.store import CrashStore
+    from fuzz.errors import AssayError
+
+    if not (Path(root) / "index.sqlite").exists():
+        return {}
+    try:
+        store = CrashStore(root, create=False)
+        try:
+            rows = store.signatures()
+        finally:
+            store.close()
+    except (AssayError, sqlite3.Error):
+        return {}
+    return {r["signature"]: {"count": r["count"] or 0, "first_seen": norm_time(r["first_seen"]),
+                             "last_seen": norm_time(r["last_seen"])} for r in rows}
+
+
+def listing_rows(root) -> list[Row]:
+    """``signature_rows`` of a campaign directory with the index's hit counts; rows first seen
+    since the campaign was created are ``new``."""
+    from fuzz.campaign.config import created_at
+
+    check_dir(root)
+    return signature_rows(root, counts=index_counts(root), since=created_at(root))
 
 
 def signature_rows(root, *, counts: dict | None = None, since: str | None = None) -> list[Row]:
@@ -133,33 +162,33 @@ def signature_rows(root, *, counts: dict | None = None, since: str | None = None
     reduced = {c.reduced_from: c for c in cases if c.reduced_from}
     groups: dict[str, list[Case]] = {}
     for c in originals:
-        key = group_key(reduced[c.id]) if c.id in reduced else c.signature
+        key = group_key(reduced[c.id]) if c.id in reduced else c.failure.id
         groups.setdefault(key, []).append(c)
     rows = []
     for sig, members in groups.items():
-        members.sort(key=lambda c: (_when(c, "created") or "", c.id))
+        members.sort(key=lambda c: (_when(c) or "", c.id))
         first, last = members[0], members[-1]
         red = next((reduced[c.id] for c in members if c.id in reduced), None)
         smallest = min(members, key=lambda c: (len(c.ops), c.id))
-        latest_checked = max(members, key=lambda c: str((c.get("triage") or {}).get("recheck", {}).get("at", "")))
+        latest_checked = max(members, key=lambda c: str(((c.triage or {}).get("recheck") or {}).get("at", "")))
         reproduces, status = _status(latest_checked)
         row = Row(
             signature=sig,
-            kind=first.kind,
+            kind=first.kind.value,
             backend=first.backend,
             mode=first.mode,
             count=len(members),
             case_ids=[c.id for c in members],
             ops=sorted(set(red.ops if red else smallest.ops)),
-            first_seen=_when(first, "first_seen"),
-            last_seen=_when(last, "last_seen"),
+            first_seen=_when(first),
+            last_seen=_when(last),
             reproduces=reproduces,
             status=status,
             reduced_case=red.id if red else None,
             ops_after=len(red.ops) if red else None,
             error=error_line(first),
             backends=sorted({c.backend for c in members}),
-            signatures=sorted({c.signature for c in members}),
+            signatures=sorted({c.failure.id for c in members}),
         )
         rows.append(row)
     # Hit counts from the index are per campaign signature. A campaign signature whose cases
@@ -173,7 +202,7 @@ def signature_rows(root, *, counts: dict | None = None, since: str | None = None
         extras = [(counts or {}).get(s) for s in row.signatures if len(owner[s]) == 1]
         extras = [e for e in extras if e]
         if extras:
-            shared = sum(1 for c in groups[row.signature] if len(owner[c.signature]) > 1)
+            shared = sum(1 for c in groups[row.signature] if len(owner[c.failure.id]) > 1)
             row.count = max(row.count, shared + sum(int(e.get("count") or 0) for e in extras))
             row.first_seen = min(filter(None, [row.first_seen] + [norm_time(e.get("first_seen")) for e in extras]), default=None)
             row.last_seen = max(filter(None, [row.last_seen] + [norm_time(e.get("last_seen")) for e in extras]), default=None)

@@ -21,14 +21,16 @@ from collections import Counter
 from datetime import datetime
 from pathlib import Path
 
+from fuzz.campaign.verdict import FAILURE_KINDS, Kind
 from fuzz.triage.cases import iter_cases
-from fuzz.triage.listing import Row, sort_rows
+from fuzz.triage.listing import Row, listing_rows, sort_rows
 
 OUTCOME_COLORS = {
-    "pass": "#59a14f", "ok": "#59a14f", "crash": "#e15759", "mismatch": "#f28e2b", "hang": "#b07aa1",
-    "signal": "#9c755f", "oom": "#76b7b2", "skip": "#bab0ac", "invalid": "#d9d9d9", "unsupported": "#8cd17d",
-    "error": "#edc948",
+    Kind.PASS: "#59a14f", "ok": "#59a14f", Kind.CRASH: "#e15759", Kind.MISMATCH: "#f28e2b", Kind.HANG: "#b07aa1",
+    Kind.SIGNAL: "#9c755f", Kind.OOM: "#76b7b2", Kind.SKIP: "#bab0ac", Kind.INVALID: "#d9d9d9",
+    Kind.UNSUPPORTED: "#8cd17d", "error": "#edc948",
 }
+FAILURES = tuple(k.value for k in FAILURE_KINDS)
 TIME_COLUMNS = ("elapsed_s", "elapsed", "seconds", "time_s", "time", "t", "wall_s", "unix_time", "timestamp")
 TESTS_COLUMNS = ("tests", "total_tests", "tests_run", "executions", "execs", "total", "done")
 UNIQUE_COLUMNS = ("unique", "unique_failures", "signatures", "unique_signatures", "distinct", "bugs")
@@ -98,7 +100,7 @@ def _series(rows: list[dict]) -> dict:
         if c and all(isinstance(r.get(c), float) for r in rows):
             out[key] = [r[c] for r in rows]
     kinds = {}
-    for k in ("crash", "mismatch", "hang", "signal", "oom"):
+    for k in FAILURES:
         c = _pick(cols, (k, k + "s", k + "es"))
         if c and all(isinstance(r.get(c), float) for r in rows) and any(r[c] for r in rows):
             kinds[k] = [r[c] for r in rows]
@@ -125,7 +127,7 @@ def backend_outcomes(stats: dict, cases) -> tuple[dict, str]:
     for c in cases:
         if c.reduced_from:
             continue
-        out.setdefault(c.backend, Counter())[c.kind] += 1
+        out.setdefault(c.backend, Counter())[c.kind.value] += 1
     return {b: dict(v) for b, v in out.items()}, "saved cases (failures only; no stats.json)"
 
 
@@ -226,9 +228,9 @@ def plot_unique(series: dict, cases) -> tuple[bytes | None, str]:
     for c in cases:
         if c.reduced_from:
             continue
-        ts = c.get("created")
+        ts = c.created
         try:
-            points.append((datetime.fromisoformat(str(ts).replace("Z", "+00:00")).timestamp(), c.signature))
+            points.append((datetime.fromisoformat(str(ts).replace("Z", "+00:00")).timestamp(), c.failure.id))
         except (TypeError, ValueError):
             continue
     if not points:
@@ -268,7 +270,7 @@ def plot_backends(per_backend: dict) -> bytes | None:
         left = [l + v for l, v in zip(left, vals)]
     for i, total in enumerate(left):
         fails = sum(n for k, n in per_backend[backends[i]].items()
-                    if k not in ("pass", "ok", "skip", "invalid", "unsupported"))
+                    if k not in ("ok", Kind.PASS, Kind.SKIP, Kind.INVALID, Kind.UNSUPPORTED))
         ax.text(total, i, f"  {int(total)} ({fails} failing)", va="center", fontsize=7)
     if log:
         ax.set_xscale("symlog")
@@ -339,7 +341,7 @@ def _summary(stats: dict, rows: list[Row], cases) -> list[tuple[str, str]]:
             items.append((label, f"{v:.1f}" if isinstance(v, float) and not v.is_integer() else str(int(v))))
     outcomes = stats.get("outcomes")
     if isinstance(outcomes, dict):
-        fails = sum(int(n) for k, n in outcomes.items() if k != "pass" and isinstance(n, (int, float)))
+        fails = sum(int(n) for k, n in outcomes.items() if k in FAILURES and isinstance(n, (int, float)))
         items.append(("failing tests", str(fails)))
     items.append(("distinct failures", str(len(rows))))
     items.append(("new this run", str(sum(1 for r in rows if r.new))))
@@ -349,7 +351,7 @@ def _summary(stats: dict, rows: list[Row], cases) -> list[tuple[str, str]]:
     if any(r.status == "flaky" for r in rows):
         items.append(("flaky", str(sum(1 for r in rows if r.status == "flaky"))))
     items.append(("reduced", str(sum(1 for r in rows if r.reduced_case))))
-    versions = next((c.get("versions") for c in cases if isinstance(c.get("versions"), dict)), None) or stats.get("versions")
+    versions = next((c.versions for c in cases if c.versions), None) or stats.get("versions")
     if isinstance(versions, dict) and versions.get("torch"):
         items.append(("torch", str(versions["torch"])))
     return items
@@ -371,8 +373,6 @@ def build(root, *, title: str | None = None) -> dict:
     root = Path(root)
     cases = iter_cases(root)
     stats = read_stats(root)
-    from fuzz.triage.store_adapter import listing_rows
-
     rows = sort_rows(listing_rows(root), "count")
     series = _series(read_plot_data(root))
     per_backend, backend_src = backend_outcomes(stats, cases)

@@ -6,7 +6,9 @@ the backend up once, then runs one job per candidate (the program saved with
 ``fuzz.gen.program.save_program``), judging with the campaign's oracle. A worker that dies or
 stops answering becomes a ``signal`` / ``oom`` / ``hang`` verdict and is replaced.
 
-Every verdict gets the campaign's failure signature (``fuzz.campaign.failure``).
+A replay's result is the campaign's own ``Verdict`` (``fuzz.campaign.verdict``), its
+``elapsed_s`` the whole round trip; its signature is the campaign's too
+(``fuzz.campaign.failure.sign``).
 """
 
 from __future__ import annotations
@@ -15,70 +17,15 @@ import os
 import shutil
 import tempfile
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 
+from fuzz.campaign.verdict import Verdict
 from fuzz.errors import AssayError
 from fuzz.ir.graph import Graph
 
-FAILURE_KINDS = ("crash", "mismatch", "hang", "signal", "oom")
 DEFAULT_TIMEOUT = 60.0
 DEFAULT_MEM_MB = 8192
 READY_TIMEOUT = 300.0
-
-
-@dataclass
-class Verdict:
-    kind: str                         # pass | crash | mismatch | hang | signal | oom | invalid | skip | unsupported
-    backend: str
-    mode: str
-    detail: str = ""
-    error: dict | None = None
-    diff: dict | None = None
-    signature: str | None = None
-    signature_text: str = ""
-    ops: list = field(default_factory=list)
-    seconds: float = 0.0
-    raw: dict = field(default_factory=dict)   # the worker's verdict event as it came
-
-    @property
-    def failed(self) -> bool:
-        return self.kind in FAILURE_KINDS
-
-    def to_json(self) -> dict:
-        return {k: getattr(self, k) for k in ("kind", "backend", "mode", "detail", "error", "diff", "signature",
-                                              "signature_text", "ops", "seconds")}
-
-
-def sign(verdict: Verdict) -> Verdict:
-    """Fill in the campaign's signature for a failing verdict."""
-    if verdict.failed:
-        from fuzz.campaign.failure import signature
-
-        verdict.signature, verdict.signature_text = signature(
-            verdict.kind, verdict.backend, verdict.mode, ops=verdict.ops, error=verdict.error or {}, detail=verdict.detail)
-    return verdict
-
-
-def failure_class(kind: str, backend: str, mode: str, signature: str | None, signature_text: str = "") -> tuple:
-    """What must stay equal while a case is reduced.
-
-    A crash keeps its exact signature (exception type, normalised message, innermost torch
-    frames). The other kinds' signatures name the graph's whole operator set, which reduction
-    changes by design, so for them the class is the signature text without its operator set:
-    kind, backend, mode and what differs (``values``/``shape``/``dtype``/``nonfinite``) or the
-    signal name.
-    """
-    if kind == "crash":
-        return ("crash", signature)
-    parts = (signature_text or "").split("|")
-    if parts and parts[0] == kind and len(parts) >= 3:
-        return tuple(parts[:-1])  # drop the trailing operator set
-    return (kind, backend, mode)
-
-
-def verdict_class(v: Verdict) -> tuple:
-    return failure_class(v.kind, v.backend, v.mode, v.signature, v.signature_text)
 
 
 class WorkerRunner:
@@ -130,7 +77,7 @@ class WorkerRunner:
     def __exit__(self, *exc):
         self.close()
 
-    def run_dir(self, program_dir: Path, ops: list[str]) -> Verdict:
+    def run_dir(self, program_dir: Path) -> Verdict:
         """Judge a saved program directory (graph.json, program.py, tensors)."""
         if self.executor is None:
             self._start()
@@ -158,10 +105,9 @@ class WorkerRunner:
         if verdict is None:
             raise AssayError(f"the test worker gave no verdict for a candidate in {time.monotonic() - t0:.0f}s; "
                              f"see its log under {self.tmp / 'logs'}")
-        v = Verdict(kind=verdict.get("kind", "skip"), backend=self.backend, mode=self.mode,
-                    detail=verdict.get("detail") or "", error=verdict.get("error"), diff=verdict.get("diff"),
-                    ops=ops, seconds=time.monotonic() - t0, raw=verdict)
-        return sign(v)
+        v = Verdict.from_event(verdict)
+        v.elapsed_s = time.monotonic() - t0
+        return v
 
     def run(self, graph: Graph, tensors: dict) -> Verdict:
         """Save ``graph`` + ``tensors`` as a program and judge it."""
@@ -170,6 +116,6 @@ class WorkerRunner:
         d = self.tmp / f"cand-{self.jobs + 1}"
         save_program(graph, tensors, d)
         try:
-            return self.run_dir(d, graph.ops())
+            return self.run_dir(d)
         finally:
             shutil.rmtree(d, ignore_errors=True)

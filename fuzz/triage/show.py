@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import json
 
-from fuzz.triage.cases import Case
+from fuzz.campaign.case import Case
+from fuzz.errors import AssayError
 from fuzz.triage.listing import error_line
 
 
@@ -66,16 +67,15 @@ def render_diff(diff) -> list[str]:
 
 
 def render_case(case: Case) -> str:
-    d = case.data
     out = [f"case {case.id}   ({case.path})"]
-    fields = [("kind", case.kind), ("backend", case.backend), ("mode", case.mode or "-"),
-              ("signature", case.signature)]
-    if d.get("signature_text"):
-        fields.append(("signature text", d["signature_text"]))
-    fields += [("outcome", _fmt(d.get("outcome")) if d.get("outcome") is not None else "-"),
-               ("created", d.get("created") or "-"), ("seed", d.get("seed", "-")),
-               ("reproduces", {True: "yes", False: "no", None: "not checked"}.get(d.get("reproduces"), d.get("reproduces")))]
-    tri = d.get("triage") or {}
+    fields = [("kind", case.kind.value), ("backend", case.backend or "?"), ("mode", case.mode or "-"),
+              ("signature", case.failure.id)]
+    if case.signature_text:
+        fields.append(("signature text", case.signature_text))
+    fields += [("outcome", _fmt(case.outcome) if case.outcome else "-"),
+               ("created", case.created or "-"), ("seed", "-" if case.seed is None else case.seed),
+               ("reproduces", {True: "yes", False: "no", None: "not checked"}.get(case.reproduces, case.reproduces))]
+    tri = case.triage or {}
     if tri.get("recheck"):
         rc = tri["recheck"]
         fields.append(("last recheck", f"{rc.get('status')} at {rc.get('at')} (torch {rc.get('torch', '?')})"))
@@ -83,26 +83,25 @@ def render_case(case: Case) -> str:
         fields.append(("reduced from", f"{tri['reduced_from']} ({tri.get('ops_before')} -> {tri.get('ops_after')} ops)"))
     if tri.get("reduced_case"):
         fields.append(("reduced case", tri["reduced_case"]))
-    versions = d.get("versions")
-    if isinstance(versions, dict):
-        fields.append(("versions", ", ".join(f"{k} {v}" for k, v in versions.items())))
+    if case.versions:
+        fields.append(("versions", ", ".join(f"{k} {v}" for k, v in case.versions.items())))
     w = max(len(k) for k, _ in fields)
     out += [f"  {k.ljust(w)}  {v}" for k, v in fields]
     ops = case.ops
     out.append(f"\nops ({len(ops)}): {', '.join(ops)}")
-    err = d.get("error")
+    err = case.error
     if err:
         out.append("\nerror:")
         out.append(f"  {error_line(case)}")
-        tb = err.get("traceback") if isinstance(err, dict) else None
+        tb = err.get("traceback")
         if tb:
             tail = tb.rstrip().splitlines()[-12:]
             out.append("  traceback (last lines):")
             out += ["    " + line for line in tail]
     out.append("\neager vs compiled:")
-    out += render_diff(d.get("diff"))
+    out += render_diff(case.diff)
     try:
-        graph = case.graph()
+        graph = case.program_graph()
         out.append("\ngraph:")
         out += ["  " + line for line in graph.render().splitlines()]
     except Exception as exc:  # show what we can even for a damaged case
@@ -114,3 +113,22 @@ def render_case(case: Case) -> str:
     repro = case.path / "repro.py"
     out.append(f"\nrepro: python {repro}" if repro.exists() else "\nrepro: (none saved; 'assay triage repro' prints one)")
     return "\n".join(out)
+
+
+def printed_repro(case: Case) -> str:
+    """The case's standalone repro script, for stdout (``fuzz.campaign.repro``, the one emitter).
+
+    Printed, the script lives away from the case's files: small tensors (reduced cases'
+    are) are inlined as exact literals so it needs no files; otherwise it reads them from
+    the case directory.
+    """
+    from fuzz.campaign import repro
+    from fuzz.gen.program import program_source
+
+    prog = case.path / "program.py"
+    program_src = prog.read_text() if prog.exists() else program_source(case.program_graph())
+    try:
+        tensors = case.tensor_files()
+    except AssayError:
+        tensors = None
+    return repro.repro_source(program_src, case, inline_tensors=tensors, tensor_dir=str(case.path.resolve()))

@@ -12,6 +12,7 @@ from fuzz.campaign import backends
 from fuzz.gen import program
 
 from fuzz.campaign import repro
+from fuzz.campaign.case import Case
 
 from fuzz.campaign import worker
 from fuzz.errors import AssayError
@@ -120,7 +121,7 @@ def test_repro_exits_1_when_it_reproduces_and_0_when_not(conv_dir, tmp_path, mon
         d.mkdir()
         for f in ("inputs.safetensors", "params.safetensors"):
             (d / f).write_bytes((conv_dir / f).read_bytes())
-        text = repro.repro_source(src, spec)
+        text = repro.repro_source(src, Case.from_json(spec))
         assert "import fuzz" not in text and "from fuzz" not in text
         (d / "repro.py").write_text(text)
         res = subprocess.run([sys.executable, "repro.py"], cwd=d, capture_output=True, text=True, timeout=300,
@@ -203,18 +204,19 @@ def test_dynamic_mode_without_an_accepted_resize_is_the_first_call_alone(tmp_pat
 
 def test_second_call_mismatch_is_judged_saved_and_replayed(tmp_path, monkeypatch):
     """A backend wrong only at other sizes: the second call finds it, the case and repro.py replay it."""
-    from fuzz.campaign.driver import Campaign, Config
+    from fuzz.campaign.config import Config
+    from fuzz.campaign.driver import Campaign
 
     monkeypatch.setenv("ASSAY_TEST_BACKENDS", "1")
     g, t = _linear_graph()
     program.save_program(g, t, tmp_path / "progs" / "p0")
     camp = Campaign(Config(out=str(tmp_path / "run"), backends=["_perturb_resized"], modes=["fwd", "dynamic"],
                            programs=str(tmp_path / "progs")), stream=open("/dev/null", "w"))
-    job = next(camp._jobs())
+    job = next(camp.jobs())
     events = []
     worker.run_job(job, events.append)
     for ev in events:
-        camp._on_event(json.loads(json.dumps(ev)))
+        camp.on_event(json.loads(json.dumps(ev)))
     verdicts = {e["mode"]: e for e in events if e["event"] == "verdict"}
     assert verdicts["fwd"]["kind"] == "pass" and "second_call" not in verdicts["fwd"]
     v = verdicts["dynamic"]
@@ -234,7 +236,7 @@ def test_second_call_mismatch_is_judged_saved_and_replayed(tmp_path, monkeypatch
     # alone, which this backend gets right.
     old = {k: v for k, v in case.items() if k != "second_call"}
     old["check"] = ["out0"]
-    (case_dir / "repro.py").write_text(repro.repro_source((case_dir / "program.py").read_text(), old))
+    (case_dir / "repro.py").write_text(repro.repro_source((case_dir / "program.py").read_text(), Case.from_json(old)))
     assert "SECOND_CALL = None" in (case_dir / "repro.py").read_text()
     res = subprocess.run([sys.executable, "repro.py"], cwd=case_dir, capture_output=True, text=True, timeout=300, env=env)
     assert res.returncode == 0, (res.stdout[-2000:], res.stderr[-2000:])

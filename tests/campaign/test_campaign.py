@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from fuzz.gen import program
-from fuzz.campaign.driver import parse_duration
+from fuzz.campaign.config import parse_duration
 from fuzz.errors import AssayError
 from fuzz.ir.graph import Graph, Node
 

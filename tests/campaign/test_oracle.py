@@ -7,7 +7,7 @@ from fuzz.campaign import oracle
 
 from fuzz.gen import program
 
-from fuzz.campaign import worker
+from fuzz.campaign import session, worker
 from fuzz.ir.graph import Graph, Node
 
 
@@ -43,7 +43,7 @@ def argmax_graph(ties: bool):
 
 def session_for(tmp_path, g, tensors):
     d = save(tmp_path, g, tensors)
-    return worker.Session(worker.load_model({"source": {"program_dir": str(d)}}))
+    return session.Session(worker.load_model({"source": {"program_dir": str(d)}}))
 
 
 def test_value_mismatch_ignores_fp16_noise_and_flags_real_errors():

@@ -6,13 +6,22 @@ import subprocess
 import pytest
 
 from fuzz.errors import AssayError
-from fuzz.campaign.failure import normalise_message, signature
-from fuzz.campaign.store import CrashStore, read_case
+from fuzz.campaign.case import Case, read_case
+from fuzz.campaign.failure import FailureSignature, normalise_message, sign, signature
+from fuzz.campaign.store import CrashStore
+from fuzz.campaign.verdict import Kind, Verdict
 
 
 def _case(cid, kind="crash", sig="crash-x-1"):
-    return {"id": cid, "test_id": cid, "kind": kind, "backend": "inductor", "mode": "fwd", "signature": sig,
-            "ops": ["aten::add.Tensor", "torch.relu"], "created": "2026-01-01T00:00:00Z", "reproduces": None}
+    return Case(id=cid, test_id=cid, kind=kind, backend="inductor", mode="fwd", signature=sig,
+                ops=["aten::add.Tensor", "torch.relu"], created="2026-01-01T00:00:00Z", reproduces=None)
+
+
+def _crash(backend="inductor", detail="boom"):
+    return Verdict(Kind.CRASH, detail, backend=backend, mode="fwd")
+
+
+SIG1 = FailureSignature("crash-x-1", "t", "crash", "inductor")
 
 
 def test_stage_finalize_index_and_journal(tmp_path):
@@ -20,13 +29,13 @@ def test_stage_finalize_index_and_journal(tmp_path):
     st.stage_case(_case("a"), {"program.py": "print(1)\n", "inputs.safetensors": b"\x00"}, repro="import sys\n")
     assert not (tmp_path / "c" / "a").exists()           # not visible until finalized
     assert [d.name for d in st.staged()] == ["a"]
-    assert st.record_test("a", 0, "inductor", "fwd", "crash", "boom", signature="crash-x-1", sig_text="t", case_id="a")
-    assert not st.record_test("a", 0, "inductor", "fwd", "crash", "boom", signature="crash-x-1", case_id="a")  # once
-    st.record_test("b", 0, "inductor", "fwd", "crash", "boom", signature="crash-x-1")
-    st.record_test("c", 1, "aot_eager", "fwd", "pass")
+    assert st.record_test("a", 0, _crash(), SIG1, case_id="a")
+    assert not st.record_test("a", 0, _crash(), SIG1, case_id="a")  # once
+    st.record_test("b", 0, _crash(), SIG1)
+    st.record_test("c", 1, Verdict(Kind.PASS, backend="aot_eager", mode="fwd"))
     st.finalize("a", True, "ok")
     case = read_case(tmp_path / "c" / "a")
-    assert case["reproduces"] is True and case["flaky"] is False
+    assert case.reproduces is True and case.flaky is False and case.recheck == "ok"
     assert sorted(p.name for p in (tmp_path / "c" / "a").iterdir()) == ["case.json", "inputs.safetensors", "program.py", "repro.py"]
     assert st.cases()[0]["id"] == "a"
     sigs = st.signatures()
@@ -35,9 +44,9 @@ def test_stage_finalize_index_and_journal(tmp_path):
     assert st.unique_signatures() == 1
     # a flaky case is kept but not counted as a bug
     st.stage_case(_case("d", sig="crash-x-2"), {})
-    st.record_test("d", 2, "inductor", "fwd", "crash", signature="crash-x-2", case_id="d")
+    st.record_test("d", 2, _crash(detail=""), FailureSignature("crash-x-2", "t2", "crash", "inductor"), case_id="d")
     st.finalize("d", False)
-    assert read_case(tmp_path / "c" / "d")["flaky"] is True
+    assert read_case(tmp_path / "c" / "d").flaky is True
     assert st.outcome_counts()["other"]["flaky"] == 1 and st.unique_signatures() == 1
     assert (tmp_path / "c" / "index.sqlite").exists()
 
@@ -52,7 +61,7 @@ def test_corrupt_and_missing_case_files_warn_in_one_line(tmp_path, capsys):
     with pytest.raises(AssayError) as e:
         read_case(tmp_path / "broken")
     assert "corrupt case.json" in str(e.value) and "\n" not in str(e.value)
-    assert [c["id"] for _, c in st.iter_cases()] == ["good"]
+    assert [c.id for _, c in st.iter_cases()] == ["good"]
     err = capsys.readouterr().err
     assert err.count("assay: warning: skipping") == 2 and "Traceback" not in err
     # reconcile: a case directory missing from the index is added; a row without a directory removed
@@ -75,14 +84,55 @@ def test_signatures_mask_run_specific_details():
     tb2 = 'Traceback:\n  File "/y/site-packages/torch/_inductor/lowering.py", line 99, in make_pointwise\n'
     e1 = {"type": "RuntimeError", "message": "buf12 at 0x7f00aa: shape [2, 3] vs (4, 5) for arg3_1 'x_0'", "traceback": tb1}
     e2 = {"type": "RuntimeError", "message": "buf7 at 0x1234: shape [8, 1] vs (1, 9) for arg0_1 'conv2d_4'", "traceback": tb2}
-    s1, text = signature("crash", "inductor", error=e1)
-    s2, _ = signature("crash", "inductor", error=e2)
-    assert s1 == s2 and s1.startswith("crash-inductor-")
+    sig1 = signature("crash", "inductor", error=e1)
+    s1, text = sig1.id, sig1.text
+    assert signature("crash", "inductor", error=e2).id == s1 and s1.startswith("crash-inductor-")
     assert "torch._inductor.lowering:make_pointwise" in text
-    assert signature("crash", "aot_eager", error=e1)[0] != s1
+    assert signature("crash", "aot_eager", error=e1).id != s1
     e3 = dict(e1, message="a different error")
-    assert signature("crash", "inductor", error=e3)[0] != s1
-    m1 = signature("mismatch", "inductor", "fwd", ops=["b", "a", "a"], detail="values")[0]
-    assert m1 == signature("mismatch", "inductor", "fwd", ops=["a", "b"], detail="values")[0]
-    assert m1 != signature("mismatch", "inductor", "bwd", ops=["a", "b"], detail="values")[0]
+    assert signature("crash", "inductor", error=e3).id != s1
+    m1 = signature("mismatch", "inductor", "fwd", ops=["b", "a", "a"], detail="values").id
+    assert m1 == signature("mismatch", "inductor", "fwd", ops=["a", "b"], detail="values").id
+    assert m1 != signature("mismatch", "inductor", "bwd", ops=["a", "b"], detail="values").id
     assert normalise_message("\n  size 12 != 13\nmore") == "size N != N"
+
+
+def test_reduction_class_drops_only_the_operator_set():
+    crash = signature("crash", "inductor", error={"type": "RuntimeError", "message": "x"})
+    assert crash.reduction_class == ("crash", crash.id)
+    a = signature("mismatch", "inductor", "fwd", ops=["torch.relu", "torch.add"], detail="values")
+    b = signature("mismatch", "inductor", "fwd", ops=["torch.relu"], detail="values")
+    assert a.id != b.id and a.reduction_class == b.reduction_class == ("mismatch", "inductor", "fwd", "values")
+    assert signature("mismatch", "inductor", "fwd", detail="shape").reduction_class != a.reduction_class
+    # a signal's signature names the signal only, whatever else the executor's detail says
+    died = sign(Verdict(Kind.SIGNAL, "SIGSEGV (worker died)", backend="inductor", mode="fwd"), ["torch.relu"])
+    assert died.text == "signal|inductor|fwd|SIGSEGV|torch.relu"
+    assert sign(Verdict(Kind.PASS, backend="inductor", mode="fwd")) is None
+
+
+def test_kinds_are_the_strings_the_files_hold():
+    assert [k.value for k in Kind] == ["pass", "crash", "mismatch", "hang", "signal", "oom", "invalid",
+                                       "unsupported", "skip", "genfail"]
+    assert [k for k in Kind if k.failed] == ["crash", "mismatch", "hang", "signal", "oom"]
+    ev = Verdict(Kind.HANG, "no verdict", backend="inductor", mode="fwd", synthesised=True).to_event("j", "t")
+    assert json.loads(json.dumps(ev)) == {"event": "verdict", "job": "j", "test": "t", "kind": "hang",
+                                          "detail": "no verdict", "backend": "inductor", "mode": "fwd",
+                                          "synthesised": True}
+    back = Verdict.from_event(ev)
+    assert back.kind is Kind.HANG and back.failed and back.synthesised
+
+
+def test_case_json_round_trips_and_keeps_unknown_keys(tmp_path):
+    data = {"format": 1, "id": "c1", "kind": "mismatch", "backend": "inductor", "mode": "fwd",
+            "signature": "mismatch-inductor-1", "signature_text": "mismatch|inductor|fwd|values|torch.relu",
+            "graph": {"tensors": {}, "nodes": [], "inputs": [], "outputs": []}, "future_field": [1, 2]}
+    case = Case.from_json(data)
+    assert case.kind is Kind.MISMATCH and case.extra == {"future_field": [1, 2]} and case.ops == []
+    out = case.to_json()
+    assert out["future_field"] == [1, 2] and out["kind"] == "mismatch" and "second_call" not in out
+    assert Case.from_json(json.loads(json.dumps(out))) == case
+    assert case.failure.reduction_class == ("mismatch", "inductor", "fwd", "values")
+    for bad in ({"id": "x"}, {"id": "x", "kind": "exploded"}, []):
+        with pytest.raises(AssayError) as e:
+            Case.from_json(bad)
+        assert "\n" not in str(e.value)

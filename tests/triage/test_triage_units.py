@@ -14,7 +14,7 @@ from triage_helpers import chain_graph, make_case, relu_graph_b  # noqa: E402
 from fuzz.errors import AssayError  # noqa: E402
 from fuzz.triage.cases import load_case  # noqa: E402
 from fuzz.triage.listing import filter_rows, render_table, sort_rows  # noqa: E402
-from fuzz.triage.store_adapter import listing_rows as signature_rows  # noqa: E402  (cases + index counts)
+from fuzz.triage.listing import listing_rows as signature_rows  # noqa: E402  (cases + index counts)
 
 
 @pytest.fixture
@@ -49,11 +49,12 @@ def test_a_reduced_case_moves_its_original_under_the_reduced_signature(crashes):
     # Simulate what `reduce` leaves behind: b1 reduced to the same op set as a reduced a1.
     from fuzz.campaign.failure import signature
 
-    sig, text = signature("mismatch", "aot_eager", "fwd", ops=["torch.nn.functional.relu"], detail="values")
+    failure = signature("mismatch", "aot_eager", "fwd", ops=["torch.nn.functional.relu"], detail="values")
+    sig, text = failure.id, failure.text
     for orig in ("a1", "b1"):
         d = crashes / f"{orig}-reduced"
         d.mkdir()
-        data = dict(load_case(crashes, orig).data, id=f"{orig}-reduced", signature=sig, signature_text=text,
+        data = dict(load_case(crashes, orig).to_json(), id=f"{orig}-reduced", signature=sig, signature_text=text,
                     ops=["torch.nn.functional.relu"], triage={"reduced_from": orig, "aten_ops": ["aten.relu"]})
         (d / "case.json").write_text(json.dumps(data))
     rows = signature_rows(crashes)
@@ -84,10 +85,11 @@ def test_reduced_cases_spelled_differently_are_one_bug(crashes):
                         kwargs={}, outputs=[y], init=init))
         g.outputs = [y]
         assert aten_ops(g) == ["aten.relu"]
-        sig, text = signature("mismatch", "aot_eager", "fwd", ops=g.ops(), detail="values")
+        failure = signature("mismatch", "aot_eager", "fwd", ops=g.ops(), detail="values")
+        sig, text = failure.id, failure.text
         d = crashes / f"{orig}-reduced"
         d.mkdir()
-        data = dict(load_case(crashes, orig).data, id=f"{orig}-reduced", signature=sig, signature_text=text,
+        data = dict(load_case(crashes, orig).to_json(), id=f"{orig}-reduced", signature=sig, signature_text=text,
                     ops=g.ops(), graph=g.to_json(), backend="aot_eager", triage={"reduced_from": orig})
         (d / "case.json").write_text(json.dumps(data))
     rows = signature_rows(crashes)
@@ -123,10 +125,10 @@ def test_show_renders_diff_and_program(crashes):
 
 
 def test_printed_repro_inlines_exact_tensor_values(crashes):
-    from fuzz.triage.store_adapter import repro_source
+    from fuzz.triage.show import printed_repro
 
     case = load_case(crashes, "a1")
-    src = repro_source(case)
+    src = printed_repro(case)
     assert "_INLINE = {" in src and "no other files needed" in src
     ns = {"__name__": "not_main", "__file__": "/nonexistent/repro.py"}  # no files beside it
     exec(compile(src, "repro", "exec"), ns)
@@ -135,6 +137,15 @@ def test_printed_repro_inlines_exact_tensor_values(crashes):
     assert torch.equal(inputs[0], saved["x"]) and torch.equal(inputs[1], saved["y"])
     model = ns["load_model"]()
     assert torch.equal(model.w, saved["w"])
+    # too many values to inline: the printed script reads the case directory's files instead
+    from fuzz.campaign import repro
+
+    src = repro.repro_source((case.path / "program.py").read_text(), case, inline_tensors=case.tensor_files(),
+                             inline_limit=1, tensor_dir=str(case.path.resolve()))
+    assert "_INLINE" not in src and f"HERE = {str(case.path.resolve())!r}" in src
+    ns = {"__name__": "not_main", "__file__": "/nonexistent/repro.py"}
+    exec(compile(src, "repro", "exec"), ns)
+    assert torch.equal(ns["load_inputs"]()[0], saved["x"])
 
 
 def _campaign_files(root: Path) -> None:

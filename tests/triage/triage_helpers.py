@@ -95,16 +95,19 @@ def make_case(root, case_id: str, graph: Graph, tensors: dict, backend: str = "a
     from pathlib import Path
 
     from fuzz.campaign import repro
-    from fuzz.gen.program import PROGRAM_FILES, save_program
+    from fuzz.campaign.case import Case
     from fuzz.campaign.failure import signature
     from fuzz.campaign.store import CrashStore
+    from fuzz.campaign.verdict import Verdict
+    from fuzz.gen.program import PROGRAM_FILES, save_program
 
     ops = graph.ops()
-    sig, text = signature(kind, backend, mode, ops=ops, error=error, detail=detail)
+    failure = signature(kind, backend, mode, ops=ops, error=error, detail=detail)
+    sig, text = failure.id, failure.text
     with tempfile.TemporaryDirectory() as tmp:
         save_program(graph, tensors, tmp)
         files = {n: (Path(tmp) / n).read_bytes() for n in PROGRAM_FILES}
-    case = {
+    case = Case.from_json({
         "format": 1, "id": case_id, "test_id": case_id, "kind": kind, "outcome": f"{kind}: {detail}",
         "detail": detail, "backend": backend, "mode": mode, "device": "cpu", "signature": sig,
         "signature_text": text, "error": error,
@@ -113,13 +116,13 @@ def make_case(root, case_id: str, graph: Graph, tensors: dict, backend: str = "a
         "check": ["out0"] if kind == "mismatch" else [], "skip": [], "ops": ops, "graph": graph.to_json(),
         "versions": repro.versions(), "seed": 0, "created": created or "2025-01-01T00:00:00+00:00",
         "reproduces": None, "flaky": False, "timeout_s": 120, "mem_limit_mb": 0,
-    }
+    })
     store = CrashStore(root)
     try:
         store.stage_case(case, files, repro.repro_source(files["program.py"].decode(), case))
         store.finalize(case_id, True)
         for i in range(hits):
-            store.record_test(f"{case_id}-hit{i}", 0, backend, mode, kind, detail, signature=sig, sig_text=text,
+            store.record_test(f"{case_id}-hit{i}", 0, Verdict(kind, detail, backend=backend, mode=mode), failure,
                               case_id=case_id if i == 0 else None)
     finally:
         store.close()

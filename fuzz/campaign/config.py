@@ -1,0 +1,106 @@
+"""A campaign's settings: ``Config``, its ``campaign.json``, and reading ``--time``-style durations.
+
+``campaign.json`` keeps the settings that define the campaign (``SETTINGS``: a different
+value on resume is an error) and those a flag given on resume may change
+(``SOFT_SETTINGS``).
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import re
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from fuzz.campaign.store import atomic_write
+from fuzz.errors import AssayError
+
+
+def parse_duration(text: str) -> float:
+    """``90`` / ``90s`` / ``30m`` / ``8h`` / ``1h30m`` -> seconds."""
+    t = str(text).strip().lower()
+    if re.fullmatch(r"\d+(\.\d+)?", t):
+        return float(t)
+    parts = re.findall(r"(\d+(?:\.\d+)?)([smhd])", t)
+    if not parts or "".join(a + b for a, b in parts) != t:
+        raise AssayError(f"cannot read duration {text!r}; use seconds or e.g. 30s, 30m, 8h, 1h30m")
+    mult = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+    return sum(float(a) * mult[b] for a, b in parts)
+
+
+def default_mem_limit_mb(workers: int) -> int:
+    try:
+        import psutil
+
+        total = psutil.virtual_memory().total // 2**20
+    except Exception:  # pragma: no cover
+        total = 16384
+    return int(max(2048, min(8192, total // (workers + 1))))
+
+
+def now_iso() -> str:
+    return _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+@dataclass
+class Config:
+    out: str
+    time_s: float = 600
+    workers: int = 2
+    backends: list = field(default_factory=lambda: ["inductor", "aot_eager"])
+    modes: list = field(default_factory=lambda: ["fwd"])
+    seed: int = 0
+    nodes: int = 5
+    device: str = "cpu"
+    timeout_s: float = 90
+    mem_limit_mb: int = 0
+    programs: str | None = None     # test saved programs instead of generating
+    keep_per_signature: int = 3     # case directories kept per signature (all are counted)
+    recheck: bool = True
+    recheck_grace_s: float = 600    # at the end, wait up to this long for pending re-checks
+    recheck_threads: int = 2
+    status_every_s: float = 30      # plain progress line interval when stderr is not a TTY
+
+    SETTINGS = ("backends", "modes", "seed", "nodes", "device", "programs")
+    # kept for --resume too, but a flag given on resume overrides them
+    SOFT_SETTINGS = ("keep_per_signature", "timeout_s", "mem_limit_mb")
+
+
+def load_or_create(cfg: Config, resume: bool, stream) -> None:
+    """Continue the campaign in ``cfg.out`` (its saved settings into ``cfg``) or start one there."""
+    out = Path(cfg.out)
+    path = out / "campaign.json"
+    if path.exists():
+        try:
+            saved = json.loads(path.read_text())
+        except (OSError, json.JSONDecodeError) as exc:
+            raise AssayError(f"{path}: corrupt campaign settings ({exc})") from None
+        explicit = getattr(cfg, "_explicit", set())
+        for key in Config.SETTINGS:
+            if key in explicit and saved.get(key) != getattr(cfg, key):
+                raise AssayError(f"{out} holds a campaign with {key}={saved.get(key)!r}; "
+                                 f"continue it without --{key}, or use another --out")
+            if key in saved:
+                setattr(cfg, key, saved[key])
+        for key in Config.SOFT_SETTINGS:
+            if key in saved and key not in explicit:
+                setattr(cfg, key, saved[key])
+        if not resume:
+            stream.write(f"assay: continuing the campaign in {out} (seed {cfg.seed})\n")
+    elif resume:
+        raise AssayError(f"{out} holds no campaign to resume (no campaign.json); start one with --out")
+    else:
+        out.mkdir(parents=True, exist_ok=True)
+        data = {k: v for k, v in asdict(cfg).items() if k in Config.SETTINGS + Config.SOFT_SETTINGS}
+        data["created"] = now_iso()
+        atomic_write(path, json.dumps(data, indent=1) + "\n")
+
+
+def created_at(out) -> str | None:
+    """When the campaign in ``out`` was started (``campaign.json``'s ``created``), or None."""
+    try:
+        data = json.loads((Path(out) / "campaign.json").read_text())
+    except (OSError, ValueError):
+        return None
+    return data.get("created") if isinstance(data, dict) else None

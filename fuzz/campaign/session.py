@@ -1,0 +1,402 @@
+"""One model under test: its references, and every backend and mode judged against them.
+
+``Session(model)`` runs the model once eagerly (every intermediate), once in float64 and
+twice perturbed in float64 for the oracle (``fuzz.campaign.oracle``), so all of the model's
+tests share them; ``run_test(backend, mode)`` compiles a fresh copy of the module with the
+backend and returns a ``Verdict``. ``bwd`` adds a backward pass (its reference made once);
+``dynamic`` adds a second call at other input sizes (``second_call``, found once per model).
+The worker loop around it is ``fuzz.campaign.worker``.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import time
+
+from fuzz.campaign import oracle
+from fuzz.campaign.verdict import Kind, Verdict, describe_error
+
+UNSUPPORTED_MARKERS = ("data-dependent", "data dependent", "unsupported", "not supported", "guardondatadependent",
+                       "dynamic shape operator", "constraint violation")
+# An exported program (export, aoti) checks its inputs against the shapes it was exported for; a
+# second call at sizes it specialised on is refused by design, not a bug.
+INPUT_GUARD_MARKERS = ("expected input at", "runtime assertion failed", "unmatched dim value", "dim value is too",
+                       "guard failed")
+# Dynamic mode's second call: its inputs are saved in inputs.safetensors under these keys.
+SECOND_CALL_PREFIX = "second_call."
+
+
+class Model:
+    """A model ready for testing: graph, module, inputs and the files a case needs."""
+
+    def __init__(self, graph, module, inputs, files: dict[str, bytes]):
+        self.graph = graph
+        self.module = module
+        self.inputs = inputs
+        self.files = files
+
+
+def _clone(inputs, device, dtype64=False, requires_grad=False, noise=None, gen=None):
+    import torch
+
+    out = []
+    for t in inputs:
+        t = t.detach().to(device).clone()
+        if t.dtype.is_floating_point:
+            if noise is not None:
+                rel = oracle.PERTURB.get(str(t.dtype).replace("torch.", ""), 1e-6)
+                t = t * (1 + rel * (torch.rand(t.shape, generator=gen, dtype=torch.float64).to(device) * 2 - 1)).to(t.dtype)
+            if dtype64:
+                t = t.to(torch.float64)
+            if requires_grad:
+                t.requires_grad_(True)
+        out.append(t)
+    return out
+
+
+def _as_list(out):
+    return list(out) if isinstance(out, (tuple, list)) else [out]
+
+
+def _to64(module):
+    import torch
+
+    m = copy.deepcopy(module)
+    return m.to(torch.float64)
+
+
+def _perturbed(module, seed):
+    import torch
+
+    m = copy.deepcopy(module)
+    gen = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for p in list(m.parameters()) + list(m.buffers()):
+            if p.dtype.is_floating_point:
+                rel = oracle.PERTURB.get(str(p.dtype).replace("torch.", ""), 1e-6)
+                p.mul_(1 + rel * (torch.rand(p.shape, generator=gen, dtype=torch.float64).to(p.device) * 2 - 1).to(p.dtype))
+    return m.to(torch.float64), gen
+
+
+class Session:
+    """References for one model, shared by all its tests."""
+
+    def __init__(self, model: Model, device: str = "cpu"):
+        from fuzz.gen import program
+
+        self.model = model
+        self.device = device
+        self.module = model.module.to(device)
+        graph = model.graph
+        # Every intermediate value, for the oracle's "which values may differ" analysis.
+        full = graph.copy()
+        full.outputs = list(dict.fromkeys([o for n in graph.nodes for o in n.outputs] + graph.outputs))
+        self.full_names = full.outputs
+        state = self.module.state_dict()
+        self.full_module = program.build_module(full, {k: v.detach().cpu() for k, v in state.items()}).to(device)
+
+        # Inputs by name: graph.json's tensor order need not be the order Model.forward takes them in.
+        self.input_names = _param_names(self.module.forward)
+        self.eager_out, eager_env, self.ref_env, self.sensitive, self.fwd_ref = self._references(model.inputs)
+        # Gradients are judged unless a float value may differ or a tie decides where a gradient flows.
+        self.bwd_blockers = {n: why for n, why in self.sensitive.items()
+                             if n in eager_env and (oracle.is_float(eager_env[n]) or oracle.routes_gradient(graph, n))}
+        self._bwd_ref = None
+        self._bwd_error = None
+        self._second = None
+
+    def _references(self, inputs, prefix: str = ""):
+        """For these inputs: eager outputs, the eager and float64 environments (every intermediate),
+        the values that may legitimately differ, and the forward ``Reference`` (value names
+        ``<prefix>out<i>``)."""
+        import torch
+
+        graph = self.model.graph
+        device = self.device
+        by_name = dict(zip(self.input_names, inputs))
+        full_inputs = [by_name[n] for n in _param_names(self.full_module.forward)]
+        with torch.no_grad():
+            eager_out = _as_list(copy.deepcopy(self.module)(*_clone(inputs, device)))
+            eager_env = dict(zip(self.full_names, _as_list(self.full_module(*_clone(full_inputs, device)))))
+        ref_env = None
+        perturbed = []
+        try:
+            with torch.no_grad():
+                m64 = _to64(self.full_module)
+                ref_env = dict(zip(self.full_names, _as_list(m64(*_clone(full_inputs, device, dtype64=True)))))
+                for seed in (1, 2):
+                    pm, gen = _perturbed(self.full_module, seed)
+                    outs = _as_list(pm(*_clone(full_inputs, device, dtype64=True, noise=True, gen=gen)))
+                    perturbed.append(dict(zip(self.full_names, outs)))
+        except Exception:  # float64 not supported by some op: judge against eager, looser
+            ref_env = None
+        # Graph inputs too, so the oracle can re-run a single node on them.
+        eager_env = {**{n: v for n, v in by_name.items() if n in graph.tensors}, **eager_env}
+        sensitive = oracle.sensitive_tensors(graph, eager_env, ref_env, perturbed)
+        # Two eager runs already happened (module, full module): an output they disagree on is
+        # nondeterministic in eager itself (e.g. uninitialised memory), so no backend can match it.
+        for o, first in zip(graph.outputs, eager_out):
+            second = eager_env.get(o)
+            if o not in sensitive and second is not None and not oracle.same_values(first, second):
+                sensitive[o] = "eager gives different values on two runs (uninitialised memory?)"
+        names = [f"{prefix}out{i}" for i in range(len(graph.outputs))]
+        skip = {f"{prefix}out{i}": sensitive[o] for i, o in enumerate(graph.outputs) if o in sensitive}
+        ref64 = None
+        if ref_env is not None:
+            ref64 = [ref_env[o] for o in graph.outputs]
+        return eager_out, eager_env, ref_env, sensitive, oracle.Reference(names, eager_out, ref64, skip)
+
+    # -- dynamic mode: a second call at other sizes ------------------------------------
+    def second_call(self):
+        """``(inputs, reference, info)`` for dynamic mode's second call, found once per model.
+
+        ``info`` records the sizes (``from``, ``to``, ``shapes`` by input name) or, with
+        ``inputs`` None, why there is no second call (``none``).
+        """
+        if self._second is None:
+            try:
+                self._second = self._find_resize()
+            except Exception as exc:  # never let the search cost the first call's verdict
+                self._second = None, None, {"none": f"resize search failed: {type(exc).__name__}: {exc}"[:300]}
+        return self._second
+
+    def _find_resize(self, max_real: int = 6):
+        """Change every input dim of some size ``v`` (parameters keep theirs) to another size.
+
+        Candidates (``v`` by how many input dims have it, then larger first; sizes 0 and 1 last
+        or never; ``v+1``, ``v+2``, ``2v``, ``v-1``) are checked on fake (meta) tensors with the
+        eager module; the first one whose eager run on real values works is taken.
+        """
+        import collections
+
+        inputs = self.model.inputs
+        counts = collections.Counter(d for t in inputs for d in t.shape)
+        order = sorted((v for v in counts if v >= 2), key=lambda v: (-counts[v], -v)) + [1] * (1 in counts)
+        meta_ok = self._shapes_ok([tuple(t.shape) for t in inputs])  # False: the fake check cannot judge
+        tried, real = [], 0
+        for v in order:
+            for new in dict.fromkeys(n for n in (v + 1, v + 2, 2 * v, v - 1) if n >= 1 and n != v):
+                shapes = [tuple(new if d == v else d for d in t.shape) for t in inputs]
+                if meta_ok and not self._shapes_ok(shapes):
+                    tried.append(f"{v}->{new}: eager rejects the shapes")
+                    continue
+                if real >= max_real:
+                    return None, None, {"none": f"eager raised on {real} candidate sizes", "tried": tried[:12]}
+                real += 1
+                # fresh values at the new positions first; if those overflow, copies of the old ones
+                for resized in (_resize_inputs(inputs, v, new, fresh=True), _resize_inputs(inputs, v, new, fresh=False)):
+                    try:
+                        reference = self._references(resized, prefix="call2:")[-1]
+                    except Exception as exc:
+                        tried.append(f"{v}->{new}: eager raised {type(exc).__name__}")
+                        break
+                    if _finite(reference.eager) or not _finite(self.eager_out):
+                        info = {"from": v, "to": new, "key_prefix": SECOND_CALL_PREFIX,
+                                "shapes": {n: list(t.shape) for n, t in zip(self.input_names, resized)}}
+                        return resized, reference, info
+                    tried.append(f"{v}->{new}: non-finite outputs")
+        why = "no input dims to resize" if not order else "no other input sizes accepted by eager"
+        return None, None, {"none": why, "tried": tried[:12]}
+
+    def _shapes_ok(self, shapes) -> bool:
+        """Whether the eager module runs on fake tensors of these input shapes."""
+        import torch
+        from torch._subclasses.fake_tensor import FakeTensorMode
+
+        module = copy.deepcopy(self.module)
+        log = logging.getLogger("torch._subclasses.fake_tensor")
+        quiet, log.disabled = log.disabled, True  # it logs every failing meta kernel's traceback
+        try:
+            with FakeTensorMode(allow_non_fake_inputs=True), torch.no_grad():
+                args = [torch.empty(s, dtype=t.dtype, device=t.device) for s, t in zip(shapes, self.model.inputs)]
+                out = _as_list(module(*args))
+            return len(out) == len(self.eager_out)
+        except Exception:
+            return False
+        finally:
+            log.disabled = quiet
+
+    def inputs_file(self) -> bytes | None:
+        """``inputs.safetensors`` plus the second call's inputs (``second_call.<name>``), or None."""
+        from safetensors.torch import load, save
+
+        inputs, _, _ = self.second_call()
+        if inputs is None:
+            return None
+        tensors = load(self.model.files["inputs.safetensors"])
+        for name, t in zip(self.input_names, inputs):
+            tensors[SECOND_CALL_PREFIX + name] = t.detach().cpu().contiguous()
+        return save(tensors)
+
+    # -- backward ---------------------------------------------------------------
+    def grads(self, fn, module, inputs, dtype64=False):
+        base = [n for n, _ in _named_params(self.module)]
+        return oracle.outputs_and_grads(fn, module, base, inputs, self.input_names, self.fwd_ref.skip, dtype64)
+
+    def bwd_reference(self):
+        if self._bwd_ref is None and self._bwd_error is None:
+            if self.bwd_blockers:
+                self._bwd_error = Kind.SKIP, "gradients not judged: the model has values that may legitimately differ"
+                return None
+            try:
+                m = copy.deepcopy(self.module)
+                res = self.grads(m, m, _clone(self.model.inputs, self.device, requires_grad=True))
+            except Exception as exc:
+                self._bwd_error = Kind.INVALID, exc
+                return None
+            if res is None:
+                self._bwd_error = Kind.SKIP, "no differentiable output"
+                return None
+            values, names = res
+            ref64 = None
+            try:
+                m64 = _to64(self.module)
+                r64 = self.grads(m64, m64, _clone(self.model.inputs, self.device, dtype64=True, requires_grad=True), dtype64=True)
+                if r64 is not None and r64[1] == names:
+                    ref64 = r64[0]
+            except Exception:
+                ref64 = None
+            skip = dict(self.fwd_ref.skip)
+            n_out = len(values) - len(names)
+            self._bwd_ref = oracle.Reference([f"out{i}" for i in range(n_out)] + names, values, ref64, skip)
+        return self._bwd_ref
+
+    # -- one test -----------------------------------------------------------------
+    def run_test(self, backend_name: str, mode: str) -> Verdict:
+        import torch
+
+        from fuzz.campaign import backends
+
+        backend = backends.get(backend_name)
+        if mode not in backend.modes:
+            return Verdict(Kind.UNSUPPORTED, f"{backend_name} does not support mode {mode}")
+        reference = self.fwd_ref
+        if mode == "bwd":
+            reference = self.bwd_reference()
+            if reference is None:
+                kind, why = self._bwd_error
+                if kind == Kind.INVALID:
+                    return Verdict(Kind.INVALID, "eager backward raised", error=describe_error(why))
+                return Verdict(Kind.SKIP, why)
+        compile_model = backend.compile_function()
+        module = copy.deepcopy(self.module)
+        t0 = time.perf_counter()
+        stage = "compile"
+        try:
+            if mode == "bwd":
+                inputs = _clone(self.model.inputs, self.device, requires_grad=True)
+                fn = compile_model(module, inputs, dynamic=False)
+                stage = "run"
+                res = self.grads(fn, fn if isinstance(fn, torch.nn.Module) else module, inputs)
+                actual = res[0] if res is not None else []
+            else:
+                inputs = _clone(self.model.inputs, self.device)
+                with torch.no_grad():
+                    fn = compile_model(module, inputs, dynamic=(mode == "dynamic"))
+                    stage = "run"
+                    actual = _as_list(fn(*inputs))
+        except Exception as exc:
+            err = describe_error(exc)
+            kind = oracle.classify_exception(err["type"], err["message"])
+            if kind == Kind.CRASH and backend_name in ("export", "aoti") and _unsupported(err):
+                kind = Kind.UNSUPPORTED
+            return Verdict(kind, f"{backend_name} raised during {stage}", error=err,
+                           elapsed_s=time.perf_counter() - t0)
+        elapsed = time.perf_counter() - t0
+        j = oracle.judge(reference, actual)
+        out = Verdict(j.kind, j.detail, diff=j.diff, elapsed_s=elapsed, skipped_values=j.skipped or None)
+        if out.kind == Kind.MISMATCH:
+            out.check = [j.diff["where"]] if j.diff and "where" in j.diff else j.checked
+        if mode == "dynamic":
+            if out.kind != Kind.PASS:
+                out.second_call = {"none": "not run: the first call already failed"}
+            else:
+                self._run_second_call(backend_name, fn, out)
+        return out
+
+    def _run_second_call(self, backend_name: str, fn, out: Verdict) -> None:
+        """Dynamic mode: call the same compiled ``fn`` (no recompile asked for; dynamo may
+        recompile on its own) at the other sizes and judge it like the first call; updates ``out``."""
+        import torch
+
+        inputs, reference, info = self.second_call()
+        out.second_call = info
+        if inputs is None:
+            return
+        t0 = time.perf_counter()
+        try:
+            with torch.no_grad():
+                actual = _as_list(fn(*_clone(inputs, self.device)))
+        except Exception as exc:
+            err = describe_error(exc)
+            text = (err["type"] + " " + err["message"]).lower()
+            if backend_name in ("export", "aoti") and any(m in text for m in INPUT_GUARD_MARKERS):
+                # the exported program specialised on a size the second call changes: refused by design
+                out.second_call = dict(info, declined=f"{err['type']}: {err['message'][:300]}")
+                return
+            out.kind = oracle.classify_exception(err["type"], err["message"])
+            out.diff = None
+            out.detail = f"{backend_name} raised during the second call (other sizes)"
+            out.error = err
+            out.elapsed_s += time.perf_counter() - t0
+            return
+        out.elapsed_s += time.perf_counter() - t0
+        j = oracle.judge(reference, actual)
+        out.skipped_values = {**(out.skipped_values or {}), **j.skipped} or None
+        if j.kind == Kind.MISMATCH:
+            out.kind, out.detail, out.diff = j.kind, j.detail, j.diff
+            out.check = [j.diff["where"]] if j.diff and "where" in j.diff else j.checked
+
+
+def _finite(values) -> bool:
+    import torch
+
+    return all(bool(torch.isfinite(v).all()) for v in values if isinstance(v, torch.Tensor) and oracle.is_float(v))
+
+
+def _resize_inputs(inputs, old: int, new: int, fresh: bool = True, seed: int = 0):
+    """``inputs`` with every dim of size ``old`` made ``new``.
+
+    Old positions keep their values (cropped, or tiled along the dim when it grows). With
+    ``fresh``, float values at new positions are drawn uniformly between the tensor's finite
+    min and max instead of repeating old ones (repeats make ties for argmax, max_pool...).
+    """
+    import torch
+
+    gen = torch.Generator().manual_seed(seed)
+    out = []
+    for t in inputs:
+        dims = [d for d, size in enumerate(t.shape) if size == old]
+        r = t
+        for d in dims:
+            r = r.index_select(d, torch.arange(new, device=t.device) % old)
+        if fresh and dims and new > old and t.dtype.is_floating_point and t.numel():
+            finite = t[torch.isfinite(t)].to(torch.float64)
+            if finite.numel():
+                lo, hi = float(finite.min()), float(finite.max())
+                mask = torch.zeros(r.shape, dtype=torch.bool)
+                for d in dims:
+                    grown = (torch.arange(new) >= old).reshape([-1 if i == d else 1 for i in range(r.dim())])
+                    mask = mask | grown
+                values = lo + (hi - lo) * torch.rand(r.shape, generator=gen, dtype=torch.float64)
+                r = torch.where(mask.to(r.device), values.to(r.dtype).to(r.device), r)
+        out.append(r.contiguous() if r is not t else t.clone())
+    return out
+
+
+def _param_names(fn) -> list[str]:
+    import inspect
+
+    return [p for p in inspect.signature(fn).parameters if p != "self"]
+
+
+def _named_params(module):
+    for name, p in module.named_parameters():
+        yield name.replace("_orig_mod.", ""), p
+
+
+def _unsupported(err: dict) -> bool:
+    text = (err["type"] + " " + err["message"]).lower()
+    return "unsupported" in err["type"].lower() or "usererror" in err["type"].lower() or any(
+        m in text for m in UNSUPPORTED_MARKERS)
