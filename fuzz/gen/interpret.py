@@ -1,18 +1,22 @@
 """Running a graph node by node, with every intermediate value in hand.
 
 The generator uses this to check each call against its predicted shapes and the
-value search uses it to find where a NaN/Inf first appears. It calls exactly the
+value search uses it to find where a NaN/Inf first appears. The reducer and triage use the
+whole-graph helpers at the end (``graph_values``, ``propagate_shapes``, ``eager_values``,
+``aten_ops``): a changed graph is checked on meta tensors before any child process is spent
+on it, and a dropped node's output becomes a graph input holding the value it had. It calls exactly the
 targets the program source calls (``torch.ops.aten.<op>.<overload>``, the function
 by its import path, the submodule built from ``init``), with the same arguments.
 """
 
 from __future__ import annotations
 
+import warnings
 from typing import Any, Callable
 
 from fuzz.isolation import address_space_headroom
 from fuzz.ir.graph import Graph, Node
-from fuzz.ir.record import decode_value, resolve_op
+from fuzz.ir.record import decode_value, dtype_name, resolve_op
 
 
 class NodeError(Exception):
@@ -111,15 +115,12 @@ def bind_outputs(node: Node, result) -> dict:
 CALL_HEADROOM_BYTES = 512 << 20
 
 
-# one operator call under this much extra address space (fuzz.isolation)
-_AddressSpaceHeadroom = address_space_headroom
-
 
 def run_node(node: Node, env: dict, submodules: dict, device: str = "cpu") -> dict:
     args, kwargs = call_args(node, env, device)
     fn = submodules[node.id] if node.api == "module" else target(node)
     try:
-        with _AddressSpaceHeadroom(CALL_HEADROOM_BYTES):
+        with address_space_headroom(CALL_HEADROOM_BYTES):
             result = fn(*args, **kwargs)
     except Exception as exc:  # the call itself failed
         raise NodeError(node, f"{type(exc).__name__}: {str(exc).strip().splitlines()[0] if str(exc).strip() else ''}") from exc
@@ -127,8 +128,6 @@ def run_node(node: Node, env: dict, submodules: dict, device: str = "cpu") -> di
 
 
 def check_outputs(graph: Graph, node: Node, outs: dict) -> None:
-    from fuzz.ir.record import dtype_name
-
     for name in node.outputs:
         info = graph.tensors[name]
         t = outs.get(name)
@@ -194,3 +193,102 @@ def run_graph(graph: Graph, leaves: dict, submodules: dict, device: str = "cpu",
         if on_node is not None and on_node(node, outs, env):
             break
     return env
+
+
+# ---------------------------------------------------------------------------
+# whole graphs, outside the generator: the reducer and triage listing use these
+# (nothing here runs the compiler under test)
+
+
+class InvalidGraph(Exception):
+    """The graph cannot be executed (an operator rejected its arguments)."""
+
+
+def module_state_keys(graph: Graph, tensors: dict) -> list[str]:
+    """Keys of ``tensors`` that are weights of the graph's module nodes."""
+    from fuzz.gen.program import module_attr
+
+    prefixes = tuple(module_attr(n) + "." for n in graph.nodes if n.api == "module")
+    return [k for k in tensors if prefixes and k.startswith(prefixes)]
+
+
+def _meta_leaves_and_submodules(graph: Graph) -> tuple[dict, dict]:
+    import torch
+
+    leaves = {n: torch.empty(graph.tensors[n].shape, dtype=getattr(torch, graph.tensors[n].dtype), device="meta")
+              for n in graph.inputs + graph.params}
+    with torch.device("meta"), warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # zero-element init on meta is a no-op: fine
+        submodules = build_submodules(graph, "meta")
+    return leaves, submodules
+
+
+def graph_values(graph: Graph, tensors: dict, device: str = "cpu") -> dict:
+    """Every tensor's value (``device="meta"``: its meta tensor) by name, for a whole graph fed with
+    ``tensors`` (inputs, params, module weights); ``InvalidGraph`` on failure."""
+    import torch
+
+    try:
+        if device == "meta":
+            leaves, submodules = _meta_leaves_and_submodules(graph)
+        else:
+            leaves = {n: tensors[n] for n in graph.inputs + graph.params}
+            submodules = build_submodules(graph, device, {k: tensors[k] for k in module_state_keys(graph, tensors)})
+        with torch.no_grad():
+            return run_graph(graph, leaves, submodules, device, check=False)
+    except NodeError as exc:
+        raise InvalidGraph(str(exc)[:300]) from None
+    except Exception as exc:  # building a submodule, a missing tensor, a bad structure
+        raise InvalidGraph(f"{type(exc).__name__}: {str(exc)[:300]}") from None
+
+
+def aten_ops(graph: Graph) -> list[str]:
+    """The ATen operators the graph's calls dispatch to (run on meta tensors), sorted.
+
+    ``torch.nn.functional.relu``, ``torch.nn.ReLU`` and ``aten::relu`` all give ``aten.relu``:
+    triage uses this to see that reduced cases spelled differently are the same bug.
+    Raises ``InvalidGraph`` when the graph cannot run on meta tensors.
+    """
+    import torch
+    from torch.utils._python_dispatch import TorchDispatchMode
+
+    seen: set[str] = set()
+    ignore = {"aten.detach", "aten.alias", "aten.empty", "aten.empty_strided", "aten.lift_fresh"}
+
+    class Record(TorchDispatchMode):
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            name = str(func.overloadpacket)
+            if name not in ignore:
+                seen.add(name)
+            return func(*args, **(kwargs or {}))
+
+    try:
+        leaves, submodules = _meta_leaves_and_submodules(graph)
+        with torch.no_grad(), Record():
+            run_graph(graph, leaves, submodules, "meta", check=False)
+    except Exception as exc:
+        raise InvalidGraph(f"{type(exc).__name__}: {str(exc)[:200]}") from None
+    return sorted(seen)
+
+
+def propagate_shapes(graph: Graph) -> Graph:
+    """Recompute every value tensor's shape and dtype in place by running the graph on meta tensors.
+
+    Raises ``InvalidGraph`` when an operator rejects the (changed) graph.
+    """
+    env = graph_values(graph, {}, "meta")
+    for node in graph.nodes:
+        for name in node.outputs:
+            value = env.get(name)
+            if value is None:
+                raise InvalidGraph(f"{node.id}: no value for {name}")
+            info = graph.tensors[name]
+            info.shape = [int(d) for d in value.shape]
+            info.dtype = dtype_name(value.dtype)
+    return graph
+
+
+def eager_values(graph: Graph, tensors: dict) -> dict:
+    """Every tensor's eager CPU value (detached clones); raises ``InvalidGraph`` on failure."""
+    env = graph_values(graph, tensors, "cpu")
+    return {k: v.detach().clone() for k, v in env.items() if hasattr(v, "detach")}

@@ -144,7 +144,7 @@ def save_reduced(case: Case, graph: Graph, tensors: dict, found: tuple[Verdict, 
         save_program(graph, tensors, tmp)
         files = {name: (Path(tmp) / name).read_bytes() for name in PROGRAM_FILES}
     try:
-        from fuzz.triage.interp import aten_ops
+        from fuzz.gen.interpret import aten_ops
 
         info = {**info, "aten_ops": aten_ops(graph)}
     except Exception:  # ops without meta kernels: listing falls back to the signature

@@ -110,7 +110,7 @@ def group_key(reduced: Case) -> str:
     ops = (reduced.triage or {}).get("aten_ops")
     if ops is None:
         try:
-            from fuzz.triage.interp import aten_ops
+            from fuzz.gen.interpret import aten_ops
 
             ops = aten_ops(reduced.program_graph())
         except Exception:

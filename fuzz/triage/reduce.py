@@ -35,7 +35,7 @@ from typing import Callable
 
 from fuzz.ir.graph import Graph, Node, refs_in, replace_refs
 from fuzz.ir.record import with_value_at
-from fuzz.triage.interp import InvalidGraph, eager_values, module_state_keys, propagate_shapes
+from fuzz.gen.interpret import InvalidGraph, eager_values, module_state_keys, propagate_shapes
 
 Predicate = Callable[[Graph, dict], bool]
 

@@ -1,7 +1,6 @@
 """The generator on fixture rules: validity, determinism, JSON, size bound, guard, CLI."""
 
 import json
-import math
 import os
 import subprocess
 import sys
@@ -154,14 +153,15 @@ def test_one_call_cannot_take_the_generators_memory():
 
     import torch
 
-    from fuzz.gen.interpret import CALL_HEADROOM_BYTES, _AddressSpaceHeadroom
+    from fuzz.gen.interpret import CALL_HEADROOM_BYTES
+    from fuzz.isolation import address_space_headroom
 
     before = resource.getrlimit(resource.RLIMIT_AS)
     with pytest.raises(RuntimeError):
-        with _AddressSpaceHeadroom(CALL_HEADROOM_BYTES):
+        with address_space_headroom(CALL_HEADROOM_BYTES):
             torch.combinations(torch.arange(12.0), r=8, with_replacement=True)
     assert resource.getrlimit(resource.RLIMIT_AS) == before
-    with _AddressSpaceHeadroom(CALL_HEADROOM_BYTES):  # an ordinary call is unaffected
+    with address_space_headroom(CALL_HEADROOM_BYTES):  # an ordinary call is unaffected
         assert torch.combinations(torch.arange(5.0), r=2).shape == (10, 2)
 
 

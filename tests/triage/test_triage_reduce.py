@@ -8,7 +8,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).parent))
 from triage_helpers import chain_graph  # noqa: E402
 
-from fuzz.triage.interp import eager_values, propagate_shapes  # noqa: E402
+from fuzz.gen.interpret import eager_values, propagate_shapes  # noqa: E402
 from fuzz.triage.reduce import reduce_graph  # noqa: E402
 
 

@@ -72,7 +72,7 @@ def test_reduced_cases_spelled_differently_are_one_bug(crashes):
     """F.relu, nn.ReLU and aten::relu all dispatch to aten.relu: one row once reduced."""
     from fuzz.ir.graph import Graph, Node
     from fuzz.campaign.failure import signature
-    from fuzz.triage.interp import aten_ops
+    from fuzz.gen.interpret import aten_ops
 
     spellings = {"a1": ("torch.nn.functional.relu", "function", None),
                  "b1": ("torch.nn.ReLU", "module", {"args": [], "kwargs": {}}),
