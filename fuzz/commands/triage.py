@@ -7,21 +7,26 @@ from pathlib import Path
 
 from fuzz.campaign.verdict import FAILURE_KINDS
 from fuzz.errors import AssayError
-from fuzz.commands import positive_seconds
+from fuzz.commands import command_group, positive_seconds
 
 KINDS = tuple(k.value for k in FAILURE_KINDS)
 
 
 def register(sub) -> None:
-    p = sub.add_parser(
-        "triage",
-        help="work through saved cases: list, show, reduce, repro, recheck, report",
+    tsub = command_group(
+        sub, "triage", help="work through saved cases: list, show, reduce, repro, recheck, report",
         description="Deduplicate saved cases by signature, reduce them to the few operators that matter, "
         "print maintainer-style repros, re-check them against the installed torch, and report a campaign. "
         "See docs/triage.md.",
-    )
-    p.set_defaults(func=None, group_parser=p)
-    tsub = p.add_subparsers(dest="triage_command", metavar="SUBCOMMAND", parser_class=type(p))
+        examples="""\
+  assay triage list --dir crashes/                   one row per distinct failure, most frequent first
+  assay triage show ID --dir crashes/                one case: verdict, signature, graph, how to run it
+  assay triage reduce ID --dir crashes/              shrink it to the operators that matter (saved as ID-reduced)
+  assay triage repro ID-reduced --dir crashes/       print the standalone repro.py to paste into an issue
+  assay triage recheck --dir crashes/                which cases still fail on the installed torch
+  assay triage report --dir crashes/ --out report.html
+                                                     the campaign report with plots
+""")
 
     def common(sp):
         sp.add_argument("--dir", metavar="DIR", default="crashes",
