@@ -26,12 +26,12 @@ TENSOR_FILES = ("inputs.safetensors", "params.safetensors")
 _OPTIONAL = ("second_call", "recheck", "triage")
 
 
-@dataclass
+@dataclass(kw_only=True)
 class Case:
-    id: str
-    kind: Kind
     format: int = CASE_FORMAT_VERSION
+    id: str
     test_id: str | None = None
+    kind: Kind
     outcome: str = ""
     detail: str = ""
     backend: str = ""

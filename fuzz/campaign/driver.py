@@ -38,6 +38,9 @@ from fuzz.errors import AssayError
 
 
 class Campaign:
+    """One campaign in ``cfg.out``: ``run()`` feeds jobs to the executor until the time is up,
+    journaling each verdict (``on_verdict``) and re-checking every case it stages."""
+
     def __init__(self, cfg: Config, resume: bool = False, executor=None, stream=None):
         self.cfg = cfg
         self.out = Path(cfg.out)

@@ -23,6 +23,7 @@ from __future__ import annotations
 import json
 import random
 import signal
+import sys
 import time
 
 from fuzz.ir import dsl

@@ -7,5 +7,5 @@ Modules:
   intermediate values) used by the reducer to keep candidates valid;
 - ``reduce``: delta debugging over a ``Graph`` with a pluggable ``still_fails`` predicate;
 - ``runner``: the real predicate, a persistent sandboxed child that replays candidates;
-- ``listing``, ``show``, ``actions`` (reduce, recheck), ``report``: the subcommands' logic.
+- ``listing``, ``show``, ``actions`` (reduce, recheck), ``report`` (``plots``): the subcommands' logic.
 """

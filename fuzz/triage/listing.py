@@ -245,7 +245,7 @@ def render_table(rows: list[Row]) -> str:
         repro = {True: "yes", False: "FIXED", None: "?"}[r.reproduces]
         if r.status in ("changed", "flaky"):
             repro = r.status
-        ops = ",".join(_short(o) for o in r.ops[:4]) + (",..." if len(r.ops) > 4 else "")
+        ops = ",".join(short_op(o) for o in r.ops[:4]) + (",..." if len(r.ops) > 4 else "")
         cases = r.case_ids[0] + (f" +{len(r.case_ids) - 1}" if len(r.case_ids) > 1 else "")
         if r.reduced_case:
             cases += f" (reduced: {r.ops_after} ops)"
@@ -261,7 +261,8 @@ def render_table(rows: list[Row]) -> str:
     return "\n".join(out)
 
 
-def _short(op: str) -> str:
+def short_op(op: str) -> str:
+    """An operator's short name for tables: ``F.relu``, ``add.Tensor``, ``nn.ReLU``."""
     return op.split("::")[-1].replace("torch.nn.functional.", "F.").replace("torch.", "")
 
 

@@ -130,6 +130,7 @@ def test_case_json_round_trips_and_keeps_unknown_keys(tmp_path):
     assert case.kind is Kind.MISMATCH and case.extra == {"future_field": [1, 2]} and case.ops == []
     out = case.to_json()
     assert out["future_field"] == [1, 2] and out["kind"] == "mismatch" and "second_call" not in out
+    assert list(out)[:5] == ["format", "id", "test_id", "kind", "outcome"]  # the order the campaign writes
     assert Case.from_json(json.loads(json.dumps(out))) == case
     assert case.failure.reduction_class == ("mismatch", "inductor", "fwd", "values")
     for bad in ({"id": "x"}, {"id": "x", "kind": "exploded"}, []):

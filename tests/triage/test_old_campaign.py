@@ -93,3 +93,25 @@ def _check(folders, procs):
     assert saved["triage"]["recheck"]["status"] == "fixed" and saved["reproduces"] is False
     assert {k: v for k, v in saved.items() if k not in ("triage", "reproduces")} == \
         {k: v for k, v in old.items() if k != "reproduces"}
+
+
+def test_old_case_files_read_and_write_back_unchanged(tmp_path):
+    from fuzz.campaign.case import read_case
+    from fuzz.campaign.store import CrashStore
+
+    for cid in CASES:
+        case = read_case(DATA / cid)
+        assert case.kind == "mismatch" and case.failure.id == case.signature and case.reproduces is True
+        assert case.to_json() == json.loads((DATA / cid / "case.json").read_text())
+        assert list(case.to_json()) == list(json.loads((DATA / cid / "case.json").read_text()))
+        assert case.tensors(case.program_graph())  # its tensors load by graph name
+    # the old index opens with today's store and agrees with the case files
+    root = tmp_path / "camp"
+    shutil.copytree(DATA, root)
+    store = CrashStore(root, create=False)
+    try:
+        assert store.reconcile() == {"added": 0, "removed": 0}
+        assert sorted(c["id"] for c in store.cases()) == CASES
+        assert store.outcome_counts()["outcomes"]["mismatch"] == 6
+    finally:
+        store.close()

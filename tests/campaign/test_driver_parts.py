@@ -1,0 +1,67 @@
+"""The campaign loop's parts on their own: the job stream, re-checks in real processes, progress files."""
+
+import csv
+import io
+import json
+
+from fuzz.campaign.case import Case
+from fuzz.campaign.config import Config
+from fuzz.campaign.jobs import job_stream, model_of
+from fuzz.campaign.progress import PLOT_COLUMNS, Progress
+from fuzz.campaign.rechecks import Rechecker
+from fuzz.campaign.store import CrashStore
+from fuzz.campaign.verdict import Kind, Verdict
+
+
+def test_job_stream_skips_journaled_tests_and_names_them_deterministically(tmp_path):
+    cfg = Config(out=str(tmp_path), backends=["inductor", "aot_eager"], modes=["fwd", "bwd"], seed=4)
+    done = {"s4-m000000-inductor-fwd", "s4-m000000-inductor-bwd", "s4-m000000-aot_eager-fwd",
+            "s4-m000000-aot_eager-bwd", "s4-m000001-aot_eager-bwd"}
+    jobs = job_stream(cfg, done, last_model=1)
+    first = next(jobs)
+    assert first["job"] == "s4-m000001" and first["source"] == {"gen": {"seed": 4, "index": 1}}
+    assert [t["test"] for t in first["tests"]] == ["s4-m000001-inductor-fwd", "s4-m000001-inductor-bwd",
+                                                   "s4-m000001-aot_eager-fwd"]
+    assert len(next(jobs)["tests"]) == 4  # past the journal: every test
+    assert model_of("s4-m000042+") == 42 and model_of("triage") == -1
+
+
+def _staged(store, cid, script, kind=Kind.CRASH):
+    case = Case(id=cid, test_id=cid, kind=kind, backend="inductor", timeout_s=30, created="2026-01-01T00:00:00Z")
+    store.stage_case(case, {}, repro=script)
+
+
+def test_rechecks_run_each_repro_alone_and_mark_flaky_ones(tmp_path):
+    store = CrashStore(tmp_path)
+    _staged(store, "real", "import sys\nprint('REPRODUCED')\nsys.exit(1)\n")
+    _staged(store, "flaky", "print('did not reproduce')\n")
+    rc = Rechecker(store, threads=1)
+    assert rc.recheck("real")[0] is True and rc.recheck("flaky")[0] is False
+    rc.start()
+    rc.queue("real")
+    rc.queue("flaky")
+    rc.finish(grace=60)
+    assert rc.pending == 0
+    real, flaky = (json.loads((tmp_path / c / "case.json").read_text()) for c in ("real", "flaky"))
+    assert real["reproduces"] is True and not real["flaky"] and "REPRODUCED" in real["recheck"]
+    assert flaky["reproduces"] is False and flaky["flaky"] is True
+    store.close()
+
+
+def test_progress_writes_stats_and_the_plot_series(tmp_path):
+    cfg = Config(out=str(tmp_path), backends=["inductor"])
+    store = CrashStore(tmp_path)
+    store.record_test("t1", 0, Verdict(Kind.PASS, backend="inductor", mode="fwd"))
+    store.record_test("t2", 0, Verdict(Kind.INVALID, "eager raised", backend="inductor", mode="fwd"))
+    out = io.StringIO()
+    progress = Progress(cfg, store, out)
+    progress.count_test()
+    progress.update(lambda: {"models": 1, "ops_covered": 3, "rechecks_pending": 0, "worker_restarts": 0}, force=True)
+    progress.show(final=True)
+    st = json.loads((tmp_path / "stats.json").read_text())
+    assert st["tests"] == 2 and st["outcomes"]["pass"] == 1 and st["invalid"] == 1 and st["ops_covered"] == 3
+    assert list(st["outcomes"]) == ["pass", "crash", "mismatch", "hang", "signal", "oom"]
+    rows = list(csv.DictReader(open(tmp_path / "plot_data.csv")))
+    assert list(rows[0]) == PLOT_COLUMNS and rows[0]["pass"] == "1" and rows[0]["invalid"] == "1"
+    assert "2 tests" in out.getvalue() and "pass=1" in out.getvalue()
+    store.close()
