@@ -137,9 +137,9 @@ def plot_backends(per_backend: dict) -> bytes | None:
     return _png(fig)
 
 
-def plot_ops(tested: dict, failing: dict, covered: list[str], series: dict, top: int = 20) -> bytes | None:
-    """Left: operators covered over time; right: the operators in failing cases (and how many were tested)."""
-    if not tested and not failing and not covered and "ops_covered" not in series:
+def plot_ops(failing: dict, covered: list[str], series: dict, top: int = 20) -> bytes | None:
+    """Left: operators covered over time; right: the operators in failing cases."""
+    if not failing and not covered and "ops_covered" not in series:
         return None
     plt = _fig()
     have_time = "ops_covered" in series
@@ -154,12 +154,9 @@ def plot_ops(tested: dict, failing: dict, covered: list[str], series: dict, top:
         ax.set_ylabel("distinct operators tested")
         ax.set_title("Operator coverage over time")
     ax = axes[0]
-    key = failing if failing else tested
-    ops = sorted(key, key=lambda o: (-key[o], o))[:top][::-1]
+    ops = sorted(failing, key=lambda o: (-failing[o], o))[:top][::-1]
     if ops:
         labels = [short_op(o) for o in ops]
-        if tested:
-            ax.barh(labels, [tested.get(o, 0) for o in ops], color="#4e79a7", label="tests using the op", height=0.7)
         ax.barh(labels, [failing.get(o, 0) for o in ops], color="#e15759", label="failing cases with the op", height=0.7)
         ax.tick_params(axis="y", labelsize=7)
         ax.legend(fontsize=7, frameon=False, loc="lower right")
@@ -167,7 +164,7 @@ def plot_ops(tested: dict, failing: dict, covered: list[str], series: dict, top:
     else:
         ax.text(0.5, 0.5, "no failing cases", ha="center", va="center", transform=ax.transAxes, color="#777")
         ax.set_yticks([])
-    n_cov = len(covered) or len(tested)
+    n_cov = len(covered)
     n_fail = len(failing)
     title = f"Operators in failing cases ({n_fail}"
     title += f" of {n_cov} tested)" if n_cov else ")"

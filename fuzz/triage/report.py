@@ -26,9 +26,6 @@ from fuzz.triage.listing import Row, listing_rows, short_op, sort_rows
 from fuzz.triage.plots import plot_backends, plot_ops, plot_tests, plot_unique
 
 FAILURES = tuple(k.value for k in FAILURE_KINDS)
-TIME_COLUMNS = ("elapsed_s", "elapsed", "seconds", "time_s", "time", "t", "wall_s", "unix_time", "timestamp")
-TESTS_COLUMNS = ("tests", "total_tests", "tests_run", "executions", "execs", "total", "done")
-UNIQUE_COLUMNS = ("unique", "unique_failures", "signatures", "unique_signatures", "distinct", "bugs")
 
 
 # ---------------------------------------------------------------------------
@@ -69,53 +66,30 @@ def read_plot_data(root: Path) -> list[dict]:
     return rows
 
 
-def _pick(columns, candidates) -> str | None:
-    lowered = {c.lower(): c for c in columns}
-    for c in candidates:
-        if c in lowered:
-            return lowered[c]
-    return None
-
-
 def _series(rows: list[dict]) -> dict:
-    """{'t': [...hours], 'tests': [...], 'unique': [...], 'by_kind': {kind: [...]}} from plot_data rows."""
-    if not rows:
+    """{'t': [...seconds], 'tests': [...], 'unique': [...], 'by_kind': {kind: [...]}, 'ops_covered': [...]}
+    from the rows of ``plot_data.csv``, read by the columns the campaign writes
+    (``fuzz.campaign.progress.PLOT_COLUMNS``); a file without them gives no series."""
+    if not rows or not all(isinstance(r.get("elapsed_s"), float) for r in rows):
         return {}
-    cols = list(rows[0])
-    tcol = _pick(cols, TIME_COLUMNS)
-    if tcol is None:
-        return {}
-    t = [r.get(tcol) for r in rows]
-    if not all(isinstance(v, float) for v in t):
-        return {}
-    t0 = t[0] if tcol in ("unix_time", "timestamp") or t[0] > 1e8 else 0.0
-    out = {"t": [(v - t0) for v in t], "time_col": tcol}
-    for key, cands in (("tests", TESTS_COLUMNS), ("unique", UNIQUE_COLUMNS)):
-        c = _pick(cols, cands)
-        if c and all(isinstance(r.get(c), float) for r in rows):
-            out[key] = [r[c] for r in rows]
-    kinds = {}
-    for k in FAILURES:
-        c = _pick(cols, (k, k + "s", k + "es"))
-        if c and all(isinstance(r.get(c), float) for r in rows) and any(r[c] for r in rows):
-            kinds[k] = [r[c] for r in rows]
-    c = _pick(cols, ("ops_covered", "ops", "operators"))
-    if c and all(isinstance(r.get(c), float) for r in rows):
-        out["ops_covered"] = [r[c] for r in rows]
+    out = {"t": [r["elapsed_s"] for r in rows]}
+    for key, column in (("tests", "tests"), ("unique", "unique_signatures"), ("ops_covered", "ops_covered")):
+        if all(isinstance(r.get(column), float) for r in rows):
+            out[key] = [r[column] for r in rows]
+    kinds = {k: [r[k] for r in rows] for k in FAILURES
+             if all(isinstance(r.get(k), float) for r in rows) and any(r[k] for r in rows)}
     if kinds:
         out["by_kind"] = kinds
     return out
 
 
 def backend_outcomes(stats: dict, cases) -> tuple[dict, str]:
-    """{backend: {outcome: count}} and where it came from."""
-    per = next((stats[k] for k in ("per_backend", "outcomes_per_backend", "backends") if isinstance(stats.get(k), dict)), None)
+    """{backend: {outcome: count}} and where it came from (``stats.json``'s ``per_backend``, the
+    store's per-backend counts; else the saved cases, failures only)."""
+    per = stats.get("per_backend")
     if isinstance(per, dict) and per:
-        out = {}
-        for b, v in per.items():
-            if isinstance(v, dict):
-                counts = v.get("outcomes") if isinstance(v.get("outcomes"), dict) else v
-                out[b] = {k: int(n) for k, n in counts.items() if isinstance(n, (int, float)) and not isinstance(n, bool)}
+        out = {b: {k: int(n) for k, n in v.items() if isinstance(n, (int, float)) and not isinstance(n, bool)}
+               for b, v in per.items() if isinstance(v, dict)}
         if out:
             return out, "stats.json"
     out: dict = {}
@@ -142,18 +116,14 @@ def covered_ops(root: Path) -> list[str]:
         return []
 
 
-def op_coverage(stats: dict, cases) -> tuple[dict, dict, str]:
-    """({op: tests} when the campaign counted them, {op: failing cases}, source)."""
+def op_coverage(cases) -> dict:
+    """{op: saved cases whose graph calls it} over the original (not reduced) cases."""
     fails = Counter()
     for c in cases:
         if not c.reduced_from:
             for op in set(c.ops):
                 fails[op] += 1
-    ops = stats.get("op_counts") or stats.get("ops_tested")
-    if isinstance(ops, dict) and ops:
-        tested = {k: int(v) for k, v in ops.items() if isinstance(v, (int, float))}
-        return tested, dict(fails), "stats.json"
-    return {}, dict(fails), "saved cases"
+    return dict(fails)
 
 
 # ---------------------------------------------------------------------------
@@ -207,10 +177,9 @@ def build(root, *, title: str | None = None) -> dict:
     rows = sort_rows(listing_rows(root), "count")
     series = _series(read_plot_data(root))
     per_backend, backend_src = backend_outcomes(stats, cases)
-    tested, failing, ops_src = op_coverage(stats, cases)
+    failing = op_coverage(cases)
     covered = covered_ops(root)
-    if covered:
-        ops_src = "the store's covered-operator set, plot_data.csv and saved cases"
+    ops_src = "the store's covered-operator set, plot_data.csv and saved cases" if covered else "saved cases"
     unique_png, unique_src = plot_unique(series, cases)
     return {
         "title": title or f"Assay campaign report: {root}",
@@ -220,7 +189,7 @@ def build(root, *, title: str | None = None) -> dict:
             ("Tests over time", plot_tests(series), "plot_data.csv" if series else "no plot_data.csv"),
             ("Unique failures over time", unique_png, unique_src or "no data"),
             ("Outcomes per backend", plot_backends(per_backend), backend_src),
-            ("Operator coverage", plot_ops(tested, failing, covered, series), ops_src),
+            ("Operator coverage", plot_ops(failing, covered, series), ops_src),
         ],
         "rows": rows,
         "generated": datetime.now().isoformat(timespec="seconds"),
