@@ -61,10 +61,13 @@ class Config:
     recheck_grace_s: float = 600    # at the end, wait up to this long for pending re-checks
     recheck_threads: int = 2
     status_every_s: float = 30      # plain progress line interval when stderr is not a TTY
+    fail_on_find: bool = False      # exit 1 when this run found a signature the campaign had not seen
+    explicit: set = field(default_factory=set)  # settings given as flags this run (vs. saved ones)
 
     SETTINGS = ("backends", "modes", "seed", "nodes", "device", "programs")
-    # kept for --resume too, but a flag given on resume overrides them
-    SOFT_SETTINGS = ("keep_per_signature", "timeout_s", "mem_limit_mb")
+    # kept for --resume too, but a flag given on resume overrides them. time_s is the campaign's
+    # whole budget: a resume without --time runs what is left of it (see ``session_seconds``).
+    SOFT_SETTINGS = ("keep_per_signature", "timeout_s", "mem_limit_mb", "time_s")
 
 
 def load_or_create(cfg: Config, resume: bool, stream) -> None:
@@ -76,7 +79,7 @@ def load_or_create(cfg: Config, resume: bool, stream) -> None:
             saved = json.loads(path.read_text())
         except (OSError, json.JSONDecodeError) as exc:
             raise AssayError(f"{path}: corrupt campaign settings ({exc})") from None
-        explicit = getattr(cfg, "_explicit", set())
+        explicit = cfg.explicit
         for key in Config.SETTINGS:
             if key in explicit and saved.get(key) != getattr(cfg, key):
                 raise AssayError(f"{out} holds a campaign with {key}={saved.get(key)!r}; "
@@ -86,6 +89,8 @@ def load_or_create(cfg: Config, resume: bool, stream) -> None:
         for key in Config.SOFT_SETTINGS:
             if key in saved and key not in explicit:
                 setattr(cfg, key, saved[key])
+        if "time_s" not in saved and "time_s" not in explicit:
+            cfg.time_s = 600.0  # written before budgets were saved: the default, as it ran then
         if not resume:
             stream.write(f"assay: continuing the campaign in {out} (seed {cfg.seed})\n")
     elif resume:
@@ -104,3 +109,24 @@ def created_at(out) -> str | None:
     except (OSError, ValueError):
         return None
     return data.get("created") if isinstance(data, dict) else None
+
+
+def session_seconds(cfg: Config, elapsed_before: float) -> float:
+    """How long this run may take, and the campaign's budget saved for the next ``--resume``.
+
+    A new campaign runs ``--time``. A continued one runs ``--time`` more if given (its budget
+    grows to what has run plus that), else what is left of its saved budget.
+    """
+    if "time_s" in cfg.explicit and elapsed_before > 0:
+        session, total = cfg.time_s, elapsed_before + cfg.time_s
+    else:
+        session, total = max(0.0, cfg.time_s - elapsed_before), cfg.time_s
+    path = Path(cfg.out) / "campaign.json"
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError):
+        data = None
+    if isinstance(data, dict) and data.get("time_s") != total:
+        data["time_s"] = total
+        atomic_write(path, json.dumps(data, indent=1) + "\n")
+    return session

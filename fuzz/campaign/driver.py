@@ -26,15 +26,15 @@ import threading
 import time
 from pathlib import Path
 
-from fuzz.campaign.config import Config, load_or_create
+from fuzz.campaign.config import Config, load_or_create, session_seconds
 from fuzz.campaign.failure import sign
 from fuzz.campaign.jobs import job_stream, model_of, program_dirs
 from fuzz.campaign.progress import Progress
 from fuzz.campaign.rechecks import Rechecker
 from fuzz.campaign.staging import ModelFiles, stage_failure
 from fuzz.campaign.store import CrashStore, warn
-from fuzz.campaign.verdict import Kind, Verdict
-from fuzz.errors import AssayError
+from fuzz.campaign.status import fmt_time
+from fuzz.campaign.verdict import FAILURE_KINDS, Kind, Verdict
 
 
 class Campaign:
@@ -53,7 +53,10 @@ class Campaign:
         self.ops = set(self.store.get_meta("ops", []) or [])
         self.models_done = int(self.store.get_meta("models", 0) or 0)
         self.rechecks = Rechecker(self.store, cfg.recheck, cfg.recheck_threads)
+        self.budget_s = cfg.time_s  # the campaign's whole budget, as given or saved
         self.progress = Progress(cfg, self.store, self.stream)
+        cfg.time_s = session_seconds(cfg, self.progress.elapsed_before)  # this run's share of it
+        self.signatures_before = self.store.unique_signatures()
 
     def jobs(self):
         return job_stream(self.cfg, self.store.done_tests(), self.store.max_model())
@@ -69,11 +72,12 @@ class Campaign:
                              log_dir=self.out / "logs", threads=threads)
 
     def run(self) -> int:
-        if self.cfg.device == "cuda":
-            import torch
-
-            if not torch.cuda.is_available():
-                raise AssayError("--device cuda: no CUDA device is available here")
+        if self.cfg.time_s <= 0:
+            self.stream.write(f"assay fuzz: the campaign in {self.out} has spent its budget of "
+                              f"{fmt_time(self.budget_s)}; continue it with --resume {self.out} --time 1h (or any "
+                              "length)\n")
+            self.store.close()
+            return 0
         self._resume_pending()
         jobs = self.jobs()
         exhausted = False
@@ -111,11 +115,32 @@ class Campaign:
             self.progress.show(final=True)
             if old_term is not None:
                 signal.signal(signal.SIGTERM, old_term)
+            new_signatures = self.store.unique_signatures() - self.signatures_before
+            self._summary(new_signatures)
             self.store.close()
         if interrupted:
-            self.stream.write(f"assay: stopped; continue with: assay fuzz --resume {self.out}\n")
+            self.stream.write(f"assay: stopped; continue with: assay fuzz --resume {self.out} (the rest of its "
+                              f"{fmt_time(self.budget_s)} budget; add --time T to run T more)\n")
             return 130
+        if self.progress.session_tests == 0 and not exhausted:
+            self.stream.write(f"assay fuzz: no test finished in {fmt_time(self.cfg.time_s)} (starting the workers "
+                              "and the first compile take about a minute); give a longer --time\n")
+            return 3
+        if self.cfg.fail_on_find and new_signatures > 0:
+            return 1
         return 0
+
+    def _summary(self, new_signatures: int) -> None:
+        """The closing lines: what this run did, where it is, what to run next."""
+        st = self.progress.latest or {}
+        outcomes = st.get("outcomes", {})
+        failures = sum(outcomes.get(k.value, 0) for k in FAILURE_KINDS)
+        self.stream.write(
+            f"assay fuzz: {self.progress.session_tests} tests this run ({st.get('tests', 0)} in the campaign, "
+            f"{fmt_time(st.get('elapsed_s', 0))}); {failures} failing tests in all, "
+            f"{st.get('unique_signatures', 0)} signatures ({new_signatures} new this run), "
+            f"{st.get('cases_saved', 0)} cases saved\n"
+            f"  folder: {self.out}    next: assay triage list --dir {self.out}\n")
 
     def _session(self) -> dict:
         return {"models": self.models_done, "ops_covered": len(self.ops),

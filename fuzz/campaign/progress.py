@@ -126,9 +126,10 @@ class Progress:
     def show(self, final: bool = False) -> None:
         """The status display: a redrawn block on a TTY (at most once a second), else a line now and then."""
         now = time.monotonic()
-        st = self.latest
-        if st is None:
+        if self.latest is None:
             return
+        # stats.json is rewritten every 5 s; the clock on screen is read now, not from it
+        st = dict(self.latest, elapsed_s=round(self.elapsed(), 1))
         remaining = max(0.0, self.cfg.time_s - (now - self.session_start))
         if self.tty:
             if not final and now - self._last_status < 1.0:

@@ -48,29 +48,40 @@ def print_json(obj) -> None:
     sys.stdout.write(json.dumps(obj, indent=2, sort_keys=False, default=str) + "\n")
 
 
-def output_dir(path: str, flag: str = "--out") -> str:
-    """Make sure ``path`` is (or can become) a writable directory before any work starts.
-
-    A file in its place or on its way, or a place the user may not write, is a one-line
-    ``AssayError`` that names the flag; the directory is created if it is missing.
-    """
+def check_output_dir(path: str, flag: str = "--out") -> str:
+    """Can ``path`` be (or become) a writable directory? A one-line ``AssayError`` naming the flag
+    if not (a file in its place or on its way, a place the user may not write); writes nothing."""
     import os
     from pathlib import Path
 
     from fuzz.errors import AssayError
 
-    p = Path(path)
+    p = Path(path).absolute()
     if p.exists() and not p.is_dir():
         raise AssayError(f"{flag} {path} is a file, not a directory; give a directory path")
     for parent in p.parents:
-        if parent.exists() and not parent.is_dir():
-            raise AssayError(f"{flag} {path}: {parent} is a file, not a directory")
+        if parent.exists():
+            if not parent.is_dir():
+                raise AssayError(f"{flag} {path}: {parent} is a file, not a directory")
+            if not p.exists() and not os.access(parent, os.W_OK | os.X_OK):
+                raise AssayError(f"cannot create {flag} {path}: {parent} is not writable")
+            break
+    if p.exists() and not os.access(p, os.W_OK | os.X_OK):
+        raise AssayError(f"{flag} {path} is not writable; choose another directory")
+    return path
+
+
+def output_dir(path: str, flag: str = "--out") -> str:
+    """``check_output_dir``, then create the directory if it is missing."""
+    from pathlib import Path
+
+    from fuzz.errors import AssayError
+
+    check_output_dir(path, flag)
     try:
-        p.mkdir(parents=True, exist_ok=True)
+        Path(path).mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise AssayError(f"cannot create {flag} {path}: {exc.strerror or exc}") from None
-    if not os.access(p, os.W_OK | os.X_OK):
-        raise AssayError(f"{flag} {path} is not writable; choose another directory")
     return path
 
 

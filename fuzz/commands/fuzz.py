@@ -1,8 +1,51 @@
-"""``assay fuzz``: a differential-testing campaign (see docs/campaign.md)."""
+"""``assay fuzz``: a differential-testing campaign (see docs/campaign.md).
+
+Every flag is checked before anything is written: a typo in ``--programs`` or ``--device
+cuda`` on a machine without a GPU must not leave a ``campaign.json`` behind that the corrected
+command would then refuse as a different campaign.
+"""
 
 from __future__ import annotations
 
+import argparse
 import os
+
+from fuzz.commands import ExamplesFormatter, check_output_dir, output_dir, positive_int, positive_seconds
+
+EXAMPLES = """\
+examples:
+  assay fuzz --time 8h --workers 8 --out crashes/     an overnight campaign on the default backends
+  assay fuzz --resume crashes/                       continue it: the rest of its 8 h budget
+  assay fuzz --resume crashes/ --time 2h             continue it for 2 more hours
+  assay fuzz --backends inductor --modes fwd,bwd --nodes 8 --out crashes-bwd/
+  assay fuzz --time 20m --fail-on-find --out ci-crashes/
+                                                     in CI: exit 1 when a new failure signature is found
+  assay fuzz --programs models/ --out crashes/       test saved programs (assay gen's output) once each
+"""
+
+MIN_MEM_LIMIT_MB = 512  # a worker with torch and one compiled model needs several hundred MB
+
+
+def _duration(text: str) -> float:
+    """argparse type: a positive duration (``90``, ``30s``, ``30m``, ``8h``, ``1h30m``)."""
+    from fuzz.campaign.config import parse_duration
+    from fuzz.errors import AssayError
+
+    try:
+        value = parse_duration(text)
+    except AssayError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"expected a duration above 0, got {text!r}")
+    return value
+
+
+def _mem_limit(text: str) -> int:
+    value = positive_int(text)
+    if value < MIN_MEM_LIMIT_MB:
+        raise argparse.ArgumentTypeError(f"expected at least {MIN_MEM_LIMIT_MB} MB (a worker with torch needs "
+                                         f"several hundred), got {text!r}")
+    return value
 
 
 def register(sub) -> None:
@@ -12,11 +55,18 @@ def register(sub) -> None:
         description=(
             "Generate random valid models and test each against eager on every backend and mode, in "
             "long-lived sandboxed workers. Failures are saved as cases under --out with a standalone "
-            "repro.py; stats.json and plot_data.csv are updated as it runs. Exits 0 when the time is up."
+            "repro.py; stats.json and plot_data.csv are updated as it runs. Exit status: 0 when the time "
+            "is up (or every saved program was tested), 1 with --fail-on-find when a new failure "
+            "signature was found, 2 for bad flags, 3 when no test finished in the time given, "
+            "130 when stopped (continue with --resume)."
         ),
+        epilog=EXAMPLES,
+        formatter_class=ExamplesFormatter,
     )
-    p.add_argument("--time", default="10m", help="how long to run: seconds, or 30s / 30m / 8h (default 10m)")
-    p.add_argument("--workers", type=int, default=None, help="worker processes (default: number of cores)")
+    p.add_argument("--time", type=_duration, default=None,
+                   help="how long to run: seconds, or 30s / 30m / 8h (default 10m; with --resume: the rest of "
+                        "the campaign's budget)")
+    p.add_argument("--workers", type=positive_int, default=None, help="worker processes (default: number of cores)")
     p.add_argument("--backends", default=None,
                    help="comma-separated: inductor, aot_eager, aot_eager_decomp_partition, eager, export, aoti "
                         "(default inductor,aot_eager)")
@@ -24,42 +74,45 @@ def register(sub) -> None:
     p.add_argument("--out", default=None, help="campaign directory (default crashes/)")
     p.add_argument("--resume", metavar="DIR", default=None, help="continue the campaign in DIR")
     p.add_argument("--seed", type=int, default=None, help="campaign seed (default 0)")
-    p.add_argument("--nodes", type=int, default=None, help="operators per generated model (default 5)")
+    p.add_argument("--nodes", type=positive_int, default=None, help="operators per generated model (default 5)")
     p.add_argument("--device", choices=["cpu", "cuda"], default=None, help="where models run (default cpu)")
-    p.add_argument("--timeout", default=None, help="per-test time limit before a test counts as a hang (default 90s)")
-    p.add_argument("--mem-limit", type=int, default=None, metavar="MB",
+    p.add_argument("--timeout", type=_duration, default=None,
+                   help="per-test time limit before a test counts as a hang (default 90s)")
+    p.add_argument("--mem-limit", type=_mem_limit, default=None, metavar="MB",
                    help="per-worker memory limit in MB (default: RAM / (workers+1), at most 8192)")
     p.add_argument("--programs", default=None, metavar="DIR",
                    help="test the saved programs in DIR (each with graph.json) once, instead of generating")
-    p.add_argument("--keep", type=int, default=None, help="case directories kept per failure signature (default 3)")
+    p.add_argument("--keep", type=positive_int, default=None,
+                   help="case directories kept per failure signature (default 3)")
     p.add_argument("--no-recheck", action="store_true", help="do not re-run saved cases in a fresh process")
-    p.add_argument("--progress-every", type=float, default=30, metavar="S",
+    p.add_argument("--fail-on-find", action="store_true",
+                   help="exit 1 when this run found a failure signature the campaign had not seen (for CI)")
+    p.add_argument("--progress-every", type=positive_seconds, default=30, metavar="S",
                    help="seconds between progress lines when stderr is not a terminal (default 30)")
     p.set_defaults(func=run)
 
 
 def run(args) -> int:
     from fuzz.campaign import backends
-    from fuzz.campaign.config import Config, default_mem_limit_mb, parse_duration
+    from fuzz.campaign.config import Config, default_mem_limit_mb
     from fuzz.campaign.driver import Campaign
+    from fuzz.campaign.jobs import program_dirs
     from fuzz.errors import AssayError
 
     out = args.resume or args.out or "crashes"
     if args.resume and args.out and os.path.abspath(args.out) != os.path.abspath(args.resume):
         raise AssayError("give either --resume DIR or --out DIR, not two different directories")
+    check_output_dir(out, "--resume" if args.resume else "--out")
+    if args.resume and not os.path.isfile(os.path.join(out, "campaign.json")):
+        raise AssayError(f"{out} holds no campaign to resume (no campaign.json); start one with --out")
     workers = args.workers if args.workers is not None else (os.cpu_count() or 1)
-    if workers < 1:
-        raise AssayError("--workers must be at least 1")
-    time_s = parse_duration(args.time)
-    timeout_s = parse_duration(args.timeout or "90")
-    cfg = Config(out=out, time_s=time_s, workers=workers, timeout_s=timeout_s,
+    cfg = Config(out=out, time_s=args.time or 600.0, workers=workers, timeout_s=args.timeout or 90.0,
                  mem_limit_mb=args.mem_limit or default_mem_limit_mb(workers),
-                 keep_per_signature=max(1, args.keep or 3), recheck=not args.no_recheck,
-                 status_every_s=args.progress_every)
-    explicit = set()
-    for flag, key in (("timeout", "timeout_s"), ("keep", "keep_per_signature"), ("mem_limit", "mem_limit_mb")):
-        if getattr(args, flag) is not None:
-            explicit.add(key)
+                 keep_per_signature=args.keep or 3, recheck=not args.no_recheck,
+                 status_every_s=args.progress_every, fail_on_find=args.fail_on_find)
+    explicit = {key for flag, key in (("timeout", "timeout_s"), ("keep", "keep_per_signature"),
+                                      ("mem_limit", "mem_limit_mb"), ("time", "time_s"))
+                if getattr(args, flag) is not None}
     if args.backends is not None:
         cfg.backends = backends.parse_backends(args.backends)
         explicit.add("backends")
@@ -71,7 +124,14 @@ def run(args) -> int:
         if value is not None:
             setattr(cfg, key, os.path.abspath(value) if key == "programs" else value)
             explicit.add(key)
-    if cfg.nodes is not None and cfg.nodes < 1:
-        raise AssayError("--nodes must be at least 1")
-    cfg._explicit = explicit
+    if cfg.programs:
+        program_dirs(cfg.programs)  # a typo is an error now, before the campaign folder exists
+    if cfg.device == "cuda":
+        import torch
+
+        if not torch.cuda.is_available():
+            raise AssayError("--device cuda: no CUDA device is available here; run on cpu or on a machine "
+                             "with a GPU")
+    cfg.explicit = explicit
+    output_dir(out, "--resume" if args.resume else "--out")  # last: everything above has been checked
     return Campaign(cfg, resume=bool(args.resume)).run()
