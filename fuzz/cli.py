@@ -45,7 +45,7 @@ def build_parser():
         """argparse, but a bad flag ends in one line and exit 2 (argparse's own code)."""
 
         def error(self, message):
-            self.exit(2, f"{self.prog}: error: {message} (see '{self.prog} --help')\n")
+            self.exit(2, f"assay: error: {message} (see '{self.prog} --help')\n")
 
     parser = _Parser(
         prog="assay",
@@ -65,8 +65,11 @@ def build_parser():
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run ``assay ARGV``; returns the exit status (also for --help and argparse's own errors)."""
     try:
         return _run(argv)
+    except SystemExit as exc:  # argparse: --help, --version, a bad flag
+        return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 2)
     except KeyboardInterrupt:
         sys.stderr.write("assay: interrupted\n")
         return 130

@@ -184,3 +184,17 @@ def test_load_ruleset_reads_and_prepares_once_per_arguments(tmp_path):
 def test_fixture_rules_are_rules():
     for r in fixture_rules():
         assert Rule.from_json(json.loads(json.dumps(r.to_json()))) == r
+
+
+def test_cli_never_mixes_runs_and_empty_dtypes_is_an_error(tmp_path, run_assay):
+    out = tmp_path / "models"
+    res = run_assay("gen", "--count", "2", "--nodes", "3", "--out", out, "--json", timeout=300)
+    assert res.returncode == 0, res.stderr
+    before = {p: p.read_bytes() for p in out.rglob("*") if p.is_file()}
+    for argv, words in ((("--out", out), "already holds 2 models"), (("--dtypes", "", "--out", tmp_path / "b"), "--dtypes"),
+                        (("--count", "0", "--out", tmp_path / "c"), "--count")):
+        res = run_assay("gen", *argv, timeout=300)
+        assert res.returncode == 2 and words in res.stderr, (argv, res.stderr)
+        assert "Traceback" not in res.stderr and len(res.stderr.strip().splitlines()) == 1
+    assert {p: p.read_bytes() for p in out.rglob("*") if p.is_file()} == before
+    assert not (tmp_path / "b").exists() and not (tmp_path / "c").exists()
