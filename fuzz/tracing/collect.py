@@ -9,6 +9,7 @@ import time
 import zlib
 
 from fuzz.errors import AssayError
+from fuzz.ir.opnames import query_base_name
 from fuzz.ir.rule import corpus_dir
 from fuzz.ir.record import Record, write_records
 from fuzz.tracing.stats import compute_stats
@@ -49,13 +50,16 @@ def select_tasks(ops: list[str] | None):
     chosen, unknown = [], []
     for name in ops:
         hits = [t for t in tasks if name in task_names(t[0])]
+        if not hits:  # any call level of the operator: relu, torch.relu, aten::relu, nn.ReLU
+            base = query_base_name(name)
+            hits = [t for t in tasks if base in {query_base_name(n) for n in task_names(t[0])}]
         if not hits:
             unknown.append(name)
         chosen.extend(h for h in hits if h not in chosen)
     if unknown:
         raise AssayError(
-            f"unknown operator(s) in --ops: {', '.join(unknown)}; use OpInfo names such as "
-            "'nn.functional.conv2d', 'add', 'linalg.svd' or module names such as 'nn.Conv2d'"
+            f"unknown operator(s) in --ops: {', '.join(unknown)}; torch's test databases have no such operator "
+            "(names like 'conv2d', 'nn.functional.conv2d', 'aten::add', 'linalg.svd' or 'nn.Conv2d' work)"
         )
     return chosen
 

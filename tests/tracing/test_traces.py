@@ -157,3 +157,18 @@ def test_select_unknown_op_raises():
 
     with pytest.raises(AssayError):
         select_tasks(["definitely_not_an_op"])
+
+
+def test_select_takes_any_call_level_of_an_operator():
+    """'relu', 'aten::relu' and 'torch.nn.functional.relu' all pick relu's OpInfo and ModuleInfo
+    entries; a name torch's databases spell exactly picks that entry alone."""
+    from fuzz.tracing import select_tasks
+    from fuzz.tracing.sources import task_names
+
+    def names(query):
+        return {n for t in select_tasks([query]) for n in task_names(t[0])}
+
+    for query in ("relu", "aten::relu", "torch.nn.functional.relu", "torch.relu"):
+        assert {"nn.functional.relu", "nn.ReLU"} <= names(query), query
+    assert "nn.functional.relu" not in names("nn.ReLU")
+    assert names("add") == {"add"}
