@@ -213,6 +213,71 @@ def _has_ties(t) -> bool:
     return bool((gaps <= atol + rtol * s[1:].abs()).any())
 
 
+# Index ops whose ties can be located: the slice along ``dim`` each output position was chosen from.
+# (op -> (order, which sorted positions decide)): "top" = largest first, "bottom" = smallest first.
+SLICE_TIE_OPS = {"argmax": "top1", "max": "top1", "argmin": "bottom1", "min": "bottom1", "topk": "topk",
+                 "sort": "all", "argsort": "all", "msort": "all", "kthvalue": "kth", "median": "median",
+                 "nanmedian": "median"}
+
+
+def _arg(node, position: int, name: str, default=None):
+    """A literal argument of a call, by keyword or by position (the tensor is position 0)."""
+    if name in node.kwargs:
+        return node.kwargs[name]
+    return node.args[position] if len(node.args) > position else default
+
+
+def _slice_ties(node, source, short: str) -> bool | None:
+    """Whether the positions ``node`` picks are decided by a tie *in the slices it picks from*:
+    the top candidates of an argmax/max.dim slice, the first k+1 of a topk slice, the neighbours
+    of the k-th value, any two values of one sort slice. None when it cannot tell (an argument it
+    cannot read): the caller then looks for ties anywhere in the input, as before."""
+    import torch
+
+    kind = SLICE_TIE_OPS.get(short)
+    if kind is None or source is None or not source.dtype.is_floating_point or source.dim() == 0:
+        return None
+    if short in ("sort", "argsort") and _arg(node, 3, "stable", False) is True:
+        return False  # a stable sort breaks ties by position: eager and compiled must agree
+    dim = _arg(node, 2 if kind in ("topk", "kth") else 1, "dim", 0 if short == "msort" else
+               (None if kind in ("top1", "bottom1") else -1))
+    if short == "msort":
+        dim = 0
+    if isinstance(dim, bool) or not (dim is None or isinstance(dim, int)):
+        return None
+    x = source.detach().to("cpu", torch.float64)
+    try:
+        x = x.reshape(-1) if dim is None else x.movedim(dim, -1)
+    except (IndexError, RuntimeError):
+        return None
+    n = x.shape[-1]
+    if n < 2:
+        return False
+    if not bool(torch.isfinite(x).all()):
+        return True  # NaN/Inf among the candidates: positions are not meaningful
+    largest = kind == "top1" or (kind == "topk" and _arg(node, 3, "largest", True) is not False) or \
+        (kind == "all" and _arg(node, 2, "descending", False) is True)
+    v, _ = x.sort(dim=-1, descending=largest)
+    atol, rtol, _ = TOLERANCES.get(_dtype_name(source), TOLERANCES["float32"])
+    # tied[i]: v[i] ~ v[i+1] within the noise the value judge allows (K x tolerance): closer
+    # candidates may swap under a compiled run's legitimate rounding.
+    tied = (v[..., 1:] - v[..., :-1]).abs() <= K * (atol + rtol * v[..., 1:].abs())
+    if kind in ("top1", "bottom1"):
+        return bool(tied[..., 0].any())
+    if kind == "topk":
+        k = _arg(node, 1, "k")
+        if not isinstance(k, int) or isinstance(k, bool):
+            return None
+        return bool(tied[..., : max(0, min(k, n - 1))].any())
+    if kind in ("kth", "median"):
+        k = (n - 1) // 2 + 1 if kind == "median" else _arg(node, 1, "k")
+        if not isinstance(k, int) or isinstance(k, bool) or not 1 <= k <= n:
+            return None
+        near = [i for i in (k - 2, k - 1) if 0 <= i < n - 1]  # pairs (k-1, k) and (k, k+1), 1-based
+        return bool(tied[..., near].any()) if near else False
+    return bool(tied.any())
+
+
 # Index ops whose outputs carry no gradient (ties there do not change where gradients flow).
 INDEX_ONLY_OPS = {"argmax", "argmin", "argsort", "unique", "unique_consecutive", "unique_dim"}
 
@@ -226,21 +291,33 @@ def routes_gradient(graph, tensor: str) -> bool:
     return short in INDEX_OPS and short not in INDEX_ONLY_OPS
 
 
-def _ill_conditioned(*candidates) -> bool:
-    """Whether the first available square (batched) matrix has a condition number above
+def _square_operands(node, *envs) -> list:
+    """The node's square (batched) matrix operands, from the first env that has each: a pivoting
+    op's matrix may be any argument (``linalg_solve(A, b)``, ``lu_solve(LU, pivots, b)``) and may
+    be a parameter of the model rather than an input."""
+    found = []
+    for name in dict.fromkeys(node.inputs()):
+        t = next((env[name] for env in envs if env.get(name) is not None), None)
+        if t is not None and t.dim() >= 2 and t.shape[-1] == t.shape[-2] and t.numel() > 0:
+            found.append(t)
+    return found
+
+
+def _ill_conditioned(*matrices) -> bool:
+    """Whether any of these square (batched) matrices has a condition number above
     ``PIVOT_COND_LIMIT`` (or is singular) in float64; True when it cannot be told."""
     import torch
 
-    t = next((c for c in candidates if c is not None), None)
-    if t is None or t.dim() < 2 or t.shape[-1] != t.shape[-2] or t.numel() == 0:
-        return False  # no square matrix (a batched solve's right-hand side, an empty batch)
-    if not (t.is_floating_point() or t.is_complex()):
-        return True   # cannot tell
-    try:
-        cond = torch.linalg.cond(t.detach().to("cpu", torch.complex128 if t.is_complex() else torch.float64))
-    except Exception:  # noqa: BLE001 - cannot tell: do not judge
-        return True
-    return bool((~torch.isfinite(cond) | (cond > PIVOT_COND_LIMIT)).any())
+    for t in matrices:
+        if not (t.is_floating_point() or t.is_complex()):
+            return True   # cannot tell
+        try:
+            cond = torch.linalg.cond(t.detach().to("cpu", torch.complex128 if t.is_complex() else torch.float64))
+        except Exception:  # noqa: BLE001 - cannot tell: do not judge
+            return True
+        if bool((~torch.isfinite(cond) | (cond > PIVOT_COND_LIMIT)).any()):
+            return True
+    return False
 
 
 def _first_input(node, env):
@@ -305,13 +382,15 @@ def sensitive_tensors(graph, eager_env: dict, ref_env: dict | None, perturbed_en
             source = _first_input(node, ref_env or {}) if ref_env else None
             if source is None:
                 source = _first_input(node, eager_env)
-            if source is None or _has_ties(source):
+            tie = _slice_ties(node, source, short)
+            if tie is None:
+                tie = source is None or _has_ties(source)
+            if tie:
                 for o in node.outputs:
                     val = eager_env.get(o)
                     if short in TIE_VALUE_OPS or val is None or not is_float(val):
                         reasons.setdefault(o, f"{node.name} picks among ties")
-        if short in PIVOTING_OPS and _ill_conditioned(_first_input(node, ref_env) if ref_env else None,
-                                                       _first_input(node, eager_env)):
+        if short in PIVOTING_OPS and _ill_conditioned(*_square_operands(node, ref_env or {}, eager_env)):
             for o in node.outputs:
                 reasons.setdefault(o, f"{node.name} pivots on an ill-conditioned matrix")
         for o in node.outputs:

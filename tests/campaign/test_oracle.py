@@ -228,3 +228,84 @@ def test_pivoted_factorisation_of_a_singular_matrix_is_not_judged(tmp_path):
     det, lu, piv = s.fwd_ref.eager
     assert oracle.judge(s.fwd_ref, [det.clone(), lu + 0.5, piv.clone()]).kind == "mismatch"
 
+
+
+def test_a_tie_outside_the_chosen_candidates_does_not_excuse_an_index(tmp_path):
+    """argmax along dim 1 where every row has a clear maximum but equal *small* values elsewhere
+    (relu zeros): the ties are not among the candidates argmax chose from, so a different index
+    is a bug. It used to be skipped because the input had ties anywhere."""
+    g = Graph()
+    x = g.add_tensor([4, 6], "float32", "input", name="x")
+    r = fn_node(g, "n0", "torch.relu", [ref(x)], [4, 6])
+    a = fn_node(g, "n1", "torch.argmax", [ref(r), 1], [4], dtype="int64")
+    g.outputs = [a]
+    x_val = torch.tensor([[-1.0, -2.0, 3.0, -0.5, 0.25, 1.0]]).repeat(4, 1)  # zeros tie, the max 3.0 does not
+    s = session_for(tmp_path, g, {"x": x_val})
+    assert not s.fwd_ref.skip
+    (eager_idx,) = s.fwd_ref.eager
+    assert oracle.judge(s.fwd_ref, [(eager_idx + 1) % 6]).kind == "mismatch"
+
+
+def test_index_ties_are_located_per_op():
+    """The slice rule op by op: which candidates matter for argmax, topk, kthvalue, sort."""
+    g = Graph()
+    x = g.add_tensor([2, 5], "float32", "input", name="x")
+
+    def node(op, args, kwargs=None):
+        return Node(id="n", op=op, api="function", args=[ref(x), *args], kwargs=kwargs or {}, outputs=["o"])
+
+    rows = torch.tensor([[5.0, 1.0, 1.0, 3.0, 4.0], [9.0, 2.0, 7.0, 7.0, 0.0]])
+    # argmax per row: maxima 5 and 9 are unique; argmin: row 0 has a tie at its minimum (1, 1)
+    assert oracle._slice_ties(node("torch.argmax", [1]), rows, "argmax") is False
+    assert oracle._slice_ties(node("torch.argmin", [1]), rows, "argmin") is True
+    # topk(k=1): tops 5, 9 unique; topk(k=2): second places 4 and 7 — row 1's 7 ties with the next 7
+    assert oracle._slice_ties(node("torch.topk", [1], {"dim": 1}), rows, "topk") is False
+    assert oracle._slice_ties(node("torch.topk", [2], {"dim": 1}), rows, "topk") is True
+    # kthvalue k=5 along dim 1 (the largest): 5 and 9, neighbours 4 and 7: no tie
+    assert oracle._slice_ties(node("torch.kthvalue", [5, 1]), rows, "kthvalue") is False
+    # sort: any tie in a row counts, a stable sort breaks ties by position
+    assert oracle._slice_ties(node("torch.sort", [1]), rows, "sort") is True
+    assert oracle._slice_ties(node("torch.sort", [1], {"stable": True}), rows, "sort") is False
+    # along dim 0 (columns): column 1 is (1, 2), column 3 is (3, 7): no ties between the two rows
+    assert oracle._slice_ties(node("torch.argmax", [0]), rows, "argmax") is False
+    # an argument it cannot read: None, and the caller falls back to "ties anywhere"
+    assert oracle._slice_ties(node("torch.argmax", [{"ref": "x"}]), rows, "argmax") is None
+
+
+def solve_graph():
+    """linalg_solve(A, b) with the matrix a *parameter* of the model and b an input."""
+    g = Graph()
+    a = g.add_tensor([4, 4], "float32", "param", name="a")
+    b = g.add_tensor([4, 2], "float32", "input", name="b")
+    out = fn_node(g, "n0", "torch.linalg.solve", [ref(a), ref(b)], [4, 2])
+    g.outputs = [out]
+    return g
+
+
+def test_pivoting_rule_checks_the_matrix_operand_also_when_it_is_a_parameter(tmp_path):
+    g = solve_graph()
+    b = torch.arange(8, dtype=torch.float32).reshape(4, 2)
+    ill = torch.eye(4)
+    ill[0, 1] = ill[1, 0] = 1.0
+    ill[1, 1] = 1.0001  # invertible, condition number about 4e4 (over the 1e4 limit)
+    assert 1e4 < torch.linalg.cond(ill.double()) < 1e6
+    s = session_for(tmp_path, g, {"a": ill, "b": b})
+    assert "out0" in s.fwd_ref.skip and "ill-conditioned" in s.fwd_ref.skip["out0"]
+    well = torch.eye(4) * 3 + torch.arange(16, dtype=torch.float32).reshape(4, 4) / 20
+    s = session_for(tmp_path / "w", g, {"a": well, "b": b})
+    assert not s.fwd_ref.skip
+    (x,) = s.fwd_ref.eager
+    assert oracle.judge(s.fwd_ref, [x + 0.5]).kind == "mismatch"
+
+
+def test_a_failing_rounding_probe_keeps_the_float64_reference(tmp_path, monkeypatch):
+    """The perturbed float64 runs only look for rounding boundaries; one that raises must not
+    throw away the float64 reference the judgement rests on."""
+    g, t = argmax_graph(ties=False)
+
+    def broken(module, seed):
+        raise RuntimeError("a perturbed value left the op's domain")
+
+    monkeypatch.setattr(session, "_perturbed", broken)
+    s = session_for(tmp_path, g, t)
+    assert s.ref_env is not None and s.fwd_ref.ref64 is not None
