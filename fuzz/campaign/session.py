@@ -14,7 +14,7 @@ import copy
 import logging
 import time
 
-from fuzz.campaign import oracle
+from fuzz.campaign import oracle, sensitivity
 from fuzz.campaign.verdict import Kind, Verdict, describe_error
 
 UNSUPPORTED_MARKERS = ("data-dependent", "data dependent", "unsupported", "not supported", "guardondatadependent",
@@ -45,7 +45,7 @@ def _clone(inputs, device, dtype64=False, requires_grad=False, noise=None, gen=N
         t = t.detach().to(device).clone()
         if t.dtype.is_floating_point:
             if noise is not None:
-                rel = oracle.PERTURB.get(str(t.dtype).replace("torch.", ""), 1e-6)
+                rel = sensitivity.PERTURB.get(str(t.dtype).replace("torch.", ""), 1e-6)
                 t = t * (1 + rel * (torch.rand(t.shape, generator=gen, dtype=torch.float64).to(device) * 2 - 1)).to(t.dtype)
             if dtype64:
                 t = t.to(torch.float64)
@@ -74,7 +74,7 @@ def _perturbed(module, seed):
     with torch.no_grad():
         for p in list(m.parameters()) + list(m.buffers()):
             if p.dtype.is_floating_point:
-                rel = oracle.PERTURB.get(str(p.dtype).replace("torch.", ""), 1e-6)
+                rel = sensitivity.PERTURB.get(str(p.dtype).replace("torch.", ""), 1e-6)
                 p.mul_(1 + rel * (torch.rand(p.shape, generator=gen, dtype=torch.float64).to(p.device) * 2 - 1).to(p.dtype))
     return m.to(torch.float64), gen
 
@@ -101,7 +101,8 @@ class Session:
         self.eager_out, eager_env, self.ref_env, self.sensitive, self.fwd_ref = self._references(model.inputs)
         # Gradients are judged unless a float value may differ or a tie decides where a gradient flows.
         self.bwd_blockers = {n: why for n, why in self.sensitive.items()
-                             if n in eager_env and (oracle.is_float(eager_env[n]) or oracle.routes_gradient(graph, n))}
+                             if n in eager_env and (oracle.is_float(eager_env[n]) or sensitivity.routes_gradient(graph, n))}
+        self.bwd_blockers.update(sensitivity.gradient_blockers(graph, self.ref_env or {}, eager_env))
         self._bwd_ref = None
         self._bwd_error = None
         self._second = None
@@ -144,19 +145,42 @@ class Session:
         eager_env = {**{n: v for n, v in by_name.items() if n in graph.tensors}, **params, **eager_env}
         if ref_env is not None:
             ref_env = {**{n: v.double() if v.is_floating_point() else v for n, v in params.items()}, **ref_env}
-        sensitive = oracle.sensitive_tensors(graph, eager_env, ref_env, perturbed)
+        sensitive = sensitivity.sensitive_tensors(graph, eager_env, ref_env, perturbed)
         # Two eager runs already happened (module, full module): an output they disagree on is
         # nondeterministic in eager itself (e.g. uninitialised memory), so no backend can match it.
         for o, first in zip(graph.outputs, eager_out):
             second = eager_env.get(o)
-            if o not in sensitive and second is not None and not oracle.same_values(first, second):
+            if o not in sensitive and second is not None and not sensitivity.same_values(first, second):
                 sensitive[o] = "eager gives different values on two runs (uninitialised memory?)"
         names = [f"{prefix}out{i}" for i in range(len(graph.outputs))]
         skip = {f"{prefix}out{i}": sensitive[o] for i, o in enumerate(graph.outputs) if o in sensitive}
         ref64 = None
         if ref_env is not None:
             ref64 = [ref_env[o] for o in graph.outputs]
-        return eager_out, eager_env, ref_env, sensitive, oracle.Reference(names, eager_out, ref64, skip)
+        upstream, _ = oracle.path_precision(graph)
+        precision = {name: upstream.get(o) for name, o in zip(names, graph.outputs) if upstream.get(o)}
+        return eager_out, eager_env, ref_env, sensitive, oracle.Reference(names, eager_out, ref64, skip, precision)
+
+    def _gradient_precision(self, grad_names: list[str]) -> dict:
+        """``grad:<name>`` -> the least precise dtype the gradient flows back through."""
+        from fuzz.gen.program import module_attr, tensor_identifiers
+
+        graph = self.model.graph
+        _, downstream = oracle.path_precision(graph)
+        by_ident = {ident: name for name, ident in tensor_identifiers(graph).items()}
+        modules = {module_attr(n): n for n in graph.nodes if n.api == "module"}
+        out = {}
+        for g in grad_names:
+            leaf = g.removeprefix("grad:")
+            if leaf in by_ident:
+                low = downstream.get(by_ident[leaf])
+            elif leaf.split(".")[0] in modules:  # a submodule's own parameter: what its outputs flow into
+                low = oracle.least_precise(*(downstream.get(o) for o in modules[leaf.split(".")[0]].outputs))
+            else:
+                continue
+            if low:
+                out[g] = low
+        return out
 
     def _param_values(self) -> dict:
         """The model's parameters and buffers by graph tensor name."""
@@ -279,7 +303,9 @@ class Session:
                 ref64 = None
             skip = dict(self.fwd_ref.skip)
             n_out = len(values) - len(names)
-            self._bwd_ref = oracle.Reference([f"out{i}" for i in range(n_out)] + names, values, ref64, skip)
+            precision = {**self.fwd_ref.precision, **self._gradient_precision(names)}
+            self._bwd_ref = oracle.Reference([f"out{i}" for i in range(n_out)] + names, values, ref64, skip,
+                                             precision)
         return self._bwd_ref
 
     # -- one test -----------------------------------------------------------------

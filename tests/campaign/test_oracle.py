@@ -1,9 +1,8 @@
 """The oracle: float noise, ties, rounding boundaries and NaN are not bugs; wrong results are."""
 
-import pytest
 import torch
 
-from fuzz.campaign import oracle
+from fuzz.campaign import oracle, sensitivity
 
 from fuzz.gen import program
 
@@ -152,8 +151,8 @@ def test_output_that_differs_between_two_eager_runs_is_not_judged(tmp_path):
     g.outputs = [r]
     s = session_for(tmp_path, g, {"x": torch.zeros(64)})
     assert "out0" in s.fwd_ref.skip and "two runs" in s.fwd_ref.skip["out0"]
-    assert oracle.same_values(torch.tensor([1.0, float("nan")]), torch.tensor([1.0, float("nan")]))
-    assert not oracle.same_values(torch.tensor([1.0, 2.0]), torch.tensor([1.0, 3.0]))
+    assert sensitivity.same_values(torch.tensor([1.0, float("nan")]), torch.tensor([1.0, float("nan")]))
+    assert not sensitivity.same_values(torch.tensor([1.0, 2.0]), torch.tensor([1.0, 3.0]))
 
 
 def test_nondeterministic_ops_are_skipped(tmp_path):
@@ -256,20 +255,20 @@ def test_index_ties_are_located_per_op():
 
     rows = torch.tensor([[5.0, 1.0, 1.0, 3.0, 4.0], [9.0, 2.0, 7.0, 7.0, 0.0]])
     # argmax per row: maxima 5 and 9 are unique; argmin: row 0 has a tie at its minimum (1, 1)
-    assert oracle._slice_ties(node("torch.argmax", [1]), rows, "argmax") is False
-    assert oracle._slice_ties(node("torch.argmin", [1]), rows, "argmin") is True
+    assert sensitivity.slice_ties(node("torch.argmax", [1]), rows, "argmax") is False
+    assert sensitivity.slice_ties(node("torch.argmin", [1]), rows, "argmin") is True
     # topk(k=1): tops 5, 9 unique; topk(k=2): second places 4 and 7 — row 1's 7 ties with the next 7
-    assert oracle._slice_ties(node("torch.topk", [1], {"dim": 1}), rows, "topk") is False
-    assert oracle._slice_ties(node("torch.topk", [2], {"dim": 1}), rows, "topk") is True
+    assert sensitivity.slice_ties(node("torch.topk", [1], {"dim": 1}), rows, "topk") is False
+    assert sensitivity.slice_ties(node("torch.topk", [2], {"dim": 1}), rows, "topk") is True
     # kthvalue k=5 along dim 1 (the largest): 5 and 9, neighbours 4 and 7: no tie
-    assert oracle._slice_ties(node("torch.kthvalue", [5, 1]), rows, "kthvalue") is False
+    assert sensitivity.slice_ties(node("torch.kthvalue", [5, 1]), rows, "kthvalue") is False
     # sort: any tie in a row counts, a stable sort breaks ties by position
-    assert oracle._slice_ties(node("torch.sort", [1]), rows, "sort") is True
-    assert oracle._slice_ties(node("torch.sort", [1], {"stable": True}), rows, "sort") is False
+    assert sensitivity.slice_ties(node("torch.sort", [1]), rows, "sort") is True
+    assert sensitivity.slice_ties(node("torch.sort", [1], {"stable": True}), rows, "sort") is False
     # along dim 0 (columns): column 1 is (1, 2), column 3 is (3, 7): no ties between the two rows
-    assert oracle._slice_ties(node("torch.argmax", [0]), rows, "argmax") is False
+    assert sensitivity.slice_ties(node("torch.argmax", [0]), rows, "argmax") is False
     # an argument it cannot read: None, and the caller falls back to "ties anywhere"
-    assert oracle._slice_ties(node("torch.argmax", [{"ref": "x"}]), rows, "argmax") is None
+    assert sensitivity.slice_ties(node("torch.argmax", [{"ref": "x"}]), rows, "argmax") is None
 
 
 def solve_graph():
@@ -309,3 +308,59 @@ def test_a_failing_rounding_probe_keeps_the_float64_reference(tmp_path, monkeypa
     monkeypatch.setattr(session, "_perturbed", broken)
     s = session_for(tmp_path, g, t)
     assert s.ref_env is not None and s.fwd_ref.ref64 is not None
+
+
+def half_roundtrip_graph():
+    """A float64 input through .half() and back: its gradient carries fp16 rounding."""
+    g = Graph()
+    x = g.add_tensor([3, 5], "float64", "input", name="x")
+    h = fn_node(g, "n0", "torch.Tensor.half", [ref(x)], [3, 5], dtype="float16")
+    d = fn_node(g, "n1", "torch.Tensor.double", [ref(h)], [3, 5], dtype="float64")
+    e = fn_node(g, "n2", "torch.exp", [ref(d)], [3, 5], dtype="float64")
+    g.outputs = [e]
+    return g
+
+
+def test_a_value_is_judged_at_the_precision_of_its_path(tmp_path):
+    """The gradient of a float64 input that went through .half() (a 10-minute bwd campaign
+    flagged one 3.7e-6 off, judged at float64 tolerance) is judged at fp16 tolerance; a real
+    error is still a mismatch."""
+    g = half_roundtrip_graph()
+    up, down = oracle.path_precision(g)
+    assert up[g.outputs[0]] == "float16" and down["x"] == "float16"
+    x = torch.linspace(-1, 1, 15, dtype=torch.float64).reshape(3, 5)
+    s = session_for(tmp_path, g, {"x": x})
+    ref = s.bwd_reference()
+    assert ref is not None and ref.precision["grad:x"] == "float16" and ref.precision["out0"] == "float16"
+    values = [v.clone() for v in ref.eager]
+    i = ref.names.index("grad:x")
+    noisy = [v.clone() for v in values]
+    noisy[i] = noisy[i] * (1 + 4e-6)  # fp16-level rounding elsewhere on the path: not a bug
+    assert oracle.judge(ref, noisy).kind == "pass"
+    wrong = [v.clone() for v in values]
+    wrong[i] = wrong[i] + 0.5
+    assert oracle.judge(ref, wrong).kind == "mismatch"
+    # a pure float64 model keeps float64 tolerance: the same 4e-6 is then a mismatch
+    strict = oracle.Reference(ref.names, ref.eager, ref.ref64, ref.skip)
+    assert oracle.judge(strict, noisy).kind == "mismatch"
+
+
+def svdvals_graph():
+    g = Graph()
+    a = g.add_tensor([4, 4], "float32", "input", name="a")
+    s = fn_node(g, "n0", "torch.linalg.svdvals", [ref(a)], [4])
+    t = fn_node(g, "n1", "torch.sum", [ref(s)], [])
+    g.outputs = [t]
+    return g
+
+
+def test_decomposition_gradients_of_a_rank_deficient_matrix_are_not_judged(tmp_path):
+    g = svdvals_graph()
+    rank2 = torch.tensor([[1.0, 2, 3, 4], [2, 4, 6, 8], [0, 1, 0, 1], [0, 2, 0, 2]])
+    s = session_for(tmp_path, g, {"a": rank2})
+    assert any("svdvals" in why for why in s.bwd_blockers.values())
+    assert s.bwd_reference() is None  # gradients skipped, the forward pass is still judged
+    assert not s.fwd_ref.skip
+    distinct = torch.diag(torch.tensor([4.0, 3.0, 2.0, 1.0])) + 0.01 * torch.arange(16.0).reshape(4, 4)
+    s = session_for(tmp_path / "d", g, {"a": distinct})
+    assert not s.bwd_blockers and s.bwd_reference() is not None

@@ -1,0 +1,352 @@
+"""Which values of a model may legitimately differ between eager and a compiled run.
+
+``sensitive_tensors`` lists them for the forward pass, ``gradient_blockers`` for gradients;
+a ``Reference`` (``fuzz.campaign.oracle``) does not judge them, nor anything computed from them:
+
+- outputs of random or uninitialised-memory ops (``empty``, ``rand``, ``dropout``...);
+- index outputs of ``argmax``/``max.dim``/``topk``/``sort``/``kthvalue``/... when a tie is
+  among the candidates the op chose from (``slice_ties``; NNSmith's argmax false alarms), and
+  of ops whose slices cannot be located when the input has a near-tie anywhere;
+- integer/bool values derived from float rounding: ones whose float64 run differs from eager,
+  or that change when float leaves are perturbed by a few ulps (``PERTURB``);
+- outputs of pivoting factorisations of an ill-conditioned matrix operand;
+- for gradients, decompositions (SVD, QR, eigh, ...) of rank-deficient, ill-conditioned or
+  repeated-singular-value matrices.
+"""
+
+from __future__ import annotations
+
+from fuzz.campaign.oracle import K, TOLERANCES, dtype_name_of, is_float
+
+# Relative noise used to find values that sit on a rounding boundary.
+PERTURB = {"float16": 2e-3, "bfloat16": 1.6e-2, "float32": 2e-6, "float64": 1e-12}
+
+NONDETERMINISTIC_OPS = {
+    "empty", "empty_like", "new_empty", "empty_strided", "new_empty_strided", "empty_permuted",
+    "rand", "rand_like", "randn", "randn_like", "randint", "randint_like", "randperm",
+    "bernoulli", "multinomial", "normal", "uniform", "exponential", "geometric", "cauchy",
+    "log_normal", "poisson", "dropout", "dropout1d", "dropout2d", "dropout3d", "alpha_dropout",
+    "feature_alpha_dropout", "feature_dropout", "native_dropout", "rrelu", "rrelu_with_noise",
+    "fractional_max_pool2d", "fractional_max_pool3d", "fractional_max_pool2d_with_indices",
+    "fractional_max_pool3d_with_indices", "gumbel_softmax", "set_", "resize_", "resize_as_",
+}
+# Ops whose integer outputs are positions chosen among (possibly equal) values.
+INDEX_OPS = {
+    "argmax", "argmin", "max", "min", "topk", "sort", "argsort", "msort", "kthvalue", "mode",
+    "median", "nanmedian", "cummax", "cummin", "max_pool1d", "max_pool2d", "max_pool3d",
+    "max_pool1d_with_indices", "max_pool2d_with_indices", "max_pool3d_with_indices",
+    "adaptive_max_pool1d", "adaptive_max_pool2d", "adaptive_max_pool3d",
+    "maxpool1d", "maxpool2d", "maxpool3d", "adaptivemaxpool1d", "adaptivemaxpool2d", "adaptivemaxpool3d",
+    "unique", "unique_consecutive", "unique_dim", "max_unpool2d",
+}
+# Index ops whose *values* also depend on tie-breaking.
+TIE_VALUE_OPS = {"mode"}
+# Factorisations with partial pivoting: the pivot in each column is an argmax of magnitudes, so on
+# a singular or ill-conditioned matrix it is chosen by rounding noise, and the factors (and the
+# pivots) jump with a 1-ulp change of the input. Their outputs are judged only on well-conditioned
+# inputs (``PIVOT_COND_LIMIT``, 2-norm condition number in float64).
+PIVOTING_OPS = {
+    "linalg_det", "det", "logdet", "linalg_slogdet", "slogdet", "linalg_lu", "lu", "linalg_lu_factor",
+    "linalg_lu_factor_ex", "lu_with_info", "linalg_solve", "linalg_solve_ex", "solve", "linalg_inv",
+    "linalg_inv_ex", "inverse", "lu_solve", "linalg_lu_solve",
+}
+PIVOT_COND_LIMIT = 1e4
+
+
+
+
+def _short(op: str) -> str:
+    return op.split("::")[-1].split(".")[-1].lower().strip("_")
+
+
+def same_values(a, b) -> bool:
+    """Bitwise-equal results (NaN equal to NaN): the test for a deterministic op."""
+    import torch
+
+    if not isinstance(a, torch.Tensor) or not isinstance(b, torch.Tensor):
+        return True
+    if a.shape != b.shape or a.dtype != b.dtype:
+        return False
+    a, b = a.detach().cpu(), b.detach().cpu()
+    if a.is_floating_point() or a.is_complex():
+        return bool(torch.equal(torch.nan_to_num(a, nan=0.0), torch.nan_to_num(b, nan=0.0))
+                    and torch.equal(a.isnan(), b.isnan()))
+    return bool(torch.equal(a, b))
+
+
+def _has_ties(t) -> bool:
+    import torch
+
+    if t is None or t.numel() < 2:
+        return False
+    flat = t.detach().reshape(-1).to("cpu")
+    if flat.is_complex():
+        return True
+    if flat.dtype == torch.bool:
+        return True
+    if not flat.dtype.is_floating_point:
+        return flat.unique().numel() < flat.numel()
+    flat = flat.to(torch.float64)
+    flat = flat[torch.isfinite(flat)]
+    if flat.numel() < t.numel():
+        return True  # NaN/Inf among the candidates: positions are not meaningful
+    s, _ = flat.sort()
+    atol, rtol, _ = TOLERANCES.get(dtype_name_of(t), TOLERANCES["float32"])
+    gaps = s[1:] - s[:-1]
+    return bool((gaps <= atol + rtol * s[1:].abs()).any())
+
+
+# Index ops whose ties can be located: the slice along ``dim`` each output position was chosen from.
+# (op -> (order, which sorted positions decide)): "top" = largest first, "bottom" = smallest first.
+SLICE_TIE_OPS = {"argmax": "top1", "max": "top1", "argmin": "bottom1", "min": "bottom1", "topk": "topk",
+                 "sort": "all", "argsort": "all", "msort": "all", "kthvalue": "kth", "median": "median",
+                 "nanmedian": "median"}
+
+
+def _arg(node, position: int, name: str, default=None):
+    """A literal argument of a call, by keyword or by position (the tensor is position 0)."""
+    if name in node.kwargs:
+        return node.kwargs[name]
+    return node.args[position] if len(node.args) > position else default
+
+
+def slice_ties(node, source, short: str) -> bool | None:
+    """Whether the positions ``node`` picks are decided by a tie *in the slices it picks from*:
+    the top candidates of an argmax/max.dim slice, the first k+1 of a topk slice, the neighbours
+    of the k-th value, any two values of one sort slice. None when it cannot tell (an argument it
+    cannot read): the caller then looks for ties anywhere in the input, as before."""
+    import torch
+
+    kind = SLICE_TIE_OPS.get(short)
+    if kind is None or source is None or not source.dtype.is_floating_point or source.dim() == 0:
+        return None
+    if short in ("sort", "argsort") and _arg(node, 3, "stable", False) is True:
+        return False  # a stable sort breaks ties by position: eager and compiled must agree
+    dim = _arg(node, 2 if kind in ("topk", "kth") else 1, "dim", 0 if short == "msort" else
+               (None if kind in ("top1", "bottom1") else -1))
+    if short == "msort":
+        dim = 0
+    if isinstance(dim, bool) or not (dim is None or isinstance(dim, int)):
+        return None
+    x = source.detach().to("cpu", torch.float64)
+    try:
+        x = x.reshape(-1) if dim is None else x.movedim(dim, -1)
+    except (IndexError, RuntimeError):
+        return None
+    n = x.shape[-1]
+    if n < 2:
+        return False
+    if not bool(torch.isfinite(x).all()):
+        return True  # NaN/Inf among the candidates: positions are not meaningful
+    largest = kind == "top1" or (kind == "topk" and _arg(node, 3, "largest", True) is not False) or \
+        (kind == "all" and _arg(node, 2, "descending", False) is True)
+    v, _ = x.sort(dim=-1, descending=largest)
+    atol, rtol, _ = TOLERANCES.get(dtype_name_of(source), TOLERANCES["float32"])
+    # tied[i]: v[i] ~ v[i+1] within the noise the value judge allows (K x tolerance): closer
+    # candidates may swap under a compiled run's legitimate rounding.
+    tied = (v[..., 1:] - v[..., :-1]).abs() <= K * (atol + rtol * v[..., 1:].abs())
+    if kind in ("top1", "bottom1"):
+        return bool(tied[..., 0].any())
+    if kind == "topk":
+        k = _arg(node, 1, "k")
+        if not isinstance(k, int) or isinstance(k, bool):
+            return None
+        return bool(tied[..., : max(0, min(k, n - 1))].any())
+    if kind in ("kth", "median"):
+        k = (n - 1) // 2 + 1 if kind == "median" else _arg(node, 1, "k")
+        if not isinstance(k, int) or isinstance(k, bool) or not 1 <= k <= n:
+            return None
+        near = [i for i in (k - 2, k - 1) if 0 <= i < n - 1]  # pairs (k-1, k) and (k, k+1), 1-based
+        return bool(tied[..., near].any()) if near else False
+    return bool(tied.any())
+
+
+# Index ops whose outputs carry no gradient (ties there do not change where gradients flow).
+INDEX_ONLY_OPS = {"argmax", "argmin", "argsort", "unique", "unique_consecutive", "unique_dim"}
+
+
+def routes_gradient(graph, tensor: str) -> bool:
+    """Whether a sensitive integer value comes from an op whose ties also steer gradients (max.dim, sort...)."""
+    node = graph.producer(tensor)
+    if node is None:
+        return True
+    short = _short(node.op)
+    return short in INDEX_OPS and short not in INDEX_ONLY_OPS
+
+
+def _square_operands(node, *envs) -> list:
+    """The node's square (batched) matrix operands, from the first env that has each: a pivoting
+    op's matrix may be any argument (``linalg_solve(A, b)``, ``lu_solve(LU, pivots, b)``) and may
+    be a parameter of the model rather than an input."""
+    found = []
+    for name in dict.fromkeys(node.inputs()):
+        t = next((env[name] for env in envs if env.get(name) is not None), None)
+        if t is not None and t.dim() >= 2 and t.shape[-1] == t.shape[-2] and t.numel() > 0:
+            found.append(t)
+    return found
+
+
+def _ill_conditioned(*matrices) -> bool:
+    """Whether any of these square (batched) matrices has a condition number above
+    ``PIVOT_COND_LIMIT`` (or is singular) in float64; True when it cannot be told."""
+    import torch
+
+    for t in matrices:
+        if not (t.is_floating_point() or t.is_complex()):
+            return True   # cannot tell
+        try:
+            cond = torch.linalg.cond(t.detach().to("cpu", torch.complex128 if t.is_complex() else torch.float64))
+        except Exception:  # noqa: BLE001 - cannot tell: do not judge
+            return True
+        if bool((~torch.isfinite(cond) | (cond > PIVOT_COND_LIMIT)).any()):
+            return True
+    return False
+
+
+# Ops whose *gradients* are ill-defined or explode on rank-deficient inputs or on repeated
+# singular values / eigenvalues (the SVD and eigh backward divide by s_i - s_j, QR's by R's
+# diagonal): forward values may be fine while two correct gradients differ wildly.
+GRADIENT_FRAGILE_OPS = {
+    "svd", "linalg_svd", "svdvals", "linalg_svdvals", "qr", "linalg_qr", "eigh", "linalg_eigh", "eigvalsh",
+    "linalg_eigvalsh", "eig", "linalg_eig", "eigvals", "linalg_eigvals", "pinv", "linalg_pinv", "pinverse",
+    "lstsq", "linalg_lstsq", "nuclear_norm", "matrix_rank", "linalg_matrix_rank", "cholesky", "linalg_cholesky",
+    "linalg_cholesky_ex", "cholesky_inverse", "cholesky_solve", "lu", "linalg_lu", "linalg_lu_factor",
+    "linalg_lu_factor_ex", "det", "linalg_det", "logdet", "slogdet", "linalg_slogdet", "inverse", "linalg_inv",
+    "linalg_inv_ex", "linalg_solve", "linalg_solve_ex", "solve",
+}
+REPEATED_GAP = 1e-3  # relative gap between singular values under which they count as repeated
+
+
+def _fragile_matrix(t) -> bool:
+    """A (batched) matrix whose decomposition gradients cannot be judged: rank-deficient or
+    ill-conditioned (``PIVOT_COND_LIMIT``), or with (nearly) repeated singular values; True when
+    it cannot be told."""
+    import torch
+
+    if not (t.is_floating_point() or t.is_complex()):
+        return True
+    try:
+        s = torch.linalg.svdvals(t.detach().to("cpu", torch.complex128 if t.is_complex() else torch.float64))
+    except Exception:  # noqa: BLE001
+        return True
+    if s.numel() == 0:
+        return False
+    top = s[..., :1]
+    if bool((~torch.isfinite(s)).any()) or bool((s[..., -1:] <= top / PIVOT_COND_LIMIT).any()):
+        return True
+    gaps = (s[..., :-1] - s[..., 1:]) / top
+    return bool((gaps < REPEATED_GAP).any()) if gaps.numel() else False
+
+
+def gradient_blockers(graph, *envs) -> dict:
+    """Tensor name -> reason, for decomposition outputs whose gradients may legitimately differ
+    (see ``GRADIENT_FRAGILE_OPS``); ``envs`` are searched in order for each matrix operand."""
+    reasons = {}
+    for node in graph.nodes:
+        if _short(node.op) not in GRADIENT_FRAGILE_OPS:
+            continue
+        for name in dict.fromkeys(node.inputs()):
+            t = next((env[name] for env in envs if env.get(name) is not None), None)
+            if t is not None and t.dim() >= 2 and t.numel() > 0 and _fragile_matrix(t):
+                for o in node.outputs:
+                    reasons[o] = (f"{node.name}'s gradient on a rank-deficient, ill-conditioned or "
+                                  "repeated-singular-value matrix")
+                break
+    return reasons
+
+
+def _first_input(node, env):
+    for name in node.inputs():
+        if name in env:
+            return env[name]
+    return None
+
+
+def _rounds_a_tie(node, eager_env: dict) -> bool:
+    """Whether an integer-in, integer-out node computes a real value that sits on a .5 tie.
+
+    Interpolation, pooling and mean-like kernels on integer tensors round a real result;
+    eager rounds half up where decompositions may round half to even, so a value that is
+    exactly on a tie may legitimately differ (e.g. ``upsample_bilinear2d`` on uint8). The
+    float64 perturbation checks cannot see this when the graph has no float leaves, so
+    re-run just this node with its integer inputs as float64 and look for ties.
+    """
+    import torch
+
+    ins = [eager_env.get(n) for n in node.inputs()]
+    outs = [eager_env.get(o) for o in node.outputs]
+    if node.api == "module" or not ins or any(t is None for t in ins + outs):
+        return False
+    rounded = {torch.uint8, torch.int8, torch.int16, torch.int32, torch.int64}
+    if not all(t.dtype in rounded for t in ins + outs):
+        return False
+    from fuzz.gen import interpret
+
+    env = {n: eager_env[n].to(torch.float64) for n in node.inputs()}
+    try:
+        real = interpret.run_node(node, env, {}, device=str(ins[0].device))
+    except Exception:
+        return False
+    for o in node.outputs:
+        r = real.get(o)
+        if r is None or not r.dtype.is_floating_point:
+            continue
+        frac = (r - torch.floor(r)).abs()
+        if bool(((frac - 0.5).abs() < 1e-6).any()):
+            return True
+    return False
+
+
+def sensitive_tensors(graph, eager_env: dict, ref_env: dict | None, perturbed_envs=()) -> dict:
+    """Tensor name -> reason, for values of ``graph`` that need not match between runs.
+
+    ``*_env`` map tensor names to values from whole-graph runs: eager in the model's own
+    dtypes, float64, and float64 with slightly perturbed float leaves. Descendants of a
+    sensitive value are sensitive too.
+    """
+    import torch
+
+    reasons: dict[str, str] = {}
+    for node in graph.nodes:
+        short = _short(node.op)
+        if short in NONDETERMINISTIC_OPS or short.endswith("dropout"):
+            for o in node.outputs:
+                reasons.setdefault(o, f"{node.name} is nondeterministic")
+            continue
+        if short in INDEX_OPS:
+            source = _first_input(node, ref_env or {}) if ref_env else None
+            if source is None:
+                source = _first_input(node, eager_env)
+            tie = slice_ties(node, source, short)
+            if tie is None:
+                tie = source is None or _has_ties(source)
+            if tie:
+                for o in node.outputs:
+                    val = eager_env.get(o)
+                    if short in TIE_VALUE_OPS or val is None or not is_float(val):
+                        reasons.setdefault(o, f"{node.name} picks among ties")
+        if short in PIVOTING_OPS and _ill_conditioned(*_square_operands(node, ref_env or {}, eager_env)):
+            for o in node.outputs:
+                reasons.setdefault(o, f"{node.name} pivots on an ill-conditioned matrix")
+        for o in node.outputs:
+            e = eager_env.get(o)
+            if e is None or o in reasons or is_float(e):
+                continue
+            # An integer/bool value: does it depend on float rounding?
+            for env, why in [(ref_env, "differs in float64"), *[(p, "on a rounding boundary") for p in perturbed_envs]]:
+                if env is None or o not in env:
+                    continue
+                other = env[o]
+                if other.shape != e.shape or not torch.equal(other.to(e.dtype).cpu(), e.cpu()):
+                    reasons[o] = f"{node.name} output {why}"
+                    break
+        if not any(o in reasons for o in node.outputs) and _rounds_a_tie(node, eager_env):
+            for o in node.outputs:
+                reasons.setdefault(o, f"{node.name} rounds an exact .5 tie of its integer inputs")
+    # propagate to everything computed from a sensitive value
+    for node in graph.nodes:
+        if any(i in reasons for i in node.inputs()):
+            src = next(i for i in node.inputs() if i in reasons)
+            for o in node.outputs:
+                reasons.setdefault(o, f"computed from {src}")
+    return reasons
