@@ -129,7 +129,7 @@ def test_printed_repro_inlines_exact_tensor_values(crashes):
 
     case = load_case(crashes, "a1")
     src = printed_repro(case)
-    assert "_INLINE = {" in src and "no other files needed" in src
+    assert "_INLINE = {" in src and "tensors are inlined" in src
     ns = {"__name__": "not_main", "__file__": "/nonexistent/repro.py"}  # no files beside it
     exec(compile(src, "repro", "exec"), ns)
     inputs = ns["load_inputs"]()
