@@ -91,11 +91,18 @@ def register(sub) -> None:
 
 def _list(args) -> int:
     from fuzz.commands import print_json
+    from fuzz.triage.cases import campaign_kind
     from fuzz.triage.listing import filter_rows, listing_rows, render_table, sort_rows
 
-    rows = sort_rows(filter_rows(listing_rows(args.dir), kind=args.kind, backend=args.backend, op=args.op), args.sort)
+    campaign_kind(args.dir)
+    all_rows = listing_rows(args.dir)
+    rows = sort_rows(filter_rows(all_rows, kind=args.kind, backend=args.backend, op=args.op), args.sort)
     if args.json:
         print_json([r.to_json() for r in rows])
+    elif not all_rows:
+        print(f"no saved cases yet in {args.dir}")
+    elif not rows:
+        print(f"no saved case in {args.dir} matches the filters ({len(all_rows)} distinct failures in all)")
     else:
         print(render_table(rows))
     return 0
@@ -136,6 +143,9 @@ def _repro(args) -> int:
     from fuzz.triage.show import printed_repro
 
     case = load_case(args.dir, args.case_id)
+    damage = case.damage()
+    if damage:
+        raise AssayError(f"{damage}; no repro printed from damaged files")
     sys.stdout.write(printed_repro(case))
     return 0
 

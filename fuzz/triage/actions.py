@@ -244,6 +244,8 @@ def recheck(root, ids: list[str] = (), *, all_cases: bool = False, timeout: floa
                           env=env, device=device) as runner:
             for c in members:
                 try:
+                    if c.damage():
+                        raise AssayError(c.damage())
                     graph = c.program_graph()
                     c.tensors(graph)  # fail early with a one-line error when tensors are missing/corrupt
                 except AssayError as exc:
