@@ -143,13 +143,18 @@ def index_counts(root) -> dict:
                              "last_seen": norm_time(r["last_seen"])} for r in rows}
 
 
-def listing_rows(root) -> list[Row]:
+def listing_rows(root, known_file=None) -> list[Row]:
     """``signature_rows`` of a campaign directory with the index's hit counts; rows first seen
-    since the campaign was created are ``new``."""
+    since the campaign was created are ``new``; rows the known-issues file names carry its link."""
     from fuzz.campaign.config import created_at
+    from fuzz.triage.known import known_for, load_known
 
     check_dir(root)
-    return signature_rows(root, counts=index_counts(root), since=created_at(root))
+    known = load_known(root, known_file)
+    rows = signature_rows(root, counts=index_counts(root), since=created_at(root))
+    for row in rows:
+        row.known = known_for(known, [row.signature, *row.signatures])
+    return rows
 
 
 def signature_rows(root, *, counts: dict | None = None, since: str | None = None) -> list[Row]:

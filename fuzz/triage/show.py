@@ -66,8 +66,10 @@ def render_diff(diff) -> list[str]:
     return lines or ["  " + _fmt(diff)]
 
 
-def render_case(case: Case) -> str:
+def render_case(case: Case, known: str = "") -> str:
     out = [f"case {case.id}   ({case.path})"]
+    if known:
+        out.append(f"  KNOWN ISSUE: {known}")
     fields = [("kind", case.kind.value), ("backend", case.backend or "?"), ("mode", case.mode or "-"),
               ("signature", case.failure.id)]
     if case.signature_text:
