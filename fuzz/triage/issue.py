@@ -180,6 +180,10 @@ def issue_markdown(root, case_id: str, *, known_file=None, backends=ABLATION, ti
         lines += ["| backend | result |", "|---|---|", *[f"| `{r['backend']}` | {r['said']} |" for r in rows], "",
                   f"Each row: the repro above with only the backend changed, run alone in a fresh process "
                   f"(timeout {timeout:.0f} s)."]
+        own = [r for r in rows if r["backend"] == shown.backend]
+        if own and own[0]["outcome"] != "reproduced":
+            lines += ["", f"**Not reproduced here with `{shown.backend}`** ({own[0]['said']}): check the versions "
+                      "below against where it was found before filing."]
     else:
         lines.append("(not run: --no-ablation)")
     lines += ["", "### Compiler settings", "",

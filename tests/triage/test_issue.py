@@ -34,7 +34,7 @@ def test_issue_body_ablation_float64_versions_and_known_links(tmp_path, monkeypa
         assert section in md, section
     assert "| `_perturb_resized` | passes (matches eager) |" in md
     assert "| `_perturb` | fails: the same failure |" in md
-    assert "| `_raise` | fails differently" in md
+    assert "| `_raise` | fails differently" in md and "Not reproduced here" not in md
     assert "| float64 reference | 0.55 | 0 |" in md and "| compiled (_perturb) | 1.05 | 0.5 |" in md
     assert "cpu capability: " in md and "C++ compiler: " in md and "torch: " in md
     src = md.split("```python\n", 1)[1].split("```", 1)[0]
@@ -61,3 +61,14 @@ def test_a_bad_known_issues_file_is_one_line(tmp_path, monkeypatch, capsys):
         assert err.count("\n") == 1 and "known-issues.json" in err
     assert main(["triage", "issue", "a1", "--dir", str(root), "--no-ablation", "--known", str(tmp_path / "nope.json")]) == 2
     assert "does not exist" in capsys.readouterr().err
+
+
+def test_an_issue_says_when_its_own_backend_no_longer_fails(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("ASSAY_TEST_BACKENDS", "1")
+    root = tmp_path / "run"
+    g, t = chain_graph()
+    make_case(root, "ok", g, t, backend="_perturb_resized")  # saved as a mismatch; computes right here
+    assert main(["triage", "issue", "ok", "--dir", str(root), "--backends", "_perturb_resized"]) == 0
+    md = capsys.readouterr().out
+    assert "| `_perturb_resized` | passes (matches eager) |" in md
+    assert "**Not reproduced here with `_perturb_resized`**" in md
