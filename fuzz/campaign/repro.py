@@ -407,7 +407,8 @@ def repro_source(program_src: str, case: Case, *, inline_tensors: dict | None = 
     if sc:
         header.append(f"# Second call (dynamic mode): every input dim of size {sc.get('from')} made {sc.get('to')}: "
                       f"{json.dumps(sc.get('shapes'))}")
-    header += ["import re", "import sys"]
+    signs_crash = kind == "crash" and bool(case.signature_text)
+    header += ["import re", "import sys"] if signs_crash else ["import sys"]
     body = _program_body(program_src, inlined)
     if inlined is None and tensor_dir is not None:
         body += f"\n\nHERE = {str(tensor_dir)!r}  # the case directory: its .safetensors files\n"
@@ -439,7 +440,7 @@ def repro_source(program_src: str, case: Case, *, inline_tensors: dict | None = 
         settings += ["", "", function_source(oracle.outputs_and_grads)]
     if mem_limit:
         settings += ["", "", function_source(limit_address_space)]
-    if kind == "crash" and case.signature_text:
+    if signs_crash:
         settings += _crash_signing()
     return ("\n".join(header) + "\n" + body + "\n".join(settings) + "\n\n"
             + _main_source(mode, bool(sc), mem_limit))

@@ -77,7 +77,10 @@ def _status(case: Case) -> tuple[bool | None, str]:
     if rec:
         return rec.get("reproduces"), rec.get("status", "open")
     rep = case.reproduces
-    # the campaign's own re-check (repro.py in a fresh process) failing means flaky, not fixed
+    # the campaign's own re-check (repro.py in a fresh process) not reproducing means flaky, not
+    # fixed; showing another failure (its note starts with "different") means changed
+    if rep is False and str(case.recheck or "").startswith("different"):
+        return False, "changed"
     return (rep if isinstance(rep, bool) else None), ("open" if rep else "unchecked" if rep is None else "flaky")
 
 

@@ -3,12 +3,18 @@
 
 import json
 
+import pytest
 from case_helpers import RAISE_ERROR, run_repros, write_case
 
 from fuzz.campaign import repro
 from fuzz.campaign.case import read_case
 from fuzz.campaign.rechecks import Rechecker
 from fuzz.campaign.store import CrashStore
+
+
+@pytest.fixture(autouse=True)
+def test_backends(monkeypatch):
+    monkeypatch.setenv("ASSAY_TEST_BACKENDS", "1")  # _raise, _perturb: faults without a compiler
 
 
 def test_exit_codes_tell_the_same_failure_from_another_and_from_broken_files(tmp_path):
