@@ -393,7 +393,7 @@ def repro_source(program_src: str, case: Case, *, inline_tensors: dict | None = 
         f'"""Assay case {case.id or "?"}: {kind}'
         f'{" (" + case.detail + ")" if case.detail else ""} with backend {case.backend!r}, mode {mode!r}.',
         "",
-        f"python repro.py exits 1 when this failure reproduces (same kind and signature), 0 when eager",
+        "python repro.py exits 1 when this failure reproduces (same kind and signature), 0 when eager",
         f"and {case.backend} agree, 3 on a different failure, 4 when it cannot run. {reads}",
         '"""',
         f"# Found with: torch {vers.get('torch')}, Python {vers.get('python')}, {vers.get('platform')}",

@@ -2,9 +2,7 @@
 errors or list the case as corrupt, never hang, never delete anything. Plus the folder messages
 of ``triage list`` and exact case ids winning over prefixes."""
 
-import hashlib
 import shutil
-import subprocess
 import sys
 from pathlib import Path
 
@@ -159,5 +157,3 @@ def _env():
     repo = str(Path(__file__).resolve().parents[2])
     return dict(os.environ, ASSAY_TEST_BACKENDS="1", PYTHONPATH=repo, PYTHONWARNINGS="ignore")
 
-
-_ = (hashlib, subprocess)
