@@ -23,7 +23,7 @@ CASE_FORMAT_VERSION = 1
 CASE_FILE = "case.json"
 TENSOR_FILES = ("inputs.safetensors", "params.safetensors")
 # written only when set (older cases lack them; a dynamic-mode case has a second_call)
-_OPTIONAL = ("second_call", "recheck", "triage")
+_OPTIONAL = ("second_call", "recheck", "triage", "digests")
 
 
 @dataclass(kw_only=True)
@@ -59,6 +59,7 @@ class Case:
     mem_limit_mb: int | None = None
     campaign: str | None = None
     files: list = field(default_factory=list)
+    digests: dict | None = None        # file name -> sha256 of the files beside case.json (written first)
     recheck: str | None = None         # the campaign's re-check note
     triage: dict | None = None         # what triage did: reduced_from / reduced_case, recheck, aten_ops
     extra: dict = field(default_factory=dict)   # keys this version does not know, kept as they were
@@ -96,7 +97,7 @@ class Case:
             values[key] = str(values.get(key) or "")
         for key, kinds in (("check", list), ("skip", list), ("files", list), ("skipped_values", dict),
                            ("error", dict), ("diff", dict), ("graph", dict), ("versions", dict), ("triage", dict),
-                           ("second_call", dict)):
+                           ("second_call", dict), ("digests", dict)):
             if key in values and not isinstance(values[key], kinds):
                 values.pop(key)
         if not isinstance(values.get("ops"), list):
@@ -119,6 +120,30 @@ class Case:
         """The case's signature (``unsigned:<id>`` for a case that has none)."""
         return FailureSignature(self.signature or f"unsigned:{self.id}", self.signature_text, str(self.kind),
                                 self.backend or "?", self.mode or "fwd")
+
+    def damage(self) -> str:
+        """Why the case's files cannot be trusted ('' when they match the digests in case.json).
+
+        ``case.json`` is written last, so its digests say what every other file held when the
+        case was complete: a file missing or changed since (a torn write after a power loss, a
+        disk error, a hand edit) makes the case corrupt, never reproduced. Cases written before
+        digests existed are not checked.
+        """
+        import hashlib
+
+        if not self.digests or self.path is None:
+            return ""
+        for name, want in sorted(self.digests.items()):
+            file = self.path / str(name)
+            try:
+                got = hashlib.sha256(file.read_bytes()).hexdigest()
+            except FileNotFoundError:
+                return f"case {self.id}: {name} is missing"
+            except OSError as exc:
+                return f"case {self.id}: cannot read {name} ({exc.strerror or exc})"
+            if got != want:
+                return f"case {self.id}: corrupt {name} (its contents differ from the sha256 in case.json)"
+        return ""
 
     @property
     def reduced_from(self) -> str | None:

@@ -23,19 +23,21 @@ from dataclasses import dataclass
 
 from fuzz.campaign.verdict import Kind, Verdict
 
-_MASKS = [
-    (re.compile(r"0x[0-9a-fA-F]+"), "ADDR"),
-    (re.compile(r"torch\.Size\(\[[^\]]*\]\)"), "SHAPE"),
-    (re.compile(r"\[\s*-?\d+(?:\s*,\s*-?\d+)*\s*,?\s*\]"), "SHAPE"),
-    (re.compile(r"\(\s*-?\d+(?:\s*,\s*-?\d+)+\s*,?\s*\)"), "SHAPE"),
-    (re.compile(r"'[^']*'"), "'S'"),
-    (re.compile(r'"[^"]*"'), '"S"'),
-    (re.compile(r"/[\w./-]+"), "PATH"),
+# (pattern, replacement) pairs, applied in order; repro.py embeds them to sign a crash alone
+MASK_PATTERNS = [
+    (r"0x[0-9a-fA-F]+", "ADDR"),
+    (r"torch\.Size\(\[[^\]]*\]\)", "SHAPE"),
+    (r"\[\s*-?\d+(?:\s*,\s*-?\d+)*\s*,?\s*\]", "SHAPE"),
+    (r"\(\s*-?\d+(?:\s*,\s*-?\d+)+\s*,?\s*\)", "SHAPE"),
+    (r"'[^']*'", "'S'"),
+    (r'"[^"]*"', '"S"'),
+    (r"/[\w./-]+", "PATH"),
     # generated tensor / buffer / argument names: x_0, conv2d_4, buf12, arg3_1, primals_2, s0
-    (re.compile(r"\b[A-Za-z_][A-Za-z0-9]*?_\d+(?:_\d+)*\b"), "NAME"),
-    (re.compile(r"\b(?:buf|arg|primals|tangents|tmp|s|u|x|y|ps)\d+\b"), "NAME"),
-    (re.compile(r"-?\d+(?:\.\d+)?(?:e[+-]?\d+)?"), "N"),
+    (r"\b[A-Za-z_][A-Za-z0-9]*?_\d+(?:_\d+)*\b", "NAME"),
+    (r"\b(?:buf|arg|primals|tangents|tmp|s|u|x|y|ps)\d+\b", "NAME"),
+    (r"-?\d+(?:\.\d+)?(?:e[+-]?\d+)?", "N"),
 ]
+MASKS = [(re.compile(p), r) for p, r in MASK_PATTERNS]
 
 
 def normalise_message(message: str, limit: int = 240) -> str:
@@ -45,19 +47,19 @@ def normalise_message(message: str, limit: int = 240) -> str:
         if candidate.strip():
             line = candidate.strip()
             break
-    for pattern, repl in _MASKS:
+    for pattern, repl in MASKS:
         line = pattern.sub(repl, line)
     line = re.sub(r"\s+", " ", line)
     return line[:limit]
 
 
-_FRAME = re.compile(r'File "([^"]+)", line \d+, in (\S+)')
+FRAME = re.compile(r'File "([^"]+)", line \d+, in (\S+)')
 
 
 def torch_frames(traceback_text: str, count: int = 3) -> list[str]:
     """The innermost ``count`` frames of a formatted traceback that lie inside torch."""
     frames = []
-    for path, func in _FRAME.findall(traceback_text or ""):
+    for path, func in FRAME.findall(traceback_text or ""):
         norm = path.replace("\\", "/")
         if "/torch/" not in norm:
             continue
@@ -68,6 +70,12 @@ def torch_frames(traceback_text: str, count: int = 3) -> list[str]:
 
 def short_type(exc_type: str) -> str:
     return (exc_type or "Exception").rsplit(".", 1)[-1]
+
+
+def crash_text(backend: str, exc_type: str, message: str, traceback_text: str) -> str:
+    """A crash's signature text: backend, short exception type, normalised message, torch frames."""
+    frames = " < ".join(reversed(torch_frames(traceback_text)))
+    return f"crash|{backend}|{short_type(exc_type)}: {normalise_message(message)}|{frames}"
 
 
 @dataclass(frozen=True)
@@ -105,9 +113,7 @@ def signature(kind: str, backend: str, mode: str = "fwd", *, ops=(), error: dict
     error = error or {}
     opset = ",".join(sorted(set(ops)))
     if kind == Kind.CRASH:
-        frames = " < ".join(reversed(torch_frames(error.get("traceback", ""))))
-        text = (f"crash|{backend}|{short_type(error.get('type', ''))}: "
-                f"{normalise_message(error.get('message', ''))}|{frames}")
+        text = crash_text(backend, error.get("type", ""), error.get("message", ""), error.get("traceback", ""))
     elif kind == Kind.MISMATCH:
         text = f"mismatch|{backend}|{mode}|{detail or 'values'}|{opset}"
     elif kind == Kind.SIGNAL:

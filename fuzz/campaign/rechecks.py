@@ -1,7 +1,9 @@
 """Re-checking staged cases: each ``repro.py`` alone in a fresh sandboxed process.
 
-A case reproduces (``reproduces: true``) when its repro exits non-zero (a ``hang`` case:
-also when it times out); one that does not is kept as flaky. Re-checks run on their own
+A case reproduces (``reproduces: true``) only when its repro shows the *same* failure (exit 1
+with its ``REPRODUCED:`` line, ``fuzz.campaign.repro.judge_run``); one that agrees with eager
+or fails differently is kept as flaky (``reproduces: false``, the note says which); one whose
+files do not verify or whose repro cannot run is kept with ``reproduces: null``. Re-checks run on their own
 threads so the campaign goes on meanwhile; ``drain`` moves the finished ones into place
 (``CrashStore.finalize``). Whatever is still waiting at the end stays staged, and
 ``--resume`` re-checks it.
@@ -14,10 +16,9 @@ import sys
 import threading
 import time
 
-from fuzz.campaign import sandbox
+from fuzz.campaign import repro, sandbox
 from fuzz.campaign.case import read_case
 from fuzz.campaign.store import CrashStore, warn
-from fuzz.campaign.verdict import Kind
 from fuzz.errors import AssayError
 
 
@@ -56,16 +57,18 @@ class Rechecker:
         """Run the staged case's repro.py alone in a fresh sandboxed process."""
         d = self.store.staging_dir(case_id)
         case = read_case(d)
+        damage = case.damage()
+        if damage:
+            return None, f"not re-checked: {damage}"
         timeout = float(case.timeout_s or 300) + 60
         res = sandbox.run([sys.executable, str(d / "repro.py")], timeout, case.mem_limit_mb or None, cwd=str(d),
                           on_start=self.procs.add)
-        if res.timed_out:
-            reproduces = case.kind == Kind.HANG
-        else:
-            reproduces = res.returncode != 0
+        outcome = repro.judge_run(case, None if res.timed_out else res.returncode, res.stdout, res.stderr,
+                                  res.timed_out)
+        reproduces = {"reproduced": True, "agree": False, "different": False}.get(outcome)
         last = (res.stdout.strip().splitlines() or res.stderr.strip().splitlines() or [""])[-1][:300]
         how = "timed out" if res.timed_out else sandbox.describe_exit(res.returncode)
-        return reproduces, f"fresh process: {how} after {res.elapsed_s:.1f} s; {last}"
+        return reproduces, f"{outcome}: fresh process: {how} after {res.elapsed_s:.1f} s; {last}"
 
     def drain(self) -> None:
         """Finalize every re-check that finished."""

@@ -55,126 +55,202 @@ def strip_main(program_src: str) -> str:
     return program_src.split(marker, 1)[0].rstrip() + "\n"
 
 
-_MAIN = '''
-def _values(fn, module, inputs, dtype64=False):
-    """name -> value: outputs out0.. (and grad:<name> gradients in bwd mode)."""
-    if MODE == "bwd":
-        inputs = [x.detach().clone().requires_grad_(x.dtype.is_floating_point) for x in inputs]
-        params = [n for n, _ in module.named_parameters()] if PARAM_NAMES is None else PARAM_NAMES
-        res = outputs_and_grads(fn, module, params, inputs, INPUT_NAMES, SKIP, dtype64)
-        if res is None:
-            return {}
-        values, names = res
-        n_out = len(values) - len(names)
-        return dict(zip([f"out{i}" for i in range(n_out)] + names, values))
+# Exit codes of every repro.py (docs/triage.md): the same failure is the case's kind and signature.
+AGREE, REPRODUCED, DIFFERENT, CANNOT_RUN = 0, 1, 3, 4
+
+# The pieces of main(), joined by mode: a fwd repro carries neither gradients nor a second call.
+_VALUES_FWD = """
+def _values(fn, inputs, dtype64=False):
     with torch.no_grad():
         out = fn(*[x.clone() for x in inputs])
     out = list(out) if isinstance(out, (tuple, list)) else [out]
     return {f"out{i}": o for i, o in enumerate(out)}
+"""
 
+_VALUES_BWD = """
+def _values(fn, inputs, dtype64=False, module=None):
+    \"\"\"name -> value: outputs out0.. and grad:<name> gradients.\"\"\"
+    inputs = [x.detach().clone().requires_grad_(x.dtype.is_floating_point) for x in inputs]
+    module = fn if module is None else module
+    res = outputs_and_grads(fn, module, PARAM_NAMES, inputs, INPUT_NAMES, SKIP, dtype64)
+    if res is None:
+        return {}
+    values, names = res
+    return dict(zip([f"out{i}" for i in range(len(values) - len(names))] + names, values))
+"""
 
+_SECOND_CALL = """
 def _second_call_inputs():
-    """Dynamic mode's second call: the same inputs at other sizes, saved beside the first ones."""
+    \"\"\"Dynamic mode's second call: the same inputs at other sizes, saved beside the first ones.\"\"\"
     if not SECOND_CALL:
         return None
     tensors = read_safetensors(os.path.join(HERE, "inputs.safetensors"))
     keys = [SECOND_CALL["key_prefix"] + n for n in INPUT_NAMES]
     if any(k not in tensors for k in keys):
-        print("note: inputs.safetensors lacks the second call's inputs; replaying the first call only")
-        return None
+        raise ValueError("inputs.safetensors lacks the second call's inputs")
     return [tensors[k].to(DEVICE) for k in keys]
+"""
 
-
-def _call2(values):
-    return {f"call2:{k}": v for k, v in values.items()}
-
-
-def main():
-    import copy
-    import faulthandler
-    import traceback
-
-    faulthandler.enable()
-    faulthandler.dump_traceback_later(TIMEOUT_S, exit=True)  # a hang ends with status 1
-    limit_address_space(MEM_LIMIT_MB)
-    torch.manual_seed(0)
-    model = load_model().to(DEVICE)
-    inputs = [t.to(DEVICE) for t in load_inputs()]
-    global PARAM_NAMES
-    PARAM_NAMES = [n for n, _ in model.named_parameters()]
-    inputs2 = _second_call_inputs()
-    try:
-        m = copy.deepcopy(model)
-        expected = _values(m, m, inputs)
-        if inputs2 is not None:
-            m = copy.deepcopy(model)
-            expected.update(_call2(_values(m, m, inputs2)))
-    except Exception:
-        traceback.print_exc()
-        print("did not reproduce: eager itself raised (not a compiler bug)")
-        return 0
-    try:
-        module = copy.deepcopy(model)
-        xs = [x.detach().clone().requires_grad_(x.dtype.is_floating_point and MODE == "bwd") for x in inputs]
-        if MODE == "bwd":
-            fn = compile_model(module, xs, dynamic=False)
-        else:
-            with torch.no_grad():
-                fn = compile_model(module, xs, dynamic=(MODE == "dynamic"))
-        actual = _values(fn, fn if isinstance(fn, torch.nn.Module) else module, inputs)
-        if inputs2 is not None:  # the same compiled function at other sizes (dynamo may recompile)
-            actual.update(_call2(_values(fn, fn if isinstance(fn, torch.nn.Module) else module, inputs2)))
-    except Exception as exc:
-        traceback.print_exc()
-        print(f"REPRODUCED: {BACKEND} raised {type(exc).__name__}; eager ran fine")
-        return 1
-    if EXPECTED != "mismatch":
-        print(f"did not reproduce: {BACKEND} ran without error (expected {EXPECTED})")
-        return 0
-    try:
-        m64 = copy.deepcopy(model).to(torch.float64)
-        ref = _values(m64, m64, [x.to(torch.float64) if x.dtype.is_floating_point else x for x in inputs], dtype64=True)
-        if inputs2 is not None:
-            m64 = copy.deepcopy(model).to(torch.float64)
-            ref.update(_call2(_values(m64, m64, [x.to(torch.float64) if x.dtype.is_floating_point else x
-                                                 for x in inputs2], dtype64=True)))
-    except Exception:
-        ref = None  # float64 unsupported by some op: judge against eager, 10x looser
-    bad = []
-    for name in CHECK:
-        e, a = expected.get(name), actual.get(name)
-        if e is None or a is None:
+_JUDGE = """
+def _differs(expected, actual, ref):
+    \"\"\"(what, line) for the worst difference in CHECK (all values if empty), what as the oracle names it.\"\"\"
+    worst = None
+    for name in CHECK or [n for n in expected if n not in SKIP]:
+        e, a, r = expected.get(name), actual.get(name), (ref or {}).get(name)
+        if e is None and a is None:
             continue
-        if a.dtype != e.dtype or a.shape != e.shape:
-            print(f"{name}: eager {e.dtype}{list(e.shape)}, {BACKEND} {a.dtype}{list(a.shape)}")
-            bad.append(name)
-            continue
+        if not isinstance(e, torch.Tensor) or not isinstance(a, torch.Tensor) or a.dtype != e.dtype or a.shape != e.shape:
+            what = "type" if type(e) is not type(a) else "dtype" if a.dtype != e.dtype else "shape"
+            return what, f"{name}: eager {e!r:.60}, {BACKEND} {a!r:.60}"
         if e.dtype.is_floating_point or e.dtype.is_complex:
-            r = ref.get(name) if ref else None
-            have64 = r is not None and r.shape == e.shape
-            atol, rtol, g = TOLERANCE.get(str(e.dtype).replace("torch.", ""), TOLERANCE["float32"])
-            if not have64:
+            atol, rtol, g = TOLERANCE.get(str(e.dtype)[6:], TOLERANCE["float32"])
+            if r is None or r.shape != e.shape:  # no float64 reference: judge against eager, 10x looser
                 r, atol, rtol, g = e, atol * 10, rtol * 10, g * 10
             limit = 0.5 * torch.finfo(e.dtype).max if e.dtype.is_floating_point else None
-            mask = value_mismatch(r, e.detach(), a.detach(), atol, rtol, g, K, limit)
+            mask = value_mismatch(r, e, a, atol, rtol, g, K, limit).reshape(-1)
         else:
-            mask = a.cpu() != e.cpu()
+            r, mask = e, (a.cpu() != e.cpu()).reshape(-1)
         if bool(mask.any()):
-            idx = int(mask.reshape(-1).nonzero()[0])
-            r0 = (r if e.dtype.is_floating_point else e).reshape(-1)[idx] if e.dim() else e
-            print(f"{name}: {int(mask.sum())}/{mask.numel()} values off; first at flat index {idx}: "
-                  f"reference {float(r0)}, eager {float(e.reshape(-1)[idx])}, {BACKEND} {float(a.reshape(-1)[idx])}")
-            bad.append(name)
-    if bad:
-        print(f"REPRODUCED: {BACKEND} differs from eager beyond tolerance in {', '.join(bad)}")
-        return 1
-    print("did not reproduce: all checked values agree within tolerance")
-    return 0
+            r, e, a = [(torch.view_as_real(t) if t.is_complex() else t).detach().cpu().double().reshape(-1) for t in (r, e, a)]
+            err = torch.nan_to_num(torch.where(mask, (a - r).abs(), torch.zeros_like(r)), nan=float("inf"))
+            i = int(err.argmax())
+            line = f"{name}: {int(mask.sum())}/{mask.numel()} off; worst [{i}]: float64 {r[i]}, eager {e[i]}, {BACKEND} {a[i]}"
+            if worst is None or float(err[i]) > worst[0]:
+                worst = (float(err[i]), "values" if bool(torch.isfinite(a[i])) else "nonfinite", line)
+    return None if worst is None else worst[1:]
+"""
+
+_MAIN = """
+def main():
+    import copy, faulthandler, threading, traceback
+
+    def hung():
+        print(f"{'REPRODUCED' if EXPECTED == 'hang' else 'DIFFERENT'}: no result in {TIMEOUT_S} s (a hang)", flush=True)
+        os._exit(1 if EXPECTED == "hang" else 3)
+
+    threading.Timer(TIMEOUT_S, hung).start()
+    faulthandler.dump_traceback_later(TIMEOUT_S + 30, exit=True)  # a hang holding the GIL: exit 1
+    try:  # missing or corrupt files: nothing to judge
+        LIMIT
+        torch.manual_seed(0)
+        model, inputs = load_model().to(DEVICE), [t.to(DEVICE) for t in load_inputs()]
+        PREP
+    except Exception as exc:
+        return print(f"CANNOT RUN: the model or tensors do not load ({type(exc).__name__}: {exc})") or 4
+    try:
+        EAGER
+    except Exception:
+        traceback.print_exc()
+        return print("DIFFERENT: eager itself raised") or 3
+    try:
+        COMPILED
+    except Exception as exc:
+        tb = traceback.format_exc()
+        typ = f"{type(exc).__module__}.{type(exc).__qualname__}"
+        kind = "oom" if any(m in f"{typ} {exc}".lower() for m in OOM_MARKERS) else "crash"
+        got = crash_text(BACKEND, typ, str(exc), tb) if SIGNATURE else kind
+        same = kind == EXPECTED and got == (SIGNATURE or kind)
+        print(tb + ("REPRODUCED" if same else "DIFFERENT") + f": {BACKEND} raised ({kind}): {got}")
+        return 1 if same else 3
+    REFERENCE
+    found = _differs(expected, actual, ref)
+    if found is None:
+        return print(f"AGREE: eager and {BACKEND} agree (not the saved {EXPECTED})") or 0
+    same = EXPECTED == "mismatch" and found[0] == DETAIL
+    print(found[1] + "\\n" + ("REPRODUCED" if same else "DIFFERENT") + f": {BACKEND} differs from eager ({found[0]})")
+    return 1 if same else 3
 
 
 if __name__ == "__main__":
-    sys.exit(main())
-'''
+    try:
+        code = main()
+    except BaseException as exc:  # anything unforeseen is not a reproduction
+        code = print(f"CANNOT RUN: {type(exc).__name__}: {exc}") or 4
+    sys.stdout.flush()
+    os._exit(code)  # not sys.exit: the hang watchdog must not keep the process alive
+"""
+
+
+def _main_source(mode: str, dynamic_second: bool, mem_limit: bool) -> str:
+    """main() for one mode, its placeholders filled."""
+    if mode == "bwd":
+        eager = ("m = copy.deepcopy(model)\n        expected = _values(m, inputs)")
+        compiled = ("module = copy.deepcopy(model)\n"
+                    "        xs = [x.detach().clone().requires_grad_(x.dtype.is_floating_point) for x in inputs]\n"
+                    "        fn = compile_model(module, xs, dynamic=False)\n"
+                    "        actual = _values(fn, inputs, module=fn if isinstance(fn, torch.nn.Module) else module)")
+        prep = "global PARAM_NAMES\n        PARAM_NAMES = [n for n, _ in model.named_parameters()]"
+    else:
+        eager = "expected = _values(copy.deepcopy(model), inputs)"
+        compiled = ("with torch.no_grad():\n"
+                    f"            fn = compile_model(copy.deepcopy(model), [x.clone() for x in inputs], dynamic={mode == 'dynamic'})\n"
+                    "        actual = _values(fn, inputs)")
+        prep = ""
+    ref = ("try:  # the float64 reference (none for some ops: then eager, 10x looser)\n"
+           "        m64 = copy.deepcopy(model).to(torch.float64)\n"
+           "        ref = _values(m64, [x.double() if x.dtype.is_floating_point else x for x in inputs], dtype64=True)\n"
+           "    except Exception:\n"
+           "        ref = None")
+    if dynamic_second:
+        prep = "inputs2 = _second_call_inputs()"
+        eager += "\n        if inputs2 is not None:\n            expected.update(_call2(_values(copy.deepcopy(model), inputs2)))"
+        compiled += ("\n        if inputs2 is not None:  # the same compiled function at other sizes (dynamo may recompile)\n"
+                     "            actual.update(_call2(_values(fn, inputs2)))")
+        ref += ("\n    if ref is not None and inputs2 is not None:\n"
+                "        try:\n"
+                "            m64 = copy.deepcopy(model).to(torch.float64)\n"
+                "            ref.update(_call2(_values(m64, [x.double() if x.dtype.is_floating_point else x for x in inputs2], "
+                "dtype64=True)))\n"
+                "        except Exception:\n"
+                "            pass")
+    src = _MAIN
+    for key, value in (("LIMIT", "limit_address_space(MEM_LIMIT_MB)" if mem_limit else ""), ("PREP", prep),
+                       ("EAGER", eager), ("COMPILED", compiled), ("REFERENCE", ref)):
+        indent = "    " if key == "REFERENCE" else "        "
+        src = src.replace(f"{indent}{key}\n", f"{indent}{value}\n" if value else "", 1)
+    pieces = [_VALUES_BWD if mode == "bwd" else _VALUES_FWD]
+    if dynamic_second:
+        pieces += [_SECOND_CALL, '\ndef _call2(values):\n    return {f"call2:{k}": v for k, v in values.items()}\n']
+    return "".join(pieces) + _JUDGE + src
+
+
+EXIT_NAMES = {AGREE: "agree", REPRODUCED: "reproduced", DIFFERENT: "different", CANNOT_RUN: "cannot run"}
+
+
+def judge_run(case: Case, returncode: int | None, stdout: str = "", stderr: str = "", timed_out: bool = False) -> str:
+    """What one run of a case's ``repro.py`` says: ``reproduced`` (the same failure), ``agree``,
+    ``different`` (another failure) or ``cannot run``.
+
+    Exit 1 counts only with the script's own ``REPRODUCED:`` line (Python also exits 1 on an
+    uncaught error, e.g. a truncated script). A signal case reproduces when the process dies by
+    the same signal; a hang case when it times out (or faulthandler's backstop ends it).
+    """
+    import signal as _signal
+
+    kind = str(case.kind)
+    if timed_out:
+        return "reproduced" if kind == "hang" else "different"
+    if returncode is None:
+        return "cannot run"
+    if returncode < 0:
+        try:
+            name = _signal.Signals(-returncode).name
+        except ValueError:
+            name = f"signal {-returncode}"
+        want = (case.detail or "").split()[0] if case.detail else ""
+        return "reproduced" if kind == "signal" and (not want or want == name) else "different"
+    marks = [line.split(":", 1)[0] for line in (stdout or "").splitlines()]
+    if returncode == REPRODUCED:
+        if "REPRODUCED" in marks:
+            return "reproduced"
+        if kind == "hang" and "Timeout (" in (stderr or ""):
+            return "reproduced"
+        return "cannot run"
+    if returncode == AGREE and "AGREE" in marks:
+        return "agree"
+    if returncode == DIFFERENT and "DIFFERENT" in marks:
+        return "different"
+    return "cannot run"
 
 
 def _forward_params(program_src: str) -> list[str]:
@@ -214,8 +290,8 @@ def _literal(t) -> str | None:
 
 
 def _inlined(tensors: dict) -> list[str] | None:
-    """Source lines that replace ``read_safetensors`` with the given tensors, or None if one cannot be written."""
-    lines = ["", "", "# The case's tensors, inlined (exact values), so this script needs no files.", "_INLINE = {"]
+    """Source lines that define ``read_safetensors`` over the given tensors, or None if one cannot be written."""
+    lines = ["# The case's tensors, inlined (exact values): this script needs no files.", "_INLINE = {"]
     for fname, saved in tensors.items():
         lines.append(f"    {fname!r}: {{")
         for key, t in saved.items():
@@ -225,8 +301,66 @@ def _inlined(tensors: dict) -> list[str] | None:
             lines.append(f"        {key!r}: {lit},")
         lines.append("    },")
     return lines + ["}", "", "",
-                    "def read_safetensors(path):  # noqa: F811 - the inlined tensors instead of the files",
+                    "def read_safetensors(path):",
                     "    return {k: v.clone() for k, v in _INLINE.get(os.path.basename(path), {}).items()}"]
+
+
+def _program_body(program_src: str, inlined: list[str] | None) -> str:
+    """The program without its docstring and ``__main__`` block; with ``inlined`` tensors, also
+    without its file reader (replaced by them)."""
+    import ast
+
+    body = strip_main(program_src)
+    tree = ast.parse(body)
+    lines = body.splitlines()
+    drop = set()
+    first = tree.body[0] if tree.body else None
+    if isinstance(first, ast.Expr) and isinstance(first.value, ast.Constant) and isinstance(first.value.value, str):
+        drop |= set(range(first.lineno - 1, first.end_lineno))
+    reader_at = None
+    if inlined is not None:
+        for node in tree.body:
+            names = ([t.id for t in node.targets if isinstance(t, ast.Name)] if isinstance(node, ast.Assign)
+                     else [node.name] if isinstance(node, ast.FunctionDef) else [])
+            if "read_safetensors" in names or "_ST_DTYPES" in names:
+                reader_at = node.lineno - 1 if reader_at is None else reader_at
+                drop |= set(range(node.lineno - 1, node.end_lineno))
+        drop |= {i for i, line in enumerate(lines) if line.strip() == "import json"}
+    out = []
+    for i, line in enumerate(lines):
+        if i == reader_at:
+            out += inlined
+        if i not in drop:
+            out.append(line)
+    if inlined is not None and reader_at is None:
+        out += ["", ""] + inlined
+    text = "\n".join(out).strip("\n") + "\n"
+    while "\n\n\n\n" in text:
+        text = text.replace("\n\n\n\n", "\n\n\n")
+    return text
+
+
+def function_source(fn) -> str:
+    """A function's source, dedented, without its docstring (the repro is read by people, kept short)."""
+    import ast
+
+    src = textwrap.dedent(inspect.getsource(fn))
+    node = ast.parse(src).body[0]
+    doc = node.body[0] if node.body else None
+    if isinstance(doc, ast.Expr) and isinstance(doc.value, ast.Constant) and isinstance(doc.value.value, str):
+        lines = src.splitlines()
+        src = "\n".join(lines[:doc.lineno - 1] + lines[doc.end_lineno:])
+    return src.rstrip()
+
+
+def _crash_signing() -> list[str]:
+    """How the campaign signs a crash (``fuzz.campaign.failure``), copied, so a repro tells
+    the saved crash from another one on its own."""
+    from fuzz.campaign import failure
+
+    return ["", "", f"MASKS = [(re.compile(p), r) for p, r in {failure.MASK_PATTERNS!r}]",
+            f"FRAME = re.compile({failure.FRAME.pattern!r})"] + [
+        "\n\n" + function_source(f) for f in (failure.normalise_message, failure.torch_frames, failure.short_type, failure.crash_text)]
 
 
 def repro_source(program_src: str, case: Case, *, inline_tensors: dict | None = None,
@@ -244,22 +378,23 @@ def repro_source(program_src: str, case: Case, *, inline_tensors: dict | None = 
     vers = case.versions or versions()
     input_names = _forward_params(program_src)
     kind = str(case.kind)
-    check = case.check or []
+    mode = case.mode or "fwd"
     err = case.error or {}
+    sc = _second_call(case)
     inlined = None
     if inline_tensors is not None and sum(t.numel() for d in inline_tensors.values() for t in d.values()) <= inline_limit:
         inlined = _inlined(inline_tensors)
-    reads = ("its tensors are inlined below (exact values): no other files needed." if inlined is not None
-             else "reads inputs.safetensors and params.safetensors next to this file.")
+    if sc:
+        inlined = None  # the second call reads its own inputs from inputs.safetensors
+    reads = ("Needs only torch: its tensors are inlined (exact values)." if inlined is not None
+             else "Needs only torch and the .safetensors files beside it.")
     header = [
         "#!/usr/bin/env python",
         f'"""Assay case {case.id or "?"}: {kind}'
-        f'{" (" + case.detail + ")" if case.detail else ""} with backend {case.backend!r}, mode {case.mode or "fwd"!r}.',
+        f'{" (" + case.detail + ")" if case.detail else ""} with backend {case.backend!r}, mode {mode!r}.',
         "",
-        "Exits 1 when the failure reproduces, 0 when it does not. Needs only torch;",
-        reads,
-        "",
-        "    python repro.py",
+        "python repro.py exits 1 when this failure reproduces (same kind and signature), 0 when eager",
+        f"and {case.backend} agree, 3 on a different failure, 4 when it cannot run. {reads}",
         '"""',
         f"# Found with: torch {vers.get('torch')}, Python {vers.get('python')}, {vers.get('platform')}",
     ]
@@ -269,56 +404,62 @@ def repro_source(program_src: str, case: Case, *, inline_tensors: dict | None = 
     if case.diff:
         d = case.diff
         header.append(f"# Difference seen: {json.dumps({k: d.get(k) for k in ('where', 'expected', 'got', 'count', 'numel', 'max_abs', 'max_rel', 'reference', 'eager', 'compiled') if k in d})}")
-    sc = _second_call(case)
     if sc:
         header.append(f"# Second call (dynamic mode): every input dim of size {sc.get('from')} made {sc.get('to')}: "
                       f"{json.dumps(sc.get('shapes'))}")
-    header.append("import sys")
-    body = strip_main(program_src)
-    if inlined is not None:
-        body += "\n".join(inlined) + "\n"
-    elif tensor_dir is not None:
+    signs_crash = kind == "crash" and bool(case.signature_text)
+    header += ["import re", "import sys"] if signs_crash else ["import sys"]
+    body = _program_body(program_src, inlined)
+    if inlined is None and tensor_dir is not None:
         body += f"\n\nHERE = {str(tensor_dir)!r}  # the case directory: its .safetensors files\n"
+    mem_limit = bool(case.mem_limit_mb) and (case.device or "cpu") == "cpu"
+    detail = (case.detail or "values") if kind == "mismatch" else ""
     settings = [
         "",
         "",
-        "# ---------------------------------------------------------------------------",
-        "# The check: eager vs the backend, as the campaign ran it.",
-        f"BACKEND = {case.backend!r}",
-        f"MODE = {case.mode or 'fwd'!r}  # fwd: no_grad forward; bwd: + gradients; dynamic: dynamic=True",
-        f"DEVICE = {case.device or 'cpu'!r}",
-        f"EXPECTED = {kind!r}",
-        f"CHECK = {check!r}  # values compared: the ones that differed (call2:*: the second call's)",
-        f"SECOND_CALL = {sc!r}  # dynamic mode: a second call at other input sizes",
-        f"SKIP = {sorted(case.skip or [])!r}  # outputs left out of the gradient loss",
-        f"INPUT_NAMES = {input_names!r}",
-        "PARAM_NAMES = None",
-        f"TOLERANCE = {json.dumps(oracle.TOLERANCES)}  # dtype: (atol, rtol, g)",
-        f"K = {oracle.K!r}  # flag only errors K times worse than eager's own (vs float64)",
+        f"BACKEND, MODE, DEVICE = {case.backend!r}, {mode!r}, {case.device or 'cpu'!r}",
+        f"EXPECTED, DETAIL = {kind!r}, {detail!r}  # the saved failure",
+        f"SIGNATURE = {(case.signature_text if kind == 'crash' else '')!r}",
+        f"CHECK = {list(case.check or [])!r}  # values compared (empty: all)",
+        f"SKIP = {sorted(set(case.skip or []) | set(case.skipped_values or {}))!r}",
+        f"TOLERANCE = {json.dumps({k: v for k, v in oracle.TOLERANCES.items() if k in ('float32', 'float64', 'float16', 'bfloat16')})}  # (atol, rtol, g)",
+        f"K = {oracle.K!r}  # flag errors K times worse than eager's own (vs float64)",
+        f"OOM_MARKERS = {tuple(oracle.OOM_MARKERS)!r}",
         f"TIMEOUT_S = {int(case.timeout_s or 300)}",
-        f"MEM_LIMIT_MB = {int(case.mem_limit_mb or 0)}",
-        "",
-        "",
-        backend.source.rstrip(),
-        "",
-        "",
-        textwrap.dedent(inspect.getsource(oracle.value_mismatch)).rstrip(),
-        "",
-        "",
-        textwrap.dedent(inspect.getsource(oracle.outputs_and_grads)).rstrip(),
-        "",
-        "",
-        textwrap.dedent(inspect.getsource(limit_address_space)).rstrip(),
     ]
-    return "\n".join(header) + "\n" + body + "\n".join(settings) + "\n" + _MAIN
+    if mode in ("bwd", "dynamic"):
+        settings += [f"INPUT_NAMES = {input_names!r}"]
+    if mode == "bwd":
+        settings += ["PARAM_NAMES = None"]
+    if sc:
+        settings += [f"SECOND_CALL = {sc!r}  # a second call at other input sizes"]
+    if mem_limit:
+        settings += [f"MEM_LIMIT_MB = {int(case.mem_limit_mb)}"]
+    settings += ["", "", backend.source.rstrip(), "", "", function_source(oracle.value_mismatch)]
+    if mode == "bwd":
+        settings += ["", "", function_source(oracle.outputs_and_grads)]
+    if mem_limit:
+        settings += ["", "", function_source(limit_address_space)]
+    if signs_crash:
+        settings += _crash_signing()
+    return ("\n".join(header) + "\n" + body + "\n".join(settings) + "\n\n"
+            + _main_source(mode, bool(sc), mem_limit))
 
 
 def write_repro(case_dir) -> Path:
     """Write ``repro.py`` into a case directory from its ``program.py`` and ``case.json``."""
+    import hashlib
+
+    from fuzz.campaign.store import atomic_write
+
     case_dir = Path(case_dir)
-    src = (case_dir / "program.py").read_text()
+    case = read_case(case_dir)
+    src = repro_source((case_dir / "program.py").read_text(), case)
     path = case_dir / "repro.py"
-    path.write_text(repro_source(src, read_case(case_dir)))
+    atomic_write(path, src)
+    if case.digests is not None:  # the case's digests name the new script
+        case.digests["repro.py"] = hashlib.sha256(src.encode()).hexdigest()
+        atomic_write(case_dir / "case.json", case.dumps())
     return path
 
 

@@ -14,11 +14,17 @@ Layout of a campaign directory (see docs/campaign.md for every field)::
         graph.json  program.py  inputs.safetensors  params.safetensors
         repro.py           standalone: exits 1 when the failure reproduces, 0 when not
 
-A case directory is complete before it appears: files are written under
-``.staging/<id>/`` (``case.json`` last, itself via a temporary file and rename) and
-the directory is renamed into place. Index rows are keyed by case id and test id,
-so replaying any step after a crash (``reconcile``) neither loses nor duplicates.
-A corrupt or missing ``case.json`` is skipped with a one-line warning.
+A case directory is complete and on disk before it appears: files are written under
+``.staging/<id>/`` and each is fsynced, then ``case.json`` (holding every other file's
+sha256) via a temporary file, fsync and rename, then the staging directory is fsynced;
+the directory is renamed into place and the campaign directory fsynced; only then is
+the index row written, in a transaction SQLite makes durable (``synchronous=FULL``).
+So after a kill -9 or a power loss a case is either absent (its test runs again, or
+``--resume`` re-checks it from ``.staging``) or whole; a file damaged afterwards no
+longer matches its digest and the case reads as corrupt (``Case.damage``). Index rows
+are keyed by case id and test id, so replaying any step after a crash (``reconcile``)
+neither loses nor duplicates. A corrupt or missing ``case.json`` is skipped with a
+one-line warning.
 """
 
 from __future__ import annotations
@@ -57,14 +63,30 @@ def warn(message: str) -> None:
     sys.stderr.write(f"assay: warning: {message}\n")
 
 
-def atomic_write(path: Path, data: bytes | str) -> None:
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    with open(tmp, "wb") as fh:
+def fsync_dir(path: Path) -> None:
+    """Make a directory's entries (files created, renamed or removed in it) durable."""
+    fd = os.open(str(path), os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def durable_write(path: Path, data: bytes | str) -> None:
+    """Write a file and fsync it (its directory entry is the caller's: see ``fsync_dir``)."""
+    with open(path, "wb") as fh:
         fh.write(data.encode() if isinstance(data, str) else data)
         fh.flush()
         os.fsync(fh.fileno())
+
+
+def atomic_write(path: Path, data: bytes | str) -> None:
+    """Replace ``path`` with ``data`` all at once, durably (file and directory fsynced)."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    durable_write(tmp, data)
     os.replace(tmp, path)
+    fsync_dir(path.parent)
 
 
 class CrashStore:
@@ -79,7 +101,7 @@ class CrashStore:
         try:
             self.db = sqlite3.connect(str(self.db_path), timeout=30, isolation_level=None, check_same_thread=False)
             self.db.execute("PRAGMA journal_mode=WAL")
-            self.db.execute("PRAGMA synchronous=NORMAL")
+            self.db.execute("PRAGMA synchronous=FULL")  # a committed case row survives a power loss
             self.db.executescript(SCHEMA)
         except sqlite3.DatabaseError as exc:
             raise AssayError(f"{self.db_path}: cannot open the index ({exc}); move it away and run 'assay fuzz --resume' to rebuild it") from None
@@ -159,15 +181,24 @@ class CrashStore:
         return self.root / ".staging" / case_id
 
     def stage_case(self, case: Case, files: dict[str, bytes | str], repro: str | None = None) -> Path:
-        """Write a case under ``.staging/<id>/`` (``case.json`` last). Overwrites an earlier partial try."""
+        """Write a case under ``.staging/<id>/``: every file fsynced, then ``case.json`` with their
+        sha256 digests (set on ``case``), then the directory fsynced. Overwrites an earlier partial try."""
+        import hashlib
+
         d = self.staging_dir(case.id)
         if d.exists():
             shutil.rmtree(d)
         d.mkdir(parents=True)
-        for name, data in files.items():
-            (d / name).write_bytes(data.encode() if isinstance(data, str) else data)
+        fsync_dir(d.parent)
+        files = dict(files)
         if repro is not None:
-            (d / "repro.py").write_text(repro)
+            files["repro.py"] = repro
+        digests = {}
+        for name, data in files.items():
+            data = data.encode() if isinstance(data, str) else data
+            durable_write(d / name, data)
+            digests[name] = hashlib.sha256(data).hexdigest()
+        case.digests = digests
         atomic_write(d / "case.json", case.dumps())
         return d
 
@@ -194,9 +225,13 @@ class CrashStore:
             if note:
                 case.recheck = note
             atomic_write(src / "case.json", case.dumps())
+            for stray in src.glob(".*.tmp*"):  # an earlier try's temporary file, cut short by a kill
+                stray.unlink()
             if dst.exists():
                 shutil.rmtree(dst)
             os.replace(src, dst)
+            fsync_dir(self.root)   # the case's directory entry, before the index row names it
+            fsync_dir(src.parent)  # and its absence from .staging
         case = read_case(dst)
         self.index_case(case, dst)
         return dst

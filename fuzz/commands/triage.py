@@ -13,6 +13,8 @@ KINDS = tuple(k.value for k in FAILURE_KINDS)
 
 
 def register(sub) -> None:
+    from fuzz.triage.issue import ABLATION
+
     tsub = command_group(
         sub, "triage", help="work through saved cases: list, show, reduce, repro, recheck, report",
         description="Deduplicate saved cases by signature, reduce them to the few operators that matter, "
@@ -24,6 +26,7 @@ def register(sub) -> None:
   assay triage reduce ID --dir crashes/              shrink it to the operators that matter (saved as ID-reduced)
   assay triage repro ID-reduced --dir crashes/       print the standalone repro.py to paste into an issue
   assay triage recheck --dir crashes/                which cases still fail on the installed torch
+  assay triage issue ID --dir crashes/ --out bug.md  a Markdown issue body to file upstream (repro, ablation, versions)
   assay triage report --dir crashes/ --out report.html
                                                      the campaign report with plots
 """)
@@ -31,6 +34,10 @@ def register(sub) -> None:
     def common(sp):
         sp.add_argument("--dir", metavar="DIR", default="crashes",
                         help="the crashes directory a campaign wrote (default: crashes/)")
+
+    def known(sp):
+        sp.add_argument("--known", metavar="FILE", default=None,
+                        help="known issues: JSON of signature -> upstream link (default: DIR/known-issues.json)")
 
     c = tsub.add_parser("list", help="one row per distinct failure (signature)",
                         description="One row per signature: kind, backend, mode, ops involved, hit count, "
@@ -42,12 +49,14 @@ def register(sub) -> None:
     c.add_argument("--kind", choices=KINDS, help="only failures of this kind")
     c.add_argument("--backend", metavar="B", help="only failures on this backend (e.g. inductor)")
     c.add_argument("--op", metavar="OP", help="only failures whose ops include OP (substring, e.g. conv2d)")
+    known(c)
     c.set_defaults(func=_list)
 
     c = tsub.add_parser("show", help="everything about one case, with its program and the eager/compiled diff")
     common(c)
     c.add_argument("case_id", metavar="ID", help="case id (a unique prefix is enough)")
     c.add_argument("--json", action="store_true", help="print case.json as it is")
+    known(c)
     c.set_defaults(func=_show)
 
     c = tsub.add_parser("reduce", help="minimise a case while the same signature reproduces",
@@ -83,7 +92,23 @@ def register(sub) -> None:
     common(c)
     c.add_argument("--out", metavar="FILE", default="report.html", help="output file (default: report.html; .md means Markdown)")
     c.add_argument("--format", choices=("html", "md"), default=None, help="html or md (default: from --out's suffix)")
+    known(c)
     c.set_defaults(func=_report)
+
+    c = tsub.add_parser("issue", help="write a Markdown issue body for upstream (torch.compile bug template)",
+                        description="Title, the minimal self-contained repro (the reduced case's when there is one), "
+                        "the error, for mismatches the comparison against float64, the backend ablation (eager, "
+                        "aot_eager, aot_eager_decomp_partition, inductor: each run sandboxed with a timeout), the "
+                        "compiler settings and the versions.")
+    common(c)
+    c.add_argument("case_id", metavar="ID", help="case id (a unique prefix is enough)")
+    c.add_argument("--out", metavar="FILE", default=None, help="write here instead of stdout")
+    c.add_argument("--backends", default=",".join(ABLATION), metavar="B,B",
+                   help=f"backends of the ablation (default {','.join(ABLATION)})")
+    c.add_argument("--timeout", type=positive_seconds, default=300.0, help="seconds per ablation run (default 300)")
+    c.add_argument("--no-ablation", action="store_true", help="do not run the backend ablation")
+    known(c)
+    c.set_defaults(func=_issue)
 
 
 # ---------------------------------------------------------------------------
@@ -91,11 +116,18 @@ def register(sub) -> None:
 
 def _list(args) -> int:
     from fuzz.commands import print_json
+    from fuzz.triage.cases import campaign_kind
     from fuzz.triage.listing import filter_rows, listing_rows, render_table, sort_rows
 
-    rows = sort_rows(filter_rows(listing_rows(args.dir), kind=args.kind, backend=args.backend, op=args.op), args.sort)
+    campaign_kind(args.dir)
+    all_rows = listing_rows(args.dir, args.known)
+    rows = sort_rows(filter_rows(all_rows, kind=args.kind, backend=args.backend, op=args.op), args.sort)
     if args.json:
         print_json([r.to_json() for r in rows])
+    elif not all_rows:
+        print(f"no saved cases yet in {args.dir}")
+    elif not rows:
+        print(f"no saved case in {args.dir} matches the filters ({len(all_rows)} distinct failures in all)")
     else:
         print(render_table(rows))
     return 0
@@ -106,12 +138,22 @@ def _show(args) -> int:
     from fuzz.triage.cases import load_case
     from fuzz.triage.show import render_case
 
+    from fuzz.triage.known import known_for, load_known
+
     case = load_case(args.dir, args.case_id)
     if args.json:
         print_json(case.to_json())
     else:
-        print(render_case(case))
+        keys = [case.failure.id] + [r.signature for r in _rows_of(args.dir, case.id)]
+        print(render_case(case, known=known_for(load_known(args.dir, args.known), keys)))
     return 0
+
+
+def _rows_of(root, case_id: str) -> list:
+    """The listing rows that hold a case (its reduced row key names it in a known-issues file)."""
+    from fuzz.triage.listing import signature_rows
+
+    return [r for r in signature_rows(root) if case_id in r.case_ids or case_id == r.reduced_case]
 
 
 def _reduce(args) -> int:
@@ -136,6 +178,9 @@ def _repro(args) -> int:
     from fuzz.triage.show import printed_repro
 
     case = load_case(args.dir, args.case_id)
+    damage = case.damage()
+    if damage:
+        raise AssayError(f"{damage}; no repro printed from damaged files")
     sys.stdout.write(printed_repro(case))
     return 0
 
@@ -162,8 +207,26 @@ def _report(args) -> int:
     if args.format == "md" and out.suffix.lower() == ".html" and args.out == "report.html":
         out = out.with_suffix(".md")
     try:
-        path = write_report(args.dir, out, args.format)
+        path = write_report(args.dir, out, args.format, args.known)
     except OSError as exc:
         raise AssayError(f"cannot write {out}: {exc.strerror or exc}") from None
     print(f"wrote {path}")
+    return 0
+
+
+def _issue(args) -> int:
+    from fuzz.campaign import backends
+    from fuzz.triage.issue import issue_markdown
+
+    names = backends.parse_backends(args.backends)
+    text = issue_markdown(args.dir, args.case_id, known_file=args.known, backends=names, timeout=args.timeout,
+                          run_ablation=not args.no_ablation, log=lambda m: print(m, file=sys.stderr, flush=True))
+    if args.out:
+        try:
+            Path(args.out).write_text(text)
+        except OSError as exc:
+            raise AssayError(f"cannot write {args.out}: {exc.strerror or exc}") from None
+        print(f"wrote {args.out}")
+    else:
+        sys.stdout.write(text)
     return 0

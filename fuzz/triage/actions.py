@@ -94,7 +94,7 @@ def reduce_case(case: Case, *, time_budget: float = 120.0, timeout: float | None
         if own_runner:
             runner.close()
     seconds = time.monotonic() - t0
-    path = save_reduced(case, result.graph, result.tensors, final, {
+    path = save_reduced(case, result.graph, result.tensors, final, env=env, info={
         "ops_before": len(graph.nodes), "ops_after": len(result.graph.nodes), "seconds": round(seconds, 2),
         "runs": result.tests + 1, "timed_out": result.timed_out, "steps": result.steps,
     })
@@ -128,8 +128,10 @@ def _torch_version() -> str:
 
 
 def save_reduced(case: Case, graph: Graph, tensors: dict, found: tuple[Verdict, FailureSignature | None],
-                 info: dict) -> Path:
-    """Write the reduced case as a complete case directory through the crash store."""
+                 info: dict, env: dict | None = None) -> Path:
+    """Write the reduced case as a complete case directory through the crash store; its
+    ``reproduces`` is what its own ``repro.py`` says, run alone in a fresh sandboxed process
+    (true only for the same failure: ``fuzz.campaign.repro.judge_run``)."""
     import dataclasses
     import tempfile
 
@@ -176,14 +178,31 @@ def save_reduced(case: Case, graph: Graph, tensors: dict, found: tuple[Verdict, 
     src = repro.repro_source(files["program.py"].decode(), reduced)
     store = CrashStore(root)
     try:
-        store.stage_case(reduced, files, src)
-        path = store.finalize(new_id, True, f"reduced from {case.id}; reproduced in the campaign worker")
+        staged = store.stage_case(reduced, files, src)
+        reproduces, note = _run_repro(reduced, staged, env)
+        path = store.finalize(new_id, reproduces, f"reduced from {case.id}; its repro.py: {note}")
     finally:
         store.close()
     # the original points at its reduced case
     update_case(case.path, lambda c: setattr(c, "triage", {**(c.triage or {}), "reduced_case": new_id,
                                                            "ops_after": info["ops_after"], "reduced_at": _now()}))
     return path
+
+
+def _run_repro(case: Case, folder: Path, env: dict | None) -> tuple[bool | None, str]:
+    """Run ``folder/repro.py`` alone in a sandboxed process: (reproduces, what it said)."""
+    import os
+    import sys
+
+    from fuzz.campaign import repro, sandbox
+
+    env = dict(os.environ if env is None else env)
+    timeout = float(case.timeout_s or 300) + 60
+    res = sandbox.run([sys.executable, str(folder / "repro.py")], timeout, case.mem_limit_mb or None, cwd=str(folder),
+                      env=env)
+    outcome = repro.judge_run(case, None if res.timed_out else res.returncode, res.stdout, res.stderr, res.timed_out)
+    last = (res.stdout.strip().splitlines() or [""])[-1][:200]
+    return {"reproduced": True, "agree": False, "different": False}.get(outcome), f"{outcome} ({last})"
 
 
 def update_case(path: Path, change) -> Case:
@@ -244,6 +263,8 @@ def recheck(root, ids: list[str] = (), *, all_cases: bool = False, timeout: floa
                           env=env, device=device) as runner:
             for c in members:
                 try:
+                    if c.damage():
+                        raise AssayError(c.damage())
                     graph = c.program_graph()
                     c.tensors(graph)  # fail early with a one-line error when tensors are missing/corrupt
                 except AssayError as exc:

@@ -27,6 +27,21 @@ def check_dir(root) -> Path:
     return root
 
 
+def campaign_kind(root) -> str:
+    """``campaign`` (an index or settings file, or case folders), else a one-line AssayError
+    saying what the folder is instead."""
+    root = check_dir(root)
+    if (root / "index.sqlite").exists() or (root / "campaign.json").exists() or case_ids(root):
+        return "campaign"
+    try:
+        entries = sorted(p.name for p in root.iterdir())
+    except OSError as exc:
+        raise AssayError(f"cannot read {root}: {exc.strerror or exc}") from None
+    what = "an empty folder" if not entries else f"{len(entries)} entries, e.g. {', '.join(entries[:3])}"
+    raise AssayError(f"not a campaign folder: {root} ({what}; no index.sqlite or campaign.json); "
+                     "pass --dir DIR where 'assay fuzz --out DIR' saved cases")
+
+
 def case_ids(root) -> list[str]:
     """Ids of every case directory under ``root`` (those holding a case.json), sorted."""
     root = check_dir(root)
@@ -34,24 +49,28 @@ def case_ids(root) -> list[str]:
 
 
 def load_case(root, case_id: str) -> Case:
-    """The case ``case_id`` (or the one case whose id starts with it) under ``root``."""
+    """The case ``case_id`` under ``root``: an exact id always wins (``ID`` even when
+    ``ID-reduced`` exists; a damaged ``ID`` is reported as such); else the one case whose id
+    starts with it."""
     root = check_dir(root)
     path = root / case_id
+    if case_id and path.is_dir() and path.parent == root:
+        return read_case(path)
     if not (path / CASE_FILE).exists():
         matches = [c for c in case_ids(root) if c.startswith(case_id)] if case_id else []
         if len(matches) == 1:
             path = root / matches[0]
         elif len(matches) > 1:
             raise AssayError(f"case id {case_id!r} is ambiguous in {root}: {', '.join(matches[:5])}{' ...' if len(matches) > 5 else ''}")
-        elif path.is_dir():
-            raise AssayError(f"{path} has no case.json; it is not a saved case (corrupt or still being written)")
         else:
             raise AssayError(f"no case {case_id!r} in {root}; 'assay triage list --dir {root}' shows the saved cases")
     return read_case(path)
 
 
 def iter_cases(root, *, skip_corrupt: bool = True) -> list[Case]:
-    """Every readable case under ``root``; corrupt ones are skipped (or raise with ``skip_corrupt=False``)."""
+    """Every case under ``root`` whose case.json reads (its other files may still be damaged:
+    ``Case.damage``); unreadable ones are skipped with a warning line (or raise with
+    ``skip_corrupt=False``)."""
     out = []
     for cid in case_ids(root):
         try:

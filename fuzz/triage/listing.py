@@ -36,13 +36,15 @@ class Row:
     first_seen: str | None
     last_seen: str | None
     reproduces: bool | None
-    status: str                       # "open" | "fixed" | "changed" | "flaky" | "unchecked"
+    status: str                       # "open" | "fixed" | "changed" | "flaky" | "unchecked" | "corrupt"
     reduced_case: str | None = None
     signatures: list[str] = field(default_factory=list)   # the campaign's signatures merged here
     ops_after: int | None = None
     new: bool = False
     error: str = ""
     backends: list[str] = field(default_factory=list)
+    corrupt: dict = field(default_factory=dict)   # case id -> why its files cannot be trusted
+    known: str = ""                               # the upstream issue, from the known-issues file
 
     def to_json(self) -> dict:
         return asdict(self)
@@ -75,7 +77,10 @@ def _status(case: Case) -> tuple[bool | None, str]:
     if rec:
         return rec.get("reproduces"), rec.get("status", "open")
     rep = case.reproduces
-    # the campaign's own re-check (repro.py in a fresh process) failing means flaky, not fixed
+    # the campaign's own re-check (repro.py in a fresh process) not reproducing means flaky, not
+    # fixed; showing another failure (its note starts with "different") means changed
+    if rep is False and str(case.recheck or "").startswith("different"):
+        return False, "changed"
     return (rep if isinstance(rep, bool) else None), ("open" if rep else "unchecked" if rep is None else "flaky")
 
 
@@ -141,13 +146,18 @@ def index_counts(root) -> dict:
                              "last_seen": norm_time(r["last_seen"])} for r in rows}
 
 
-def listing_rows(root) -> list[Row]:
+def listing_rows(root, known_file=None) -> list[Row]:
     """``signature_rows`` of a campaign directory with the index's hit counts; rows first seen
-    since the campaign was created are ``new``."""
+    since the campaign was created are ``new``; rows the known-issues file names carry its link."""
     from fuzz.campaign.config import created_at
+    from fuzz.triage.known import known_for, load_known
 
     check_dir(root)
-    return signature_rows(root, counts=index_counts(root), since=created_at(root))
+    known = load_known(root, known_file)
+    rows = signature_rows(root, counts=index_counts(root), since=created_at(root))
+    for row in rows:
+        row.known = known_for(known, [row.signature, *row.signatures])
+    return rows
 
 
 def signature_rows(root, *, counts: dict | None = None, since: str | None = None) -> list[Row]:
@@ -158,6 +168,7 @@ def signature_rows(root, *, counts: dict | None = None, since: str | None = None
     ``since``: rows first seen at or after this ISO time are flagged ``new``.
     """
     cases = iter_cases(root)
+    damage = {id(c): c.damage() for c in cases}
     originals = [c for c in cases if not c.reduced_from]
     reduced = {c.reduced_from: c for c in cases if c.reduced_from}
     groups: dict[str, list[Case]] = {}
@@ -170,8 +181,11 @@ def signature_rows(root, *, counts: dict | None = None, since: str | None = None
         first, last = members[0], members[-1]
         red = next((reduced[c.id] for c in members if c.id in reduced), None)
         smallest = min(members, key=lambda c: (len(c.ops), c.id))
-        latest_checked = max(members, key=lambda c: str(((c.triage or {}).get("recheck") or {}).get("at", "")))
+        whole = [c for c in members if not damage[id(c)]] or members
+        latest_checked = max(whole, key=lambda c: str(((c.triage or {}).get("recheck") or {}).get("at", "")))
         reproduces, status = _status(latest_checked)
+        if all(damage[id(c)] for c in members):  # nothing left to trust: never "reproduces"
+            reproduces, status = None, "corrupt"
         row = Row(
             signature=sig,
             kind=first.kind.value,
@@ -189,6 +203,7 @@ def signature_rows(root, *, counts: dict | None = None, since: str | None = None
             error=error_line(first),
             backends=sorted({c.backend for c in members}),
             signatures=sorted({c.failure.id for c in members}),
+            corrupt={c.id: damage[id(c)] for c in members if damage[id(c)]},
         )
         rows.append(row)
     # Hit counts from the index are per campaign signature. A campaign signature whose cases
@@ -238,13 +253,15 @@ def sort_rows(rows: list[Row], key: str = "count") -> list[Row]:
 def render_table(rows: list[Row]) -> str:
     """A fixed-width table for a terminal."""
     if not rows:
-        return "no saved cases"
+        return "no saved cases"  # the command says where (``empty_message``)
     headers = ["#", "kind", "backend", "mode", "count", "first seen", "last seen", "repro", "ops", "cases"]
     lines = []
     for i, r in enumerate(rows, 1):
         repro = {True: "yes", False: "FIXED", None: "?"}[r.reproduces]
         if r.status in ("changed", "flaky"):
             repro = r.status
+        elif r.status == "corrupt":
+            repro = "CORRUPT"
         ops = ",".join(short_op(o) for o in r.ops[:4]) + (",..." if len(r.ops) > 4 else "")
         cases = r.case_ids[0] + (f" +{len(r.case_ids) - 1}" if len(r.case_ids) > 1 else "")
         if r.reduced_case:
@@ -256,6 +273,10 @@ def render_table(rows: list[Row]) -> str:
     for i, (l, r) in enumerate(zip(lines, rows)):
         out.append("  ".join(c.ljust(w) for c, w in zip(l, widths)).rstrip())
         out.append(f"{'':{widths[0]}}  {r.signature[:110]}")
+        if r.known:
+            out.append(f"{'':{widths[0]}}  known: {r.known}")
+        for cid, why in sorted(r.corrupt.items()):
+            out.append(f"{'':{widths[0]}}  corrupt {cid}: {why}")
     n_cases = sum(r.count for r in rows)
     out.append(f"{len(rows)} distinct failures from {n_cases} hits" + ("  (* = new)" if any(r.new for r in rows) else ""))
     return "\n".join(out)

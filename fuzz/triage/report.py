@@ -169,12 +169,12 @@ def _repro_text(root: Path, row: Row) -> tuple[str, str] | None:
     return None
 
 
-def build(root, *, title: str | None = None) -> dict:
+def build(root, *, title: str | None = None, known_file=None) -> dict:
     """Everything the renderers need (plots as PNG bytes)."""
     root = Path(root)
     cases = iter_cases(root)
     stats = read_stats(root)
-    rows = sort_rows(listing_rows(root), "count")
+    rows = sort_rows(listing_rows(root, known_file), "count")
     series = _series(read_plot_data(root))
     per_backend, backend_src = backend_outcomes(stats, cases)
     failing = op_coverage(cases)
@@ -237,6 +237,8 @@ def render_html(data: dict) -> str:
             if r.reduced_case:
                 ops += f"<br><small>reduced to {r.ops_after} op{'s' if r.ops_after != 1 else ''}</small>"
             new = " <span class='new'>new</span>" if r.new else ""
+            if r.known:
+                new += f"<br><small>known: {e(r.known)}</small>"
             parts.append(
                 f"<tr><td><a href='#bug{i}'>{i}</a>{new}</td><td>{e(r.kind)}</td><td>{e(r.backend)}<br><small>{e(r.mode)}</small></td>"
                 f"<td>{r.count}</td><td>{e(_day(r.first_seen))}<br>{e(_day(r.last_seen))}</td><td>{rep}</td><td>{ops}</td>"
@@ -280,7 +282,8 @@ def render_markdown(data: dict, image_dir: Path | None, image_prefix: str = "") 
                 rep = r.status
             ops = ", ".join(f"`{short_op(o)}`" for o in r.ops)
             err = (r.error or r.signature).replace("|", "\\|")[:120]
-            lines.append(f"| {i}{' (new)' if r.new else ''} | {r.kind} | {r.backend} | {r.count} | {_day(r.first_seen)} | "
+            known = f" (known: {r.known})" if r.known else ""
+            lines.append(f"| {i}{' (new)' if r.new else ''}{known} | {r.kind} | {r.backend} | {r.count} | {_day(r.first_seen)} | "
                          f"{_day(r.last_seen)} | {rep} | {ops} | {err} |")
         lines.append("")
         for i, r in enumerate(rows, 1):
@@ -299,8 +302,8 @@ def _day(ts: str | None) -> str:
     return ts.replace("T", " ")[:16]
 
 
-def write_report(root, out: Path, fmt: str | None = None) -> Path:
-    data = build(root)
+def write_report(root, out: Path, fmt: str | None = None, known_file=None) -> Path:
+    data = build(root, known_file=known_file)
     fmt = fmt or ("md" if out.suffix.lower() in (".md", ".markdown") else "html")
     out.parent.mkdir(parents=True, exist_ok=True)
     if fmt == "md":

@@ -66,15 +66,19 @@ def render_diff(diff) -> list[str]:
     return lines or ["  " + _fmt(diff)]
 
 
-def render_case(case: Case) -> str:
+def render_case(case: Case, known: str = "") -> str:
     out = [f"case {case.id}   ({case.path})"]
+    if known:
+        out.append(f"  KNOWN ISSUE: {known}")
     fields = [("kind", case.kind.value), ("backend", case.backend or "?"), ("mode", case.mode or "-"),
               ("signature", case.failure.id)]
     if case.signature_text:
         fields.append(("signature text", case.signature_text))
     fields += [("outcome", _fmt(case.outcome) if case.outcome else "-"),
                ("created", case.created or "-"), ("seed", "-" if case.seed is None else case.seed),
-               ("reproduces", {True: "yes", False: "no", None: "not checked"}.get(case.reproduces, case.reproduces))]
+               ("reproduces", {True: "yes", False: "no", None: "not checked"}.get(case.reproduces, case.reproduces)),
+               ("files", f"CORRUPT: {case.damage()}" if case.damage() else
+                "match case.json's digests" if case.digests else "not checked (no digests in case.json)")]
     tri = case.triage or {}
     if tri.get("recheck"):
         rc = tri["recheck"]
@@ -109,7 +113,10 @@ def render_case(case: Case) -> str:
     prog = case.path / "program.py"
     if prog.exists():
         out.append(f"\nprogram ({prog}):")
-        out.append(prog.read_text().rstrip())
+        try:
+            out.append(prog.read_text().rstrip())
+        except (OSError, UnicodeDecodeError) as exc:
+            out.append(f"  unreadable ({type(exc).__name__})")
     repro = case.path / "repro.py"
     out.append(f"\nrepro: python {repro}" if repro.exists() else "\nrepro: (none saved; 'assay triage repro' prints one)")
     return "\n".join(out)

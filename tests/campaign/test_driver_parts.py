@@ -34,9 +34,10 @@ def _staged(store, cid, script, kind=Kind.CRASH):
 def test_rechecks_run_each_repro_alone_and_mark_flaky_ones(tmp_path):
     store = CrashStore(tmp_path)
     _staged(store, "real", "import sys\nprint('REPRODUCED')\nsys.exit(1)\n")
-    _staged(store, "flaky", "print('did not reproduce')\n")
+    _staged(store, "flaky", "print('AGREE: eager and the backend agree')\n")
+    _staged(store, "broken", "import sys\nsys.exit(1)\n")  # exit 1 without its REPRODUCED line: cannot run
     rc = Rechecker(store, threads=1)
-    assert rc.recheck("real")[0] is True and rc.recheck("flaky")[0] is False
+    assert rc.recheck("real")[0] is True and rc.recheck("flaky")[0] is False and rc.recheck("broken")[0] is None
     rc.start()
     rc.queue("real")
     rc.queue("flaky")

@@ -137,3 +137,39 @@ def test_case_json_round_trips_and_keeps_unknown_keys(tmp_path):
         with pytest.raises(AssayError) as e:
             Case.from_json(bad)
         assert "\n" not in str(e.value)
+
+
+def test_a_case_is_on_disk_before_the_index_names_it(tmp_path, monkeypatch):
+    """Every file, the staging folder, then the campaign folder are fsynced before the index
+    row is written (with synchronous=FULL); each file's digest goes into case.json."""
+    import os
+
+    from fuzz.campaign import store as store_mod
+
+    st = CrashStore(tmp_path)
+    assert st.db.execute("PRAGMA synchronous").fetchone()[0] == 2  # FULL
+    events = []
+    real_fsync = os.fsync
+
+    def fsync(fd):
+        events.append(("fsync", os.readlink(f"/proc/self/fd/{fd}")))
+        return real_fsync(fd)
+
+    monkeypatch.setattr(store_mod.os, "fsync", fsync)
+    real_index = st.index_case
+    monkeypatch.setattr(st, "index_case", lambda case, path: (events.append(("index", str(path))), real_index(case, path)))
+    st.stage_case(_case("a"), {"program.py": "print(1)\n", "inputs.safetensors": b"\x00"}, repro="import sys\n")
+    st.finalize("a", True)
+    synced = [p for e, p in events if e == "fsync"]
+    order = [e for e, _ in events]
+    root, staged = str(tmp_path.resolve()), str((tmp_path / ".staging" / "a").resolve())
+    for name in ("program.py", "inputs.safetensors", "repro.py"):
+        assert f"{staged}/{name}" in synced
+    assert staged in synced and root in synced                 # the folders' entries
+    root_synced = max(i for i, (e, p) in enumerate(events) if e == "fsync" and p == root)
+    assert order.index("index") > root_synced and order[-1] == "index"  # the row comes last
+    case = read_case(tmp_path / "a")
+    assert sorted(case.digests) == ["inputs.safetensors", "program.py", "repro.py"] and not case.damage()
+    (tmp_path / "a" / "inputs.safetensors").write_bytes(b"")  # torn by a power loss
+    assert "corrupt inputs.safetensors" in case.damage()
+    st.close()

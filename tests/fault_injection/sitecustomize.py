@@ -55,3 +55,18 @@ def _install(fault: str) -> None:
 
 if _FAULT:
     _install(_FAULT)
+
+
+# ``ASSAY_TEST_SLOW_FSYNC=S``: every os.fsync sleeps S seconds first, so a test that kills a
+# campaign at random moments lands inside case writes often (the write window is widened).
+_SLOW_FSYNC = os.environ.get("ASSAY_TEST_SLOW_FSYNC", "").strip()
+if _SLOW_FSYNC:
+    import time as _time
+
+    _real_fsync = os.fsync
+
+    def _slow_fsync(fd, _delay=float(_SLOW_FSYNC)):
+        _time.sleep(_delay)
+        return _real_fsync(fd)
+
+    os.fsync = _slow_fsync

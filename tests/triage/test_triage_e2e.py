@@ -111,6 +111,7 @@ def test_reduce_cli_shrinks_to_the_faulty_op_and_repro_tracks_the_fault(crashes,
     assert reduced_dir.is_dir() and reduced_dir.parent == crashes
     case = json.loads((reduced_dir / "case.json").read_text())
     assert case["triage"]["reduced_from"] == "relu-a" and case["kind"] == "mismatch" and case["reproduces"] is True
+    assert case["recheck"].startswith("reduced from relu-a; its repro.py: reproduced (REPRODUCED:"), case["recheck"]
     assert len(case["graph"]["nodes"]) == out["ops_after"]
     repro = reduced_dir / "repro.py"
     assert repro.exists()

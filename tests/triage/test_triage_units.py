@@ -129,7 +129,7 @@ def test_printed_repro_inlines_exact_tensor_values(crashes):
 
     case = load_case(crashes, "a1")
     src = printed_repro(case)
-    assert "_INLINE = {" in src and "no other files needed" in src
+    assert "_INLINE = {" in src and "tensors are inlined" in src
     ns = {"__name__": "not_main", "__file__": "/nonexistent/repro.py"}  # no files beside it
     exec(compile(src, "repro", "exec"), ns)
     inputs = ns["load_inputs"]()
@@ -178,3 +178,18 @@ def test_report_html_and_markdown(crashes, tmp_path):
     md = write_report(crashes, tmp_path / "r.md").read_text()
     assert "## Bugs (3 distinct)" in md and (tmp_path / "r_files" / "tests_over_time.png").exists()
     assert "![Tests over time](r_files/tests_over_time.png)" in md
+
+
+def test_a_campaign_recheck_that_saw_another_failure_lists_as_changed_not_flaky(crashes):
+    from fuzz.triage.actions import update_case
+
+    def recheck_said(note):
+        def change(case):
+            case.reproduces, case.flaky, case.recheck = False, True, note
+        return change
+
+    update_case(crashes / "b1", recheck_said("different: fresh process: exit 3 after 2.0 s; DIFFERENT: ..."))
+    update_case(crashes / "c1", recheck_said("agree: fresh process: exit 0 after 2.0 s; AGREE: ..."))
+    rows = {r.case_ids[0]: r for r in signature_rows(crashes)}
+    assert (rows["b1"].status, rows["b1"].reproduces) == ("changed", False)
+    assert (rows["c1"].status, rows["c1"].reproduces) == ("flaky", False)

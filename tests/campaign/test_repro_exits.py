@@ -1,0 +1,94 @@
+"""repro.py's exit codes: 1 only for the same failure, 0 when eager and the backend agree,
+3 for another failure, 4 when the case's files cannot be loaded; re-checks trust nothing else."""
+
+import json
+
+import pytest
+from case_helpers import RAISE_ERROR, run_repros, write_case
+
+from fuzz.campaign import repro
+from fuzz.campaign.case import read_case
+from fuzz.campaign.rechecks import Rechecker
+from fuzz.campaign.store import CrashStore
+
+
+@pytest.fixture(autouse=True)
+def test_backends(monkeypatch):
+    monkeypatch.setenv("ASSAY_TEST_BACKENDS", "1")  # _raise, _perturb: faults without a compiler
+
+
+def test_exit_codes_tell_the_same_failure_from_another_and_from_broken_files(tmp_path):
+    cases = {
+        # the crash, with the message and type the backend raises: the same signature
+        "crash-same": write_case(tmp_path, "crash-same", "_raise", "crash", error=RAISE_ERROR),
+        # a crash saved with another message: the backend's crash now is a different failure
+        "crash-other": write_case(tmp_path, "crash-other", "_raise", "crash",
+                                  error=dict(RAISE_ERROR, message="index out of range in self")),
+        # a mismatch case whose backend raises: different
+        "mismatch-raises": write_case(tmp_path, "mismatch-raises", "_raise", "mismatch", detail="values"),
+        "mismatch-same": write_case(tmp_path, "mismatch-same", "_perturb", "mismatch", detail="values"),
+        # the backend gets values wrong, the case says the shape differed: different
+        "mismatch-shape": write_case(tmp_path, "mismatch-shape", "_perturb", "mismatch", detail="shape"),
+        # a backend that compiles nothing wrong: eager and compiled agree
+        # a backend wrong only at sizes other than the compiled ones: here eager and compiled agree
+        "agree": write_case(tmp_path, "agree", "_perturb_resized", "mismatch", detail="values"),
+        "corrupt": write_case(tmp_path, "corrupt", "_perturb", "mismatch", detail="values"),
+    }
+    params = cases["corrupt"] / "params.safetensors"
+    params.write_bytes(params.read_bytes()[:20])  # a torn write
+    names = list(cases)
+    results = dict(zip(names, run_repros(cases.values())))
+    want = {"crash-same": 1, "crash-other": 3, "mismatch-raises": 3, "mismatch-same": 1, "mismatch-shape": 3,
+            "agree": 0, "corrupt": 4}
+    got = {n: r.returncode for n, r in results.items()}
+    assert got == want, {n: r.stdout[-600:] + r.stderr[-600:] for n, r in results.items() if got[n] != want[n]}
+    verdicts = {n: repro.judge_run(read_case(cases[n]), r.returncode, r.stdout, r.stderr) for n, r in results.items()}
+    assert verdicts == {"crash-same": "reproduced", "crash-other": "different", "mismatch-raises": "different",
+                        "mismatch-same": "reproduced", "mismatch-shape": "different", "agree": "agree",
+                        "corrupt": "cannot run"}
+    assert "CANNOT RUN" in results["corrupt"].stdout and "Traceback" not in results["corrupt"].stderr
+    assert "index out of range" not in results["crash-other"].stdout.split("saved:")[0].split("DIFFERENT")[0]
+
+
+def test_exit_1_without_the_scripts_own_line_is_not_a_reproduction(tmp_path):
+    d = write_case(tmp_path, "c", "_raise", "crash", error=RAISE_ERROR)
+    case = read_case(d)
+    # Python exits 1 on an uncaught error, e.g. a truncated script: that proves nothing
+    assert repro.judge_run(case, 1, "", "SyntaxError: unexpected EOF") == "cannot run"
+    assert repro.judge_run(case, 1, "REPRODUCED: _raise raised RuntimeError (crash)") == "reproduced"
+    assert repro.judge_run(case, -11) == "different"            # died by a signal: not this crash
+    assert repro.judge_run(case, None, timed_out=True) == "different"
+    assert repro.judge_run(case, 2, "REPRODUCED: x") == "cannot run"
+
+
+def test_recheck_of_a_case_with_torn_files_is_not_reproduced(tmp_path):
+    staged = write_case(tmp_path, "torn", "_raise", "crash", error=RAISE_ERROR, finalize=False)
+    (staged / "program.py").write_text("import torch\n")  # differs from its digest in case.json
+    store = CrashStore(tmp_path)
+    try:
+        reproduces, note = Rechecker(store).recheck("torn")
+        assert reproduces is None and "corrupt program.py" in note
+        store.finalize("torn", reproduces, note)
+        assert store.cases()[0]["reproduces"] is None
+        assert json.loads((tmp_path / "torn" / "case.json").read_text())["reproduces"] is None
+    finally:
+        store.close()
+
+
+def test_a_one_operator_repro_is_short_and_imports_nothing_from_assay(tmp_path):
+    import torch
+
+    from fuzz.campaign.case import Case
+    from fuzz.gen.program import program_source
+    from fuzz.ir.graph import Graph, Node
+
+    g = Graph()
+    x = g.add_tensor([2, 3], "float32", "input", name="x")
+    y = g.add_tensor([2, 3], "float32")
+    g.add_node(Node(id="n0", op="torch.relu", api="function", args=[{"ref": x}], kwargs={}, outputs=[y]))
+    g.outputs = [y]
+    case = Case(id="c1", kind="mismatch", backend="aot_eager", mode="fwd", check=["out0"], detail="values")
+    src = repro.repro_source(program_source(g), case, inline_tensors={"inputs.safetensors": {"x": torch.randn(2, 3)}})
+    assert len(src.splitlines()) <= 180, len(src.splitlines())  # 304 before the exit-code rewrite
+    assert "fuzz" not in "\n".join(line for line in src.splitlines() if "import" in line)
+    compile(src, "repro.py", "exec")
