@@ -46,7 +46,13 @@ def test_ctrl_c_in_a_running_command_is_one_line(assay):
     import time
 
     proc = subprocess.Popen(assay + ["rules", "stats"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    time.sleep(2.0)  # past interpreter start-up even on a loaded machine; rules stats reads for longer
+    import psutil
+
+    child = psutil.Process(proc.pid)
+    deadline = time.monotonic() + 60
+    # past interpreter start-up and imports (~0.3 s of CPU), well inside the read (~3 s of CPU)
+    while sum(child.cpu_times()[:2]) < 1.0 and time.monotonic() < deadline:
+        time.sleep(0.05)
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=60)
     assert "Traceback" not in err
