@@ -9,6 +9,7 @@ import sys
 
 from fuzz.commands import COMMAND_MODULES
 from fuzz.errors import AssayError
+from verify.errors import VerifyError
 
 
 class _Parser(argparse.ArgumentParser):
@@ -54,6 +55,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         code = func(args)
     except AssayError as exc:
+        sys.stderr.write(f"assay: error: {exc}\n")
+        return exc.exit_code
+    except VerifyError as exc:
         sys.stderr.write(f"assay: error: {exc}\n")
         return exc.exit_code
     except KeyboardInterrupt:

@@ -95,3 +95,15 @@ def test_bad_inputs_are_one_line_errors(tmp_path):
     badv = tmp_path / "b.vnnlib"
     badv.write_text("(declare-const X_0 Real)\n(assert (<= X_0 1)\n")
     _one_line_error(run(os.path.join(DATA, "test_nano.onnx"), "--vnnlib", str(badv)))
+
+
+def test_verify_imports_nothing_from_fuzz():
+    """verify/ is independent of fuzz/: importing all of it loads no fuzz module."""
+    code = ("import sys, verify.command, verify.robustness, verify.solver, verify.errors; "
+            "bad = [m for m in sys.modules if m == 'fuzz' or m.startswith('fuzz.')]; print(bad); "
+            "sys.exit(1 if bad else 0)")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, timeout=120)
+    assert r.returncode == 0, r.stdout + r.stderr
+    from verify.errors import VerifyError
+
+    assert VerifyError("x").exit_code == 2
