@@ -251,6 +251,8 @@ def linear_bounds(net, lo, hi, C=None, splits=None, pre=None, method="backward",
     return {"pre": bounds, "lower": lower, "upper": upper, "LL": LL, "relu_loss": loss}
 
 
-def count_unstable(pre):
-    """Number of unstable neurons per box, shape (B,)."""
+def count_unstable(pre, n_boxes=1):
+    """Number of unstable neurons per box, shape (B,) (a network without ReLUs: zeros(n_boxes))."""
+    if not pre:
+        return np.zeros(n_boxes, dtype=np.int64)
     return sum(((l < 0) & (u > 0)).sum(axis=1) for l, u in pre)

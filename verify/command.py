@@ -35,6 +35,12 @@ def register(sub):
     p.add_argument("--mode", choices=["combined", "per-class"], default="combined",
                    help="one query for all competing outputs (default) or one per output")
     p.add_argument("--json", action="store_true", help="print one JSON object")
+    # argparse takes "-0.3,0.1" or "-inf" for an option flag (only "-1" / "-.5" count as numbers),
+    # so "--point -0.3,0.1,0,0,0" failed with "expected one argument". No verify option starts
+    # with a digit, '.', "inf" or "nan", so such tokens are values here.
+    import re
+
+    p._negative_number_matcher = re.compile(r"^-(\d|\.\d|inf|nan)", re.IGNORECASE)
     p.set_defaults(func=_run)
 
 
@@ -127,15 +133,25 @@ def _run(args) -> int:
         if args.radius:
             r = certified_radius(net, point, decision=args.decision, box=box, timeout=args.timeout,
                                  eps_start=args.eps if args.eps else None)
-            verdict = "robust" if r["certified"] is not None else ("counterexample" if r["violated"] == 0.0 else "unknown")
+            # 'robust' only when a positive radius was proved: a certified radius of 0.0 only
+            # says the decision at the point itself is strict
+            if r["certified"] is not None and r["certified"] > 0:
+                verdict = "robust"
+            elif r["violated"] == 0.0:
+                verdict = "counterexample"
+            else:
+                verdict = "unknown"
             out = {"verdict": verdict, "certified": r["certified"], "violated": r["violated"],
                    "counterexample": r["counterexample"], "unknown_at": r.get("unknown_at"),
-                   "label": r["label"], "time_s": round(r["time_s"], 4), "checks": r["checks"]}
+                   "stopped_early": r["stopped_early"], "label": r["label"],
+                   "time_s": round(r["time_s"], 4), "checks": r["checks"]}
             if args.json:
                 sys.stdout.write(json.dumps(out, indent=2) + "\n")
             else:
-                print(f"certified radius: {r['certified']}  (smallest violated radius found: {r['violated']}; "
-                      f"{len(r['checks'])} checks, {r['time_s']:.2f} s)")
+                print(f"{verdict}: certified radius {r['certified']}  (smallest violated radius found: "
+                      f"{r['violated']}; {len(r['checks'])} checks, {r['time_s']:.2f} s)")
+                if r["stopped_early"]:
+                    print(f"stopped early: {r['stopped_early']}")
             return 0
         res = check_robustness(net, point, args.eps, decision=args.decision, box=box,
                                timeout=args.timeout, mode=args.mode)

@@ -26,6 +26,7 @@ import numpy as np
 from . import encode
 from .attack import attack, violation
 from .bounds import count_unstable, linear_bounds
+from .errors import VerifyInputError
 
 
 @dataclass
@@ -65,9 +66,11 @@ def validate(net, x, lo, hi, terms, strict=False):
         return False
     for y in (net.forward(x), net.forward32(x).astype(np.float64)):
         ok = False
-        for C, d in terms:
+        for term in terms:
+            C, d = term
             v = C @ y - d
-            if (np.all(v < 0) if strict else np.all(v <= 0)):
+            row_strict = strict | getattr(term, "strict", False)  # VNN-LIB '<' rows (vnnlib.Term)
+            if np.all(np.where(row_strict, v < 0, v <= 0)):
                 ok = True
                 break
         if not ok:
@@ -76,6 +79,8 @@ def validate(net, x, lo, hi, terms, strict=False):
 
 
 def _stack(terms):
+    if not terms:
+        return np.zeros((0, 0)), np.zeros(0), []
     rows = np.vstack([C for C, _ in terms])
     rhs = np.concatenate([d for _, d in terms])
     idx, k = [], 0
@@ -148,6 +153,14 @@ def solve_case(net, lo, hi, terms, timeout_s=60.0, strict=False, opts=None, rng=
     t0 = time.monotonic()
     deadline = t0 + timeout_s if deadline is None else deadline
     lo, hi = np.asarray(lo, np.float64), np.asarray(hi, np.float64)
+    if lo.shape != (net.n_inputs,) or hi.shape != lo.shape:
+        raise VerifyInputError(f"the box has {lo.shape} / {hi.shape} bounds but the network takes {net.n_inputs} inputs")
+    if not (np.all(np.isfinite(lo)) and np.all(np.isfinite(hi))):
+        raise VerifyInputError("the input box contains NaN or infinite bounds; give finite bounds")
+    if np.any(lo > hi):
+        raise VerifyInputError("the input box is empty (a lower bound is above its upper bound)")
+    if not terms:  # no output term can hold (e.g. one output: the decision cannot change)
+        return CaseResult("unsat", None, {"method": "no output term", "domains": 0})
     S = _Search(net, lo, hi, terms, deadline, strict, opts, rng)
     y0 = net.forward((lo + hi) / 2)
     S.out_scale = 1.0 + float(np.abs(y0).max())
@@ -234,7 +247,7 @@ def _input_bab(S):
                 if good is not None:
                     S.stats["found_by"] = "PGD in a BaB box"
                     return CaseResult("sat", good, S.stats)
-        unstable = count_unstable(r["pre"])
+        unstable = count_unstable(r["pre"], len(L))
         for bi in alive:
             lo, hi = L[bi], H[bi]
             if opts.use_z3 and unstable[bi] <= opts.leaf_unstable and depth[bi] >= opts.leaf_min_depth:
@@ -295,7 +308,7 @@ def _relu_bab(S):
         r = linear_bounds(net, np.repeat(lo1, B, 0), np.repeat(hi1, B, 0), C=S.rows, method=opts.bounds_method,
                           splits=splits, pre=pre_par, reuse_upto=reuse)
         open_ = _open_terms(r["lower"], S.rhs, S.idx)
-        unstable = count_unstable(r["pre"])
+        unstable = count_unstable(r["pre"], B)
         gap = r["lower"] - S.rhs[None, :]
         for bi in np.flatnonzero(open_.any(axis=1)):
             pre = [(l[bi], u[bi]) for l, u in r["pre"]]
