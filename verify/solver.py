@@ -48,6 +48,16 @@ class Options:
     branching: str = "intercept"     # ReLU BaB: 'intercept' (bound loss) or 'area' (earliest layer)
     reuse_parent_bounds: bool = True # input BaB: children start from the parent's bounds
     bounds_method: str = "backward"  # intermediate bounds: 'backward' (DeepPoly/CROWN) or 'forward' (symbolic intervals)
+    engine: str = "torch"            # input-split BaB: 'torch' (batched, soundly rounded CROWN + alpha-CROWN,
+                                     # verify/ibab.py) or 'numpy' (the earlier engine, bounds.py)
+    device: str = "cpu"              # torch device: 'cpu' or 'cuda' (same code path)
+    torch_batch: int = 1024          # boxes bounded per torch call
+    alpha_iters: int = 8             # alpha-CROWN steps for boxes CROWN leaves open (0: CROWN only)
+    pgd_boxes_torch: int = 16        # per round: short PGD in this many of the most promising boxes
+    pgd_steps_bab: int = 8
+    split_coefs: str = "crown"       # input split dimension from the 'crown' or the 'alpha' bound's coefficients
+    torch_threads: int = 1           # torch CPU threads (0: leave torch's default)
+    recheck_leaves: bool = False     # after 'unsat': bound every closed leaf again from scratch
 
 
 @dataclass
@@ -184,7 +194,11 @@ def solve_case(net, lo, hi, terms, timeout_s=60.0, strict=False, opts=None, rng=
         st, xx = S.z3_leaf(lo, hi, pre)
         S.stats["method"] = "z3"
         return CaseResult(st, xx, S.stats)
-    if net.n_inputs <= opts.input_split_max_dims:
+    if net.n_inputs <= opts.input_split_max_dims and opts.engine == "torch":
+        from .ibab import input_bab
+
+        res = input_bab(S, opts.device)
+    elif net.n_inputs <= opts.input_split_max_dims:
         res = _input_bab(S)
     else:
         res = _relu_bab(S)
