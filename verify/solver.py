@@ -52,10 +52,11 @@ class Options:
                                      # verify/ibab.py) or 'numpy' (the earlier engine, bounds.py)
     device: str = "cpu"              # torch device: 'cpu' or 'cuda' (same code path)
     torch_batch: int = 1024          # boxes bounded per torch call
-    alpha_iters: int = 8             # alpha-CROWN steps for boxes CROWN leaves open (0: CROWN only)
+    alpha_iters: int = 4             # alpha-CROWN steps for boxes CROWN leaves open (0: CROWN only)
     pgd_boxes_torch: int = 16        # per round: short PGD in this many of the most promising boxes
     pgd_steps_bab: int = 8
-    split_coefs: str = "crown"       # input split dimension from the 'crown' or the 'alpha' bound's coefficients
+    split_coefs: str = "both"        # input split dimension from the 'crown' or the 'alpha' bound's coefficients,
+                                     # or 'both' (each normalised, summed)
     torch_threads: int = 1           # torch CPU threads (0: leave torch's default)
     recheck_leaves: bool = False     # after 'unsat': bound every closed leaf again from scratch
 
