@@ -68,7 +68,19 @@ def input_bab(S, device="cpu"):
         term_ref = (row_ok.unsqueeze(1) & tm.unsqueeze(0)).any(-1)
         return term_ref, term_ref.all(-1)
 
+    # falsify first: batched PGD from many random starts in the whole box
+    x0, v0 = pgd(tn, LO, HI, C, margin_rhs, tm, n_random=opts.ibab_pgd_starts, steps=opts.root_pgd_steps // 2,
+                 gen=gen, deadline=S.deadline)
+    for j in torch.argsort(v0)[:4].tolist():
+        if float(v0[j]) <= 0:
+            good = S.try_point(x0[j].cpu().numpy(), S.lo, S.hi)
+            if good is not None:
+                S.stats["found_by"] = "batched PGD on the whole box"
+                S.stats["domains"] = 0
+                return CaseResult("sat", good, S.stats)
+    rounds = 0
     while True:
+        rounds += 1
         if LO.shape[0] == 0:
             break
         if S.left() <= 0:
@@ -107,6 +119,9 @@ def input_bab(S, device="cpu"):
             if opts.split_coefs == "alpha":
                 X = X.clone()
                 X[op] = Xa
+            elif opts.split_coefs == "sum":  # the two bounds' coefficients, unnormalised
+                Xs = X.abs()
+                Xs[op] = X[op].abs() + Xa.abs()
             elif opts.split_coefs == "both":  # each box's two linear bounds, each normalised, vote
                 Xc = X[op]
                 nc = Xc.abs().sum(-1, keepdim=True).clamp(min=1e-300)
@@ -137,12 +152,14 @@ def input_bab(S, device="cpu"):
         vert = torch.where(coef > 0, lo, hi)
         cand = torch.cat([vert, (lo + hi) / 2])
         cand_lo, cand_hi = torch.cat([lo, lo]), torch.cat([hi, hi])
-        k = min(B, opts.pgd_boxes_torch)
+        # every 8th round a wider PGD: many of the most promising boxes, more steps
+        k = min(B, opts.pgd_boxes_torch * (16 if rounds % 8 == 0 else 1))
         if k and S.left() > 0:
             # the k most promising boxes (worst gap) get a short PGD from their vertex point
             order = torch.topk(torch.where(open_row, gap, torch.full_like(gap, float("inf"))).min(1).values,
                                k, largest=False).indices
-            px, pv = pgd(tn, lo[order], hi[order], C, margin_rhs, tm, starts=vert[order], steps=opts.pgd_steps_bab,
+            px, pv = pgd(tn, lo[order], hi[order], C, margin_rhs, tm, starts=vert[order],
+                         steps=opts.pgd_steps_bab * (4 if rounds % 8 == 0 else 1),
                          gen=gen, deadline=S.deadline)
             cand = torch.cat([cand, px])
             cand_lo, cand_hi = torch.cat([cand_lo, lo[order]]), torch.cat([cand_hi, hi[order]])

@@ -55,9 +55,14 @@ class Options:
     alpha_iters: int = 4             # alpha-CROWN steps for boxes CROWN leaves open (0: CROWN only)
     pgd_boxes_torch: int = 16        # per round: short PGD in this many of the most promising boxes
     pgd_steps_bab: int = 8
-    split_coefs: str = "both"        # input split dimension from the 'crown' or the 'alpha' bound's coefficients,
+    split_coefs: str = "sum"         # input split dimension from the 'crown' or the 'alpha' bound's coefficients,
                                      # or 'both' (each normalised, summed)
     torch_threads: int = 1           # torch CPU threads (0: leave torch's default)
+    ibab_pgd_starts: int = 2048      # few-input nets: batched PGD starts on the whole box before BaB
+    root_pgd_rounds: int = 2         # many-input nets: rounds of batched PGD on the whole box ...
+    root_pgd_starts: int = 256       # ... from this many random starts ...
+    root_pgd_steps: int = 100        # ... of this many steps
+    root_alpha_iters: int = 60       # alpha-CROWN steps on the whole box
     recheck_leaves: bool = False     # after 'unsat': bound every closed leaf again from scratch
 
 
@@ -202,7 +207,14 @@ def solve_case(net, lo, hi, terms, timeout_s=60.0, strict=False, opts=None, rng=
     elif net.n_inputs <= opts.input_split_max_dims:
         res = _input_bab(S)
     else:
-        res = _relu_bab(S)
+        root_pre = None
+        res = None
+        if opts.engine == "torch":
+            from .troot import torch_root
+
+            res, root_pre = torch_root(S, opts.device)
+        if res is None:
+            res = _relu_bab(S, root_pre)
     res.stats = S.stats
     return res
 
@@ -295,7 +307,7 @@ def _input_bab(S):
     return CaseResult("unsat", None, S.stats)
 
 
-def _relu_bab(S):
+def _relu_bab(S, root_pre=None):
     net, opts = S.net, S.opts
     use_z3 = opts.use_z3 and net.n_inputs <= opts.z3_max_inputs
     S.stats["method"] = "ReLU-split BaB" + (" + Z3 leaves" if use_z3 else "")
@@ -303,7 +315,9 @@ def _relu_bab(S):
     nh = len(net.layers) - 1
     sizes = [W.shape[0] for W, _ in net.layers[:-1]]
     root = tuple(np.zeros(n, dtype=np.int8) for n in sizes)
-    heap = [(0.0, 0, root, None, 0)]  # (priority, tie, splits, parent pre-bounds, layer of newest split)
+    # (priority, tie, splits, parent pre-bounds, layer of newest split); root_pre: sound bounds
+    # from the torch engine, intersected into every domain's bounds
+    heap = [(0.0, 0, root, root_pre, 0)]
     tie = 1
     lo1, hi1 = S.lo[None], S.hi[None]
     while heap:
