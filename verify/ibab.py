@@ -68,19 +68,20 @@ def input_bab(S, device="cpu"):
         term_ref = (row_ok.unsqueeze(1) & tm.unsqueeze(0)).any(-1)
         return term_ref, term_ref.all(-1)
 
-    # falsify first: batched PGD from many random starts in the whole box
-    x0, v0 = pgd(tn, LO, HI, C, margin_rhs, tm, n_random=opts.ibab_pgd_starts, steps=opts.root_pgd_steps // 2,
-                 gen=gen, deadline=S.deadline)
-    for j in torch.argsort(v0)[:4].tolist():
-        if float(v0[j]) <= 0:
-            good = S.try_point(x0[j].cpu().numpy(), S.lo, S.hi)
-            if good is not None:
-                S.stats["found_by"] = "batched PGD on the whole box"
-                S.stats["domains"] = 0
-                return CaseResult("sat", good, S.stats)
     rounds = 0
     while True:
         rounds += 1
+        if rounds == 2 and LO.shape[0] > 0:
+            # the root box stayed open: a batched PGD from many random starts in the whole box
+            x0, v0 = pgd(tn, tn.tensor(S.lo)[None], tn.tensor(S.hi)[None], C, margin_rhs, tm,
+                         n_random=opts.ibab_pgd_starts, steps=opts.root_pgd_steps // 2, gen=gen, deadline=S.deadline)
+            for j in torch.argsort(v0)[:4].tolist():
+                if float(v0[j]) <= 0:
+                    good = S.try_point(x0[j].cpu().numpy(), S.lo, S.hi)
+                    if good is not None:
+                        S.stats["found_by"] = "batched PGD on the whole box"
+                        S.stats["domains"] = n_dom
+                        return CaseResult("sat", good, S.stats)
         if LO.shape[0] == 0:
             break
         if S.left() <= 0:
