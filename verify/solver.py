@@ -181,9 +181,12 @@ def solve_case(net, lo, hi, terms, timeout_s=60.0, strict=False, opts=None, rng=
     y0 = net.forward((lo + hi) / 2)
     S.out_scale = 1.0 + float(np.abs(y0).max())
     # 1. falsify
+    # (wide nets with the torch engine: a light numpy attack; the batched torch PGD follows the root bound)
+    light = net.n_inputs > 16 and opts.engine == "torch"
     x, v = attack(net, lo, hi, S._margin_terms() if strict else terms, rng=rng,
-                  n_random=1024 if net.n_inputs <= 16 else 256, n_starts=32 if net.n_inputs <= 16 else 16,
-                  steps=opts.attack_steps, deadline=deadline)
+                  n_random=1024 if net.n_inputs <= 16 else (64 if light else 256),
+                  n_starts=32 if net.n_inputs <= 16 else (8 if light else 16),
+                  steps=opts.attack_steps // 3 if light else opts.attack_steps, deadline=deadline)
     S.stats["attack_violation"] = float(v)
     if validate(net, x, lo, hi, terms, strict):
         S.stats["method"] = "attack"
