@@ -40,7 +40,7 @@ def test_point_eps_json_contract_counterexample_with_npy(tmp_path):
 
 
 def test_radius_json_contract():
-    r = run(ACAS, "--point", "0.1,0.1,0.1,0.1,0.1", "--radius", "--decision", "argmin", "--timeout", "8", "--json")
+    r = run(ACAS, "--point", "0.1,0.1,0.1,0.1,0.1", "--radius", "--decision", "argmin", "--timeout", "30", "--json")
     assert r.returncode == 0, r.stderr
     out = json.loads(r.stdout)
     for key in ("verdict", "certified", "violated", "counterexample", "time_s"):
