@@ -57,6 +57,8 @@ class Options:
     pgd_steps_bab: int = 8
     split_coefs: str = "sum"         # input split dimension from the 'crown' or the 'alpha' bound's coefficients,
                                      # or 'both' (each normalised, summed)
+    split_portfolio: tuple = ("sum", "both", "crown")  # input BaB: split rules taking turns (empty: split_coefs only)
+    portfolio_slice_s: float = 6.0   # ... each for this long, doubled after every full turn
     torch_threads: int = 1           # torch CPU threads (0: leave torch's default)
     ibab_pgd_starts: int = 2048      # few-input nets: batched PGD starts on the whole box before BaB
     root_pgd_rounds: int = 2         # many-input nets: rounds of batched PGD on the whole box ...
@@ -204,9 +206,9 @@ def solve_case(net, lo, hi, terms, timeout_s=60.0, strict=False, opts=None, rng=
         S.stats["method"] = "z3"
         return CaseResult(st, xx, S.stats)
     if net.n_inputs <= opts.input_split_max_dims and opts.engine == "torch":
-        from .ibab import input_bab
+        from .ibab import input_bab_portfolio
 
-        res = input_bab(S, opts.device)
+        res = input_bab_portfolio(S, opts.device)
     elif net.n_inputs <= opts.input_split_max_dims:
         res = _input_bab(S)
     else:
