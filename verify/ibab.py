@@ -71,10 +71,12 @@ def input_bab(S, device="cpu"):
     rounds = 0
     while True:
         rounds += 1
-        if rounds == 2 and LO.shape[0] > 0:
+        if rounds in (2, 6) and LO.shape[0] > 0:
             # the root box stayed open: a batched PGD from many random starts in the whole box
+            # (round 6: 8x the starts; ACAS 1_9/prop 7's counterexample needed ~20000 x 60 steps)
             x0, v0 = pgd(tn, tn.tensor(S.lo)[None], tn.tensor(S.hi)[None], C, margin_rhs, tm,
-                         n_random=opts.ibab_pgd_starts, steps=opts.root_pgd_steps // 2, gen=gen, deadline=S.deadline)
+                         n_random=opts.ibab_pgd_starts * (1 if rounds == 2 else 8),
+                         steps=opts.root_pgd_steps // 2 + (0 if rounds == 2 else 10), gen=gen, deadline=S.deadline)
             for j in torch.argsort(v0)[:4].tolist():
                 if float(v0[j]) <= 0:
                     good = S.try_point(x0[j].cpu().numpy(), S.lo, S.hi)
