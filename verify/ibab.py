@@ -28,6 +28,8 @@ from .solver import CaseResult
 
 
 def input_bab(S, device="cpu"):
+    import time
+
     import torch
 
     from .pgd import pgd, violation
@@ -71,12 +73,21 @@ def input_bab(S, device="cpu"):
     rounds = 0
     while True:
         rounds += 1
-        if rounds in (2, 6) and LO.shape[0] > 0:
-            # the root box stayed open: a batched PGD from many random starts in the whole box
-            # (round 6: 8x the starts; ACAS 1_9/prop 7's counterexample needed ~20000 x 60 steps)
+        # whole-box PGD from many random starts, once per case (not again in each split rule's
+        # turn): a small one once the root box stays open, a large one (8x the starts) once the
+        # case has run 2 s (ACAS 1_9/prop 7's counterexample needed ~20000 starts x 60 steps;
+        # most proofs are done by then and never pay for it)
+        # (repeated with fresh starts when the case has run 8 s and 32 s)
+        el = time.monotonic() - S.t_start
+        stage = 1 if rounds >= 2 and 1 not in S.pgd_rounds_done else 0
+        for thr in (2.0, 8.0, 32.0):
+            if not stage and el > thr and thr not in S.pgd_rounds_done:
+                stage = thr
+        if stage and LO.shape[0] > 0:
+            S.pgd_rounds_done.add(stage)
             x0, v0 = pgd(tn, tn.tensor(S.lo)[None], tn.tensor(S.hi)[None], C, margin_rhs, tm,
-                         n_random=opts.ibab_pgd_starts * (1 if rounds == 2 else 8),
-                         steps=opts.root_pgd_steps // 2 + (0 if rounds == 2 else 10), gen=gen, deadline=S.deadline)
+                         n_random=opts.ibab_pgd_starts * (1 if stage == 1 else 8),
+                         steps=opts.root_pgd_steps // 2 + (0 if stage == 1 else 10), gen=gen, deadline=S.deadline)
             for j in torch.argsort(v0)[:4].tolist():
                 if float(v0[j]) <= 0:
                     good = S.try_point(x0[j].cpu().numpy(), S.lo, S.hi)

@@ -121,6 +121,8 @@ class _Search:
         self.rows, self.rhs, self.idx = _stack(terms)
         self.stats = {"domains": 0, "z3_leaves": 0, "z3_unknown": 0, "max_depth": 0}
         self.out_scale = 1.0
+        self.t_start = time.monotonic()
+        self.pgd_rounds_done = set()  # input BaB: whole-box PGD rounds already run for this case
 
     def left(self):
         return self.deadline - time.monotonic()
