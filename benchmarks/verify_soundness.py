@@ -30,12 +30,12 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.dirname(HERE))
 
 
-def make_instance(seed):
+def make_instance(seed, inputs=(2, 5)):
     from verify.network import Network
     from verify.plant import plant
 
     rng = np.random.default_rng(seed)
-    n_in = 2 if seed % 2 == 0 else 5
+    n_in = inputs[seed % len(inputs)]
     hidden = [int(rng.choice([16, 32]))] * int(rng.choice([2, 3]))
     n_out = int(rng.choice([3, 5]))
     sizes = [n_in, *hidden, n_out]
@@ -77,6 +77,8 @@ def main(argv=None):
     ap.add_argument("--n", type=int, default=40, help="number of seeds (planted + twin each)")
     ap.add_argument("--timeout", type=float, default=20.0)
     ap.add_argument("--seed0", type=int, default=0)
+    ap.add_argument("--inputs", default="2,5",
+                    help="input sizes, cycled over the seeds (> 10 inputs exercises the ReLU-split path)")
     args = ap.parse_args(argv)
     import verify
 
@@ -85,7 +87,7 @@ def main(argv=None):
     wrong, bad_cex, times = 0, 0, []
     seed, made = args.seed0, 0
     while made < args.n:
-        inst = make_instance(seed)
+        inst = make_instance(seed, tuple(int(v) for v in args.inputs.split(",")))
         seed += 1
         if inst is None:
             continue

@@ -75,19 +75,22 @@ def input_bab(S, device="cpu"):
         rounds += 1
         # whole-box PGD from many random starts, once per case (not again in each split rule's
         # turn): a small one once the root box stays open, a large one (8x the starts) once the
-        # case has run 2 s (ACAS 1_9/prop 7's counterexample needed ~20000 starts x 60 steps;
+        # case has run 4 s (ACAS 1_9/prop 7's counterexample needed ~20000 starts x 60 steps;
         # most proofs are done by then and never pay for it)
-        # (repeated with fresh starts when the case has run 8 s and 32 s)
+        # (repeated with fresh starts when the case has run 12 s and 36 s)
         el = time.monotonic() - S.t_start
         stage = 1 if rounds >= 2 and 1 not in S.pgd_rounds_done else 0
-        for thr in (2.0, 8.0, 32.0):
+        for thr in (4.0, 12.0, 36.0):
             if not stage and el > thr and thr not in S.pgd_rounds_done:
                 stage = thr
         if stage and LO.shape[0] > 0:
             S.pgd_rounds_done.add(stage)
+            t_pgd = time.monotonic()
             x0, v0 = pgd(tn, tn.tensor(S.lo)[None], tn.tensor(S.hi)[None], C, margin_rhs, tm,
                          n_random=opts.ibab_pgd_starts * (1 if stage == 1 else 8),
                          steps=opts.root_pgd_steps // 2 + (0 if stage == 1 else 10), gen=gen, deadline=S.deadline)
+            # the PGD's time does not count against the split rule's time slice
+            S.deadline = min(getattr(S, "final_deadline", S.deadline), S.deadline + time.monotonic() - t_pgd)
             for j in torch.argsort(v0)[:4].tolist():
                 if float(v0[j]) <= 0:
                     good = S.try_point(x0[j].cpu().numpy(), S.lo, S.hi)
@@ -285,6 +288,7 @@ def input_bab_portfolio(S, device="cpu"):
         S.opts = dataclasses.replace(S.opts, split_coefs=order[0])
         return input_bab(S, device)
     final, base_opts = S.deadline, S.opts
+    S.final_deadline = final
     slice_s, i, tried, total_domains = base_opts.portfolio_slice_s, 0, [], 0
     res = None
     try:
