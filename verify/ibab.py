@@ -88,7 +88,8 @@ def input_bab(S, device="cpu"):
             t_pgd = time.monotonic()
             x0, v0 = pgd(tn, tn.tensor(S.lo)[None], tn.tensor(S.hi)[None], C, margin_rhs, tm,
                          n_random=opts.ibab_pgd_starts * (1 if stage == 1 else 8),
-                         steps=opts.root_pgd_steps // 2 + (0 if stage == 1 else 10), gen=gen, deadline=S.deadline)
+                         steps=opts.root_pgd_steps // 2 + (0 if stage == 1 else 10), gen=gen,
+                         deadline=getattr(S, "final_deadline", S.deadline))  # not cut short by the slice's end
             # the PGD's time does not count against the split rule's time slice
             S.deadline = min(getattr(S, "final_deadline", S.deadline), S.deadline + time.monotonic() - t_pgd)
             for j in torch.argsort(v0)[:4].tolist():
