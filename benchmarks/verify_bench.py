@@ -33,12 +33,16 @@ sys.path.insert(0, REPO)
 SHARED = os.path.join(REPO, "..", "shared", "benchmarks", "verify")
 
 
+MARABOU_PY = sys.executable  # --marabou-python: a Python that has maraboupy (e.g. a separate venv)
+
+
 def ensure_marabou():
-    try:
-        import maraboupy  # noqa: F401
+    r = subprocess.run([MARABOU_PY, "-c", "import maraboupy"], capture_output=True)
+    if r.returncode == 0:
         return True
-    except ImportError:
-        pass
+    if MARABOU_PY != sys.executable:
+        print(f"{MARABOU_PY} cannot import maraboupy", flush=True)
+        return False
     print("installing maraboupy==2.0.0 into", sys.prefix, flush=True)
     r = subprocess.run([sys.executable, "-m", "pip", "install", "-q", "maraboupy==2.0.0"])
     return r.returncode == 0
@@ -83,7 +87,7 @@ def instances(args):
 
 
 def run_marabou(path, point, eps, label, decision, timeout):
-    cmd = [sys.executable, os.path.join(HERE, "verify_marabou.py"), path,
+    cmd = [MARABOU_PY, os.path.join(HERE, "verify_marabou.py"), path,
            ",".join(repr(float(v)) for v in point), repr(eps), str(label), decision, str(timeout)]
     t0 = time.monotonic()
     try:
@@ -108,10 +112,15 @@ def main(argv=None):
     ap.add_argument("--mnist-eps", default="0.002,0.005,0.01")
     ap.add_argument("--mode", choices=["combined", "per-class"], default="combined")
     ap.add_argument("--no-marabou", action="store_true")
+    ap.add_argument("--marabou-python", default=None,
+                    help="run Marabou with this Python (one with maraboupy installed) instead of installing it here")
     ap.add_argument("--out", default=None, help="also write the rows as JSON here")
     args = ap.parse_args(argv)
     if not os.path.isdir(SHARED):
         sys.exit(f"benchmark data not found at {SHARED}")
+    global MARABOU_PY
+    if args.marabou_python:
+        MARABOU_PY = args.marabou_python
     use_marabou = not args.no_marabou and ensure_marabou()
     import verify
 

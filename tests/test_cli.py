@@ -13,6 +13,7 @@ def test_help_lists_every_group_and_each_group_has_help(assay):
     for group in GROUPS:
         res = subprocess.run(assay + [group, "--help"], capture_output=True, text=True, timeout=120)
         assert res.returncode == 0 and f"assay {group}" in res.stdout, res.stderr
+        assert "examples:\n  assay " in res.stdout, f"'assay {group} --help' shows no examples"
 
 
 def test_bad_flag_is_one_line_and_exit_2(assay):

@@ -12,10 +12,12 @@ shape (B, n): +1 forces a neuron active (its lower pre-bound becomes >= 0), -1
 forces it inactive (upper pre-bound <= 0). The bounds are then bounds on the part
 of the box where the split holds, which is what branch-and-bound needs.
 
-Floating-point rounding: bounds are padded outward by ``pad`` (relative and
-absolute 1e-9), far above float64 round-off on the networks this handles, so the
-stable/unstable decisions and the bounds given to Z3 over-approximate the real
-network.
+Floating-point rounding: bounds (intermediate and final) are padded outward by a
+fixed 1e-9 (relative and absolute). That is far above float64 round-off on the
+networks this handles, but it is a heuristic margin, not a proof: for rigorously
+rounded bounds use ``verify.tbounds`` (the default engine for input splitting and
+for the whole-box check of wide networks). This module remains the engine of the
+ReLU-split branch and bound and of ``Options(engine="numpy")``.
 """
 
 from __future__ import annotations
@@ -248,9 +250,12 @@ def linear_bounds(net, lo, hi, C=None, splits=None, pre=None, method="backward",
     if C.ndim == 2:
         C = np.broadcast_to(C, (B,) + C.shape)
     lower, upper, LL, loss = _backsub(net, nl - 1, C, lo, hi, relax, record=True)
+    lower, upper = _pad(lower, upper)  # the property rows' bounds are padded like every other bound
     return {"pre": bounds, "lower": lower, "upper": upper, "LL": LL, "relu_loss": loss}
 
 
-def count_unstable(pre):
-    """Number of unstable neurons per box, shape (B,)."""
+def count_unstable(pre, n_boxes=1):
+    """Number of unstable neurons per box, shape (B,) (a network without ReLUs: zeros(n_boxes))."""
+    if not pre:
+        return np.zeros(n_boxes, dtype=np.int64)
     return sum(((l < 0) & (u > 0)).sum(axis=1) for l, u in pre)

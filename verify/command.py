@@ -16,8 +16,19 @@ float32), unknown (time-out); for VNN-LIB: unsat (holds), sat (violated), timeou
 """
 
 
+EXAMPLES = """\
+examples:
+  assay verify net.nnet --point -0.3,0.1,0,0.2,-0.1 --eps 0.01   robust in this L-inf ball, or a counterexample
+  assay verify net.onnx --point x.npy --radius                   the largest certified radius (bisection)
+  assay verify net.onnx --vnnlib prop.vnnlib --timeout 116       a VNN-COMP property: unsat (holds) or sat
+"""
+
+
 def register(sub):
-    p = sub.add_parser("verify", help=HELP, description=DESCRIPTION)
+    import argparse
+
+    p = sub.add_parser("verify", help=HELP, description=DESCRIPTION, epilog=EXAMPLES,
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("network", metavar="NETWORK", help="network file (.nnet or .onnx)")
     p.add_argument("--point", help="centre of the ball: a .npy file or a comma-separated list of floats")
     p.add_argument("--eps", type=float, help="L-infinity radius of the ball (>= 0)")
@@ -35,32 +46,38 @@ def register(sub):
     p.add_argument("--mode", choices=["combined", "per-class"], default="combined",
                    help="one query for all competing outputs (default) or one per output")
     p.add_argument("--json", action="store_true", help="print one JSON object")
+    # argparse takes "-0.3,0.1" or "-inf" for an option flag (only "-1" / "-.5" count as numbers),
+    # so "--point -0.3,0.1,0,0,0" failed with "expected one argument". No verify option starts
+    # with a digit, '.', "inf" or "nan", so such tokens are values here.
+    import re
+
+    p._negative_number_matcher = re.compile(r"^-(\d|\.\d|inf|nan)", re.IGNORECASE)
     p.set_defaults(func=_run)
 
 
-def _parse_point(text, n_expected, AssayError):
+def _parse_point(text, n_expected, VerifyError):
     import numpy as np
 
     if text.endswith(".npy") or os.path.isfile(text):
         if not os.path.isfile(text):
-            raise AssayError(f"point file not found: {text}")
+            raise VerifyError(f"point file not found: {text}")
         try:
             arr = np.load(text, allow_pickle=False)
         except Exception as exc:
-            raise AssayError(f"cannot read point file {text} as .npy ({type(exc).__name__}); "
+            raise VerifyError(f"cannot read point file {text} as .npy ({type(exc).__name__}); "
                              "save it with numpy.save") from None
         if arr.dtype.kind not in "fiu":
-            raise AssayError(f"point file {text} does not hold numbers (dtype {arr.dtype})")
+            raise VerifyError(f"point file {text} does not hold numbers (dtype {arr.dtype})")
         pt = arr.astype(np.float64).reshape(-1)
     else:
         try:
             pt = np.array([float(v) for v in text.replace(" ", "").split(",") if v != ""], dtype=np.float64)
         except ValueError:
-            raise AssayError("--point must be a .npy file or comma-separated numbers, e.g. --point 0.1,0.2") from None
+            raise VerifyError("--point must be a .npy file or comma-separated numbers, e.g. --point 0.1,0.2") from None
     if pt.shape[0] != n_expected:
-        raise AssayError(f"the point has {pt.shape[0]} values but the network takes {n_expected} inputs")
+        raise VerifyError(f"the point has {pt.shape[0]} values but the network takes {n_expected} inputs")
     if not np.all(np.isfinite(pt)):
-        raise AssayError("the point contains NaN or infinite values")
+        raise VerifyError("the point contains NaN or infinite values")
     return pt
 
 
@@ -68,21 +85,21 @@ def _run(args) -> int:
     import json
     import sys
 
-    from fuzz.errors import AssayError
+    from .errors import VerifyError
 
     if not os.path.isfile(args.network):
-        raise AssayError(f"network file not found: {args.network}")
+        raise VerifyError(f"network file not found: {args.network}")
     modes = sum([args.vnnlib is not None, args.radius, args.eps is not None and not args.radius])
     if args.vnnlib is None and args.point is None:
-        raise AssayError("give --point P with --eps E or --radius, or --vnnlib FILE")
+        raise VerifyError("give --point P with --eps E or --radius, or --vnnlib FILE")
     if args.vnnlib is not None and (args.point is not None or args.radius):
-        raise AssayError("--vnnlib cannot be combined with --point/--radius")
+        raise VerifyError("--vnnlib cannot be combined with --point/--radius")
     if args.vnnlib is None and not args.radius and args.eps is None:
-        raise AssayError("--point needs --eps E (or --radius to search for the largest eps)")
+        raise VerifyError("--point needs --eps E (or --radius to search for the largest eps)")
     if args.eps is not None and not (args.eps >= 0 and args.eps < float("inf")):
-        raise AssayError(f"--eps must be a finite number >= 0 (got {args.eps})")
+        raise VerifyError(f"--eps must be a finite number >= 0 (got {args.eps})")
     if not (args.timeout > 0):
-        raise AssayError("--timeout must be > 0 seconds")
+        raise VerifyError("--timeout must be > 0 seconds")
     del modes
 
     import numpy as np
@@ -94,20 +111,20 @@ def _run(args) -> int:
     try:
         net = load_network(args.network)
     except NetworkLoadError as exc:
-        raise AssayError(str(exc)) from None
+        raise VerifyError(str(exc)) from None
     box = None
     if args.box:
         try:
             lo_, hi_ = (float(v) for v in args.box.split(","))
         except ValueError:
-            raise AssayError("--box must be two numbers LO,HI, e.g. --box 0,1") from None
+            raise VerifyError("--box must be two numbers LO,HI, e.g. --box 0,1") from None
         if lo_ > hi_:
-            raise AssayError("--box: LO must be <= HI")
+            raise VerifyError("--box: LO must be <= HI")
         box = (lo_, hi_)
     try:
         if args.vnnlib is not None:
             if not os.path.isfile(args.vnnlib):
-                raise AssayError(f"VNN-LIB file not found: {args.vnnlib}")
+                raise VerifyError(f"VNN-LIB file not found: {args.vnnlib}")
             res = check_vnnlib(net, args.vnnlib, timeout=args.timeout)
             out = res.to_json()
             out["network"] = net.describe()
@@ -119,23 +136,33 @@ def _run(args) -> int:
                     print("counterexample:", ",".join(repr(v) for v in res.counterexample))
                     print("output:", ",".join(f"{v:.6g}" for v in res.output))
             return 0
-        point = _parse_point(args.point, net.n_inputs, AssayError)
+        point = _parse_point(args.point, net.n_inputs, VerifyError)
         if args.raw_point:
             if net.in_mean is None:
-                raise AssayError("--raw-point only applies to .nnet networks (they carry a normalisation)")
+                raise VerifyError("--raw-point only applies to .nnet networks (they carry a normalisation)")
             point = net.raw_to_input(point)
         if args.radius:
             r = certified_radius(net, point, decision=args.decision, box=box, timeout=args.timeout,
                                  eps_start=args.eps if args.eps else None)
-            verdict = "robust" if r["certified"] is not None else ("counterexample" if r["violated"] == 0.0 else "unknown")
+            # 'robust' only when a positive radius was proved: a certified radius of 0.0 only
+            # says the decision at the point itself is strict
+            if r["certified"] is not None and r["certified"] > 0:
+                verdict = "robust"
+            elif r["violated"] == 0.0:
+                verdict = "counterexample"
+            else:
+                verdict = "unknown"
             out = {"verdict": verdict, "certified": r["certified"], "violated": r["violated"],
                    "counterexample": r["counterexample"], "unknown_at": r.get("unknown_at"),
-                   "label": r["label"], "time_s": round(r["time_s"], 4), "checks": r["checks"]}
+                   "stopped_early": r["stopped_early"], "label": r["label"],
+                   "time_s": round(r["time_s"], 4), "checks": r["checks"]}
             if args.json:
                 sys.stdout.write(json.dumps(out, indent=2) + "\n")
             else:
-                print(f"certified radius: {r['certified']}  (smallest violated radius found: {r['violated']}; "
-                      f"{len(r['checks'])} checks, {r['time_s']:.2f} s)")
+                print(f"{verdict}: certified radius {r['certified']}  (smallest violated radius found: "
+                      f"{r['violated']}; {len(r['checks'])} checks, {r['time_s']:.2f} s)")
+                if r["stopped_early"]:
+                    print(f"stopped early: {r['stopped_early']}")
             return 0
         res = check_robustness(net, point, args.eps, decision=args.decision, box=box,
                                timeout=args.timeout, mode=args.mode)
@@ -149,6 +176,6 @@ def _run(args) -> int:
                 print(f"counterexample (margin {res.margin:.6g}):", ",".join(repr(v) for v in res.counterexample))
         return 0
     except (VerifyInputError, VnnlibError) as exc:
-        raise AssayError(str(exc)) from None
+        raise VerifyError(str(exc)) from None
     finally:
         np.seterr(all="warn")

@@ -94,8 +94,11 @@ def build(net, lo, hi, pre, terms, extra_margin=0.0, style="disjunction"):
     for j in range(W.shape[0]):
         s.add(ys[j] == _lin(W[j, keep], pv, b[j]))
     disj = []
-    for C, d in terms:
-        conj = [_lin(C[r], ys, 0.0) <= _q(d[r] - extra_margin) for r in range(C.shape[0])]
+    for term in terms:
+        C, d = term
+        strict = getattr(term, "strict", np.zeros(C.shape[0], bool))  # VNN-LIB '<' rows stay strict
+        conj = [(_lin(C[r], ys, 0.0) < _q(d[r] - extra_margin)) if strict[r] else
+                (_lin(C[r], ys, 0.0) <= _q(d[r] - extra_margin)) for r in range(C.shape[0])]
         disj.append(z3.And(conj) if len(conj) > 1 else conj[0])
     s.add(z3.Or(disj) if len(disj) > 1 else disj[0])
     return s, xs, n_disj

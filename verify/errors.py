@@ -10,3 +10,10 @@ class VerifyError(Exception):
     """A problem with the user's network, property, point or flags, reported in one line."""
 
     exit_code = 2
+
+
+class VerifyInputError(ValueError):
+    """Bad input to the Python API (wrong point length, eps < 0, NaN box, ...).
+
+    A ``ValueError`` for API callers; the CLI turns it into a one-line ``VerifyError``.
+    """

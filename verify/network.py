@@ -33,6 +33,9 @@ class Network:
             b = np.asarray(b, dtype=np.float64).reshape(-1)
             if W.ndim != 2 or W.shape[0] != b.shape[0]:
                 raise ValueError(f"bad layer shapes W{W.shape} b{b.shape}")
+            if not (np.all(np.isfinite(W)) and np.all(np.isfinite(b))):
+                raise ValueError(f"layer {len(layers) + 1} has NaN or infinite weights or biases; "
+                                 "verify only handles finite networks")
             layers.append((W, b))
         for (W1, _), (W2, _) in zip(layers, layers[1:]):
             if W2.shape[1] != W1.shape[0]:

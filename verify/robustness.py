@@ -16,12 +16,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from .errors import VerifyInputError
 from .network import Network
 from .solver import Options, solve_case, validate
-
-
-class VerifyInputError(ValueError):
-    """Bad user input (wrong point length, eps < 0, ...): the CLI turns it into one line."""
 
 
 @dataclass
@@ -185,7 +182,7 @@ def certified_radius(network_or_module, point, decision="argmax", box=None, time
     r0 = run(0.0)
     if r0.verdict == "counterexample":  # tie at the point itself
         return {"certified": None, "violated": 0.0, "counterexample": r0.counterexample, "checks": checks,
-                "time_s": time.monotonic() - t0, "label": r0.label}
+                "time_s": time.monotonic() - t0, "label": r0.label, "unknown_at": None, "stopped_early": None}
     if r0.verdict == "robust":
         certified = 0.0
     eps = eps_start or (0.01 * span if span else 0.01)
@@ -234,8 +231,24 @@ def certified_radius(network_or_module, point, decision="argmax", box=None, time
         else:
             unknown_at = mid
             hi_search = mid
+    # why the search ended before the bracket reached rel_tol (None: it did, or it was decided)
+    stopped = None
+    hi_end = violated if unknown_at is None else (unknown_at if violated is None else min(violated, unknown_at))
+    tight = (certified is not None and hi_end is not None
+             and hi_end - certified <= rel_tol * max(hi_end, 1e-12) and unknown_at is None)
+    if not tight:
+        if time.monotonic() >= deadline:
+            stopped = f"the {timeout:g} s timeout ran out"
+        elif len(checks) >= max_checks:
+            stopped = f"the limit of {max_checks} checks was reached"
+        elif unknown_at is not None:
+            stopped = f"the check at eps {unknown_at:g} gave no answer in time"
+        elif certified is not None and violated is None and span is not None and certified >= span:
+            stopped = None  # the whole input box is certified
+        else:
+            stopped = "no violated radius was found"
     return {"certified": certified, "violated": violated, "counterexample": cex, "unknown_at": unknown_at,
-            "checks": checks, "time_s": time.monotonic() - t0, "label": r0.label}
+            "stopped_early": stopped, "checks": checks, "time_s": time.monotonic() - t0, "label": r0.label}
 
 
 @dataclass
@@ -264,9 +277,14 @@ def check_vnnlib(network_or_module, vnnlib, timeout=60.0, options=None, seed=0):
     rng = np.random.default_rng(seed)
     deadline = t0 + timeout
     all_stats, status = [], "unsat"
-    for lo, hi, terms in cases:
+    for case in cases:
+        lo, hi, terms = case
         cr = solve_case(net, lo, hi, terms, strict=False, opts=options, rng=rng, deadline=deadline)
         all_stats.append(cr.stats)
+        if cr.status == "sat" and hasattr(case, "inside") and not case.inside(cr.x):
+            cr.stats["rejected_on_open_face"] = True  # excluded by a strict input bound
+            status = "timeout"
+            continue
         if cr.status == "sat":
             x = cr.x
             return VnnlibResult("sat", [float(v) for v in x], [float(v) for v in net.forward(x)],

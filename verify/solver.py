@@ -19,13 +19,15 @@ from __future__ import annotations
 
 import heapq
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
 from . import encode
 from .attack import attack, violation
 from .bounds import count_unstable, linear_bounds
+from .case_result import CaseResult
+from .errors import VerifyInputError
 
 
 @dataclass
@@ -47,13 +49,26 @@ class Options:
     branching: str = "intercept"     # ReLU BaB: 'intercept' (bound loss) or 'area' (earliest layer)
     reuse_parent_bounds: bool = True # input BaB: children start from the parent's bounds
     bounds_method: str = "backward"  # intermediate bounds: 'backward' (DeepPoly/CROWN) or 'forward' (symbolic intervals)
+    engine: str = "torch"            # input-split BaB: 'torch' (batched, soundly rounded CROWN + alpha-CROWN,
+                                     # verify/ibab.py) or 'numpy' (the earlier engine, bounds.py)
+    device: str = "cpu"              # torch device: 'cpu' or 'cuda' (same code path)
+    torch_batch: int = 1024          # boxes bounded per torch call
+    alpha_iters: int = 4             # alpha-CROWN steps for boxes CROWN leaves open (0: CROWN only)
+    pgd_boxes_torch: int = 16        # per round: short PGD in this many of the most promising boxes
+    pgd_steps_bab: int = 8
+    split_coefs: str = "sum"         # input split dimension from the 'crown' or the 'alpha' bound's coefficients,
+                                     # or 'both' (each normalised, summed)
+    split_portfolio: tuple = ("sum", "both", "crown")  # input BaB: split rules taking turns (empty: split_coefs only)
+    portfolio_slice_s: float = 6.0   # ... each for this long, doubled after every full turn
+    torch_threads: int = 1           # torch CPU threads (0: leave torch's default)
+    ibab_pgd_starts: int = 2048      # few-input nets: batched PGD starts on the whole box before BaB
+    root_pgd_rounds: int = 2         # many-input nets: rounds of batched PGD on the whole box ...
+    root_pgd_starts: int = 256       # ... from this many random starts ...
+    root_pgd_steps: int = 100        # ... of this many steps
+    root_alpha_iters: int = 60       # alpha-CROWN steps on the whole box
+    recheck_leaves: bool = False     # after 'unsat': bound every closed leaf again from scratch
 
 
-@dataclass
-class CaseResult:
-    status: str                      # 'sat' | 'unsat' | 'unknown'
-    x: np.ndarray | None = None
-    stats: dict = field(default_factory=dict)
 
 
 def validate(net, x, lo, hi, terms, strict=False):
@@ -65,9 +80,11 @@ def validate(net, x, lo, hi, terms, strict=False):
         return False
     for y in (net.forward(x), net.forward32(x).astype(np.float64)):
         ok = False
-        for C, d in terms:
+        for term in terms:
+            C, d = term
             v = C @ y - d
-            if (np.all(v < 0) if strict else np.all(v <= 0)):
+            row_strict = strict | getattr(term, "strict", False)  # VNN-LIB '<' rows (vnnlib.Term)
+            if np.all(np.where(row_strict, v < 0, v <= 0)):
                 ok = True
                 break
         if not ok:
@@ -76,6 +93,8 @@ def validate(net, x, lo, hi, terms, strict=False):
 
 
 def _stack(terms):
+    if not terms:
+        return np.zeros((0, 0)), np.zeros(0), []
     rows = np.vstack([C for C, _ in terms])
     rhs = np.concatenate([d for _, d in terms])
     idx, k = [], 0
@@ -98,6 +117,8 @@ class _Search:
         self.rows, self.rhs, self.idx = _stack(terms)
         self.stats = {"domains": 0, "z3_leaves": 0, "z3_unknown": 0, "max_depth": 0}
         self.out_scale = 1.0
+        self.t_start = time.monotonic()
+        self.pgd_rounds_done = set()  # input BaB: whole-box PGD rounds already run for this case
 
     def left(self):
         return self.deadline - time.monotonic()
@@ -148,13 +169,24 @@ def solve_case(net, lo, hi, terms, timeout_s=60.0, strict=False, opts=None, rng=
     t0 = time.monotonic()
     deadline = t0 + timeout_s if deadline is None else deadline
     lo, hi = np.asarray(lo, np.float64), np.asarray(hi, np.float64)
+    if lo.shape != (net.n_inputs,) or hi.shape != lo.shape:
+        raise VerifyInputError(f"the box has {lo.shape} / {hi.shape} bounds but the network takes {net.n_inputs} inputs")
+    if not (np.all(np.isfinite(lo)) and np.all(np.isfinite(hi))):
+        raise VerifyInputError("the input box contains NaN or infinite bounds; give finite bounds")
+    if np.any(lo > hi):
+        raise VerifyInputError("the input box is empty (a lower bound is above its upper bound)")
+    if not terms:  # no output term can hold (e.g. one output: the decision cannot change)
+        return CaseResult("unsat", None, {"method": "no output term", "domains": 0})
     S = _Search(net, lo, hi, terms, deadline, strict, opts, rng)
     y0 = net.forward((lo + hi) / 2)
     S.out_scale = 1.0 + float(np.abs(y0).max())
     # 1. falsify
+    # (wide nets with the torch engine: a light numpy attack; the batched torch PGD follows the root bound)
+    light = net.n_inputs > 16 and opts.engine == "torch"
     x, v = attack(net, lo, hi, S._margin_terms() if strict else terms, rng=rng,
-                  n_random=1024 if net.n_inputs <= 16 else 256, n_starts=32 if net.n_inputs <= 16 else 16,
-                  steps=opts.attack_steps, deadline=deadline)
+                  n_random=1024 if net.n_inputs <= 16 else (64 if light else 256),
+                  n_starts=32 if net.n_inputs <= 16 else (8 if light else 16),
+                  steps=opts.attack_steps // 3 if light else opts.attack_steps, deadline=deadline)
     S.stats["attack_violation"] = float(v)
     if validate(net, x, lo, hi, terms, strict):
         S.stats["method"] = "attack"
@@ -171,10 +203,21 @@ def solve_case(net, lo, hi, terms, timeout_s=60.0, strict=False, opts=None, rng=
         st, xx = S.z3_leaf(lo, hi, pre)
         S.stats["method"] = "z3"
         return CaseResult(st, xx, S.stats)
-    if net.n_inputs <= opts.input_split_max_dims:
+    if net.n_inputs <= opts.input_split_max_dims and opts.engine == "torch":
+        from .ibab import input_bab_portfolio
+
+        res = input_bab_portfolio(S, opts.device)
+    elif net.n_inputs <= opts.input_split_max_dims:
         res = _input_bab(S)
     else:
-        res = _relu_bab(S)
+        root_pre = None
+        res = None
+        if opts.engine == "torch":
+            from .troot import torch_root
+
+            res, root_pre = torch_root(S, opts.device)
+        if res is None:
+            res = _relu_bab(S, root_pre)
     res.stats = S.stats
     return res
 
@@ -234,7 +277,7 @@ def _input_bab(S):
                 if good is not None:
                     S.stats["found_by"] = "PGD in a BaB box"
                     return CaseResult("sat", good, S.stats)
-        unstable = count_unstable(r["pre"])
+        unstable = count_unstable(r["pre"], len(L))
         for bi in alive:
             lo, hi = L[bi], H[bi]
             if opts.use_z3 and unstable[bi] <= opts.leaf_unstable and depth[bi] >= opts.leaf_min_depth:
@@ -267,7 +310,7 @@ def _input_bab(S):
     return CaseResult("unsat", None, S.stats)
 
 
-def _relu_bab(S):
+def _relu_bab(S, root_pre=None):
     net, opts = S.net, S.opts
     use_z3 = opts.use_z3 and net.n_inputs <= opts.z3_max_inputs
     S.stats["method"] = "ReLU-split BaB" + (" + Z3 leaves" if use_z3 else "")
@@ -275,7 +318,9 @@ def _relu_bab(S):
     nh = len(net.layers) - 1
     sizes = [W.shape[0] for W, _ in net.layers[:-1]]
     root = tuple(np.zeros(n, dtype=np.int8) for n in sizes)
-    heap = [(0.0, 0, root, None, 0)]  # (priority, tie, splits, parent pre-bounds, layer of newest split)
+    # (priority, tie, splits, parent pre-bounds, layer of newest split); root_pre: sound bounds
+    # from the torch engine, intersected into every domain's bounds
+    heap = [(0.0, 0, root, root_pre, 0)]
     tie = 1
     lo1, hi1 = S.lo[None], S.hi[None]
     while heap:
@@ -295,7 +340,7 @@ def _relu_bab(S):
         r = linear_bounds(net, np.repeat(lo1, B, 0), np.repeat(hi1, B, 0), C=S.rows, method=opts.bounds_method,
                           splits=splits, pre=pre_par, reuse_upto=reuse)
         open_ = _open_terms(r["lower"], S.rhs, S.idx)
-        unstable = count_unstable(r["pre"])
+        unstable = count_unstable(r["pre"], B)
         gap = r["lower"] - S.rhs[None, :]
         for bi in np.flatnonzero(open_.any(axis=1)):
             pre = [(l[bi], u[bi]) for l, u in r["pre"]]

@@ -20,6 +20,23 @@ class VnnlibError(ValueError):
     pass
 
 
+class Term(tuple):
+    """A term ``(C, d)``: the conjunction of rows ``C @ y <= d`` (``< d`` where ``strict``).
+
+    It unpacks like the plain pair ``C, d``; ``strict`` is a bool array, one per row, True
+    for a VNN-LIB ``<``/``>`` atom. Proofs treat a strict row as non-strict (proving that
+    no x has ``C y <= d`` also proves that none has ``C y < d``); a counterexample must
+    satisfy strict rows strictly, in float64 and float32 (``solver.validate``).
+    """
+
+    strict: np.ndarray
+
+    def __new__(cls, C, d, strict=None):
+        t = tuple.__new__(cls, (C, d))
+        t.strict = np.zeros(len(d), bool) if strict is None else np.asarray(strict, bool)
+        return t
+
+
 _TOKEN = re.compile(r"\(|\)|[^\s()]+")
 
 
@@ -63,9 +80,12 @@ def _linear(e, nx, ny):
                 cy[i] = 1.0
             return cx, cy, 0.0
         try:
-            return cx, cy, float(e)
+            v = float(e)
         except ValueError:
             raise VnnlibError(f"unknown symbol {e!r}") from None
+        if not np.isfinite(v):
+            raise VnnlibError(f"the number {e!r} is not finite; use finite bounds and constants")
+        return cx, cy, v
     if not e:
         raise VnnlibError("empty term")
     head, args = e[0], e[1:]
@@ -92,8 +112,28 @@ def _linear(e, nx, ny):
     raise VnnlibError(f"unsupported operator {head!r} in a term")
 
 
+class Case(tuple):
+    """One input box with its output terms: unpacks as ``lo, hi, terms``.
+
+    ``open_lo`` / ``open_hi`` mark faces excluded by a strict input bound (``X_i > c``):
+    the box is closed for proofs; ``inside(x)`` is the strict membership test for
+    counterexamples.
+    """
+
+    def __new__(cls, lo, hi, terms, open_lo=None, open_hi=None):
+        t = tuple.__new__(cls, (lo, hi, terms))
+        t.open_lo = np.zeros(len(lo), bool) if open_lo is None else open_lo
+        t.open_hi = np.zeros(len(hi), bool) if open_hi is None else open_hi
+        return t
+
+    def inside(self, x):
+        lo, hi, _ = self
+        return bool(np.all(np.where(self.open_lo, x > lo, x >= lo)) and np.all(np.where(self.open_hi, x < hi, x <= hi)))
+
+
 def _dnf(e, nx, ny):
-    """DNF of a boolean formula: list of conjunctions, each a list of atoms (cx, cy, d): cx.x+cy.y <= d."""
+    """DNF of a boolean formula: list of conjunctions, each a list of atoms (cx, cy, d, strict):
+    cx.x + cy.y <= d (< d when strict)."""
     if isinstance(e, str) or not e:
         raise VnnlibError(f"expected a formula, got {e!r}")
     head, args = e[0], e[1:]
@@ -115,9 +155,10 @@ def _dnf(e, nx, ny):
             raise VnnlibError(f"({head} ...) needs two arguments")
         lx, ly, lc = _linear(args[0], nx, ny)
         rx, ry, rc = _linear(args[1], nx, ny)
+        strict = head in ("<", ">")
         if head in ("<=", "<"):  # l - r <= 0
-            return [[(lx - rx, ly - ry, rc - lc)]]
-        return [[(rx - lx, ry - ly, lc - rc)]]
+            return [[(lx - rx, ly - ry, rc - lc, strict)]]
+        return [[(rx - lx, ry - ly, lc - rc, strict)]]
     raise VnnlibError(f"unsupported formula operator {head!r}")
 
 
@@ -156,8 +197,9 @@ def parse_vnnlib(text: str, n_inputs: int | None = None, n_outputs: int | None =
     cases = {}
     for term in terms:
         lo, hi = np.full(nx, -np.inf), np.full(nx, np.inf)
-        rows, rhs = [], []
-        for cx, cy, d in term:
+        open_lo, open_hi = np.zeros(nx, bool), np.zeros(nx, bool)
+        rows, rhs, strict = [], [], []
+        for cx, cy, d, st in term:
             if cx.any() and cy.any():
                 raise VnnlibError("atoms mixing inputs and outputs are not supported")
             if cx.any():
@@ -165,25 +207,36 @@ def parse_vnnlib(text: str, n_inputs: int | None = None, n_outputs: int | None =
                 if len(nz) != 1:
                     raise VnnlibError("only bounds on single inputs are supported as input constraints")
                 i, k = nz[0], cx[nz[0]]
+                # a strict input bound x < c is read as x <= c for proofs (the closed box only
+                # adds points, so 'unsat' stays sound); the face x = c is marked open, and a
+                # counterexample on an open face is not accepted (Case.inside)
                 if k > 0:
+                    if d / k < hi[i] or (d / k == hi[i] and st):
+                        open_hi[i] = st
                     hi[i] = min(hi[i], d / k)
                 else:
+                    if d / k > lo[i] or (d / k == lo[i] and st):
+                        open_lo[i] = st
                     lo[i] = max(lo[i], d / k)
             elif cy.any():
                 rows.append(cy)
                 rhs.append(d)
-            elif d < 0:  # constant atom 0 <= d that is false: the term is void
+                strict.append(st)
+            elif d < 0 or (st and d <= 0):  # constant atom 0 <= d (0 < d) that is false: the term is void
                 rows = None
                 break
         if rows is None:
             continue
+        if not rows:  # a truncated file keeps its input bounds and loses every (assert ... Y_i ...)
+            raise VnnlibError("the property has no output constraint (no assert over Y_i): "
+                              "is the file complete?")
         if not np.all(np.isfinite(lo)) or not np.all(np.isfinite(hi)):
             raise VnnlibError("every input X_i needs a lower and an upper bound")
-        if np.any(lo > hi):
+        if np.any(lo > hi) or np.any((lo == hi) & (open_lo | open_hi)):
             continue  # empty box: this term can never hold
-        key = (lo.tobytes(), hi.tobytes())
+        key = (lo.tobytes(), hi.tobytes(), open_lo.tobytes(), open_hi.tobytes())
         C = np.array(rows).reshape(len(rows), ny)
-        cases.setdefault(key, (lo, hi, []))[2].append((C, np.array(rhs, dtype=np.float64)))
+        cases.setdefault(key, Case(lo, hi, [], open_lo, open_hi))[2].append(Term(C, np.array(rhs, dtype=np.float64), strict))
     return list(cases.values())
 
 

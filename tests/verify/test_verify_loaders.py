@@ -155,3 +155,23 @@ def test_shared_acas_nets_agree_and_mnist_nets_load():
     assert m.n_inputs == 784 and m.n_relus == 512
     for name in ("mnist10x20.nnet", "mnist20x40.nnet"):
         assert load_network(os.path.join(SHARED, "marabou-mnist", name)).n_inputs == 784
+
+
+def test_vnnlib_strict_comparisons_are_strict():
+    """'(< Y_0 0)' on y0 = x0 over [0, 1]: the only candidate is the tie x0 = 0, which '<' excludes."""
+    import verify
+    from verify.network import Network
+
+    net = Network([(np.array([[1.0], [0.0]]), np.zeros(2)), (np.eye(2), np.zeros(2))])
+    head = "(declare-const X_0 Real)(declare-const Y_0 Real)(declare-const Y_1 Real)" \
+           "(assert (>= X_0 0))(assert (<= X_0 1))"
+    cases = parse_vnnlib(head + "(assert (< Y_0 0))")
+    assert cases[0][2][0].strict.tolist() == [True]
+    assert verify.check_vnnlib(net, head + "(assert (<= Y_0 0))", timeout=10).result == "sat"
+    strict = verify.check_vnnlib(net, head + "(assert (< Y_0 0))", timeout=10)
+    assert strict.result == "unsat"
+    # '>' too, and a strict input bound excludes its face from counterexamples
+    assert verify.check_vnnlib(net, head + "(assert (> 0 Y_0))", timeout=10).result == "unsat"
+    open_face = "(declare-const X_0 Real)(declare-const Y_0 Real)(declare-const Y_1 Real)" \
+                "(assert (> X_0 0))(assert (<= X_0 1))(assert (<= Y_0 0))"
+    assert verify.check_vnnlib(net, open_face, timeout=5).result != "sat"

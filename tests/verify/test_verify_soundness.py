@@ -12,7 +12,7 @@ import pytest
 
 import verify
 
-SLOW = pytest.mark.skipif(not os.environ.get("ASSAY_SLOW_TESTS"), reason="slow: set ASSAY_SLOW_TESTS=1")
+
 from verify.attack import attack
 from verify.network import Network
 from verify.robustness import decision_margin, decision_terms
@@ -57,7 +57,7 @@ def test_random_nets_against_dense_grid(seed):
 
 
 @pytest.mark.slow
-@SLOW
+
 @pytest.mark.parametrize("seed", range(8, 40))
 def test_random_nets_against_dense_grid_many(seed):
     _random_net_case(seed)

@@ -1,0 +1,63 @@
+"""Batched PGD falsifier in torch: many starts, each in its own box, in one tensor program.
+
+The target is a disjunction of terms ``C_t y <= d_t`` (rows of one stacked matrix ``C``
+with ``rhs``; ``term_mask`` (T, m) says which rows belong to which term). The violation
+of a point is ``min_t max_{r in t} (C_r y - d_r)``: <= 0 exactly where some term holds.
+Sign-gradient steps (L-infinity), projected to each start's box, step size decaying.
+Candidates are only candidates: the caller validates them in float64 and float32.
+"""
+
+from __future__ import annotations
+
+
+def violation(Y, C, rhs, term_mask):
+    torch = __import__("torch")
+    V = Y @ C.T - rhs  # (N, m)
+    Vt = torch.where(term_mask.unsqueeze(0), V.unsqueeze(1), torch.full_like(V, float("-inf")).unsqueeze(1))
+    return Vt.max(-1).values.min(-1).values  # (N,)
+
+
+def pgd(tn, lo, hi, C, rhs, term_mask, starts=None, n_random=0, steps=30, gen=None, deadline=None):
+    """lo, hi: (N, n) per-start boxes (or (1, n) shared). Returns (best x (N', n), violation (N',)).
+
+    N' = number of starts: the given ``starts`` (clamped to their boxes) plus ``n_random``
+    uniform points per box row when the boxes are shared.
+    """
+    import time
+
+    torch = __import__("torch")
+    pts = []
+    if starts is not None:
+        pts.append(starts)
+    if n_random:
+        u = torch.rand(n_random, lo.shape[1], dtype=lo.dtype, device=lo.device, generator=gen)
+        pts.append(lo + u * (hi - lo))
+    P = torch.cat(pts).clone()
+    lo_b = lo.expand(P.shape[0], -1) if lo.shape[0] == 1 else lo
+    hi_b = hi.expand(P.shape[0], -1) if hi.shape[0] == 1 else hi
+    P = torch.minimum(torch.maximum(P, lo_b), hi_b)
+    width = hi_b - lo_b
+    best_x = P.clone()
+    with torch.no_grad():
+        best_v = violation(tn.forward(P), C, rhs, term_mask)
+    step = width / 4.0
+    for _ in range(steps):
+        if deadline is not None and time.monotonic() > deadline:
+            break
+        P.requires_grad_(True)
+        v = violation(tn.forward(P), C, rhs, term_mask)
+        (g,) = torch.autograd.grad(v.sum(), P)
+        with torch.no_grad():
+            better = v < best_v
+            best_v = torch.where(better, v, best_v)
+            best_x = torch.where(better.unsqueeze(-1), P, best_x)
+            if bool((best_v <= 0).any()):
+                break
+            P = torch.minimum(torch.maximum(P - step * torch.sign(g), lo_b), hi_b)
+            step = step * 0.85
+    with torch.no_grad():
+        v = violation(tn.forward(P), C, rhs, term_mask)
+        better = v < best_v
+        best_v = torch.where(better, v, best_v)
+        best_x = torch.where(better.unsqueeze(-1), P, best_x)
+    return best_x.detach(), best_v.detach()

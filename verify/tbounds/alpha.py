@@ -1,0 +1,50 @@
+"""alpha-CROWN for the property rows: the lower ReLU slopes are optimised per row and box.
+
+Every evaluation of ``crown.backsub`` is a sound bound for any slopes in [0, 1], so the
+optimisation needs no care for soundness: the best bound seen per (box, row) is kept,
+together with the input coefficients that produced it. Intermediate bounds are CROWN's.
+"""
+
+from __future__ import annotations
+
+from .crown import backsub, relu_relaxation
+
+
+def alpha_rows(tn, lo, hi, C, pre, iters=20, lr=0.25, target=None, lb0=None, X0=None):
+    """Return (lb (B, m), X (B, m, n_in)): best sound bounds over ``iters`` Adam steps.
+
+    target: optional (m,) thresholds; rows whose bound already exceeds them stop counting
+    in the objective (they are refuted), and the loop ends once every row is.
+    """
+    torch = __import__("torch")
+    B, m = lo.shape[0], C.shape[0]
+    relax = [relu_relaxation(l, u) for l, u in pre]
+    with torch.no_grad():
+        if lb0 is None:
+            lb0, X0 = backsub(tn, tn.n_hidden, C.unsqueeze(0), lo, hi, pre, relax=relax)
+    best, bestX = lb0.clone(), X0.clone()
+    alphas = [r[4].unsqueeze(1).expand(B, m, -1).clone().requires_grad_(True) for r in relax]
+    # Adam written out (torch.optim imports torch._dynamo: 2.3 s per process, measured)
+    m1 = [torch.zeros_like(a) for a in alphas]
+    m2 = [torch.zeros_like(a) for a in alphas]
+    b1, b2 = 0.9, 0.999
+    Cb = C.unsqueeze(0)
+    for it in range(1, iters + 1):
+        if target is not None and bool((best > target).all()):
+            break
+        lb, X = backsub(tn, tn.n_hidden, Cb, lo, hi, pre, alphas=alphas, relax=relax)
+        with torch.no_grad():
+            better = lb > best
+            best = torch.where(better, lb, best)
+            bestX = torch.where(better.unsqueeze(-1), X, bestX)
+        obj = lb if target is None else (lb - target).clamp(max=1e-6)
+        grads = torch.autograd.grad(obj.sum(), alphas, allow_unused=True)
+        with torch.no_grad():
+            for a, g, p1, p2 in zip(alphas, grads, m1, m2):
+                if g is None:
+                    continue
+                p1.mul_(b1).add_(g, alpha=1 - b1)
+                p2.mul_(b2).addcmul_(g, g, value=1 - b2)
+                step = lr * (p1 / (1 - b1 ** it)) / ((p2 / (1 - b2 ** it)).sqrt() + 1e-8)
+                a.add_(step).clamp_(0.0, 1.0)  # ascent on the bound
+    return best.detach(), bestX.detach()

@@ -1,0 +1,136 @@
+"""CROWN back-substitution with sound rounding (the contract is in the package docstring).
+
+``backsub(tn, k, Lam, lo, hi, pre, alphas)`` returns a sound lower bound of ``Lam . z_k``
+(``z_k``: pre-activation of layer k; ``k = tn.n_hidden`` is the output layer) over each
+box, and the coefficients ``X`` of the final linear lower bound on the input (used to
+choose split dimensions and candidate points).
+
+Invariant kept at each step: for every feasible x, ``Lam . z_k >= X . v + c`` where v is
+the current layer's value and X, c are the floats held (whatever rounding produced X, the
+inequality is restored by charging the rounding error of X, times a bound on |v|, to c).
+"""
+
+from __future__ import annotations
+
+from .interval import affine_interval
+from .rounding import TINY, U, gamma
+
+
+def relu_relaxation(l, u):
+    """Masks and the upper line a <= s z + t of each ReLU, for sound pre-bounds l <= z <= u.
+
+    Returns (active, unstable, s, t, a_default): active (l >= 0): a = z; inactive (u <= 0):
+    a = 0; unstable: a <= s z + t with t rounded up so the line is above the ReLU at both
+    ends (hence everywhere on [l, u]); a_default: CROWN's adaptive lower slope (1 if u > -l).
+    """
+    torch = __import__("torch")
+    active = l >= 0
+    unstable = (l < 0) & (u > 0)
+    den = torch.where(unstable, u - l, torch.ones_like(u))
+    s = torch.where(unstable, u / den, active.to(u.dtype))
+    # line must satisfy s*l + t >= 0 and s*u + t >= u: t >= -s l and t >= u - s u, rounded up
+    t1 = -s * l
+    t1 = t1 + 2 * U * t1.abs() + TINY
+    su = s * u
+    t2 = u - su
+    t2 = t2 + gamma(2) * (u.abs() + su.abs()) + TINY
+    t = torch.where(unstable, torch.maximum(t1, t2), torch.zeros_like(u))
+    a_def = torch.where(unstable, (u > -l).to(u.dtype), active.to(u.dtype))
+    return active, unstable, s, t, a_def
+
+
+def backsub(tn, k, Lam, lo, hi, pre, alphas=None, relax=None):
+    """Sound lower bounds (B, m) of Lam . z_k and input coefficients X (B, m, n_in).
+
+    Lam: (B, m, n_k) or (1, m, n_k). pre: sound (l, u) for layers 0..k-1, each (B, n_j).
+    alphas: None (CROWN's adaptive slopes) or a list, per hidden layer j < k, of lower
+    slopes (B, m, n_j) (clamped to [0, 1] here; any value in [0, 1] is sound).
+    relax: optional precomputed relu_relaxation of pre (saves work in the alpha loop).
+
+    Rounding (see ``rounding``): with A = |X| held exactly, the step through layer j costs
+    gamma(n_j) A (|W_j| |h| + |b_j|) for the products X W_j and X b_j, and the ReLU step
+    U |X'| max|z| for the slope products plus gamma(n) |X-| t for the intercepts; both
+    charges are taken from c in one product per layer.
+    """
+    torch = __import__("torch")
+    B = lo.shape[0]
+    X = Lam.expand(B, -1, -1) if Lam.shape[0] == 1 else Lam
+    A = X.abs()
+    m = X.shape[1]
+    c = torch.zeros(B, m, dtype=lo.dtype, device=lo.device)
+    charge = None  # per-column weights of the pending error charge on A
+    for j in range(k, -1, -1):
+        W, b, Wabs, babs = tn.W[j], tn.b[j], tn.Wabs[j], tn.babs[j]
+        H = torch.maximum(lo.abs(), hi.abs()) if j == 0 else pre[j - 1][1].clamp(min=0)
+        v = gamma(W.shape[0] + 2) * (H @ Wabs.T + babs)  # (B, n_j)
+        charge = v if charge is None else charge + v
+        err = torch.bmm(A, charge.unsqueeze(-1)).squeeze(-1)
+        cb = torch.bmm(X, b.expand(B, -1).unsqueeze(-1)).squeeze(-1)
+        c = c + cb - err - gamma(3) * (c.abs() + cb.abs() + err) - TINY
+        X = X @ W  # (B, m, n_{j-1})
+        if j == 0:
+            A = X.abs()
+            break
+        l, u = pre[j - 1]
+        active, unstable, s, t, a_def = relax[j - 1] if relax is not None else relu_relaxation(l, u)
+        if alphas is not None and alphas[j - 1] is not None:
+            a = torch.where(unstable.unsqueeze(1), alphas[j - 1].clamp(0.0, 1.0), a_def.unsqueeze(1))
+        else:
+            a = a_def.unsqueeze(1)
+        Xp = X.clamp(min=0)
+        Xn = X - Xp
+        Xpa, Xns = Xp * a, Xn * s.unsqueeze(1)
+        X = Xpa + Xns          # one of the two terms is 0: the sum is exact
+        A = Xpa - Xns          # = |X| exactly (a, s >= 0)
+        ct = torch.bmm(Xn, t.unsqueeze(-1)).squeeze(-1)
+        et = gamma(l.shape[-1] + 2) * (-ct)
+        c = c + ct - et - gamma(3) * (c.abs() + ct.abs() + et) - TINY
+        charge = 2 * U * torch.maximum(l.abs(), u.abs())  # slope products, charged with the next step
+    Xp = X.clamp(min=0)
+    Xn = X - Xp
+    val = torch.bmm(Xp, lo.unsqueeze(-1)).squeeze(-1) + torch.bmm(Xn, hi.unsqueeze(-1)).squeeze(-1)
+    e3 = gamma(X.shape[-1] + 2) * torch.bmm(A, torch.maximum(lo.abs(), hi.abs()).unsqueeze(-1)).squeeze(-1)
+    lb = c + val - e3 - gamma(3) * (c.abs() + val.abs() + e3) - TINY
+    return lb, X
+
+
+def intermediate_bounds(tn, lo, hi, pre_known=None):
+    """Sound (l, u) of every hidden layer's pre-activation, for boxes (B, n_in).
+
+    Interval step first; only neurons unstable under it (in some box of the batch) are
+    back-substituted (rows +e_j and -e_j). pre_known: optional bounds valid for these boxes
+    (e.g. the parent domain's), intersected in.
+    """
+    torch = __import__("torch")
+    pre = []
+    hl, hu = lo, hi
+    for k in range(tn.n_hidden):
+        il, iu = affine_interval(tn.W[k], tn.Wabs[k], tn.b[k], tn.babs[k], hl, hu)
+        if pre_known is not None:
+            il, iu = torch.maximum(il, pre_known[k][0]), torch.minimum(iu, pre_known[k][1])
+        if k > 0:
+            unst = (il < 0) & (iu > 0)
+            R = int(unst.sum(1).max())
+            if R:
+                # per box, only its own unstable neurons get rows (padded to the batch maximum R)
+                n = tn.sizes[k]
+                idx = torch.argsort((~unst).to(torch.int8), dim=1, stable=True)[:, :R]  # (B, R)
+                valid = unst.gather(1, idx)
+                E = torch.zeros(lo.shape[0], R, n, dtype=lo.dtype, device=lo.device)
+                E.scatter_(2, idx.unsqueeze(-1), valid.unsqueeze(-1).to(lo.dtype))
+                lb, _ = backsub(tn, k, torch.cat([E, -E], 1), lo, hi, pre)
+                ol, ou = il.gather(1, idx), iu.gather(1, idx)
+                nl = torch.where(valid, torch.maximum(ol, lb[:, :R]), ol)
+                nu = torch.where(valid, torch.minimum(ou, -lb[:, R:]), ou)
+                il = il.scatter(1, idx, nl)
+                iu = iu.scatter(1, idx, nu)
+        pre.append((il, iu))
+        hl, hu = il.clamp(min=0), iu.clamp(min=0)
+    return pre
+
+
+def crown_rows(tn, lo, hi, C, pre=None):
+    """Sound lower bounds of the property rows C . y (C: (m, n_out)) with CROWN's adaptive slopes."""
+    pre = intermediate_bounds(tn, lo, hi) if pre is None else pre
+    lb, X = backsub(tn, tn.n_hidden, C.unsqueeze(0), lo, hi, pre)
+    return lb, X, pre
