@@ -25,6 +25,7 @@ from __future__ import annotations
 import numpy as np
 
 from .case_result import CaseResult
+from .torch_case import torch_case
 
 
 def input_bab(S, device="cpu"):
@@ -33,26 +34,13 @@ def input_bab(S, device="cpu"):
     import torch
 
     from .pgd import pgd, violation
-    from .tbounds import TorchNet
     from .tbounds.alpha import alpha_rows
     from .tbounds.crown import backsub, intermediate_bounds
 
-    net, opts = S.net, S.opts
-    if opts.torch_threads:
-        # OpenMP threads spin while waiting; on a shared 2-core machine more than one thread
-        # made small batches ~10x slower (measured: 1.3 s vs 11.8 s on ACAS 1_1 prop 1)
-        torch.set_num_threads(opts.torch_threads)
-    tn = TorchNet(net, device)
+    opts = S.opts
+    case = torch_case(S, device)
+    tn, C, rhs, tm, gen, margin_rhs = case.tn, case.C, case.rhs, case.term_rows, case.gen, case.margin_rhs
     S.stats["method"] = f"input-split BaB (torch {tn.device.type}, CROWN + alpha-CROWN)"
-    C = tn.tensor(S.rows)
-    rhs = tn.tensor(S.rhs)
-    T, m = len(S.idx), S.rows.shape[0]
-    tm = torch.zeros(T, m, dtype=torch.bool, device=tn.device)
-    for t, ix in enumerate(S.idx):
-        tm[t, torch.as_tensor(ix, device=tn.device)] = True
-    gen = torch.Generator(device=tn.device)
-    gen.manual_seed(int(S.rng.integers(2**31)))
-    margin_rhs = rhs - (1e-7 * S.out_scale if S.strict else 0.0)
 
     LO = tn.tensor(S.lo)[None]
     HI = tn.tensor(S.hi)[None]

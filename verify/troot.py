@@ -14,6 +14,7 @@ from __future__ import annotations
 
 
 from .case_result import CaseResult
+from .torch_case import torch_case
 
 
 def torch_root(S, device="cpu"):
@@ -21,23 +22,13 @@ def torch_root(S, device="cpu"):
     import torch
 
     from .pgd import pgd
-    from .tbounds import TorchNet
     from .tbounds.alpha import alpha_rows
     from .tbounds.crown import backsub, intermediate_bounds
 
     opts = S.opts
-    if opts.torch_threads:
-        torch.set_num_threads(opts.torch_threads)
-    tn = TorchNet(S.net, device)
-    C, rhs = tn.tensor(S.rows), tn.tensor(S.rhs)
-    T, m = len(S.idx), S.rows.shape[0]
-    tm = torch.zeros(T, m, dtype=torch.bool, device=tn.device)
-    for t, ix in enumerate(S.idx):
-        tm[t, torch.as_tensor(ix, device=tn.device)] = True
-    gen = torch.Generator(device=tn.device)
-    gen.manual_seed(int(S.rng.integers(2**31)))
+    case = torch_case(S, device)
+    tn, C, rhs, tm, gen, margin_rhs = case.tn, case.C, case.rhs, case.term_rows, case.gen, case.margin_rhs
     lo, hi = tn.tensor(S.lo)[None], tn.tensor(S.hi)[None]
-    margin_rhs = rhs - (1e-7 * S.out_scale if S.strict else 0.0)
     with torch.no_grad():
         pre = intermediate_bounds(tn, lo, hi)
         lb, X = backsub(tn, tn.n_hidden, C.unsqueeze(0), lo, hi, pre)
