@@ -170,3 +170,15 @@ def test_the_checker_sees_function_level_imports(tmp_path):
     found = _imports("fuzz.ir.fake", src)
     assert ("fuzz.campaign.store", 2, []) in found
     assert _layer("fuzz.campaign.store") > _layer("fuzz.ir.fake")
+
+
+def test_test_modules_have_unique_names():
+    """tests/ mirrors the packages without __init__.py files, so pytest imports each test
+    module by its file name: two test_x.py in different folders collide at collection."""
+    seen: dict[str, list[str]] = {}
+    for path in (REPO / "tests").rglob("*.py"):
+        if "data" in path.relative_to(REPO / "tests").parts or path.name == "conftest.py":
+            continue
+        seen.setdefault(path.name, []).append(str(path.relative_to(REPO)))
+    clashes = {name: paths for name, paths in seen.items() if len(paths) > 1}
+    assert not clashes, f"test modules with the same file name (rename one): {clashes}"
