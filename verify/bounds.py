@@ -50,6 +50,17 @@ def _mv(M, v):
     return np.matmul(M, v[:, :, None])[:, :, 0]
 
 
+def _restrict(l, u, known, split):
+    """Layer bounds ``l, u`` narrowed by bounds already known for the layer (``known``: (l, u) or
+    None) and by branch-and-bound's ReLU splits (``split``: +1 active / -1 inactive / 0, or None)."""
+    if known is not None:
+        l, u = np.maximum(l, known[0]), np.minimum(u, known[1])
+    if split is not None:
+        l = np.where(split > 0, np.maximum(l, 0.0), l)
+        u = np.where(split < 0, np.minimum(u, 0.0), u)
+    return l, u
+
+
 def _relax(l, u):
     """Slopes/offsets of the ReLU relaxation for pre-bounds (B, n)."""
     active = l >= 0
@@ -152,12 +163,7 @@ def _forward_symbolic(net, lo, hi, splits=None, pre=None):
             al, au = np.maximum(pl, 0), np.maximum(pu, 0)
             il, iu = _pad(al @ Wp.T + au @ Wn.T + b, au @ Wp.T + al @ Wn.T + b)
             l, u = np.maximum(l, il), np.minimum(u, iu)
-        if pre is not None and pre[k] is not None:
-            l, u = np.maximum(l, pre[k][0]), np.minimum(u, pre[k][1])
-        if splits is not None and splits[k] is not None:
-            s = splits[k]
-            l = np.where(s > 0, np.maximum(l, 0.0), l)
-            u = np.where(s < 0, np.minimum(u, 0.0), u)
+        l, u = _restrict(l, u, pre[k] if pre is not None else None, splits[k] if splits is not None else None)
         bounds.append((l, u))
         su, tu, sl = _relax(l, u)
         relax.append((su, tu, sl))
@@ -210,12 +216,7 @@ def _backward_intermediate(net, lo, hi, splits=None, pre=None, reuse_upto=0):
                 l[:, rows] = np.maximum(bl_, il[:, rows])
                 u[:, rows] = np.minimum(bu_, iu[:, rows])
         l, u = _pad(l, u)
-        if pre is not None and pre[k] is not None:
-            l, u = np.maximum(l, pre[k][0]), np.minimum(u, pre[k][1])
-        if splits is not None and splits[k] is not None:
-            s = splits[k]
-            l = np.where(s > 0, np.maximum(l, 0.0), l)
-            u = np.where(s < 0, np.minimum(u, 0.0), u)
+        l, u = _restrict(l, u, pre[k] if pre is not None else None, splits[k] if splits is not None else None)
         bounds.append((l, u))
         relax.append(_relax(l, u))
     return bounds, relax

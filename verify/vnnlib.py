@@ -131,6 +131,17 @@ class Case(tuple):
         return bool(np.all(np.where(self.open_lo, x > lo, x >= lo)) and np.all(np.where(self.open_hi, x < hi, x <= hi)))
 
 
+def _conjunction(formulas, nx, ny, what: str) -> list:
+    """The disjunctive normal form of ``(and formulas...)``: every way of picking one term of each."""
+    out = [[]]
+    for a in formulas:
+        sub = _dnf(a, nx, ny)
+        out = [x + y for x in out for y in sub]
+        if len(out) > 100000:
+            raise VnnlibError(f"{what} too large once expanded")
+    return out
+
+
 def _dnf(e, nx, ny):
     """DNF of a boolean formula: list of conjunctions, each a list of atoms (cx, cy, d, strict):
     cx.x + cy.y <= d (< d when strict)."""
@@ -138,13 +149,7 @@ def _dnf(e, nx, ny):
         raise VnnlibError(f"expected a formula, got {e!r}")
     head, args = e[0], e[1:]
     if head == "and":
-        out = [[]]
-        for a in args:
-            sub = _dnf(a, nx, ny)
-            out = [x + y for x in out for y in sub]
-            if len(out) > 100000:
-                raise VnnlibError("formula too large once expanded")
-        return out
+        return _conjunction(args, nx, ny, "formula")
     if head == "or":
         out = []
         for a in args:
@@ -188,12 +193,7 @@ def parse_vnnlib(text: str, n_inputs: int | None = None, n_outputs: int | None =
         raise VnnlibError(f"the property declares {nx} inputs but the network has {n_inputs}")
     if n_outputs is not None and ny != n_outputs:
         raise VnnlibError(f"the property declares {ny} outputs but the network has {n_outputs}")
-    terms = [[]]
-    for a in asserts:
-        sub = _dnf(a, nx, ny)
-        terms = [x + y for x in terms for y in sub]
-        if len(terms) > 100000:
-            raise VnnlibError("property too large once expanded")
+    terms = _conjunction(asserts, nx, ny, "property")
     cases = {}
     for term in terms:
         lo, hi = np.full(nx, -np.inf), np.full(nx, np.inf)
