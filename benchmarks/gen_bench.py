@@ -176,7 +176,7 @@ def nnsmith_speed(src, python, n, nodes, seed):
 def memory_child(rules, n, nodes, seed):
     _setup()
     rs = _ruleset(rules)
-    from fuzz.gen.config import GenConfig, GenerationError
+    from fuzz.gen.config import GenConfig
     from fuzz.gen.generate import generate_model_for_index
     from fuzz.gen.program import build_module, run_eager
 

@@ -63,7 +63,7 @@ def main(argv=None) -> int:
     wall = time.monotonic() - t0
     reasons = Counter(reason for _, reason, _ in results if reason)
     wrong = [(op, reason, detail) for op, reason, detail in results if reason]
-    print(f"| rules file | symbolic rules | checked | calls per rule | wrong | wrong share | by reason | wall |")
+    print("| rules file | symbolic rules | checked | calls per rule | wrong | wrong share | by reason | wall |")
     print("|---|---|---|---|---|---|---|---|")
     print(f"| {args.rules} | {len(rules)} | {len(sample)} | {2 * args.calls} | {len(wrong)} | "
           f"{100 * len(wrong) / max(1, len(sample)):.2f} % | "

@@ -27,7 +27,7 @@ def violation(Y, terms):
 
 def _input_grad(net, X, gY):
     """Gradient wrt X of sum(gY * f(X)) for a batch (ReLU subgradient 0 at 0)."""
-    acts, masks = [], []
+    masks = []
     a = X
     for i, (W, b) in enumerate(net.layers[:-1]):
         z = a @ W.T + b

@@ -18,7 +18,7 @@ import numpy as np
 
 from .errors import VerifyInputError
 from .network import Network
-from .solver import Options, solve_case, validate
+from .solver import solve_case, validate
 
 
 @dataclass

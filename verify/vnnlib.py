@@ -10,7 +10,6 @@ atom must mention only inputs (and then only one input, a bound) or only outputs
 
 from __future__ import annotations
 
-import itertools
 import re
 
 import numpy as np

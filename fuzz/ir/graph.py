@@ -215,8 +215,6 @@ class Graph:
     # -- text -----------------------------------------------------------------
     def render(self) -> str:
         """fx-style listing: one line per call."""
-        from fuzz.ir.record import decode_value  # noqa: F401  (documented pairing)
-
         lines = []
         for name in self.inputs + self.params:
             t = self.tensors[name]

@@ -117,7 +117,6 @@ class Synthesizer:
             return False
         added = 0
         mat = self.bank.matrix()
-        sizes = np.array(self.bank.sizes)
         exprs = list(self.bank.exprs)
         for sa in range(1, nxt - 1, 2):
             sb = nxt - 1 - sa

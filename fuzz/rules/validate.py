@@ -22,8 +22,6 @@ from __future__ import annotations
 
 import json
 import random
-import signal
-import sys
 import time
 
 from fuzz.ir import dsl

@@ -4,7 +4,6 @@ across --resume, a closing summary, --fail-on-find for CI, and exit codes that s
 import json
 import os
 import shutil
-import subprocess
 from pathlib import Path
 
 import pytest

@@ -1,7 +1,6 @@
 """Crash store: atomic cases, idempotent journal, reconcile, corrupt files, failure signatures."""
 
 import json
-import subprocess
 
 import pytest
 

@@ -5,7 +5,6 @@ import runpy
 import subprocess
 import sys
 
-import pytest
 import torch
 
 from fuzz.gen import interpret

@@ -12,7 +12,6 @@ import numpy as np
 import pytest
 
 from fuzz.ir import dsl
-from fuzz.rules.constraints import infer_constraints
 from fuzz.rules.groups import Call, Group
 from fuzz.rules.per_signature import broadcast_expr, infer_group, infer_plain
 from fuzz.rules.refine import infer_refined

@@ -8,7 +8,7 @@ import json
 import pytest
 
 from fuzz.errors import AssayError
-from fuzz.ir.record import Record, iter_tensor_values, read_records, write_records
+from fuzz.ir.record import Record, iter_tensor_values, write_records
 
 OPS = ["nn.functional.conv2d", "add", "sum"]
 

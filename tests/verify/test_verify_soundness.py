@@ -138,7 +138,6 @@ def test_robustness_on_a_torch_module_directly():
     torch = pytest.importorskip("torch")
     torch.manual_seed(1)
     m = torch.nn.Sequential(torch.nn.Linear(2, 8), torch.nn.ReLU(), torch.nn.Linear(8, 3))
-    net = verify.load_network  # noqa: F841 - the API takes the module itself
     p = np.array([0.3, -0.2])
     r = verify.check_robustness(m, p, 0.3, timeout=20)
     from verify.torch_loader import from_torch

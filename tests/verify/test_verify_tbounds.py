@@ -21,7 +21,7 @@ from verify.robustness import decision_terms  # noqa: E402
 from verify.solver import Options, solve_case  # noqa: E402
 from verify.tbounds import TorchNet  # noqa: E402
 from verify.tbounds.alpha import alpha_rows  # noqa: E402
-from verify.tbounds.crown import crown_rows, intermediate_bounds  # noqa: E402
+from verify.tbounds.crown import crown_rows  # noqa: E402
 from verify.tbounds.interval import interval_bounds  # noqa: E402
 
 DATA = os.path.join(os.path.dirname(__file__), "data")
