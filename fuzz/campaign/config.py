@@ -15,6 +15,7 @@ from pathlib import Path
 
 from fuzz.campaign.store import atomic_write
 from fuzz.errors import AssayError
+from fuzz.gen.policy import Shares
 
 
 def parse_duration(text: str) -> float:
@@ -63,8 +64,10 @@ class Config:
     status_every_s: float = 30      # plain progress line interval when stderr is not a TTY
     fail_on_find: bool = False      # exit 1 when this run found a signature the campaign had not seen
     explicit: set = field(default_factory=set)  # settings given as flags this run (vs. saved ones)
+    # the model policy shares (``fuzz.gen.policy.Shares.to_json``); None: the legacy mix
+    shares: dict | None = field(default_factory=lambda: Shares().to_json())
 
-    SETTINGS = ("backends", "modes", "seed", "nodes", "device", "programs")
+    SETTINGS = ("backends", "modes", "seed", "nodes", "device", "programs", "shares")
     # kept for --resume too, but a flag given on resume overrides them. time_s is the campaign's
     # whole budget: a resume without --time runs what is left of it (see ``session_seconds``).
     SOFT_SETTINGS = ("keep_per_signature", "timeout_s", "mem_limit_mb", "time_s")
@@ -86,6 +89,8 @@ def load_or_create(cfg: Config, resume: bool, stream) -> None:
                                  f"continue it without --{key}, or use another --out")
             if key in saved:
                 setattr(cfg, key, saved[key])
+        if "shares" not in saved:
+            cfg.shares = None  # a campaign started before model policies: it goes on with the legacy mix
         for key in Config.SOFT_SETTINGS:
             if key in saved and key not in explicit:
                 setattr(cfg, key, saved[key])

@@ -46,7 +46,7 @@ def job_stream(cfg: Config, done: set[str], last_model: int):
             if dirs is not None:
                 source = {"program_dir": str(dirs[index].resolve())}
             else:
-                source = {"gen": {"seed": cfg.seed, "index": index}}
+                source = {"gen": {"seed": cfg.seed, "index": index, "shares": cfg.shares}}
             yield {"job": f"s{cfg.seed}-m{index:06d}", "model": index, "seed": cfg.seed, "nodes": cfg.nodes,
                    "source": source, "tests": tests, "device": cfg.device, "timeout_s": cfg.timeout_s}
         index += 1

@@ -50,13 +50,16 @@ from fuzz.isolation import limit_address_space
 # models
 
 
-def generate_model(seed: int, index: int, nodes: int):
-    """(graph, tensors) of model ``index`` of a campaign with ``seed`` (same as ``assay gen --seed``)."""
+def generate_model(seed: int, index: int, nodes: int, shares: dict | None = None):
+    """(graph, tensors) of model ``index`` of a campaign with ``seed`` (same as ``assay gen --seed``
+    with the same policy shares; ``shares`` None: the legacy mix, as campaigns before policies)."""
     from fuzz.gen.config import GenConfig
     from fuzz.gen.generate import generate_model_for_index
+    from fuzz.gen.policy import Shares
     from fuzz.gen.ruleset import load_ruleset
 
-    result = generate_model_for_index(load_ruleset(), GenConfig(nodes=nodes), seed, index)
+    result = generate_model_for_index(load_ruleset(), GenConfig(nodes=nodes), seed, index,
+                                      Shares.from_json(shares))
     return result.graph, result.tensors()
 
 
@@ -71,7 +74,8 @@ def load_model(job: dict) -> Model:
         return Model(graph, module, inputs, files)
     if "gen" in source:
         gen = source["gen"]
-        graph, tensors = generate_model(int(gen["seed"]), int(gen["index"]), int(job.get("nodes", 5)))
+        graph, tensors = generate_model(int(gen["seed"]), int(gen["index"]), int(job.get("nodes", 5)),
+                                       gen.get("shares"))
         with tempfile.TemporaryDirectory(prefix="assay-model-") as tmp:
             program.save_program(graph, tensors, tmp)
             files = {name: (Path(tmp) / name).read_bytes() for name in program.PROGRAM_FILES}

@@ -107,3 +107,37 @@ def command_group(sub, name: str, help: str, description: str, examples: str):
                        formatter_class=ExamplesFormatter)
     p.set_defaults(func=None, group_parser=p)
     return p.add_subparsers(dest=f"{name}_command", metavar="SUBCOMMAND", parser_class=type(p))
+
+
+POLICY_FLAGS = (("shapes", "shape"), ("dtype_themes", "dtype"), ("values", "values"), ("forms", "form"))
+
+
+def add_policy_flags(p) -> None:
+    """The model-policy flags of ``assay gen`` and ``assay fuzz`` (see ``fuzz.gen.policy``)."""
+    g = p.add_argument_group("model policy (shares per axis, e.g. small=0.5,vector=0.5; docs/generator.md)")
+    g.add_argument("--shapes", default=None, metavar="SHARES",
+                   help="small, vector (innermost dims at SIMD widths and tails), large (10^4-10^5 elements); "
+                        "default small=0.4,vector=0.4,large=0.2")
+    g.add_argument("--dtype-themes", default=None, metavar="SHARES",
+                   help="mix, float16, bfloat16, int8, uint8, int64, mixed; default mix=0.3 and 0.14/0.07 each")
+    g.add_argument("--values", default=None, metavar="SHARES",
+                   help="finite, edge (inf, nan, +-0, subnormals, extremes, ties); default finite=0.75,edge=0.25")
+    g.add_argument("--forms", default=None, metavar="SHARES",
+                   help="random, blocks (model-shaped blocks), forms (in-place, out=, views, higher-order ops); "
+                        "default random=0.5,blocks=0.3,forms=0.2")
+    g.add_argument("--legacy-mix", action="store_true",
+                   help="the mix before policies (small shapes, rule dtypes, finite values, random ops); "
+                        "the flags above then change one axis of it")
+
+
+def shares_from_args(args):
+    """``fuzz.gen.policy.Shares`` from the policy flags; None when none was given."""
+    from fuzz.gen.policy import Shares
+
+    given = [(flag, axis) for flag, axis in POLICY_FLAGS if getattr(args, flag, None) is not None]
+    if not given and not getattr(args, "legacy_mix", False):
+        return None
+    shares = Shares.legacy() if args.legacy_mix else Shares()
+    for flag, axis in given:
+        shares = shares.with_axis(axis, getattr(args, flag))
+    return shares

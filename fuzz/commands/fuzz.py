@@ -10,7 +10,8 @@ from __future__ import annotations
 import argparse
 import os
 
-from fuzz.commands import ExamplesFormatter, check_output_dir, output_dir, positive_int, positive_seconds
+from fuzz.commands import (ExamplesFormatter, add_policy_flags, check_output_dir, output_dir, positive_int,
+                           positive_seconds, shares_from_args)
 
 EXAMPLES = """\
 examples:
@@ -89,6 +90,7 @@ def register(sub) -> None:
                    help="exit 1 when this run found a failure signature the campaign had not seen (for CI)")
     p.add_argument("--progress-every", type=positive_seconds, default=30, metavar="S",
                    help="seconds between progress lines when stderr is not a terminal (default 30)")
+    add_policy_flags(p)
     p.set_defaults(func=run)
 
 
@@ -132,6 +134,10 @@ def run(args) -> int:
         if not torch.cuda.is_available():
             raise AssayError("--device cuda: no CUDA device is available here; run on cpu or on a machine "
                              "with a GPU")
+    shares = shares_from_args(args)
+    if shares is not None:
+        cfg.shares = shares.to_json()
+        explicit.add("shares")
     cfg.explicit = explicit
     output_dir(out, "--resume" if args.resume else "--out")  # last: everything above has been checked
     return Campaign(cfg, resume=bool(args.resume)).run()

@@ -6,7 +6,7 @@ import os
 import sys
 import time
 
-from fuzz.commands import ExamplesFormatter, output_dir, positive_int
+from fuzz.commands import ExamplesFormatter, add_policy_flags, output_dir, positive_int, shares_from_args
 from fuzz.errors import AssayError
 
 DESCRIPTION = """\
@@ -21,6 +21,9 @@ examples:
   assay gen --count 10 --nodes 6 --out models/        ten 6-operator models; python models/0/program.py runs one
   assay gen --count 100 --seed 3 --dtypes float16,bfloat16 --out half/
                                                      low-precision models only
+  assay gen --count 50 --shapes vector --values edge --out edge/
+                                                     vector-width shapes holding inf/nan/ties
+  assay gen --count 10 --legacy-mix --out old/        models as before policies (small, finite)
   assay fuzz --programs models/ --out crashes/        test them against the compilers
 """
 
@@ -39,6 +42,7 @@ def register(sub) -> None:
     p.add_argument("--dtypes", default=None,
                    help="comma-separated dtypes allowed (default: float32,float64,float16,bfloat16,int64,int32,int16,int8,uint8,bool)")
     p.add_argument("--json", action="store_true", help="print a JSON summary on stdout")
+    add_policy_flags(p)
     p.set_defaults(func=handler)
 
 
@@ -60,6 +64,9 @@ def handler(args) -> int:
         bad = [d for d in dtypes if d not in DEFAULT_DTYPES]
         if bad or not dtypes:
             raise AssayError(f"--dtypes: unknown dtype(s) {', '.join(bad) or '(none)'}; choose from {','.join(DEFAULT_DTYPES)}")
+    from fuzz.gen.policy import Shares
+
+    shares = shares_from_args(args) or Shares()
     _check_out(args.out)
     output_dir(args.out)
     import torch
@@ -85,7 +92,7 @@ def handler(args) -> int:
     t0 = time.perf_counter()
     for i in range(args.count):
         try:
-            model = generate_model_for_index(ruleset, cfg, args.seed, i)
+            model = generate_model_for_index(ruleset, cfg, args.seed, i, shares)
         except GenerationError as exc:
             raise AssayError(f"model {i}: {exc}; try another --seed or looser --max-elements") from None
         d = os.path.join(args.out, str(i))
@@ -93,7 +100,8 @@ def handler(args) -> int:
         g = model.graph
         summary["models"].append({"dir": d, "nodes": len(g.nodes), "symbolic": g.meta.get("symbolic"),
                                   "concrete": g.meta.get("concrete"), "finite": model.finite,
-                                  "dropped": g.meta.get("guard", {}).get("dropped", 0), "ops": g.ops()})
+                                  "dropped": g.meta.get("guard", {}).get("dropped", 0), "ops": g.ops(),
+                                  "policy": g.meta.get("policy")})
         if not args.json:
             sys.stderr.write(f"{d}: {len(g.nodes)} ops, {'finite' if model.finite else 'NOT finite'}\n")
     summary["seconds"] = round(time.perf_counter() - t0, 3)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+
+from fuzz.gen.policy import LEGACY, ModelPolicy
 
 DEFAULT_MAX_ELEMENTS = 1 << 22
 DEFAULT_DTYPES = ("float32", "float64", "float16", "bfloat16", "int64", "int32", "int16", "int8", "uint8", "bool")
@@ -29,6 +31,8 @@ class GenConfig:
     # with every hole an int variable) once made one check run for minutes. 200,000 is ~0.1 s;
     # 1,000,000 made 60 20-node models take twice as long (9.2 s against 4.9 s).
     solver_rlimit: int = 200_000
+    # the kind of model (shape class, dtype theme, value policy, form): ``fuzz.gen.policy``
+    policy: ModelPolicy = field(default=LEGACY)
 
 
 class GenerationError(Exception):

@@ -42,6 +42,7 @@ generation; ``deny`` says which are not), ``builder`` (the graph grown on a text
 
 from __future__ import annotations
 
+import dataclasses
 import random
 
 from fuzz.gen.builder import Builder, PendingNode
@@ -49,6 +50,7 @@ from fuzz.gen.callcheck import meta_check
 from fuzz.gen.chooser import Chooser, RandomChooser
 from fuzz.gen.config import GenConfig, GenerationError
 from fuzz.gen.materialise import Generated, materialise
+from fuzz.gen.policy import Shares, draw_policy
 from fuzz.gen.ruleset import RuleSet
 from fuzz.ir.dsl import smt_int
 from fuzz.ir.graph import Graph, Node
@@ -229,6 +231,8 @@ def generate(ruleset: RuleSet, cfg: GenConfig, chooser: Chooser, attempts: int =
         n_sym = sum(1 for n in g.nodes if n.kind == "symbolic")
         g.meta.update({"generator": "assay", "symbolic": n_sym, "concrete": len(g.nodes) - n_sym,
                        "finite": model.finite, "value_seed": seed})
+        if not cfg.policy.legacy:
+            g.meta["policy"] = cfg.policy.to_json()
         return model
     raise GenerationError(f"could not generate a model: {last}")
 
@@ -238,7 +242,11 @@ def model_rng(seed: int, index: int) -> random.Random:
     return random.Random(f"assay-gen:{seed}:{index}")
 
 
-def generate_model_for_index(ruleset: RuleSet, cfg: GenConfig, seed: int, index: int) -> Generated:
+def generate_model_for_index(ruleset: RuleSet, cfg: GenConfig, seed: int, index: int,
+                             shares: Shares | None = None) -> Generated:
     """Model ``index`` of a run seeded ``seed``: it depends on nothing else (any process, any order),
-    and consecutive indices start from different operators (``lead_stem``)."""
+    and consecutive indices start from different operators (``lead_stem``). With ``shares``, its
+    policy is drawn from them (``fuzz.gen.policy.draw_policy``); without, ``cfg.policy`` holds."""
+    if shares is not None:
+        cfg = dataclasses.replace(cfg, policy=draw_policy(shares, seed, index))
     return generate(ruleset, cfg, RandomChooser(model_rng(seed, index)), lead=lead_stem(ruleset, seed, index))
