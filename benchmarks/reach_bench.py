@@ -1,0 +1,280 @@
+"""Reach benchmark: what the default model mix holds, whether it stays valid, and what it costs.
+
+    python benchmarks/reach_bench.py                          # 1000 models of the default mix
+    python benchmarks/reach_bench.py --models 200 --legacy-models 100
+    python benchmarks/reach_bench.py --skip models --campaign NEW --baseline OLD
+
+Sections (each prints a table; ``--json FILE`` writes every number):
+
+- ``models``: ``--models`` models of the default policy shares (``fuzz.gen.policy.DEFAULT_SHARES``),
+  generated as a campaign generates them (``generate_model_for_index`` with the shares, model i of
+  ``--seed``) and run eagerly once (the program.py code path). Per axis: the share of models drawn
+  for each choice; what the models really hold (dtypes present, innermost dims at SIMD widths and
+  tails, tensors of >= 10^4 elements, blocks and forms recorded in the graph's meta); the test mode
+  mix a default campaign gives these models; validity (eager runs that raise nothing; a model the
+  generator could not make counts as invalid) and models/s. The same for ``--legacy-models`` models
+  of the legacy mix (main d967a17's defaults) in the same run, and NNSmith's generator at the same
+  size when ``--nnsmith-src`` is given (right after, so all see the same machine load).
+- ``campaign``: from finished campaign folders (``--campaign``, ``--baseline``): tests, tests/min,
+  inductor tests whose generated C++ has a vectorised loop / an OpenMP parallel region, failure
+  signatures, saved cases and reduced classes.
+
+Everything runs on one torch thread in this process.
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import json
+import os
+import sqlite3
+import statistics
+import sys
+import time
+import warnings
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+VECTOR_WIDTHS = {7, 8, 9, 15, 16, 17, 31, 32, 33, 63, 64, 65, 127, 128, 129, 255, 256, 257}
+LOW = {"float16": "fp16", "bfloat16": "bf16", "int8": "int8/uint8", "uint8": "int8/uint8", "int64": "int64"}
+
+
+def _setup():
+    import torch
+
+    warnings.filterwarnings("ignore")
+    torch.set_num_threads(1)
+    try:
+        torch._C._set_warnAlways(False)
+    except Exception:
+        pass
+
+
+def model_facts(graph) -> dict:
+    """What one generated graph holds (read from graph.json's fields, not from the policy)."""
+    tensors = list(graph.tensors.values())
+    numels = []
+    for t in tensors:
+        n = 1
+        for d in t.shape:
+            n *= int(d)
+        numels.append(n)
+    inner = [int(t.shape[-1]) for t in tensors if len(t.shape) >= 1]
+    meta = graph.meta
+    return {
+        "policy": meta.get("policy") or {},
+        "dtypes": sorted({t.dtype for t in tensors}),
+        "low": sorted({LOW[t.dtype] for t in tensors if t.dtype in LOW}),
+        "max_numel": max(numels, default=0),
+        "median_numel": statistics.median(numels) if numels else 0,
+        "vector_inner": any(d in VECTOR_WIDTHS for d in inner),
+        "big": any(n >= 10_000 for n in numels),
+        "blocks": list(meta.get("blocks") or []),
+        "forms": list(meta.get("forms") or []),
+        "nodes": len(graph.nodes),
+    }
+
+
+def generate_and_run(rs, n, nodes, seed, shares):
+    """``n`` models of ``shares`` (None: legacy), each generated then run eagerly once."""
+    from fuzz.gen.config import GenConfig, GenerationError
+    from fuzz.gen.generate import generate_model_for_index
+    from fuzz.gen.program import build_module, run_eager
+
+    facts, errors = [], collections.Counter()
+    valid = gen_fail = 0
+    t0 = time.perf_counter()
+    for i in range(n):
+        try:
+            m = generate_model_for_index(rs, GenConfig(nodes=nodes), seed, i, shares)
+        except GenerationError as exc:
+            gen_fail += 1
+            errors[f"generate: {exc}"[:100]] += 1
+            continue
+        f = model_facts(m.graph)
+        try:
+            run_eager(build_module(m.graph, m.state), m.inputs)
+            valid += 1
+            f["valid"] = True
+        except Exception as exc:  # noqa: BLE001 - an invalid model is what is counted here
+            f["valid"] = False
+            errors[f"eager: {type(exc).__name__}: {exc}"[:100]] += 1
+        facts.append(f)
+    seconds = time.perf_counter() - t0
+    return {"models": n, "nodes": nodes, "valid": valid, "validity": valid / n, "generation_failures": gen_fail,
+            "seconds": seconds, "models_per_s": n / seconds, "facts": facts,
+            "errors": dict(errors.most_common(10))}
+
+
+def mode_mix(n: int, seed: int, nodes: int, shares) -> dict:
+    """Tests per mode that a default campaign runs on models 0..n-1."""
+    from fuzz.campaign.config import Config
+    from fuzz.campaign.jobs import tests_for
+
+    cfg = Config(out="-", seed=seed, nodes=nodes)
+    counts = collections.Counter()
+    for i in range(n):
+        for t in tests_for(cfg, i):
+            counts[t["mode"]] += 1
+    total = sum(counts.values()) or 1
+    return {m: c / total for m, c in sorted(counts.items())}
+
+
+def _choice(facts: dict, axis: str) -> str:
+    """The model's choice on ``axis``; a graph without a policy in its meta was made by LEGACY."""
+    from fuzz.gen.policy import AXES
+
+    return facts["policy"].get(axis) or AXES[axis][0]
+
+
+def shares_table(res: dict) -> list[tuple[str, str, float]]:
+    """(axis, choice, share of models) rows: the drawn policy, then what the models hold."""
+    facts = res["facts"]
+    n = max(1, len(facts))
+    rows = []
+    for axis in ("shape", "dtype", "values", "form"):
+        c = collections.Counter(_choice(f, axis) for f in facts)
+        rows += [(f"policy.{axis}", k, v / n) for k, v in sorted(c.items())]
+    for low in ("fp16", "bf16", "int8/uint8", "int64"):
+        rows.append(("holds dtype", low, sum(low in f["low"] for f in facts) / n))
+    rows.append(("holds shape", "innermost dim at a SIMD width or tail", sum(f["vector_inner"] for f in facts) / n))
+    rows.append(("holds shape", "a tensor of >= 10^4 elements", sum(f["big"] for f in facts) / n))
+    blocks = collections.Counter(b for f in facts for b in f["blocks"])
+    forms = collections.Counter(b for f in facts for b in f["forms"])
+    rows += [("block", k, v / n) for k, v in blocks.most_common()]
+    rows += [("form", k, v / n) for k, v in forms.most_common()]
+    for cls in ("small", "vector", "large"):
+        sub = [f for f in facts if _choice(f, "shape") == cls]
+        if sub:
+            rows.append(("median max elements", cls, float(statistics.median(f["max_numel"] for f in sub))))
+            rows.append(("validity", f"shape={cls}", sum(f["valid"] for f in sub) / len(sub)))
+    for axis in ("dtype", "values", "form"):
+        for choice in sorted({_choice(f, axis) for f in facts}):
+            sub = [f for f in facts if _choice(f, axis) == choice]
+            rows.append(("validity", f"{axis}={choice}", sum(f["valid"] for f in sub) / len(sub)))
+    return rows
+
+
+def campaign_numbers(path: str) -> dict:
+    """The numbers of one finished campaign folder (stats.json and index.sqlite)."""
+    out = {"dir": path}
+    try:
+        stats = json.loads(open(os.path.join(path, "stats.json")).read())
+    except (OSError, ValueError) as exc:
+        return {"dir": path, "error": f"no readable stats.json ({exc})"}
+    tests = stats.get("tests_done") or stats.get("tests") or 0
+    secs = stats.get("elapsed_s") or stats.get("run_time_s") or 0
+    out.update({"tests": tests, "tests_per_min": 60 * tests / secs if secs else None,
+                "signatures": stats.get("signatures"), "cases": stats.get("cases")})
+    code = stats.get("inductor_code") or {}
+    out.update({"inductor_code_tests": code.get("tests"), "vectorised_share": code.get("vectorised_share"),
+                "parallel_share": code.get("parallel_share"), "judged_share": stats.get("judged_share")})
+    db = os.path.join(path, "index.sqlite")
+    if os.path.exists(db):
+        con = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+        try:
+            cols = [r[1] for r in con.execute("PRAGMA table_info(signatures)")]
+            if "reduced_class" in cols:
+                out["reduced_classes"] = con.execute(
+                    "SELECT COUNT(DISTINCT reduced_class) FROM signatures WHERE reduced_class IS NOT NULL").fetchone()[0]
+        except sqlite3.Error:
+            pass
+        finally:
+            con.close()
+    return out
+
+
+def _print_rows(title, rows):
+    print(f"\n## {title}\n")
+    print("| what | choice | value |\n|---|---|---|")
+    for a, b, v in rows:
+        print(f"| {a} | {b} | {v:.3f} |" if isinstance(v, float) and v <= 1 else f"| {a} | {b} | {v:g} |")
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--models", type=int, default=1000, help="models of the default mix (default 1000)")
+    ap.add_argument("--legacy-models", type=int, default=250, help="models of the legacy mix (default 250)")
+    ap.add_argument("--nodes", type=int, default=5, help="operators per model (default 5, the campaign default)")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--rules", default=None)
+    ap.add_argument("--nnsmith-src", default=os.environ.get("NNSMITH_SRC"))
+    ap.add_argument("--nnsmith-python", default=os.environ.get("NNSMITH_PYTHON"))
+    ap.add_argument("--nnsmith-models", type=int, default=200)
+    ap.add_argument("--campaign", action="append", default=[], help="a finished campaign folder (repeatable)")
+    ap.add_argument("--baseline", action="append", default=[], help="a baseline campaign folder (repeatable)")
+    ap.add_argument("--skip", default="", help="comma-separated: models, legacy, nnsmith")
+    ap.add_argument("--json", default=None, help="write every number to this file")
+    args = ap.parse_args(argv)
+    skip = set(filter(None, args.skip.split(",")))
+    result = {"loadavg_start": os.getloadavg()[0]}
+    if "models" not in skip:
+        _setup()
+        from fuzz.gen.policy import Shares
+        from fuzz.gen.ruleset import load_ruleset
+
+        from benchmarks.gen_bench import _import_every_operator
+
+        rs = load_ruleset(args.rules)
+        _import_every_operator(rs)  # start-up cost, not generation: out of both timed runs
+        # A first pass over models pays one-off costs (kernel and dispatcher caches, lazy imports):
+        # 17 models/s cold against 68 warm for the same 40 models. Warm up on other indices.
+        generate_and_run(rs, min(60, args.models), args.nodes, args.seed + 7919, Shares())
+        new = generate_and_run(rs, args.models, args.nodes, args.seed, Shares())
+        rows = shares_table(new)
+        rows += [("mode", m, s) for m, s in mode_mix(args.models, args.seed, args.nodes, Shares().to_json()).items()]
+        _print_rows(f"default mix: {args.models} models, {args.nodes} nodes, seed {args.seed}", rows)
+        result["default"] = {k: v for k, v in new.items() if k != "facts"} | {"rows": rows}
+        speed = [("default mix", new)]
+        if args.legacy_models and "legacy" not in skip:
+            old = generate_and_run(rs, args.legacy_models, args.nodes, args.seed, None)
+            result["legacy"] = {k: v for k, v in old.items() if k != "facts"} | {"rows": shares_table(old)}
+            speed.append(("legacy mix (d967a17 defaults)", old))
+        print("\n## validity and speed\n")
+        print("| generator | models | validity | generation failures | models/s |\n|---|---|---|---|---|")
+        for name, r in speed:
+            print(f"| {name} | {r['models']} | {r['validity']:.4f} | {r['generation_failures']} | {r['models_per_s']:.2f} |")
+        if args.nnsmith_src and "nnsmith" not in skip:
+            from benchmarks.gen_bench import nnsmith_speed
+
+            nn = nnsmith_speed(args.nnsmith_src, args.nnsmith_python or sys.executable, args.nnsmith_models,
+                               args.nodes, args.seed)
+            result["nnsmith"] = nn
+            if "error" in nn:
+                print(f"| NNSmith | - | - | - | unavailable: {nn['error']} |")
+            else:
+                print(f"| NNSmith bc0af42 | {nn.get('models')} | {nn.get('eager_valid') or float('nan'):.4f} | "
+                      f"{nn.get('failed_make_testcase')} | {nn.get('models_per_s_mean') or float('nan'):.2f} |")
+        for name, r in speed:
+            if r["errors"]:
+                print(f"\n{name}: most common errors: " + "; ".join(f"{k} (x{v})" for k, v in r["errors"].items()))
+    if args.campaign or args.baseline:
+        print("\n## campaigns\n")
+        print("| campaign | tests | tests/min | inductor tests read | vectorised | parallel | judged | signatures "
+              "| cases | reduced classes |\n|---|---|---|---|---|---|---|---|---|---|")
+        rows = [("new", p) for p in args.campaign] + [("baseline", p) for p in args.baseline]
+        result["campaigns"] = []
+        for kind, path in rows:
+            c = campaign_numbers(path)
+            c["kind"] = kind
+            result["campaigns"].append(c)
+            if "error" in c:
+                print(f"| {kind}: {path} | {c['error']} |")
+                continue
+
+            def f(x):
+                return "-" if x is None else (f"{x:.3f}" if isinstance(x, float) else str(x))
+
+            print(f"| {kind}: {os.path.basename(path.rstrip('/'))} | {f(c['tests'])} | {f(c['tests_per_min'])} | "
+                  f"{f(c['inductor_code_tests'])} | {f(c['vectorised_share'])} | {f(c['parallel_share'])} | "
+                  f"{f(c['judged_share'])} | {f(c['signatures'])} | {f(c['cases'])} | {f(c.get('reduced_classes'))} |")
+    result["loadavg_end"] = os.getloadavg()[0]
+    if args.json:
+        with open(args.json, "w") as fh:
+            json.dump(result, fh, indent=1, default=str)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
