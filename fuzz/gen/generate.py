@@ -50,6 +50,7 @@ from fuzz.gen.builder import Builder, PendingNode
 from fuzz.gen.callcheck import meta_check
 from fuzz.gen.chooser import Chooser, RandomChooser
 from fuzz.gen.config import GenConfig, GenerationError
+from fuzz.gen.forms import apply_forms
 from fuzz.gen.materialise import Generated, materialise
 from fuzz.gen.policy import Shares, draw_policy
 from fuzz.gen.ruleset import RuleSet
@@ -170,6 +171,8 @@ def generate_graph(ruleset: RuleSet, cfg: GenConfig, chooser: Chooser, lead: str
     g = _to_graph(b, shapes)
     if placed_blocks is not None:
         g.meta["blocks"] = placed_blocks
+    if cfg.policy.form == "forms":
+        apply_forms(g, b.ch)
     stats = dict(b.stats)
     return g, stats
 
