@@ -21,6 +21,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from fuzz.gen.builder import Builder
+from fuzz.ir.opnames import short_name
 
 ACTIVATIONS = ("relu", "gelu", "silu", "tanh", "sigmoid", "hardswish", "leaky_relu", "elu", "mish", "softplus",
                "relu6", "hardtanh", "hardsigmoid", "selu", "celu", "logsigmoid", "softsign", "tanhshrink")
@@ -29,7 +30,8 @@ NORMS = ("layer_norm", "batch_norm", "group_norm", "instance_norm", "rms_norm", 
 LINEARS = ("linear", "matmul", "addmm", "mm", "bmm", "baddbmm", "bilinear")
 CONVS = ("conv1d", "conv2d", "conv3d", "conv_transpose1d", "conv_transpose2d")
 POOLS = ("adaptive_avg_pool1d", "adaptive_avg_pool2d", "adaptive_max_pool2d", "avg_pool1d", "avg_pool2d",
-         "max_pool1d", "max_pool2d", "max_pool2d_with_indices", "mean", "amax", "sum", "logsumexp")
+         "max_pool1d", "max_pool2d", "max_pool2d_with_indices", "max_pool3d_with_indices", "mean", "amax", "sum",
+         "logsumexp")
 SOFTMAXES = ("softmax", "log_softmax", "_softmax", "_log_softmax")
 CASTS = ("to", "half", "float", "bfloat16", "double", "type_as")
 RESHAPES = ("reshape", "view", "permute", "transpose", "flatten", "unsqueeze", "squeeze", "contiguous", "t",
@@ -78,16 +80,18 @@ def _place(b: Builder, stems: tuple, on: list) -> bool:
     t = b.tensors[on[0]]
     key = (t.rank, t.dtype)
     names = [n for st in stems for n in b.rs.stem_names.get(st, ()) if n in b.rs.ops_taking.get(key, ())]
+    names += [n for n, infos in sorted(b.rs.held_back.items())
+              if short_name(infos[0].rule.op) in stems and any(key in i.slot_keys for i in infos)]
     for _ in range(min(6, 2 * len(names))):
         name = b.ch.choice(names)
-        fit = [i for i in b.rs.by_op[name] if key in i.slot_keys]
+        fit = [i for i in b.rs.by_op.get(name) or b.rs.held_back[name] if key in i.slot_keys]
         if not fit:
             continue
         # Rules that can read every tensor of ``on`` first (a residual add of two tensors, q @ k^T).
         fit = [i for i in fit if _takes_all(i, [(b.tensors[o].rank, b.tensors[o].dtype) for o in on])] or fit
         if b.insert_forward(b.ch.choice(fit), on=on):
             b.used_ops.add(name)
-            b.used_stems.add(b.rs.stem[name])
+            b.used_stems.add(b.rs.stem.get(name, name))
             b.stats["forward"] += 1
             return True
     return False
