@@ -21,9 +21,13 @@ records what it did in ``graph.meta["forms"]``:
   use_reentrant=False)`` (a function reference is the encoded value ``{"fn": name}``).
 - ``cond``: a new node ``y = torch.cond(p, torch.sin, torch.cos, (a,))`` on a float tensor ``a``
   with a new 0-dim bool input ``p``, the branches a pair of elementwise functions.
+- ``vmap``/``grad``/``jacrev``/``jacfwd`` (the ``transform`` rewrite): a new node
+  ``y = operator.call(torch.vmap(torch.sum, in_dims=1), a)`` (or ``torch.func.grad(f)``...) on a
+  float tensor ``a``; the function made by the transform is the encoded value
+  ``{"call": "torch.vmap", "args": [{"fn": "torch.sum"}], "kwargs": {...}}``.
 
 Every rewrite is first called on zero tensors of the solved shapes and kept only if it returns
-what the graph says. Not covered (docs/generator.md): vmap/grad/jacrev/jacfwd, autocast regions,
+what the graph says. Not covered (docs/generator.md): jvp/vjp/hessian, transforms of a chain of graph nodes, autocast regions,
 data-dependent output shapes, buffer mutation in training mode, input mutation (writes go into
 clones of graph values, never into graph inputs or parameters).
 """
@@ -34,7 +38,7 @@ from fuzz.gen.chooser import Chooser
 from fuzz.ir.graph import Graph, Node, replace_refs
 from fuzz.ir.opnames import last_component
 
-FORMS = ("inplace", "out", "view_write", "checkpoint", "cond")
+FORMS = ("inplace", "out", "view_write", "checkpoint", "cond", "transform")
 UNARY_PAIRS = ("sin", "cos", "tanh", "sigmoid", "neg", "abs", "exp", "relu", "square", "atan")
 VIEWS = ("select", "slice", "transpose", "diagonal", "narrow")
 WRITES = ("add_", "mul_", "fill_", "clamp_", "relu_", "neg_", "scatter_", "index_put_")
@@ -323,8 +327,57 @@ def _rewrite_cond(g: Graph, i: int, ch: Chooser) -> bool:
     return True
 
 
+# torch.func transforms and the functions they take (an input slice, a float tensor).
+TRANSFORMS = {
+    "vmap": ("torch.sum", "torch.mean", "torch.sin", "torch.linalg.vector_norm", "torch.trace", "torch.amax",
+             "torch.prod"),
+    "grad": ("torch.sum", "torch.mean", "torch.linalg.vector_norm", "torch.std", "torch.var", "torch.prod"),
+    "jacrev": ("torch.sin", "torch.tanh", "torch.sigmoid", "torch.exp", "torch.square"),
+    "jacfwd": ("torch.sin", "torch.tanh", "torch.sigmoid", "torch.exp", "torch.square"),
+}
+JACOBIAN_MAX_NUMEL = 256  # a Jacobian has numel**2 elements
+
+
+def _rewrite_transform(g: Graph, i: int, ch: Chooser) -> bool:
+    """``y = operator.call(torch.vmap(f, in_dims=d), a)`` (or ``torch.func.grad/jacrev/jacfwd(f)``)
+    on the first float output ``a`` of node ``i``, placed right after it."""
+    import torch
+
+    from fuzz.gen.interpret import run_node
+
+    node = g.nodes[i]
+    outs = [o for o in node.outputs if g.tensors[o].dtype in ("float32", "float64") and g.tensors[o].shape]
+    if not outs:
+        return False
+    a = outs[0]
+    ai = g.tensors[a]
+    kind = ch.choice(sorted(TRANSFORMS))
+    if kind.startswith("jac") and ai.numel > JACOBIAN_MAX_NUMEL:
+        return False
+    fn = {"fn": ch.choice(TRANSFORMS[kind])}
+    if kind == "vmap":
+        made = {"call": "torch.vmap", "args": [fn], "kwargs": {"in_dims": ch.integer(0, len(ai.shape) - 1)}}
+    else:
+        made = {"call": f"torch.func.{kind}", "args": [fn], "kwargs": {}}
+    probe = Node(id="probe", op="operator.call", api="function", args=[made, {"ref": a}], kwargs={}, outputs=["y"])
+    try:
+        y = run_node(probe, {a: _zeros(ai)}, {})["y"]
+    except Exception:  # noqa: BLE001 (the function does not take this slice: vmap of trace over a vector)
+        return False
+    if not isinstance(y, torch.Tensor):
+        return False
+    from fuzz.ir.record import dtype_name
+    from fuzz.ir.graph import TensorInfo
+
+    call = _new_node(g, "operator.call", [made, {"ref": a}], {}, TensorInfo(list(y.shape), dtype_name(y.dtype)), kind)
+    call.extra["form"] = kind
+    g.nodes.insert(i + 1, call)
+    g.outputs.append(call.outputs[0])
+    return True
+
+
 REWRITES = {"inplace": _rewrite_inplace, "out": _rewrite_out, "view_write": _rewrite_view_write,
-            "checkpoint": _rewrite_checkpoint, "cond": _rewrite_cond}
+            "checkpoint": _rewrite_checkpoint, "cond": _rewrite_cond, "transform": _rewrite_transform}
 
 
 def apply_forms(g: Graph, ch: Chooser, count: int = 2) -> list[str]:
@@ -341,7 +394,7 @@ def apply_forms(g: Graph, ch: Chooser, count: int = 2) -> list[str]:
         for _ in range(min(6, len(candidates))):
             i = ch.choice(candidates)
             if REWRITES[form](g, i, ch):
-                used.append(form)
+                used.append(form if form != "transform" else g.nodes[i + 1].extra["form"])
                 break
             candidates.remove(i)
     g.meta["forms"] = used

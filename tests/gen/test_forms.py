@@ -139,3 +139,26 @@ def test_form_models_compile(form_models):
                 torch.testing.assert_close(g, e, rtol=1e-4, atol=1e-4, equal_nan=True)
             elif not e.is_floating_point():
                 assert torch.equal(g, e)
+
+
+def test_transforms_compute_what_torch_func_does():
+    """vmap/grad/jacrev/jacfwd rewrites: the program's value is the transform applied directly."""
+    import functools
+    import operator
+
+    kinds = set()
+    for seed in range(16):
+        g = _chain()
+        if not REWRITES["transform"](g, 0, RandomChooser(seed)):
+            continue
+        node = next(n for n in g.nodes if n.op == "operator.call")
+        spec = node.args[0]
+        kinds.add(node.extra["form"])
+        fn = functools.reduce(getattr, spec["args"][0]["fn"].split(".")[1:], torch)
+        transform = {"torch.vmap": torch.vmap, "torch.func.grad": torch.func.grad,
+                     "torch.func.jacrev": torch.func.jacrev, "torch.func.jacfwd": torch.func.jacfwd}[spec["call"]]
+        expected = operator.call(transform(fn, **spec["kwargs"]), torch.exp(X))
+        assert "import operator" in program.program_source(g)
+        got = _run(g, X, Y)[node.outputs[0]]
+        torch.testing.assert_close(got, expected)
+    assert len(kinds) >= 3
