@@ -122,6 +122,8 @@ def test_form_models_record_forms_and_run(form_models, tmp_path):
         module = program.build_module(m.graph, m.state)
         program.run_eager(module, [t.clone() for t in m.inputs])
     assert len(seen) >= 3
+    again = generate_model_for_index(load_ruleset(), GenConfig(nodes=8, policy=ModelPolicy(form="forms")), 13, 0)
+    assert again.graph.to_json() == form_models[0].graph.to_json()  # a function of (seed, index, policy)
     program.save_program(form_models[0].graph, form_models[0].tensors(), tmp_path)
     r = subprocess.run([sys.executable, str(tmp_path / "program.py")], capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr[-2000:]
