@@ -212,12 +212,23 @@ class Builder(TextSolver):
 
     # -- forward ------------------------------------------------------------
     def _bind_operands(self, info: RuleInfo, in_dtypes: list, fixed_shapes: list | None, fresh: bool = False,
-                       single: bool = False):
+                       single: bool = False, on: list | None = None):
         """Operand per slot: existing tensor names (at least one; exactly one with ``single``) or new
-        leaves (all of them with ``fresh``). Returns (operands, new tensors, cons) or None."""
+        leaves (all of them with ``fresh``). ``on``: tensors that must be operands, bound in order to
+        the first free slots that take them (the first one at least; ``fuzz.gen.blocks``).
+        Returns (operands, new tensors, cons) or None."""
         ranks = info.rule.ranks
         operands: list = [None] * len(ranks)
-        if not fresh:
+        if on and not fresh:
+            for k, name in enumerate(on if not single else on[:1]):
+                t = self.tensors[name]
+                free = [s for s in range(len(ranks)) if operands[s] is None and (ranks[s], in_dtypes[s]) == (t.rank, t.dtype)]
+                if not free:
+                    if k == 0:
+                        return None
+                    continue
+                operands[free[0]] = name
+        elif not fresh:
             cands = [self.candidates(ranks[s], in_dtypes[s]) for s in range(len(ranks))]
             slots = [s for s in range(len(ranks)) if cands[s]]
             if not slots:
@@ -244,8 +255,9 @@ class Builder(TextSolver):
                     return None
         return operands, new, cons
 
-    def insert_forward(self, info: RuleInfo) -> bool:
-        existing = {(t.rank, t.dtype) for t in self.tensors.values()}
+    def insert_forward(self, info: RuleInfo, on: list | None = None) -> bool:
+        """Place ``info`` reading existing tensors (``on``: these, the first one at least)."""
+        existing = {(t.rank, t.dtype) for t in (self.tensors.values() if not on else [self.tensors[on[0]]])}
         combos = [c for c in info.combos if any((info.rule.ranks[s], c[0][s]) in existing for s in range(len(info.rule.ranks)))]
         if not combos:
             return False
@@ -255,13 +267,13 @@ class Builder(TextSolver):
                 return False
             ex = self.ch.choice(exs)
             self._last_floats = list(ex.get("floats", []))
-            bound = self._bind_operands(info, ex["dtypes"], ex["shapes"])
+            bound = self._bind_operands(info, ex["dtypes"], ex["shapes"], on=on)
             if bound is None or not self.try_add(bound[2]):
                 # No existing tensor can take the recorded shape (its dims are already fixed
                 # otherwise): sometimes the call enters on new inputs of its own, a source whose
                 # outputs later operators can read. Without this, concrete operators (CTC loss,
                 # im2col, LSTM, lstsq...) would almost never appear.
-                if not self.ch.chance(self.cfg.concrete_source_prob):
+                if on or not self.ch.chance(self.cfg.concrete_source_prob):
                     return False
                 operands, new, _ = self._bind_operands(info, ex["dtypes"], ex["shapes"], fresh=True)
                 self.stats["sources"] += 1
@@ -273,7 +285,7 @@ class Builder(TextSolver):
         in_dt, out_dt = self.ch.choice(combos)
         self._last_in_dtypes = list(in_dt)
         self._last_floats = self._pick_floats(info)
-        bound = self._bind_operands(info, in_dt, None)
+        bound = self._bind_operands(info, in_dt, None, on=on)
         if bound is None:
             return False
         if self._try_bound(info, bound, out_dt):
@@ -281,9 +293,9 @@ class Builder(TextSolver):
         # Two existing tensors rarely fit together (slice_scatter, a matmul's inner dims): try
         # again with one existing operand, then sometimes as a source on new inputs only.
         if sum(1 for o in bound[0] if o in self.tensors) > 1:
-            if self._try_bound(info, self._bind_operands(info, in_dt, None, single=True), out_dt):
+            if self._try_bound(info, self._bind_operands(info, in_dt, None, single=True, on=on), out_dt):
                 return True
-        if self.ch.chance(self.cfg.symbolic_source_prob):
+        if not on and self.ch.chance(self.cfg.symbolic_source_prob):
             if self._try_bound(info, self._bind_operands(info, in_dt, None, fresh=True), out_dt):
                 self.stats["sources"] += 1
                 return True

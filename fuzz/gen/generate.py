@@ -45,10 +45,12 @@ from __future__ import annotations
 import dataclasses
 import random
 
+from fuzz.gen.blocks import grow_blocks
 from fuzz.gen.builder import Builder, PendingNode
 from fuzz.gen.callcheck import meta_check
 from fuzz.gen.chooser import Chooser, RandomChooser
 from fuzz.gen.config import GenConfig, GenerationError
+from fuzz.gen.forms import apply_forms
 from fuzz.gen.materialise import Generated, materialise
 from fuzz.gen.policy import Shares, draw_policy
 from fuzz.gen.ruleset import RuleSet
@@ -153,7 +155,8 @@ def generate_graph(ruleset: RuleSet, cfg: GenConfig, chooser: Chooser, lead: str
     if not ruleset.ops:
         raise GenerationError("no usable rules")
     b = Builder(ruleset, cfg, chooser)
-    if lead is None or not _place_lead(b, lead):
+    placed_blocks = grow_blocks(b) if cfg.policy.form == "blocks" else None
+    if placed_blocks is None and (lead is None or not _place_lead(b, lead)):
         _first_tensor(b)
     misses = 0
     while len(b.nodes) < cfg.nodes and misses < 3:
@@ -166,6 +169,10 @@ def generate_graph(ruleset: RuleSet, cfg: GenConfig, chooser: Chooser, lead: str
     shapes = b.solve()
     shapes = _pin_failing(b, shapes)
     g = _to_graph(b, shapes)
+    if placed_blocks is not None:
+        g.meta["blocks"] = placed_blocks
+    if cfg.policy.form == "forms":
+        apply_forms(g, b.ch)
     stats = dict(b.stats)
     return g, stats
 

@@ -149,29 +149,36 @@ def _first_failing_after_nan(g: Graph, res) -> Node | None:
 
 def _nondeterministic_node(g: Graph, res) -> Node | None:
     """Run the graph again from the found leaves; the first node whose outputs differ (a random op,
-    or one that wrote to its inputs during the first run) is returned."""
+    or one that wrote to its inputs during the first run) is returned. Outputs are compared after
+    the whole run, as the first run's are: a program form may write into a value after it is made
+    (``fuzz.gen.forms``)."""
     import torch
 
     from fuzz.gen.interpret import NodeError, run_node
 
     env = dict(res.leaves)
-    try:
-        with torch.no_grad():
-            for node in g.nodes:
+    made = []
+    failed = None
+    with torch.no_grad():
+        for node in g.nodes:
+            try:
                 outs = run_node(node, env, res.submodules)
-                env.update(outs)
-                for k, v in outs.items():
-                    if k not in res.env:
-                        return None  # the search stopped at a non-finite node: nothing more to compare
-                    before = res.env[k]
-                    if before.shape != v.shape or before.dtype != v.dtype:
-                        return node
-                    if v.dtype.is_floating_point:
-                        same = torch.equal(before.nan_to_num(), v.nan_to_num())
-                    else:
-                        same = torch.equal(before, v)
-                    if not same:
-                        return node
-    except NodeError as exc:
-        return exc.node
-    return None
+            except NodeError as exc:
+                failed = exc.node
+                break
+            env.update(outs)
+            made.append((node, outs))
+    for node, outs in made:
+        for k, v in outs.items():
+            if k not in res.env:
+                return None  # the search stopped at a non-finite node: nothing more to compare
+            before = res.env[k]
+            if before.shape != v.shape or before.dtype != v.dtype:
+                return node
+            if v.dtype.is_floating_point:
+                same = torch.equal(before.nan_to_num(), v.nan_to_num())
+            else:
+                same = torch.equal(before, v)
+            if not same:
+                return node
+    return failed

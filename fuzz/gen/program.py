@@ -161,6 +161,11 @@ class _Render:
                 return f"complex({v['complex'][0]!r}, {v['complex'][1]!r})"
             if "dtype" in v:
                 return f"torch.{v['dtype']}"
+            if "call" in v:
+                return self.call(v["call"], v.get("args", []), v.get("kwargs", {}))
+            if "fn" in v:
+                return _call_target(Node(id="", op=v["fn"], api=v.get("api", "function"), args=[], kwargs={},
+                                         outputs=[], overload=v.get("overload")))
             if "enum" in v:
                 if v["enum"] == "device":
                     return self.device_expr

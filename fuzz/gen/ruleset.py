@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from typing import Any, Sequence
 
 from fuzz.gen.config import DEFAULT_DTYPES
-from fuzz.gen.deny import deny_reason
+from fuzz.gen.deny import HELD_BACK_FROM_RANDOM, deny_reason
 from fuzz.ir.dsl import divisors_of, simplify, to_smtlib
 from fuzz.ir.opnames import display_name, last_component, short_name
 from fuzz.ir.rule import Rule
@@ -70,6 +70,7 @@ class RuleSet:
         allowed = set(dtypes or DEFAULT_DTYPES)
         self.denied: dict[str, str] = {}
         self.by_op: dict[str, list[RuleInfo]] = {}
+        self.held_back: dict[str, list[RuleInfo]] = {}  # deny.HELD_BACK_FROM_RANDOM: for blocks only
         self.n_given = 0  # rules given, usable or not
         for rule in rules:
             self.n_given += 1
@@ -80,7 +81,8 @@ class RuleSet:
             if info is None:
                 self.denied[rule.key] = reason or "no usable dtype combination or example"
                 continue
-            self.by_op.setdefault(display_name(rule.op, rule.api, rule.overload), []).append(info)
+            held = last_component(rule.op).lower().lstrip("_") in HELD_BACK_FROM_RANDOM
+            (self.held_back if held else self.by_op).setdefault(display_name(rule.op, rule.api, rule.overload), []).append(info)
         self.ops = sorted(self.by_op)
         self.n_rules = sum(len(v) for v in self.by_op.values())
         # (rank, dtype) -> operators with a rule that can take / produce such a tensor.

@@ -131,6 +131,12 @@ def decode_value(data: Any, make_tensor: Callable[[dict], Any], device: str = "c
         return tuple(decode_value(v, make_tensor, device) for v in data["tuple"])
     if "dtype" in data:
         return dtype_from_name(data["dtype"])
+    if "fn" in data:  # a function passed as an argument (torch.cond branches, checkpoint's function)
+        return resolve_op(data["fn"], data.get("api", "function"), data.get("overload"))
+    if "call" in data:  # a function made by a call (a torch.func transform: torch.vmap(torch.sum, in_dims=1))
+        args = decode_value(data.get("args", []), make_tensor, device)
+        kwargs = {k: decode_value(v, make_tensor, device) for k, v in data.get("kwargs", {}).items()}
+        return resolve_op(data["call"], "function")(*args, **kwargs)
     if "enum" in data:
         name = data["enum"]
         if name == "device":
