@@ -163,10 +163,11 @@ def campaign_numbers(path: str) -> dict:
         stats = json.loads(open(os.path.join(path, "stats.json")).read())
     except (OSError, ValueError) as exc:
         return {"dir": path, "error": f"no readable stats.json ({exc})"}
-    tests = stats.get("tests_done") or stats.get("tests") or 0
-    secs = stats.get("elapsed_s") or stats.get("run_time_s") or 0
+    tests = stats.get("tests") or 0
+    secs = stats.get("elapsed_s") or 0
     out.update({"tests": tests, "tests_per_min": 60 * tests / secs if secs else None,
-                "signatures": stats.get("signatures"), "cases": stats.get("cases")})
+                "signatures": stats.get("unique_signatures"), "cases": stats.get("cases_saved"),
+                "outcomes": stats.get("outcomes"), "modes": stats.get("modes")})
     code = stats.get("inductor_code") or {}
     out.update({"inductor_code_tests": code.get("tests"), "vectorised_share": code.get("vectorised_share"),
                 "parallel_share": code.get("parallel_share"), "judged_share": stats.get("judged_share")})
