@@ -10,8 +10,8 @@ reference is far worse than eager's own error from it::
 with ``K = 10`` and per-dtype ``atol``/``rtol``/``g`` (``TOLERANCES``: bf16 and fp16
 loose, fp32 moderate): a float16/bfloat16 output is judged against float64 by how much worse
 than eager's own low-precision error it is. Every element must also keep its class (finite,
-NaN, +inf, -inf): eager's, or float64's where the two differ (``value_mismatch``); a
-compiled NaN/Inf where both are finite is a mismatch (``nonfinite``). Integer and bool
+NaN, +inf, -inf) where eager and float64 agree on it (``value_mismatch``); a compiled NaN/Inf
+where both are finite is a mismatch (``nonfinite``). Integer and bool
 outputs are compared exactly against eager. A pass that judged no element at all has the
 detail ``NOTHING_JUDGED`` (stats.json's ``judged_share``).
 
@@ -83,9 +83,9 @@ def path_precision(graph) -> tuple[dict, dict]:
 def value_mismatch(ref, eager, actual, atol, rtol, g, k, limit=None):
     """Bool mask of elements where ``actual`` is wrong, judged against ``eager`` and ``ref``.
 
-    - Class rule: every element's class (finite / NaN / +inf / -inf) must be eager's, or, where
-      the float64 ``ref`` has another class than eager (eager overflowed or lost precision where
-      float64 did not), one of the two. A non-finite ``actual`` where both are finite is wrong.
+    - Class rule: where eager and the float64 ``ref`` agree on an element's class (finite / NaN
+      / +inf / -inf), ``actual`` must have it too. Where they disagree (eager overflowed or lost
+      precision where float64 did not), eager is no reference and the class is not judged.
     - Value rule: where ``ref`` and ``eager`` are finite (and below ``limit`` in magnitude, near
       the dtype's overflow, where a finite or infinite result are both right), ``actual`` must
       not be far worse than ``eager``: ``|actual - ref| > max(k |eager - ref|, atol + rtol |ref|
@@ -105,7 +105,7 @@ def value_mismatch(ref, eager, actual, atol, rtol, g, k, limit=None):
     ref, eager, actual = real(ref), real(eager), real(actual)
     c_ref, c_eager, c_actual = cls(ref), cls(eager), cls(actual)
     finite = (c_ref == 0) & (c_eager == 0)
-    wrong_class = (c_actual != c_eager) & (c_actual != c_ref)
+    wrong_class = (c_ref == c_eager) & (c_actual != c_eager)
     if limit is not None:
         # near overflow a finite value may legitimately become inf (and back); never NaN
         near = ((c_ref == 0) & (ref.abs() >= limit)) | ((c_eager == 0) & (eager.abs() >= limit))
