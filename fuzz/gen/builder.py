@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from fuzz.gen.callcheck import meta_check
 from fuzz.gen.chooser import Chooser
 from fuzz.gen.config import FLOAT_DTYPES, GenConfig, GenerationError
-from fuzz.gen.ruleset import RuleInfo, RuleSet
+from fuzz.gen.ruleset import RuleInfo, RuleSet, cast_ops
 from fuzz.gen.solver import TextSolver, smt_term
 from fuzz.ir.dsl import smt_int
 
@@ -148,6 +148,9 @@ class Builder(TextSolver):
         inputs = frozenset((t.rank, t.dtype) for t in self.tensors.values() if t.role == "input")
         fwd_ops = self.rs.ops_for(existing, self.rs.ops_taking)
         bwd_ops = self.rs.ops_for(inputs, self.rs.ops_making)
+        if self.cfg.policy.dtype == "mixed" and self.ch.chance(0.4):
+            casts = fwd_ops & cast_ops(self.rs)  # the mixed theme: often a cast between dtypes next
+            fwd_ops = casts or fwd_ops
         for _ in range(self.cfg.tries_per_node):
             forward = (self.ch.chance(self.cfg.forward_prob) or not bwd_ops) and bool(fwd_ops)
             op = self.pick_op(fwd_ops if forward else bwd_ops)

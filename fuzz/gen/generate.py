@@ -172,7 +172,9 @@ def lead_stem(ruleset: RuleSet, seed: int, index: int) -> str | None:
 def generate_graph(ruleset: RuleSet, cfg: GenConfig, chooser: Chooser, lead: str | None = None) -> tuple[Graph, dict]:
     """A graph of up to ``cfg.nodes`` operators, solved (no values yet); ``lead``: the stem of
     the first operator (``lead_stem``)."""
-    ruleset = themed(ruleset, cfg.policy.dtype)
+    theme_rules = themed(ruleset, cfg.policy.dtype)
+    if theme_rules.ops:  # a small rules file may hold no rule of the theme's dtypes: then all rules
+        ruleset = theme_rules
     if not ruleset.ops:
         raise GenerationError("no usable rules")
     b = Builder(ruleset, cfg, chooser)

@@ -227,6 +227,22 @@ def _example_dtypes(ex: dict) -> list:
     return [*ex.get("dtypes", []), *(o.get("dtype") for o in ex.get("out") or [])]
 
 
+def cast_ops(ruleset: RuleSet) -> frozenset:
+    """Operators with a dtype combination that turns numbers of one dtype into another (no bool
+    on either side, no dtype shared by operands and outputs): ``.half()``, ``.to(int8)``,
+    ``sum(dtype=...)``... The ``mixed`` theme draws from these often. Computed once per rule set."""
+    got = ruleset.themes.get("casts")
+    if got is None:
+        found = set()
+        for op, infos in ruleset.by_op.items():
+            for info in infos:
+                if any("bool" not in (*i, *o) and not set(i) & set(o) for i, o in info.combos):
+                    found.add(op)
+                    break
+        got = ruleset.themes["casts"] = frozenset(found)
+    return got
+
+
 def themed(ruleset: RuleSet, theme: str) -> RuleSet:
     """``ruleset`` restricted to the dtypes of a dtype theme (``THEME_DTYPES``); itself for a theme
     without a restriction. Made once per rule set and theme."""

@@ -6,7 +6,7 @@ from fuzz.gen.census import model_facts, shares, special_counts
 from fuzz.gen.config import GenConfig
 from fuzz.gen.generate import generate_model_for_index
 from fuzz.gen.policy import LEGACY, ModelPolicy
-from fuzz.gen.ruleset import load_ruleset, themed, with_stand_in
+from fuzz.gen.ruleset import cast_ops, load_ruleset, themed, with_stand_in
 from fuzz.ir.rule import Rule
 
 FLOATS = {"float16", "bfloat16", "float32", "float64"}
@@ -54,6 +54,8 @@ def test_int8_stands_in_for_recorded_int32_and_uint8(ruleset):
 def test_mixed_theme_mixes_dtypes(ruleset):
     facts = _facts(ruleset, "mixed")
     assert sum(len(f["dtypes"]) >= 2 for f in facts) >= 5
+    casts = cast_ops(ruleset)
+    assert "aten::_to_copy" in casts and "torch.relu" not in casts
 
 
 def test_census_shares_and_special_counts():
