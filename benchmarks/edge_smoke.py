@@ -3,7 +3,7 @@
 Generates ``--models`` models of the ``edge`` value policy (dtype themes cycling through mix,
 float16, bfloat16, int8, int64), runs each once eagerly (the campaign's ``Session``: eager,
 float64 and perturbed references) and once compiled with ``--backend``, and prints one line per
-model (operators, verdict, skipped outputs, the worst difference) and the verdict counts. Every
+model (operators, verdict, skipped outputs, the worst difference; ``--mode bwd`` judges gradients too) and the verdict counts. Every
 mismatch it prints is to be examined by hand: a real difference or a false alarm.
 
     PYTHONPATH=. python benchmarks/edge_smoke.py --models 25 --seed 4 --backend inductor
@@ -29,6 +29,7 @@ def main(argv=None) -> int:
     ap.add_argument("--seed", type=int, default=4)
     ap.add_argument("--nodes", type=int, default=4)
     ap.add_argument("--backend", default="inductor")
+    ap.add_argument("--mode", default="fwd", choices=("fwd", "bwd", "dynamic"))
     args = ap.parse_args(argv)
 
     from fuzz.campaign import session, worker
@@ -56,7 +57,7 @@ def main(argv=None) -> int:
                 counts["invalid"] += 1
                 print(i, theme, "invalid", str(exc)[:100], flush=True)
                 continue
-            v = s.run_test(args.backend, "fwd")
+            v = s.run_test(args.backend, args.mode)
         counts[f"{v.kind}{':' + v.detail if v.detail else ''}"] += 1
         worst = {k: v.diff[k] for k in ("where", "index", "reference", "eager", "compiled")} if v.diff else None
         print(i, theme, [n.op for n in m.graph.nodes], v.kind, v.detail or "-",

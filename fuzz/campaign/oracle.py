@@ -80,12 +80,14 @@ def path_precision(graph) -> tuple[dict, dict]:
     return up, down
 
 
-def value_mismatch(ref, eager, actual, atol, rtol, g, k, limit=None):
+def value_mismatch(ref, eager, actual, atol, rtol, g, k, limit=None, classes=True):
     """Bool mask of elements where ``actual`` is wrong, judged against ``eager`` and ``ref``.
 
     - Class rule: where eager and the float64 ``ref`` agree on an element's class (finite / NaN
       / +inf / -inf), ``actual`` must have it too. Where they disagree (eager overflowed or lost
       precision where float64 did not), eager is no reference and the class is not judged.
+      Without ``classes`` (gradients: a derivative at a NaN or infinite point has no defined
+      value) only a non-finite ``actual`` where eager and ``ref`` are finite is wrong.
     - Value rule: where ``ref`` and ``eager`` are finite (and below ``limit`` in magnitude, near
       the dtype's overflow, where a finite or infinite result are both right), ``actual`` must
       not be far worse than ``eager``: ``|actual - ref| > max(k |eager - ref|, atol + rtol |ref|
@@ -105,7 +107,7 @@ def value_mismatch(ref, eager, actual, atol, rtol, g, k, limit=None):
     ref, eager, actual = real(ref), real(eager), real(actual)
     c_ref, c_eager, c_actual = cls(ref), cls(eager), cls(actual)
     finite = (c_ref == 0) & (c_eager == 0)
-    wrong_class = (c_ref == c_eager) & (c_actual != c_eager)
+    wrong_class = ((c_ref == c_eager) & (c_actual != c_eager)) if classes else (c_ref != c_ref)
     if limit is not None:
         # near overflow a finite value may legitimately become inf (and back); never NaN
         near = ((c_ref == 0) & (ref.abs() >= limit)) | ((c_eager == 0) & (eager.abs() >= limit))
@@ -250,7 +252,7 @@ def judge(reference: Reference, actual: list, k: float = K) -> Judgement:
             atol, rtol, g = tolerance(least_precise(dtype_name_of(e), reference.precision.get(name)) or
                                       dtype_name_of(e), have64)
             limit = 0.5 * torch.finfo(e.dtype).max if e.dtype.is_floating_point else None
-            bad = value_mismatch(ref, e_cpu, a_cpu, atol, rtol, g, k, limit)
+            bad = value_mismatch(ref, e_cpu, a_cpu, atol, rtol, g, k, limit, classes=not name.startswith("grad:"))
             judged += judged_elements(ref, e_cpu, limit)
             if bool(bad.any()):
                 summary = _summarise(name, bad, ref, e_cpu, a_cpu, (atol, rtol, g), have64)

@@ -21,10 +21,12 @@ from __future__ import annotations
 from fuzz.gen.interpret import NodeError, run_graph
 from fuzz.ir.graph import Graph
 
-# Operators whose integer operands size an allocation (bincount of 2^31 values is 16 GB):
-# integer inputs they read keep their finite values.
+# Operators whose integer operands size an allocation (bincount of 2^31 values is 16 GB), or
+# that do not check their indices (``_unsafe_index``, ``_unsafe_masked_index``: an index out of
+# range reads any memory in eager, undefined behaviour, while inductor asserts): integer inputs
+# they read keep their finite values.
 SIZES_FROM_VALUES = ("bincount", "one_hot", "repeat_interleave", "histc", "ctc_loss", "embedding_bag",
-                     "unflatten", "narrow", "nll_loss", "multi_margin")
+                     "unflatten", "narrow", "nll_loss", "multi_margin", "unsafe")
 DENSITIES = (0.05, 0.2, 0.5)   # share of an input's elements that get edge values (one per input)
 TIES = 0.15                    # and the share copied from other positions
 
@@ -86,7 +88,7 @@ def edge_leaves(graph: Graph, leaves: dict, submodules: dict, seed: int) -> tupl
         if t is None or t.dtype == torch.bool or t.is_complex() or t.numel() == 0:
             continue
         if not t.dtype.is_floating_point and _sizes_from_values(graph, name):
-            report["kept"][name] = "an operator sizes an allocation by its values"
+            report["kept"][name] = "an operator sizes an allocation by its values or does not check them"
             continue
         density = DENSITIES[int(torch.randint(0, len(DENSITIES), (1,), generator=gen))]
         trial = dict(out, **{name: with_edges(t, gen, density)})

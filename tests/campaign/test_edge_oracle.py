@@ -102,3 +102,17 @@ def test_inductor_differences_on_infinite_operands_are_reported(tmp_path):
                                   "y": torch.tensor([2.0, INF, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0])})
     v = s.run_test("inductor", "fwd")
     assert v.kind == "mismatch" and v.diff["index"] in ([0], [1]), (v.kind, v.diff)
+
+
+def test_gradients_at_nan_or_infinite_points_are_not_judged_on_their_class():
+    """A derivative at NaN or inf has no defined value (relu's at NaN: 0 by one formula, NaN by
+    another), so a gradient is judged like before edge values: only a compiled NaN/inf where eager
+    and float64 are finite is a mismatch. Forward values keep the class rule."""
+    eager = torch.tensor([NAN, 1.0, 2.0])
+    ref64 = eager.double()
+    r = oracle.Reference(["out0", "grad:x"], [eager, eager], [ref64, ref64])
+    assert oracle.judge(r, [eager.clone(), torch.tensor([0.0, 1.0, 2.0])]).kind == "pass"
+    j = oracle.judge(r, [torch.tensor([0.0, 1.0, 2.0]), eager.clone()])
+    assert j.kind == "mismatch" and j.diff["where"] == "out0"
+    j = oracle.judge(r, [eager.clone(), torch.tensor([NAN, INF, 2.0])])
+    assert j.kind == "mismatch" and j.diff["where"] == "grad:x" and j.diff["index"] == [1]
