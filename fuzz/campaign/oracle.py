@@ -8,9 +8,12 @@ reference is far worse than eager's own error from it::
     bad = |c - ref| > max(K * |e - ref|,  atol + rtol * |ref| + g * max|ref|)
 
 with ``K = 10`` and per-dtype ``atol``/``rtol``/``g`` (``TOLERANCES``: bf16 and fp16
-loose, fp32 moderate). Elements that are NaN/Inf in the reference or in eager are
-never judged; a compiled NaN/Inf where both are finite is a mismatch (``nonfinite``).
-Integer and bool outputs are compared exactly against eager.
+loose, fp32 moderate): a float16/bfloat16 output is judged against float64 by how much worse
+than eager's own low-precision error it is. Every element must also keep its class (finite,
+NaN, +inf, -inf) where eager and float64 agree on it (``value_mismatch``); a compiled NaN/Inf
+where both are finite is a mismatch (``nonfinite``). Integer and bool
+outputs are compared exactly against eager. A pass that judged no element at all has the
+detail ``NOTHING_JUDGED`` (stats.json's ``judged_share``).
 
 Values that may legitimately differ are not judged: ``fuzz.campaign.sensitivity`` finds them
 (random ops, index ties, rounding boundaries, ill-conditioned pivoting, fragile decomposition
@@ -26,7 +29,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from fuzz.campaign.verdict import Kind
+from fuzz.campaign.verdict import NOTHING_JUDGED, Kind
 
 K = 10.0
 # dtype -> (atol, rtol, g): g scales the output's largest reference magnitude.
@@ -77,11 +80,18 @@ def path_precision(graph) -> tuple[dict, dict]:
     return up, down
 
 
-def value_mismatch(ref, eager, actual, atol, rtol, g, k, limit=None):
-    """Bool mask of elements where ``actual`` is far worse than ``eager``, both against ``ref``.
+def value_mismatch(ref, eager, actual, atol, rtol, g, k, limit=None, classes=True):
+    """Bool mask of elements where ``actual`` is wrong, judged against ``eager`` and ``ref``.
 
-    Elements non-finite in ``ref`` or ``eager`` (or beyond ``limit`` in magnitude: near the
-    dtype's overflow) are never flagged; a non-finite ``actual`` where both are finite is.
+    - Class rule: where eager and the float64 ``ref`` agree on an element's class (finite / NaN
+      / +inf / -inf), ``actual`` must have it too. Where they disagree (eager overflowed or lost
+      precision where float64 did not), eager is no reference and the class is not judged.
+      Without ``classes`` (gradients: a derivative at a NaN or infinite point has no defined
+      value) only a non-finite ``actual`` where eager and ``ref`` are finite is wrong.
+    - Value rule: where ``ref`` and ``eager`` are finite (and below ``limit`` in magnitude, near
+      the dtype's overflow, where a finite or infinite result are both right), ``actual`` must
+      not be far worse than ``eager``: ``|actual - ref| > max(k |eager - ref|, atol + rtol |ref|
+      + g max|ref|)`` is wrong.
     """
     import torch
 
@@ -91,17 +101,41 @@ def value_mismatch(ref, eager, actual, atol, rtol, g, k, limit=None):
             t = torch.view_as_real(t)
         return t.to(torch.float64)
 
+    def cls(t):  # 0 finite, 1 NaN, 2 +inf, 3 -inf
+        return torch.where(t.isnan(), 1, torch.where(t == float("inf"), 2, torch.where(t == -float("inf"), 3, 0)))
+
     ref, eager, actual = real(ref), real(eager), real(actual)
-    judged = torch.isfinite(ref) & torch.isfinite(eager)
+    c_ref, c_eager, c_actual = cls(ref), cls(eager), cls(actual)
+    finite = (c_ref == 0) & (c_eager == 0)
+    wrong_class = ((c_ref == c_eager) & (c_actual != c_eager)) if classes else (c_ref != c_ref)
     if limit is not None:
-        judged &= (ref.abs() < limit) & (eager.abs() < limit)
+        # near overflow a finite value may legitimately become inf (and back); never NaN
+        near = ((c_ref == 0) & (ref.abs() >= limit)) | ((c_eager == 0) & (eager.abs() >= limit))
+        wrong_class &= ~near | (c_actual == 1)
+    judged = finite
+    if limit is not None:
+        judged = judged & (ref.abs() < limit) & (eager.abs() < limit)
     if not bool(judged.any()):
-        return torch.zeros_like(judged)
+        return wrong_class
     scale = float(ref[judged].abs().max())
     err_e = torch.where(judged, (eager - ref).abs(), torch.zeros_like(ref))
     err_c = (actual - ref).abs()
     threshold = torch.maximum(k * err_e, atol + rtol * ref.abs() + g * scale)
-    return judged & (~torch.isfinite(actual) | (err_c > threshold))
+    return wrong_class | (judged & (~torch.isfinite(actual) | (err_c > threshold)))
+
+
+def judged_elements(ref, eager, limit=None) -> int:
+    """How many elements ``value_mismatch`` judges: all of them on their class, except those near
+    overflow (``limit``) where eager and float64 are both finite (judged on nothing)."""
+    import torch
+
+    if ref.is_complex():
+        ref, eager = torch.view_as_real(ref), torch.view_as_real(eager)
+    if limit is None:
+        return ref.numel()
+    ref, eager = ref.detach().cpu().to(torch.float64), eager.detach().cpu().to(torch.float64)
+    near = (torch.isfinite(ref) & (ref.abs() >= limit)) | (torch.isfinite(eager) & (eager.abs() >= limit))
+    return int((~near).sum())
 
 
 def outputs_and_grads(fn, module, param_names, inputs, input_names, skip=(), dtype64=False):
@@ -190,6 +224,7 @@ def judge(reference: Reference, actual: list, k: float = K) -> Judgement:
         return Judgement(Kind.MISMATCH, "count", {"expected": len(reference.names), "got": len(actual)})
     checked = []
     worst = None
+    judged = 0  # elements judged (on their class, their value or both)
     for i, name in enumerate(reference.names):
         if name in skipped:
             continue
@@ -217,13 +252,15 @@ def judge(reference: Reference, actual: list, k: float = K) -> Judgement:
             atol, rtol, g = tolerance(least_precise(dtype_name_of(e), reference.precision.get(name)) or
                                       dtype_name_of(e), have64)
             limit = 0.5 * torch.finfo(e.dtype).max if e.dtype.is_floating_point else None
-            bad = value_mismatch(ref, e_cpu, a_cpu, atol, rtol, g, k, limit)
+            bad = value_mismatch(ref, e_cpu, a_cpu, atol, rtol, g, k, limit, classes=not name.startswith("grad:"))
+            judged += judged_elements(ref, e_cpu, limit)
             if bool(bad.any()):
                 summary = _summarise(name, bad, ref, e_cpu, a_cpu, (atol, rtol, g), have64)
                 if worst is None or summary["max_abs"] > worst["max_abs"]:
                     worst = summary
         else:
             bad = a_cpu != e_cpu
+            judged += bad.numel()
             if bool(bad.any()):
                 summary = _summarise(name, bad, e_cpu, e_cpu, a_cpu, (0, 0, 0), False)
                 if worst is None or summary["max_abs"] > worst["max_abs"]:
@@ -231,7 +268,7 @@ def judge(reference: Reference, actual: list, k: float = K) -> Judgement:
     if worst is not None:
         kind = "nonfinite" if worst.get("nonfinite") else "values"
         return Judgement(Kind.MISMATCH, kind, worst, checked, skipped)
-    return Judgement(Kind.PASS, "", None, checked, skipped)
+    return Judgement(Kind.PASS, "" if judged else NOTHING_JUDGED, None, checked, skipped)
 
 
 def _summarise(name, bad, ref, eager, actual, tol, have64) -> dict:
@@ -263,6 +300,10 @@ def _summarise(name, bad, ref, eager, actual, tol, have64) -> dict:
         "tolerance": {"atol": tol[0], "rtol": tol[1], "g": tol[2], "k": K},
         "nonfinite": not (act_v == act_v and abs(act_v) != float("inf")),
     }
+
+
+class OracleError(Exception):
+    """The oracle's own analysis failed on a model: its tests are ``oracle_error``, not passes."""
 
 
 def classify_exception(exc_type: str, message: str) -> Kind:

@@ -50,6 +50,7 @@ class Progress:
     def stats(self, session: dict) -> dict:
         """``stats.json``; ``session``: models, ops_covered, rechecks_pending, worker_restarts."""
         counts = self.store.outcome_counts()
+        passes = counts["outcomes"][Kind.PASS.value]
         other = counts["other"]
         tests = self.store.test_count()
         elapsed = self.elapsed()
@@ -65,6 +66,10 @@ class Progress:
             "invalid": other.get(Kind.INVALID.value, 0),
             "unsupported": other.get(Kind.UNSUPPORTED.value, 0),
             "skipped": other.get(Kind.SKIP.value, 0),
+            "oracle_errors": other.get(Kind.ORACLE_ERROR.value, 0),
+            # share of passing tests where at least one value was judged (a pass that judged
+            # nothing, every output skipped, is no evidence); None before the first pass
+            "judged_share": round(1 - self.store.passes_unjudged() / passes, 4) if passes else None,
             "generation_failures": other.get(Kind.GENFAIL.value, 0),
             "flaky": other.get("flaky", 0),
             "unique_signatures": self.store.unique_signatures(),

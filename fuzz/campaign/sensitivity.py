@@ -9,6 +9,8 @@ a ``Reference`` (``fuzz.campaign.oracle``) does not judge them, nor anything com
   of ops whose slices cannot be located when the input has a near-tie anywhere;
 - integer/bool values derived from float rounding: ones whose float64 run differs from eager,
   or that change when float leaves are perturbed by a few ulps (``PERTURB``);
+- integer outputs converted from NaN, +-inf or out-of-range floats (``casts_unrepresentable``:
+  undefined behaviour in C++, so no result is right);
 - outputs of pivoting factorisations of an ill-conditioned matrix operand;
 - for gradients, decompositions (SVD, QR, eigh, ...) of rank-deficient, ill-conditioned or
   repeated-singular-value matrices.
@@ -297,6 +299,36 @@ def _rounds_a_tie(node, eager_env: dict) -> bool:
     return False
 
 
+# Integer/bool results computed exactly from their float operands (conversions, comparisons).
+EXACT_OPS = {"int", "long", "short", "char", "byte", "bool", "to", "type", "type_as", "to_copy", "eq", "ne", "lt",
+             "le", "gt", "ge", "greater", "greater_equal", "less", "less_equal", "not_equal", "equal", "bucketize",
+             "searchsorted", "frexp", "signbit", "isnan", "isinf", "isfinite", "isposinf", "isneginf", "isreal"}
+
+
+def casts_unrepresentable(node, eager_env: dict) -> bool:
+    """Whether a node makes integers from floats its integer outputs cannot hold: NaN, +-inf,
+    or values beyond the output dtype's range. Converting those is undefined behaviour in C++
+    (x86 gives INT_MIN, ARM saturates, a vectorised kernel may differ from a scalar one), so no
+    result is right. Index outputs (argmax...) are positions, not conversions: not these."""
+    import torch
+
+    outs = [eager_env.get(o) for o in node.outputs]
+    ints = [t for t in outs if isinstance(t, torch.Tensor) and not (t.is_floating_point() or t.is_complex())
+            and t.dtype != torch.bool]
+    if not ints or _short(node.op) in INDEX_OPS:
+        return False
+    lo = max(torch.iinfo(t.dtype).min for t in ints)
+    hi = min(torch.iinfo(t.dtype).max for t in ints)
+    for name in dict.fromkeys(node.inputs()):
+        t = eager_env.get(name)
+        if not isinstance(t, torch.Tensor) or not t.is_floating_point() or t.numel() == 0:
+            continue
+        w = t.detach().cpu().to(torch.float64)
+        if not bool(torch.isfinite(w).all()) or float(w.max()) > hi or float(w.min()) < lo:
+            return True
+    return False
+
+
 def sensitive_tensors(graph, eager_env: dict, ref_env: dict | None, perturbed_envs=()) -> dict:
     """Tensor name -> reason, for values of ``graph`` that need not match between runs.
 
@@ -307,6 +339,7 @@ def sensitive_tensors(graph, eager_env: dict, ref_env: dict | None, perturbed_en
     import torch
 
     reasons: dict[str, str] = {}
+    leaves = set(graph.inputs) | set(graph.params)
     for node in graph.nodes:
         short = _short(node.op)
         if short in NONDETERMINISTIC_OPS or short.endswith("dropout"):
@@ -325,6 +358,12 @@ def sensitive_tensors(graph, eager_env: dict, ref_env: dict | None, perturbed_en
                     val = eager_env.get(o)
                     if short in TIE_VALUE_OPS or val is None or not is_float(val):
                         reasons.setdefault(o, f"{node.name} picks among ties")
+        if casts_unrepresentable(node, eager_env):
+            for o in node.outputs:
+                if eager_env.get(o) is None or is_float(eager_env[o]):
+                    continue
+                reasons.setdefault(o, f"{node.name} converts NaN/inf/out-of-range floats to integers "
+                                      "(undefined behaviour in C++)")
         if short in PIVOTING_OPS and _ill_conditioned(*_square_operands(node, ref_env or {}, eager_env)):
             for o in node.outputs:
                 reasons.setdefault(o, f"{node.name} pivots on an ill-conditioned matrix")
@@ -332,8 +371,11 @@ def sensitive_tensors(graph, eager_env: dict, ref_env: dict | None, perturbed_en
             e = eager_env.get(o)
             if e is None or o in reasons or is_float(e):
                 continue
-            # An integer/bool value: does it depend on float rounding?
-            for env, why in [(ref_env, "differs in float64"), *[(p, "on a rounding boundary") for p in perturbed_envs]]:
+            # An integer/bool value: does it depend on float rounding? (Not when an exact conversion
+            # or comparison reads the model's own inputs: the compiled run gets the very same floats,
+            # so a value on a boundary, 2.9999998.int() or x.5 == y, is no excuse there.)
+            probes = [] if short in EXACT_OPS and all(i in leaves for i in node.inputs()) else perturbed_envs
+            for env, why in [(ref_env, "differs in float64"), *[(p, "on a rounding boundary") for p in probes]]:
                 if env is None or o not in env:
                     continue
                 other = env[o]

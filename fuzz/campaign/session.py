@@ -145,7 +145,10 @@ class Session:
         eager_env = {**{n: v for n, v in by_name.items() if n in graph.tensors}, **params, **eager_env}
         if ref_env is not None:
             ref_env = {**{n: v.double() if v.is_floating_point() else v for n, v in params.items()}, **ref_env}
-        sensitive = sensitivity.sensitive_tensors(graph, eager_env, ref_env, perturbed)
+        try:
+            sensitive = sensitivity.sensitive_tensors(graph, eager_env, ref_env, perturbed)
+        except Exception as exc:  # the oracle's own analysis failed: not eager's fault, not a pass
+            raise oracle.OracleError(f"sensitivity analysis: {type(exc).__name__}: {exc}") from exc
         # Two eager runs already happened (module, full module): an output they disagree on is
         # nondeterministic in eager itself (e.g. uninitialised memory), so no backend can match it.
         for o, first in zip(graph.outputs, eager_out):

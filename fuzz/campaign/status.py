@@ -22,6 +22,10 @@ def fmt_time(seconds: float) -> str:
     return f"{h}h{m:02d}m{s:02d}s" if h else f"{m}m{s:02d}s"
 
 
+def _share(x) -> str:
+    return "-" if x is None else f"{100 * x:.0f}%"
+
+
 def render_lines(st: dict, remaining_s: float) -> list[str]:
     o = st["outcomes"]
     fails = sum(o.get(k.value, 0) for k in FAILURE_KINDS)
@@ -31,7 +35,8 @@ def render_lines(st: dict, remaining_s: float) -> list[str]:
         f"tests {st['tests']}  ({st['tests_per_min']:.1f}/min overall, {st['tests_per_min_last_minute']:.1f}/min last minute)"
         f"   models {st['models']}   ops covered {st['ops_covered']}",
         f"failures {fails}   unique {st['unique_signatures']}   cases saved {st['cases_saved']}"
-        f" ({st['rechecks_pending']} re-checking)   flaky {st['flaky']}   invalid {st['invalid']}",
+        f" ({st['rechecks_pending']} re-checking)   flaky {st['flaky']}   invalid {st['invalid']}"
+        f"   oracle errors {st.get('oracle_errors', 0)}   judged {_share(st.get('judged_share'))} of passes",
         "",
         f"{'backend':<28}" + "".join(f"{k:>{_w(k)}}" for k in KINDS),
     ]

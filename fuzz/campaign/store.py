@@ -40,7 +40,7 @@ from typing import Iterator
 
 from fuzz.campaign.case import Case, read_case
 from fuzz.campaign.failure import FailureSignature
-from fuzz.campaign.verdict import OUTCOME_KINDS, Kind, Verdict
+from fuzz.campaign.verdict import NOTHING_JUDGED, OUTCOME_KINDS, Kind, Verdict
 from fuzz.errors import AssayError
 
 SCHEMA = """
@@ -161,6 +161,11 @@ class CrashStore:
             else:
                 other[kind] = other.get(kind, 0) + n
         return {"outcomes": counts, "other": other}
+
+    def passes_unjudged(self) -> int:
+        """Passing tests where the oracle judged no value at all (``oracle.NOTHING_JUDGED``)."""
+        return self.db.execute("SELECT COUNT(*) FROM tests WHERE kind=? AND flaky=0 AND detail=?",
+                               (Kind.PASS.value, NOTHING_JUDGED)).fetchone()[0]
 
     def per_backend(self) -> dict:
         out: dict = {}

@@ -24,7 +24,8 @@ class Kind(str, Enum):
     # not failures: counted, never saved
     INVALID = "invalid"         # eager itself fails on the model: not a compiler bug
     UNSUPPORTED = "unsupported"  # the backend declines the model or mode (e.g. export of data-dependent shapes)
-    SKIP = "skip"               # nothing to judge (no differentiable output, an oracle error)
+    SKIP = "skip"               # nothing to judge (no differentiable output, values that may differ)
+    ORACLE_ERROR = "oracle_error"  # the oracle itself raised: neither a pass nor a finding about the compiler
     GENFAIL = "genfail"         # the generator could not make the model: no test ran
 
     def __str__(self) -> str:
@@ -34,6 +35,10 @@ class Kind(str, Enum):
     def failed(self) -> bool:
         return self in FAILURE_KINDS
 
+
+# The detail of a pass where the oracle judged no value (every output skipped or empty):
+# stats.json's ``judged_share`` counts these apart.
+NOTHING_JUDGED = "nothing judged"
 
 FAILURE_KINDS = (Kind.CRASH, Kind.MISMATCH, Kind.HANG, Kind.SIGNAL, Kind.OOM)
 OUTCOME_KINDS = (Kind.PASS, *FAILURE_KINDS)      # the outcomes stats.json counts under "outcomes"

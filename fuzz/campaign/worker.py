@@ -41,6 +41,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from fuzz.campaign.oracle import OracleError
 from fuzz.campaign.session import Model, Session
 from fuzz.campaign.verdict import Kind, Verdict, describe_error
 from fuzz.isolation import limit_address_space
@@ -102,10 +103,13 @@ def run_job(job: dict, emit) -> None:
     except Exception as exc:
         err = describe_error(exc)
         emit({"event": "model", "job": jid, "model": job.get("model"), "ok": False, "error": err})
-        # genfail: no model to test (not counted as tests); invalid: eager itself fails on it
+        # genfail: no model to test (not counted as tests); invalid: eager itself fails on it;
+        # oracle_error: the oracle's own analysis of the references raised
         kind = Kind.GENFAIL if stage == "generate" else Kind.INVALID
         detail = (f"generator failed: {err['type']}: {err['message'][:200]}" if stage == "generate"
                   else f"eager raised {err['type']}: {err['message'][:200]}")
+        if isinstance(exc, OracleError):
+            kind, detail = Kind.ORACLE_ERROR, f"oracle raised {err['message'][:200]}"
         for t in job["tests"]:
             emit(Verdict(kind, detail, error=err, backend=t["backend"], mode=t["mode"]).to_event(jid, t["test"]))
         emit({"event": "done", "job": jid})
@@ -129,8 +133,8 @@ def run_job(job: dict, emit) -> None:
         emit({"event": "begin", "job": jid, "test": t["test"], "phase": "test", "log_offset": _log_offset()})
         try:
             verdict = session.run_test(t["backend"], t["mode"])
-        except Exception as exc:  # the oracle itself failed: report, do not die
-            verdict = Verdict(Kind.SKIP, "oracle error", error=describe_error(exc))
+        except Exception as exc:  # the oracle itself failed: its own kind (not a pass, not a finding)
+            verdict = Verdict(Kind.ORACLE_ERROR, f"oracle raised {type(exc).__name__}", error=describe_error(exc))
         verdict.backend, verdict.mode = t["backend"], t["mode"]
         emit(json.loads(json.dumps(verdict.to_event(jid, t["test"]), default=_json_default)))
     emit({"event": "done", "job": jid})

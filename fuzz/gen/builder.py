@@ -14,9 +14,14 @@ from dataclasses import dataclass, field
 from fuzz.gen.callcheck import meta_check
 from fuzz.gen.chooser import Chooser
 from fuzz.gen.config import FLOAT_DTYPES, GenConfig, GenerationError
-from fuzz.gen.ruleset import RuleInfo, RuleSet
+from fuzz.gen.ruleset import RuleInfo, RuleSet, cast_ops
 from fuzz.gen.solver import TextSolver, smt_term
 from fuzz.ir.dsl import smt_int
+
+
+def _example_dtypes(ex: dict) -> list:
+    """The dtypes of a recorded call: its operands' and its outputs'."""
+    return [*ex["dtypes"], *(o["dtype"] for o in ex["out"])]
 
 
 @dataclass
@@ -67,6 +72,21 @@ class Builder(TextSolver):
                       "pinned": 0, "sources": 0}
         self._last_in_dtypes: list = []
         self._last_floats: list = []   # float values chosen for the node being inserted
+
+    def pick_dtypes(self, options: list, dtypes_of=lambda c: [*c[0], *c[1]]):
+        """One of ``options`` (dtype combos, or recorded calls with ``dtypes_of``): under an integer
+        dtype theme mostly one that holds the theme's dtype, under ``mixed`` mostly one that mixes
+        dtypes (a cast); otherwise uniformly, as before themes."""
+        theme = self.cfg.policy.dtype
+        if theme in ("int8", "uint8", "int64"):
+            pref = [o for o in options if theme in dtypes_of(o)]
+        elif theme == "mixed":
+            pref = [o for o in options if len(set(dtypes_of(o))) > 1]
+        else:
+            return self.ch.choice(options)
+        if pref and self.ch.chance(0.8):
+            return self.ch.choice(pref)
+        return self.ch.choice(options)
 
     def _pick_floats(self, info: RuleInfo) -> list:
         """Values for a symbolic rule's {"F": m} placeholders: one of the float tuples it saw valid
@@ -128,6 +148,9 @@ class Builder(TextSolver):
         inputs = frozenset((t.rank, t.dtype) for t in self.tensors.values() if t.role == "input")
         fwd_ops = self.rs.ops_for(existing, self.rs.ops_taking)
         bwd_ops = self.rs.ops_for(inputs, self.rs.ops_making)
+        if self.cfg.policy.dtype == "mixed" and self.ch.chance(0.4):
+            casts = fwd_ops & cast_ops(self.rs)  # the mixed theme: often a cast between dtypes next
+            fwd_ops = casts or fwd_ops
         for _ in range(self.cfg.tries_per_node):
             forward = (self.ch.chance(self.cfg.forward_prob) or not bwd_ops) and bool(fwd_ops)
             op = self.pick_op(fwd_ops if forward else bwd_ops)
@@ -265,7 +288,7 @@ class Builder(TextSolver):
             exs = [e for e in info.examples if any((info.rule.ranks[s], e["dtypes"][s]) in existing for s in range(len(e["dtypes"])))]
             if not exs:
                 return False
-            ex = self.ch.choice(exs)
+            ex = self.pick_dtypes(exs, _example_dtypes)
             self._last_floats = list(ex.get("floats", []))
             bound = self._bind_operands(info, ex["dtypes"], ex["shapes"], on=on)
             if bound is None or not self.try_add(bound[2]):
@@ -282,7 +305,7 @@ class Builder(TextSolver):
             outs = [SymbolicTensor(self.fresh("t"), list(o["shape"]), o["dtype"], "value") for o in ex["out"]]
             self._commit(info, operands, new, list(ex["ints"]), outs, "concrete")
             return True
-        in_dt, out_dt = self.ch.choice(combos)
+        in_dt, out_dt = self.pick_dtypes(combos)
         self._last_in_dtypes = list(in_dt)
         self._last_floats = self._pick_floats(info)
         bound = self._bind_operands(info, in_dt, None, on=on)
@@ -360,7 +383,7 @@ class Builder(TextSolver):
             exs = [e for e in info.examples if len(e["out"][j]["shape"]) == target.rank and e["out"][j]["dtype"] == target.dtype]
             if not exs:
                 return False
-            ex = self.ch.choice(exs)
+            ex = self.pick_dtypes(exs, _example_dtypes)
             self._last_floats = list(ex.get("floats", []))
             new, cons = [], []
             for s, r in enumerate(info.rule.ranks):
@@ -377,7 +400,7 @@ class Builder(TextSolver):
         combos = [c for c in info.combos if c[1][j] == target.dtype and len(info.rule.outputs[j]) == target.rank]
         if not combos:
             return False
-        in_dt, out_dt = self.ch.choice(combos)
+        in_dt, out_dt = self.pick_dtypes(combos)
         self._last_in_dtypes = list(in_dt)
         self._last_floats = self._pick_floats(info)
         new, cons0 = [], []

@@ -53,7 +53,7 @@ from fuzz.gen.config import GenConfig, GenerationError
 from fuzz.gen.forms import apply_forms
 from fuzz.gen.materialise import Generated, materialise
 from fuzz.gen.policy import Shares, draw_policy
-from fuzz.gen.ruleset import RuleSet
+from fuzz.gen.ruleset import THEME_DTYPES, RuleSet, themed
 from fuzz.ir.dsl import smt_int
 from fuzz.ir.graph import Graph, Node
 from fuzz.ir.opnames import identifier_stem
@@ -99,8 +99,24 @@ def _to_graph(b: Builder, shapes: dict) -> Graph:
 
 
 def _first_tensor(b: Builder) -> None:
-    """The seed of every graph: one input of a rank and dtype some rule can consume."""
+    """The seed of every graph: one input of a rank and dtype some rule can consume (under a dtype
+    theme, of the theme's dtype; under ``mixed``, of any dtype)."""
     keys = sorted(b.rs.ops_taking)
+    theme = b.cfg.policy.dtype
+    if theme != "mix":
+        by_dtype: dict = {}
+        for k in keys:
+            if k[0] <= 5:
+                by_dtype.setdefault(k[1], []).append(k)
+        if not by_dtype:
+            pool = keys
+        else:
+            pool = by_dtype.get(theme) or by_dtype[b.ch.choice(sorted(by_dtype))]
+        rank, dtype = b.ch.choice(pool)
+        t, c = b.new_tensor(rank, dtype, "input")
+        b.add(c)
+        b.tensors[t.name] = t
+        return
     float_keys = [k for k in keys if k[1] == "float32" and 1 <= k[0] <= 5] or keys
     pool = float_keys if b.ch.chance(0.7) else ([k for k in keys if k[0] <= 5] or keys)
     rank, dtype = b.ch.choice(pool)
@@ -119,7 +135,13 @@ def _place_lead(b: Builder, stem: str) -> bool:
     name = b.ch.choice(names)
     info = b.ch.choice(b.rs.by_op[name])
     forward = bool(info.slot_keys)
-    rank, dtype = b.ch.choice(sorted(info.slot_keys if forward else info.out_keys))
+    keys = sorted(info.slot_keys if forward else info.out_keys)
+    theme = b.cfg.policy.dtype
+    if theme in THEME_DTYPES:
+        keys = [k for k in keys if k[1] == theme]
+        if not keys:
+            return False  # the lead takes no tensor of the theme's dtype: seed with one instead
+    rank, dtype = b.ch.choice(keys)
     t, c = b.new_tensor(rank, dtype, "input")
     b.add(c)
     b.tensors[t.name] = t
@@ -152,6 +174,9 @@ def lead_stem(ruleset: RuleSet, seed: int, index: int) -> str | None:
 def generate_graph(ruleset: RuleSet, cfg: GenConfig, chooser: Chooser, lead: str | None = None) -> tuple[Graph, dict]:
     """A graph of up to ``cfg.nodes`` operators, solved (no values yet); ``lead``: the stem of
     the first operator (``lead_stem``)."""
+    theme_rules = themed(ruleset, cfg.policy.dtype)
+    if theme_rules.ops:  # a small rules file may hold no rule of the theme's dtypes: then all rules
+        ruleset = theme_rules
     if not ruleset.ops:
         raise GenerationError("no usable rules")
     b = Builder(ruleset, cfg, chooser)

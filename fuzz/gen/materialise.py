@@ -65,6 +65,7 @@ def materialise(g: Graph, seed: int, cfg: GenConfig, max_repairs: int = 4) -> Ge
     """Run the guard and the value search; drop nodes that fail. Returns the model with its values."""
     import torch
 
+    from fuzz.gen.edge import edge_leaves
     from fuzz.gen.interpret import build_submodules, submodule_state
     from fuzz.gen.values import search
 
@@ -117,9 +118,14 @@ def materialise(g: Graph, seed: int, cfg: GenConfig, max_repairs: int = 4) -> Ge
         params = {p: res.leaves[p] for p in g.params}
         state = {**params, **submodule_state(g, submodules)}
         g.meta["guard"] = guard
+        finite = res.finite
+        found = res.leaves
+        if cfg.policy.values == "edge":
+            found, g.meta["edge"] = edge_leaves(g, res.leaves, submodules, seed)
+            finite = finite and not g.meta["edge"]["edged"]
         with torch.no_grad():
-            leaves = {k: v.detach() for k, v in res.leaves.items()}
-        return Generated(g, leaves, state, res.finite, {"value_rounds": res.rounds, "grad_steps": res.grad_steps})
+            leaves = {k: v.detach() for k, v in found.items()}
+        return Generated(g, leaves, state, finite, {"value_rounds": res.rounds, "grad_steps": res.grad_steps})
     raise GenerationError("too many failing operators")
 
 

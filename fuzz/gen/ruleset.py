@@ -68,6 +68,8 @@ class RuleSet:
 
     def __init__(self, rules: list[Rule], dtypes: Sequence[str] | None = None, ops: set | None = None):
         allowed = set(dtypes or DEFAULT_DTYPES)
+        self.allowed = frozenset(allowed)
+        self.themes: dict[str, "RuleSet"] = {}  # dtype theme -> this rule set restricted to it (``themed``)
         self.denied: dict[str, str] = {}
         self.by_op: dict[str, list[RuleInfo]] = {}
         self.held_back: dict[str, list[RuleInfo]] = {}  # deny.HELD_BACK_FROM_RANDOM: for blocks only
@@ -173,6 +175,89 @@ def op_stem(rule: Rule) -> str:
     """What an operator computes, without how it is called: ``aten::relu``, ``torch.relu``,
     ``torch.nn.functional.relu`` and ``torch.nn.ReLU`` are all ``relu``; ``Tensor.__rsub__`` is ``rsub``."""
     return short_name(rule.op)
+
+
+# What a model of each dtype theme (``fuzz.gen.policy``, axis ``dtype``) may hold. Float themes
+# allow no other float dtype but keep every integer and bool dtype (indices, masks, counts an
+# operator needs stay what its rule requires); integer themes keep int64 (indices) and bool, and
+# float32 for the operators between their integer tensors. ``mix`` and ``mixed`` keep all.
+INTS = {"int64", "int32", "int16", "int8", "uint8", "bool"}
+THEME_DTYPES = {
+    "float16": {"float16"} | INTS,
+    "bfloat16": {"bfloat16"} | INTS,
+    "int8": {"int8", "int64", "bool", "float32"},  # int8 via STAND_INS
+    "uint8": {"uint8", "int64", "bool", "float32"},
+    "int64": {"int64", "bool", "float32"},
+}
+
+
+# Dtypes the tracer never recorded (``fuzz.tracing.mutate.TENSOR_DTYPES`` has no int8), and the
+# recorded dtypes whose valid combinations they inherit: an operator that takes int32 or uint8
+# almost always takes int8 too. The inherited combinations are a guess the generator checks like
+# any rule: the meta/CPU call at insertion (``fuzz.gen.callcheck``) and the guard run, which
+# drops a node whose call fails or whose output dtype differs from the predicted one.
+STAND_INS = {"int8": ("int32", "uint8")}
+
+
+def with_stand_in(rule: Rule, dtype: str) -> Rule:
+    """``rule`` with, beside its own, the dtype combinations and recorded calls of ``STAND_INS``
+    where every stand-in dtype is ``dtype``."""
+    import dataclasses
+
+    subs = STAND_INS[dtype]
+
+    def swap(dts):
+        return [dtype if d in subs else d for d in dts]
+
+    def swapped_example(ex):
+        return {**ex, "dtypes": swap(ex["dtypes"]), "out": [{**o, "dtype": swap([o["dtype"]])[0]} for o in ex["out"]]}
+
+    seen = {(tuple(i), tuple(o)) for i, o in rule.dtypes}
+    extra = []
+    for i, o in rule.dtypes:
+        key = (tuple(swap(i)), tuple(swap(o)))
+        if key not in seen:
+            seen.add(key)
+            extra.append([list(key[0]), list(key[1])])
+    examples = [swapped_example(e) for e in rule.examples if any(d in subs for d in _example_dtypes(e))]
+    if not extra and not examples:
+        return rule
+    return dataclasses.replace(rule, dtypes=[*rule.dtypes, *extra], examples=[*rule.examples, *examples])
+
+
+def _example_dtypes(ex: dict) -> list:
+    return [*ex.get("dtypes", []), *(o.get("dtype") for o in ex.get("out") or [])]
+
+
+def cast_ops(ruleset: RuleSet) -> frozenset:
+    """Operators with a dtype combination that turns numbers of one dtype into another (no bool
+    on either side, no dtype shared by operands and outputs): ``.half()``, ``.to(int8)``,
+    ``sum(dtype=...)``... The ``mixed`` theme draws from these often. Computed once per rule set."""
+    got = ruleset.themes.get("casts")
+    if got is None:
+        found = set()
+        for op, infos in ruleset.by_op.items():
+            for info in infos:
+                if any("bool" not in (*i, *o) and not set(i) & set(o) for i, o in info.combos):
+                    found.add(op)
+                    break
+        got = ruleset.themes["casts"] = frozenset(found)
+    return got
+
+
+def themed(ruleset: RuleSet, theme: str) -> RuleSet:
+    """``ruleset`` restricted to the dtypes of a dtype theme (``THEME_DTYPES``); itself for a theme
+    without a restriction. Made once per rule set and theme."""
+    allowed = THEME_DTYPES.get(theme)
+    if allowed is None:
+        return ruleset
+    got = ruleset.themes.get(theme)
+    if got is None:
+        rules = [info.rule for infos in ruleset.by_op.values() for info in infos]
+        if theme in STAND_INS:
+            rules = [with_stand_in(r, theme) for r in rules]
+        got = ruleset.themes[theme] = RuleSet(rules, sorted(ruleset.allowed & allowed))
+    return got
 
 
 _LOADED: dict = {}

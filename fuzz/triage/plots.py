@@ -17,7 +17,8 @@ OUTCOME_COLORS = {
     Kind.HANG.value: "#b07aa1", Kind.SIGNAL.value: "#9c755f", Kind.OOM.value: "#76b7b2", Kind.SKIP.value: "#bab0ac",
     Kind.INVALID.value: "#d9d9d9", Kind.UNSUPPORTED.value: "#8cd17d", "error": "#edc948",
 }
-NOT_FAILING = ("ok", Kind.PASS.value, Kind.SKIP.value, Kind.INVALID.value, Kind.UNSUPPORTED.value)
+NOT_FAILING = ("ok", Kind.PASS.value, Kind.SKIP.value, Kind.INVALID.value, Kind.UNSUPPORTED.value,
+               Kind.ORACLE_ERROR.value)
 
 
 def _fig():

@@ -61,16 +61,54 @@ def test_value_mismatch_ignores_fp16_noise_and_flags_real_errors():
     assert bad.sum() == 1 and bad[3, 4]
 
 
-def test_nan_and_inf_in_reference_are_never_judged():
+def test_nonfinite_elements_are_judged_on_their_class_only():
     ref64 = torch.tensor([1.0, float("nan"), float("inf"), 2.0], dtype=torch.float64)
     eager = torch.tensor([1.0, float("nan"), float("inf"), 2.0])
-    compiled = torch.tensor([1.0, 7.0, -3.0, 2.0])
-    assert not oracle.value_mismatch(ref64, eager, compiled, *oracle.tolerance("float32"), oracle.K).any()
-    # but a NaN the reference does not have is a (nonfinite) mismatch
+    same_class = torch.tensor([1.0, float("nan"), float("inf"), 2.0])
+    assert not oracle.value_mismatch(ref64, eager, same_class, *oracle.tolerance("float32"), oracle.K).any()
+    # a finite value where eager (and float64) had NaN, or -inf for +inf, is a mismatch
+    for i, v in ((1, 7.0), (2, -float("inf")), (2, float("nan")), (2, 5.0)):
+        compiled = same_class.clone()
+        compiled[i] = v
+        bad = oracle.value_mismatch(ref64, eager, compiled, *oracle.tolerance("float32"), oracle.K)
+        assert bad.tolist() == [j == i for j in range(4)], (i, v)
+    # a NaN the reference does not have is a (nonfinite) mismatch
     compiled_nan = torch.tensor([float("nan"), float("nan"), float("inf"), 2.0])
     r = oracle.Reference(["out0"], [eager], [ref64])
     j = oracle.judge(r, [compiled_nan])
     assert j.kind == "mismatch" and j.detail == "nonfinite" and j.diff["index"] == [0]
+
+
+def test_class_is_not_judged_where_eager_lost_it():
+    """fp16 eager overflows to inf where float64 (and a compiler computing in fp32) stays finite:
+    eager is no reference there, any class passes; where eager and float64 agree, it is judged."""
+    ref64 = torch.tensor([70000.0 / 4, float("inf")], dtype=torch.float64)
+    eager = torch.tensor([float("inf"), float("inf")], dtype=torch.float16)   # x * 2 / 8 overflowed at x * 2
+    for v in (float("inf"), 17500.0, float("nan"), -float("inf"), 16000.0):
+        assert not oracle.value_mismatch(ref64, eager, torch.tensor([v, float("inf")], dtype=torch.float16),
+                                         *oracle.tolerance("float16"), oracle.K).any()
+    for wrong in (float("nan"), -float("inf"), 3.0):
+        assert oracle.value_mismatch(ref64, eager, torch.tensor([17500.0, wrong], dtype=torch.float16),
+                                     *oracle.tolerance("float16"), oracle.K).tolist() == [False, True]
+
+
+def test_low_precision_is_judged_against_float64_by_eagers_own_error():
+    """bf16: a compiled result as far from float64 as eager's bf16 result passes; one much
+    further (beyond K x eager's error and the bf16 tolerance) is a mismatch."""
+    gen = torch.Generator().manual_seed(3)
+    a = torch.randn(32, 48, generator=gen, dtype=torch.float64)
+    b = torch.randn(48, 16, generator=gen, dtype=torch.float64)
+    ref64 = a @ b
+    eager = a.bfloat16() @ b.bfloat16()
+    ah, bh = a.bfloat16(), b.bfloat16()
+    other = ah[:, :24] @ bh[:24] + ah[:, 24:] @ bh[24:]   # two rounded partial sums: other bf16 noise
+    assert not torch.equal(eager, other)
+    r = oracle.Reference(["out0"], [eager], [ref64], precision={"out0": "bfloat16"})
+    assert oracle.judge(r, [other]).kind == "pass"
+    wrong = other.clone()
+    wrong[5, 7] = wrong[5, 7] * 1.5 + 1.0
+    j = oracle.judge(r, [wrong])
+    assert j.kind == "mismatch" and j.diff["index"] == [5, 7] and j.diff["reference_is_float64"]
 
 
 def test_shape_and_dtype_differences_are_mismatches():
@@ -105,7 +143,8 @@ def test_values_on_a_rounding_boundary_are_not_judged(tmp_path):
     g = Graph()
     x = g.add_tensor([8], "float32", "input", name="x")
     y = g.add_tensor([8], "float32", "input", name="y")
-    gt = fn_node(g, "n0", "torch.gt", [ref(x), ref(y)], [8], dtype="bool")
+    h = fn_node(g, "n3", "torch.mul", [ref(x), 1.0], [8])  # a computed value (a leaf itself is exact: see below)
+    gt = fn_node(g, "n0", "torch.gt", [ref(h), ref(y)], [8], dtype="bool")
     w = fn_node(g, "n1", "torch.where", [ref(gt), ref(x), ref(y)], [8])
     e = fn_node(g, "n2", "torch.exp", [ref(x)], [8])
     g.outputs = [gt, w, e]
@@ -115,6 +154,13 @@ def test_values_on_a_rounding_boundary_are_not_judged(tmp_path):
     s = session_for(tmp_path, g, {"x": x_val, "y": y_val})
     assert "out0" in s.fwd_ref.skip and "out1" in s.fwd_ref.skip  # the bool and what is computed from it
     assert "out2" not in s.fwd_ref.skip
+    # the same comparison of the model's own inputs is exact: the compiled run gets the same floats
+    g.nodes = [n for n in g.nodes if n.id != "n3"]
+    g.nodes[0].args = [ref(x), ref(y)]
+    del g.tensors[h]
+    d = save(tmp_path, g, {"x": x_val, "y": y_val}, "leaf")
+    s = session.Session(worker.load_model({"source": {"program_dir": str(d)}}))
+    assert not s.fwd_ref.skip
 
 
 def _upsample_uint8(values):

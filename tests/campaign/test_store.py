@@ -111,7 +111,7 @@ def test_reduction_class_drops_only_the_operator_set():
 
 def test_kinds_are_the_strings_the_files_hold():
     assert [k.value for k in Kind] == ["pass", "crash", "mismatch", "hang", "signal", "oom", "invalid",
-                                       "unsupported", "skip", "genfail"]
+                                       "unsupported", "skip", "oracle_error", "genfail"]
     assert [k for k in Kind if k.failed] == ["crash", "mismatch", "hang", "signal", "oom"]
     ev = Verdict(Kind.HANG, "no verdict", backend="inductor", mode="fwd", synthesised=True).to_event("j", "t")
     assert json.loads(json.dumps(ev)) == {"event": "verdict", "job": "j", "test": "t", "kind": "hang",
