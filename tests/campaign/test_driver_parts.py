@@ -19,7 +19,7 @@ def test_job_stream_skips_journaled_tests_and_names_them_deterministically(tmp_p
             "s4-m000000-aot_eager-bwd", "s4-m000001-aot_eager-bwd"}
     jobs = job_stream(cfg, done, last_model=1)
     first = next(jobs)
-    assert first["job"] == "s4-m000001" and first["source"] == {"gen": {"seed": 4, "index": 1}}
+    assert first["job"] == "s4-m000001" and first["source"] == {"gen": {"seed": 4, "index": 1, "shares": cfg.shares}}
     assert [t["test"] for t in first["tests"]] == ["s4-m000001-inductor-fwd", "s4-m000001-inductor-bwd",
                                                    "s4-m000001-aot_eager-fwd"]
     assert len(next(jobs)["tests"]) == 4  # past the journal: every test
