@@ -51,29 +51,22 @@ def _setup():
         pass
 
 
-def model_facts(graph) -> dict:
-    """What one generated graph holds (read from graph.json's fields, not from the policy)."""
-    tensors = list(graph.tensors.values())
-    numels = []
-    for t in tensors:
-        n = 1
-        for d in t.shape:
-            n *= int(d)
-        numels.append(n)
-    inner = [int(t.shape[-1]) for t in tensors if len(t.shape) >= 1]
-    meta = graph.meta
-    return {
-        "policy": meta.get("policy") or {},
-        "dtypes": sorted({t.dtype for t in tensors}),
-        "low": sorted({LOW[t.dtype] for t in tensors if t.dtype in LOW}),
-        "max_numel": max(numels, default=0),
-        "median_numel": statistics.median(numels) if numels else 0,
-        "vector_inner": any(d in VECTOR_WIDTHS for d in inner),
-        "big": any(n >= 10_000 for n in numels),
-        "blocks": list(meta.get("blocks") or []),
-        "forms": list(meta.get("forms") or []),
-        "nodes": len(graph.nodes),
-    }
+def model_facts(generated) -> dict:
+    """``fuzz.gen.census.model_facts`` of one model, plus what this table reads: low-precision
+    dtypes held, an innermost dim at a SIMD width or tail, a tensor of >= 10^4 elements, the
+    blocks and forms recorded in the graph's meta."""
+    from fuzz.gen.census import model_facts as census_facts
+
+    f = census_facts(generated)
+    g = generated.graph
+    f.update({
+        "low": sorted({LOW[d] for d in f["dtypes"] if d in LOW}),
+        "vector_inner": any(info.shape and int(info.shape[-1]) in VECTOR_WIDTHS for info in g.tensors.values()),
+        "big": f["elements_max"] >= 10_000,
+        "blocks": list(g.meta.get("blocks") or []),
+        "forms": list(g.meta.get("forms") or []),
+    })
+    return f
 
 
 def generate_and_run(rs, n, nodes, seed, shares):
@@ -92,7 +85,7 @@ def generate_and_run(rs, n, nodes, seed, shares):
             gen_fail += 1
             errors[f"generate: {exc}"[:100]] += 1
             continue
-        f = model_facts(m.graph)
+        f = model_facts(m)
         try:
             run_eager(build_module(m.graph, m.state), m.inputs)
             valid += 1
@@ -140,6 +133,7 @@ def shares_table(res: dict) -> list[tuple[str, str, float]]:
         rows.append(("holds dtype", low, sum(low in f["low"] for f in facts) / n))
     rows.append(("holds shape", "innermost dim at a SIMD width or tail", sum(f["vector_inner"] for f in facts) / n))
     rows.append(("holds shape", "a tensor of >= 10^4 elements", sum(f["big"] for f in facts) / n))
+    rows.append(("holds values", "NaN/inf/-0/subnormal/extreme inputs", sum(bool(f["special_values"]) for f in facts) / n))
     blocks = collections.Counter(b for f in facts for b in f["blocks"])
     forms = collections.Counter(b for f in facts for b in f["forms"])
     rows += [("block", k, v / n) for k, v in blocks.most_common()]
@@ -147,7 +141,7 @@ def shares_table(res: dict) -> list[tuple[str, str, float]]:
     for cls in ("small", "vector", "large"):
         sub = [f for f in facts if _choice(f, "shape") == cls]
         if sub:
-            rows.append(("median max elements", cls, float(statistics.median(f["max_numel"] for f in sub))))
+            rows.append(("median max elements", cls, float(statistics.median(f["elements_max"] for f in sub))))
             rows.append(("validity", f"shape={cls}", sum(f["valid"] for f in sub) / len(sub)))
     for axis in ("dtype", "values", "form"):
         for choice in sorted({_choice(f, axis) for f in facts}):
