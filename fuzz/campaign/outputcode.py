@@ -65,6 +65,6 @@ def summarise(paths: list[str]) -> dict | None:
 def classify(source: str, modules: int = 1) -> dict:
     """The features of output-code ``source`` (one or more modules' text)."""
     return {"modules": modules,
-            "cpp_kernels": source.count("cpp_pybinding(") + source.count("extern \"C\""),
+            "cpp_kernels": source.count("cpp_pybinding("),
             "vectorised": any(m in source for m in VECTOR_MARKS),
             "parallel": PARALLEL_MARK in source}

@@ -50,6 +50,7 @@ def _check_vector_and_parallel(tmp_path):
     small = _verdict(tmp_path, (3, 64))
     assert small["kind"] == "pass"
     assert small["codegen"]["vectorised"] is True and small["codegen"]["parallel"] is False
+    assert small["codegen"]["modules"] == 1 and small["codegen"]["cpp_kernels"] == 1  # sin+relu: one fused kernel
     # 256 x 128 = 32,768 elements: over two threads' minimum chunks, so the outer loop is split.
     large = _verdict(tmp_path, (256, 128))
     assert large["kind"] == "pass" and large["codegen"]["parallel"] is True
