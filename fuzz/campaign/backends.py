@@ -55,15 +55,23 @@ def register(backend: Backend) -> Backend:
     return backend
 
 
-def _dynamo(name: str) -> str:
+def _dynamo(name: str, setup: str = "") -> str:
     return f'''
     def compile_model(model, inputs, dynamic=False):
-        torch._dynamo.reset()  # a fresh cache per model: no recompile limits, no stale guards
+        torch._dynamo.reset()  # a fresh cache per model: no recompile limits, no stale guards{setup}
         return torch.compile(model, backend="{name}", dynamic=True if dynamic else False)
     '''
 
 
-register(Backend("inductor", _dynamo("inductor"), description="torch.compile, TorchInductor (C++/Triton codegen)"))
+# Inductor emits an OpenMP parallel region only when it compiles for more than one thread
+# (``parallel_num_threads() > 1``), and a campaign's workers run torch with one thread each (two
+# workers on two cores), so the inductor backend compiles for at least two: the parallel split of
+# the outer loops is compiled and run (``fuzz.campaign.outputcode`` records whether it was).
+_INDUCTOR_THREADS = """
+        torch._inductor.config.cpp.threads = max(2, torch.get_num_threads())"""
+
+register(Backend("inductor", _dynamo("inductor", _INDUCTOR_THREADS),
+                 description="torch.compile, TorchInductor (C++/Triton codegen)"))
 register(Backend("aot_eager", _dynamo("aot_eager"), description="torch.compile, AOTAutograd traced graph run eagerly"))
 register(Backend("aot_eager_decomp_partition", _dynamo("aot_eager_decomp_partition"),
                  description="aot_eager with inductor's decompositions and min-cut partitioning"))

@@ -76,6 +76,7 @@ class Progress:
             "cases_saved": len(self.store.cases()),
             "rechecks_pending": session["rechecks_pending"],
             "per_backend": self.store.per_backend(),
+            "inductor_code": self.store.codegen_shares(),
             "models": session["models"],
             "ops_covered": session["ops_covered"],
             "elapsed_s": round(elapsed, 1),

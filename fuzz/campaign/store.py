@@ -54,6 +54,8 @@ CREATE TABLE IF NOT EXISTS cases (
 CREATE TABLE IF NOT EXISTS signatures (
     signature TEXT PRIMARY KEY, kind TEXT, backend TEXT, text TEXT, count INTEGER DEFAULT 0,
     first_seen REAL, last_seen REAL, example TEXT);
+CREATE TABLE IF NOT EXISTS codegen (
+    test TEXT PRIMARY KEY, backend TEXT, vectorised INTEGER, parallel INTEGER);
 CREATE INDEX IF NOT EXISTS tests_model ON tests(model);
 CREATE INDEX IF NOT EXISTS cases_sig ON cases(signature);
 """
@@ -131,6 +133,10 @@ class CrashStore:
                 (test_id, model, verdict.backend, verdict.mode, kind, (verdict.detail or "")[:500],
                  signature.id if signature else None, case_id, verdict.elapsed_s, now))
             new = cur.rowcount == 1
+            if new and verdict.codegen:
+                self.db.execute("INSERT OR IGNORE INTO codegen (test, backend, vectorised, parallel) VALUES (?,?,?,?)",
+                                (test_id, verdict.backend, int(bool(verdict.codegen.get("vectorised"))),
+                                 int(bool(verdict.codegen.get("parallel")))))
             if new and signature:
                 self.db.execute(
                     "INSERT INTO signatures (signature, kind, backend, text, count, first_seen, last_seen, example) "
@@ -172,6 +178,14 @@ class CrashStore:
         for backend, kind, n in self.db.execute("SELECT backend, kind, COUNT(*) FROM tests WHERE flaky=0 GROUP BY backend, kind"):
             out.setdefault(backend, {})[kind] = n
         return out
+
+    def codegen_shares(self) -> dict:
+        """Of the tests whose compiled code was read (inductor tests that compiled: ``Verdict.codegen``),
+        how many had a vectorised loop and an OpenMP parallel region, and their shares."""
+        n, vec, par = self.db.execute("SELECT COUNT(*), SUM(vectorised), SUM(parallel) FROM codegen").fetchone()
+        vec, par = vec or 0, par or 0
+        return {"tests": n, "vectorised": vec, "parallel": par,
+                "vectorised_share": round(vec / n, 4) if n else None, "parallel_share": round(par / n, 4) if n else None}
 
     def unique_signatures(self) -> int:
         """Signatures with at least one failure not known to be flaky."""

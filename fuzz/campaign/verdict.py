@@ -65,6 +65,7 @@ class Verdict:
     elapsed_s: float | None = None
     backend: str = ""
     mode: str = ""
+    codegen: dict | None = None        # inductor: what its output code has (``fuzz.campaign.outputcode``)
     synthesised: bool = False          # made by the executor for a worker that died
 
     def __post_init__(self):

@@ -41,6 +41,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from fuzz.campaign import outputcode
 from fuzz.campaign.oracle import OracleError
 from fuzz.campaign.session import Model, Session
 from fuzz.campaign.verdict import Kind, Verdict, describe_error
@@ -132,7 +133,9 @@ def run_job(job: dict, emit) -> None:
     for t in job["tests"]:
         emit({"event": "begin", "job": jid, "test": t["test"], "phase": "test", "log_offset": _log_offset()})
         try:
-            verdict = session.run_test(t["backend"], t["mode"])
+            with outputcode.capture() as loaded:
+                verdict = session.run_test(t["backend"], t["mode"])
+            verdict.codegen = outputcode.summarise(loaded)
         except Exception as exc:  # the oracle itself failed: its own kind (not a pass, not a finding)
             verdict = Verdict(Kind.ORACLE_ERROR, f"oracle raised {type(exc).__name__}", error=describe_error(exc))
         verdict.backend, verdict.mode = t["backend"], t["mode"]

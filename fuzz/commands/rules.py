@@ -21,6 +21,7 @@ def register(sub) -> None:
   assay rules infer --ops relu,conv2d --out /tmp/rules.jsonl.gz
                                                      infer two operators' rules from the corpus
   assay rules infer                                  rebuild the shipped rules (about 11 minutes on 2 cores)
+  assay rules merge /tmp/rules.jsonl.gz              put those operators' new rules into the shipped file
 """)
 
     i = rsub.add_parser("infer", help="infer rules from a trace corpus",
@@ -81,6 +82,14 @@ def register(sub) -> None:
     s.add_argument("--json", action="store_true", help="print one JSON object")
     s.add_argument("--per-op", action="store_true", help="include per-operator numbers")
     s.set_defaults(func=_stats)
+
+    m = rsub.add_parser("merge", help="replace some operators' rules in a rules file by newly inferred ones",
+                        description="Every rule of an operator that NEW has (same api and name) replaces that "
+                        "operator's rules in the target file; the other operators' rules stay as they are. "
+                        "For re-inferring a few operators ('rules infer --ops') without rebuilding everything.")
+    m.add_argument("new", metavar="NEW", help="rules file with the operators' new rules")
+    m.add_argument("--into", metavar="FILE", default=None, help="rules file to update (default: the shipped one)")
+    m.set_defaults(func=_merge)
 
     w = rsub.add_parser("show", help="print an operator's rules",
                         description="Print every signature of an operator: template, constraints, output shapes.")
@@ -156,6 +165,26 @@ def _validate(args) -> int:
     stats.pop("per_op", None)
     sys.stdout.write(f"wrote {out}: {len(demoted)} rules demoted, {summary['rules_unvalidated']} not reached\n")
     _print_stats(stats)
+    return 0
+
+
+def _merge(args) -> int:
+    from fuzz.ir.rule import read_rules, write_rules
+
+    path, rules = _load_rules(args.into)
+    new = list(read_rules(args.new))
+    ops = {(r.api, r.op) for r in new}
+    kept = [r for r in rules if (r.api, r.op) not in ops]
+    n = write_rules(path, kept + new)
+    # The per-operator numbers follow the rules (the totals stay those of the last full inference).
+    stats_new, stats_into = _read_stats(_stats_path(args.new)), _stats_path(path)
+    stored = _read_stats(stats_into)
+    if isinstance(stats_new.get("per_op"), dict) and isinstance(stored.get("per_op"), dict):
+        names = {op for _, op in ops}
+        stored["per_op"].update({k: v for k, v in stats_new["per_op"].items() if k in names})
+        with open(stats_into, "w") as fh:
+            json.dump(stored, fh, indent=1)
+    print(f"merged {len(new)} rules of {len(ops)} operators into {path} ({len(rules) - len(kept)} replaced; {n} rules)")
     return 0
 
 

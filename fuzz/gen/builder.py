@@ -15,6 +15,7 @@ from fuzz.gen.callcheck import meta_check
 from fuzz.gen.chooser import Chooser
 from fuzz.gen.config import FLOAT_DTYPES, GenConfig, GenerationError
 from fuzz.gen.ruleset import RuleInfo, RuleSet, cast_ops
+from fuzz.gen.shapes import shape_class, targets
 from fuzz.gen.solver import TextSolver, smt_term
 from fuzz.ir.dsl import smt_int
 
@@ -67,6 +68,8 @@ class Builder(TextSolver):
         self.used_ops: set[str] = set()
         self.used_stems: set[str] = set()
         self.dim_vars: list = []      # free dims of fresh tensors (targets of randomised bounds)
+        self.fresh_shapes: list = []  # the free dims of each fresh tensor (targets of the shape class)
+        self.shape = shape_class(cfg.policy.shape, cfg.max_dim, cfg.max_elements)
         self.int_vars: list = []      # (var, lo, hi)
         self.stats = {"tries": 0, "unsat": 0, "forward": 0, "backward": 0, "symbolic_ints": 0, "meta_rejected": 0,
                       "pinned": 0, "sources": 0}
@@ -102,7 +105,9 @@ class Builder(TextSolver):
                 v = self.var("d")
                 dims.append(v)
                 self.dim_vars.append(v)
-                cons += [f"(>= {v} 1)", f"(<= {v} {self.cfg.max_dim})"]
+                cons += [f"(>= {v} 1)", f"(<= {v} {self.shape.dim_max})"]
+            if dims:
+                self.fresh_shapes.append(list(dims))
         t = SymbolicTensor(self.fresh({"input": "x", "param": "w"}.get(role, "t")), list(dims), dtype, role)
         return t, cons
 
@@ -228,7 +233,7 @@ class Builder(TextSolver):
                     continue
                 v = self.var("o")
                 vars_.append(v)
-                cons += [f"(= {v} {text})", f"(>= {v} 1)", f"(<= {v} {self.cfg.max_dim * 8})"]
+                cons += [f"(= {v} {text})", f"(>= {v} 1)", f"(<= {v} {self.shape.out_max})"]
             t, _ = self.new_tensor(len(vars_), dt, "value", dims=vars_)
             tensors.append(t)
         return tensors, cons
@@ -290,7 +295,9 @@ class Builder(TextSolver):
                 return False
             ex = self.pick_dtypes(exs, _example_dtypes)
             self._last_floats = list(ex.get("floats", []))
-            bound = self._bind_operands(info, ex["dtypes"], ex["shapes"], on=on)
+            # In vector/large models a recorded call never pins an existing tensor to its (small)
+            # recorded shape, which would pin every tensor tied to it: it enters as a source.
+            bound = self._bind_operands(info, ex["dtypes"], ex["shapes"], on=on) if self.shape.name == "small" else None
             if bound is None or not self.try_add(bound[2]):
                 # No existing tensor can take the recorded shape (its dims are already fixed
                 # otherwise): sometimes the call enters on new inputs of its own, a source whose
@@ -378,6 +385,8 @@ class Builder(TextSolver):
         targets = [(t, j) for t in inputs for j in range(info.n_out) if (t.rank, t.dtype) in info.out_keys]
         if not targets:
             return False
+        if info.rule.status == "concrete" and self.shape.name != "small":
+            return False  # its recorded output would pin the replaced input (see insert_forward)
         target, j = self.ch.choice(targets)
         if info.rule.status == "concrete":
             exs = [e for e in info.examples if len(e["out"][j]["shape"]) == target.rank and e["out"][j]["dtype"] == target.dtype]
@@ -441,6 +450,8 @@ class Builder(TextSolver):
     # -- solving ------------------------------------------------------------
     def solve(self) -> dict:
         """Concrete values of every z3 term, with randomised bounds and the total-size bound."""
+        if self.shape.name != "small":
+            return self._solve_aimed()
         z3 = self.z3
         soft = []
         for v in self.dim_vars:
@@ -460,7 +471,7 @@ class Builder(TextSolver):
                 self.solver.pop()
                 values = self.values_at(model)
                 total = self.total_elements(values)
-                if total <= self.cfg.max_elements:
+                if total <= self.shape.max_elements:
                     return values
                 cap = max(1, cap // 2)
                 soft = [s for s in soft if self.ch.chance(0.3)]
@@ -469,12 +480,66 @@ class Builder(TextSolver):
             soft = soft[: len(soft) // 2]
             if not soft and cap >= self.cfg.max_dim:
                 break
-        if self.solver.check() != z3.sat:
+        return self._solve_plain()
+
+    def _solve_plain(self) -> dict:
+        """The model without soft constraints (the last resort of both solves)."""
+        if self.solver.check() != self.z3.sat:
             raise GenerationError("Z3 gave up on the final model (resource limit); try another seed")
         values = self.values_at(self.model_values())
-        if self.total_elements(values) > self.cfg.max_elements:
+        if self.total_elements(values) > self.shape.max_elements:
             raise GenerationError("cannot fit the model in max_elements")
         return values
+
+    def _solve_aimed(self) -> dict:
+        """``solve`` for the vector and large shape classes (``fuzz.gen.shapes``): each fresh tensor's
+        targets are kept greedily, one tensor at a time, if the solver stays satisfiable with them (one
+        unsatisfiable target then costs only its own tensor, whose dims then stay at most ``max_dim``
+        if they can: a free dim left to Z3 may take any value up to the class's bound). A target that
+        takes the model over its element budget is dropped the same way; if the model is still over
+        (dims no target holds), the dims are capped at half and the targets thinned, as in ``solve``."""
+        shared: dict = {}
+        aims = [(targets(self.shape, self.ch, dims, shared), dims) for dims in self.fresh_shapes]
+        ints = [[f"(= {v} {smt_int(self.ch.integer(lo, hi))})"] for v, lo, hi in self.int_vars if self.ch.chance(0.5)]
+        cap = self.shape.dim_max
+        for _ in range(6):
+            depth = 0
+            if cap < self.shape.dim_max and self.push_if_sat([f"(<= {d} {cap})" for d in self.dim_vars]):
+                depth += 1
+            for k, (aim, dims) in enumerate(aims):
+                if aim and self.push_if_sat(aim):
+                    if self._within_budget([d for _, later in aims[k + 1:] for d in later]):
+                        depth += 1
+                        continue
+                    self.solver.pop()  # this tensor's target takes the model over its budget
+                if self.push_if_sat([f"(<= {d} {self.cfg.max_dim})" for d in dims]):
+                    depth += 1
+            for aim in ints:
+                depth += self.push_if_sat(aim)
+            values = self.values_at(self.model_values()) if self.solver.check() == self.z3.sat else None
+            for _ in range(depth):
+                self.solver.pop()
+            if values is not None and self.total_elements(values) <= self.shape.max_elements:
+                return values
+            cap = max(1, cap // 2)
+            aims = [(aim if self.ch.chance(0.5) else [], dims) for aim, dims in aims]
+        small = self.push_if_sat([f"(<= {d} {self.cfg.max_dim})" for d in self.dim_vars])
+        try:
+            return self._solve_plain()
+        finally:
+            if small:
+                self.solver.pop()
+
+    def _within_budget(self, later: list) -> bool:
+        """Whether the current scope's model fits the element budget, the dims of tensors still to be
+        aimed (``later``) taken at most ``max_dim`` where they can be (else Z3 may take any value)."""
+        small = bool(later) and self.push_if_sat([f"(<= {d} {self.cfg.max_dim})" for d in later])
+        if not small and self.solver.check() != self.z3.sat:
+            return False
+        total = self.total_elements(self.values_at(self.model_values()))
+        if small:
+            self.solver.pop()
+        return total <= self.shape.max_elements
 
     def values_at(self, vals: dict) -> dict:
         """Every tensor's shape (and every node's integers) at a model (``model_values``)."""

@@ -231,7 +231,7 @@ def _pin_failing(b: Builder, shapes: dict) -> dict:
     if b.solver.check() == z3.sat:
         values = b.values_at(b.model_values())
         b.solver.pop()
-        if b.total_elements(values) <= b.cfg.max_elements:
+        if b.total_elements(values) <= b.shape.max_elements:
             b.stats["pinned"] += len(failing)
             return values
     else:

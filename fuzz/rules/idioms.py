@@ -29,6 +29,10 @@ import numpy as np
 from fuzz.ir.dsl import eval_vec, size
 
 MAX_ROWS = 200_000   # instances of the unknown part held at once
+# Constants the holes also range over: a call's padding, dilation, kernel size or stride is often
+# a literal of the template (an int the trace never varied, specialised away), not an int arg.
+CONST_PADS = (1, 2, 3, 4, 5, 6, 8)   # P = 2 * padding (or one side's padding)
+CONST_FACTORS = (2, 3, 4, 5)          # D, K, S
 
 
 def _terms(symbols: dict[str, np.ndarray], names: list[str], positive: bool):
@@ -45,12 +49,16 @@ def _terms(symbols: dict[str, np.ndarray], names: list[str], positive: bool):
 
 
 def _padding(ints, n):
-    """(expr, vector) for P: 0, a, 2*a."""
+    """(expr, vector) for P: 0, a, 2*a, then the constants ``CONST_PADS``."""
     out = [(0, np.zeros(n, dtype=np.int64))]
     for name, v in ints:
         out.append((name, v))
         out.append((["*", 2, name], 2 * v))
-    return out
+    return out + _constants(CONST_PADS, n)
+
+
+def _constants(values, n):
+    return [(c, np.full(n, c, dtype=np.int64)) for c in values]
 
 
 def _plus(a, b):
@@ -77,12 +85,12 @@ def window(symbols: dict[str, np.ndarray], target: np.ndarray, budget):
     dims = [s for s in symbols if s.startswith("x")]
     ints = _terms(symbols, [s for s in symbols if s.startswith("a")], positive=False)
     pos_ints = [(a, v) for a, v in ints if (v >= 1).all()]
-    if not pos_ints or (target < 0).any():
-        return None  # no candidate kernel/stride among the int args: not a window
+    if (target < 0).any() or not (pos_ints or dims):
+        return None
     pads = _padding(ints, n)
-    dils = [(1, np.ones(n, dtype=np.int64))] + pos_ints
-    kernels = pos_ints + [(name, v) for name, v in _terms(symbols, dims, positive=True)]
-    strides = [(1, np.ones(n, dtype=np.int64))] + pos_ints
+    dils = [(1, np.ones(n, dtype=np.int64))] + pos_ints + _constants(CONST_FACTORS, n)
+    kernels = pos_ints + [(name, v) for name, v in _terms(symbols, dims, positive=True)] + _constants(CONST_FACTORS, n)
+    strides = [(1, np.ones(n, dtype=np.int64))] + pos_ints + _constants(CONST_FACTORS, n)
     # Q = P - D*(K-1), one row per (P, D, K).
     rows, labels = [], []
     for ki, (k, kv) in enumerate(kernels):
@@ -134,13 +142,13 @@ def transposed(symbols: dict[str, np.ndarray], target: np.ndarray, budget):
     dims = [s for s in symbols if s.startswith("x")]
     ints = _terms(symbols, [s for s in symbols if s.startswith("a")], positive=False)
     pos_ints = [(a, v) for a, v in ints if (v >= 1).all()]
-    if not pos_ints:
+    if not (pos_ints or dims):
         return None
     pads = _padding(ints, n)
-    dils = [(1, np.ones(n, dtype=np.int64))] + pos_ints
-    kernels = pos_ints + _terms(symbols, dims, positive=True)
-    outpads = [(0, np.zeros(n, dtype=np.int64))] + ints
-    strides = [(1, np.ones(n, dtype=np.int64))] + pos_ints
+    dils = [(1, np.ones(n, dtype=np.int64))] + pos_ints + _constants(CONST_FACTORS, n)
+    kernels = pos_ints + _terms(symbols, dims, positive=True) + _constants(CONST_FACTORS, n)
+    outpads = [(0, np.zeros(n, dtype=np.int64))] + ints + _constants((1, 2), n)
+    strides = [(1, np.ones(n, dtype=np.int64))] + pos_ints + _constants(CONST_FACTORS, n)
     if len(pads) * len(dils) * len(kernels) * len(outpads) > MAX_ROWS:
         return None
     table: dict[bytes, tuple] = {}

@@ -170,6 +170,37 @@ def test_window_idioms_generalise_from_few_records(op):
         assert dsl.evaluate(expr, dict(zip(names, row))) == row[5], (dsl.render(expr), row)
 
 
+def _literal_conv_calls(rng: random.Random, n: int):
+    """(x, k, out) of real conv1d calls with padding=2, dilation=2, stride=3 fixed (template literals,
+    as a traced call that never varied them is specialised): only the length and the kernel vary."""
+    import torch
+
+    rows = []
+    while len(rows) < n:
+        x, k = rng.randint(1, 60), rng.randint(1, 6)
+        try:
+            out = torch.nn.functional.conv1d(torch.empty(1, 2, x, device="meta"), torch.empty(3, 2, k, device="meta"),
+                                             stride=3, padding=2, dilation=2)
+        except (RuntimeError, ValueError):
+            continue
+        rows.append((x, k, out.shape[-1]))
+    return rows
+
+
+def test_window_idiom_takes_literal_padding_dilation_and_stride():
+    """A conv whose padding, dilation and stride are literals of its template has no int args for the
+    idiom's holes: they range over small constants too, so (x + 4 - 2*(k - 1) - 1) // 3 + 1 is found
+    (before, such conv/pool signatures stayed concrete) and is right on 300 fresh calls."""
+    pytest.importorskip("torch")
+    train = _literal_conv_calls(random.Random(1), 8)
+    names = ["x0_2", "x1_2"]
+    syms = {name: np.array([r[i] for r in train]) for i, name in enumerate(names)}
+    expr = Synthesizer(syms, len(train), Budget(10)).solve(np.array([r[2] for r in train]))
+    assert expr is not None
+    for row in _literal_conv_calls(random.Random(2), 300):
+        assert dsl.evaluate(expr, dict(zip(names, row))) == row[2], (dsl.render(expr), row)
+
+
 def test_single_valued_int_arg_is_a_literal():
     """topk(x, k, dim) seen only with dim = 1: the rule is for dim = 1 (a literal in its template),
     so it makes no claim about dim = 0, where its expressions would be wrong."""
@@ -538,3 +569,28 @@ def test_cli_corpus_is_found_from_any_directory(tmp_path, run_assay):
     res = run_assay("traces", "stats", "--json", cwd=tmp_path)
     assert res.returncode == 0, res.stderr
     assert json.loads(res.stdout)["records"] > 0
+
+
+def test_rules_merge_replaces_only_the_new_operators_rules(run_assay, tmp_path):
+    """``assay rules merge NEW --into FILE``: every rule of an operator NEW has replaces that
+    operator's rules; the other operators keep theirs; a corrupt NEW is a one-line error."""
+    from fuzz.ir.rule import read_rules, rules_path, write_rules
+
+    base = []
+    for r in read_rules(rules_path()):
+        base.append(r)
+        if len(base) >= 60:
+            break
+    target = base[0].op
+    others = [r for r in base if r.op != target]
+    replacement = [r for r in base if r.op == target][:1]
+    write_rules(tmp_path / "base.jsonl.gz", base)
+    write_rules(tmp_path / "new.jsonl.gz", replacement)
+    res = run_assay("rules", "merge", tmp_path / "new.jsonl.gz", "--into", tmp_path / "base.jsonl.gz")
+    assert res.returncode == 0, res.stderr
+    merged = list(read_rules(tmp_path / "base.jsonl.gz"))
+    assert [r.key for r in merged if r.op == target] == [replacement[0].key]
+    assert [r.key for r in merged if r.op != target] == [r.key for r in others]
+    (tmp_path / "bad.jsonl.gz").write_bytes(b"not gzip")
+    res = run_assay("rules", "merge", tmp_path / "bad.jsonl.gz", "--into", tmp_path / "base.jsonl.gz")
+    assert res.returncode == 2 and res.stderr.startswith("assay: error:") and len(res.stderr.strip().splitlines()) == 1

@@ -1,0 +1,81 @@
+"""The shape axis of the model policy (``fuzz.gen.shapes``) on the shipped rules: vector models aim
+innermost dims at SIMD widths and tails, large models at 10^4-10^5-element tensors, both under the
+element budget, deterministic per (seed, index), and their models run eagerly."""
+
+import math
+
+import pytest
+import torch
+
+from fuzz.gen.config import GenConfig
+from fuzz.gen.generate import generate_model_for_index
+from fuzz.gen.policy import LEGACY, ModelPolicy
+from fuzz.gen.ruleset import load_ruleset
+from fuzz.gen.shapes import LARGE_ELEMENTS, VECTOR_WIDTHS, large_shape, shape_class
+from fuzz.gen.chooser import RandomChooser
+
+MODELS = 12
+
+
+@pytest.fixture(scope="module")
+def models():
+    rs = load_ruleset()
+    out = {}
+    for cls in ("small", "vector", "large"):
+        cfg = GenConfig(nodes=5, policy=ModelPolicy(shape=cls))
+        out[cls] = [generate_model_for_index(rs, cfg, 7, i) for i in range(MODELS)]
+    return out
+
+
+def _leaves(generated):
+    return [t.shape for m in generated for t in m.graph.tensors.values() if t.role != "value" and t.shape]
+
+
+def test_vector_models_aim_innermost_dims_at_vector_widths(models):
+    widths = set(VECTOR_WIDTHS)
+
+    def share(cls):
+        leaves = _leaves(models[cls])
+        return sum(s[-1] in widths for s in leaves) / len(leaves)
+
+    assert share("vector") >= 0.25 and share("vector") > 2 * share("small")
+    # at least one leaf has a tail width (a vector main loop plus a remainder)
+    assert any(s[-1] in (7, 9, 15, 17, 31, 33, 63, 65, 127, 129) for s in _leaves(models["vector"]))
+
+
+def test_large_models_reach_ten_thousand_elements_under_the_budget(models):
+    big = [s for s in _leaves(models["large"]) if math.prod(s) >= LARGE_ELEMENTS[0]]
+    assert len(big) >= 0.15 * len(_leaves(models["large"]))
+    assert not any(math.prod(s) >= LARGE_ELEMENTS[0] for s in _leaves(models["small"]))
+    budget = shape_class("large", 16, GenConfig().max_elements).max_elements
+    for m in models["large"]:
+        assert sum(math.prod(t.shape) for t in m.graph.tensors.values()) <= budget
+        assert m.graph.meta["policy"]["shape"] == "large"
+
+
+def test_shape_models_run_eagerly_and_are_deterministic(models):
+    from fuzz.gen.program import build_module, run_eager
+
+    rs = load_ruleset()
+    for cls in ("vector", "large"):
+        for m in models[cls][:4]:
+            run_eager(build_module(m.graph, m.state), m.inputs)
+        again = generate_model_for_index(rs, GenConfig(nodes=5, policy=ModelPolicy(shape=cls)), 7, 3)
+        assert again.graph.to_json() == models[cls][3].graph.to_json()
+
+
+def test_small_is_the_legacy_path():
+    assert ModelPolicy(shape="small") == LEGACY
+    assert shape_class("small", 16, 1 << 22).dim_max == 16
+
+
+def test_large_target_shapes_put_the_bulk_on_the_outer_dim():
+    import random
+
+    ch = RandomChooser(random.Random(0))
+    for rank in (1, 2, 3, 4):
+        for _ in range(20):
+            shape = large_shape(ch, rank)
+            assert len(shape) == rank and LARGE_ELEMENTS[0] // 2 <= math.prod(shape) <= LARGE_ELEMENTS[1]
+            if rank >= 2:  # a vector-width innermost dim; the outermost the largest of the others
+                assert shape[-1] in VECTOR_WIDTHS and shape[0] >= max(shape[1:-1], default=64)
