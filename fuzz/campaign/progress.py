@@ -71,6 +71,7 @@ class Progress:
             "cases_saved": len(self.store.cases()),
             "rechecks_pending": session["rechecks_pending"],
             "per_backend": self.store.per_backend(),
+            "per_mode": self.store.per_mode(),
             "models": session["models"],
             "ops_covered": session["ops_covered"],
             "elapsed_s": round(elapsed, 1),

@@ -168,6 +168,13 @@ class CrashStore:
             out.setdefault(backend, {})[kind] = n
         return out
 
+    def per_mode(self) -> dict:
+        """mode -> kind -> count of the journaled (non-flaky) tests."""
+        out: dict = {}
+        for mode, kind, n in self.db.execute("SELECT mode, kind, COUNT(*) FROM tests WHERE flaky=0 GROUP BY mode, kind"):
+            out.setdefault(mode or "fwd", {})[kind] = n
+        return out
+
     def unique_signatures(self) -> int:
         """Signatures with at least one failure not known to be flaky."""
         return self.db.execute("SELECT COUNT(DISTINCT signature) FROM tests WHERE signature IS NOT NULL AND flaky=0").fetchone()[0]
