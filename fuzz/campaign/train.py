@@ -93,19 +93,25 @@ def value_precision(graph, names: list[str], forward: dict, gradient: dict) -> d
 
 
 def ill_conditioned(reference, perturbed: list) -> dict:
-    """name -> why, for the float values a rounding-level perturbation of the float64 step
-    (``perturbed``: value lists in ``reference.names`` order) moves beyond their tolerance."""
+    """name -> why, for the values a rounding-level perturbation of the float64 step
+    (``perturbed``: value lists in ``reference.names`` order) moves beyond their tolerance, and
+    the integer values that float rounding decides (float64 and eager differ, or a probe does)."""
     import torch
 
     from fuzz.campaign import oracle
+    from fuzz.campaign.sensitivity import same_values
 
     out = {}
     for values in perturbed:
         for i, name in enumerate(reference.names):
             e, r, p = reference.eager[i], reference.ref64[i], values[i]
-            if name in out or not all(isinstance(t, torch.Tensor) for t in (e, r, p)) or not oracle.is_float(e):
+            if name in out or not all(isinstance(t, torch.Tensor) for t in (e, r, p)):
                 continue
             if r.shape != p.shape or r.numel() == 0:
+                continue
+            if not oracle.is_float(e):
+                if not (same_values(e.cpu(), r.cpu()) and same_values(r, p)):
+                    out[name] = "an integer value that float rounding decides in training mode"
                 continue
             low = oracle.least_precise(oracle.dtype_name_of(e), reference.precision.get(name)) or oracle.dtype_name_of(e)
             atol, rtol, g = oracle.tolerance(low)

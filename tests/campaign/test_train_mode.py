@@ -125,3 +125,17 @@ def test_planted_fault_in_the_compiled_step_is_saved_and_its_repro_reproduces(tm
     with_fault, without = _repro(cases[0], fault), _repro(cases[0], None)
     assert with_fault.returncode == 1 and "REPRODUCED" in with_fault.stdout, with_fault.stdout + with_fault.stderr[-2000:]
     assert without.returncode == 0 and "AGREE" in without.stdout, without.stdout + without.stderr[-2000:]
+
+
+def test_values_a_rounding_level_perturbation_moves_are_not_judged():
+    from fuzz.campaign.oracle import Reference
+    from fuzz.campaign.train import ill_conditioned
+
+    ref64 = [torch.tensor([1.0, 2.0], dtype=torch.float64), torch.tensor([3.0], dtype=torch.float64),
+             torch.tensor([4, 5])]
+    eager = [ref64[0].float(), ref64[1].float(), torch.tensor([4, 5])]
+    reference = Reference(["out0", "buffer:bn.running_var", "out1"], eager, ref64)
+    steady = [ref64[0] * (1 + 1e-9), ref64[1] + 1e-9, torch.tensor([4, 5])]
+    assert ill_conditioned(reference, [steady]) == {}
+    moved = [ref64[0], ref64[1] + 0.01, torch.tensor([4, 6])]  # fp32 tolerance is 1e-4 + 1e-4 * 3
+    assert set(ill_conditioned(reference, [steady, moved])) == {"buffer:bn.running_var", "out1"}
