@@ -10,7 +10,8 @@ model: each test compiles the model afresh, so four modes would cost four compil
 and the campaign would see a quarter as many distinct models an hour, while a forward bug
 mostly shows again (same ops) in ``bwd``, ``dynamic`` and ``train``. Backends stay crossed:
 two backends on the same model and mode tell where a bug lives. Saved programs (``--programs``),
-few and chosen, get every mode, as do campaigns saved before the draw (``modes_per_model`` 0).
+few and chosen, get every mode given (``assay fuzz --programs`` without ``--modes``: ``fwd``), as do
+campaigns saved before the draw (``modes_per_model`` 0).
 """
 
 from __future__ import annotations

@@ -78,7 +78,8 @@ def register(sub) -> None:
                    help="comma-separated: inductor, aot_eager, aot_eager_decomp_partition, eager, export, aoti "
                         "(default inductor,aot_eager)")
     p.add_argument("--modes", default=None,
-                   help="comma-separated: fwd, bwd, dynamic, train (default all four, mixed over the models)")
+                   help="comma-separated: fwd, bwd, dynamic, train (default all four, mixed over the models; "
+                        "with --programs: fwd)")
     p.add_argument("--modes-per-model", type=_modes_per_model, default=None, metavar="N|all",
                    help="modes each generated model is tested in, drawn from --modes by (seed, model) "
                         "(default 1; all: every mode on every model)")
@@ -141,6 +142,8 @@ def run(args) -> int:
             explicit.add(key)
     if cfg.programs:
         program_dirs(cfg.programs)  # a typo is an error now, before the campaign folder exists
+        if "modes" not in explicit:
+            cfg.modes = ["fwd"]  # saved programs are re-tested forward unless --modes says otherwise
     if cfg.device == "cuda":
         import torch
 
