@@ -28,7 +28,10 @@ from dataclasses import dataclass
 
 from fuzz.errors import AssayError
 
-MODES = ("fwd", "bwd", "dynamic")
+MODES = ("fwd", "bwd", "dynamic", "train")
+# A default campaign mixes them all (``fuzz.campaign.config.Config.modes``); an exported program
+# holds its own copies of the parameters, so export and aoti cannot be trained through.
+EXPORT_MODES = ("fwd", "bwd", "dynamic")
 
 
 @dataclass
@@ -87,7 +90,7 @@ register(Backend("export", _EXPORT_SHAPES + '''
         shapes = _dynamic_shapes(inputs) if dynamic else None
         program = torch.export.export(model, tuple(inputs), dynamic_shapes=shapes)
         return program.module()
-''', description="torch.export.export, then the exported program's module"))
+''', modes=EXPORT_MODES, description="torch.export.export, then the exported program's module"))
 
 register(Backend("aoti", _EXPORT_SHAPES + '''
     def compile_model(model, inputs, dynamic=False):

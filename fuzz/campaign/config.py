@@ -50,7 +50,9 @@ class Config:
     time_s: float = 600
     workers: int = 2
     backends: list = field(default_factory=lambda: ["inductor", "aot_eager"])
-    modes: list = field(default_factory=lambda: ["fwd"])
+    # the default mix: each generated model gets ``modes_per_model`` of these, drawn by (seed, index)
+    modes: list = field(default_factory=lambda: ["fwd", "bwd", "dynamic", "train"])
+    modes_per_model: int = 1        # 0: every mode on every model (campaigns saved before the draw)
     seed: int = 0
     nodes: int = 5
     device: str = "cpu"
@@ -67,7 +69,7 @@ class Config:
     # the model policy shares (``fuzz.gen.policy.Shares.to_json``); None: the legacy mix
     shares: dict | None = field(default_factory=lambda: Shares().to_json())
 
-    SETTINGS = ("backends", "modes", "seed", "nodes", "device", "programs", "shares")
+    SETTINGS = ("backends", "modes", "modes_per_model", "seed", "nodes", "device", "programs", "shares")
     # kept for --resume too, but a flag given on resume overrides them. time_s is the campaign's
     # whole budget: a resume without --time runs what is left of it (see ``session_seconds``).
     SOFT_SETTINGS = ("keep_per_signature", "timeout_s", "mem_limit_mb", "time_s")
@@ -91,6 +93,8 @@ def load_or_create(cfg: Config, resume: bool, stream) -> None:
                 setattr(cfg, key, saved[key])
         if "shares" not in saved:
             cfg.shares = None  # a campaign started before model policies: it goes on with the legacy mix
+        if "modes_per_model" not in saved:
+            cfg.modes_per_model = 0  # started before the per-model draw: every mode on every model, as then
         for key in Config.SOFT_SETTINGS:
             if key in saved and key not in explicit:
                 setattr(cfg, key, saved[key])

@@ -138,6 +138,22 @@ def judged_elements(ref, eager, limit=None) -> int:
     return int((~near).sum())
 
 
+def weighted_loss(outs, skip=()):
+    """``sum_i <out_i, w_i>`` in float64 over the float outputs that require grad (``out<i>`` in
+    ``skip`` left out), ``w_i`` seeded standard-normal weights; None when no output counts."""
+    import torch
+
+    gen = torch.Generator().manual_seed(1234)
+    terms = []
+    for i, o in enumerate(outs):
+        if not (isinstance(o, torch.Tensor) and o.dtype.is_floating_point):
+            continue
+        w = torch.randn(o.shape, generator=gen, dtype=torch.float64).to(o.device)
+        if o.requires_grad and f"out{i}" not in skip:
+            terms.append((o.to(torch.float64) * w).sum())
+    return torch.stack(terms).sum() if terms else None
+
+
 def outputs_and_grads(fn, module, param_names, inputs, input_names, skip=(), dtype64=False):
     """Run ``fn(*inputs)``; its outputs, then the gradients of ``sum_i <out_i, w_i>``.
 
@@ -152,17 +168,9 @@ def outputs_and_grads(fn, module, param_names, inputs, input_names, skip=(), dty
 
     outs = fn(*inputs)
     outs = list(outs) if isinstance(outs, (tuple, list)) else [outs]
-    gen = torch.Generator().manual_seed(1234)
-    terms = []
-    for i, o in enumerate(outs):
-        if not (isinstance(o, torch.Tensor) and o.dtype.is_floating_point):
-            continue
-        w = torch.randn(o.shape, generator=gen, dtype=torch.float64).to(o.device)
-        if o.requires_grad and f"out{i}" not in skip:
-            terms.append((o.to(torch.float64) * w).sum())
-    if not terms:
+    loss = weighted_loss(outs, skip)
+    if loss is None:
         return None
-    loss = torch.stack(terms).sum()
     params = {n.replace("_orig_mod.", ""): p for n, p in module.named_parameters()}
     names, wrt = [], []
     for n, t in zip(input_names, inputs):

@@ -77,6 +77,7 @@ class Progress:
             "rechecks_pending": session["rechecks_pending"],
             "per_backend": self.store.per_backend(),
             "inductor_code": self.store.codegen_shares(),
+            "per_mode": self.store.per_mode(),
             "models": session["models"],
             "ops_covered": session["ops_covered"],
             "elapsed_s": round(elapsed, 1),

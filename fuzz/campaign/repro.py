@@ -16,7 +16,9 @@ the backend and exits **1 when the failure reproduces, 0 when it does not**.
 
 In ``dynamic`` mode a case may carry a ``second_call`` (sizes, and its inputs saved in
 ``inputs.safetensors`` under ``second_call.<name>``): the repro then also calls the same
-compiled function at those sizes and checks its values (named ``call2:out<i>``) too.
+compiled function at those sizes and checks its values (named ``call2:out<i>``) too. A ``train``
+repro runs one training step (``fuzz.campaign.train.train_step``, copied verbatim) eagerly, with
+the compiled module and in float64, and compares outputs, loss, gradients, parameters and buffers.
 
 ``repro_source(program_src, case)`` takes the ``Case`` (``fuzz.campaign.case``: id, kind,
 backend, mode, device, check, versions, timeout_s, mem_limit_mb, error, diff,
@@ -35,7 +37,7 @@ import sys
 import textwrap
 from pathlib import Path
 
-from fuzz.campaign import oracle
+from fuzz.campaign import oracle, train
 from fuzz.campaign.case import Case, read_case
 from fuzz.isolation import limit_address_space
 
@@ -77,6 +79,19 @@ def _values(fn, inputs, dtype64=False, module=None):
         return {}
     values, names = res
     return dict(zip([f"out{i}" for i in range(len(values) - len(names))] + names, values))
+"""
+
+_VALUES_TRAIN = """
+def _values(model, inputs, dtype64=False, compiled=False):
+    \"\"\"name -> value after one training step (train_step) of a copy of model, eager or compiled.\"\"\"
+    import copy
+
+    torch.manual_seed(0)
+    module = copy.deepcopy(model).train()
+    xs = [x.clone() for x in inputs]
+    fn = compile_model(module, xs, dynamic=False) if compiled else module
+    res = train_step(fn, module, xs, SKIP)
+    return {} if res is None else dict(zip(res[1], res[0]))
 """
 
 _SECOND_CALL = """
@@ -180,6 +195,10 @@ def _main_source(mode: str, dynamic_second: bool, mem_limit: bool) -> str:
                     "        fn = compile_model(module, xs, dynamic=False)\n"
                     "        actual = _values(fn, inputs, module=fn if isinstance(fn, torch.nn.Module) else module)")
         prep = "global PARAM_NAMES\n        PARAM_NAMES = [n for n, _ in model.named_parameters()]"
+    elif mode == "train":  # one training step: the module in training mode, compiled by the backend
+        eager = "expected = _values(model, inputs)"
+        compiled = "actual = _values(model, inputs, compiled=True)"
+        prep = ""
     else:
         eager = "expected = _values(copy.deepcopy(model), inputs)"
         compiled = ("with torch.no_grad():\n"
@@ -208,7 +227,7 @@ def _main_source(mode: str, dynamic_second: bool, mem_limit: bool) -> str:
                        ("EAGER", eager), ("COMPILED", compiled), ("REFERENCE", ref)):
         indent = "    " if key == "REFERENCE" else "        "
         src = src.replace(f"{indent}{key}\n", f"{indent}{value}\n" if value else "", 1)
-    pieces = [_VALUES_BWD if mode == "bwd" else _VALUES_FWD]
+    pieces = [{"bwd": _VALUES_BWD, "train": _VALUES_TRAIN}.get(mode, _VALUES_FWD)]
     if dynamic_second:
         pieces += [_SECOND_CALL, '\ndef _call2(values):\n    return {f"call2:{k}": v for k, v in values.items()}\n']
     return "".join(pieces) + _JUDGE + src
@@ -436,8 +455,13 @@ def repro_source(program_src: str, case: Case, *, inline_tensors: dict | None = 
     if mem_limit:
         settings += [f"MEM_LIMIT_MB = {int(case.mem_limit_mb)}"]
     settings += ["", "", backend.source.rstrip(), "", "", function_source(oracle.value_mismatch)]
+    if mode in ("bwd", "train"):
+        settings += ["", "", function_source(oracle.weighted_loss)]
     if mode == "bwd":
         settings += ["", "", function_source(oracle.outputs_and_grads)]
+    if mode == "train":
+        settings += ["", "", f"LR, MOMENTUM = {train.LR!r}, {train.MOMENTUM!r}  # the SGD step", "", "",
+                     function_source(train.train_step)]
     if mem_limit:
         settings += ["", "", function_source(limit_address_space)]
     if signs_crash:

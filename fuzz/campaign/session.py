@@ -4,7 +4,8 @@
 twice perturbed in float64 for the oracle (``fuzz.campaign.oracle``), so all of the model's
 tests share them; ``run_test(backend, mode)`` compiles a fresh copy of the module with the
 backend and returns a ``Verdict``. ``bwd`` adds a backward pass (its reference made once);
-``dynamic`` adds a second call at other input sizes (``second_call``, found once per model).
+``dynamic`` adds a second call at other input sizes (``second_call``, found once per model);
+``train`` runs one training step (``fuzz.campaign.train``; its reference made once).
 The worker loop around it is ``fuzz.campaign.worker``.
 """
 
@@ -14,7 +15,7 @@ import copy
 import logging
 import time
 
-from fuzz.campaign import oracle, sensitivity
+from fuzz.campaign import oracle, sensitivity, train
 from fuzz.campaign.verdict import Kind, Verdict, describe_error
 
 UNSUPPORTED_MARKERS = ("data-dependent", "data dependent", "unsupported", "not supported", "guardondatadependent",
@@ -106,6 +107,7 @@ class Session:
         self._bwd_ref = None
         self._bwd_error = None
         self._second = None
+        self._train = None
 
     def _references(self, inputs, prefix: str = ""):
         """For these inputs: eager outputs, the eager and float64 environments (every intermediate),
@@ -311,6 +313,58 @@ class Session:
                                              precision)
         return self._bwd_ref
 
+    # -- train mode: one training step ---------------------------------------------
+    def train_step(self, module, dtype64=False, noise=None, gen=None, seed=0):
+        """``train.train_step`` of a copy of ``module`` in training mode, eagerly (seeded RNG)."""
+        import torch
+
+        torch.manual_seed(seed)
+        m = copy.deepcopy(module).train()
+        inputs = _clone(self.model.inputs, self.device, dtype64=dtype64, noise=noise, gen=gen)
+        return train.train_step(m, m, inputs, self.fwd_ref.skip)
+
+    def train_reference(self):
+        """``(Reference, None)`` for train mode, or ``(None, (kind, why))`` when it cannot be judged."""
+        if self._train is None:
+            self._train = self._make_train_reference()
+        return self._train
+
+    def _make_train_reference(self):
+        if not any(p.dtype.is_floating_point for p in self.module.parameters()):
+            return None, (Kind.UNSUPPORTED, "no trainable float parameters: nothing to train")
+        if self.bwd_blockers:
+            return None, (Kind.SKIP, "training step not judged: the model has values that may legitimately differ")
+        try:
+            res = self.train_step(self.module)
+            again = self.train_step(self.module, seed=1)
+        except Exception as exc:
+            return None, (Kind.INVALID, exc)
+        if res is None:
+            return None, (Kind.SKIP, "no differentiable output")
+        values, names = res
+        if again is None or not all(sensitivity.same_values(a, b) for a, b in zip(values, again[0])):
+            return None, (Kind.SKIP, "random in training mode (e.g. dropout): two eager steps with other seeds differ")
+        gradient = self._gradient_precision([n for n in names if n.startswith("grad:")])
+        precision = train.value_precision(self.model.graph, names, self.fwd_ref.precision, gradient)
+        reference = oracle.Reference(names, values, None, dict(self.fwd_ref.skip), precision)
+        try:
+            r64 = self.train_step(_to64(self.module), dtype64=True)
+            reference.ref64 = r64[0] if r64 is not None and r64[1] == names else None
+        except Exception:
+            reference.ref64 = None
+        if reference.ref64 is not None:
+            perturbed = []
+            for seed in (1, 2):
+                try:
+                    pm, gen = _perturbed(self.module, seed)
+                    r = self.train_step(pm, dtype64=True, noise=True, gen=gen)
+                except Exception:  # noqa: BLE001  a probe that fails is one probe less
+                    continue
+                if r is not None and r[1] == names:
+                    perturbed.append(r[0])
+            reference.skip.update(train.ill_conditioned(reference, perturbed))
+        return reference, None
+
     # -- one test -----------------------------------------------------------------
     def run_test(self, backend_name: str, mode: str) -> Verdict:
         import torch
@@ -328,6 +382,12 @@ class Session:
                 if kind == Kind.INVALID:
                     return Verdict(Kind.INVALID, "eager backward raised", error=describe_error(why))
                 return Verdict(Kind.SKIP, why)
+        elif mode == "train":
+            reference, why = self.train_reference()
+            if reference is None:
+                if why[0] == Kind.INVALID:
+                    return Verdict(Kind.INVALID, "eager training step raised", error=describe_error(why[1]))
+                return Verdict(*why)
         compile_model = backend.compile_function()
         module = copy.deepcopy(self.module)
         t0 = time.perf_counter()
@@ -338,6 +398,14 @@ class Session:
                 fn = compile_model(module, inputs, dynamic=False)
                 stage = "run"
                 res = self.grads(fn, fn if isinstance(fn, torch.nn.Module) else module, inputs)
+                actual = res[0] if res is not None else []
+            elif mode == "train":
+                torch.manual_seed(0)
+                module.train()
+                inputs = _clone(self.model.inputs, self.device)
+                fn = compile_model(module, inputs, dynamic=False)
+                stage = "run"
+                res = train.train_step(fn, module, inputs, self.fwd_ref.skip)
                 actual = res[0] if res is not None else []
             else:
                 inputs = _clone(self.model.inputs, self.device)

@@ -187,6 +187,13 @@ class CrashStore:
         return {"tests": n, "vectorised": vec, "parallel": par,
                 "vectorised_share": round(vec / n, 4) if n else None, "parallel_share": round(par / n, 4) if n else None}
 
+    def per_mode(self) -> dict:
+        """mode -> kind -> count of the journaled (non-flaky) tests."""
+        out: dict = {}
+        for mode, kind, n in self.db.execute("SELECT mode, kind, COUNT(*) FROM tests WHERE flaky=0 GROUP BY mode, kind"):
+            out.setdefault(mode or "fwd", {})[kind] = n
+        return out
+
     def unique_signatures(self) -> int:
         """Signatures with at least one failure not known to be flaky."""
         return self.db.execute("SELECT COUNT(DISTINCT signature) FROM tests WHERE signature IS NOT NULL AND flaky=0").fetchone()[0]

@@ -19,6 +19,7 @@ examples:
   assay fuzz --resume crashes/                       continue it: the rest of its 8 h budget
   assay fuzz --resume crashes/ --time 2h             continue it for 2 more hours
   assay fuzz --backends inductor --modes fwd,bwd --nodes 8 --out crashes-bwd/
+  assay fuzz --modes train --out crashes-train/      only training steps (loss, backward, SGD step)
   assay fuzz --time 20m --fail-on-find --out ci-crashes/
                                                      in CI: exit 1 when a new failure signature is found
   assay fuzz --programs models/ --out crashes/       test saved programs (assay gen's output) once each
@@ -49,6 +50,11 @@ def _mem_limit(text: str) -> int:
     return value
 
 
+def _modes_per_model(text: str) -> int:
+    """argparse type: ``all`` (0: every mode on every model) or a positive count."""
+    return 0 if text.strip().lower() == "all" else positive_int(text)
+
+
 def register(sub) -> None:
     p = sub.add_parser(
         "fuzz",
@@ -71,7 +77,12 @@ def register(sub) -> None:
     p.add_argument("--backends", default=None,
                    help="comma-separated: inductor, aot_eager, aot_eager_decomp_partition, eager, export, aoti "
                         "(default inductor,aot_eager)")
-    p.add_argument("--modes", default=None, help="comma-separated: fwd, bwd, dynamic (default fwd)")
+    p.add_argument("--modes", default=None,
+                   help="comma-separated: fwd, bwd, dynamic, train (default all four, mixed over the models; "
+                        "with --programs: fwd)")
+    p.add_argument("--modes-per-model", type=_modes_per_model, default=None, metavar="N|all",
+                   help="modes each generated model is tested in, drawn from --modes by (seed, model) "
+                        "(default 1; all: every mode on every model)")
     p.add_argument("--out", default=None, help="campaign directory (default crashes/)")
     p.add_argument("--resume", metavar="DIR", default=None, help="continue the campaign in DIR")
     p.add_argument("--seed", type=int, default=None, help="campaign seed (default 0)")
@@ -121,6 +132,9 @@ def run(args) -> int:
     if args.modes is not None:
         cfg.modes = backends.parse_modes(args.modes)
         explicit.add("modes")
+    if args.modes_per_model is not None:
+        cfg.modes_per_model = args.modes_per_model
+        explicit.add("modes_per_model")
     for key in ("seed", "nodes", "device", "programs"):
         value = getattr(args, key)
         if value is not None:
@@ -128,6 +142,8 @@ def run(args) -> int:
             explicit.add(key)
     if cfg.programs:
         program_dirs(cfg.programs)  # a typo is an error now, before the campaign folder exists
+        if "modes" not in explicit:
+            cfg.modes = ["fwd"]  # saved programs are re-tested forward unless --modes says otherwise
     if cfg.device == "cuda":
         import torch
 

@@ -189,6 +189,8 @@ def issue_markdown(root, case_id: str, *, known_file=None, backends=ABLATION, ti
     lines += ["", "### Compiler settings", "",
               f"- `torch.compile(model, backend={shown.backend!r}, dynamic={mode == 'dynamic'})`"
               + (", then backward through it (gradients compared)" if mode == "bwd" else "")
+              + (" on the module in training mode, then one SGD step with momentum (loss, gradients, updated "
+                 "parameters and buffers compared)" if mode == "train" else "")
               + (", called again at other input sizes" if shown.second_call else ""),
               "- no `torch._dynamo.config` / `torch._inductor.config` changes; `torch._dynamo.reset()` before compiling",
               f"- device: {shown.device or 'cpu'}", ""]

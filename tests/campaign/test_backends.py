@@ -73,7 +73,7 @@ def test_registry_names_and_errors(monkeypatch):
         backends.parse_backends("inductor,nope")
     with pytest.raises(AssayError):
         backends.parse_modes("fwd,sideways")
-    assert backends.parse_modes("fwd, bwd,dynamic") == ["fwd", "bwd", "dynamic"]
+    assert backends.parse_modes("fwd, bwd,dynamic,train") == ["fwd", "bwd", "dynamic", "train"]
     # adding a backend is one registration of a snippet
     b = backends.register(backends.Backend("_identity_test", '''
         def compile_model(model, inputs, dynamic=False):
@@ -85,9 +85,12 @@ def test_registry_names_and_errors(monkeypatch):
 
 def test_cpu_backends_pass_in_every_mode(conv_dir):
     pairs = [("aot_eager", "fwd"), ("aot_eager", "bwd"), ("aot_eager", "dynamic"), ("eager", "fwd"),
-             ("aot_eager_decomp_partition", "fwd"), ("export", "fwd"), ("export", "bwd"), ("export", "dynamic")]
-    tests = [{"test": f"{b}-{m}", "backend": b, "mode": m} for b, m in pairs]
+             ("aot_eager_decomp_partition", "fwd"), ("export", "fwd"), ("export", "bwd"), ("export", "dynamic"),
+             ("aot_eager", "train")]
+    tests = [{"test": f"{b}-{m}", "backend": b, "mode": m} for b, m in pairs + [("export", "train")]]
     verdicts = run(conv_dir, tests)
+    # an exported program holds its own parameter copies: it cannot be trained through
+    assert verdicts.pop("export-train")["kind"] == "unsupported"
     kinds = {k: v["kind"] for k, v in verdicts.items()}
     assert all(k == "pass" for k in kinds.values()), {k: (v["kind"], v.get("detail"), (v.get("error") or {}).get("message", "")[:200]) for k, v in verdicts.items() if v["kind"] != "pass"}
 

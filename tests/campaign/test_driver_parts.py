@@ -6,7 +6,8 @@ import json
 
 from fuzz.campaign.case import Case
 from fuzz.campaign.config import Config
-from fuzz.campaign.jobs import job_stream, model_of
+from fuzz.campaign import jobs
+from fuzz.campaign.jobs import job_stream, model_of, modes_of
 from fuzz.campaign.progress import PLOT_COLUMNS, Progress
 from fuzz.campaign.rechecks import Rechecker
 from fuzz.campaign.store import CrashStore
@@ -14,7 +15,7 @@ from fuzz.campaign.verdict import Kind, Verdict
 
 
 def test_job_stream_skips_journaled_tests_and_names_them_deterministically(tmp_path):
-    cfg = Config(out=str(tmp_path), backends=["inductor", "aot_eager"], modes=["fwd", "bwd"], seed=4)
+    cfg = Config(out=str(tmp_path), backends=["inductor", "aot_eager"], modes=["fwd", "bwd"], seed=4, modes_per_model=0)
     done = {"s4-m000000-inductor-fwd", "s4-m000000-inductor-bwd", "s4-m000000-aot_eager-fwd",
             "s4-m000000-aot_eager-bwd", "s4-m000001-aot_eager-bwd"}
     jobs = job_stream(cfg, done, last_model=1)
@@ -24,6 +25,35 @@ def test_job_stream_skips_journaled_tests_and_names_them_deterministically(tmp_p
                                                    "s4-m000001-aot_eager-fwd"]
     assert len(next(jobs)["tests"]) == 4  # past the journal: every test
     assert model_of("s4-m000042+") == 42 and model_of("triage") == -1
+
+
+def test_default_campaign_mixes_modes_one_per_model_drawn_by_seed_and_index(tmp_path):
+    cfg = Config(out=str(tmp_path), seed=21)
+    assert cfg.modes == ["fwd", "bwd", "dynamic", "train"] and cfg.modes_per_model == 1
+    drawn = [modes_of(cfg, i) for i in range(400)]
+    assert all(len(m) == 1 for m in drawn) and drawn == [modes_of(cfg, i) for i in range(400)]
+    counts = {mode: sum(m == [mode] for m in drawn) for mode in cfg.modes}
+    assert all(70 <= n <= 130 for n in counts.values()), counts  # each about a quarter
+    assert drawn != [modes_of(Config(out=str(tmp_path), seed=22), i) for i in range(400)]
+    tests = jobs.tests_for(cfg, 3)
+    assert [t["backend"] for t in tests] == ["inductor", "aot_eager"] and len({t["mode"] for t in tests}) == 1
+    two = Config(out=str(tmp_path), seed=21, modes_per_model=2)
+    assert all(len(modes_of(two, i)) == 2 for i in range(50))
+    assert modes_of(Config(out=str(tmp_path), programs=str(tmp_path)), 0) == cfg.modes  # saved programs: all
+
+
+def test_campaign_saved_before_the_mode_draw_keeps_every_mode_per_model(tmp_path):
+    import io
+    import json
+
+    from fuzz.campaign.config import load_or_create
+
+    (tmp_path / "campaign.json").write_text(json.dumps({"backends": ["inductor"], "modes": ["fwd", "bwd"], "seed": 3,
+                                                        "nodes": 5, "device": "cpu", "programs": None}))
+    cfg = Config(out=str(tmp_path))
+    load_or_create(cfg, resume=True, stream=io.StringIO())
+    assert cfg.modes == ["fwd", "bwd"] and cfg.modes_per_model == 0
+    assert [t["test"] for t in jobs.tests_for(cfg, 7)] == ["s3-m000007-inductor-fwd", "s3-m000007-inductor-bwd"]
 
 
 def _staged(store, cid, script, kind=Kind.CRASH):

@@ -5,7 +5,9 @@ that has one. The triage tests put this directory on ``PYTHONPATH`` of the child
 processes they start (sandbox workers, repro scripts) and set ``ASSAY_TEST_FAULT``:
 
 - ``relu``: the compiled path computes ``relu(x) + 0.5`` instead of ``relu(x)``;
-- ``add``:  the compiled path computes ``add(a, b) + 0.5``.
+- ``add``:  the compiled path computes ``add(a, b) + 0.5``;
+- ``running_stats``: the compiled path writes ``new + 0.5`` into a float buffer it updates in place
+  (batch norm's running mean and variance in training mode), and changes nothing else.
 
 It rewrites the aten graph that ``aot_eager`` runs (the backend is re-registered
 with a forward compiler that edits the graph first) and, for inductor, adds a
@@ -19,6 +21,8 @@ _FAULT = os.environ.get("ASSAY_TEST_FAULT", "").strip()
 
 
 def _install(fault: str) -> None:
+    import operator
+
     import torch
     from torch._dynamo.backends import registry
     from torch._dynamo.backends.common import aot_autograd
@@ -27,11 +31,29 @@ def _install(fault: str) -> None:
     targets = {
         "relu": {torch.ops.aten.relu.default},
         "add": {torch.ops.aten.add.Tensor},
+        "running_stats": set(),
     }[fault]
 
+    def buffer_write(node) -> bool:
+        """A new running mean/variance in aot_eager's functional graph: batch norm's outputs 3 and 4
+        (inductor's post-grad graph copies them back into the buffers: ``corrupt`` edits those copies)."""
+        if fault != "running_stats" or node.op != "call_function":
+            return False
+        if node.target is operator.getitem and node.args[1] in (3, 4):
+            return node.args[0].target is torch.ops.aten._native_batch_norm_legit_functional.default
+        return False
+
     def corrupt(graph) -> None:
+        if fault == "running_stats":
+            for node in list(graph.nodes):
+                if (node.op == "call_function" and node.target is torch.ops.aten.copy_.default
+                        and node.args[0].op == "placeholder" and node.args[1].meta.get("val") is not None
+                        and node.args[1].meta["val"].dtype.is_floating_point):
+                    with graph.inserting_before(node):
+                        bad = graph.call_function(torch.ops.aten.add.Tensor, (node.args[1], 0.5))
+                    node.replace_input_with(node.args[1], bad)
         for node in list(graph.nodes):
-            if node.op == "call_function" and node.target in targets:
+            if node.op == "call_function" and (node.target in targets or buffer_write(node)):
                 users = list(node.users)
                 with graph.inserting_after(node):
                     bad = graph.call_function(torch.ops.aten.add.Tensor, (node, 0.5))
