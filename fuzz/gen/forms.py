@@ -27,9 +27,16 @@ records what it did in ``graph.meta["forms"]``:
   ``{"call": "torch.vmap", "args": [{"fn": "torch.sum"}], "kwargs": {...}}``.
 
 Every rewrite is first called on zero tensors of the solved shapes and kept only if it returns
-what the graph says. Not covered (docs/generator.md): jvp/vjp/hessian, transforms of a chain of graph nodes, autocast regions,
+what the graph says. Not covered (docs/generator.md): jvp/vjp/hessian, transforms of a chain of graph nodes, autocast regions around more than one call,
 data-dependent output shapes, buffer mutation in training mode, input mutation (writes go into
 clones of graph values, never into graph inputs or parameters).
+- ``autocast``: the call of a node with a float32 operand runs in an autocast region
+  (``extra["autocast"]`` = bfloat16 or float16: the program writes ``with torch.autocast(
+  device_type=x.device.type, dtype=torch.bfloat16):`` above its line; matmul/conv/linear run in the
+  lower precision, the ops autocast widens in float32), kept only where the outputs keep the
+  graph's dtypes or are read by nothing (then they take autocast's dtype). Written as a region,
+  not as ``torch.autocast(...)(f)``: dynamo 2.13 fails an internal assertion on the decorator
+  form of a torch function ("expected a function variable, got LazyVariableTracker").
 """
 
 from __future__ import annotations
@@ -38,7 +45,7 @@ from fuzz.gen.chooser import Chooser
 from fuzz.ir.graph import Graph, Node, replace_refs
 from fuzz.ir.opnames import last_component
 
-FORMS = ("inplace", "out", "view_write", "checkpoint", "cond", "transform")
+FORMS = ("inplace", "out", "view_write", "checkpoint", "cond", "transform", "autocast")
 UNARY_PAIRS = ("sin", "cos", "tanh", "sigmoid", "neg", "abs", "exp", "relu", "square", "atan")
 VIEWS = ("select", "slice", "transpose", "diagonal", "narrow")
 WRITES = ("add_", "mul_", "fill_", "clamp_", "relu_", "neg_", "scatter_", "index_put_")
@@ -376,7 +383,57 @@ def _rewrite_transform(g: Graph, i: int, ch: Chooser) -> bool:
     return True
 
 
-REWRITES = {"inplace": _rewrite_inplace, "out": _rewrite_out, "view_write": _rewrite_view_write,
+AUTOCAST_DTYPES = ("bfloat16", "float16")
+
+
+def _rewrite_autocast(g: Graph, i: int, ch: Chooser) -> bool:
+    """Node ``i`` (a call with a float32 operand) run inside an autocast region (``extra["autocast"]``:
+    the program writes ``with torch.autocast(device_type=..., dtype=...):`` around its line)."""
+    import torch
+
+    from fuzz.gen.interpret import run_node
+    from fuzz.ir.record import dtype_name
+
+    node = g.nodes[i]
+    if "form" in node.extra or not any(g.tensors[t].dtype == "float32" for t in node.inputs()):
+        return False
+    region = ch.choice(AUTOCAST_DTYPES)
+    node.extra.update({"form": "autocast", "autocast": region})
+    submodules = {}
+    if node.api == "module":
+        from fuzz.gen.interpret import build_submodules
+
+        one = Graph()
+        one.tensors, one.nodes = g.tensors, [node]
+        try:
+            submodules = build_submodules(one)
+        except Exception:  # noqa: BLE001
+            submodules = None
+    try:
+        if submodules is None:
+            raise ValueError("no submodule")
+        outs = run_node(node, {t: _zeros(g.tensors[t]) for t in node.inputs()}, submodules)
+        consumed = {t for n in g.nodes for t in n.inputs()}
+        changed = {}
+        for name in node.outputs:
+            y = outs.get(name)
+            if not isinstance(y, torch.Tensor) or list(y.shape) != list(g.tensors[name].shape):
+                raise ValueError("shape")
+            if dtype_name(y.dtype) != g.tensors[name].dtype:
+                if name in consumed:
+                    raise ValueError("a later reader's rule was solved for the graph's dtype")
+                changed[name] = dtype_name(y.dtype)
+    except Exception:  # noqa: BLE001 (the call does not run in the region as the graph needs: not rewritten)
+        for k in ("form", "autocast", "returns"):
+            node.extra.pop(k, None)
+        return False
+    node.extra.pop("returns", None)
+    for name, dt in changed.items():
+        g.tensors[name].dtype = dt
+    return True
+
+
+REWRITES = {"autocast": _rewrite_autocast, "inplace": _rewrite_inplace, "out": _rewrite_out, "view_write": _rewrite_view_write,
             "checkpoint": _rewrite_checkpoint, "cond": _rewrite_cond, "transform": _rewrite_transform}
 
 

@@ -16,7 +16,7 @@ from typing import Any, Callable
 
 from fuzz.isolation import address_space_headroom
 from fuzz.ir.graph import Graph, Node
-from fuzz.ir.record import decode_value, dtype_name, resolve_op
+from fuzz.ir.record import decode_value, dtype_from_name, dtype_name, resolve_op
 
 
 class NodeError(Exception):
@@ -116,11 +116,23 @@ CALL_HEADROOM_BYTES = 512 << 20
 
 
 
+def _region(node: Node, device: str):
+    """The context a node's call runs in: an autocast region (``extra["autocast"]``: its dtype) or none."""
+    import contextlib
+
+    import torch
+
+    region = node.extra.get("autocast")
+    if not region:
+        return contextlib.nullcontext()
+    return torch.autocast(device_type=torch.device(device).type, dtype=dtype_from_name(region))
+
+
 def run_node(node: Node, env: dict, submodules: dict, device: str = "cpu") -> dict:
     args, kwargs = call_args(node, env, device)
     fn = submodules[node.id] if node.api == "module" else target(node)
     try:
-        with address_space_headroom(CALL_HEADROOM_BYTES):
+        with address_space_headroom(CALL_HEADROOM_BYTES), _region(node, device):
             result = fn(*args, **kwargs)
     except Exception as exc:  # the call itself failed
         raise NodeError(node, f"{type(exc).__name__}: {str(exc).strip().splitlines()[0] if str(exc).strip() else ''}") from exc

@@ -225,7 +225,12 @@ def program_source(graph: Graph) -> str:
     lines += ["", f"    def forward(self{''.join(', ' + names[i] for i in inputs)}):"]
     for node in graph.nodes:
         target = f"self.{module_attr(node)}" if node.api == "module" else _call_target(node)
-        lines.append(f"        {_lhs(node, names)} = {fwd_r.call(target, node.args, node.kwargs)}")
+        line = f"{_lhs(node, names)} = {fwd_r.call(target, node.args, node.kwargs)}"
+        region = node.extra.get("autocast")  # the call runs in an autocast region (fuzz.gen.forms)
+        if region:
+            lines.append(f"        with torch.autocast(device_type={fwd_r.device_expr}.type, dtype=torch.{region}):")
+            line = "    " + line
+        lines.append("        " + line)
     outs = [fwd_r.ref(o) for o in graph.outputs]
     lines.append(f"        return ({', '.join(outs)}{',' if len(outs) == 1 else ''})")
     lines += [

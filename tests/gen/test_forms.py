@@ -164,3 +164,42 @@ def test_transforms_compute_what_torch_func_does():
         got = _run(g, X, Y)[node.outputs[0]]
         torch.testing.assert_close(got, expected)
     assert len(kinds) >= 3
+
+
+def _matmul_tail() -> Graph:
+    """x -> mm(x, x): a call autocast runs in lower precision, read by nothing after it."""
+    g = Graph()
+    g.add_tensor([4, 4], "float32", "input", name="x_0")
+    g.add_tensor([4, 4], "float32", "value", name="mm_1")
+    g.add_node(Node("n0", "torch.mm", "function", [{"ref": "x_0"}, {"ref": "x_0"}], {}, ["mm_1"]))
+    g.outputs = ["mm_1"]
+    return g
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_autocast_region_runs_the_call_in_lower_precision(seed, tmp_path):
+    from fuzz.gen.interpret import eager_values
+
+    g = _matmul_tail()
+    assert REWRITES["autocast"](g, 0, RandomChooser(seed))
+    region = g.nodes[0].extra["autocast"]
+    assert g.tensors["mm_1"].dtype == region  # autocast's dtype, as the probe saw it
+    lines = program.program_source(g).splitlines()
+    k = next(i for i, line in enumerate(lines) if "torch.autocast(" in line)
+    assert f"dtype=torch.{region})" in lines[k] and lines[k + 1].strip().startswith("mm_1 = torch.mm(")
+    x = torch.rand(4, 4)
+    want = torch.mm(x.to(getattr(torch, region)), x.to(getattr(torch, region)))
+    got_program = program.run_eager(program.build_module(g), [x.clone()])[0]
+    got_interpreter = eager_values(g, {"x_0": x.clone()})["mm_1"]
+    for got in (got_program, got_interpreter):  # the program and the interpreter both run the region
+        assert got.dtype == want.dtype and torch.equal(got, want)
+    compiled = torch.compile(program.build_module(g), backend="aot_eager")
+    assert torch.equal(compiled(x.clone())[0], want)
+
+
+def test_autocast_keeps_the_dtype_a_later_reader_was_solved_for():
+    g = _chain()  # exp's float32 output is read by add: an autocast that changed it would break add's rule
+    g.nodes[0] = Node("n0", "torch.mm", "function", [{"ref": "x_0"}, {"ref": "y_1"}], {}, ["exp_2"])
+    g.tensors["y_1"].shape = [5, 5]
+    assert not REWRITES["autocast"](g, 0, RandomChooser(0))
+    assert "autocast" not in g.nodes[0].extra and g.tensors["exp_2"].dtype == "float32"
