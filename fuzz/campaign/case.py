@@ -19,6 +19,10 @@ from fuzz.campaign.verdict import Kind
 from fuzz.errors import AssayError
 from fuzz.ir.graph import Graph
 
+# Dynamic mode's second call: its inputs are saved in inputs.safetensors under these keys (written
+# by ``fuzz.campaign.session``, read by the repro); they are not tensors of the program.
+SECOND_CALL_PREFIX = "second_call."
+
 CASE_FORMAT_VERSION = 1
 CASE_FILE = "case.json"
 TENSOR_FILES = ("inputs.safetensors", "params.safetensors")
@@ -162,7 +166,8 @@ class Case:
             raise AssayError(f"case {self.id}: corrupt graph in case.json ({exc})") from None
 
     def tensors(self, graph: Graph | None = None) -> dict:
-        """Inputs and params by graph name, submodule weights by state-dict key (never pickle)."""
+        """Inputs and params by graph name, submodule weights by state-dict key (never pickle); not the
+        second call's inputs of a dynamic-mode case (``SECOND_CALL_PREFIX``)."""
         from fuzz.gen.program import tensor_identifiers
 
         graph = graph or self.program_graph()
@@ -170,7 +175,8 @@ class Case:
         if "inputs.safetensors" not in files and graph.inputs:
             raise AssayError(f"case {self.id}: inputs.safetensors is missing; the case cannot be replayed")
         back = {v: k for k, v in tensor_identifiers(graph).items()}
-        out = {back.get(key, key): value for saved in files.values() for key, value in saved.items()}
+        out = {back.get(key, key): value for saved in files.values() for key, value in saved.items()
+               if not key.startswith(SECOND_CALL_PREFIX)}
         missing = [n for n in graph.inputs if n not in out]
         if missing:
             raise AssayError(f"case {self.id}: inputs.safetensors lacks {', '.join(missing[:4])}")

@@ -16,6 +16,7 @@ import logging
 import time
 
 from fuzz.campaign import oracle, sensitivity, train
+from fuzz.campaign.case import SECOND_CALL_PREFIX
 from fuzz.campaign.verdict import Kind, Verdict, describe_error
 
 UNSUPPORTED_MARKERS = ("data-dependent", "data dependent", "unsupported", "not supported", "guardondatadependent",
@@ -24,8 +25,6 @@ UNSUPPORTED_MARKERS = ("data-dependent", "data dependent", "unsupported", "not s
 # second call at sizes it specialised on is refused by design, not a bug.
 INPUT_GUARD_MARKERS = ("expected input at", "runtime assertion failed", "unmatched dim value", "dim value is too",
                        "guard failed")
-# Dynamic mode's second call: its inputs are saved in inputs.safetensors under these keys.
-SECOND_CALL_PREFIX = "second_call."
 
 
 class Model:

@@ -193,3 +193,27 @@ def test_a_campaign_recheck_that_saw_another_failure_lists_as_changed_not_flaky(
     rows = {r.case_ids[0]: r for r in signature_rows(crashes)}
     assert (rows["b1"].status, rows["b1"].reproduces) == ("changed", False)
     assert (rows["c1"].status, rows["c1"].reproduces) == ("flaky", False)
+
+
+def test_a_dynamic_case_replays_without_its_second_call_inputs(tmp_path):
+    """A dynamic-mode case keeps its second call's inputs in inputs.safetensors (``second_call.*``);
+    replaying it (reduce, recheck) must save a program of the graph's own tensors only: they once
+    went into params.safetensors and every replay failed to load ('genfail')."""
+    from safetensors.torch import load_file, save_file
+
+    from fuzz.gen.program import load_program, save_program
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "campaign"))
+    from case_helpers import write_case
+
+    d = write_case(tmp_path, "s0-m000001-inductor-dynamic", "inductor", "crash",
+                   error={"type": "RuntimeError", "message": "boom", "traceback": ""})
+    inputs = load_file(str(d / "inputs.safetensors"))
+    save_file({**inputs, "second_call.x": torch.randn(5, 3)}, str(d / "inputs.safetensors"))
+    case = load_case(tmp_path, "s0-m000001-inductor-dynamic")
+    graph = case.program_graph()
+    tensors = case.tensors(graph)
+    assert "second_call.x" not in tensors and set(graph.inputs) <= set(tensors)
+    save_program(graph, tensors, tmp_path / "replay")
+    _, module, ins = load_program(tmp_path / "replay")
+    assert torch.equal(ins[0], inputs["x"])
