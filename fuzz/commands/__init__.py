@@ -117,7 +117,7 @@ def add_policy_flags(p) -> None:
     g = p.add_argument_group("model policy (shares per axis, e.g. small=0.5,vector=0.5; docs/generator.md)")
     g.add_argument("--shapes", default=None, metavar="SHARES",
                    help="small, vector (innermost dims at SIMD widths and tails), large (10^4-10^5 elements); "
-                        "default small=0.4,vector=0.4,large=0.2")
+                        "default small=0.35,vector=0.4,large=0.25")
     g.add_argument("--dtype-themes", default=None, metavar="SHARES",
                    help="mix, float16, bfloat16, int8, uint8, int64, mixed; default mix=0.3 and 0.14/0.07 each")
     g.add_argument("--values", default=None, metavar="SHARES",

@@ -34,7 +34,9 @@ AXES: dict[str, tuple[str, ...]] = {
 }
 
 DEFAULT_SHARES: dict[str, dict[str, float]] = {
-    "shape": {"small": 0.4, "vector": 0.4, "large": 0.2},
+    # large 0.25: parallel regions come from large models (0.2 gave 18% of inductor tests with
+    # one, under the 20% issue #13 asks for: docs/benchmarks-reach.md)
+    "shape": {"small": 0.35, "vector": 0.4, "large": 0.25},
     "dtype": {"mix": 0.3, "float16": 0.14, "bfloat16": 0.14, "int8": 0.07, "uint8": 0.07, "int64": 0.14,
               "mixed": 0.14},
     "values": {"finite": 0.75, "edge": 0.25},
