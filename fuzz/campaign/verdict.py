@@ -61,6 +61,7 @@ class Verdict:
     backend: str = ""
     mode: str = ""
     synthesised: bool = False          # made by the executor for a worker that died
+    knobs: dict | None = None          # compiler settings the test ran under (fuzz.campaign.knobs)
 
     def __post_init__(self):
         self.kind = kind_of(self.kind)
