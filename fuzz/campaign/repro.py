@@ -417,6 +417,9 @@ def repro_source(program_src: str, case: Case, *, inline_tensors: dict | None = 
     if sc:
         header.append(f"# Second call (dynamic mode): every input dim of size {sc.get('from')} made {sc.get('to')}: "
                       f"{json.dumps(sc.get('shapes'))}")
+    if case.knobs:
+        header.append(f"# Compiler knobs set before compiling: {', '.join(sorted(case.knobs))} "
+                      f"(env {knob_table.ENV_WITHOUT}=NAME,... leaves those at torch's defaults)")
     signs_crash = kind == "crash" and bool(case.signature_text)
     header += ["import re", "import sys"] if signs_crash else ["import sys"]
     body = _program_body(program_src, inlined)

@@ -141,17 +141,18 @@ class SeedPool:
         rows = self.credit.setdefault(kind, {})
         return [(rows.get(n, {}).get("new", 0) + 1) / (rows.get(n, {}).get("tries", 0) + PRIOR_TRIES) for n in names]
 
-    def energy(self, sid: str, now_s: float | None = None) -> float:
+    def energy(self, sid: str, newest: float) -> float:
+        """How often seed ``sid`` is picked, relatively (``newest``: when the youngest seed was added)."""
         s = self.seeds[sid]
         e = math.sqrt(1 + s.get("new", 1)) * (1 + s.get("finds", 0)) / math.sqrt(1 + s.get("picks", 0))
-        newest = max((v.get("added_s", 0) for v in self.seeds.values()), default=0)
         if newest and s.get("added_s", 0) >= 0.75 * newest:
             e *= 1.5  # young seeds first, as AFL does
         return e
 
     def _mutant(self, rng: random.Random, index: int) -> dict:
         ids = sorted(self.seeds)
-        sid = rng.choices(ids, weights=[self.energy(i) for i in ids])[0]
+        newest = max((v.get("added_s", 0) for v in self.seeds.values()), default=0)
+        sid = rng.choices(ids, weights=[self.energy(i, newest) for i in ids])[0]
         seed = self.seeds[sid]
         seed["picks"] = seed.get("picks", 0) + 1
         self._dirty = True

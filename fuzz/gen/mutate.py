@@ -13,7 +13,8 @@ a node whose call fails is dropped, values are searched to stay finite.
 - ``splice``: a second seed joined in: each of its inputs that matches an output of the first
   in shape and dtype reads that output instead (disjoint otherwise);
 - ``regen``: the seed's origin (campaign seed, index) generated again with one policy axis
-  (``fuzz.gen.policy.AXES``) changed: other sizes, dtypes, values or form, same random draws.
+  (``fuzz.gen.policy.AXES``) changed: other sizes, dtypes, values or form, same random draws
+  (when that changes nothing, as with a generator that ignores the axis: ``values``).
 
 ``mutant_model(spec, nodes)`` is what a worker runs for a job whose source is
 ``{"mutant": spec}``; spec: ``{"mutator", "seed_dir", "rng", "other_dir"?, "origin"?, "axis"?}``.
@@ -149,6 +150,8 @@ def mutate(spec: dict, nodes: int) -> Generated:
     note: dict = {}
     if done == "regen":
         made = regen(origin, spec.get("axis") or rng.choice(list(AXES)), rng, cfg)
+        if made is not None and made.graph.ops() == g.ops() and made.graph.to_json()["tensors"] == g.to_json()["tensors"]:
+            made = None  # the policy changed nothing here (a generator that ignores that axis): new values instead
         if made is not None:
             made.graph.meta["mutation"] = {"mutator": "regen", "axis": spec.get("axis")}
             return made

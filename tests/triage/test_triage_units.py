@@ -193,3 +193,19 @@ def test_a_campaign_recheck_that_saw_another_failure_lists_as_changed_not_flaky(
     rows = {r.case_ids[0]: r for r in signature_rows(crashes)}
     assert (rows["b1"].status, rows["b1"].reproduces) == ("changed", False)
     assert (rows["c1"].status, rows["c1"].reproduces) == ("flaky", False)
+
+
+def test_report_plots_a_guided_campaigns_features(crashes, tmp_path):
+    from fuzz.triage.report import build
+
+    _campaign_files(crashes)
+    data = build(crashes)
+    assert "Compiler features over time" not in [name for name, _, _ in data["plots"]]  # a blind campaign
+    rows = list(csv.reader(open(crashes / "plot_data.csv")))
+    rows[0] += ["features", "seeds", "coverage_lines"]
+    for i, r in enumerate(rows[1:]):
+        r += [str(20 * i), str(i), ""] if i >= 3 else ["", "", ""]  # rows written before --feedback: empty
+    with open(crashes / "plot_data.csv", "w", newline="") as fh:
+        csv.writer(fh).writerows(rows)
+    plots = {name: png for name, png, _ in build(crashes)["plots"]}
+    assert plots["Compiler features over time"][:8] == b"\x89PNG\r\n\x1a\n"
