@@ -49,7 +49,8 @@ ENV_WITHOUT = "ASSAY_REPRO_WITHOUT"
 
 
 def set_knobs(knobs):
-    """Set compiler settings (``{name: {"inductor.attr": value}}``); returns the old values by setting."""
+    """Set compiler settings (``{name: {"inductor.attr": value}}``); returns the old values by setting.
+    A setting this torch does not have is left out (a case from another version still runs)."""
     import importlib
 
     roots = {"inductor": "torch._inductor.config", "dynamo": "torch._dynamo.config"}
@@ -60,7 +61,9 @@ def set_knobs(knobs):
             obj = importlib.import_module(roots[root])
             *parents, attr = path.split(".")
             for p in parents:
-                obj = getattr(obj, p)
+                obj = getattr(obj, p, None)
+            if obj is None or not hasattr(obj, attr):
+                continue
             old.setdefault(key, getattr(obj, attr))
             setattr(obj, attr, value)
     return old

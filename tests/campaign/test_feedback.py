@@ -91,3 +91,13 @@ def test_coverage_mode_traces_compiler_lines():
     assert obs.lines and all(line.startswith(feedback.COVERAGE_DIRS) for line in obs.lines)
     assert any(line.startswith("torch/_inductor/scheduler.py:") for line in obs.lines)
     assert obs.features  # the counters too
+
+
+def test_a_setting_this_torch_lacks_is_left_out():
+    import torch._inductor.config as cfg
+
+    old = knobs.set_knobs({"future": {"inductor.no_such_setting": 1, "inductor.cpp.no_such": 2,
+                                      "inductor.split_reductions": False}})
+    assert old == {"inductor.split_reductions": True} and cfg.split_reductions is False
+    knobs.set_knobs({"restore": old})
+    assert cfg.split_reductions is True
