@@ -220,7 +220,7 @@ def main(argv=None) -> int:
                 print(f"  case {c['id']} {c['kind']} reproduces={c['reproduces']} knobs={c['knobs']} "
                       f"ops={c['ops']} {c['detail']}")
         pool = json.loads((out / "guided" / "seeds" / "pool.json").read_text())
-        print("\nguided: new features per mutator and knob (tries = mutant models, new = tests with new features):")
+        print("\nguided: per mutator and knob, mutant models that brought new features (new) of those made (tries):")
         for kind in ("mutator", "knob"):
             for name, row in sorted(pool["credit"].get(kind, {}).items(), key=lambda kv: -kv[1]["new"]):
                 print(f"  {kind} {name}: {row['new']} new in {row['tries']} tries")

@@ -68,6 +68,7 @@ class SeedPool:
         self.jobs: dict[int, dict] = {}      # model -> its mutant job (source, knobs, mutation)
         self.feedback_ms: list = []          # this session's per-test cost
         self._seen_models: set = set()
+        self._found_models: set = set()
         self._dirty = False
         self._saved_at = 0.0
         self._load()
@@ -198,12 +199,15 @@ class SeedPool:
         job = self.jobs.get(model)
         first = model not in self._seen_models
         self._seen_models.add(model)
+        found = bool(new) and model not in self._found_models  # a model is credited once, by its first new test
+        if new:
+            self._found_models.add(model)
         if job and job.get("mutation"):
             mutation = job["mutation"]
-            self._credit("mutator", mutation["mutator"], bool(new), first)
+            self._credit("mutator", mutation["mutator"], found, first)
             for k in job.get("knobs") or {}:
-                self._credit("knob", k, bool(new), first)
-            if new and mutation["seed"] in self.seeds:
+                self._credit("knob", k, found, first)
+            if found and mutation["seed"] in self.seeds:
                 self.seeds[mutation["seed"]]["finds"] = self.seeds[mutation["seed"]].get("finds", 0) + 1
         if new:
             self.last_new_s = round(elapsed_s, 1)
