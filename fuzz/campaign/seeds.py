@@ -6,7 +6,7 @@ Everything lives in ``<campaign>/seeds/`` and survives ``--resume``:
 - ``pool.json``: every feature seen (with when: campaign seconds), the seeds (features they
   brought, energy counters), how many new features each mutator and knob led to, the time of
   the last new feature; rewritten atomically at most every ``SAVE_EVERY_S`` and at the end;
-- ``<seed id>/``: the seed's program files (``graph.json``, ``program.py``, tensors), written
+- ``<seed id>/``: the seed's program files (a model with a failing test is a case, never a seed) (``graph.json``, ``program.py``, tensors), written
   before ``pool.json`` names it;
 - ``jobs.jsonl``: one line per mutant job handed out (model index, source, knobs), so a
   resumed campaign re-runs an unfinished model as the same mutant;
@@ -34,6 +34,7 @@ from pathlib import Path
 from fuzz.campaign import knobs as knob_table
 from fuzz.campaign.feedback import COVERAGE_EVERY, MODES
 from fuzz.campaign.store import atomic_write, warn
+from fuzz.campaign.verdict import FAILURE_KINDS
 from fuzz.gen.mutate import MUTATORS
 
 POOL_DIR = "seeds"
@@ -42,6 +43,7 @@ MUTANT_SHARE = 0.5
 KNOB_SHARE = 0.3
 SAVE_EVERY_S = 5.0
 JOB_MUTATORS = (*MUTATORS, "knobs")
+FAILING = {k.value for k in FAILURE_KINDS}
 # A mutator's or knob's first tries are weighted as if one in PRIOR_TRIES found something.
 PRIOR_TRIES = 4
 
@@ -69,6 +71,7 @@ class SeedPool:
         self.feedback_ms: list = []          # this session's per-test cost
         self._seen_models: set = set()
         self._found_models: set = set()
+        self._failed_models: set = set()
         self._dirty = False
         self._saved_at = 0.0
         self._load()
@@ -209,10 +212,16 @@ class SeedPool:
                 self._credit("knob", k, found, first)
             if found and mutation["seed"] in self.seeds:
                 self.seeds[mutation["seed"]]["finds"] = self.seeds[mutation["seed"]].get("finds", 0) + 1
+        if ev.get("kind") in FAILING:
+            # As AFL keeps crashes out of its queue: a failing model is a case, not a seed (its
+            # mutants would mostly find the same failure again).
+            self._failed_models.add(model)
+            if self.seeds.pop(f"m{model:06d}", None) is not None:
+                self._dirty = True
         if new:
             self.last_new_s = round(elapsed_s, 1)
             self._dirty = True
-            if self.mutate and files and "graph.json" in files:
+            if self.mutate and files and "graph.json" in files and model not in self._failed_models:
                 self._add_seed(model, files, new, elapsed_s, job)
         self.save(force=False)
         return new

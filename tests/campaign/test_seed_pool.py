@@ -93,3 +93,12 @@ def test_the_status_screen_shows_features_only_when_guided():
     assert feedback_text(guided) == "feedback: 812 features, 97 seeds, 40 mutants, last new 0m12s ago"
     assert feedback_text(guided) in render_lines(guided, 60) and "features=812" in render_line(guided, 60)
     assert not any("feedback" in line for line in render_lines(st, 60))
+
+
+def test_a_failing_model_is_a_case_not_a_seed(tmp_path):
+    pool = SeedPool(tmp_path, "counters")
+    pool.on_verdict(dict(_verdict(["a:1"]), kind="pass"), 0, _files("m0"), 1.0)
+    pool.on_verdict(dict(_verdict(["b:1"]), kind="crash"), 0, _files("m0"), 2.0)  # its second test fails
+    pool.on_verdict(dict(_verdict(["c:1"]), kind="mismatch"), 1, _files("m1"), 3.0)
+    pool.on_verdict(dict(_verdict(["d:1"]), kind="pass"), 1, _files("m1"), 4.0)
+    assert pool.seeds == {} and len(pool.features) == 4  # its features still count as seen
