@@ -13,7 +13,7 @@ Everything lives in ``<campaign>/seeds/`` and survives ``--resume``:
 - ``coverage.json`` (``--feedback coverage``): the union of Python lines covered.
 
 Scheduling (``job_extra``, asked by ``fuzz.campaign.jobs.job_stream`` per new model): with the
-pool non-empty, ``MUTANT_SHARE`` of jobs mutate a seed picked by energy (AFL-style: more for
+pool non-empty, a share of jobs (``mutant_share``) mutate a seed picked by energy (AFL-style: more for
 seeds that brought more features and whose mutants found new ones, less the more often a seed
 was picked, a bonus for young seeds), with a mutator (``fuzz.gen.mutate``) drawn by its record
 of new features per try; with ``KNOB_SHARE`` a knob is added (``fuzz.campaign.knobs``), and a
@@ -39,7 +39,11 @@ from fuzz.gen.mutate import MUTATORS
 
 POOL_DIR = "seeds"
 MEASURE_ENV = "ASSAY_FEEDBACK_MEASURE"  # benchmarks only: a blind campaign's features, counted not used
-MUTANT_SHARE = 0.5
+# The share of mutants follows what each source has been worth: new-feature models per second of
+# test time, fresh models against mutants (mutants can be slower: spliced, under cpp_wrapper or
+# max_autotune), between these bounds; PRIOR_S seconds with one find each to start from.
+MUTANT_SHARE_BOUNDS = (0.1, 0.8)
+PRIOR_S = 60.0
 KNOB_SHARE = 0.3
 SAVE_EVERY_S = 5.0
 JOB_MUTATORS = (*MUTATORS, "knobs")
@@ -132,7 +136,7 @@ class SeedPool:
         if not self.mutate or not self.seeds:
             return extra
         rng = random.Random(f"assay-schedule:{self.seed}:{index}")
-        if rng.random() >= MUTANT_SHARE:
+        if rng.random() >= self.mutant_share():
             return extra
         job = self._mutant(rng, index)
         self.jobs[index] = job
@@ -140,6 +144,19 @@ class SeedPool:
         with open(self.dir / "jobs.jsonl", "a") as fh:
             fh.write(json.dumps({"model": index, "job": job}) + "\n")
         return {**extra, **job}
+
+    def mutant_share(self) -> float:
+        """The chance that the next model is a mutant: mutants' new-feature models per test second
+        against fresh models', clamped to ``MUTANT_SHARE_BOUNDS``."""
+        rows = self.credit.get("source", {})
+
+        def rate(name):
+            row = rows.get(name, {})
+            return (row.get("new", 0) + 1) / (row.get("seconds", 0.0) + PRIOR_S)
+
+        fresh, mutant = rate("fresh"), rate("mutant")
+        lo, hi = MUTANT_SHARE_BOUNDS
+        return min(hi, max(lo, mutant / (mutant + fresh)))
 
     def _weights(self, kind: str, names) -> list[float]:
         rows = self.credit.setdefault(kind, {})
@@ -205,6 +222,12 @@ class SeedPool:
         found = bool(new) and model not in self._found_models  # a model is credited once, by its first new test
         if new:
             self._found_models.add(model)
+        source = self.credit.setdefault("source", {}).setdefault(
+            "mutant" if job and job.get("mutation") else "fresh", {"tries": 0, "new": 0, "seconds": 0.0})
+        source["tries"] += first
+        source["new"] += found
+        if isinstance(ev.get("elapsed_s"), (int, float)):
+            source["seconds"] = round(source.get("seconds", 0.0) + float(ev["elapsed_s"]), 2)
         if job and job.get("mutation"):
             mutation = job["mutation"]
             self._credit("mutator", mutation["mutator"], found, first)
