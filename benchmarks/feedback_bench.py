@@ -125,12 +125,36 @@ def series(out: Path) -> list[dict]:
         return [r for r in csv.DictReader(fh)]
 
 
-def at_minute(rows: list[dict], minute: float, key: str):
+def at_minute(rows: list[dict], minute: float, key: str, by: str = "elapsed_s", scale: float = 60):
+    """``key`` in the last row at or before ``minute`` (or, ``by="tests"``, ``scale=1``: N tests)."""
     best = None
     for r in rows:
-        if r.get(key) not in (None, "") and float(r["elapsed_s"]) <= minute * 60 + 5:
+        if r.get(key) not in (None, "") and float(r[by]) <= minute * scale + (5 if by == "elapsed_s" else 0):
             best = float(r[key])
     return best
+
+
+def load_check(out: Path) -> str:
+    """Mean test seconds of the fresh models both campaigns ran: how different their machine load was."""
+    import statistics
+
+    mutants = set()
+    jobs = out / "guided" / "seeds" / "jobs.jsonl"
+    if jobs.exists():
+        mutants = {json.loads(line)["model"] for line in jobs.read_text().splitlines() if line.strip()}
+
+    def times(name):
+        db = sqlite3.connect(out / name / "index.sqlite")
+        return {(m, b): e for m, b, e in db.execute("SELECT model, backend, elapsed_s FROM tests") if e is not None}
+
+    g, b = times("guided"), times("blind")
+    lines = []
+    for backend in sorted({k[1] for k in g}):
+        keys = [k for k in g if k in b and k[0] not in mutants and k[1] == backend]
+        if keys:
+            lines.append(f"{backend}: {len(keys)} tests, {statistics.mean(g[k] for k in keys):.2f} s guided, "
+                         f"{statistics.mean(b[k] for k in keys):.2f} s blind")
+    return "same fresh models, mean test time (machine load): " + "; ".join(lines)
 
 
 def cases(out: Path) -> list[dict]:
@@ -218,6 +242,19 @@ def main(argv=None) -> int:
             r1 = f"{fg / fb:.2f}" if fg and fb else "-"
             r2 = f"{lg / lb:.2f}" if lg and lb else "-"
             print(f"| {m} | {fg or '-'} | {fb or '-'} | {r1} | {lg or '-'} | {lb or '-'} | {r2} |")
+        print("\nat equal numbers of tests:")
+        print("| tests | features guided | features blind | ratio | lines guided | lines blind | ratio |")
+        print("|---:|---:|---:|---:|---:|---:|---:|")
+        most = min(float(g[-1]["tests"]), float(b[-1]["tests"]))
+        for n in (50, 100, 150, 200, 300, 400, 600, 800, 1200, 1600, 2400, 3200):
+            if n > most:
+                break
+            fg, fb = at_minute(g, n, "features", "tests", 1), at_minute(b, n, "features", "tests", 1)
+            lg, lb = at_minute(g, n, "coverage_lines", "tests", 1), at_minute(b, n, "coverage_lines", "tests", 1)
+            r1 = f"{fg / fb:.2f}" if fg and fb else "-"
+            r2 = f"{lg / lb:.2f}" if lg and lb else "-"
+            print(f"| {n} | {fg or '-'} | {fb or '-'} | {r1} | {lg or '-'} | {lb or '-'} | {r2} |")
+        print(load_check(out))
         for name in ("guided", "blind"):
             st = result[name]["stats"]
             found = result[name]["found"][0]
