@@ -58,7 +58,8 @@ class Campaign:
         self.progress = Progress(cfg, self.store, self.stream)
         cfg.time_s = session_seconds(cfg, self.progress.elapsed_before)  # this run's share of it
         self.signatures_before = self.store.unique_signatures()
-        self.feedback = SeedPool(self.out, cfg.feedback, cfg.seed, programs=bool(cfg.programs), knobs=cfg.knobs)
+        self.feedback = SeedPool(self.out, cfg.feedback, cfg.seed, programs=bool(cfg.programs), knobs=cfg.knobs,
+                                 shares=cfg.shares)
 
     def jobs(self):
         return job_stream(self.cfg, self.store.done_tests(), self.store.max_model(), self.feedback.job_extra)

@@ -24,6 +24,7 @@ a blind campaign. Decisions draw from ``random.Random(seed, index)`` over the po
 from __future__ import annotations
 
 import base64
+import bisect
 import json
 import math
 import os
@@ -53,10 +54,12 @@ PRIOR_TRIES = 4
 
 
 class SeedPool:
-    def __init__(self, out, mode: str = "counters", seed: int = 0, programs: bool = False, knobs=()):
+    def __init__(self, out, mode: str = "counters", seed: int = 0, programs: bool = False, knobs=(),
+                 shares: dict | None = None):
         if mode not in MODES:
             raise ValueError(f"feedback mode {mode!r}")
         self.base_knobs = knob_table.settings_of(knobs or ())  # --knobs: set for every test
+        self.shares = shares  # the campaign's policy shares, for fresh models' sources
         self.mode = mode
         self.seed = seed
         self.mutate = mode != "off" and not programs  # saved programs: features only, no generator
@@ -79,6 +82,7 @@ class SeedPool:
         self._dirty = False
         self._saved_at = 0.0
         self._load()
+        self._mutant_models = sorted(self.jobs)
 
     # -- state on disk ----------------------------------------------------------------
     def _load(self) -> None:
@@ -131,19 +135,27 @@ class SeedPool:
             extra["coverage"] = True
         if index in self.jobs:  # handed out before (a resumed campaign): the same mutant again
             return {**extra, **self.jobs[index]}
-        if not fresh:
-            return extra
-        if not self.mutate or not self.seeds:
-            return extra
-        rng = random.Random(f"assay-schedule:{self.seed}:{index}")
-        if rng.random() >= self.mutant_share():
-            return extra
-        job = self._mutant(rng, index)
+        if fresh and self.mutate and self.seeds:
+            rng = random.Random(f"assay-schedule:{self.seed}:{index}")
+            if rng.random() < self.mutant_share():
+                return {**extra, **self._hand_out(index, self._mutant(rng, index))}
+        k = self.gen_index(index)
+        if k != index:  # fresh models keep their own numbers: blind generation's models, none skipped
+            extra["source"] = {"gen": {"seed": self.seed, "index": k, "shares": self.shares}}
+        return extra
+
+    def gen_index(self, model: int) -> int:
+        """The generator index of fresh model ``model``: its number less the mutants before it, so
+        a guided campaign's fresh models are a blind campaign's first ones, in order."""
+        return model - bisect.bisect_left(self._mutant_models, model)
+
+    def _hand_out(self, index: int, job: dict) -> dict:
         self.jobs[index] = job
+        bisect.insort(self._mutant_models, index)
         self.dir.mkdir(parents=True, exist_ok=True)
         with open(self.dir / "jobs.jsonl", "a") as fh:
             fh.write(json.dumps({"model": index, "job": job}) + "\n")
-        return {**extra, **job}
+        return job
 
     def mutant_share(self) -> float:
         """The chance that the next model is a mutant: mutants' new-feature models per test second
@@ -268,8 +280,8 @@ class SeedPool:
             atomic_write(d / name, base64.b64decode(data))
         graph = json.loads(base64.b64decode(files["graph.json"]))
         origin = (graph.get("meta") or {}).get("origin")
-        if origin is None and not job:  # a fresh model: (campaign seed, index, its policy)
-            origin = {"seed": self.seed, "index": model, "policy": (graph.get("meta") or {}).get("policy")}
+        if origin is None and not job:  # a fresh model: (campaign seed, generator index, its policy)
+            origin = {"seed": self.seed, "index": self.gen_index(model), "policy": (graph.get("meta") or {}).get("policy")}
         self.seeds[sid] = {"model": model, "new": len(new), "added_s": round(elapsed_s, 1), "picks": 0, "finds": 0,
                            "knobs": (job or {}).get("knobs"), "origin": origin,
                            "from": (job or {}).get("mutation"), "ops": len(graph.get("nodes", []))}

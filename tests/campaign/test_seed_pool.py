@@ -36,7 +36,7 @@ def test_mutants_are_handed_out_recorded_credited_and_read_back(tmp_path):
     pool.on_verdict(_verdict(["a:1"]), 0, _files("m0"), 1.0)
     pool.on_verdict(_verdict(["b:1"]), 1, _files("m1"), 2.0)
     jobs = {i: pool.job_extra(i, True) for i in range(2, 42)}
-    mutants = {i: j for i, j in jobs.items() if "source" in j}
+    mutants = {i: j for i, j in jobs.items() if "mutation" in j}
     assert 4 <= len(mutants) <= 32  # a share of them (fresh models have done better so far here)
     for j in mutants.values():
         src = j["source"]
@@ -45,6 +45,10 @@ def test_mutants_are_handed_out_recorded_credited_and_read_back(tmp_path):
             assert src["program_dir"].endswith(j["mutation"]["seed"]) and j["knobs"]
         else:
             assert src["mutant"]["mutator"] == j["mutation"]["mutator"]
+    # fresh models keep the generator's numbering: none is skipped for a mutant
+    fresh = [j["source"]["gen"]["index"] if "source" in j else i for i, j in jobs.items() if i not in mutants]
+    assert fresh == list(range(2, 2 + len(fresh)))
+    assert all(j["source"]["gen"]["seed"] == 1 for j in jobs.values() if "gen" in j.get("source", {}))
     i, job = next(iter(mutants.items()))
     pool.on_verdict(_verdict(["c:1"]), i, _files("mut"), 5.0)  # the mutant found something
     pool.on_verdict(_verdict(["c:1", "d:3"]), i, _files("mut"), 5.5)  # its second test: same model
@@ -58,6 +62,8 @@ def test_mutants_are_handed_out_recorded_credited_and_read_back(tmp_path):
     assert again.job_extra(i, False) == job | {"feedback": "counters"}  # the same mutant again
     assert again.job_extra(i, True) == job | {"feedback": "counters"}
     assert again.knobs_of(i) == job["knobs"]
+    last = max(jobs)  # a resumed campaign numbers fresh models as the first run did
+    assert again.job_extra(last, False) == jobs[last] and again.gen_index(last + 1) == 2 + len(fresh)
     lines = (tmp_path / "seeds" / "jobs.jsonl").read_text().splitlines()
     assert len(lines) == len(mutants)
 
