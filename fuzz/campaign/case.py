@@ -27,7 +27,7 @@ CASE_FORMAT_VERSION = 1
 CASE_FILE = "case.json"
 TENSOR_FILES = ("inputs.safetensors", "params.safetensors")
 # written only when set (older cases lack them; a dynamic-mode case has a second_call)
-_OPTIONAL = ("second_call", "recheck", "triage", "digests")
+_OPTIONAL = ("second_call", "recheck", "triage", "digests", "knobs")
 
 
 @dataclass(kw_only=True)
@@ -66,6 +66,7 @@ class Case:
     digests: dict | None = None        # file name -> sha256 of the files beside case.json (written first)
     recheck: str | None = None         # the campaign's re-check note
     triage: dict | None = None         # what triage did: reduced_from / reduced_case, recheck, aten_ops
+    knobs: dict | None = None          # compiler settings it was found under: {name: {setting: value}}
     extra: dict = field(default_factory=dict)   # keys this version does not know, kept as they were
     path: Path | None = field(default=None, compare=False)  # the case directory (not in the JSON)
 

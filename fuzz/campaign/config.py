@@ -68,11 +68,13 @@ class Config:
     explicit: set = field(default_factory=set)  # settings given as flags this run (vs. saved ones)
     # the model policy shares (``fuzz.gen.policy.Shares.to_json``); None: the legacy mix
     shares: dict | None = field(default_factory=lambda: Shares().to_json())
+    feedback: str = "counters"      # off | counters | coverage (fuzz.campaign.feedback, fuzz.campaign.seeds)
+    knobs: list = field(default_factory=list)  # compiler knobs set for every test (fuzz.campaign.knobs)
 
     SETTINGS = ("backends", "modes", "modes_per_model", "seed", "nodes", "device", "programs", "shares")
     # kept for --resume too, but a flag given on resume overrides them. time_s is the campaign's
     # whole budget: a resume without --time runs what is left of it (see ``session_seconds``).
-    SOFT_SETTINGS = ("keep_per_signature", "timeout_s", "mem_limit_mb", "time_s")
+    SOFT_SETTINGS = ("keep_per_signature", "timeout_s", "mem_limit_mb", "time_s", "feedback", "knobs")
 
 
 def load_or_create(cfg: Config, resume: bool, stream) -> None:

@@ -31,6 +31,7 @@ from fuzz.campaign.failure import sign
 from fuzz.campaign.jobs import job_stream, model_of, program_dirs
 from fuzz.campaign.progress import Progress
 from fuzz.campaign.rechecks import Rechecker
+from fuzz.campaign.seeds import SeedPool
 from fuzz.campaign.staging import ModelFiles, stage_failure
 from fuzz.campaign.store import CrashStore, warn
 from fuzz.campaign.status import fmt_time
@@ -57,9 +58,11 @@ class Campaign:
         self.progress = Progress(cfg, self.store, self.stream)
         cfg.time_s = session_seconds(cfg, self.progress.elapsed_before)  # this run's share of it
         self.signatures_before = self.store.unique_signatures()
+        self.feedback = SeedPool(self.out, cfg.feedback, cfg.seed, programs=bool(cfg.programs), knobs=cfg.knobs,
+                                 shares=cfg.shares)
 
     def jobs(self):
-        return job_stream(self.cfg, self.store.done_tests(), self.store.max_model())
+        return job_stream(self.cfg, self.store.done_tests(), self.store.max_model(), self.feedback.job_extra)
 
     # -- running --------------------------------------------------------------------
     def _make_executor(self):
@@ -107,6 +110,7 @@ class Campaign:
             interrupted = True
         finally:
             executor.shutdown()
+            self.feedback.save()
             try:
                 self.rechecks.finish(grace=0 if interrupted else self.cfg.recheck_grace_s)
             except KeyboardInterrupt:
@@ -144,7 +148,8 @@ class Campaign:
 
     def _session(self) -> dict:
         return {"models": self.models_done, "ops_covered": len(self.ops),
-                "rechecks_pending": self.rechecks.pending, "worker_restarts": getattr(self.executor, "restarts", 0)}
+                "rechecks_pending": self.rechecks.pending, "worker_restarts": getattr(self.executor, "restarts", 0),
+                "feedback": self.feedback.stats()}
 
     def _resume_pending(self) -> None:
         """After a crash: re-check staged cases whose test is journaled, drop the others, fix the index."""
@@ -173,7 +178,12 @@ class Campaign:
                     self._models_seen.add(m)
                     self.models_done += 1
         elif kind == "verdict":
-            self.on_verdict(ev["test"], model_of(ev["job"]), Verdict.from_event(ev))
+            model = model_of(ev["job"])
+            self.feedback.on_verdict(ev, model, self.models.files.get(model), self.progress.elapsed())
+            verdict = Verdict.from_event(ev)
+            if verdict.knobs is None:  # a verdict the executor made for a dead worker
+                verdict.knobs = self.feedback.knobs_of(model)
+            self.on_verdict(ev["test"], model, verdict)
         elif kind == "done" and not ev.get("died"):
             self.models.forget(model_of(ev["job"]))
 

@@ -54,8 +54,10 @@ def tests_for(cfg: Config, index: int) -> list[dict]:
     return [{"test": f"{prefix}-{b}-{m}", "backend": b, "mode": m} for b in cfg.backends for m in modes]
 
 
-def job_stream(cfg: Config, done: set[str], last_model: int):
-    """Jobs in model order, skipping tests already journaled (``done``; models up to ``last_model``)."""
+def job_stream(cfg: Config, done: set[str], last_model: int, extra=None):
+    """Jobs in model order, skipping tests already journaled (``done``; models up to ``last_model``).
+    ``extra(index, fresh)``: what a guided campaign adds to a job (``fuzz.campaign.seeds``: the
+    feedback mode, a mutant's source and knobs); ``fresh`` is False for a model handed out before."""
     dirs = program_dirs(cfg.programs) if cfg.programs else None
     index = 0
     while True:
@@ -69,8 +71,11 @@ def job_stream(cfg: Config, done: set[str], last_model: int):
                 source = {"program_dir": str(dirs[index].resolve())}
             else:
                 source = {"gen": {"seed": cfg.seed, "index": index, "shares": cfg.shares}}
-            yield {"job": f"s{cfg.seed}-m{index:06d}", "model": index, "seed": cfg.seed, "nodes": cfg.nodes,
+            job = {"job": f"s{cfg.seed}-m{index:06d}", "model": index, "seed": cfg.seed, "nodes": cfg.nodes,
                    "source": source, "tests": tests, "device": cfg.device, "timeout_s": cfg.timeout_s}
+            if extra is not None:
+                job.update(extra(index, index > last_model) or {})
+            yield job
         index += 1
 
 

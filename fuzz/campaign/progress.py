@@ -21,7 +21,7 @@ from fuzz.campaign.store import CrashStore, atomic_write, warn
 from fuzz.campaign.verdict import OUTCOME_KINDS, Kind
 
 PLOT_COLUMNS = ["unix_time", "elapsed_s", "tests", "tests_per_min", *(k.value for k in OUTCOME_KINDS), "invalid",
-                "unsupported", "unique_signatures", "ops_covered", "models"]
+                "unsupported", "unique_signatures", "ops_covered", "models", "features", "seeds", "coverage_lines"]
 
 
 class Progress:
@@ -88,6 +88,7 @@ class Progress:
             "seed": self.cfg.seed,
             "nodes": self.cfg.nodes,
             "device": self.cfg.device,
+            "feedback": session.get("feedback"),
             "updated": now_iso(),
         }
 
@@ -111,7 +112,8 @@ class Progress:
         row = {"unix_time": round(time.time(), 1), "elapsed_s": st["elapsed_s"], "tests": st["tests"],
                "tests_per_min": st["tests_per_min"], **st["outcomes"], "invalid": st["invalid"],
                "unsupported": st["unsupported"], "unique_signatures": st["unique_signatures"],
-               "ops_covered": st["ops_covered"], "models": st["models"]}
+               "ops_covered": st["ops_covered"], "models": st["models"],
+               **{k: (st.get("feedback") or {}).get(k, "") for k in ("features", "seeds", "coverage_lines")}}
         self.plot_rows.append(row)
         buf = io.StringIO()
         w = csv.DictWriter(buf, fieldnames=PLOT_COLUMNS, extrasaction="ignore")

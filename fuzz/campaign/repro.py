@@ -37,6 +37,7 @@ import sys
 import textwrap
 from pathlib import Path
 
+from fuzz.campaign import knobs as knob_table
 from fuzz.campaign import oracle, train
 from fuzz.campaign.case import Case, read_case
 from fuzz.isolation import limit_address_space
@@ -382,6 +383,15 @@ def _crash_signing() -> list[str]:
         "\n\n" + function_source(f) for f in (failure.normalise_message, failure.torch_frames, failure.short_type, failure.crash_text)]
 
 
+def _knob_lines(knobs: dict) -> list[str]:
+    """Set the compiler settings the case was found under (``fuzz.campaign.knobs``), before any
+    compile; ``ASSAY_REPRO_WITHOUT=a,b`` leaves knobs a and b at torch's defaults (triage's ablation)."""
+    return ["", "", f"KNOBS = {dict(sorted(knobs.items()))!r}  # compiler settings the case was found under",
+            f"for _name in os.environ.get({knob_table.ENV_WITHOUT!r}, '').split(','):",
+            "    KNOBS.pop(_name.strip(), None)", "", "", function_source(knob_table.set_knobs), "", "",
+            "set_knobs(KNOBS)"]
+
+
 def repro_source(program_src: str, case: Case, *, inline_tensors: dict | None = None,
                  inline_limit: int = 4096, tensor_dir: str | None = None) -> str:
     """A standalone repro script for one failure (see the module docstring).
@@ -426,6 +436,9 @@ def repro_source(program_src: str, case: Case, *, inline_tensors: dict | None = 
     if sc:
         header.append(f"# Second call (dynamic mode): every input dim of size {sc.get('from')} made {sc.get('to')}: "
                       f"{json.dumps(sc.get('shapes'))}")
+    if case.knobs:
+        header.append(f"# Compiler knobs set before compiling: {', '.join(sorted(case.knobs))} "
+                      f"(env {knob_table.ENV_WITHOUT}=NAME,... leaves those at torch's defaults)")
     signs_crash = kind == "crash" and bool(case.signature_text)
     header += ["import re", "import sys"] if signs_crash else ["import sys"]
     body = _program_body(program_src, inlined)
@@ -464,6 +477,8 @@ def repro_source(program_src: str, case: Case, *, inline_tensors: dict | None = 
                      function_source(train.train_step)]
     if mem_limit:
         settings += ["", "", function_source(limit_address_space)]
+    if case.knobs:
+        settings += _knob_lines(case.knobs)
     if signs_crash:
         settings += _crash_signing()
     return ("\n".join(header) + "\n" + body + "\n".join(settings) + "\n\n"

@@ -86,6 +86,7 @@ def stage_failure(store: CrashStore, cfg: Config, models: ModelFiles, test_id: s
         mem_limit_mb=cfg.mem_limit_mb if cfg.device != "cuda" else 0,
         campaign=str(Path(cfg.out).resolve()),
         files=sorted(list(files) + ["repro.py", "case.json"]),
+        knobs=verdict.knobs or None,
     )
     src = repro.repro_source(files["program.py"].decode(), case)
     store.stage_case(case, files, src)

@@ -45,13 +45,26 @@ def render_lines(st: dict, remaining_s: float) -> list[str]:
         f" ({st['rechecks_pending']} re-checking)   flaky {st['flaky']}   invalid {st['invalid']}"
         f"   oracle errors {st.get('oracle_errors', 0)}   judged {_share(st.get('judged_share'))} of passes",
         f"inductor code: {codegen_text(st)}",
-        "",
-        f"{'backend':<28}" + "".join(f"{k:>{_w(k)}}" for k in KINDS),
     ]
+    fb = feedback_text(st)
+    if fb:
+        lines.append(fb)
+    lines += ["", f"{'backend':<28}" + "".join(f"{k:>{_w(k)}}" for k in KINDS)]
     for backend in st["backends"]:
         row = st["per_backend"].get(backend, {})
         lines.append(f"{backend:<28}" + "".join(f"{row.get(k, 0):>{_w(k)}}" for k in KINDS))
     return lines
+
+
+def feedback_text(st: dict) -> str:
+    """``feedback: 812 features, 97 seeds, last new 12s ago`` (empty for --feedback off)."""
+    fb = st.get("feedback") or {}
+    if "features" not in fb:  # --feedback off
+        return ""
+    last = fb.get("last_new_s")
+    ago = f"last new {fmt_time(max(0.0, st['elapsed_s'] - last))} ago" if last is not None else "none new yet"
+    cov = f", {fb['coverage_lines']} lines covered" if fb.get("coverage_lines") is not None else ""
+    return f"feedback: {fb.get('features', 0)} features, {fb.get('seeds', 0)} seeds, {fb.get('mutants', 0)} mutants, {ago}{cov}"
 
 
 def render_line(st: dict, remaining_s: float) -> str:
@@ -60,4 +73,5 @@ def render_line(st: dict, remaining_s: float) -> str:
     return (f"assay fuzz: {fmt_time(st['elapsed_s'])} elapsed ({fmt_time(remaining_s)} left): "
             f"{st['tests']} tests, {st['tests_per_min']:.1f}/min; {parts} invalid={st['invalid']}; "
             f"unique={st['unique_signatures']} cases={st['cases_saved']} ops={st['ops_covered']}; "
-            f"inductor code: {codegen_text(st)}")
+            f"inductor code: {codegen_text(st)}"
+            + (f"; features={(st.get('feedback') or {}).get('features', 0)}" if feedback_text(st) else ""))

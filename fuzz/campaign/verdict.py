@@ -67,6 +67,7 @@ class Verdict:
     mode: str = ""
     codegen: dict | None = None        # inductor: what its output code has (``fuzz.campaign.outputcode``)
     synthesised: bool = False          # made by the executor for a worker that died
+    knobs: dict | None = None          # compiler settings the test ran under (fuzz.campaign.knobs)
 
     def __post_init__(self):
         self.kind = kind_of(self.kind)

@@ -43,6 +43,7 @@ from pathlib import Path
 
 from fuzz.campaign import outputcode
 from fuzz.campaign.oracle import OracleError
+from fuzz.campaign import feedback, knobs
 from fuzz.campaign.session import Model, Session
 from fuzz.campaign.verdict import Kind, Verdict, describe_error
 from fuzz.isolation import limit_address_space
@@ -74,10 +75,15 @@ def load_model(job: dict) -> Model:
         graph, module, inputs = program.load_program(path)
         files = {name: (path / name).read_bytes() for name in program.PROGRAM_FILES}
         return Model(graph, module, inputs, files)
-    if "gen" in source:
-        gen = source["gen"]
-        graph, tensors = generate_model(int(gen["seed"]), int(gen["index"]), int(job.get("nodes", 5)),
-                                       gen.get("shares"))
+    if "gen" in source or "mutant" in source:
+        if "gen" in source:
+            gen = source["gen"]
+            graph, tensors = generate_model(int(gen["seed"]), int(gen["index"]), int(job.get("nodes", 5)),
+                                           gen.get("shares"))
+        else:  # a guided campaign's mutant of a seed (fuzz.campaign.seeds)
+            from fuzz.gen.mutate import mutant_model
+
+            graph, tensors = mutant_model(source["mutant"], int(job.get("nodes", 5)))
         with tempfile.TemporaryDirectory(prefix="assay-model-") as tmp:
             program.save_program(graph, tensors, tmp)
             files = {name: (Path(tmp) / name).read_bytes() for name in program.PROGRAM_FILES}
@@ -130,16 +136,22 @@ def run_job(job: dict, emit) -> None:
         if data is not None:
             event["files_dynamic"] = {"inputs.safetensors": base64.b64encode(data).decode()}
     emit(event)
+    mode = job.get("feedback", "off")
     for t in job["tests"]:
         emit({"event": "begin", "job": jid, "test": t["test"], "phase": "test", "log_offset": _log_offset()})
-        try:
-            with outputcode.capture() as loaded:
-                verdict = session.run_test(t["backend"], t["mode"])
-            verdict.codegen = outputcode.summarise(loaded)
-        except Exception as exc:  # the oracle itself failed: its own kind (not a pass, not a finding)
-            verdict = Verdict(Kind.ORACLE_ERROR, f"oracle raised {type(exc).__name__}", error=describe_error(exc))
+        with feedback.observe(mode, lines=bool(job.get("coverage"))) as obs, knobs.applied(job.get("knobs")):
+            try:
+                with outputcode.capture() as loaded:
+                    verdict = session.run_test(t["backend"], t["mode"])
+                verdict.codegen = outputcode.summarise(loaded)
+            except Exception as exc:  # the oracle itself failed: its own kind (not a pass, not a finding)
+                verdict = Verdict(Kind.ORACLE_ERROR, f"oracle raised {type(exc).__name__}", error=describe_error(exc))
         verdict.backend, verdict.mode = t["backend"], t["mode"]
-        emit(json.loads(json.dumps(verdict.to_event(jid, t["test"]), default=_json_default)))
+        verdict.knobs = job.get("knobs") or None
+        event = verdict.to_event(jid, t["test"])
+        if mode != "off":
+            event.update(obs.to_event())
+        emit(json.loads(json.dumps(event, default=_json_default)))
     emit({"event": "done", "job": jid})
 
 

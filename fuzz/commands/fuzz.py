@@ -101,6 +101,15 @@ def register(sub) -> None:
                    help="exit 1 when this run found a failure signature the campaign had not seen (for CI)")
     p.add_argument("--progress-every", type=positive_seconds, default=30, metavar="S",
                    help="seconds between progress lines when stderr is not a terminal (default 30)")
+    p.add_argument("--feedback", choices=["off", "counters", "coverage"], default=None,
+                   help="guide the campaign by what the compiler reports per test: counters (default: pattern "
+                        "matches, kernels, fusions, fallbacks... kept as features; a test with new ones becomes a "
+                        "seed that later models mutate, programs and compiler settings), coverage (counters, plus "
+                        "Python line coverage of torch/_inductor, _dynamo, _functorch on one test in 10), off "
+                        "(every model fresh, as before)")
+    p.add_argument("--knobs", default=None, metavar="K1,K2",
+                   help="compiler knobs set for every test (e.g. cpp_wrapper,freezing; see docs/campaign.md); "
+                        "recorded in each case and set by its repro.py")
     add_policy_flags(p)
     p.set_defaults(func=run)
 
@@ -135,6 +144,14 @@ def run(args) -> int:
     if args.modes_per_model is not None:
         cfg.modes_per_model = args.modes_per_model
         explicit.add("modes_per_model")
+    if args.knobs is not None:
+        from fuzz.campaign.knobs import settings_of
+
+        cfg.knobs = sorted(settings_of(k.strip() for k in args.knobs.split(",") if k.strip()))
+        explicit.add("knobs")
+    if args.feedback is not None:
+        cfg.feedback = args.feedback
+        explicit.add("feedback")
     for key in ("seed", "nodes", "device", "programs"):
         value = getattr(args, key)
         if value is not None:

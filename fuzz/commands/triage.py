@@ -56,6 +56,9 @@ def register(sub) -> None:
     common(c)
     c.add_argument("case_id", metavar="ID", help="case id (a unique prefix is enough)")
     c.add_argument("--json", action="store_true", help="print case.json as it is")
+    c.add_argument("--no-ablate", action="store_true",
+                   help="a case found under compiler knobs: do not re-run its repro without each knob to say "
+                        "which ones it needs (done once per case, then kept in case.json)")
     known(c)
     c.set_defaults(func=_show)
 
@@ -141,6 +144,17 @@ def _show(args) -> int:
     from fuzz.triage.known import known_for, load_known
 
     case = load_case(args.dir, args.case_id)
+    if case.knobs and not (case.triage or {}).get("knobs") and not args.no_ablate and not args.json:
+        import sys
+
+        from fuzz.triage.actions import update_case
+        from fuzz.triage.knob_ablation import ablate
+
+        print(f"{case.id}: found under compiler knobs {', '.join(sorted(case.knobs))}; re-running its repro.py "
+              "without each (once; kept in case.json)", file=sys.stderr)
+        found = ablate(case, log=lambda m: print(m, file=sys.stderr))
+        case = update_case(case.path, lambda c: setattr(c, "triage", {**(c.triage or {}), "knobs": found}))
+        case = load_case(args.dir, case.id)
     if args.json:
         print_json(case.to_json())
     else:

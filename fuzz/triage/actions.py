@@ -63,7 +63,8 @@ def reduce_case(case: Case, *, time_budget: float = 120.0, timeout: float | None
     own_runner = runner is None
     if runner is None:
         runner = WorkerRunner(case.backend, case.mode or "fwd", timeout=case_timeout(case, timeout),
-                              mem_limit_mb=case.mem_limit_mb or None, env=env, device=case.device or "cpu")
+                              mem_limit_mb=case.mem_limit_mb or None, env=env, device=case.device or "cpu",
+                              knobs=case.knobs)
     verdicts: dict[str, tuple[Verdict, FailureSignature]] = {}
     try:
         log(f"{case.id}: replaying the case ({case.kind} on {case.backend}/{case.mode or 'fwd'}, {len(graph.nodes)} ops)")

@@ -172,3 +172,27 @@ def plot_ops(failing: dict, covered: list[str], series: dict, top: int = 20) -> 
     ax.set_title(title)
     ax.set_xlabel("cases")
     return _png(fig)
+
+
+def plot_features(series: dict) -> bytes | None:
+    """Distinct compiler features (and seeds, lines covered) over time: a guided campaign's progress."""
+    if "features" not in series:
+        return None
+    plt = _fig()
+    fig, ax = plt.subplots(figsize=(6.4, 2.8))
+    t = [p[0] for p in series["features"]]
+    x, label = _time_axis(ax, t)
+    ax.plot(x, [p[1] for p in series["features"]], color="#e15759", lw=1.8, label="distinct features")
+    if "seeds" in series:
+        sx, _ = _time_axis(ax, [p[0] for p in series["seeds"]])
+        ax.plot(sx, [p[1] for p in series["seeds"]], color="#76b7b2", lw=1.4, label="seeds")
+    if "coverage_lines" in series:
+        ax2 = ax.twinx()
+        cx, _ = _time_axis(ax, [p[0] for p in series["coverage_lines"]])
+        ax2.plot(cx, [p[1] for p in series["coverage_lines"]], color="#59a14f", lw=1.2, ls="--")
+        ax2.set_ylabel("compiler lines covered (dashed)", fontsize=8)
+    ax.set_xlabel(label)
+    ax.set_ylabel("count")
+    ax.set_title("Compiler features over time")
+    ax.legend(loc="lower right", fontsize=8)
+    return _png(fig)

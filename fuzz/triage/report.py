@@ -23,7 +23,7 @@ from pathlib import Path
 from fuzz.campaign.verdict import FAILURE_KINDS
 from fuzz.triage.cases import iter_cases
 from fuzz.triage.listing import Row, listing_rows, short_op, sort_rows
-from fuzz.triage.plots import plot_backends, plot_ops, plot_tests, plot_unique
+from fuzz.triage.plots import plot_backends, plot_features, plot_ops, plot_tests, plot_unique
 
 FAILURES = tuple(k.value for k in FAILURE_KINDS)
 
@@ -80,6 +80,10 @@ def _series(rows: list[dict]) -> dict:
              if all(isinstance(r.get(k), float) for r in rows) and any(r[k] for r in rows)}
     if kinds:
         out["by_kind"] = kinds
+    for key in ("features", "seeds", "coverage_lines"):  # guided campaigns (rows before feedback have none)
+        pts = [(r["elapsed_s"], r[key]) for r in rows if isinstance(r.get(key), float)]
+        if pts:
+            out[key] = pts
     return out
 
 
@@ -190,7 +194,8 @@ def build(root, *, title: str | None = None, known_file=None) -> dict:
             ("Unique failures over time", unique_png, unique_src or "no data"),
             ("Outcomes per backend", plot_backends(per_backend), backend_src),
             ("Operator coverage", plot_ops(failing, covered, series), ops_src),
-        ],
+        ] + ([("Compiler features over time", plot_features(series), "plot_data.csv (features, seeds)")]
+             if "features" in series else []),
         "rows": rows,
         "generated": datetime.now().isoformat(timespec="seconds"),
     }

@@ -39,7 +39,7 @@ class WorkerRunner:
 
     def __init__(self, backend: str, mode: str = "fwd", *, timeout: float | None = None,
                  mem_limit_mb: int | None = None, env: dict | None = None, device: str = "cpu",
-                 log=None) -> None:
+                 log=None, knobs: dict | None = None) -> None:
         self.backend = backend
         self.mode = mode or "fwd"
         self.timeout = float(timeout or DEFAULT_TIMEOUT)
@@ -47,6 +47,7 @@ class WorkerRunner:
         self.env = env
         self.device = device
         self.log = log or (lambda m: None)
+        self.knobs = knobs or None  # the case's compiler settings (fuzz.campaign.knobs), set for every replay
         self.tmp = Path(tempfile.mkdtemp(prefix="assay-triage-"))
         self.executor = None
         self.jobs = 0
@@ -85,7 +86,7 @@ class WorkerRunner:
         jid = f"triage-{os.getpid()}-{self.jobs}"
         job = {"job": jid, "model": self.jobs, "source": {"program_dir": str(program_dir)},
                "tests": [{"test": f"{jid}-t", "backend": self.backend, "mode": self.mode}],
-               "device": self.device, "timeout_s": self.timeout}
+               "device": self.device, "timeout_s": self.timeout, "knobs": self.knobs}
         t0 = time.monotonic()
         self.executor.submit(job)
         verdict = None

@@ -6,6 +6,7 @@ import json
 
 from fuzz.campaign.case import Case
 from fuzz.errors import AssayError
+from fuzz.triage.knob_ablation import knob_lines
 from fuzz.triage.listing import error_line
 
 
@@ -91,6 +92,7 @@ def render_case(case: Case, known: str = "") -> str:
         fields.append(("versions", ", ".join(f"{k} {v}" for k, v in case.versions.items())))
     w = max(len(k) for k, _ in fields)
     out += [f"  {k.ljust(w)}  {v}" for k, v in fields]
+    out += knob_lines(case)
     ops = case.ops
     out.append(f"\nops ({len(ops)}): {', '.join(ops)}")
     err = case.error

@@ -50,6 +50,7 @@ def test_every_bad_flag_is_one_line_and_writes_nothing(tmp_path, run_assay):
         (["--out", out, "--workers", "0"], "--workers"), (["--out", out, "--nodes", "0"], "--nodes"),
         (["--resume", tmp_path / "none"], "no campaign to resume"), (["--out", out, "--backends", "nope"], "nope"),
         (["--out", out, "--modes-per-model", "0"], "--modes-per-model"), (["--out", out, "--modes", "trian"], "trian"),
+        (["--out", out, "--feedback", "nope"], "--feedback"), (["--out", out, "--knobs", "fast"], "knob 'fast'"),
     ]
     import torch
 

@@ -8,6 +8,9 @@ processes they start (sandbox workers, repro scripts) and set ``ASSAY_TEST_FAULT
 - ``add``:  the compiled path computes ``add(a, b) + 0.5``;
 - ``running_stats``: the compiled path writes ``new + 0.5`` into a float buffer it updates in place
   (batch norm's running mean and variance in training mode), and changes nothing else.
+- ``relu@no_fusion``: the ``relu`` fault, only while a compile runs with inductor's
+  ``max_fusion_size`` at 1 (the ``no_fusion`` knob of ``fuzz.campaign.knobs``): a fault that
+  appears only under a compiler setting, as some real ones do.
 
 It rewrites the aten graph that ``aot_eager`` runs (the backend is re-registered
 with a forward compiler that edits the graph first) and, for inductor, adds a
@@ -17,7 +20,15 @@ an eager-vs-compiled value mismatch, exactly like a wrong lowering would.
 
 import os
 
-_FAULT = os.environ.get("ASSAY_TEST_FAULT", "").strip()
+_FAULT, _, _GATE = os.environ.get("ASSAY_TEST_FAULT", "").strip().partition("@")
+
+
+def _gate_open() -> bool:
+    if not _GATE:
+        return True
+    import torch._inductor.config as inductor_config
+
+    return {"no_fusion": inductor_config.max_fusion_size == 1}[_GATE]
 
 
 def _install(fault: str) -> None:
@@ -44,6 +55,8 @@ def _install(fault: str) -> None:
         return False
 
     def corrupt(graph) -> None:
+        if not _gate_open():
+            return
         if fault == "running_stats":
             for node in list(graph.nodes):
                 if (node.op == "call_function" and node.target is torch.ops.aten.copy_.default

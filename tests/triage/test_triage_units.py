@@ -217,3 +217,19 @@ def test_a_dynamic_case_replays_without_its_second_call_inputs(tmp_path):
     save_program(graph, tensors, tmp_path / "replay")
     _, module, ins = load_program(tmp_path / "replay")
     assert torch.equal(ins[0], inputs["x"])
+
+
+def test_report_plots_a_guided_campaigns_features(crashes, tmp_path):
+    from fuzz.triage.report import build
+
+    _campaign_files(crashes)
+    data = build(crashes)
+    assert "Compiler features over time" not in [name for name, _, _ in data["plots"]]  # a blind campaign
+    rows = list(csv.reader(open(crashes / "plot_data.csv")))
+    rows[0] += ["features", "seeds", "coverage_lines"]
+    for i, r in enumerate(rows[1:]):
+        r += [str(20 * i), str(i), ""] if i >= 3 else ["", "", ""]  # rows written before --feedback: empty
+    with open(crashes / "plot_data.csv", "w", newline="") as fh:
+        csv.writer(fh).writerows(rows)
+    plots = {name: png for name, png, _ in build(crashes)["plots"]}
+    assert plots["Compiler features over time"][:8] == b"\x89PNG\r\n\x1a\n"

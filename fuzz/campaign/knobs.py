@@ -1,0 +1,111 @@
+"""Compiler settings a guided campaign varies: named knobs over inductor's and dynamo's config.
+
+A *knob* is a name and the config values it sets (``KNOBS``), chosen because each one changes
+which code path a CPU compile takes: the C++ wrapper, freezing, fusion switches, split
+reductions, the pattern matcher, vector widths and tails, the OpenMP chunk size, GEMM templates
+(max-autotune)... Knobs that may change results legitimately (unsafe math, floating-point
+contraction) are left out: a difference they make is not a bug.
+
+A test runs under the knobs of its job (``applied``: set, then restored); its verdict and case
+record them as ``{name: {setting: value}}``; ``repro.py`` sets them with ``set_knobs`` (copied
+into the script verbatim) before compiling, and leaves out those named in the environment
+variable ``ASSAY_REPRO_WITHOUT`` (comma-separated), which is how triage finds which knobs a case
+needs (``fuzz.triage.knob_ablation``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import random
+
+from fuzz.errors import AssayError
+
+# name -> {setting: value}; a setting is "inductor.<attr>" or "dynamo.<attr>" (dots into sub-configs)
+KNOBS: dict[str, dict] = {
+    "cpp_wrapper": {"inductor.cpp_wrapper": True},
+    "freezing": {"inductor.freezing": True},
+    "no_epilogue_fusion": {"inductor.epilogue_fusion": False},
+    "no_split_reductions": {"inductor.split_reductions": False},
+    "no_pattern_matcher": {"inductor.pattern_matcher": False},
+    "fallback_random": {"inductor.fallback_random": True},
+    "no_size_asserts": {"inductor.size_asserts": False},
+    "aggressive_fusion": {"inductor.aggressive_fusion": True},
+    "no_fusion": {"inductor.max_fusion_size": 1},
+    "no_loop_ordering": {"inductor.loop_ordering_after_fusion": False},
+    "no_constant_folding": {"inductor.joint_graph_constant_folding": False},
+    "no_online_softmax": {"inductor.online_softmax": False},
+    "emulate_precision_casts": {"inductor.emulate_precision_casts": True},
+    "max_autotune": {"inductor.max_autotune": True, "inductor.max_autotune_gemm_backends": "CPP,ATEN"},
+    "scalar": {"inductor.cpp.simdlen": 1},            # no vector ISA: scalar loops only
+    "avx2": {"inductor.cpp.simdlen": 256},            # 256-bit vectors where the CPU has wider ones
+    "no_tail_vec": {"inductor.cpp.enable_loop_tail_vec": False},
+    "no_tiling_heuristics": {"inductor.cpp.enable_tiling_heuristics": False},
+    "small_chunks": {"inductor.cpp.min_chunk_size": 1},  # OpenMP splits even small loops
+    "dynamic_threads": {"inductor.cpp.dynamic_threads": True},
+    "capture_scalar_outputs": {"dynamo.capture_scalar_outputs": True},
+}
+
+ENV_WITHOUT = "ASSAY_REPRO_WITHOUT"
+
+
+def set_knobs(knobs):
+    """Set compiler settings (``{name: {"inductor.attr": value}}``); returns the old values by setting.
+    A setting this torch does not have is left out (a case from another version still runs)."""
+    import importlib
+
+    roots = {"inductor": "torch._inductor.config", "dynamo": "torch._dynamo.config"}
+    old = {}
+    for settings in knobs.values():
+        for key, value in settings.items():
+            root, _, path = key.partition(".")
+            obj = importlib.import_module(roots[root])
+            *parents, attr = path.split(".")
+            for p in parents:
+                obj = getattr(obj, p, None)
+            if obj is None or not hasattr(obj, attr):
+                continue
+            old.setdefault(key, getattr(obj, attr))
+            setattr(obj, attr, value)
+    return old
+
+
+@contextlib.contextmanager
+def applied(knobs: dict | None):
+    """Run the body under ``knobs`` (as recorded: ``{name: {setting: value}}``), then restore."""
+    if not knobs:
+        yield
+        return
+    old = set_knobs(knobs)
+    try:
+        yield
+    finally:
+        set_knobs({"restore": old})
+
+
+def settings_of(names) -> dict:
+    """``{name: settings}`` for knob names; an unknown name is an ``AssayError``."""
+    out = {}
+    for n in names:
+        if n not in KNOBS:
+            raise AssayError(f"unknown compiler knob {n!r}; choose from {', '.join(KNOBS)}")
+        out[n] = dict(KNOBS[n])
+    return out
+
+
+def draw(rng: random.Random, weights: dict | None = None, most: int = 2) -> dict:
+    """One to ``most`` knobs, drawn by ``weights`` (name -> weight; default uniform)."""
+    names = list(KNOBS)
+    w = [max(0.05, float((weights or {}).get(n, 1.0))) for n in names]
+    count = rng.randint(1, most)
+    chosen: list[str] = []
+    while len(chosen) < count:
+        n = rng.choices(names, weights=w)[0]
+        if n not in chosen:
+            chosen.append(n)
+    return settings_of(sorted(chosen))
+
+
+def without(knobs: dict, names) -> dict:
+    """``knobs`` minus the named ones (what ``ASSAY_REPRO_WITHOUT`` does inside a repro)."""
+    drop = set(names)
+    return {k: v for k, v in (knobs or {}).items() if k not in drop}

@@ -1,0 +1,103 @@
+"""Compiler feedback per test (fuzz.campaign.feedback) and compiler knobs (fuzz.campaign.knobs),
+on real torch.compile calls in this process."""
+
+import torch
+
+from fuzz.campaign import feedback, knobs
+
+
+def _model():
+    return torch.nn.Sequential(torch.nn.Linear(8, 16), torch.nn.ReLU(), torch.nn.LayerNorm(16)).eval()
+
+
+def _compile(m, x):
+    torch._dynamo.reset()
+    with torch.no_grad():
+        return torch.compile(m, backend="inductor")(x)
+
+
+def test_buckets_are_afls():
+    assert [feedback.bucket(n) for n in (1, 2, 3, 4, 7, 8, 15, 16, 31, 32, 127, 128, 10**6)] == [
+        "1", "2", "3", "4-7", "4-7", "8-15", "8-15", "16-31", "16-31", "32-127", "32-127", "128+", "128+"]
+
+
+def test_a_real_compile_reports_lowerings_kernels_and_fusions_and_off_reports_nothing():
+    import torch._inductor.config as cfg
+
+    m, x = _model(), torch.randn(4, 8)
+    with cfg.patch(fx_graph_cache=False), feedback.observe("counters") as obs:
+        _compile(m, x)
+    names = {f.rsplit(":", 1)[0] for f in obs.features}
+    assert "lower:aten.relu.default" in names, sorted(names)
+    assert "metric:generated_kernel_count" in names and "kernel:cpp_fused" in names, sorted(names)
+    assert any(n.startswith("fuse:") for n in names), sorted(names)  # the scheduler fused something
+    assert "frames:ok" in names and "extern:addmm" in names, sorted(names)
+    assert all(f.rsplit(":", 1)[1] in {"1", "2", "3", "4-7", "8-15", "16-31", "32-127", "128+"} for f in obs.features)
+    assert 0 < obs.feedback_ms < 1000
+    event = obs.to_event()
+    assert event["features"] == obs.features and "coverage_lines" not in event
+    with feedback.observe("off") as off:
+        _compile(m, torch.randn(5, 8))
+    assert off.features == [] and off.counts == {}
+    # outside observe() the hooks record nothing
+    _compile(m, torch.randn(6, 8))
+    assert feedback.HOOKS.current is None
+
+
+def test_a_knob_changes_what_the_compiler_reports_and_is_restored():
+    import torch._inductor.config as cfg
+
+    m, x = _model(), torch.randn(4, 8)
+    before = cfg.max_fusion_size
+    with cfg.patch(fx_graph_cache=False), feedback.observe("counters") as plain:
+        _compile(m, x)
+    with cfg.patch(fx_graph_cache=False), feedback.observe("counters") as obs, \
+            knobs.applied(knobs.settings_of(["no_fusion"])):
+        assert cfg.max_fusion_size == 1
+        out = _compile(m, x)
+    assert cfg.max_fusion_size == before
+    assert any(f.startswith("nofuse:exceeds max fusion") for f in obs.features), obs.features
+    assert not any(f.startswith("fuse:") for f in obs.features), obs.features
+    assert set(obs.features) != set(plain.features)
+    with torch.no_grad():
+        torch.testing.assert_close(out, m(x))
+
+
+def test_every_knob_names_real_settings():
+    import importlib
+
+    roots = {"inductor": "torch._inductor.config", "dynamo": "torch._dynamo.config"}
+    for name, settings in knobs.KNOBS.items():
+        for key in settings:
+            root, _, path = key.partition(".")
+            obj = importlib.import_module(roots[root])
+            for part in path.split("."):
+                assert hasattr(obj, part), (name, key)
+                obj = getattr(obj, part)
+    old = knobs.set_knobs(knobs.settings_of(["cpp_wrapper", "scalar"]))
+    import torch._inductor.config as cfg
+
+    assert cfg.cpp_wrapper is True and cfg.cpp.simdlen == 1
+    knobs.set_knobs({"restore": old})
+    assert cfg.cpp_wrapper is False and cfg.cpp.simdlen is None
+
+
+def test_coverage_mode_traces_compiler_lines():
+    import torch._inductor.config as cfg
+
+    m, x = _model(), torch.randn(3, 8)
+    with cfg.patch(fx_graph_cache=False), feedback.observe("coverage", lines=True) as obs:
+        _compile(m, x)
+    assert obs.lines and all(line.startswith(feedback.COVERAGE_DIRS) for line in obs.lines)
+    assert any(line.startswith("torch/_inductor/scheduler.py:") for line in obs.lines)
+    assert obs.features  # the counters too
+
+
+def test_a_setting_this_torch_lacks_is_left_out():
+    import torch._inductor.config as cfg
+
+    old = knobs.set_knobs({"future": {"inductor.no_such_setting": 1, "inductor.cpp.no_such": 2,
+                                      "inductor.split_reductions": False}})
+    assert old == {"inductor.split_reductions": True} and cfg.split_reductions is False
+    knobs.set_knobs({"restore": old})
+    assert cfg.split_reductions is True
