@@ -501,6 +501,9 @@ class Builder(TextSolver):
         shared: dict = {}
         aims = [(targets(self.shape, self.ch, dims, shared), dims) for dims in self.fresh_shapes]
         ints = [[f"(= {v} {smt_int(self.ch.integer(lo, hi))})"] for v, lo, hi in self.int_vars if self.ch.chance(0.5)]
+        values = self._all_aims_at_once(aims, ints)
+        if values is not None:
+            return values
         cap = self.shape.dim_max
         for _ in range(6):
             depth = 0
@@ -529,6 +532,17 @@ class Builder(TextSolver):
         finally:
             if small:
                 self.solver.pop()
+
+    def _all_aims_at_once(self, aims: list, ints: list) -> dict | None:
+        """The greedy loop's answer when it keeps every target: all of them (and every drawn
+        integer) asserted in one scope and checked once, instead of two or three checks per fresh
+        tensor. None when they conflict or the model is over its budget (the greedy loop decides)."""
+        every = [c for aim, dims in aims for c in (aim or [f"(<= {d} {self.cfg.max_dim})" for d in dims])]
+        if not self.push_if_sat(every + [c for aim in ints for c in aim]):
+            return None
+        values = self.values_at(self.model_values())
+        self.solver.pop()
+        return values if self.total_elements(values) <= self.shape.max_elements else None
 
     def _within_budget(self, later: list) -> bool:
         """Whether the current scope's model fits the element budget, the dims of tensors still to be

@@ -9,8 +9,9 @@ decimal fractions whose quotients land just off an integer: 0.3 / 0.1), and repe
 products overflow int32 (46341^2 > 2^31), 0, -1 and ties. (int32/int64 get ``min + 1``, not
 ``min``: eager itself dies of SIGFPE on ``min // -1``, which is no compiler bug.)
 
-Each input is changed on its own and the graph is run after each change (``run_graph`` with
-the generator's per-call memory headroom); an input whose edge values make a call raise
+The graph is run once with every input's edge values (``run_graph`` with the generator's per-call
+memory headroom); if a call fails, each input is changed on its own and the graph is run after
+each change, in input order; an input whose edge values make a call raise
 (an index out of range) or change an output's shape or dtype keeps its finite values. Parameters
 keep theirs (a NaN weight would make every output NaN). All draws come from the model's value
 seed, so an edge model is still a function of ``(seed, index, shares)``.
@@ -81,23 +82,41 @@ def edge_leaves(graph: Graph, leaves: dict, submodules: dict, seed: int) -> tupl
     import torch
 
     gen = torch.Generator().manual_seed((int(seed) * 7919 + 13) & 0x7FFFFFFFFFFFFFFF)
-    out = dict(leaves)
     report: dict = {"edged": [], "kept": {}}
+    edged: dict = {}  # drawn first, in input order: the same draws whichever trials pass
     for name in graph.inputs:
-        t = out.get(name)
+        t = leaves.get(name)
         if t is None or t.dtype == torch.bool or t.is_complex() or t.numel() == 0:
             continue
         if not t.dtype.is_floating_point and _sizes_from_values(graph, name):
             report["kept"][name] = "an operator sizes an allocation by its values or does not check them"
             continue
         density = DENSITIES[int(torch.randint(0, len(DENSITIES), (1,), generator=gen))]
-        trial = dict(out, **{name: with_edges(t, gen, density)})
-        try:
-            with torch.no_grad():
-                run_graph(graph, trial, submodules)
-        except NodeError as exc:
-            report["kept"][name] = exc.message[:120]
+        edged[name] = with_edges(t, gen, density)
+    # Most models take every input's edges: one run says so. Otherwise each input is tried on
+    # its own, in order, on top of the ones already kept.
+    if len(edged) > 1 and _runs(graph, dict(leaves, **edged), submodules) is None:
+        report["edged"] = list(edged)
+        return dict(leaves, **edged), report
+    out = dict(leaves)
+    for name, t in edged.items():
+        trial = dict(out, **{name: t})
+        error = _runs(graph, trial, submodules)
+        if error is not None:
+            report["kept"][name] = error
             continue
         out = trial
         report["edged"].append(name)
     return out, report
+
+
+def _runs(graph: Graph, leaves: dict, submodules: dict) -> str | None:
+    """None when the graph runs on ``leaves`` (every output as the graph says), else why not."""
+    import torch
+
+    try:
+        with torch.no_grad():
+            run_graph(graph, leaves, submodules)
+    except NodeError as exc:
+        return exc.message[:120]
+    return None

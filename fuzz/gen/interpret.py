@@ -40,8 +40,32 @@ def resolve_cached(op: str, kind: str, overload: str | None = None):
     return fn
 
 
+def cond_in_eager(pred, true_fn, false_fn, operands):
+    """What ``torch.cond`` computes outside a compiled region: the branch ``pred`` picks, called on
+    the operands (torch's own dense kernel of the ``cond`` higher-order op does exactly this).
+
+    ``torch.cond`` itself, called eagerly, first has dynamo compile its branches (0.2-0.4 s per new
+    branch pair, shape or dtype, until dynamo's recompile limit for the wrapper is reached and it
+    runs uncompiled): the generator's checks, value search and guard runs call this instead, so
+    they cost a branch call and do not depend on what dynamo compiled earlier in the process
+    (automatic dynamic shapes after a recompile change what it accepts). The program still
+    calls ``torch.cond``. On meta tensors (shape propagation, ``aten_ops``) both branches run: the
+    predicate has no value, and both branches' operators are the call's."""
+    if getattr(pred, "device", None) is not None and pred.device.type == "meta":
+        picked = true_fn(*operands)
+        false_fn(*operands)
+        return picked
+    return (true_fn if bool(pred) else false_fn)(*operands)
+
+
+# Operators the generator's runs replace by an eager equivalent (see ``cond_in_eager``).
+EAGER_EQUIVALENTS = {"torch.cond": cond_in_eager}
+
+
 def target(node: Node):
-    """The callable a non-module node calls."""
+    """The callable a non-module node calls (for ``torch.cond``, its eager equivalent)."""
+    if node.api == "function" and node.op in EAGER_EQUIVALENTS:
+        return EAGER_EQUIVALENTS[node.op]
     return resolve_cached(node.op, node.api, node.overload)
 
 

@@ -5,7 +5,7 @@ import torch
 
 from fuzz.gen.census import model_facts, special_counts
 from fuzz.gen.config import GenConfig
-from fuzz.gen.edge import edge_leaves, float_specials, int_specials, with_edges
+from fuzz.gen.edge import DENSITIES, edge_leaves, float_specials, int_specials, with_edges
 from fuzz.gen.generate import generate_model_for_index
 from fuzz.gen.interpret import build_submodules, run_graph
 from fuzz.gen.policy import ModelPolicy
@@ -49,6 +49,46 @@ def test_an_input_a_call_rejects_with_edge_values_keeps_its_finite_ones():
     assert report["edged"] == ["x"] and "i" in report["kept"]
     assert torch.equal(got["i"], leaves["i"]) and special_counts(got["x"])
     run_graph(g, got, {})  # still runs
+
+
+def _replayed_edges(leaves: dict, names: list, seed: int) -> dict:
+    """The edge values ``edge_leaves`` draws for ``names``, in order, from its seed."""
+    gen = torch.Generator().manual_seed((seed * 7919 + 13) & 0x7FFFFFFFFFFFFFFF)
+    out = {}
+    for n in names:
+        density = DENSITIES[int(torch.randint(0, len(DENSITIES), (1,), generator=gen))]
+        out[n] = with_edges(leaves[n], gen, density)
+    return out
+
+
+@pytest.mark.parametrize("rejected", [False, True])
+def test_edge_draws_do_not_depend_on_which_inputs_keep_them(rejected):
+    """One run accepts every input's edges (the common case); when a call rejects one input's (an
+    index out of range), the others still get theirs: the draws are the same either way."""
+    g = Graph()
+    x = g.add_tensor([5], "float32", "input", name="x")
+    i = g.add_tensor([3], "int64", "input", name="i")
+    y = g.add_tensor([3], "float32", "input", name="y")
+    sel = g.add_tensor([3], "float32", name="sel_0")
+    out = g.add_tensor([3], "float32", name="add_1")
+    first = (Node(id="n0", op="torch.index_select", api="function", overload=None,
+                  args=[{"ref": x}, 0, {"ref": i}], kwargs={}, outputs=[sel]) if rejected else
+             Node(id="n0", op="torch.add", api="function", overload=None,
+                  args=[{"ref": i}, {"ref": y}], kwargs={}, outputs=[sel]))
+    g.add_node(first)
+    g.add_node(Node(id="n1", op="torch.add", api="function", overload=None,
+                    args=[{"ref": sel}, {"ref": y} if rejected else {"ref": x}], kwargs={}, outputs=[out]))
+    if not rejected:
+        g.tensors[x].shape = [3]
+    g.outputs = [out]
+    leaves = {"x": torch.rand(g.tensors[x].shape), "i": torch.tensor([0, 1, 2]), "y": torch.rand(3)}
+    expected = _replayed_edges(leaves, ["x", "i", "y"], 3)
+    got, report = edge_leaves(g, leaves, build_submodules(g), seed=3)
+    assert report["edged"] == (["x", "y"] if rejected else ["x", "i", "y"])
+    assert ("i" in report["kept"]) == rejected
+    for n in report["edged"]:
+        assert torch.equal(got[n].nan_to_num(), expected[n].nan_to_num())
+    run_graph(g, got, {})
 
 
 def test_edge_models_hold_special_inputs_deterministically(ruleset):

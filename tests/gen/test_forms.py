@@ -9,7 +9,7 @@ import warnings
 import pytest
 import torch
 
-from fuzz.gen import program
+from fuzz.gen import interpret, program
 from fuzz.gen.chooser import RandomChooser
 from fuzz.gen.config import GenConfig
 from fuzz.gen.deny import deny_reason
@@ -93,6 +93,14 @@ def test_cond_picks_a_branch():
         outs = program.run_eager(module, [ins[n] for n in g.inputs])
         got = outs[g.outputs.index(cond.outputs[0])]
         assert torch.allclose(got, (true_fn if p else false_fn)(torch.exp(X)))
+        # The generator's own runs call the branch directly (no dynamo): the same value.
+        env = interpret.run_graph(g, ins, {})
+        assert torch.equal(env[cond.outputs[0]], got)
+    # On meta tensors both branches run: aten_ops lists the operators of both.
+    names = {"sin": "aten.sin", "cos": "aten.cos", "tanh": "aten.tanh", "sigmoid": "aten.sigmoid", "neg": "aten.neg",
+             "abs": "aten.abs", "exp": "aten.exp", "relu": "aten.relu", "square": "aten.pow", "atan": "aten.atan"}
+    branches = [a["fn"].split(".")[-1] for a in cond.args[1:3]]
+    assert {names[b] for b in branches} <= set(interpret.aten_ops(g))
 
 
 def test_deny_fix_keeps_pooling_indices():

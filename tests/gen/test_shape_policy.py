@@ -79,3 +79,27 @@ def test_large_target_shapes_put_the_bulk_on_the_outer_dim():
             assert len(shape) == rank and LARGE_ELEMENTS[0] // 2 <= math.prod(shape) <= LARGE_ELEMENTS[1]
             if rank >= 2:  # a vector-width innermost dim; the outermost the largest of the others
                 assert shape[-1] in VECTOR_WIDTHS and shape[0] >= max(shape[1:-1], default=64)
+
+
+@pytest.mark.parametrize("conflict", [False, True])
+def test_aimed_solve_keeps_every_target_that_fits(conflict):
+    """Two fresh rank-2 tensors of a vector model: with nothing between them both innermost dims
+    reach a vector width (one check of all targets); tied so that both cannot (b's = a's + 1 while
+    they share one target), the first keeps its target and the second follows it."""
+    import random
+
+    from fuzz.gen.builder import Builder
+
+    rs = load_ruleset()
+    b = Builder(rs, GenConfig(nodes=2, policy=ModelPolicy(shape="vector")), RandomChooser(random.Random(4)))
+    ta, ca = b.new_tensor(2, "float32", "input")
+    tb, cb = b.new_tensor(2, "float32", "input")
+    b.add(ca + cb + ([f"(= {tb.dims[-1]} (+ {ta.dims[-1]} 1))", f"(= {tb.dims[0]} {ta.dims[0]})"] if conflict else []))
+    b.tensors.update({ta.name: ta, tb.name: tb})
+    shapes = b.solve()
+    a, bb = shapes[ta.name], shapes[tb.name]
+    assert a[-1] in VECTOR_WIDTHS
+    if conflict:
+        assert bb[-1] == a[-1] + 1
+    else:
+        assert bb[-1] in VECTOR_WIDTHS
