@@ -22,6 +22,8 @@ examples:
   assay fuzz --time 20m --fail-on-find --out ci-crashes/
                                                      in CI: exit 1 when a new failure signature is found
   assay fuzz --programs models/ --out crashes/       test saved programs (assay gen's output) once each
+  assay fuzz --shard 3/8 --seed 7 --time 8h --out part3/
+                                                     one of 8 batch jobs; then: assay triage merge part*/ --out all/
 """
 
 MIN_MEM_LIMIT_MB = 512  # a worker with torch and one compiled model needs several hundred MB
@@ -39,6 +41,17 @@ def _duration(text: str) -> float:
     if not value > 0:
         raise argparse.ArgumentTypeError(f"expected a duration above 0, got {text!r}")
     return value
+
+
+def _shard(text: str) -> list[int]:
+    """argparse type: ``I/N``, the I-th of N disjoint slices of the campaign's models."""
+    from fuzz.campaign.config import parse_shard
+    from fuzz.errors import AssayError
+
+    try:
+        return parse_shard(text)
+    except AssayError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def _mem_limit(text: str) -> int:
@@ -90,6 +103,9 @@ def register(sub) -> None:
                    help="exit 1 when this run found a failure signature the campaign had not seen (for CI)")
     p.add_argument("--progress-every", type=positive_seconds, default=30, metavar="S",
                    help="seconds between progress lines when stderr is not a terminal (default 30)")
+    p.add_argument("--shard", type=_shard, default=None, metavar="I/N",
+                   help="run only the I-th of N disjoint slices of the models (model index %% N == I-1), e.g. one "
+                        "per batch job; merge the folders with 'assay triage merge' (saved in campaign.json)")
     add_policy_flags(p)
     p.set_defaults(func=run)
 
@@ -121,7 +137,7 @@ def run(args) -> int:
     if args.modes is not None:
         cfg.modes = backends.parse_modes(args.modes)
         explicit.add("modes")
-    for key in ("seed", "nodes", "device", "programs"):
+    for key in ("seed", "nodes", "device", "programs", "shard"):
         value = getattr(args, key)
         if value is not None:
             setattr(cfg, key, os.path.abspath(value) if key == "programs" else value)
