@@ -67,11 +67,12 @@ class Config:
     # the model policy shares (``fuzz.gen.policy.Shares.to_json``); None: the legacy mix
     shares: dict | None = field(default_factory=lambda: Shares().to_json())
     shard: list | None = None       # [I, N]: this campaign runs the models with index % N == I - 1
+    batch: int = 1                  # models compiled together per fwd compile (fuzz.campaign.batch)
 
     SETTINGS = ("backends", "modes", "seed", "nodes", "device", "programs", "shares", "shard")
     # kept for --resume too, but a flag given on resume overrides them. time_s is the campaign's
     # whole budget: a resume without --time runs what is left of it (see ``session_seconds``).
-    SOFT_SETTINGS = ("keep_per_signature", "timeout_s", "mem_limit_mb", "time_s")
+    SOFT_SETTINGS = ("keep_per_signature", "timeout_s", "mem_limit_mb", "time_s", "batch")
 
 
 def parse_shard(text: str) -> list[int]:

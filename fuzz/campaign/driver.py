@@ -26,6 +26,7 @@ import threading
 import time
 from pathlib import Path
 
+from fuzz.campaign.batch import batch_jobs
 from fuzz.campaign.config import Config, load_or_create, session_seconds
 from fuzz.campaign.failure import sign
 from fuzz.campaign.jobs import job_stream, model_of, program_dirs
@@ -59,7 +60,7 @@ class Campaign:
         self.signatures_before = self.store.unique_signatures()
 
     def jobs(self):
-        return job_stream(self.cfg, self.store.done_tests(), self.store.max_model())
+        return batch_jobs(job_stream(self.cfg, self.store.done_tests(), self.store.max_model()), self.cfg.batch)
 
     # -- running --------------------------------------------------------------------
     def _make_executor(self):

@@ -20,6 +20,13 @@ Events, in order, for one job::
     {"event": "verdict", "job", "test", "backend", "mode", "kind", "detail", "error", "diff", ...}
     {"event": "done", "job"}
 
+A batch job (``--batch K``, ``fuzz.campaign.batch``) holds K such jobs under ``batch`` (and all
+their tests, flattened, under ``tests``): each model is prepared as above (its own ``begin``,
+``model`` events), then per backend ``{"event": "begin", "job": <batch id>, "test": null,
+"phase": "batch"}`` while the K models' ``fwd`` tests compile as one program; passes get their
+verdicts, every other test runs alone (``begin``/``verdict`` as above); a ``done`` per model,
+then one for the batch job.
+
 A verdict event is ``fuzz.campaign.verdict.Verdict.to_event``; its ``kind`` is a ``Kind``
 (pass, crash, mismatch, oom: an allocation failure raised inside the worker; invalid:
 eager itself fails; genfail: the generator could not make this model, no test ran;
@@ -90,7 +97,52 @@ def load_model(job: dict) -> Model:
 
 
 def run_job(job: dict, emit) -> None:
-    """Run one job, reporting through ``emit(event_dict)``."""
+    """Run one job, reporting through ``emit(event_dict)``; a batch job (``batch``) is ``run_batch``."""
+    if "batch" in job:
+        run_batch(job, emit)
+        return
+    session = prepare(job, emit)
+    if session is not None:
+        run_tests(job, session, job["tests"], emit)
+    emit({"event": "done", "job": job["job"]})
+
+
+def run_batch(job: dict, emit) -> None:
+    """A batch job: its models prepared one by one, then per backend their ``fwd`` tests compiled
+    as one program (``fuzz.campaign.batch.run_batched``); every test not passed there runs alone."""
+    from fuzz.campaign.batch import BATCHED_MODES, run_batched
+
+    ready = []
+    for sub in job["batch"]:
+        session = prepare(sub, emit)
+        if session is None:
+            emit({"event": "done", "job": sub["job"]})
+        else:
+            ready.append((sub, session))
+    judged = set()
+    for backend in dict.fromkeys(t["backend"] for sub, _ in ready for t in sub["tests"] if t["mode"] in BATCHED_MODES):
+        group = [(sub, s, t) for sub, s in ready for t in sub["tests"]
+                 if t["backend"] == backend and t["mode"] in BATCHED_MODES]
+        if len(group) < 2:
+            continue
+        emit({"event": "begin", "job": job["job"], "test": None, "phase": "batch", "log_offset": _log_offset()})
+        verdicts = run_batched([s for _, s, _ in group], backend)
+        print(f"assay batch {job['job']}: {backend}: {sum(v is not None for v in verdicts)}/{len(group)} passed in "
+              "one compile; the others run alone", file=sys.stderr, flush=True)
+        for (sub, _, t), verdict in zip(group, verdicts):
+            if verdict is not None:
+                verdict.backend, verdict.mode = t["backend"], t["mode"]
+                emit(_event(verdict, sub["job"], t["test"]))
+                judged.add(t["test"])
+    for sub, session in ready:
+        run_tests(sub, session, [t for t in sub["tests"] if t["test"] not in judged], emit)
+        emit({"event": "done", "job": sub["job"]})
+    emit({"event": "done", "job": job["job"]})
+
+
+def prepare(job: dict, emit):
+    """Build the job's model and its references (the ``model`` event): the ``Session``, or None
+    when the generator or eager failed (then every test of the job has its verdict)."""
     jid = job["job"]
     emit({"event": "begin", "job": jid, "test": None, "phase": "prepare", "log_offset": _log_offset()})
     device = job.get("device", "cpu")
@@ -108,8 +160,7 @@ def run_job(job: dict, emit) -> None:
                   else f"eager raised {err['type']}: {err['message'][:200]}")
         for t in job["tests"]:
             emit(Verdict(kind, detail, error=err, backend=t["backend"], mode=t["mode"]).to_event(jid, t["test"]))
-        emit({"event": "done", "job": jid})
-        return
+        return None
     event = {"event": "model", "job": jid, "model": job.get("model"), "ok": True, "ops": model.graph.ops(),
              "nodes": len(model.graph.nodes),
              "files": {k: base64.b64encode(v).decode() for k, v in model.files.items()},
@@ -125,15 +176,23 @@ def run_job(job: dict, emit) -> None:
         if data is not None:
             event["files_dynamic"] = {"inputs.safetensors": base64.b64encode(data).decode()}
     emit(event)
-    for t in job["tests"]:
-        emit({"event": "begin", "job": jid, "test": t["test"], "phase": "test", "log_offset": _log_offset()})
+    return session
+
+
+def run_tests(job: dict, session, tests: list, emit) -> None:
+    """Each test alone: its own compile of the model, judged (``Session.run_test``)."""
+    for t in tests:
+        emit({"event": "begin", "job": job["job"], "test": t["test"], "phase": "test", "log_offset": _log_offset()})
         try:
             verdict = session.run_test(t["backend"], t["mode"])
         except Exception as exc:  # the oracle itself failed: report, do not die
             verdict = Verdict(Kind.SKIP, "oracle error", error=describe_error(exc))
         verdict.backend, verdict.mode = t["backend"], t["mode"]
-        emit(json.loads(json.dumps(verdict.to_event(jid, t["test"]), default=_json_default)))
-    emit({"event": "done", "job": jid})
+        emit(_event(verdict, job["job"], t["test"]))
+
+
+def _event(verdict: Verdict, job_id: str, test_id: str) -> dict:
+    return json.loads(json.dumps(verdict.to_event(job_id, test_id), default=_json_default))
 
 
 def _log_offset() -> int | None:

@@ -103,6 +103,9 @@ def register(sub) -> None:
                    help="exit 1 when this run found a failure signature the campaign had not seen (for CI)")
     p.add_argument("--progress-every", type=positive_seconds, default=30, metavar="S",
                    help="seconds between progress lines when stderr is not a terminal (default 30)")
+    p.add_argument("--batch", type=positive_int, default=None, metavar="K",
+                   help="compile the fwd tests of K models as one program per backend (faster on compile-bound "
+                        "backends); a model that does not pass in its batch runs alone (default 1)")
     p.add_argument("--shard", type=_shard, default=None, metavar="I/N",
                    help="run only the I-th of N disjoint slices of the models (model index %% N == I-1), e.g. one "
                         "per batch job; merge the folders with 'assay triage merge' (saved in campaign.json)")
@@ -127,9 +130,9 @@ def run(args) -> int:
     cfg = Config(out=out, time_s=args.time or 600.0, workers=workers, timeout_s=args.timeout or 90.0,
                  mem_limit_mb=args.mem_limit or default_mem_limit_mb(workers),
                  keep_per_signature=args.keep or 3, recheck=not args.no_recheck,
-                 status_every_s=args.progress_every, fail_on_find=args.fail_on_find)
+                 status_every_s=args.progress_every, fail_on_find=args.fail_on_find, batch=args.batch or 1)
     explicit = {key for flag, key in (("timeout", "timeout_s"), ("keep", "keep_per_signature"),
-                                      ("mem_limit", "mem_limit_mb"), ("time", "time_s"))
+                                      ("mem_limit", "mem_limit_mb"), ("time", "time_s"), ("batch", "batch"))
                 if getattr(args, flag) is not None}
     if args.backends is not None:
         cfg.backends = backends.parse_backends(args.backends)
