@@ -16,7 +16,7 @@ tests/s one driver can take and the workers a 100-node campaign keeps busy.
 the local executor, a 1-node Ray cluster and a 2-node Ray cluster on this machine (same
 total cores). See docs/distributed.md for the numbers and the exact commands.
 
-    python benchmarks/scale_bench.py batch --nodes 5,10 --models 16 --batch 8
+    python benchmarks/scale_bench.py batch --nodes 5,10 --models 16 --batch 4,8
     python benchmarks/scale_bench.py driver
     python benchmarks/scale_bench.py ray --programs 12
 """
@@ -80,8 +80,8 @@ def batch_part(args) -> list[dict]:
 
     rows = []
     for nodes in args.nodes:
-        row = {"nodes": nodes, "models": args.models, "batch": args.batch}
-        for k in (1, args.batch):
+        row = {"nodes": nodes, "models": args.models}
+        for k in (1, *args.batch):
             with tempfile.TemporaryDirectory(prefix="assay-scale-") as tmp:
                 cfg = Config(out=tmp, backends=["inductor"], modes=["fwd"], seed=args.seed, nodes=nodes)
                 jobs = list(batch_jobs(itertools.islice(job_stream(cfg, set(), -1), args.models), k))
@@ -91,11 +91,11 @@ def batch_part(args) -> list[dict]:
                 load0 = _load()
                 res = run_jobs(ex, jobs, args.models)
                 batched_log = "".join(p.read_text(errors="replace") for p in (Path(tmp) / "logs").glob("*.log"))
-            key = "unbatched" if k == 1 else "batched"
+            key = "unbatched" if k == 1 else f"batch{k}"
             row[key] = dict(res, load=[load0, _load()])
             if k != 1:
                 row[key]["batch_lines"] = [ln for ln in batched_log.splitlines() if ln.startswith("assay batch")]
-        row["ratio"] = round(row["batched"]["tests_per_min"] / max(row["unbatched"]["tests_per_min"], 1e-9), 2)
+                row[key]["ratio"] = round(res["tests_per_min"] / max(row["unbatched"]["tests_per_min"], 1e-9), 2)
         rows.append(row)
         print(json.dumps(row), flush=True)
     return rows
@@ -107,7 +107,7 @@ def main(argv=None) -> int:
     b = sub.add_parser("batch", help="tests/min unbatched vs --batch K (inductor, fwd, one worker)")
     b.add_argument("--nodes", type=lambda s: [int(x) for x in s.split(",")], default=[5, 10])
     b.add_argument("--models", type=int, default=16)
-    b.add_argument("--batch", type=int, default=8)
+    b.add_argument("--batch", type=lambda s: [int(x) for x in s.split(",")], default=[4, 8])
     b.add_argument("--seed", type=int, default=0)
     sub.add_parser("driver", help="per-test driver costs on a real store; saturation estimate")
     r = sub.add_parser("ray", help="tests/min: local executor vs Ray with 1 and 2 local nodes")
@@ -116,11 +116,13 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
     if args.part == "batch":
         rows = batch_part(args)
-        print("\n| nodes | models | K | unbatched tests/min | batched tests/min | ratio |")
-        print("|---|---|---|---|---|---|")
+        print("\n| nodes | models | K | unbatched tests/min | batched tests/min | ratio | load (1-min avg) |")
+        print("|---|---|---|---|---|---|---|")
         for row in rows:
-            print(f"| {row['nodes']} | {row['models']} | {row['batch']} | {row['unbatched']['tests_per_min']} | "
-                  f"{row['batched']['tests_per_min']} | {row['ratio']}x |")
+            for k in args.batch:
+                b = row[f"batch{k}"]
+                print(f"| {row['nodes']} | {row['models']} | {k} | {row['unbatched']['tests_per_min']} | "
+                      f"{b['tests_per_min']} | {b['ratio']}x | {row['unbatched']['load'][0]}-{b['load'][1]} |")
     elif args.part == "driver":
         from driver_costs import report  # noqa: E402 (benchmarks/driver_costs.py)
 

@@ -68,6 +68,8 @@ class Config:
     shares: dict | None = field(default_factory=lambda: Shares().to_json())
     shard: list | None = None       # [I, N]: this campaign runs the models with index % N == I - 1
     batch: int = 1                  # models compiled together per fwd compile (fuzz.campaign.batch)
+    executor: str = "local"         # where workers run: "local" processes or "ray" actors (not saved)
+    address: str = "auto"           # the Ray cluster (--address)
 
     SETTINGS = ("backends", "modes", "seed", "nodes", "device", "programs", "shares", "shard")
     # kept for --resume too, but a flag given on resume overrides them. time_s is the campaign's

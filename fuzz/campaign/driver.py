@@ -66,6 +66,12 @@ class Campaign:
     def _make_executor(self):
         from fuzz.campaign.executor import LocalExecutor
 
+        if self.cfg.executor == "ray":
+            from fuzz.campaign.ray_executor import RayExecutor
+
+            return RayExecutor(self.cfg.workers, self.cfg.backends, address=self.cfg.address, device=self.cfg.device,
+                               timeout_s=self.cfg.timeout_s, mem_limit_mb=self.cfg.mem_limit_mb)
+
         cores = os.cpu_count() or 1
         threads = max(1, cores // max(1, self.cfg.workers))
         return LocalExecutor(self.cfg.workers, self.cfg.backends, device=self.cfg.device,

@@ -106,6 +106,11 @@ def register(sub) -> None:
     p.add_argument("--batch", type=positive_int, default=None, metavar="K",
                    help="compile the fwd tests of K models as one program per backend (faster on compile-bound "
                         "backends); a model that does not pass in its batch runs alone (default 1)")
+    p.add_argument("--executor", choices=["local", "ray"], default="local",
+                   help="where workers run: local processes, or actors on a Ray cluster (pip install 'assay[ray]'; "
+                        "docs/distributed.md) (default local)")
+    p.add_argument("--address", default=None, metavar="auto|HOST:PORT",
+                   help="with --executor ray: the cluster to join (default auto: the one 'ray start' runs here)")
     p.add_argument("--shard", type=_shard, default=None, metavar="I/N",
                    help="run only the I-th of N disjoint slices of the models (model index %% N == I-1), e.g. one "
                         "per batch job; merge the folders with 'assay triage merge' (saved in campaign.json)")
@@ -158,5 +163,12 @@ def run(args) -> int:
         cfg.shares = shares.to_json()
         explicit.add("shares")
     cfg.explicit = explicit
+    if args.address is not None and args.executor != "ray":
+        raise AssayError("--address is for --executor ray")
+    if args.executor == "ray":
+        from fuzz.campaign.ray_executor import connect
+
+        cfg.executor, cfg.address = "ray", args.address or "auto"
+        connect(cfg.address)  # no Ray or no cluster there: one line, before the folder is written
     output_dir(out, "--resume" if args.resume else "--out")  # last: everything above has been checked
     return Campaign(cfg, resume=bool(args.resume)).run()
