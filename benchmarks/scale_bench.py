@@ -18,7 +18,7 @@ total cores). See docs/distributed.md for the numbers and the exact commands.
 
     python benchmarks/scale_bench.py batch --nodes 5,10 --models 16 --batch 4,8
     python benchmarks/scale_bench.py driver
-    python benchmarks/scale_bench.py ray --programs 12
+    python benchmarks/scale_bench.py ray --models 24 --backends aot_eager
 """
 
 from __future__ import annotations
@@ -43,16 +43,16 @@ def _load() -> float:
         return -1.0
 
 
-def run_jobs(executor, jobs: list, expected: int, timeout: float = 3600) -> dict:
-    """Start ``executor``, wait for a ready worker, submit ``jobs``; time until ``expected`` verdicts."""
+def run_jobs(executor, jobs: list, expected: int, timeout: float = 3600, workers: int = 1) -> dict:
+    """Start ``executor``, wait for ``workers`` ready workers, submit ``jobs``; time until ``expected`` verdicts."""
     executor.start()
     kinds: dict = {}
-    ready = False
+    ready = 0
     deadline = time.monotonic() + timeout
     try:
-        while not ready:
+        while ready < workers:
             for ev in executor.poll(0.5):
-                ready = ready or (ev.get("event") == "worker" and ev.get("state") == "ready")
+                ready += ev.get("event") == "worker" and ev.get("state") == "ready"
             if time.monotonic() > deadline:
                 raise RuntimeError("no worker became ready")
         t0 = time.monotonic()
@@ -101,6 +101,90 @@ def batch_part(args) -> list[dict]:
     return rows
 
 
+def driver_part(args) -> dict:
+    """Per-test costs of the campaign driver itself, on a real store (fsync'd SQLite, case folders)."""
+    import base64
+
+    from fuzz.campaign.config import Config
+    from fuzz.campaign.driver import Campaign
+    from fuzz.campaign.verdict import Kind, Verdict
+    from fuzz.campaign.worker import load_model
+
+    with tempfile.TemporaryDirectory(prefix="assay-driver-") as tmp:
+        cfg = Config(out=str(Path(tmp) / "camp"), backends=["inductor"], recheck=False, keep_per_signature=10**6)
+        camp = Campaign(cfg, stream=open(os.devnull, "w"))
+        model = load_model({"source": {"gen": {"seed": 0, "index": 0, "shares": cfg.shares}}, "nodes": 5})
+        files = {k: base64.b64encode(v).decode() for k, v in model.files.items()}
+        model_event = {"event": "model", "job": "s0-m000000", "model": 0, "ok": True, "ops": model.graph.ops(),
+                       "nodes": len(model.graph.nodes), "files": files}
+        timings = {}
+
+        def timed(name, n, make):
+            t0 = time.perf_counter()
+            for i in range(n):
+                camp.on_event(make(i))
+                camp.rechecks.drain()
+            timings[name] = round(1000 * (time.perf_counter() - t0) / n, 3)
+
+        def verdict(i, kind, detail="", diff=None):
+            ev = Verdict(kind, detail, diff=diff, backend="inductor", mode="fwd", elapsed_s=1.0).to_event(
+                "s0-m000000", f"s0-m{i:06d}-inductor-fwd-{kind.value}")
+            return json.loads(json.dumps(ev))  # as it arrives: decoded from the worker's JSON line
+
+        model_bytes = len(json.dumps(model_event))
+        # a model's files arrive once per model (its ops may be new: one meta row)
+        timed("model_event_ms", 20, lambda i: json.loads(json.dumps(dict(model_event, model=i))))
+        timed("pass_ms", args.tests, lambda i: verdict(i, Kind.PASS))
+        diff = {"where": "out0", "index": [0], "max_abs": 1.0}
+        timed("failure_with_case_ms", args.cases, lambda i: verdict(i, Kind.MISMATCH, "values", diff))
+        camp.cfg.keep_per_signature = 0
+        timed("failure_counted_only_ms", args.tests, lambda i: verdict(args.cases + i, Kind.MISMATCH, "values", diff))
+        case_dirs = [d for d in Path(cfg.out).iterdir() if (d / "case.json").exists()]
+        case_bytes = sum(f.stat().st_size for d in case_dirs for f in d.iterdir()) / max(1, len(case_dirs))
+        camp.store.close()
+    per_test_ms = timings["pass_ms"] + timings["model_event_ms"] / 2  # a model event per 2 tests (2 backends)
+    result = {"timings_ms": timings, "model_event_bytes": model_bytes, "case_bytes": round(case_bytes),
+              "driver_tests_per_s_all_pass": round(1000 / per_test_ms, 1),
+              "driver_tests_per_s_1pct_cases": round(1000 / (0.99 * per_test_ms + 0.01 * timings["failure_with_case_ms"]), 1)}
+    print(json.dumps(result, indent=1))
+    return result
+
+
+def ray_part(args) -> list[dict]:
+    """tests/min: the local executor (2 workers), Ray with one 2-CPU node, Ray with two 1-CPU nodes."""
+    sys.path.insert(0, str(REPO / "tests" / "campaign"))
+    from ray_cluster import Cluster
+
+    from fuzz.campaign.config import Config
+    from fuzz.campaign.executor import LocalExecutor
+    from fuzz.campaign.jobs import job_stream
+    from fuzz.campaign.ray_executor import RayExecutor
+
+    backends = args.backends.split(",")
+    rows = []
+    for setup in ("local", "ray-1-node", "ray-2-nodes"):
+        with tempfile.TemporaryDirectory(prefix="assay-raybench-") as tmp:
+            cfg = Config(out=tmp, backends=backends, modes=["fwd"], seed=args.seed, nodes=args.nodes)
+            jobs = list(itertools.islice(job_stream(cfg, set(), -1), args.models))
+            cluster = None
+            load0 = _load()
+            if setup == "local":
+                ex = LocalExecutor(2, backends, timeout_s=600, mem_limit_mb=4096, threads=1,
+                                   log_dir=Path(tmp) / "logs")
+            else:
+                cluster = Cluster(Path(tmp) / "ray", cpus=(2,) if setup == "ray-1-node" else (1, 1))
+                ex = RayExecutor(2, backends, address=cluster.address, timeout_s=600, mem_limit_mb=4096)
+            try:
+                res = run_jobs(ex, jobs, args.models * len(backends), workers=2)
+            finally:
+                if cluster:
+                    cluster.stop()
+        row = dict(res, setup=setup, load=[load0, _load()])
+        rows.append(row)
+        print(json.dumps(row), flush=True)
+    return rows
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = ap.add_subparsers(dest="part", required=True)
@@ -109,10 +193,14 @@ def main(argv=None) -> int:
     b.add_argument("--models", type=int, default=16)
     b.add_argument("--batch", type=lambda s: [int(x) for x in s.split(",")], default=[4, 8])
     b.add_argument("--seed", type=int, default=0)
-    sub.add_parser("driver", help="per-test driver costs on a real store; saturation estimate")
-    r = sub.add_parser("ray", help="tests/min: local executor vs Ray with 1 and 2 local nodes")
-    r.add_argument("--programs", type=int, default=12)
+    d = sub.add_parser("driver", help="per-test driver costs on a real store; saturation estimate")
+    d.add_argument("--tests", type=int, default=300)
+    d.add_argument("--cases", type=int, default=30)
+    r = sub.add_parser("ray", help="tests/min: local executor vs Ray with 1 and 2 local nodes (2 workers each)")
+    r.add_argument("--models", type=int, default=24)
+    r.add_argument("--nodes", type=int, default=5)
     r.add_argument("--backends", default="aot_eager")
+    r.add_argument("--seed", type=int, default=0)
     args = ap.parse_args(argv)
     if args.part == "batch":
         rows = batch_part(args)
@@ -124,13 +212,15 @@ def main(argv=None) -> int:
                 print(f"| {row['nodes']} | {row['models']} | {k} | {row['unbatched']['tests_per_min']} | "
                       f"{b['tests_per_min']} | {b['ratio']}x | {row['unbatched']['load'][0]}-{b['load'][1]} |")
     elif args.part == "driver":
-        from driver_costs import report  # noqa: E402 (benchmarks/driver_costs.py)
-
-        report()
+        driver_part(args)
     else:
-        from ray_bench import report  # noqa: E402 (benchmarks/ray_bench.py)
-
-        report(args)
+        rows = ray_part(args)
+        base = rows[0]["tests_per_min"]
+        print("\n| executor | tests | seconds | tests/min | vs local | load (1-min avg) |")
+        print("|---|---|---|---|---|---|")
+        for row in rows:
+            print(f"| {row['setup']} | {row['tests']} | {row['seconds']} | {row['tests_per_min']} | "
+                  f"{round(row['tests_per_min'] / max(base, 1e-9), 2)}x | {row['load'][0]}-{row['load'][1]} |")
     return 0
 
 

@@ -234,6 +234,22 @@ def warm_up(backend_names, device="cpu") -> dict:
     return times
 
 
+def _exit_when_orphaned() -> None:
+    """Leave at once when the process that started this worker is gone (a driver killed with
+    kill -9, a Ray actor killed with its node or at shutdown): a test that hangs must not keep
+    an orphaned worker busy forever. (Its stdin closing only ends the job loop after the test.)"""
+    import threading
+
+    parent = os.getppid()
+
+    def watch():
+        while os.getppid() == parent:
+            time.sleep(1.0)
+        os._exit(3)
+
+    threading.Thread(target=watch, daemon=True, name="orphan-watch").start()
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(prog="python -m fuzz.campaign.worker")
     ap.add_argument("--result-fd", type=int, required=True)
@@ -261,6 +277,7 @@ def main(argv=None) -> int:
     import faulthandler
 
     faulthandler.enable()  # a segfault leaves a Python stack in the worker log
+    _exit_when_orphaned()
     warm = warm_up([b for b in args.backends.split(",") if b], args.device)
     emit({"event": "ready", "pid": os.getpid(), "warmup_s": warm, "torch": torch.__version__})
     for line in sys.stdin:

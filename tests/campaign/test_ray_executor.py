@@ -3,92 +3,34 @@ the campaign's journal and cases equal the local executor's, and killing the sec
 processes mid-campaign loses and duplicates nothing."""
 
 import json
-import os
-import signal
-import socket
 import sqlite3
 import subprocess
-import sys
 import time
-from pathlib import Path
 
 import pytest
 
-from test_campaign import env, make_programs
+from ray_cluster import Cluster, free_port, kill_tree, node_env
+from test_campaign import make_programs
 
 ray = pytest.importorskip("ray", reason="the Ray executor's tests need Ray: pip install -e '.[ray]' (make test does)")
 psutil = pytest.importorskip("psutil")
 
-REPO = Path(__file__).resolve().parents[2]
-RAY = Path(sys.executable).parent / "ray"
 PROGRAMS = 4
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _node_env():
-    e = dict(env(), PYTHONPATH=os.pathsep.join(p for p in (str(REPO), os.environ.get("PYTHONPATH")) if p),
-             RAY_health_check_period_ms="500", RAY_health_check_timeout_ms="1000",
-             RAY_health_check_failure_threshold="4", RAY_USAGE_STATS_ENABLED="0")
-    return e
-
-
-def _nodes_alive(address) -> int:
-    code = (f"import ray; ray.init(address={address!r}, logging_level='ERROR', log_to_driver=False); "
-            "print(sum(n['Alive'] for n in ray.nodes()))")
-    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, env=_node_env())
-    return int(res.stdout.strip() or 0) if res.returncode == 0 else 0
-
-
-def _kill_tree(proc) -> None:
-    try:
-        procs = psutil.Process(proc.pid).children(recursive=True) + [psutil.Process(proc.pid)]
-    except psutil.NoSuchProcess:
-        return
-    for p in procs:
-        try:
-            p.send_signal(signal.SIGKILL)
-        except psutil.NoSuchProcess:
-            pass
-    psutil.wait_procs(procs, timeout=30)
 
 
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory):
-    """A head node and a second worker node, one CPU each, as processes of this test (``--block``):
-    stopping them is killing their process trees, never a machine-wide ``ray stop``."""
-    port = _free_port()
-    address = f"127.0.0.1:{port}"
-    temp = tmp_path_factory.mktemp("ray")
-    common = ["--num-cpus", "1", "--node-ip-address", "127.0.0.1", "--block", "--disable-usage-stats"]
-    head = subprocess.Popen([str(RAY), "start", "--head", "--port", str(port), "--include-dashboard", "false",
-                             "--temp-dir", str(temp), *common], env=_node_env(), stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL, start_new_session=True)
-    nodes = [head]
+    """A head node and a second worker node, one CPU each, started by this module, stopped after it."""
+    c = Cluster(tmp_path_factory.mktemp("ray"), cpus=(1, 1), env={"ASSAY_TEST_BACKENDS": "1"})
     try:
-        deadline = time.time() + 180
-        while _nodes_alive(address) < 1:
-            assert head.poll() is None and time.time() < deadline, "the Ray head did not start"
-            time.sleep(1)
-        second = subprocess.Popen([str(RAY), "start", "--address", address, *common], env=_node_env(),
-                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
-        nodes.append(second)
-        while _nodes_alive(address) < 2:
-            assert second.poll() is None and time.time() < deadline, "the second Ray node did not join"
-            time.sleep(1)
-        yield {"address": address, "second": second}
+        yield {"address": c.address, "second": c.nodes[1]}
     finally:
-        for proc in reversed(nodes):
-            _kill_tree(proc)
+        c.stop()
 
 
 def _fuzz(assay, args, extra_env=None, **kw):
     return subprocess.Popen(assay + ["fuzz", *map(str, args)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True, env=dict(_node_env(), **(extra_env or {})), **kw)
+                            text=True, env=node_env(dict(extra_env or {}, ASSAY_TEST_BACKENDS="1")), **kw)
 
 
 def _rows(out):
@@ -109,7 +51,7 @@ def _case(out, case_id):
 
 def test_no_cluster_at_the_address_is_a_one_line_error_that_writes_nothing(assay, tmp_path):
     out = tmp_path / "camp"
-    for argv, words in ((["--executor", "ray", "--address", f"127.0.0.1:{_free_port()}"], "no Ray cluster answers"),
+    for argv, words in ((["--executor", "ray", "--address", f"127.0.0.1:{free_port()}"], "no Ray cluster answers"),
                         (["--address", "127.0.0.1:6379"], "--executor ray")):
         res = subprocess.run(assay + ["fuzz", "--out", str(out), *argv], capture_output=True, text=True, timeout=120)
         assert res.returncode == 2 and words in res.stderr, res.stderr
@@ -158,7 +100,7 @@ def test_killing_the_second_node_mid_campaign_loses_and_duplicates_nothing(clust
             time.sleep(0.2)
         second = {p.pid for p in psutil.Process(cluster["second"].pid).children(recursive=True)}
         assert second & set(_waiting(gate)), "no worker of the second node is at the gate"
-        _kill_tree(cluster["second"])  # the node dies: its raylet, its actor, the actor's worker
+        kill_tree(cluster["second"])  # the node dies: its raylet, its actor, the actor's worker
         for pid in second & set(_waiting(gate)):
             (gate / f"waiting-{pid}").unlink()
     finally:
