@@ -5,8 +5,9 @@
 same generated models (same seed) through the real worker (``fuzz.campaign.executor``'s
 ``LocalExecutor``, sandboxed, as a campaign does) once unbatched and once with ``--batch K``,
 one after the other, each with its own empty inductor cache, and reports steady-state
-tests/min (from the worker's ``ready`` to the last verdict: generation, references, compile
-and judging included; worker start-up excluded) and the ratio batched/unbatched.
+tests/min (after the worker is ready and has run one warm-up model, which loads the rules,
+to the last verdict: generation, references, compile and judging included) and the ratio
+batched/unbatched.
 
 ``driver`` part: what the driver itself spends per test (journal row, case staging and
 finalising into the store, bytes of a case) measured on a real store, and from it the
@@ -43,8 +44,10 @@ def _load() -> float:
         return -1.0
 
 
-def run_jobs(executor, jobs: list, expected: int, timeout: float = 3600, workers: int = 1) -> dict:
-    """Start ``executor``, wait for ``workers`` ready workers, submit ``jobs``; time until ``expected`` verdicts."""
+def run_jobs(executor, jobs: list, expected: int, timeout: float = 3600, workers: int = 1, warm: list = ()) -> dict:
+    """Start ``executor``, wait for ``workers`` ready workers and the ``warm`` jobs (one per worker:
+    the generator loads its rules on a worker's first job), then submit ``jobs`` and time until
+    ``expected`` verdicts: the steady state of a long campaign."""
     executor.start()
     kinds: dict = {}
     ready = 0
@@ -55,6 +58,10 @@ def run_jobs(executor, jobs: list, expected: int, timeout: float = 3600, workers
                 ready += ev.get("event") == "worker" and ev.get("state") == "ready"
             if time.monotonic() > deadline:
                 raise RuntimeError("no worker became ready")
+        for job in warm:
+            executor.submit(job)
+        while executor.in_flight() and time.monotonic() < deadline:
+            executor.poll(0.5)
         t0 = time.monotonic()
         for job in jobs:
             executor.submit(job)
@@ -84,12 +91,14 @@ def batch_part(args) -> list[dict]:
         for k in (1, *args.batch):
             with tempfile.TemporaryDirectory(prefix="assay-scale-") as tmp:
                 cfg = Config(out=tmp, backends=["inductor"], modes=["fwd"], seed=args.seed, nodes=nodes)
-                jobs = list(batch_jobs(itertools.islice(job_stream(cfg, set(), -1), args.models), k))
+                stream = job_stream(cfg, set(), -1)
+                warm = [next(stream)]  # model 0 warms the worker up; the measured models follow
+                jobs = list(batch_jobs(itertools.islice(stream, args.models), k))
                 env = dict(os.environ, TORCHINDUCTOR_CACHE_DIR=str(Path(tmp) / "inductor-cache"))
                 ex = LocalExecutor(1, ["inductor"], timeout_s=600, mem_limit_mb=6144, threads=1, env=env,
                                    log_dir=Path(tmp) / "logs")
                 load0 = _load()
-                res = run_jobs(ex, jobs, args.models)
+                res = run_jobs(ex, jobs, args.models, warm=warm)
                 batched_log = "".join(p.read_text(errors="replace") for p in (Path(tmp) / "logs").glob("*.log"))
             key = "unbatched" if k == 1 else f"batch{k}"
             row[key] = dict(res, load=[load0, _load()])
@@ -165,7 +174,9 @@ def ray_part(args) -> list[dict]:
     for setup in ("local", "ray-1-node", "ray-2-nodes"):
         with tempfile.TemporaryDirectory(prefix="assay-raybench-") as tmp:
             cfg = Config(out=tmp, backends=backends, modes=["fwd"], seed=args.seed, nodes=args.nodes)
-            jobs = list(itertools.islice(job_stream(cfg, set(), -1), args.models))
+            stream = job_stream(cfg, set(), -1)
+            warm = [next(stream), next(stream)]  # one per worker, if they take one each
+            jobs = list(itertools.islice(stream, args.models))
             cluster = None
             load0 = _load()
             if setup == "local":
@@ -175,7 +186,7 @@ def ray_part(args) -> list[dict]:
                 cluster = Cluster(Path(tmp) / "ray", cpus=(2,) if setup == "ray-1-node" else (1, 1))
                 ex = RayExecutor(2, backends, address=cluster.address, timeout_s=600, mem_limit_mb=4096)
             try:
-                res = run_jobs(ex, jobs, args.models * len(backends), workers=2)
+                res = run_jobs(ex, jobs, args.models * len(backends), workers=2, warm=warm)
             finally:
                 if cluster:
                     cluster.stop()

@@ -10,7 +10,7 @@ replaced worker process, never a lost actor.
 
 An actor runs one job (one model, every backend x mode) to its end, retries after worker
 deaths included, and returns all of the job's events at once: verdicts, and the model's files
-as bytes (base64 in the ``model`` event, as the local worker sends them). Only the driver
+as bytes (JSON, the files base64 in the ``model`` event, as the local worker sends them). Only the driver
 writes the campaign folder. Test ids are deterministic and the journal is keyed by them, so
 ``--resume`` and Ctrl-C behave as locally.
 
@@ -22,6 +22,7 @@ started, so a replacement the cluster cannot place yet holds nothing up.
 
 from __future__ import annotations
 
+import json
 import os
 import time
 from collections import deque
@@ -106,14 +107,15 @@ class WorkerActorBody:
             self.executor.poll(0.5)
         return {"node": self.node, "pid": self.pid}
 
-    def run(self, job: dict) -> dict:
-        """Run one job to its end (retries after worker deaths included); all its events."""
+    def run(self, job: bytes) -> bytes:
+        """Run one job (JSON) to its end, retries after worker deaths included; all its events and
+        the worker restarts it cost, as JSON bytes (nothing of Assay's travels pickled)."""
         restarts = self.executor.restarts
-        self.executor.submit(job)
+        self.executor.submit(json.loads(job))
         events = []
         while self.executor.in_flight():
             events.extend(ev for ev in self.executor.poll(1.0) if ev.get("event") != "worker")
-        return {"events": events, "restarts": self.executor.restarts - restarts}
+        return json.dumps({"events": events, "restarts": self.executor.restarts - restarts}).encode()
 
 
 
@@ -176,7 +178,7 @@ class RayExecutor(Executor):
         for a in self.actors:
             while a.ready and self.jobs and len(a.calls) < JOBS_PER_ACTOR:
                 job = self.jobs.popleft()
-                a.calls[a.handle.run.remote(job)] = job
+                a.calls[a.handle.run.remote(json.dumps(job).encode())] = job
 
     # -- events ---------------------------------------------------------------------
     def poll(self, timeout: float) -> list[dict]:
@@ -207,7 +209,7 @@ class RayExecutor(Executor):
                 if job is None:
                     continue
                 try:
-                    result = ray.get(ref)
+                    result = json.loads(ray.get(ref))
                 except Exception as exc:  # noqa: BLE001 - RayActorError, node died, ...
                     self.jobs.appendleft(job)  # nothing of it came back: it runs again, whole
                     out.extend(self._lost(a, exc))
