@@ -175,7 +175,9 @@ def ray_part(args) -> list[dict]:
         with tempfile.TemporaryDirectory(prefix="assay-raybench-") as tmp:
             cfg = Config(out=tmp, backends=backends, modes=["fwd"], seed=args.seed, nodes=args.nodes)
             stream = job_stream(cfg, set(), -1)
-            warm = [next(stream), next(stream)]  # one per worker, if they take one each
+            # two per worker: a Ray actor takes two jobs at a time, so each one surely gets one (the
+            # generator loads its rules on a worker's first job: ~10 s, not steady state)
+            warm = list(itertools.islice(stream, 4))
             jobs = list(itertools.islice(stream, args.models))
             cluster = None
             load0 = _load()

@@ -114,7 +114,9 @@ class WorkerActorBody:
         self.executor.submit(json.loads(job))
         events = []
         while self.executor.in_flight():
-            events.extend(ev for ev in self.executor.poll(1.0) if ev.get("event") != "worker")
+            # a short poll: the call returns as soon as the job is done, and the actor's next
+            # job (already queued by the driver) starts at once
+            events.extend(ev for ev in self.executor.poll(0.02) if ev.get("event") != "worker")
         return json.dumps({"events": events, "restarts": self.executor.restarts - restarts}).encode()
 
 
