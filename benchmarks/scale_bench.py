@@ -181,11 +181,12 @@ def ray_part(args) -> list[dict]:
             jobs = list(itertools.islice(stream, args.models))
             cluster = None
             load0 = _load()
+            cache = {"TORCHINDUCTOR_CACHE_DIR": str(Path(tmp) / "inductor-cache")}  # every compile a real one
             if setup == "local":
                 ex = LocalExecutor(2, backends, timeout_s=600, mem_limit_mb=4096, threads=1,
-                                   log_dir=Path(tmp) / "logs")
+                                   log_dir=Path(tmp) / "logs", env=dict(os.environ, **cache))
             else:
-                cluster = Cluster(Path(tmp) / "ray", cpus=(2,) if setup == "ray-1-node" else (1, 1))
+                cluster = Cluster(Path(tmp) / "ray", cpus=(2,) if setup == "ray-1-node" else (1, 1), env=cache)
                 ex = RayExecutor(2, backends, address=cluster.address, timeout_s=600, mem_limit_mb=4096)
             try:
                 res = run_jobs(ex, jobs, args.models * len(backends), workers=2, warm=warm)
