@@ -70,11 +70,23 @@ class Config:
     shares: dict | None = field(default_factory=lambda: Shares().to_json())
     feedback: str = "counters"      # off | counters | coverage (fuzz.campaign.feedback, fuzz.campaign.seeds)
     knobs: list = field(default_factory=list)  # compiler knobs set for every test (fuzz.campaign.knobs)
+    shard: list | None = None       # [I, N]: this campaign runs the models with index % N == I - 1
+    batch: int = 1                  # models compiled together per fwd compile (fuzz.campaign.batch)
+    executor: str = "local"         # where workers run: "local" processes or "ray" actors (not saved)
+    address: str = "auto"           # the Ray cluster (--address)
 
-    SETTINGS = ("backends", "modes", "modes_per_model", "seed", "nodes", "device", "programs", "shares")
+    SETTINGS = ("backends", "modes", "modes_per_model", "seed", "nodes", "device", "programs", "shares", "shard")
     # kept for --resume too, but a flag given on resume overrides them. time_s is the campaign's
     # whole budget: a resume without --time runs what is left of it (see ``session_seconds``).
-    SOFT_SETTINGS = ("keep_per_signature", "timeout_s", "mem_limit_mb", "time_s", "feedback", "knobs")
+    SOFT_SETTINGS = ("keep_per_signature", "timeout_s", "mem_limit_mb", "time_s", "feedback", "knobs", "batch")
+
+
+def parse_shard(text: str) -> list[int]:
+    """``I/N`` (1 <= I <= N) -> ``[I, N]``: the I-th of N disjoint slices of a campaign's models."""
+    m = re.fullmatch(r"\s*(\d+)\s*/\s*(\d+)\s*", str(text))
+    if not m or not 1 <= int(m.group(1)) <= int(m.group(2)):
+        raise AssayError(f"cannot read shard {text!r}; use I/N with 1 <= I <= N, e.g. 3/8")
+    return [int(m.group(1)), int(m.group(2))]
 
 
 def load_or_create(cfg: Config, resume: bool, stream) -> None:

@@ -26,6 +26,7 @@ import threading
 import time
 from pathlib import Path
 
+from fuzz.campaign.batch import batch_jobs
 from fuzz.campaign.config import Config, load_or_create, session_seconds
 from fuzz.campaign.failure import sign
 from fuzz.campaign.jobs import job_stream, model_of, program_dirs
@@ -62,11 +63,18 @@ class Campaign:
                                  shares=cfg.shares)
 
     def jobs(self):
-        return job_stream(self.cfg, self.store.done_tests(), self.store.max_model(), self.feedback.job_extra)
+        return batch_jobs(job_stream(self.cfg, self.store.done_tests(), self.store.max_model(), self.feedback.job_extra),
+                          self.cfg.batch)
 
     # -- running --------------------------------------------------------------------
     def _make_executor(self):
         from fuzz.campaign.executor import LocalExecutor
+
+        if self.cfg.executor == "ray":
+            from fuzz.campaign.ray_executor import RayExecutor
+
+            return RayExecutor(self.cfg.workers, self.cfg.backends, address=self.cfg.address, device=self.cfg.device,
+                               timeout_s=self.cfg.timeout_s, mem_limit_mb=self.cfg.mem_limit_mb)
 
         cores = os.cpu_count() or 1
         threads = max(1, cores // max(1, self.cfg.workers))

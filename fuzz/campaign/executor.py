@@ -35,6 +35,7 @@ from collections import deque
 from pathlib import Path
 
 from fuzz.campaign import sandbox
+from fuzz.campaign.batch import solo_jobs
 from fuzz.campaign.verdict import Kind, Verdict
 from fuzz.errors import AssayError
 
@@ -208,7 +209,8 @@ class LocalExecutor(Executor):
         if kind == "begin":
             w.test = next((t for t in w.remaining if t["test"] == ev.get("test")), None)
             w.phase = ev.get("phase", "test")
-            limit = self.timeout_s if w.phase == "test" else self.prepare_timeout_s
+            limit = {"test": self.timeout_s, "batch": self.timeout_s * len(w.job.get("batch") or [1])}.get(
+                w.phase, self.prepare_timeout_s)
             w.deadline = time.monotonic() + limit
             w.log_offset = ev["log_offset"] if isinstance(ev.get("log_offset"), int) else self._log_size(w)
             return []
@@ -218,8 +220,11 @@ class LocalExecutor(Executor):
             ev["worker"] = w.index
             return [ev]
         if kind == "done":
+            if w.job is not None and ev.get("job") != w.job["job"]:
+                return [ev]  # one model of a batch job is done
+            batch = w.job is not None and "batch" in w.job
             w.job, w.test, w.remaining, w.phase, w.deadline = None, None, [], "idle", float("inf")
-            return [ev]
+            return [] if batch else [ev]  # the driver hears of each model's end, not the batch's
         return [ev]
 
     def _check_deadlines(self) -> None:
@@ -270,27 +275,7 @@ class LocalExecutor(Executor):
                                  f"{': ' + tail.strip().splitlines()[-1] if tail.strip() else ''}")
         job = w.job
         if job is not None:
-            if w.phase == "prepare" or w.test is None:
-                # building the model or running it eagerly killed the worker: not a compiler bug
-                for t in w.remaining:
-                    events.append(self._verdict(job, t, Kind.INVALID, f"worker died while preparing the model ({how})",
-                                                {"type": "WorkerDied", "message": how, "traceback": tail}))
-                w.remaining = []
-            else:
-                t = w.test
-                if reason == Kind.HANG:
-                    kind, detail = Kind.HANG, f"no verdict within {self.timeout_s:g} s; worker killed"
-                elif reason == Kind.OOM:
-                    kind, detail = Kind.OOM, f"worker over its memory limit ({how})"
-                else:
-                    kind, detail = Kind.SIGNAL, how
-                events.append(self._verdict(job, t, kind, detail,
-                                            {"type": kind.value.capitalize() if kind != Kind.SIGNAL else how,
-                                             "message": f"worker {detail}", "traceback": tail}))
-                rest = [x for x in w.remaining if x["test"] != t["test"]]
-                if rest:
-                    retry = dict(job, tests=rest, job=job["job"] + "+")
-                    self.jobs.appendleft(retry)
+            events.extend(self._orphaned(w, job, reason, how, tail))
             events.append({"event": "done", "job": job["job"], "worker": w.index, "died": how})
         events.append({"event": "worker", "worker": w.index, "state": "died", "how": how, "reason": reason})
         if w.log:
@@ -298,6 +283,39 @@ class LocalExecutor(Executor):
             w.log = None
         self.restarts += 1
         self._launch(w)
+        return events
+
+    def _orphaned(self, w: _Worker, job: dict, reason: Kind | None, how: str, tail: str) -> list[dict]:
+        """Verdicts for the job of a worker that died, and its tests queued again.
+
+        The test running alone when it died gets the death (hang, oom or signal); the job's
+        other unjudged tests run again on the new worker. A death while preparing a one-model
+        job makes its tests ``invalid`` (building the model or running it eagerly killed the
+        worker: not a compiler bug). A batch job that died while preparing or running its
+        batched compile blames no test: its unjudged models run again, each alone, so the one
+        that kills a worker does so in a job of its own."""
+        events: list[dict] = []
+        t = w.test if w.phase == "test" else None
+        if t is None and "batch" not in job:
+            for x in w.remaining:
+                events.append(self._verdict(job, x, Kind.INVALID, f"worker died while preparing the model ({how})",
+                                            {"type": "WorkerDied", "message": how, "traceback": tail}))
+            w.remaining = []
+            return events
+        if t is not None:
+            if reason == Kind.HANG:
+                kind, detail = Kind.HANG, f"no verdict within {self.timeout_s:g} s; worker killed"
+            elif reason == Kind.OOM:
+                kind, detail = Kind.OOM, f"worker over its memory limit ({how})"
+            else:
+                kind, detail = Kind.SIGNAL, how
+            sub = next((j for j in job.get("batch", []) if any(x["test"] == t["test"] for x in j["tests"])), job)
+            events.append(self._verdict(sub, t, kind, detail,
+                                        {"type": kind.value.capitalize() if kind != Kind.SIGNAL else how,
+                                         "message": f"worker {detail}", "traceback": tail}))
+        rest = [x for x in w.remaining if t is None or x["test"] != t["test"]]
+        retry = solo_jobs(job, rest) if "batch" in job else ([dict(job, tests=rest, job=job["job"] + "+")] if rest else [])
+        self.jobs.extendleft(reversed(retry))
         return events
 
     @staticmethod

@@ -11,7 +11,9 @@ and the campaign would see a quarter as many distinct models an hour, while a fo
 mostly shows again (same ops) in ``bwd``, ``dynamic`` and ``train``. Backends stay crossed:
 two backends on the same model and mode tell where a bug lives. Saved programs (``--programs``),
 few and chosen, get every mode given (``assay fuzz --programs`` without ``--modes``: ``fwd``), as do
-campaigns saved before the draw (``modes_per_model`` 0).
+campaigns saved before the draw (``modes_per_model`` 0). With ``--shard I/N`` the
+stream holds only the models whose index is ``I - 1`` modulo ``N``: N shards of one campaign
+(same seed and settings) run disjoint tests and together run what the whole campaign would.
 """
 
 from __future__ import annotations
@@ -55,11 +57,13 @@ def tests_for(cfg: Config, index: int) -> list[dict]:
 
 
 def job_stream(cfg: Config, done: set[str], last_model: int, extra=None):
-    """Jobs in model order, skipping tests already journaled (``done``; models up to ``last_model``).
+    """Jobs in model order, skipping tests already journaled (``done``; models up to ``last_model``)
+    and, with ``--shard I/N``, models of the other shards (index % N != I - 1).
     ``extra(index, fresh)``: what a guided campaign adds to a job (``fuzz.campaign.seeds``: the
     feedback mode, a mutant's source and knobs); ``fresh`` is False for a model handed out before."""
     dirs = program_dirs(cfg.programs) if cfg.programs else None
-    index = 0
+    index = cfg.shard[0] - 1 if cfg.shard else 0
+    step = cfg.shard[1] if cfg.shard else 1
     while True:
         if dirs is not None and index >= len(dirs):
             return
@@ -76,7 +80,7 @@ def job_stream(cfg: Config, done: set[str], last_model: int, extra=None):
             if extra is not None:
                 job.update(extra(index, index > last_model) or {})
             yield job
-        index += 1
+        index += step
 
 
 def model_of(job_id: str) -> int:

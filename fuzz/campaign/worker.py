@@ -20,6 +20,13 @@ Events, in order, for one job::
     {"event": "verdict", "job", "test", "backend", "mode", "kind", "detail", "error", "diff", ...}
     {"event": "done", "job"}
 
+A batch job (``--batch K``, ``fuzz.campaign.batch``) holds K such jobs under ``batch`` (and all
+their tests, flattened, under ``tests``): each model is prepared as above (its own ``begin``,
+``model`` events), then per backend ``{"event": "begin", "job": <batch id>, "test": null,
+"phase": "batch"}`` while the K models' ``fwd`` tests compile as one program; passes get their
+verdicts, every other test runs alone (``begin``/``verdict`` as above); a ``done`` per model,
+then one for the batch job.
+
 A verdict event is ``fuzz.campaign.verdict.Verdict.to_event``; its ``kind`` is a ``Kind``
 (pass, crash, mismatch, oom: an allocation failure raised inside the worker; invalid:
 eager itself fails; genfail: the generator could not make this model, no test ran;
@@ -98,7 +105,54 @@ def load_model(job: dict) -> Model:
 
 
 def run_job(job: dict, emit) -> None:
-    """Run one job, reporting through ``emit(event_dict)``."""
+    """Run one job, reporting through ``emit(event_dict)``; a batch job (``batch``) is ``run_batch``."""
+    if "batch" in job:
+        run_batch(job, emit)
+        return
+    session = prepare(job, emit)
+    if session is not None:
+        run_tests(job, session, job["tests"], emit)
+    emit({"event": "done", "job": job["job"]})
+
+
+def run_batch(job: dict, emit) -> None:
+    """A batch job: its models prepared one by one, then per backend their ``fwd`` tests compiled
+    as one program (``fuzz.campaign.batch.run_batched``); every test not passed there runs alone."""
+    from fuzz.campaign.batch import BATCHED_MODES, run_batched
+
+    ready = []
+    for sub in job["batch"]:
+        session = prepare(sub, emit)
+        if session is None:
+            emit({"event": "done", "job": sub["job"]})
+        else:
+            ready.append((sub, session))
+    judged = set()
+    # A model under compiler knobs (a guided campaign's mutant) compiles alone, under its knobs.
+    plain = [(sub, s) for sub, s in ready if not sub.get("knobs")]
+    for backend in dict.fromkeys(t["backend"] for sub, _ in plain for t in sub["tests"] if t["mode"] in BATCHED_MODES):
+        group = [(sub, s, t) for sub, s in plain for t in sub["tests"]
+                 if t["backend"] == backend and t["mode"] in BATCHED_MODES]
+        if len(group) < 2:
+            continue
+        emit({"event": "begin", "job": job["job"], "test": None, "phase": "batch", "log_offset": _log_offset()})
+        verdicts = run_batched([s for _, s, _ in group], backend)
+        print(f"assay batch {job['job']}: {backend}: {sum(v is not None for v in verdicts)}/{len(group)} passed in "
+              "one compile; the others run alone", file=sys.stderr, flush=True)
+        for (sub, _, t), verdict in zip(group, verdicts):
+            if verdict is not None:
+                verdict.backend, verdict.mode = t["backend"], t["mode"]
+                emit(_event(verdict, sub["job"], t["test"]))
+                judged.add(t["test"])
+    for sub, session in ready:
+        run_tests(sub, session, [t for t in sub["tests"] if t["test"] not in judged], emit)
+        emit({"event": "done", "job": sub["job"]})
+    emit({"event": "done", "job": job["job"]})
+
+
+def prepare(job: dict, emit):
+    """Build the job's model and its references (the ``model`` event): the ``Session``, or None
+    when the generator or eager failed (then every test of the job has its verdict)."""
     jid = job["job"]
     emit({"event": "begin", "job": jid, "test": None, "phase": "prepare", "log_offset": _log_offset()})
     device = job.get("device", "cpu")
@@ -119,8 +173,7 @@ def run_job(job: dict, emit) -> None:
             kind, detail = Kind.ORACLE_ERROR, f"oracle raised {err['message'][:200]}"
         for t in job["tests"]:
             emit(Verdict(kind, detail, error=err, backend=t["backend"], mode=t["mode"]).to_event(jid, t["test"]))
-        emit({"event": "done", "job": jid})
-        return
+        return None
     event = {"event": "model", "job": jid, "model": job.get("model"), "ok": True, "ops": model.graph.ops(),
              "nodes": len(model.graph.nodes),
              "files": {k: base64.b64encode(v).decode() for k, v in model.files.items()},
@@ -136,9 +189,15 @@ def run_job(job: dict, emit) -> None:
         if data is not None:
             event["files_dynamic"] = {"inputs.safetensors": base64.b64encode(data).decode()}
     emit(event)
+    return session
+
+
+def run_tests(job: dict, session, tests: list, emit) -> None:
+    """Each test alone: its own compile of the model, judged (``Session.run_test``), under the
+    job's knobs, its inductor output code read and, in a guided campaign, its compiler feedback."""
     mode = job.get("feedback", "off")
-    for t in job["tests"]:
-        emit({"event": "begin", "job": jid, "test": t["test"], "phase": "test", "log_offset": _log_offset()})
+    for t in tests:
+        emit({"event": "begin", "job": job["job"], "test": t["test"], "phase": "test", "log_offset": _log_offset()})
         with feedback.observe(mode, lines=bool(job.get("coverage"))) as obs, knobs.applied(job.get("knobs")):
             try:
                 with outputcode.capture() as loaded:
@@ -148,11 +207,14 @@ def run_job(job: dict, emit) -> None:
                 verdict = Verdict(Kind.ORACLE_ERROR, f"oracle raised {type(exc).__name__}", error=describe_error(exc))
         verdict.backend, verdict.mode = t["backend"], t["mode"]
         verdict.knobs = job.get("knobs") or None
-        event = verdict.to_event(jid, t["test"])
-        if mode != "off":
-            event.update(obs.to_event())
-        emit(json.loads(json.dumps(event, default=_json_default)))
-    emit({"event": "done", "job": jid})
+        extra = obs.to_event() if mode != "off" else None
+        emit(_event(verdict, job["job"], t["test"], extra))
+
+
+def _event(verdict: Verdict, job_id: str, test_id: str, extra: dict | None = None) -> dict:
+    event = verdict.to_event(job_id, test_id)
+    event.update(extra or {})
+    return json.loads(json.dumps(event, default=_json_default))
 
 
 def _log_offset() -> int | None:
@@ -194,6 +256,22 @@ def warm_up(backend_names, device="cpu") -> dict:
     return times
 
 
+def _exit_when_orphaned() -> None:
+    """Leave at once when the process that started this worker is gone (a driver killed with
+    kill -9, a Ray actor killed with its node or at shutdown): a test that hangs must not keep
+    an orphaned worker busy forever. (Its stdin closing only ends the job loop after the test.)"""
+    import threading
+
+    parent = os.getppid()
+
+    def watch():
+        while os.getppid() == parent:
+            time.sleep(1.0)
+        os._exit(3)
+
+    threading.Thread(target=watch, daemon=True, name="orphan-watch").start()
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(prog="python -m fuzz.campaign.worker")
     ap.add_argument("--result-fd", type=int, required=True)
@@ -221,6 +299,7 @@ def main(argv=None) -> int:
     import faulthandler
 
     faulthandler.enable()  # a segfault leaves a Python stack in the worker log
+    _exit_when_orphaned()
     warm = warm_up([b for b in args.backends.split(",") if b], args.device)
     emit({"event": "ready", "pid": os.getpid(), "warmup_s": warm, "torch": torch.__version__})
     for line in sys.stdin:

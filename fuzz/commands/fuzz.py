@@ -23,6 +23,8 @@ examples:
   assay fuzz --time 20m --fail-on-find --out ci-crashes/
                                                      in CI: exit 1 when a new failure signature is found
   assay fuzz --programs models/ --out crashes/       test saved programs (assay gen's output) once each
+  assay fuzz --shard 3/8 --seed 7 --time 8h --out part3/
+                                                     one of 8 batch jobs; then: assay triage merge part*/ --out all/
 """
 
 MIN_MEM_LIMIT_MB = 512  # a worker with torch and one compiled model needs several hundred MB
@@ -40,6 +42,17 @@ def _duration(text: str) -> float:
     if not value > 0:
         raise argparse.ArgumentTypeError(f"expected a duration above 0, got {text!r}")
     return value
+
+
+def _shard(text: str) -> list[int]:
+    """argparse type: ``I/N``, the I-th of N disjoint slices of the campaign's models."""
+    from fuzz.campaign.config import parse_shard
+    from fuzz.errors import AssayError
+
+    try:
+        return parse_shard(text)
+    except AssayError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def _mem_limit(text: str) -> int:
@@ -110,6 +123,17 @@ def register(sub) -> None:
     p.add_argument("--knobs", default=None, metavar="K1,K2",
                    help="compiler knobs set for every test (e.g. cpp_wrapper,freezing; see docs/campaign.md); "
                         "recorded in each case and set by its repro.py")
+    p.add_argument("--batch", type=positive_int, default=None, metavar="K",
+                   help="compile the fwd tests of K models as one program per backend (faster on compile-bound "
+                        "backends); a model that does not pass in its batch runs alone (default 1)")
+    p.add_argument("--executor", choices=["local", "ray"], default="local",
+                   help="where workers run: local processes, or actors on a Ray cluster (pip install 'assay[ray]'; "
+                        "docs/distributed.md) (default local)")
+    p.add_argument("--address", default=None, metavar="auto|HOST:PORT",
+                   help="with --executor ray: the cluster to join (default auto: the one 'ray start' runs here)")
+    p.add_argument("--shard", type=_shard, default=None, metavar="I/N",
+                   help="run only the I-th of N disjoint slices of the models (model index %% N == I-1), e.g. one "
+                        "per batch job; merge the folders with 'assay triage merge' (saved in campaign.json)")
     add_policy_flags(p)
     p.set_defaults(func=run)
 
@@ -131,9 +155,9 @@ def run(args) -> int:
     cfg = Config(out=out, time_s=args.time or 600.0, workers=workers, timeout_s=args.timeout or 90.0,
                  mem_limit_mb=args.mem_limit or default_mem_limit_mb(workers),
                  keep_per_signature=args.keep or 3, recheck=not args.no_recheck,
-                 status_every_s=args.progress_every, fail_on_find=args.fail_on_find)
+                 status_every_s=args.progress_every, fail_on_find=args.fail_on_find, batch=args.batch or 1)
     explicit = {key for flag, key in (("timeout", "timeout_s"), ("keep", "keep_per_signature"),
-                                      ("mem_limit", "mem_limit_mb"), ("time", "time_s"))
+                                      ("mem_limit", "mem_limit_mb"), ("time", "time_s"), ("batch", "batch"))
                 if getattr(args, flag) is not None}
     if args.backends is not None:
         cfg.backends = backends.parse_backends(args.backends)
@@ -152,7 +176,7 @@ def run(args) -> int:
     if args.feedback is not None:
         cfg.feedback = args.feedback
         explicit.add("feedback")
-    for key in ("seed", "nodes", "device", "programs"):
+    for key in ("seed", "nodes", "device", "programs", "shard"):
         value = getattr(args, key)
         if value is not None:
             setattr(cfg, key, os.path.abspath(value) if key == "programs" else value)
@@ -172,5 +196,12 @@ def run(args) -> int:
         cfg.shares = shares.to_json()
         explicit.add("shares")
     cfg.explicit = explicit
+    if args.address is not None and args.executor != "ray":
+        raise AssayError("--address is for --executor ray")
+    if args.executor == "ray":
+        from fuzz.campaign.ray_executor import connect
+
+        cfg.executor, cfg.address = "ray", args.address or "auto"
+        connect(cfg.address)  # no Ray or no cluster there: one line, before the folder is written
     output_dir(out, "--resume" if args.resume else "--out")  # last: everything above has been checked
     return Campaign(cfg, resume=bool(args.resume)).run()

@@ -29,6 +29,7 @@ def register(sub) -> None:
   assay triage issue ID --dir crashes/ --out bug.md  a Markdown issue body to file upstream (repro, ablation, versions)
   assay triage report --dir crashes/ --out report.html
                                                      the campaign report with plots
+  assay triage merge part1/ part2/ --out all/        one store from the folders of 'assay fuzz --shard I/N' runs
 """)
 
     def common(sp):
@@ -112,6 +113,16 @@ def register(sub) -> None:
     c.add_argument("--no-ablation", action="store_true", help="do not run the backend ablation")
     known(c)
     c.set_defaults(func=_issue)
+
+    c = tsub.add_parser("merge", help="merge campaign folders (e.g. the --shard parts of one campaign) into one store",
+                        description="One crash store from the folders of one campaign run apart (assay fuzz --shard "
+                        "I/N): journals joined (a test in two folders counts once), signatures deduplicated with their "
+                        "hit counts summed, every case copied with its files checked against the digests in its "
+                        "case.json. Conflicting or corrupt inputs are an error and nothing is written.")
+    c.add_argument("dirs", metavar="DIR", nargs="+", help="campaign folders ('assay fuzz --out' of each part)")
+    c.add_argument("--out", metavar="DIR", required=True, help="the new merged campaign folder (must not exist, or be empty)")
+    c.add_argument("--json", action="store_true", help="print what was merged as one JSON object")
+    c.set_defaults(func=_merge)
 
 
 # ---------------------------------------------------------------------------
@@ -243,4 +254,19 @@ def _issue(args) -> int:
         print(f"wrote {args.out}")
     else:
         sys.stdout.write(text)
+    return 0
+
+
+def _merge(args) -> int:
+    from fuzz.commands import check_output_dir, print_json
+    from fuzz.triage.merge import merge
+
+    check_output_dir(args.out)
+    result = merge(args.dirs, args.out)
+    if args.json:
+        print_json(result)
+    else:
+        print(f"merged {len(result['inputs'])} campaign folders into {result['out']}: {result['tests']} tests "
+              f"({result['duplicate_tests']} in more than one), {result['signatures']} signatures, {result['cases']} "
+              f"cases ({result['staged']} staged for re-check)\n  next: assay triage list --dir {result['out']}")
     return 0

@@ -1,0 +1,143 @@
+"""Batched compilation (``assay fuzz --batch K``): K independent models, one program, one compile.
+
+Most of a small model's compile time is paid once per ``torch.compile`` call (dynamo's
+tracing, AOT autograd, inductor's scheduling and one C++ build), not per operator. So the
+worker joins the forward (``fwd``) tests of K models on one backend into one module whose
+``forward`` runs the K models side by side on their own inputs (``Batched``), compiles that
+once, runs it once, and judges each model's outputs against that model's own reference
+(``Session.fwd_ref``: the oracle sees exactly what a lone run would give it).
+
+A model that passes in the batch has its verdict. Every other outcome is attributed by
+running that model alone, as without batching (``Session.run_test``): a failing case is still
+one model with a standalone ``repro.py``. When the batch's compile or run raises, every model
+of it runs alone; when it kills the worker (a segfault, a hang, memory), the executor queues
+the batch's unjudged models again as one-model jobs (``fuzz.campaign.executor``). A model that
+fails only inside a batch (never alone) is a pass: its failure has no standalone repro.
+
+The worker side is ``fuzz.campaign.worker.run_batch``; ``batch_jobs`` groups the job stream.
+"""
+
+from __future__ import annotations
+
+import copy
+import sys
+import time
+import types
+import weakref
+
+from fuzz.campaign import backends, oracle
+from fuzz.campaign.verdict import Kind, Verdict
+
+BATCHED_MODES = ("fwd",)
+
+
+def batch_jobs(jobs, size: int):
+    """Group a job stream into batch jobs of ``size`` models (a lone job stays as it is).
+
+    A batch job carries its models' jobs (``batch``) and, flattened, all their ``tests``,
+    so the executor tracks it like any job."""
+    size = max(1, int(size))
+    group: list = []
+    for job in jobs:
+        group.append(job)
+        if len(group) == size:
+            yield batch_job(group)
+            group = []
+    if group:
+        yield batch_job(group)
+
+
+def batch_job(group: list) -> dict:
+    if len(group) == 1:
+        return group[0]
+    first = group[0]
+    return {"job": f"{first['job']}-batch{len(group)}", "batch": group,
+            "tests": [t for job in group for t in job["tests"]], "device": first.get("device", "cpu"),
+            "timeout_s": first.get("timeout_s")}
+
+
+def solo_jobs(job: dict, remaining_tests) -> list[dict]:
+    """A batch job's models as one-model jobs again, each with its tests not yet judged."""
+    ids = {t["test"] for t in remaining_tests}
+    out = []
+    for sub in job.get("batch", [job]):
+        tests = [t for t in sub["tests"] if t["test"] in ids]
+        if tests:
+            out.append(dict(sub, tests=tests, job=sub["job"] + "+"))
+    return out
+
+
+def batched_module(modules: list, arities: list[int]):
+    """One ``torch.nn.Module`` whose forward takes the K models' inputs, concatenated, and
+    returns a tuple of the K models' outputs."""
+    import torch
+
+    class Batched(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.parts = torch.nn.ModuleList(modules)
+
+        def forward(self, *inputs):
+            outs, start = [], 0
+            for part, n in zip(self.parts, arities):
+                outs.append(part(*inputs[start:start + n]))
+                start += n
+            return tuple(outs)
+
+    batched = Batched()
+    weakref.finalize(batched, _forget, _importable(modules))
+    return batched
+
+
+def _forget(names) -> None:
+    for name in names:
+        sys.modules.pop(name, None)
+
+
+def _importable(parts) -> list[str]:
+    """Give each model's program namespace a module of its own in ``sys.modules``.
+
+    Dynamo inlines each model's ``forward`` into the batch's frame and reaches a function's
+    globals by importing its ``__name__``; every generated program is executed as
+    ``assay_program`` (``fuzz.gen.program``), which is no module. Returns the names given (they
+    leave ``sys.modules`` with the batched module)."""
+    names = []
+    for part in parts:
+        namespace = type(part).forward.__globals__
+        name = f"assay_program_batched_{id(namespace):x}"
+        module = types.ModuleType(name)
+        module.__dict__.update(namespace)
+        namespace["__name__"] = module.__name__ = name
+        sys.modules[name] = module
+        names.append(name)
+    return names
+
+
+def run_batched(sessions: list, backend_name: str) -> list[Verdict | None]:
+    """The ``fwd`` tests of ``sessions``' models on one backend, compiled as one program.
+
+    A ``pass`` Verdict for each model that agrees with its reference; None for a model that must
+    run alone (it differed, or the batch raised, or the backend cannot batch)."""
+    import torch
+
+    backend = backends.get(backend_name)
+    if len(sessions) < 2 or "fwd" not in backend.modes:
+        return [None] * len(sessions)
+    inputs = [[t.detach().to(s.device).clone() for t in s.model.inputs] for s in sessions]
+    module = batched_module([copy.deepcopy(s.module) for s in sessions], [len(i) for i in inputs])
+    flat = [t for i in inputs for t in i]
+    t0 = time.perf_counter()
+    try:
+        with torch.no_grad():
+            fn = backend.compile_function()(module, flat, dynamic=False)
+            outs = fn(*flat)
+    except Exception:  # noqa: BLE001 - which model raised is found by running each alone
+        return [None] * len(sessions)
+    elapsed = (time.perf_counter() - t0) / len(sessions)
+    verdicts: list[Verdict | None] = []
+    for session, out in zip(sessions, outs):
+        actual = list(out) if isinstance(out, (tuple, list)) else [out]
+        j = oracle.judge(session.fwd_ref, actual)
+        verdicts.append(Verdict(Kind.PASS, j.detail, elapsed_s=elapsed, skipped_values=j.skipped or None)
+                        if j.kind == Kind.PASS else None)
+    return verdicts
