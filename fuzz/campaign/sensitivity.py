@@ -12,8 +12,12 @@ a ``Reference`` (``fuzz.campaign.oracle``) does not judge them, nor anything com
 - integer outputs converted from NaN, +-inf or out-of-range floats (``casts_unrepresentable``:
   undefined behaviour in C++, so no result is right);
 - outputs of pivoting factorisations of an ill-conditioned matrix operand;
+- outputs of ``grid_sample`` at a NaN or infinite grid coordinate (``COORDINATE_OPS``);
+- outputs of ops that read the sign of a zero (``copysign``, division...: ``SIGN_OF_ZERO_OPS``) when
+  an operand the model computed holds an exact zero, whose sign evaluation order decides;
 - for gradients, decompositions (SVD, QR, eigh, ...) of rank-deficient, ill-conditioned or
-  repeated-singular-value matrices.
+  repeated-singular-value matrices, and ops that route a gradient to one of tied candidates
+  (``sort``, ``msort``, ``max.dim``, pooling...).
 """
 
 from __future__ import annotations
@@ -241,11 +245,23 @@ def _fragile_matrix(t) -> bool:
 
 
 def gradient_blockers(graph, *envs) -> dict:
-    """Tensor name -> reason, for decomposition outputs whose gradients may legitimately differ
-    (see ``GRADIENT_FRAGILE_OPS``); ``envs`` are searched in order for each matrix operand."""
+    """Tensor name -> reason, for values whose gradients may legitimately differ: outputs of
+    decompositions (``GRADIENT_FRAGILE_OPS``) and of ops that route a gradient to one of tied
+    candidates (``sort``, ``msort``, ``max.dim``...: ``slice_ties``); ``envs`` are searched in order
+    for each operand."""
     reasons = {}
     for node in graph.nodes:
-        if _short(node.op) not in GRADIENT_FRAGILE_OPS:
+        short = _short(node.op)
+        if short in INDEX_OPS and short not in INDEX_ONLY_OPS:
+            # sort/msort/max.dim/topk/pooling...: the gradient goes to the position the op chose,
+            # so a tie among the candidates sends it to either one (the values are right either way)
+            source = next((_first_input(node, env) for env in envs if _first_input(node, env) is not None), None)
+            tie = slice_ties(node, source, short)
+            if tie or (tie is None and (source is None or _has_ties(source))):
+                for o in node.outputs:
+                    reasons.setdefault(o, f"{node.name} routes its gradient through a tie")
+            continue
+        if short not in GRADIENT_FRAGILE_OPS:
             continue
         for name in dict.fromkeys(node.inputs()):
             t = next((env[name] for env in envs if env.get(name) is not None), None)
@@ -329,6 +345,42 @@ def casts_unrepresentable(node, eager_env: dict) -> bool:
     return False
 
 
+# Ops whose result depends on the sign of a zero operand: copysign(x, -0.0) < 0, 1 / -0.0 = -inf,
+# atan2(0.0, -0.0) = pi. The sign of a zero a model *computes* is not fixed: -x + x and x - x,
+# a sum's order, a fused multiply-add may give +0.0 or -0.0 (IEEE 754), so a compiler that
+# evaluates the same expression another way may flip it.
+SIGN_OF_ZERO_OPS = {"copysign", "signbit", "atan2", "arctan2", "div", "divide", "true_divide", "reciprocal",
+                    "rsqrt", "floor_divide", "remainder", "fmod", "pow", "float_power", "xdivy"}
+
+
+# Ops that read a float operand as sampling coordinates (the grid, second operand): where a
+# coordinate is NaN or +-inf the sampled position does not exist; eager's kernel gives NaN, a
+# decomposition clamps it out of bounds and gives the padding value. Neither is specified.
+COORDINATE_OPS = {"grid_sample", "grid_sampler", "grid_sampler_2d", "grid_sampler_3d", "_grid_sampler_2d_cpu_fallback"}
+
+
+def _nonfinite_coordinates(node, eager_env: dict) -> bool:
+    names = list(dict.fromkeys(node.inputs()))
+    grid = eager_env.get(names[1]) if len(names) > 1 else None
+    if grid is None or not grid.is_floating_point():
+        return False
+    import torch
+
+    return not bool(torch.isfinite(grid).all())
+
+
+def _computed_zero(node, eager_env: dict, leaves: set) -> bool:
+    """Whether a float operand the model computed (not an input or parameter: those are the same
+    bits in every run) holds an exact zero."""
+    for name in dict.fromkeys(node.inputs()):
+        t = eager_env.get(name)
+        if name in leaves or t is None or not hasattr(t, "is_floating_point") or not t.is_floating_point():
+            continue
+        if t.numel() and bool((t == 0).any()):
+            return True
+    return False
+
+
 def sensitive_tensors(graph, eager_env: dict, ref_env: dict | None, perturbed_envs=()) -> dict:
     """Tensor name -> reason, for values of ``graph`` that need not match between runs.
 
@@ -364,6 +416,12 @@ def sensitive_tensors(graph, eager_env: dict, ref_env: dict | None, perturbed_en
                     continue
                 reasons.setdefault(o, f"{node.name} converts NaN/inf/out-of-range floats to integers "
                                       "(undefined behaviour in C++)")
+        if short in COORDINATE_OPS and _nonfinite_coordinates(node, eager_env):
+            for o in node.outputs:
+                reasons.setdefault(o, f"{node.name} samples at a NaN or infinite coordinate")
+        if short in SIGN_OF_ZERO_OPS and _computed_zero(node, eager_env, leaves):
+            for o in node.outputs:
+                reasons.setdefault(o, f"{node.name} reads the sign of a computed zero")
         if short in PIVOTING_OPS and _ill_conditioned(*_square_operands(node, ref_env or {}, eager_env)):
             for o in node.outputs:
                 reasons.setdefault(o, f"{node.name} pivots on an ill-conditioned matrix")

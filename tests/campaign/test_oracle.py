@@ -410,3 +410,58 @@ def test_decomposition_gradients_of_a_rank_deficient_matrix_are_not_judged(tmp_p
     distinct = torch.diag(torch.tensor([4.0, 3.0, 2.0, 1.0])) + 0.01 * torch.arange(16.0).reshape(4, 4)
     s = session_for(tmp_path / "d", g, {"a": distinct})
     assert not s.bwd_blockers and s.bwd_reference() is not None
+
+
+def test_gradients_through_a_sort_tie_are_not_judged(tmp_path):
+    """msort of a row with equal values sends each value's gradient to either copy (the inductor
+    campaign's msort(log_softmax(x)) bwd false alarm, 2026-12-05); without a tie it is judged."""
+    g = Graph()
+    x = g.add_tensor([4, 3], "float32", "input", name="x")
+    w = g.add_tensor([4, 3], "float32", "input", name="w")
+    m = fn_node(g, "n0", "torch.msort", [ref(x)], [4, 3])
+    g.outputs = [fn_node(g, "n1", "torch.mul", [ref(m), ref(w)], [4, 3])]
+    weights = torch.arange(12, dtype=torch.float32).reshape(4, 3)
+    tied = torch.tensor([[1.0, 2, 3], [1.0, 5, 6], [7.0, 8, 9], [0.5, 0.25, 0.125]])  # column 0: two 1.0s
+    s = session_for(tmp_path, g, {"x": tied, "w": weights})
+    assert any("tie" in why for why in s.bwd_blockers.values())
+    assert not s.fwd_ref.skip  # the sorted values themselves are right either way: still judged
+    s = session_for(tmp_path / "d", g, {"x": torch.arange(12, dtype=torch.float32).reshape(4, 3) / 7, "w": weights})
+    assert not s.bwd_blockers and s.bwd_reference() is not None
+
+
+def test_the_sign_of_a_computed_zero_is_not_judged(tmp_path):
+    """copysign(x, loss) where the loss is an exact zero: +0.0 or -0.0 depends on evaluation order
+    (the inductor campaign's copysign(x, cross_entropy) false alarm, 2026-12-05). A zero among the
+    model's own inputs is the same bits in both runs: still judged."""
+    g = Graph()
+    x = g.add_tensor([5], "float32", "input", name="x")
+    y = g.add_tensor([5], "float32", "input", name="y")
+    z = fn_node(g, "n0", "torch.sub", [ref(y), ref(y)], [5])     # exact zeros the model computes
+    g.outputs = [fn_node(g, "n1", "torch.copysign", [ref(x), ref(z)], [5])]
+    vals = {"x": torch.tensor([1.0, -2, 3, -4, 5]), "y": torch.tensor([0.5, 1, 2, 3, 4])}
+    s = session_for(tmp_path, g, vals)
+    assert any("sign of a computed zero" in why for why in s.sensitive.values())
+    g2 = Graph()
+    x = g2.add_tensor([5], "float32", "input", name="x")
+    y = g2.add_tensor([5], "float32", "input", name="y")
+    g2.outputs = [fn_node(g2, "n1", "torch.copysign", [ref(x), ref(y)], [5])]
+    s = session_for(tmp_path / "leaf", g2, {"x": vals["x"], "y": torch.tensor([0.0, -0.0, 1, -1, 0])})
+    assert not s.sensitive and not s.fwd_ref.skip
+
+
+def test_grid_sample_at_an_infinite_coordinate_is_not_judged(tmp_path):
+    """Eager's grid_sample gives NaN at a -inf grid coordinate, inductor's decomposition the padding
+    value 0 (the inductor campaign's fp16 grid_sample false alarm, 2026-12-05); finite grids are judged."""
+    g = Graph()
+    x = g.add_tensor([1, 1, 2, 2], "float32", "input", name="x")
+    grid = g.add_tensor([1, 2, 2, 2], "float32", "input", name="grid")
+    g.outputs = [fn_node(g, "n0", "torch.nn.functional.grid_sample", [ref(x), ref(grid)], [1, 1, 2, 2],
+                         kwargs={"align_corners": False})]
+    img = torch.tensor([[[[1.0, 2.0], [3.0, 4.0]]]])
+    finite = torch.tensor([[[[0.1, -0.2], [0.5, 0.3]], [[-0.7, 0.9], [0.0, 0.25]]]])
+    s = session_for(tmp_path, g, {"x": img, "grid": finite})
+    assert not s.sensitive
+    inf_grid = finite.clone()
+    inf_grid[0, 1, 1, 1] = -float("inf")
+    s = session_for(tmp_path / "inf", g, {"x": img, "grid": inf_grid})
+    assert any("coordinate" in why for why in s.sensitive.values())
