@@ -12,6 +12,9 @@ a ``Reference`` (``fuzz.campaign.oracle``) does not judge them, nor anything com
 - integer outputs converted from NaN, +-inf or out-of-range floats (``casts_unrepresentable``:
   undefined behaviour in C++, so no result is right);
 - outputs of pivoting factorisations of an ill-conditioned matrix operand;
+- outputs of ``put``/``index_put``/``scatter``/``index_copy`` that write one position twice
+  (``OVERWRITE_OPS``), and of ops that do not check their indices when one is out of range
+  (``UNCHECKED_OPS``: ``_unsafe_index``, ``_segment_reduce(unsafe=True)``...);
 - outputs of ``grid_sample`` at a NaN or infinite grid coordinate (``COORDINATE_OPS``);
 - outputs of ops that read the sign of a zero (``copysign``, division...: ``SIGN_OF_ZERO_OPS``) when
   an operand the model computed holds an exact zero, whose sign evaluation order decides;
@@ -353,6 +356,90 @@ SIGN_OF_ZERO_OPS = {"copysign", "signbit", "atan2", "arctan2", "div", "divide", 
                     "rsqrt", "floor_divide", "remainder", "fmod", "pow", "float_power", "xdivy"}
 
 
+# Ops that overwrite one position per index: with a repeated index (and no accumulation) which
+# write wins is unspecified (torch's docs say so for put_, index_put_, scatter_, index_copy_).
+OVERWRITE_OPS = {"put", "put_", "index_put", "index_put_", "_index_put_impl_", "_unsafe_index_put", "scatter",
+                 "scatter_", "index_copy", "index_copy_"}
+# Ops that do not check their indices or lengths: out of range they read any memory (in eager
+# too), which happens when dynamic mode's second call resizes an index input.
+UNCHECKED_OPS = {"_unsafe_index", "_unsafe_masked_index", "_segment_reduce", "segment_reduce"}
+
+
+def _call(node, env):
+    """The node's decoded (args, kwargs) with the tensors of ``env``, or None."""
+    from fuzz.gen.interpret import call_args
+
+    try:
+        return call_args(node, env)
+    except Exception:  # noqa: BLE001 - a value missing from env: cannot tell
+        return None
+
+
+def _pick(args, kwargs, position: int, name: str, default=None):
+    return kwargs[name] if name in kwargs else (args[position] if len(args) > position else default)
+
+
+def _repeats(idx, dim: int | None = None) -> bool:
+    """Whether an integer index tensor repeats a value (along ``dim`` within one slice, when given)."""
+    import torch
+
+    if not isinstance(idx, torch.Tensor) or idx.numel() < 2:
+        return False
+    if dim is None:
+        return idx.reshape(-1).unique().numel() < idx.numel()
+    d = dim % idx.dim() if idx.dim() else 0
+    if idx.dim() == 0 or idx.shape[d] < 2:
+        return False
+    srt, _ = idx.sort(dim=d)
+    n = srt.shape[d]
+    return bool((srt.narrow(d, 1, n - 1) == srt.narrow(d, 0, n - 1)).any())
+
+
+def _writes_twice(node, short: str, env: dict) -> bool:
+    import torch
+
+    call = _call(node, env)
+    if call is None:
+        return False
+    args, kwargs = call
+    if short.startswith("put"):
+        return not _pick(args, kwargs, 3, "accumulate", False) and _repeats(_pick(args, kwargs, 1, "index"))
+    if "index_put" in short:
+        indices = _pick(args, kwargs, 1, "indices", ()) or ()
+        return not _pick(args, kwargs, 3, "accumulate", False) and any(_repeats(i) for i in indices)
+    if short.startswith("scatter"):
+        src = _pick(args, kwargs, 3, "src", None)
+        if _pick(args, kwargs, 4, "reduce", None) is not None or not isinstance(src, torch.Tensor):
+            return False  # a reduction accumulates; a scalar writes the same value every time
+        return _repeats(_pick(args, kwargs, 2, "index"), int(_pick(args, kwargs, 1, "dim", 0)))
+    return _repeats(_pick(args, kwargs, 2, "index"))  # index_copy
+
+
+def _out_of_range(node, short: str, env: dict) -> bool:
+    import torch
+
+    call = _call(node, env)
+    if call is None:
+        return True  # cannot tell: an unchecked read is not judged
+    args, kwargs = call
+    x = args[0] if args else None
+    if "segment_reduce" in short:
+        if not _pick(args, kwargs, 6, "unsafe", False):
+            return False
+        lengths = _pick(args, kwargs, 2, "lengths", None)
+        axis = int(_pick(args, kwargs, 5, "axis", 0))
+        if not isinstance(lengths, torch.Tensor) or not isinstance(x, torch.Tensor):
+            return True
+        return bool((lengths < 0).any()) or bool((lengths.sum(-1) != x.shape[axis]).any())
+    indices = _pick(args, kwargs, 2 if "masked" in short else 1, "indices", ()) or ()
+    for k, idx in enumerate(indices):
+        if isinstance(idx, torch.Tensor) and idx.numel() and isinstance(x, torch.Tensor) and k < x.dim():
+            size = x.shape[k]
+            if bool((idx < -size).any()) or bool((idx >= size).any()):
+                return True
+    return False
+
+
 # Ops that read a float operand as sampling coordinates (the grid, second operand): where a
 # coordinate is NaN or +-inf the sampled position does not exist; eager's kernel gives NaN, a
 # decomposition clamps it out of bounds and gives the padding value. Neither is specified.
@@ -416,6 +503,13 @@ def sensitive_tensors(graph, eager_env: dict, ref_env: dict | None, perturbed_en
                     continue
                 reasons.setdefault(o, f"{node.name} converts NaN/inf/out-of-range floats to integers "
                                       "(undefined behaviour in C++)")
+        if short in OVERWRITE_OPS and _writes_twice(node, short, eager_env):
+            for o in node.outputs:
+                reasons.setdefault(o, f"{node.name} writes one position twice (which write wins is unspecified)")
+        if short in UNCHECKED_OPS and _out_of_range(node, short, eager_env):
+            for o in node.outputs:
+                reasons.setdefault(o, f"{node.name} does not check its indices and one is out of range "
+                                      "(it reads outside its input)")
         if short in COORDINATE_OPS and _nonfinite_coordinates(node, eager_env):
             for o in node.outputs:
                 reasons.setdefault(o, f"{node.name} samples at a NaN or infinite coordinate")

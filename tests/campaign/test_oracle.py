@@ -465,3 +465,40 @@ def test_grid_sample_at_an_infinite_coordinate_is_not_judged(tmp_path):
     inf_grid[0, 1, 1, 1] = -float("inf")
     s = session_for(tmp_path / "inf", g, {"x": img, "grid": inf_grid})
     assert any("coordinate" in why for why in s.sensitive.values())
+
+
+def test_a_position_written_twice_is_not_judged(tmp_path):
+    """put(x, idx, src) with a repeated index keeps one of the writes (unspecified which: the
+    inductor campaign's flaky put false alarm, 2026-12-05); distinct indices and accumulate are judged."""
+    def graph(accumulate):
+        g = Graph()
+        x = g.add_tensor([4, 4], "float32", "input", name="x")
+        i = g.add_tensor([6], "int64", "input", name="i")
+        v = g.add_tensor([6], "float32", "input", name="v")
+        g.outputs = [fn_node(g, "n0", "aten::put", [ref(x), ref(i), ref(v), accumulate], [4, 4], api="aten",
+                             overload="default")]
+        return g
+
+    vals = {"x": torch.zeros(4, 4), "v": torch.arange(6.0)}
+    s = session_for(tmp_path, graph(False), {**vals, "i": torch.tensor([0, 3, 3, 7, 9, 15])})
+    assert any("writes one position twice" in why for why in s.sensitive.values())
+    s = session_for(tmp_path / "distinct", graph(False), {**vals, "i": torch.tensor([0, 3, 5, 7, 9, 15])})
+    assert not s.sensitive
+    s = session_for(tmp_path / "acc", graph(True), {**vals, "i": torch.tensor([0, 3, 3, 7, 9, 15])})
+    assert not s.sensitive
+
+
+def test_an_unchecked_read_out_of_range_is_not_judged(tmp_path):
+    """_segment_reduce(unsafe=True) trusts its lengths; when they do not cover the data (dynamic
+    mode's second call resizes them) it reads any memory, in eager too (the inductor campaign's
+    call2 false alarm, 2026-12-05)."""
+    g = Graph()
+    x = g.add_tensor([6], "float32", "input", name="x")
+    n = g.add_tensor([3], "int64", "input", name="n")
+    g.outputs = [fn_node(g, "n0", "torch._segment_reduce", [ref(x), "max"], [3],
+                         kwargs={"lengths": ref(n), "unsafe": True, "axis": 0})]
+    x_val = torch.arange(6.0)
+    s = session_for(tmp_path, g, {"x": x_val, "n": torch.tensor([1, 2, 3])})
+    assert not s.sensitive
+    s = session_for(tmp_path / "bad", g, {"x": x_val, "n": torch.tensor([1, 2, 1])})
+    assert any("does not check its indices" in why for why in s.sensitive.values())
