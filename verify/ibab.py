@@ -33,6 +33,7 @@ def input_bab(S, device="cpu"):
 
     import torch
 
+    from .isplit import lookahead_dims
     from .pgd import pgd, violation
     from .tbounds.alpha import alpha_rows
     from .tbounds.crown import backsub, intermediate_bounds
@@ -42,8 +43,8 @@ def input_bab(S, device="cpu"):
     tn, C, rhs, tm, gen, margin_rhs = case.tn, case.C, case.rhs, case.term_rows, case.gen, case.margin_rhs
     S.stats["method"] = f"input-split BaB (torch {tn.device.type}, CROWN + alpha-CROWN)"
 
-    LO = tn.tensor(S.lo)[None]
-    HI = tn.tensor(S.hi)[None]
+    LO, HI = tn.box(S.lo[None], S.hi[None])
+    LO0, HI0 = LO[0], HI[0]
     DEPTH = torch.zeros(1, dtype=torch.int64, device=tn.device)
     SCORE = torch.zeros(1, dtype=torch.float64, device=tn.device)
     PRE = None  # parents' intermediate bounds (valid for the children: subsets), list of (l, u)
@@ -125,7 +126,7 @@ def input_bab(S, device="cpu"):
             if opts.split_coefs == "alpha":
                 X = X.clone()
                 X[op] = Xa
-            elif opts.split_coefs == "sum":  # the two bounds' coefficients, unnormalised
+            elif opts.split_coefs in ("sum", "lookahead"):  # the two bounds' coefficients, unnormalised
                 Xs = X.abs()
                 Xs[op] = X[op].abs() + Xa.abs()
             elif opts.split_coefs == "both":  # each box's two linear bounds, each normalised, vote
@@ -173,7 +174,7 @@ def input_bab(S, device="cpu"):
             vv = violation(tn.forward(cand), C, rhs, tm)
         bad = torch.nonzero(vv <= 0).flatten()[:8]
         for j in bad.tolist():
-            good = S.try_point(cand[j].cpu().numpy(), cand_lo[j].cpu().numpy(), cand_hi[j].cpu().numpy())
+            good = S.try_point(cand[j].double().cpu().numpy(), cand_lo[j].double().cpu().numpy(), cand_hi[j].double().cpu().numpy())
             if good is not None:
                 S.stats["found_by"] = "bound minimiser / PGD in a BaB box"
                 S.stats["domains"] = n_dom
@@ -182,15 +183,18 @@ def input_bab(S, device="cpu"):
         w = hi - lo
         score = (Xs * open_row.unsqueeze(-1)).sum(1) * w
         score = torch.where(score.sum(1, keepdim=True) > 0, score, w)
-        d = score.argmax(1)
+        if opts.split_coefs == "lookahead":
+            d = lookahead_dims(tn, lo, hi, pre, C, rhs, tm, score, HI0 - LO0)
+        else:
+            d = score.argmax(1)
         ar = torch.arange(B, device=tn.device)
         wd = w[ar, d]
-        tiny = wd <= 1e-12 * (1 + lo[ar, d].abs())
+        tiny = wd <= (1e-12 if tn.dtype == torch.float64 else 1e-5) * (1 + lo[ar, d].abs())
         if bool(tiny.any()):
             # a box too small to split that bounds cannot close: Z3 decides it exactly
             for j in torch.nonzero(tiny).flatten().tolist():
-                pj = [(l[j].cpu().numpy(), u[j].cpu().numpy()) for l, u in pre]
-                st, x = S.z3_leaf(lo[j].cpu().numpy(), hi[j].cpu().numpy(), pj) if opts.use_z3 else ("unknown", None)
+                pj = [(l[j].double().cpu().numpy(), u[j].double().cpu().numpy()) for l, u in pre]
+                st, x = S.z3_leaf(lo[j].double().cpu().numpy(), hi[j].double().cpu().numpy(), pj) if opts.use_z3 else ("unknown", None)
                 if st == "sat":
                     S.stats["domains"] = n_dom
                     return CaseResult("sat", x, S.stats)
