@@ -71,3 +71,50 @@ def pgd(tn, lo, hi, C, rhs, term_mask, starts=None, n_random=0, steps=30, gen=No
     hi_b = hi64.expand(P.shape[0], -1) if hi64.shape[0] == 1 else hi64
     best_x = torch.minimum(torch.maximum(best_x.detach().to(lo64.dtype), lo_b), hi_b)
     return best_x, best_v.detach().to(lo64.dtype)
+
+
+def domain_pgd(tn, lo, hi, C, rhs, term_mask, signs, starts, steps=50, weight=10.0, deadline=None):
+    """PGD inside ReLU-split domains: minimise the violation plus ``weight`` times how far
+    each split constraint ``sign_j z_j(x) >= 0`` is from holding (float32, one start per
+    domain, projected to the box). Unlike plain PGD this has a gradient towards a region that
+    the splits carve out even where the network is flat around it (a planted hat's ReLUs
+    split active point at its centre). Returns (best x (N, n), violation (N,)) by the plain
+    violation among the iterates that meet every constraint (+inf where none does).
+
+    lo, hi: (1, n) box; signs: per hidden layer (N, n_j) in {-1, 0, 1}; starts: (N, n).
+    """
+    import time
+
+    torch = __import__("torch")
+    f32 = torch.float32
+    if not hasattr(tn, "W32"):
+        tn.forward32(lo[:1].to(f32))
+    lo_, hi_ = lo.to(f32), hi.to(f32)
+    C32, rhs32 = C.to(f32), rhs.to(f32)
+    sg = [s.to(f32) for s in signs]
+    P = torch.minimum(torch.maximum(starts.to(f32), lo_), hi_).clone()
+    best_x, best_v = P.clone(), torch.full((P.shape[0],), float("inf"), dtype=f32, device=P.device)
+    step = (hi_ - lo_) / 4.0
+    for _ in range(steps):
+        if deadline is not None and time.monotonic() > deadline:
+            break
+        P.requires_grad_(True)
+        a, pen = P, 0.0
+        for i, (W, b) in enumerate(zip(tn.W32, tn.b32)):
+            z = torch.addmm(b, a, W.T)
+            if i < tn.n_hidden:
+                pen = pen + torch.relu(-sg[i] * z).sum(1)
+                a = torch.relu(z)
+        v = violation(z, C32, rhs32, term_mask)
+        (g,) = torch.autograd.grad((v + weight * pen).sum(), P)
+        with torch.no_grad():
+            ok = pen <= 0
+            better = ok & (v < best_v)
+            best_v = torch.where(better, v, best_v)
+            best_x = torch.where(better.unsqueeze(-1), P, best_x)
+            P = torch.minimum(torch.maximum(P - step * torch.sign(g), lo_), hi_)
+            step = step * 0.75  # 0.75**50 ~ 6e-7: fine enough to land in a 1e-4 eps hat
+    lo64 = lo.expand(P.shape[0], -1)
+    hi64 = hi.expand(P.shape[0], -1)
+    best_x = torch.minimum(torch.maximum(best_x.detach().to(lo.dtype), lo64), hi64)
+    return best_x, best_v.detach().to(torch.float64)

@@ -15,8 +15,11 @@ and bounds them all at once:
 
 A domain is closed when every term has a row whose bound exceeds its right-hand side. An
 open one is split on its unsplit unstable neuron whose upper-line intercept costs the bound
-most (the ``scores`` of ``backsub``); the minimisers of the open rows' linear bounds are
-tried as counterexamples (validated in float64 and float32). A domain with no unstable
+most (the ``scores`` of ``backsub``); the minimisers of the open rows' linear bounds, and
+the results of a short PGD inside the most promising split domains that is pulled towards
+their split constraints (``pgd.domain_pgd``: it finds points that a region carved out by
+the splits contains even where plain PGD sees a flat network), are tried as
+counterexamples (validated in float64 and float32). A domain with no unstable
 neuron left that the bound cannot close ends the search with ``unknown``.
 
 Certificate (``unsat``): each split makes two children, [z <= 0] and [z >= 0], that cover
@@ -36,6 +39,7 @@ def relu_bab_torch(S, root_pre, device="cpu"):
     """root_pre: the root's sound pre-activation bounds, list of torch (l, u) each (1, n_j)."""
     import torch
 
+    from .pgd import domain_pgd
     from .tbounds.alpha import alpha_rows
     from .tbounds.crown import backsub, intermediate_bounds
 
@@ -115,6 +119,21 @@ def relu_bab_torch(S, root_pre, device="cpu"):
                     S.stats["found_by"] = "bound minimiser in a ReLU-split domain"
                     S.stats["domains"] = n_dom
                     return CaseResult("sat", good, S.stats)
+        # leaf candidates: PGD inside the most promising split domains, towards their constraints
+        k = min(B, opts.relu_domain_pgd)
+        if k and S.left() > 0 and bool((sig != 0).any()):
+            order = torch.topk(torch.where(open_row, gap, torch.full_like(gap, float("inf"))).min(1).values,
+                               k, largest=False).indices
+            Xw = X[order, torch.where(open_row[order], gap[order], torch.full_like(gap[order], float("inf"))).argmin(1)]
+            st = torch.where(Xw > 0, lo.expand_as(Xw), hi.expand_as(Xw))
+            px, pv = domain_pgd(tn, lo, hi, C, case.margin_rhs, tm, [s_[order] for s_ in signs_open(sig, off)], st,
+                                deadline=S.deadline)
+            for j in torch.nonzero(pv <= 0).flatten()[:4].tolist():
+                good = S.try_point(px[j].double().cpu().numpy(), S.lo, S.hi)
+                if good is not None:
+                    S.stats["found_by"] = "PGD inside a ReLU-split domain"
+                    S.stats["domains"] = n_dom
+                    return CaseResult("sat", good, S.stats)
         # branch: the unsplit unstable neuron whose intercept costs most (scores: last layer first)
         score = torch.cat([s_[op] for s_ in reversed(sc)], 1)
         unst = torch.cat([(l < 0) & (u > 0) for l, u in pre], 1) & (sig == 0)
@@ -143,6 +162,11 @@ def relu_bab_torch(S, root_pre, device="cpu"):
         return CaseResult("unknown", None, S.stats)
     S.stats["certificate"] = "leaf weights sum to 1; every leaf closed by a soundly rounded beta-CROWN bound"
     return CaseResult("unsat", None, S.stats)
+
+
+def signs_open(sig, off):
+    """(N, total hidden) int8 split signs -> per hidden layer (N, n_j) float."""
+    return [sig[:, off[k]:off[k + 1]].float() for k in range(len(off) - 1)]
 
 
 def case_violation(tn, x, C, rhs, tm):

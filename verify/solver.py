@@ -75,6 +75,7 @@ class Options:
                                      # rounded) or 'numpy' (solver._relu_bab: Z3 leaves, 1e-9 padding)
     relu_batch: int = 256            # ReLU-split domains bounded per torch call
     relu_beta_iters: int = 20        # alpha/beta optimisation steps per batch of domains
+    relu_domain_pgd: int = 32        # ... and PGD inside this many of the most promising split domains per round
     relu_refresh_bounds: bool = True # ... and intermediate bounds recomputed under the splits' clamps
     recheck_leaves: bool = False     # after 'unsat': bound every closed leaf again from scratch
 

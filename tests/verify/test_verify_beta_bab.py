@@ -117,3 +117,27 @@ def test_lookahead_splits_where_the_relaxation_is_loose():
     r = solve_case(net, np.array([-0.5, -1.0]), np.array([0.5, 1.01]), [(np.array([[1.0]]), np.array([-1.55]))],
                    timeout_s=30, opts=Options(split_portfolio=()))
     assert r.status == "unsat" and r.stats["domains"] <= 5
+
+
+def test_planted_counterexample_on_a_20_input_net_is_found_inside_a_split_domain():
+    """A hat of L1-radius 1e-4 eps planted in a 20-input net (benchmarks/verify_soundness.py,
+    seed 2): plain PGD sees a flat network around it; the BaB's PGD inside the split domains
+    (pulled towards the bump neuron's split z >= 0) lands in it."""
+    import sys
+    import os
+
+    sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "..", "benchmarks"))
+    from verify_soundness import check_cex, make_instance
+
+    import verify
+
+    inst = make_instance(2, (20,))
+    net, p, eps, label = inst["planted"], inst["p"], inst["eps"], inst["label"]
+    terms = decision_terms(net.n_outputs, label, "argmax")
+    r = solve_case(net, p - eps, p + eps, terms, timeout_s=60, strict=True)
+    assert r.status == "sat" and r.stats["found_by"] == "PGD inside a ReLU-split domain"
+    assert np.max(np.abs(r.x - inst["centre"])) <= inst["delta"]  # in the hat
+    rr = verify.check_robustness(net, p, eps, timeout=60)
+    assert rr.verdict == "counterexample" and check_cex(net, inst, rr)
+    rt = verify.check_robustness(inst["twin"], p, eps, timeout=60)
+    assert rt.verdict == "robust"
