@@ -112,13 +112,10 @@ def relu_bab_torch(S, root_pre, device="cpu"):
         Xo = X[open_row]  # (K, n_in)
         if Xo.shape[0]:
             cand = torch.where(Xo > 0, lo.expand_as(Xo), hi.expand_as(Xo))
-            vv = case_violation(tn, cand, C, rhs, tm)
-            for j in torch.nonzero(vv <= 0).flatten()[:4].tolist():
-                good = S.try_point(cand[j].double().cpu().numpy(), S.lo, S.hi)
-                if good is not None:
-                    S.stats["found_by"] = "bound minimiser in a ReLU-split domain"
-                    S.stats["domains"] = n_dom
-                    return CaseResult("sat", good, S.stats)
+            found = first_valid(S, cand, case_violation(tn, cand, C, rhs, tm), n_dom,
+                                "bound minimiser in a ReLU-split domain")
+            if found is not None:
+                return found
         # leaf candidates: PGD inside the most promising split domains, towards their constraints
         k = min(B, opts.relu_domain_pgd)
         if k and S.left() > 0 and bool((sig != 0).any()):
@@ -128,12 +125,9 @@ def relu_bab_torch(S, root_pre, device="cpu"):
             st = torch.where(Xw > 0, lo.expand_as(Xw), hi.expand_as(Xw))
             px, pv = domain_pgd(tn, lo, hi, C, case.margin_rhs, tm, [s_[order] for s_ in signs_open(sig, off)], st,
                                 deadline=S.deadline)
-            for j in torch.nonzero(pv <= 0).flatten()[:4].tolist():
-                good = S.try_point(px[j].double().cpu().numpy(), S.lo, S.hi)
-                if good is not None:
-                    S.stats["found_by"] = "PGD inside a ReLU-split domain"
-                    S.stats["domains"] = n_dom
-                    return CaseResult("sat", good, S.stats)
+            found = first_valid(S, px, pv, n_dom, "PGD inside a ReLU-split domain")
+            if found is not None:
+                return found
         # branch: the unsplit unstable neuron whose intercept costs most (scores: last layer first)
         score = torch.cat([s_[op] for s_ in reversed(sc)], 1)
         unst = torch.cat([(l < 0) & (u > 0) for l, u in pre], 1) & (sig == 0)
@@ -162,6 +156,19 @@ def relu_bab_torch(S, root_pre, device="cpu"):
         return CaseResult("unknown", None, S.stats)
     S.stats["certificate"] = "leaf weights sum to 1; every leaf closed by a soundly rounded beta-CROWN bound"
     return CaseResult("unsat", None, S.stats)
+
+
+def first_valid(S, pts, vals, n_dom, how):
+    """A 'sat' CaseResult for the first of (up to 4) candidates with violation <= 0 that
+    validates (``S.try_point``: float64 and float32), else None."""
+    torch = __import__("torch")
+    for j in torch.nonzero(vals <= 0).flatten()[:4].tolist():
+        good = S.try_point(pts[j].double().cpu().numpy(), S.lo, S.hi)
+        if good is not None:
+            S.stats["found_by"] = how
+            S.stats["domains"] = n_dom
+            return CaseResult("sat", good, S.stats)
+    return None
 
 
 def signs_open(sig, off):
