@@ -62,9 +62,9 @@ class Options:
                                      # or 'both' (each normalised, summed), or 'sum' (unnormalised), or
                                      # 'lookahead': the dimension whose halves bound best (verify/isplit.py;
                                      # 'sum' breaks ties)
-    split_portfolio: tuple = ()      # input BaB: split rules taking turns, each restarting from the root
-                                     # (empty: split_coefs only)
-    portfolio_slice_s: float = 6.0   # ... each for this long, doubled after every full turn
+    split_portfolio: tuple = ("lookahead", "sum")  # input BaB: split rules taking turns in CPU-time
+                                     # slices, each restarting from the root (empty: split_coefs only)
+    portfolio_slice_s: float = 3.0   # ... each for this long, doubled after every full turn
     torch_threads: int = 1           # torch CPU threads (0: leave torch's default)
     ibab_pgd_starts: int = 2048      # few-input nets: batched PGD starts on the whole box before BaB
     root_pgd_rounds: int = 2         # many-input nets: rounds of batched PGD on the whole box ...
