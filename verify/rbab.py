@@ -48,7 +48,9 @@ def relu_bab_torch(S, root_pre, device="cpu"):
     tn, C, rhs, tm = case.tn, case.C, case.rhs, case.term_rows
     S.stats["method"] = f"ReLU-split BaB (torch {tn.device.type}, beta-CROWN)"
     lo, hi = tn.box(S.lo[None], S.hi[None])
-    root_pre = [(l.to(tn.dtype), u.to(tn.dtype)) for l, u in root_pre]
+    if any(l.dtype != tn.dtype for l, _ in root_pre):  # never round bounds: recompute them
+        with torch.no_grad():
+            root_pre = intermediate_bounds(tn, lo, hi)
     sizes = [l.shape[1] for l, _ in root_pre]
     off = np.concatenate([[0], np.cumsum(sizes)])
     SIG = torch.zeros(1, int(off[-1]), dtype=torch.int8, device=tn.device)
