@@ -91,11 +91,19 @@ def main(argv=None):
     ap.add_argument("--random", type=int, default=None, help="a random subset of this many instances (with --seed)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", default=None, help="also write the results as JSON here")
-    ap.add_argument("--from-json", default=None, help="re-tabulate a previous --out file instead of running")
+    ap.add_argument("--from-json", default=None,
+                    help="re-tabulate previous --out files instead of running (comma-separated: shards of one "
+                         "run, e.g. made with --only; an instance in several takes the first file's result)")
     args = ap.parse_args(argv)
     if args.from_json:
-        with open(args.from_json) as fh:
-            prev = json.load(fh)
+        prevs = []
+        for f in args.from_json.split(","):
+            with open(f) as fh:
+                prevs.append(json.load(fh))
+        prev = {"args": prevs[0]["args"], "ours": {}}
+        for pr in prevs:
+            for k, v in pr["ours"].items():
+                prev["ours"].setdefault(k, v)
         for k in ("family", "cap", "every", "only"):
             setattr(args, k, prev["args"].get(k, getattr(args, k)))
     if args.cpu_clock:
@@ -132,6 +140,10 @@ def main(argv=None):
         el = time.monotonic() - t0
         ours[(onnx_name, prop)] = (r.result, el, time.process_time() - c0)
         st = r.stats["cases"][-1] if r.stats.get("cases") else {}
+        if args.out:  # after every instance, so that a stopped run keeps what it measured
+            with open(args.out, "w") as fh:
+                json.dump({"args": vars(args), "ours": {f"{k[0]},{k[1]}": v for k, v in ours.items()},
+                           "table": "(partial: the run was still going)"}, fh, indent=1)
         print(f"{i:3d} {onnx_name:36s} {prop:20s} {r.result:8s} {el:7.2f}s  cpu {ours[(onnx_name, prop)][2]:6.2f}s  domains {st.get('domains')}  "
               f"{st.get('certificate') or st.get('found_by') or st.get('method', '')}", flush=True)
     wall = time.perf_counter() - t_all
