@@ -85,21 +85,39 @@ def main(argv=None):
     ap.add_argument("--cap", type=float, default=None, help="per-instance timeout (default: the official one)")
     ap.add_argument("--every", type=int, default=1, help="keep every K-th instance")
     ap.add_argument("--only", default=None, help="comma-separated instance rows (0-based) instead of --every")
+    ap.add_argument("--cpu-clock", action="store_true",
+                    help="deadlines count this process's CPU time, not wall time (for a shared, overloaded "
+                         "machine: every deadline in verify reads time.monotonic, which this replaces)")
+    ap.add_argument("--random", type=int, default=None, help="a random subset of this many instances (with --seed)")
+    ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", default=None, help="also write the results as JSON here")
-    ap.add_argument("--from-json", default=None, help="re-tabulate a previous --out file instead of running")
+    ap.add_argument("--from-json", default=None,
+                    help="re-tabulate previous --out files instead of running (comma-separated: shards of one "
+                         "run, e.g. made with --only; an instance in several takes the first file's result)")
     args = ap.parse_args(argv)
     if args.from_json:
-        with open(args.from_json) as fh:
-            prev = json.load(fh)
+        prevs = []
+        for f in args.from_json.split(","):
+            with open(f) as fh:
+                prevs.append(json.load(fh))
+        prev = {"args": prevs[0]["args"], "ours": {}}
+        for pr in prevs:
+            for k, v in pr["ours"].items():
+                prev["ours"].setdefault(k, v)
         for k in ("family", "cap", "every", "only"):
             setattr(args, k, prev["args"].get(k, getattr(args, k)))
+    if args.cpu_clock:
+        time.monotonic = time.process_time  # before verify is imported; the table says so
     import verify
 
     fam = args.family
     base = os.path.join(SHARED, fam)
     with open(os.path.join(base, f"{fam}_instances.csv")) as fh:
         rows = [r for r in csv.reader(fh) if r]
-    if args.only:
+    if args.random:
+        keep = set(np.random.default_rng(args.seed).choice(len(rows), args.random, replace=False).tolist())
+        sel = [(i, r) for i, r in enumerate(rows) if i in keep]
+    elif args.only:
         keep = {int(v) for v in args.only.split(",")}
         sel = [(i, r) for i, r in enumerate(rows) if i in keep]
     elif fam == "acasxu":
@@ -107,23 +125,28 @@ def main(argv=None):
     else:
         sel = [(i, r) for i, r in enumerate(rows) if i % args.every == 0]
     cap = args.cap if args.cap is not None else float("inf")
-    print(f"{fam}: {len(sel)} of {len(rows)} instances, cap {cap:g} s; load before: {os.getloadavg()}", flush=True)
+    print(f"{fam}: {len(sel)} of {len(rows)} instances, cap {cap:g} s"
+          f"{' of CPU time (--cpu-clock)' if args.cpu_clock else ''}; load before: {os.getloadavg()}", flush=True)
     ours = {}
-    t_all = time.monotonic()
+    t_all = time.perf_counter()  # wall clock even with --cpu-clock
     if args.from_json:
         ours = {tuple(k.split(",")): tuple(v) for k, v in prev["ours"].items()}
         sel = []
     for i, (onnx_name, prop, to) in sel:
         timeout = min(float(to), cap)
         net = verify.load_network(os.path.join(base, "onnx", onnx_name))
-        t0 = time.monotonic()
+        t0, c0 = time.monotonic(), time.process_time()
         r = verify.check_vnnlib(net, os.path.join(base, "vnnlib", prop), timeout=timeout)
         el = time.monotonic() - t0
-        ours[(onnx_name, prop)] = (r.result, el)
+        ours[(onnx_name, prop)] = (r.result, el, time.process_time() - c0)
         st = r.stats["cases"][-1] if r.stats.get("cases") else {}
-        print(f"{i:3d} {onnx_name:36s} {prop:20s} {r.result:8s} {el:7.2f}s  domains {st.get('domains')}  "
+        if args.out:  # after every instance, so that a stopped run keeps what it measured
+            with open(args.out, "w") as fh:
+                json.dump({"args": vars(args), "ours": {f"{k[0]},{k[1]}": v for k, v in ours.items()},
+                           "table": "(partial: the run was still going)"}, fh, indent=1)
+        print(f"{i:3d} {onnx_name:36s} {prop:20s} {r.result:8s} {el:7.2f}s  cpu {ours[(onnx_name, prop)][2]:6.2f}s  domains {st.get('domains')}  "
               f"{st.get('certificate') or st.get('found_by') or st.get('method', '')}", flush=True)
-    wall = time.monotonic() - t_all
+    wall = time.perf_counter() - t_all
     subset = list(ours)
     eff_cap = min(cap, max(float(r[2]) for r in rows))
     table, all_answers = tool_results(fam, subset, eff_cap)
@@ -135,8 +158,11 @@ def main(argv=None):
         return max(set(a), key=a.count) if a else None
     dis_cons = [k for k in solved if consensus(k) is not None and consensus(k) != ours[k][0]]
     times = [v[1] for v in ours.values()]
+    cpu = [v[2] for v in ours.values() if len(v) > 2]  # this process's CPU time (the machine is shared)
+    cpu_line = (f"; CPU time of this process: total {sum(cpu):.1f} s, median {np.median(cpu):.2f} s"
+                if len(cpu) == len(times) and cpu else "")
     lines = [f"Assay: answered {len(solved)}/{len(subset)}, total {sum(times):.1f} s, median {np.median(times):.2f} s "
-             f"(all instances, timeouts counted at their time), wall {wall:.0f} s, load after: {os.getloadavg()}",
+             f"(all instances, timeouts counted at their time){cpu_line}, wall {wall:.0f} s, load after: {os.getloadavg()}",
              f"disagreements with the consensus (majority answer of all tools, "
              f"{'2021-2025' if fam == 'acasxu' else '2021 (later years used other instances)'}): {len(dis_cons)}; "
              f"with individual tool answers: {len(dis)} (listed below)", "",
@@ -149,7 +175,7 @@ def main(argv=None):
         m = f"{t['median_s']:.2f}" if t["median_s"] is not None else "-"
         lines.append(f"| {tool} (2021, competition hardware) | {t['solved']}/{len(subset)} | {m} | {t['total_s']:.1f} | {d} |")
     by_prop = {}
-    for (n, p), (res, el) in ours.items():
+    for (n, p), (res, *_) in ours.items():
         key = int(p.split("_")[1].split(".")[0]) if fam == "acasxu" else n
         by_prop.setdefault(key, []).append(res)
     lines.append("")

@@ -53,19 +53,30 @@ class Options:
                                      # verify/ibab.py) or 'numpy' (the earlier engine, bounds.py)
     device: str = "cpu"              # torch device: 'cpu' or 'cuda' (same code path)
     torch_batch: int = 1024          # boxes bounded per torch call
+    bound_dtype: str = "float32"     # torch bounds in float32 where the net's weights are exact float32s
+                                     # (tbounds.net; about 2x faster on CPU), else float64
     alpha_iters: int = 4             # alpha-CROWN steps for boxes CROWN leaves open (0: CROWN only)
     pgd_boxes_torch: int = 16        # per round: short PGD in this many of the most promising boxes
     pgd_steps_bab: int = 8
-    split_coefs: str = "sum"         # input split dimension from the 'crown' or the 'alpha' bound's coefficients,
-                                     # or 'both' (each normalised, summed)
-    split_portfolio: tuple = ("sum", "both", "crown")  # input BaB: split rules taking turns (empty: split_coefs only)
-    portfolio_slice_s: float = 6.0   # ... each for this long, doubled after every full turn
+    split_coefs: str = "lookahead"   # input split dimension from the 'crown' or the 'alpha' bound's coefficients,
+                                     # or 'both' (each normalised, summed), or 'sum' (unnormalised), or
+                                     # 'lookahead': the dimension whose halves bound best (verify/isplit.py;
+                                     # 'sum' breaks ties)
+    split_portfolio: tuple = ("lookahead", "sum")  # input BaB: split rules taking turns in CPU-time
+                                     # slices, each restarting from the root (empty: split_coefs only)
+    portfolio_slice_s: float = 3.0   # ... each for this long, doubled after every full turn
     torch_threads: int = 1           # torch CPU threads (0: leave torch's default)
     ibab_pgd_starts: int = 2048      # few-input nets: batched PGD starts on the whole box before BaB
     root_pgd_rounds: int = 2         # many-input nets: rounds of batched PGD on the whole box ...
     root_pgd_starts: int = 256       # ... from this many random starts ...
     root_pgd_steps: int = 100        # ... of this many steps
     root_alpha_iters: int = 60       # alpha-CROWN steps on the whole box
+    relu_engine: str = "torch"       # wide nets' ReLU-split BaB: 'torch' (beta-CROWN, verify/rbab.py, soundly
+                                     # rounded) or 'numpy' (solver._relu_bab: Z3 leaves, 1e-9 padding)
+    relu_batch: int = 256            # ReLU-split domains bounded per torch call
+    relu_beta_iters: int = 20        # alpha/beta optimisation steps per batch of domains
+    relu_domain_pgd: int = 32        # ... and PGD inside this many of the most promising split domains per round
+    relu_refresh_bounds: bool = True # ... and intermediate bounds recomputed under the splits' clamps
     recheck_leaves: bool = False     # after 'unsat': bound every closed leaf again from scratch
 
 
@@ -216,6 +227,12 @@ def solve_case(net, lo, hi, terms, timeout_s=60.0, strict=False, opts=None, rng=
             from .troot import torch_root
 
             res, root_pre = torch_root(S, opts.device)
+            if res is None and opts.relu_engine == "torch":
+                from .rbab import relu_bab_torch
+
+                res = relu_bab_torch(S, root_pre, opts.device)
+            elif res is None:
+                root_pre = [(l[0].double().cpu().numpy(), u[0].double().cpu().numpy()) for l, u in root_pre]
         if res is None:
             res = _relu_bab(S, root_pre)
     res.stats = S.stats

@@ -14,7 +14,7 @@ from typing import Any
 @dataclass
 class TorchCase:
     tn: Any            # tbounds.TorchNet of the case's network on the device
-    C: Any             # (m, n_out) property rows
+    C: Any             # (m, n_out) property rows (in the bound dtype, tn.dtype)
     rhs: Any           # (m,) right-hand sides of the rows (the solver's S.rhs)
     term_rows: Any     # (T, m) bool: which rows make up each disjunct (term)
     gen: Any           # torch.Generator for the falsifier, seeded from the case's rng
@@ -30,8 +30,12 @@ def torch_case(S, device="cpu") -> TorchCase:
         # OpenMP threads spin while waiting; on a shared 2-core machine more than one thread
         # made small batches ~10x slower (measured: 1.3 s vs 11.8 s on ACAS 1_1 prop 1)
         torch.set_num_threads(S.opts.torch_threads)
-    tn = TorchNet(S.net, device)
-    C, rhs = tn.tensor(S.rows), tn.tensor(S.rhs)
+    tn = TorchNet(S.net, device, S.opts.bound_dtype)
+    C = tn.rows(S.rows)
+    if C is None:  # a property row not exact in float32: bound in float64
+        tn = TorchNet(S.net, device)
+        C = tn.rows(S.rows)
+    rhs = tn.tensor(S.rhs)  # float64: comparisons with float32 bounds promote, exactly
     term_rows = torch.zeros(len(S.idx), S.rows.shape[0], dtype=torch.bool, device=tn.device)
     for t, ix in enumerate(S.idx):
         term_rows[t, torch.as_tensor(ix, device=tn.device)] = True

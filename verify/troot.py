@@ -7,7 +7,8 @@
    (``solver.validate`` via ``_Search.try_point``).
 
 Otherwise the (sound) intermediate bounds are handed to the ReLU-split branch and bound
-(``solver._relu_bab``) as the root's bounds.
+(``rbab``, or the numpy ``solver._relu_bab`` with ``Options.relu_engine='numpy'``) as the
+root's bounds.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from .torch_case import torch_case
 
 
 def torch_root(S, device="cpu"):
-    """Returns (CaseResult or None, root pre-activation bounds as numpy [(l, u)] or None)."""
+    """Returns (CaseResult or None, the root's sound pre-activation bounds [(l, u)], torch (1, n_j))."""
     import torch
 
     from .pgd import pgd
@@ -28,7 +29,7 @@ def torch_root(S, device="cpu"):
     opts = S.opts
     case = torch_case(S, device)
     tn, C, rhs, tm, gen, margin_rhs = case.tn, case.C, case.rhs, case.term_rows, case.gen, case.margin_rhs
-    lo, hi = tn.tensor(S.lo)[None], tn.tensor(S.hi)[None]
+    lo, hi = tn.box(S.lo[None], S.hi[None])
     with torch.no_grad():
         pre = intermediate_bounds(tn, lo, hi)
         lb, X = backsub(tn, tn.n_hidden, C.unsqueeze(0), lo, hi, pre)
@@ -63,4 +64,4 @@ def torch_root(S, device="cpu"):
                 return CaseResult("unsat", None, S.stats), None
     if S.left() <= 0:
         return CaseResult("unknown", None, S.stats), None
-    return None, [(l[0].cpu().numpy(), u[0].cpu().numpy()) for l, u in pre]
+    return None, pre

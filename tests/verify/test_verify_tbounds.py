@@ -27,22 +27,39 @@ from verify.tbounds.interval import interval_bounds  # noqa: E402
 DATA = os.path.join(os.path.dirname(__file__), "data")
 
 
-def random_net(seed, sizes=(3, 12, 12, 12, 4), scale=1.0):
+def random_net(seed, sizes=(3, 12, 12, 12, 4), scale=1.0, f32=False):
     rng = np.random.default_rng(seed)
-    return Network([(rng.normal(size=(b, a)) * scale / np.sqrt(a), rng.normal(size=b) * 0.3 * scale)
-                    for a, b in zip(sizes, sizes[1:])])
+    layers = [(rng.normal(size=(b, a)) * scale / np.sqrt(a), rng.normal(size=b) * 0.3 * scale)
+              for a, b in zip(sizes, sizes[1:])]
+    if f32:  # weights that are exact float32s, as in an ONNX file: the float32 bounds apply
+        layers = [(W.astype(np.float32).astype(np.float64), b.astype(np.float32).astype(np.float64))
+                  for W, b in layers]
+    return Network(layers)
 
 
-@pytest.mark.parametrize("seed,scale", [(0, 1.0), (1, 1.0), (2, 1e3), (3, 1e-3)])
-def test_bounds_below_sampled_values(seed, scale):
-    net = random_net(seed, scale=scale)
-    tn = TorchNet(net)
+def test_float32_bounds_only_where_the_weights_are_exact_float32s():
+    assert TorchNet(random_net(0), dtype="float32").dtype == torch.float64
+    tn = TorchNet(random_net(0, f32=True), dtype="float32")
+    assert tn.dtype == torch.float32
+    assert tn.rows(np.array([[1.0, -1.0, 0, 0]])) is not None and tn.rows(np.array([[0.1, 0, 0, 0]])) is None
+    lo = np.array([0.1, -1 / 3, 2 / 3])  # not float32s: the box is rounded outward
+    L, H = tn.box(lo, lo)
+    assert np.all(L.double().numpy() <= lo) and np.all(H.double().numpy() >= lo) and np.any(L.numpy() < H.numpy())
+
+
+@pytest.mark.parametrize("seed,scale,dtype", [(0, 1.0, "float64"), (1, 1.0, "float64"), (2, 1e3, "float64"),
+                                               (3, 1e-3, "float64"), (0, 1.0, "float32"), (2, 1e3, "float32"),
+                                               (3, 1e-3, "float32")])
+def test_bounds_below_sampled_values(seed, scale, dtype):
+    net = random_net(seed, scale=scale, f32=dtype == "float32")
+    tn = TorchNet(net, dtype=dtype)
+    assert str(tn.dtype) == "torch." + dtype
     rng = np.random.default_rng(seed)
     c = rng.uniform(-1, 1, (16, 3))
     w = rng.uniform(0.01, 0.5, (16, 1))
     lo, hi = c - w, c + w
-    C = rng.normal(size=(5, 4))
-    L, H, Ct = tn.tensor(lo), tn.tensor(hi), tn.tensor(C)
+    C = rng.normal(size=(5, 4)).astype(np.float32).astype(np.float64)
+    (L, H), Ct = tn.box(lo, hi), tn.rows(C)
     with torch.no_grad():
         lb, X, pre = crown_rows(tn, L, H, Ct)
         ib = interval_bounds(tn, L, H)
@@ -58,7 +75,7 @@ def test_bounds_below_sampled_values(seed, scale):
     for k, (l, u) in enumerate(pre):
         z = Z[k].reshape(16, 3000, -1)
         assert np.all(z.min(1) >= l.numpy()) and np.all(z.max(1) <= u.numpy())
-        assert np.all(l.numpy() >= ib[k][0].numpy() - 1e-12)  # never looser than intervals
+        assert np.all(l.double().numpy() >= ib[k][0].double().numpy() - 1e-12)  # never looser than intervals
     # and the bound is useful: on the smallest boxes it is close to the sampled minimum
     small = w[:, 0] < 0.05
     gap = (vals.min(1) - la.numpy())[small]
@@ -75,24 +92,31 @@ def _exact_forward(net, x):
     return a
 
 
-def test_rounding_is_outward_against_exact_rationals():
+@pytest.mark.parametrize("dtype,tight", [("float64", 1e-9), ("float32", 1e-4)])
+def test_rounding_is_outward_against_exact_rationals(dtype, tight):
     """Degenerate boxes (lo == hi): the bound must not exceed the exact real value, which the
     plain float evaluation sometimes does (so the padding is doing work)."""
-    net = random_net(7, sizes=(4, 9, 9, 3))
-    tn = TorchNet(net)
+    net = random_net(7, sizes=(4, 9, 9, 3), f32=dtype == "float32")
+    tn = TorchNet(net, dtype=dtype)
+    assert str(tn.dtype) == "torch." + dtype
     rng = np.random.default_rng(7)
     X = rng.uniform(-1, 1, (60, 4))
-    C = np.array([[1.0, -1.0, 0.0], [0.3, 0.1, -0.7]])
+    if dtype == "float32":
+        X = X.astype(np.float32).astype(np.float64)  # degenerate float32 boxes
+    C = np.array([[1.0, -1.0, 0.0], [0.375, 0.125, -0.75]])
     with torch.no_grad():
-        lb, _, _ = crown_rows(tn, tn.tensor(X), tn.tensor(X), tn.tensor(C))
+        lb, _, _ = crown_rows(tn, *tn.box(X, X), tn.rows(C))
+    if dtype == "float32":  # the plain float32 evaluation of the same net
+        Y32 = net.forward32(X)
     float_above = 0
     for i in range(60):
         y = _exact_forward(net, X[i])
         for r in range(2):
             exact = sum(Fraction(float(C[r, j])) * y[j] for j in range(3))
             assert Fraction(float(lb[i, r])) <= exact, "bound above the exact value"
-            assert float(exact) - float(lb[i, r]) < 1e-9  # and tight
-            if Fraction(float((C @ net.forward(X[i]))[r])) > exact:
+            assert float(exact) - float(lb[i, r]) < tight  # and tight
+            naive = C @ net.forward(X[i]) if dtype == "float64" else (C.astype(np.float32) @ Y32[i]).astype(np.float64)
+            if Fraction(float(naive[r])) > exact:
                 float_above += 1
     assert float_above > 0  # the naive float value would have been unsound somewhere
 

@@ -1,4 +1,5 @@
-"""alpha-CROWN for the property rows: the lower ReLU slopes are optimised per row and box.
+"""alpha-CROWN (and beta-CROWN) for the property rows: the lower ReLU slopes (and the split
+constraints' multipliers) are optimised per row and box.
 
 Every evaluation of ``crown.backsub`` is a sound bound for any slopes in [0, 1], so the
 optimisation needs no care for soundness: the best bound seen per (box, row) is kept,
@@ -10,11 +11,14 @@ from __future__ import annotations
 from .crown import backsub, relu_relaxation
 
 
-def alpha_rows(tn, lo, hi, C, pre, iters=20, lr=0.25, target=None, lb0=None, X0=None):
+def alpha_rows(tn, lo, hi, C, pre, iters=20, lr=0.25, target=None, lb0=None, X0=None, signs=None, lr_beta=0.05):
     """Return (lb (B, m), X (B, m, n_in)): best sound bounds over ``iters`` Adam steps.
 
     target: optional (m,) thresholds; rows whose bound already exceeds them stop counting
     in the objective (they are refuted), and the loop ends once every row is.
+    signs: optional per hidden layer (B, n_j) split constraints (``crown.backsub``); then the
+    multipliers beta >= 0 of those constraints are optimised with the slopes (beta-CROWN),
+    and the bound holds over the box intersected with the constraints.
     """
     torch = __import__("torch")
     B, m = lo.shape[0], C.shape[0]
@@ -24,27 +28,37 @@ def alpha_rows(tn, lo, hi, C, pre, iters=20, lr=0.25, target=None, lb0=None, X0=
             lb0, X0 = backsub(tn, tn.n_hidden, C.unsqueeze(0), lo, hi, pre, relax=relax)
     best, bestX = lb0.clone(), X0.clone()
     alphas = [r[4].unsqueeze(1).expand(B, m, -1).clone().requires_grad_(True) for r in relax]
+    betas = None
+    if signs is not None:
+        betas = [torch.zeros(B, m, sg.shape[1], dtype=lo.dtype, device=lo.device).requires_grad_(True)
+                 if bool((sg != 0).any()) else None for sg in signs]
+    params = alphas + [b for b in (betas or []) if b is not None]
+    rates = [lr] * len(alphas) + [lr_beta] * (len(params) - len(alphas))
     # Adam written out (torch.optim imports torch._dynamo: 2.3 s per process, measured)
-    m1 = [torch.zeros_like(a) for a in alphas]
-    m2 = [torch.zeros_like(a) for a in alphas]
+    m1 = [torch.zeros_like(a) for a in params]
+    m2 = [torch.zeros_like(a) for a in params]
     b1, b2 = 0.9, 0.999
     Cb = C.unsqueeze(0)
     for it in range(1, iters + 1):
         if target is not None and bool((best > target).all()):
             break
-        lb, X = backsub(tn, tn.n_hidden, Cb, lo, hi, pre, alphas=alphas, relax=relax)
+        lb, X = backsub(tn, tn.n_hidden, Cb, lo, hi, pre, alphas=alphas, relax=relax, betas=betas, signs=signs)
         with torch.no_grad():
             better = lb > best
             best = torch.where(better, lb, best)
             bestX = torch.where(better.unsqueeze(-1), X, bestX)
         obj = lb if target is None else (lb - target).clamp(max=1e-6)
-        grads = torch.autograd.grad(obj.sum(), alphas, allow_unused=True)
+        grads = torch.autograd.grad(obj.sum(), params, allow_unused=True)
         with torch.no_grad():
-            for a, g, p1, p2 in zip(alphas, grads, m1, m2):
+            for i, (a, g, p1, p2) in enumerate(zip(params, grads, m1, m2)):
                 if g is None:
                     continue
                 p1.mul_(b1).add_(g, alpha=1 - b1)
                 p2.mul_(b2).addcmul_(g, g, value=1 - b2)
-                step = lr * (p1 / (1 - b1 ** it)) / ((p2 / (1 - b2 ** it)).sqrt() + 1e-8)
-                a.add_(step).clamp_(0.0, 1.0)  # ascent on the bound
+                step = rates[i] * (p1 / (1 - b1 ** it)) / ((p2 / (1 - b2 ** it)).sqrt() + 1e-8)
+                a.add_(step)  # ascent on the bound
+                if i < len(alphas):
+                    a.clamp_(0.0, 1.0)
+                else:
+                    a.clamp_(min=0.0)
     return best.detach(), bestX.detach()

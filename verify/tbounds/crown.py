@@ -13,7 +13,7 @@ inequality is restored by charging the rounding error of X, times a bound on |v|
 from __future__ import annotations
 
 from .interval import affine_interval
-from .rounding import TINY, U, gamma
+from .rounding import gamma, unit
 
 
 def relu_relaxation(l, u):
@@ -24,6 +24,7 @@ def relu_relaxation(l, u):
     ends (hence everywhere on [l, u]); a_default: CROWN's adaptive lower slope (1 if u > -l).
     """
     torch = __import__("torch")
+    U, TINY = unit(l.dtype)
     active = l >= 0
     unstable = (l < 0) & (u > 0)
     den = torch.where(unstable, u - l, torch.ones_like(u))
@@ -33,19 +34,29 @@ def relu_relaxation(l, u):
     t1 = t1 + 2 * U * t1.abs() + TINY
     su = s * u
     t2 = u - su
-    t2 = t2 + gamma(2) * (u.abs() + su.abs()) + TINY
+    t2 = t2 + gamma(2, U) * (u.abs() + su.abs()) + TINY
     t = torch.where(unstable, torch.maximum(t1, t2), torch.zeros_like(u))
     a_def = torch.where(unstable, (u > -l).to(u.dtype), active.to(u.dtype))
     return active, unstable, s, t, a_def
 
 
-def backsub(tn, k, Lam, lo, hi, pre, alphas=None, relax=None):
+def backsub(tn, k, Lam, lo, hi, pre, alphas=None, relax=None, betas=None, signs=None, scores=None):
     """Sound lower bounds (B, m) of Lam . z_k and input coefficients X (B, m, n_in).
 
     Lam: (B, m, n_k) or (1, m, n_k). pre: sound (l, u) for layers 0..k-1, each (B, n_j).
     alphas: None (CROWN's adaptive slopes) or a list, per hidden layer j < k, of lower
     slopes (B, m, n_j) (clamped to [0, 1] here; any value in [0, 1] is sound).
     relax: optional precomputed relu_relaxation of pre (saves work in the alpha loop).
+    betas, signs (beta-CROWN): per hidden layer j < k, ``signs[j]`` (B, n_j) is +1 where the
+    domain has the split constraint z_j >= 0, -1 where it has z_j <= 0, 0 elsewhere, and
+    ``betas[j]`` (B, m, n_j) their multipliers (clamped to >= 0 here). Since
+    ``beta * sign * z >= 0`` on the domain, ``X z >= (X - beta sign) z`` there: the
+    coefficient on z_j becomes ``X - beta sign`` (any beta >= 0 is sound; the bound is a bound
+    over the box *and the split constraints*). Its rounding error, with the slope
+    products', is at most ``2U (|X_old| + |X_new|) max|z|``, charged through A.
+    scores: optional list; receives per hidden layer j (from the last to the first) the
+    bound each neuron's upper-line intercept costs, ``-(X- t)`` summed over rows (B, n_j)
+    (for ReLU branching: the neuron whose relaxation loses most).
 
     Rounding (see ``rounding``): with A = |X| held exactly, the step through layer j costs
     gamma(n_j) A (|W_j| |h| + |b_j|) for the products X W_j and X b_j, and the ReLU step
@@ -53,6 +64,7 @@ def backsub(tn, k, Lam, lo, hi, pre, alphas=None, relax=None):
     charges are taken from c in one product per layer.
     """
     torch = __import__("torch")
+    U, TINY = unit(lo.dtype)
     B = lo.shape[0]
     X = Lam.expand(B, -1, -1) if Lam.shape[0] == 1 else Lam
     A = X.abs()
@@ -62,11 +74,11 @@ def backsub(tn, k, Lam, lo, hi, pre, alphas=None, relax=None):
     for j in range(k, -1, -1):
         W, b, Wabs, babs = tn.W[j], tn.b[j], tn.Wabs[j], tn.babs[j]
         H = torch.maximum(lo.abs(), hi.abs()) if j == 0 else pre[j - 1][1].clamp(min=0)
-        v = gamma(W.shape[0] + 2) * (H @ Wabs.T + babs)  # (B, n_j)
+        v = gamma(W.shape[0] + 2, U) * (H @ Wabs.T + babs)  # (B, n_j)
         charge = v if charge is None else charge + v
         err = torch.bmm(A, charge.unsqueeze(-1)).squeeze(-1)
         cb = torch.bmm(X, b.expand(B, -1).unsqueeze(-1)).squeeze(-1)
-        c = c + cb - err - gamma(3) * (c.abs() + cb.abs() + err) - TINY
+        c = c + cb - err - gamma(3, U) * (c.abs() + cb.abs() + err) - TINY
         X = X @ W  # (B, m, n_{j-1})
         if j == 0:
             A = X.abs()
@@ -82,15 +94,22 @@ def backsub(tn, k, Lam, lo, hi, pre, alphas=None, relax=None):
         Xpa, Xns = Xp * a, Xn * s.unsqueeze(1)
         X = Xpa + Xns          # one of the two terms is 0: the sum is exact
         A = Xpa - Xns          # = |X| exactly (a, s >= 0)
+        slope_u = 2 * U
+        if betas is not None and betas[j - 1] is not None:
+            X = X - betas[j - 1].clamp(min=0.0) * signs[j - 1].unsqueeze(1)
+            A = A + X.abs()    # >= |X_old| + |X_new| - (rounding), covered by 3U below
+            slope_u = 3 * U
+        if scores is not None:
+            scores.append(-(Xn * t.unsqueeze(1)).sum(1))
         ct = torch.bmm(Xn, t.unsqueeze(-1)).squeeze(-1)
-        et = gamma(l.shape[-1] + 2) * (-ct)
-        c = c + ct - et - gamma(3) * (c.abs() + ct.abs() + et) - TINY
-        charge = 2 * U * torch.maximum(l.abs(), u.abs())  # slope products, charged with the next step
+        et = gamma(l.shape[-1] + 2, U) * (-ct)
+        c = c + ct - et - gamma(3, U) * (c.abs() + ct.abs() + et) - TINY
+        charge = slope_u * torch.maximum(l.abs(), u.abs())  # slope products, charged with the next step
     Xp = X.clamp(min=0)
     Xn = X - Xp
     val = torch.bmm(Xp, lo.unsqueeze(-1)).squeeze(-1) + torch.bmm(Xn, hi.unsqueeze(-1)).squeeze(-1)
-    e3 = gamma(X.shape[-1] + 2) * torch.bmm(A, torch.maximum(lo.abs(), hi.abs()).unsqueeze(-1)).squeeze(-1)
-    lb = c + val - e3 - gamma(3) * (c.abs() + val.abs() + e3) - TINY
+    e3 = gamma(X.shape[-1] + 2, U) * torch.bmm(A, torch.maximum(lo.abs(), hi.abs()).unsqueeze(-1)).squeeze(-1)
+    lb = c + val - e3 - gamma(3, U) * (c.abs() + val.abs() + e3) - TINY
     return lb, X
 
 
