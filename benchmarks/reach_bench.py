@@ -32,23 +32,11 @@ import sqlite3
 import statistics
 import sys
 import time
-import warnings
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 VECTOR_WIDTHS = {7, 8, 9, 15, 16, 17, 31, 32, 33, 63, 64, 65, 127, 128, 129, 255, 256, 257}
 LOW = {"float16": "fp16", "bfloat16": "bf16", "int8": "int8/uint8", "uint8": "int8/uint8", "int64": "int64"}
-
-
-def _setup():
-    import torch
-
-    warnings.filterwarnings("ignore")
-    torch.set_num_threads(1)
-    try:
-        torch._C._set_warnAlways(False)
-    except Exception:
-        pass
 
 
 def model_facts(generated) -> dict:
@@ -205,7 +193,9 @@ def main(argv=None) -> int:
     skip = set(filter(None, args.skip.split(",")))
     result = {"loadavg_start": os.getloadavg()[0]}
     if "models" not in skip:
-        _setup()
+        from benchmarks.gen_bench import _setup
+
+        _setup()  # one torch thread, warnings off, as gen_bench
         from fuzz.gen.policy import Shares
         from fuzz.gen.ruleset import load_ruleset
 
