@@ -9,8 +9,9 @@ counters (``feedback_ms``), and the same for ``coverage`` (line tracing) on a fe
 Part 2, the campaigns (``--minutes M``): ``assay fuzz --feedback coverage`` (guided; one test in
 10 traced for line coverage) then ``assay fuzz --feedback off`` with the benchmark-only
 ``ASSAY_FEEDBACK_MEASURE=coverage`` (blind: every model fresh; features and coverage counted by
-the same code, never used), one after the other, same seed, workers, backends and wall time,
-each with an empty inductor cache of its own.
+the same code, never used), one after the other (or, with ``--together``, at the same time, so
+that on a shared machine both see the same background load), same seed, workers, backends and
+wall time, each with an empty inductor cache of its own.
 The table gives distinct features and compiler lines covered at each minute, ratios guided /
 blind, unique failure signatures and saved cases with their re-check result, and which mutators
 and knobs led to new features (``seeds/pool.json``). A PNG of features over time is written.
@@ -99,7 +100,8 @@ def cost(models: int, seed: int, nodes: int, coverage_models: int) -> dict:
     return out
 
 
-def campaign(out: Path, minutes: float, workers: int, seed: int, nodes: int, backends: str, guided: bool) -> float:
+def campaign_command(out: Path, minutes: float, workers: int, seed: int, nodes: int, backends: str,
+                     guided: bool) -> tuple[list, dict]:
     # Each campaign gets an empty inductor cache of its own: both make the same fresh models (same
     # seed), and the second would otherwise compile them from the first one's FX graph cache (a
     # first run measured inductor tests of the same models at 4.2 s guided vs 0.46 s blind).
@@ -115,9 +117,25 @@ def campaign(out: Path, minutes: float, workers: int, seed: int, nodes: int, bac
     cmd = [sys.executable, "-m", "fuzz.cli", "fuzz", "--out", str(out), "--time", f"{minutes}m", "--workers",
            str(workers), "--seed", str(seed), "--nodes", str(nodes), "--backends", backends, "--feedback", mode,
            "--progress-every", "60"]
-    t0 = time.monotonic()
-    subprocess.run(cmd, env=env, cwd=REPO, check=False)
-    return time.monotonic() - t0
+    return cmd, env
+
+
+def run_campaigns(runs: dict, together: bool) -> dict:
+    """Run the campaigns of ``runs`` (name -> (cmd, env)) one after the other, or all at once
+    (``together``: on a shared machine whose background load changes, both then see the same
+    load); name -> wall seconds."""
+    walls, procs = {}, {}
+    for name, (cmd, env) in runs.items():
+        t0 = time.monotonic()
+        if together:
+            procs[name] = (subprocess.Popen(cmd, env=env, cwd=REPO), t0)
+        else:
+            subprocess.run(cmd, env=env, cwd=REPO, check=False)
+            walls[name] = time.monotonic() - t0
+    for name, (proc, t0) in procs.items():
+        proc.wait()
+        walls[name] = time.monotonic() - t0
+    return walls
 
 
 def series(out: Path) -> list[dict]:
@@ -203,6 +221,8 @@ def main(argv=None) -> int:
     ap.add_argument("--cost-models", type=int, default=12)
     ap.add_argument("--coverage-models", type=int, default=3)
     ap.add_argument("--skip-campaigns", action="store_true")
+    ap.add_argument("--together", action="store_true",
+                    help="run guided and blind at the same time (each with --workers), not one after the other")
     ap.add_argument("--out", default="/tmp/assay-feedback-bench")
     args = ap.parse_args(argv)
     out = Path(args.out)
@@ -221,18 +241,22 @@ def main(argv=None) -> int:
         print(f"| coverage (line tracing), {c['coverage_models']} models | {c['coverage_ms']:.0f} vs "
               f"{c['coverage_plain_ms']:.0f} | {c['coverage_overhead_pct']:+.0f}% |")
     if not args.skip_campaigns:
+        runs = {}
         for name, guided in (("guided", True), ("blind", False)):
             d = out / name
             if d.exists():
                 import shutil
 
                 shutil.rmtree(d)
-            wall = campaign(d, args.minutes, args.workers, args.seed, args.nodes, args.backends, guided)
-            result[name] = {"wall_s": round(wall, 1), "stats": json.loads((d / "stats.json").read_text()),
+            runs[name] = campaign_command(d, args.minutes, args.workers, args.seed, args.nodes, args.backends, guided)
+        walls = run_campaigns(runs, args.together)
+        for name in runs:
+            d = out / name
+            result[name] = {"wall_s": round(walls[name], 1), "stats": json.loads((d / "stats.json").read_text()),
                             "found": cases(d)}
         g, b = series(out / "guided"), series(out / "blind")
-        print(f"\nguided vs blind, {args.minutes} min each, seed {args.seed}, {args.workers} worker(s), "
-              f"{args.backends}:")
+        print(f"\nguided vs blind, {args.minutes} min each ({'at the same time' if args.together else 'one after the other'}), "
+              f"seed {args.seed}, {args.workers} worker(s), {args.backends}:")
         print("| minute | features guided | features blind | ratio | lines guided | lines blind | ratio |")
         print("|---:|---:|---:|---:|---:|---:|---:|")
         step = max(1, int(args.minutes // 8))
