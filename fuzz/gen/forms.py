@@ -24,10 +24,12 @@ records what it did in ``graph.meta["forms"]``:
 - ``vmap``/``grad``/``jacrev``/``jacfwd`` (the ``transform`` rewrite): a new node
   ``y = operator.call(torch.vmap(torch.sum, in_dims=1), a)`` (or ``torch.func.grad(f)``...) on a
   float tensor ``a``; the function made by the transform is the encoded value
-  ``{"call": "torch.vmap", "args": [{"fn": "torch.sum"}], "kwargs": {...}}``.
+  ``{"call": "torch.vmap", "args": [{"fn": "torch.sum"}], "kwargs": {...}}``; ``hessian`` the same
+  way (``torch.func.hessian(torch.var)``), and ``jvp`` as a call of two outputs:
+  ``y, dy = torch.func.jvp(torch.tanh, (a,), (a,))`` (the value and the derivative along ``a``).
 
 Every rewrite is first called on zero tensors of the solved shapes and kept only if it returns
-what the graph says. Not covered (docs/generator.md): jvp/vjp/hessian, transforms of a chain of graph nodes, autocast regions around more than one call,
+what the graph says. Not covered (docs/generator.md): vjp (it returns a function), transforms of a chain of graph nodes, autocast regions around more than one call,
 data-dependent output shapes, buffer mutation in training mode, input mutation (writes go into
 clones of graph values, never into graph inputs or parameters).
 - ``autocast``: the call of a node with a float32 operand runs in an autocast region
@@ -341,6 +343,10 @@ TRANSFORMS = {
     "grad": ("torch.sum", "torch.mean", "torch.linalg.vector_norm", "torch.std", "torch.var", "torch.prod"),
     "jacrev": ("torch.sin", "torch.tanh", "torch.sigmoid", "torch.exp", "torch.square"),
     "jacfwd": ("torch.sin", "torch.tanh", "torch.sigmoid", "torch.exp", "torch.square"),
+    # not std / vector_norm: eager's backward through their hessian fails ("modified by an inplace
+    # operation", MaskedFill in their double backward), so every bwd test of them is invalid
+    "hessian": ("torch.var", "torch.prod", "torch.mean"),
+    "jvp": ("torch.sin", "torch.tanh", "torch.sigmoid", "torch.exp", "torch.square", "torch.erf"),
 }
 JACOBIAN_MAX_NUMEL = 256  # a Jacobian has numel**2 elements
 
@@ -359,27 +365,36 @@ def _rewrite_transform(g: Graph, i: int, ch: Chooser) -> bool:
     a = outs[0]
     ai = g.tensors[a]
     kind = ch.choice(sorted(TRANSFORMS))
-    if kind.startswith("jac") and ai.numel > JACOBIAN_MAX_NUMEL:
+    if kind in ("jacrev", "jacfwd", "hessian") and ai.numel > JACOBIAN_MAX_NUMEL:
         return False
     fn = {"fn": ch.choice(TRANSFORMS[kind])}
-    if kind == "vmap":
-        made = {"call": "torch.vmap", "args": [fn], "kwargs": {"in_dims": ch.integer(0, len(ai.shape) - 1)}}
+    if kind == "jvp":  # (f(a), the derivative of f at a in the direction a): two outputs
+        op, args, n_out = "torch.func.jvp", [fn, {"tuple": [{"ref": a}]}, {"tuple": [{"ref": a}]}], 2
     else:
-        made = {"call": f"torch.func.{kind}", "args": [fn], "kwargs": {}}
-    probe = Node(id="probe", op="operator.call", api="function", args=[made, {"ref": a}], kwargs={}, outputs=["y"])
+        if kind == "vmap":
+            made = {"call": "torch.vmap", "args": [fn], "kwargs": {"in_dims": ch.integer(0, len(ai.shape) - 1)}}
+        else:
+            made = {"call": f"torch.func.{kind}", "args": [fn], "kwargs": {}}
+        op, args, n_out = "operator.call", [made, {"ref": a}], 1
+    probe = Node(id="probe", op=op, api="function", args=args, kwargs={}, outputs=[f"y{k}" for k in range(n_out)])
     try:
-        y = run_node(probe, {a: _zeros(ai)}, {})["y"]
+        got = run_node(probe, {a: _zeros(ai)}, {})
     except Exception:  # noqa: BLE001 (the function does not take this slice: vmap of trace over a vector)
         return False
-    if not isinstance(y, torch.Tensor):
+    ys = [got.get(f"y{k}") for k in range(n_out)]
+    if not all(isinstance(y, torch.Tensor) for y in ys):
         return False
     from fuzz.ir.record import dtype_name
     from fuzz.ir.graph import TensorInfo
 
-    call = _new_node(g, "operator.call", [made, {"ref": a}], {}, TensorInfo(list(y.shape), dtype_name(y.dtype)), kind)
+    call = _new_node(g, op, args, {}, TensorInfo(list(ys[0].shape), dtype_name(ys[0].dtype)), kind)
+    for y in ys[1:]:
+        call.outputs.append(g.add_tensor(list(y.shape), dtype_name(y.dtype), "value", name=g.fresh_name(kind)))
     call.extra["form"] = kind
+    if n_out > 1:  # a tuple of tensors, unpacked on the program's line
+        call.extra["returns"] = list(call.outputs)
     g.nodes.insert(i + 1, call)
-    g.outputs.append(call.outputs[0])
+    g.outputs.extend(call.outputs)
     return True
 
 

@@ -152,26 +152,40 @@ def test_form_models_compile(form_models):
 
 
 def test_transforms_compute_what_torch_func_does():
-    """vmap/grad/jacrev/jacfwd rewrites: the program's value is the transform applied directly."""
+    """vmap/grad/jacrev/jacfwd/hessian/jvp rewrites: the program's value is the transform applied directly."""
     import functools
     import operator
 
     kinds = set()
-    for seed in range(16):
+    for seed in range(40):
         g = _chain()
         if not REWRITES["transform"](g, 0, RandomChooser(seed)):
             continue
-        node = next(n for n in g.nodes if n.op == "operator.call")
-        spec = node.args[0]
+        node = next(n for n in g.nodes if n.op in ("operator.call", "torch.func.jvp"))
         kinds.add(node.extra["form"])
-        fn = functools.reduce(getattr, spec["args"][0]["fn"].split(".")[1:], torch)
-        transform = {"torch.vmap": torch.vmap, "torch.func.grad": torch.func.grad,
-                     "torch.func.jacrev": torch.func.jacrev, "torch.func.jacfwd": torch.func.jacfwd}[spec["call"]]
-        expected = operator.call(transform(fn, **spec["kwargs"]), torch.exp(X))
-        assert "import operator" in program.program_source(g)
-        got = _run(g, X, Y)[node.outputs[0]]
-        torch.testing.assert_close(got, expected)
-    assert len(kinds) >= 3
+        a = torch.exp(X)
+        if node.op == "torch.func.jvp":  # two outputs: f(a) and f's derivative at a along a
+            fn = functools.reduce(getattr, node.args[0]["fn"].split(".")[1:], torch)
+            expected = torch.func.jvp(fn, (a,), (a,))
+            assert f"{node.outputs[0]}, {node.outputs[1]} = torch.func.jvp(" in program.program_source(g)
+        else:
+            spec = node.args[0]
+            fn = functools.reduce(getattr, spec["args"][0]["fn"].split(".")[1:], torch)
+            transform = {"torch.vmap": torch.vmap, "torch.func.grad": torch.func.grad,
+                         "torch.func.jacrev": torch.func.jacrev, "torch.func.jacfwd": torch.func.jacfwd,
+                         "torch.func.hessian": torch.func.hessian}[spec["call"]]
+            expected = (operator.call(transform(fn, **spec["kwargs"]), a),)
+            assert "import operator" in program.program_source(g)
+        got = _run(g, X, Y)
+        for name, want in zip(node.outputs, expected):
+            torch.testing.assert_close(got[name], want)
+        if node.extra["form"] in ("jvp", "hessian"):  # the compiled program computes the same
+            torch._dynamo.reset()
+            compiled = torch.compile(program.build_module(g), backend="aot_eager")(X.clone(), Y.clone())
+            eager = program.run_eager(program.build_module(g), [X.clone(), Y.clone()])
+            for e, c in zip(eager, compiled):
+                torch.testing.assert_close(c, e)
+    assert {"jvp", "hessian"} <= kinds and len(kinds) >= 5
 
 
 def _matmul_tail() -> Graph:
