@@ -80,6 +80,23 @@ def path_precision(graph) -> tuple[dict, dict]:
     return up, down
 
 
+def nonfinite_downstream(graph, eager_env: dict) -> dict:
+    """Tensor name -> the NaN or infinite forward value (eager) that its gradient flows back
+    through: the tensor itself, or a value computed from it."""
+    import torch
+
+    out = {}
+    for name, t in eager_env.items():
+        if isinstance(t, torch.Tensor) and (t.is_floating_point() or t.is_complex()) and not bool(t.isfinite().all()):
+            out[name] = name
+    for node in reversed(graph.nodes):
+        hit = next((out[o] for o in node.outputs if o in out), None)
+        if hit is not None:
+            for i in node.inputs():
+                out.setdefault(i, hit)
+    return out
+
+
 def value_mismatch(ref, eager, actual, atol, rtol, g, k, limit=None, classes=True):
     """Bool mask of elements where ``actual`` is wrong, judged against ``eager`` and ``ref``.
 

@@ -16,11 +16,15 @@ a ``Reference`` (``fuzz.campaign.oracle``) does not judge them, nor anything com
   (``OVERWRITE_OPS``), and of ops that do not check their indices when one is out of range
   (``UNCHECKED_OPS``: ``_unsafe_index``, ``_segment_reduce(unsafe=True)``...);
 - outputs of ``grid_sample`` at a NaN or infinite grid coordinate (``COORDINATE_OPS``);
+- outputs of reductions and contractions (sum, mean, pooling, matmul, conv, norms...) whose operand
+  holds two or more finite values near the dtype's overflow (``_sums_extremes``): a partial sum
+  overflows or not depending on the order of accumulation;
 - outputs of ops that read the sign of a zero (``copysign``, division...: ``SIGN_OF_ZERO_OPS``) when
   an operand the model computed holds an exact zero, whose sign evaluation order decides;
 - for gradients, decompositions (SVD, QR, eigh, ...) of rank-deficient, ill-conditioned or
   repeated-singular-value matrices, and ops that route a gradient to one of tied candidates
-  (``sort``, ``msort``, ``max.dim``, pooling...).
+  (``sort``, ``msort``, ``max.dim``, pooling...); and (per gradient, ``oracle.nonfinite_downstream``)
+  gradients that flow back through a NaN or infinite forward value.
 """
 
 from __future__ import annotations
@@ -443,6 +447,35 @@ def _out_of_range(node, short: str, env: dict) -> bool:
 # Ops that read a float operand as sampling coordinates (the grid, second operand): where a
 # coordinate is NaN or +-inf the sampled position does not exist; eager's kernel gives NaN, a
 # decomposition clamps it out of bounds and gives the padding value. Neither is specified.
+# Reductions and contractions: an intermediate sum of values near the dtype's overflow (the
+# edge policy's +-max) is finite or infinite depending on the order of accumulation.
+ACCUMULATING_PREFIXES = (
+    "sum", "nansum", "mean", "nanmean", "avg_pool", "avgpool", "adaptive_avg_pool", "adaptiveavgpool", "conv",
+    "linear", "bilinear", "matmul", "mm", "bmm", "addm", "addbmm", "baddbmm", "dot", "vdot", "inner", "mv",
+    "einsum", "tensordot", "cumsum", "cumprod", "prod", "trace", "var", "std", "norm", "linalg_vector_norm",
+    "linalg_norm", "linalg_matrix_norm", "frobenius_norm", "layer_norm", "layernorm", "group_norm", "groupnorm",
+    "batch_norm", "batchnorm", "instance_norm", "instancenorm", "native_layer_norm", "native_group_norm",
+    "native_batch_norm", "embedding_bag", "cdist", "cosine_similarity", "upsample", "interpolate",
+)
+EXTREME_FRACTION = 1 / 16  # of the dtype's largest finite value
+
+
+def _sums_extremes(node, short: str, eager_env: dict) -> bool:
+    """An accumulating op whose float operand holds two or more finite values near overflow."""
+    import torch
+
+    if not (short.startswith(ACCUMULATING_PREFIXES) or short.endswith("loss")):
+        return False
+    for name in dict.fromkeys(node.inputs()):
+        t = eager_env.get(name)
+        if not isinstance(t, torch.Tensor) or not t.is_floating_point() or t.numel() < 2:
+            continue
+        big = torch.finfo(t.dtype).max * EXTREME_FRACTION
+        if int((t.isfinite() & (t.abs() >= big)).sum()) >= 2:
+            return True
+    return False
+
+
 COORDINATE_OPS = {"grid_sample", "grid_sampler", "grid_sampler_2d", "grid_sampler_3d", "_grid_sampler_2d_cpu_fallback"}
 
 
@@ -510,6 +543,10 @@ def sensitive_tensors(graph, eager_env: dict, ref_env: dict | None, perturbed_en
             for o in node.outputs:
                 reasons.setdefault(o, f"{node.name} does not check its indices and one is out of range "
                                       "(it reads outside its input)")
+        if _sums_extremes(node, short, eager_env):
+            for o in node.outputs:
+                reasons.setdefault(o, f"{node.name} accumulates values near the dtype's overflow (whether a "
+                                      "partial sum overflows depends on the order of accumulation)")
         if short in COORDINATE_OPS and _nonfinite_coordinates(node, eager_env):
             for o in node.outputs:
                 reasons.setdefault(o, f"{node.name} samples at a NaN or infinite coordinate")

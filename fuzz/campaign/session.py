@@ -103,6 +103,7 @@ class Session:
         self.bwd_blockers = {n: why for n, why in self.sensitive.items()
                              if n in eager_env and (oracle.is_float(eager_env[n]) or sensitivity.routes_gradient(graph, n))}
         self.bwd_blockers.update(sensitivity.gradient_blockers(graph, self.ref_env or {}, eager_env))
+        self.nonfinite_path = oracle.nonfinite_downstream(graph, eager_env)
         self._bwd_ref = None
         self._bwd_error = None
         self._second = None
@@ -165,25 +166,42 @@ class Session:
         precision = {name: upstream.get(o) for name, o in zip(names, graph.outputs) if upstream.get(o)}
         return eager_out, eager_env, ref_env, sensitive, oracle.Reference(names, eager_out, ref64, skip, precision)
 
-    def _gradient_precision(self, grad_names: list[str]) -> dict:
-        """``grad:<name>`` -> the least precise dtype the gradient flows back through."""
+    def _gradient_sources(self, names: list[str]) -> dict:
+        """``grad:<name>`` (or ``param:<name>``) -> the graph tensors its gradient flows back
+        from: the input or parameter itself, or a submodule's outputs for its own parameters."""
         from fuzz.gen.program import module_attr, tensor_identifiers
 
         graph = self.model.graph
-        _, downstream = oracle.path_precision(graph)
         by_ident = {ident: name for name, ident in tensor_identifiers(graph).items()}
         modules = {module_attr(n): n for n in graph.nodes if n.api == "module"}
         out = {}
-        for g in grad_names:
-            leaf = g.removeprefix("grad:")
+        for g in names:
+            leaf = g.partition(":")[2]
             if leaf in by_ident:
-                low = downstream.get(by_ident[leaf])
-            elif leaf.split(".")[0] in modules:  # a submodule's own parameter: what its outputs flow into
-                low = oracle.least_precise(*(downstream.get(o) for o in modules[leaf.split(".")[0]].outputs))
-            else:
-                continue
+                out[g] = [by_ident[leaf]]
+            elif leaf.split(".")[0] in modules:
+                out[g] = list(modules[leaf.split(".")[0]].outputs)
+        return out
+
+    def _gradient_precision(self, grad_names: list[str]) -> dict:
+        """``grad:<name>`` -> the least precise dtype the gradient flows back through."""
+        _, downstream = oracle.path_precision(self.model.graph)
+        out = {}
+        for g, sources in self._gradient_sources(grad_names).items():
+            low = oracle.least_precise(*(downstream.get(t) for t in sources))
             if low:
                 out[g] = low
+        return out
+
+    def _gradients_at_nonfinite(self, names: list[str]) -> dict:
+        """``grad:``/``param:`` names -> why they are not judged: the gradient flows back through
+        a NaN or infinite forward value, where a derivative has no defined value (eager's kernels
+        mask some such gradients to 0, a decomposition's formula gives NaN: neither is wrong)."""
+        out = {}
+        for g, sources in self._gradient_sources([n for n in names if n[:5] in ("grad:", "param")]).items():
+            hit = next((t for t in sources if t in self.nonfinite_path), None)
+            if hit is not None:
+                out[g] = f"its gradient flows back through a NaN or infinite value ({self.nonfinite_path[hit]})"
         return out
 
     def _param_values(self) -> dict:
@@ -305,7 +323,7 @@ class Session:
                     ref64 = r64[0]
             except Exception:
                 ref64 = None
-            skip = dict(self.fwd_ref.skip)
+            skip = {**self.fwd_ref.skip, **self._gradients_at_nonfinite(names)}
             n_out = len(values) - len(names)
             precision = {**self.fwd_ref.precision, **self._gradient_precision(names)}
             self._bwd_ref = oracle.Reference([f"out{i}" for i in range(n_out)] + names, values, ref64, skip,
@@ -345,7 +363,8 @@ class Session:
             return None, (Kind.SKIP, "random in training mode (e.g. dropout): two eager steps with other seeds differ")
         gradient = self._gradient_precision([n for n in names if n.startswith("grad:")])
         precision = train.value_precision(self.model.graph, names, self.fwd_ref.precision, gradient)
-        reference = oracle.Reference(names, values, None, dict(self.fwd_ref.skip), precision)
+        reference = oracle.Reference(names, values, None, {**self.fwd_ref.skip, **self._gradients_at_nonfinite(names)},
+                                     precision)
         try:
             r64 = self.train_step(_to64(self.module), dtype64=True)
             reference.ref64 = r64[0] if r64 is not None and r64[1] == names else None

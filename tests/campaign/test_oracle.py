@@ -502,3 +502,41 @@ def test_an_unchecked_read_out_of_range_is_not_judged(tmp_path):
     assert not s.sensitive
     s = session_for(tmp_path / "bad", g, {"x": x_val, "n": torch.tensor([1, 2, 1])})
     assert any("does not check its indices" in why for why in s.sensitive.values())
+
+
+def test_an_accumulation_of_values_near_overflow_is_not_judged(tmp_path):
+    """adaptive_avg_pool2d over a window holding +-3.4e38: whether a partial sum overflows depends
+    on the order of accumulation (the inductor campaign's -inf where eager was finite,
+    2026-12-05). One extreme value in the operand cannot overflow a sum: still judged."""
+    g = Graph()
+    x = g.add_tensor([2, 8], "float32", "input", name="x")
+    g.outputs = [fn_node(g, "n0", "torch.mean", [ref(x), 1], [2])]
+    big = torch.finfo(torch.float32).max
+    vals = torch.arange(16, dtype=torch.float32).reshape(2, 8) / 7
+    extremes = vals.clone()
+    extremes[0, :4] = torch.tensor([big, big, -big, -big])
+    s = session_for(tmp_path, g, {"x": extremes})
+    assert any("overflow" in why for why in s.sensitive.values())
+    one = vals.clone()
+    one[0, 0] = big
+    s = session_for(tmp_path / "one", g, {"x": one})
+    assert not s.sensitive and not s.fwd_ref.skip
+
+
+def test_gradients_through_a_nan_value_are_not_judged(tmp_path):
+    """hardtanh(log(x), 0, 0) with a negative x: eager's hardtanh backward masks the NaN point to 0,
+    inductor's decomposition passes NaN (the inductor train campaign's LayerNorm(eps=0) case,
+    2026-12-05). A derivative at a NaN point has no defined value: that gradient is not judged;
+    a gradient whose path is finite still is."""
+    g = Graph()
+    x = g.add_tensor([4], "float32", "input", name="x")
+    w = g.add_tensor([4], "float32", "input", name="w")
+    lg = fn_node(g, "n0", "torch.log", [ref(x)], [4])
+    h = fn_node(g, "n1", "torch.nn.functional.hardtanh", [ref(lg), 0.0, 0.0], [4])
+    g.outputs = [h, fn_node(g, "n2", "torch.mul", [ref(w), ref(w)], [4])]
+    s = session_for(tmp_path, g, {"x": torch.tensor([-1.0, 0.5, 2.0, 3.0]), "w": torch.tensor([1.0, 2, 3, 4])})
+    skip = s.bwd_reference().skip
+    assert any(n.endswith("x") and "NaN or infinite" in why for n, why in skip.items())
+    assert not any(n.endswith("w") for n in skip)
+    s = session_for(tmp_path / "finite", g, {"x": torch.tensor([1.0, 0.5, 2.0, 3.0]), "w": torch.tensor([1.0, 2, 3, 4])})
+    assert not s.bwd_reference().skip
