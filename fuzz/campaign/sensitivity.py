@@ -34,7 +34,14 @@ from fuzz.campaign.oracle import K, TOLERANCES, dtype_name_of, is_float
 # Relative noise used to find values that sit on a rounding boundary.
 PERTURB = {"float16": 2e-3, "bfloat16": 1.6e-2, "float32": 2e-6, "float64": 1e-12}
 
-NONDETERMINISTIC_OPS = {
+
+def _op_names(names) -> frozenset:
+    """Op names as ``_short`` spells them (lower case, no leading or trailing underscores):
+    ``"_unsafe_masked_index"`` and ``"index_put_"`` would otherwise never match."""
+    return frozenset(n.lower().strip("_") for n in names)
+
+
+NONDETERMINISTIC_OPS = _op_names({
     "empty", "empty_like", "new_empty", "empty_strided", "new_empty_strided", "empty_permuted",
     "rand", "rand_like", "randn", "randn_like", "randint", "randint_like", "randperm",
     "bernoulli", "multinomial", "normal", "uniform", "exponential", "geometric", "cauchy",
@@ -42,7 +49,7 @@ NONDETERMINISTIC_OPS = {
     "feature_alpha_dropout", "feature_dropout", "native_dropout", "rrelu", "rrelu_with_noise",
     "fractional_max_pool2d", "fractional_max_pool3d", "fractional_max_pool2d_with_indices",
     "fractional_max_pool3d_with_indices", "gumbel_softmax", "set_", "resize_", "resize_as_",
-}
+})
 # Ops whose integer outputs are positions chosen among (possibly equal) values.
 INDEX_OPS = {
     "argmax", "argmin", "max", "min", "topk", "sort", "argsort", "msort", "kthvalue", "mode",
@@ -362,11 +369,11 @@ SIGN_OF_ZERO_OPS = {"copysign", "signbit", "atan2", "arctan2", "div", "divide", 
 
 # Ops that overwrite one position per index: with a repeated index (and no accumulation) which
 # write wins is unspecified (torch's docs say so for put_, index_put_, scatter_, index_copy_).
-OVERWRITE_OPS = {"put", "put_", "index_put", "index_put_", "_index_put_impl_", "_unsafe_index_put", "scatter",
-                 "scatter_", "index_copy", "index_copy_"}
+OVERWRITE_OPS = _op_names({"put", "put_", "index_put", "index_put_", "_index_put_impl_", "_unsafe_index_put", "scatter",
+                 "scatter_", "index_copy", "index_copy_"})
 # Ops that do not check their indices or lengths: out of range they read any memory (in eager
 # too), which happens when dynamic mode's second call resizes an index input.
-UNCHECKED_OPS = {"_unsafe_index", "_unsafe_masked_index", "_segment_reduce", "segment_reduce"}
+UNCHECKED_OPS = _op_names({"_unsafe_index", "_unsafe_masked_index", "_segment_reduce", "segment_reduce"})
 
 
 def _call(node, env):
@@ -444,9 +451,6 @@ def _out_of_range(node, short: str, env: dict) -> bool:
     return False
 
 
-# Ops that read a float operand as sampling coordinates (the grid, second operand): where a
-# coordinate is NaN or +-inf the sampled position does not exist; eager's kernel gives NaN, a
-# decomposition clamps it out of bounds and gives the padding value. Neither is specified.
 # Reductions and contractions: an intermediate sum of values near the dtype's overflow (the
 # edge policy's +-max) is finite or infinite depending on the order of accumulation.
 ACCUMULATING_PREFIXES = (
@@ -476,7 +480,10 @@ def _sums_extremes(node, short: str, eager_env: dict) -> bool:
     return False
 
 
-COORDINATE_OPS = {"grid_sample", "grid_sampler", "grid_sampler_2d", "grid_sampler_3d", "_grid_sampler_2d_cpu_fallback"}
+# Ops that read a float operand as sampling coordinates (the grid, second operand): where a
+# coordinate is NaN or +-inf the sampled position does not exist; eager's kernel gives NaN, a
+# decomposition clamps it out of bounds and gives the padding value. Neither is specified.
+COORDINATE_OPS = _op_names({"grid_sample", "grid_sampler", "grid_sampler_2d", "grid_sampler_3d", "_grid_sampler_2d_cpu_fallback"})
 
 
 def _nonfinite_coordinates(node, eager_env: dict) -> bool:

@@ -504,6 +504,25 @@ def test_an_unchecked_read_out_of_range_is_not_judged(tmp_path):
     assert any("does not check its indices" in why for why in s.sensitive.values())
 
 
+def test_an_unchecked_masked_index_out_of_range_is_not_judged(tmp_path):
+    """aten::_unsafe_masked_index with an index past the end where the mask is True: eager reads
+    outside its input (the inductor campaign's uint8 case, 2026-12-05, which the rule missed: the
+    op set spelled it with its leading underscore, which ``_short`` strips). In range: judged."""
+    g = Graph()
+    x = g.add_tensor([2, 1], "uint8", "input", name="x")
+    m = g.add_tensor([1, 4], "bool", "input", name="m")
+    i = g.add_tensor([4, 1], "int64", "input", name="i")
+    j = g.add_tensor([1, 4], "int64", "input", name="j")
+    g.outputs = [fn_node(g, "n0", "aten::_unsafe_masked_index", [ref(x), ref(m), [ref(i), ref(j)], 0], [4, 4],
+                         dtype="uint8", api="aten")]
+    vals = {"x": torch.tensor([[0], [1]], dtype=torch.uint8), "m": torch.tensor([[False, True, False, True]]),
+            "j": torch.zeros(1, 4, dtype=torch.int64)}
+    s = session_for(tmp_path, g, {**vals, "i": torch.tensor([[0], [1], [1], [0]])})
+    assert not s.sensitive
+    s = session_for(tmp_path / "bad", g, {**vals, "i": torch.tensor([[0], [1], [1], [7]])})
+    assert any("does not check its indices" in why for why in s.sensitive.values())
+
+
 def test_an_accumulation_of_values_near_overflow_is_not_judged(tmp_path):
     """adaptive_avg_pool2d over a window holding +-3.4e38: whether a partial sum overflows depends
     on the order of accumulation (the inductor campaign's -inf where eager was finite,
