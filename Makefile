@@ -20,7 +20,7 @@ run: install
 	$(BIN)/assay fuzz --time 10m --workers 2 --backends inductor,aot_eager --out crashes/
 
 test: install
-	$(BIN)/python -m pytest -q tests
+	$(BIN)/python -m pytest -q --durations=15 tests
 
 # Rebuild the shipped corpus and rules (minutes; see docs/inference.md).
 corpus: install
