@@ -119,6 +119,15 @@ def _arg(node, position: int, name: str, default=None):
     return node.args[position] if len(node.args) > position else default
 
 
+def _exact_unique(node, short: str, eager_env: dict) -> bool:
+    """``unique`` sorted (its default) or ``unique_consecutive`` of an integer or bool tensor: its
+    values, inverse and counts follow from the input alone (no choice among equal elements)."""
+    if short not in ("unique", "unique_consecutive") or (short == "unique" and _arg(node, 1, "sorted", True) is False):
+        return False
+    source = _first_input(node, eager_env)
+    return source is not None and not is_float(source)
+
+
 def slice_ties(node, source, short: str) -> bool | None:
     """Whether the positions ``node`` picks are decided by a tie *in the slices it picks from*:
     the top candidates of an argmax/max.dim slice, the first k+1 of a topk slice, the neighbours
@@ -485,7 +494,7 @@ def sensitive_tensors(graph, eager_env: dict, ref_env: dict | None, perturbed_en
             for o in node.outputs:
                 reasons.setdefault(o, f"{node.name} is nondeterministic")
             continue
-        if short in INDEX_OPS:
+        if short in INDEX_OPS and not _exact_unique(node, short, eager_env):
             source = _first_input(node, ref_env or {}) if ref_env else None
             if source is None:
                 source = _first_input(node, eager_env)

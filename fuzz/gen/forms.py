@@ -42,10 +42,11 @@ clones of graph values, never into graph inputs or parameters).
 from __future__ import annotations
 
 from fuzz.gen.chooser import Chooser
+from fuzz.gen.datadep import rewrite_datadep
 from fuzz.ir.graph import Graph, Node, replace_refs
 from fuzz.ir.opnames import last_component
 
-FORMS = ("inplace", "out", "view_write", "checkpoint", "cond", "transform", "autocast")
+FORMS = ("inplace", "out", "view_write", "checkpoint", "cond", "transform", "autocast", "datadep")
 UNARY_PAIRS = ("sin", "cos", "tanh", "sigmoid", "neg", "abs", "exp", "relu", "square", "atan")
 VIEWS = ("select", "slice", "transpose", "diagonal", "narrow")
 WRITES = ("add_", "mul_", "fill_", "clamp_", "relu_", "neg_", "scatter_", "index_put_")
@@ -434,7 +435,18 @@ def _rewrite_autocast(g: Graph, i: int, ch: Chooser) -> bool:
 
 
 REWRITES = {"autocast": _rewrite_autocast, "inplace": _rewrite_inplace, "out": _rewrite_out, "view_write": _rewrite_view_write,
-            "checkpoint": _rewrite_checkpoint, "cond": _rewrite_cond, "transform": _rewrite_transform}
+            "checkpoint": _rewrite_checkpoint, "cond": _rewrite_cond, "transform": _rewrite_transform,
+            "datadep": rewrite_datadep}
+
+
+def _used_name(g: Graph, i: int, form: str) -> str:
+    """How ``g.meta["forms"]`` names a rewrite at node ``i``: the transform or data-dependent call
+    it placed (``vmap``, ``nonzero``...), else the form."""
+    if form == "transform":
+        return g.nodes[i + 1].extra["form"]
+    if form == "datadep":
+        return next(n.extra["datadep"] for n in g.nodes[i + 1:] if "datadep" in n.extra)
+    return form
 
 
 def apply_forms(g: Graph, ch: Chooser, count: int = 2) -> list[str]:
@@ -451,7 +463,7 @@ def apply_forms(g: Graph, ch: Chooser, count: int = 2) -> list[str]:
         for _ in range(min(6, len(candidates))):
             i = ch.choice(candidates)
             if REWRITES[form](g, i, ch):
-                used.append(form if form != "transform" else g.nodes[i + 1].extra["form"])
+                used.append(_used_name(g, i, form))
                 break
             candidates.remove(i)
     g.meta["forms"] = used
