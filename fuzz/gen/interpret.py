@@ -170,9 +170,13 @@ def _on_zeros(node: Node, env: dict, submodules: dict) -> dict:
     tensors hold no values to count or read, so it runs on CPU zeros of its inputs' shapes, as
     the generator checked it; its outputs come back as meta tensors of the shapes zeros gave."""
     import torch
+    from torch.utils._python_dispatch import _disable_current_modes
 
-    zeros = {t: torch.zeros(env[t].shape, dtype=env[t].dtype) for t in node.inputs()}
-    return {k: v.to("meta") for k, v in run_node(node, zeros, submodules, "cpu").items()}
+    with _disable_current_modes():  # making the zeros is no operator of the graph (aten_ops records the call)
+        zeros = {t: torch.zeros(env[t].shape, dtype=env[t].dtype, device="cpu") for t in node.inputs()}
+    outs = run_node(node, zeros, submodules, "cpu")
+    with _disable_current_modes():
+        return {k: v.to("meta") for k, v in outs.items()}
 
 
 def check_outputs(graph: Graph, node: Node, outs: dict) -> None:
