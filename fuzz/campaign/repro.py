@@ -20,6 +20,10 @@ compiled function at those sizes and checks its values (named ``call2:out<i>``) 
 repro runs one training step (``fuzz.campaign.train.train_step``, copied verbatim) eagerly, with
 the compiled module and in float64, and compares outputs, loss, gradients, parameters and buffers.
 
+A model whose graph records settings it needs to compile (dynamo's capture flags for
+data-dependent calls, ``fuzz.campaign.knobs.model_knobs``) has them set as ``MODEL_SETTINGS``
+before any compile.
+
 ``repro_source(program_src, case)`` takes the ``Case`` (``fuzz.campaign.case``: id, kind,
 backend, mode, device, check, versions, timeout_s, mem_limit_mb, error, diff,
 second_call); with ``inline_tensors`` small tensors are written into the script as exact

@@ -6,7 +6,8 @@ a ``Reference`` (``fuzz.campaign.oracle``) does not judge them, nor anything com
 - outputs of random or uninitialised-memory ops (``empty``, ``rand``, ``dropout``...);
 - index outputs of ``argmax``/``max.dim``/``topk``/``sort``/``kthvalue``/... when a tie is
   among the candidates the op chose from (``slice_ties``; NNSmith's argmax false alarms), and
-  of ops whose slices cannot be located when the input has a near-tie anywhere;
+  of ops whose slices cannot be located when the input has a near-tie anywhere (not sorted
+  ``unique`` of integers or bools: its values and counts follow from the input);
 - integer/bool values derived from float rounding: ones whose float64 run differs from eager,
   or that change when float leaves are perturbed by a few ulps (``PERTURB``);
 - integer outputs converted from NaN, +-inf or out-of-range floats (``casts_unrepresentable``:

@@ -28,8 +28,15 @@ records what it did in ``graph.meta["forms"]``:
 
 Every rewrite is first called on zero tensors of the solved shapes and kept only if it returns
 what the graph says. Not covered (docs/generator.md): jvp/vjp/hessian, transforms of a chain of graph nodes, autocast regions around more than one call,
-data-dependent output shapes, buffer mutation in training mode, input mutation (writes go into
+unbacked sizes fed to shape arguments, buffer mutation in training mode, input mutation (writes go into
 clones of graph values, never into graph inputs or parameters).
+- ``datadep`` (``fuzz.gen.datadep``): after a node making ``a``, a chain whose middle has a size or
+  scalar only the values decide and whose end has a static shape (a new graph output):
+  ``torch.nonzero``/``torch.argwhere`` of ``torch.gt(a, t)`` then ``torch.sum(idx, 0)``;
+  ``torch.masked_select`` then a sum; ``torch.unique(k, sorted=True)`` then a sum; or
+  ``torch.Tensor.item`` of a 0-dim tensor inside the next call's arguments. The graph records the
+  dynamo capture flags compiling them needs in ``graph.meta["compile_settings"]``; ``graph.meta
+  ["forms"]`` names the call (``nonzero``, ``masked_select``...).
 - ``autocast``: the call of a node with a float32 operand runs in an autocast region
   (``extra["autocast"]`` = bfloat16 or float16: the program writes ``with torch.autocast(
   device_type=x.device.type, dtype=torch.bfloat16):`` above its line; matmul/conv/linear run in the

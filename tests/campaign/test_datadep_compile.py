@@ -120,3 +120,24 @@ def test_repro_sets_the_flags_and_runs_standalone(models, tmp_path):
     finally:
         m.graph.meta[META_KEY] = dict(CAPTURE_SETTINGS)
     assert "MODEL_SETTINGS" not in (plain / "repro.py").read_text()
+
+
+@pytest.mark.parametrize("dtype,sorted_,judged", [("int64", True, True), ("bool", None, True),
+                                                   ("int64", False, False), ("float32", True, False)])
+def test_sorted_unique_of_integers_is_judged(dtype, sorted_, judged):
+    """Sorted unique of integers or bools has one right answer; unsorted or of floats, not always."""
+    from fuzz.campaign.sensitivity import sensitive_tensors
+    from fuzz.gen.interpret import run_graph
+    from fuzz.ir.graph import Graph, Node
+
+    g = Graph()
+    g.add_tensor([6], dtype, "input", name="k")
+    g.add_tensor([3], dtype, "value", name="u")
+    g.add_tensor([3], "int64", "value", name="c")
+    kwargs = {"return_counts": True} | ({} if sorted_ is None else {"sorted": sorted_})
+    g.add_node(Node("n0", "torch.unique", "function", [{"ref": "k"}], kwargs, ["u", "c"]))
+    g.outputs = ["u", "c"]
+    k = torch.tensor([3, 1, 3, 0, 1, 3]).to(getattr(torch, dtype)) if dtype != "bool" else torch.tensor([1, 0, 1, 1, 0, 1]).bool()
+    env = run_graph(g, {"k": k}, {}, check=False)
+    reasons = sensitive_tensors(g, env, env, [env])
+    assert ("c" not in reasons) == judged, reasons
