@@ -120,6 +120,12 @@ def test_repro_sets_the_flags_and_runs_standalone(models, tmp_path):
     finally:
         m.graph.meta[META_KEY] = dict(CAPTURE_SETTINGS)
     assert "MODEL_SETTINGS" not in (plain / "repro.py").read_text()
+    # an upstream issue body says what the repro sets
+    from fuzz.triage.issue import issue_markdown
+
+    body = issue_markdown(tmp_path, "c-datadep", run_ablation=False)
+    assert "`torch._dynamo.config.capture_dynamic_output_shape_ops = True`" in body
+    assert "no `torch._dynamo.config`" in issue_markdown(tmp_path, "c-plain", run_ablation=False)
 
 
 @pytest.mark.parametrize("dtype,sorted_,judged", [("int64", True, True), ("bool", None, True),

@@ -126,3 +126,22 @@ def test_generated_forms_models_hold_datadep_chains_that_run(datadep_models):
     i, first = datadep_models[0]
     again = generate_model_for_index(load_ruleset(), GenConfig(nodes=6, policy=ModelPolicy(form="forms")), 5, i)
     assert again.graph.to_json() == first.graph.to_json()
+
+
+def test_grown_operators_never_read_a_value_sized_tensor():
+    """A guided campaign's ``grow`` mutant solves new rules on the seed's dims: never on a size that
+    only zeros gave (the values decide it), which the value search would then contradict."""
+    import random
+
+    from fuzz.gen.mutate import grow
+
+    grown = 0
+    for seed in range(12):
+        g = rewritten("masked_select", "float32")
+        sized = {o for n in g.nodes if n.extra.get("data_dependent") == "shape" for o in n.outputs}
+        for t in sized:  # as zeros record it under a mask they fill (threshold -0.5): 20 elements
+            g.tensors[t].shape = [20]
+        before = len(g.nodes)
+        grown += grow(g, random.Random(seed), 3, GenConfig(nodes=6)) > 0
+        assert not any(sized & set(n.inputs()) for n in g.nodes[before:])
+    assert grown  # it did grow
