@@ -11,6 +11,10 @@ record them as ``{name: {setting: value}}``; ``repro.py`` sets them with ``set_k
 into the script verbatim) before compiling, and leaves out those named in the environment
 variable ``ASSAY_REPRO_WITHOUT`` (comma-separated), which is how triage finds which knobs a case
 needs (``fuzz.triage.knob_ablation``).
+
+A model may need settings of its own to compile as written (``model_knobs``: dynamo's capture
+flags for a model with data-dependent calls, recorded in its ``graph.meta``): the session sets them
+around that model's compiles only, and its ``repro.py`` always sets them.
 """
 
 from __future__ import annotations
@@ -46,6 +50,23 @@ KNOBS: dict[str, dict] = {
 }
 
 ENV_WITHOUT = "ASSAY_REPRO_WITHOUT"
+# The knob name under which a model's own needs are set (``model_knobs``): not a campaign knob,
+# never drawn, never left out by ``ASSAY_REPRO_WITHOUT``.
+MODEL_KNOB = "model"
+
+
+def model_knobs(graph_meta) -> dict:
+    """The settings a model needs to compile as written, as knobs: ``{MODEL_KNOB: {setting: value}}``
+    from ``graph.meta["compile_settings"]`` (dynamo's capture flags for data-dependent calls,
+    ``fuzz.gen.datadep``), or ``{}``. Only ``dynamo.``/``inductor.`` settings to plain values count."""
+    from fuzz.gen.datadep import META_KEY
+
+    wanted = (graph_meta or {}).get(META_KEY) if isinstance(graph_meta, dict) else None
+    if not isinstance(wanted, dict):
+        return {}
+    settings = {k: v for k, v in sorted(wanted.items()) if isinstance(k, str) and k.partition(".")[0] in
+                ("dynamo", "inductor") and isinstance(v, (bool, int, float, str))}
+    return {MODEL_KNOB: settings} if settings else {}
 
 
 def set_knobs(knobs):

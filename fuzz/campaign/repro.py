@@ -20,6 +20,10 @@ compiled function at those sizes and checks its values (named ``call2:out<i>``) 
 repro runs one training step (``fuzz.campaign.train.train_step``, copied verbatim) eagerly, with
 the compiled module and in float64, and compares outputs, loss, gradients, parameters and buffers.
 
+A model whose graph records settings it needs to compile (dynamo's capture flags for
+data-dependent calls, ``fuzz.campaign.knobs.model_knobs``) has them set as ``MODEL_SETTINGS``
+before any compile.
+
 ``repro_source(program_src, case)`` takes the ``Case`` (``fuzz.campaign.case``: id, kind,
 backend, mode, device, check, versions, timeout_s, mem_limit_mb, error, diff,
 second_call); with ``inline_tensors`` small tensors are written into the script as exact
@@ -383,13 +387,30 @@ def _crash_signing() -> list[str]:
         "\n\n" + function_source(f) for f in (failure.normalise_message, failure.torch_frames, failure.short_type, failure.crash_text)]
 
 
-def _knob_lines(knobs: dict) -> list[str]:
-    """Set the compiler settings the case was found under (``fuzz.campaign.knobs``), before any
-    compile; ``ASSAY_REPRO_WITHOUT=a,b`` leaves knobs a and b at torch's defaults (triage's ablation)."""
-    return ["", "", f"KNOBS = {dict(sorted(knobs.items()))!r}  # compiler settings the case was found under",
-            f"for _name in os.environ.get({knob_table.ENV_WITHOUT!r}, '').split(','):",
-            "    KNOBS.pop(_name.strip(), None)", "", "", function_source(knob_table.set_knobs), "", "",
-            "set_knobs(KNOBS)"]
+def model_settings(case: Case) -> dict:
+    """The settings the case's model needs (``fuzz.campaign.knobs.model_knobs`` of its graph's meta)."""
+    from fuzz.errors import AssayError
+
+    try:
+        meta = case.graph.get("meta") if isinstance(case.graph, dict) else case.program_graph().meta
+    except AssayError:
+        return {}
+    return knob_table.model_knobs(meta)
+
+
+def _knob_lines(knobs: dict | None, model: dict) -> list[str]:
+    """Set the settings the model needs (``model``: ``fuzz.campaign.knobs.model_knobs``, always) and
+    the compiler settings the case was found under (``fuzz.campaign.knobs``), before any compile;
+    ``ASSAY_REPRO_WITHOUT=a,b`` leaves knobs a and b at torch's defaults (triage's ablation)."""
+    lines = []
+    if model:
+        lines += ["", "", f"MODEL_SETTINGS = {model!r}  # the model's data-dependent calls need these to compile as written"]
+    if knobs:
+        lines += ["", "", f"KNOBS = {dict(sorted(knobs.items()))!r}  # compiler settings the case was found under",
+                  f"for _name in os.environ.get({knob_table.ENV_WITHOUT!r}, '').split(','):",
+                  "    KNOBS.pop(_name.strip(), None)"]
+    lines += ["", "", function_source(knob_table.set_knobs), "", ""]
+    return lines + (["set_knobs(MODEL_SETTINGS)"] if model else []) + (["set_knobs(KNOBS)"] if knobs else [])
 
 
 def repro_source(program_src: str, case: Case, *, inline_tensors: dict | None = None,
@@ -439,6 +460,9 @@ def repro_source(program_src: str, case: Case, *, inline_tensors: dict | None = 
     if case.knobs:
         header.append(f"# Compiler knobs set before compiling: {', '.join(sorted(case.knobs))} "
                       f"(env {knob_table.ENV_WITHOUT}=NAME,... leaves those at torch's defaults)")
+    model_needs = model_settings(case)
+    if model_needs:
+        header.append("# The model's data-dependent calls need dynamo's capture flags: set before compiling (MODEL_SETTINGS)")
     signs_crash = kind == "crash" and bool(case.signature_text)
     header += ["import re", "import sys"] if signs_crash else ["import sys"]
     body = _program_body(program_src, inlined)
@@ -477,8 +501,8 @@ def repro_source(program_src: str, case: Case, *, inline_tensors: dict | None = 
                      function_source(train.train_step)]
     if mem_limit:
         settings += ["", "", function_source(limit_address_space)]
-    if case.knobs:
-        settings += _knob_lines(case.knobs)
+    if case.knobs or model_needs:
+        settings += _knob_lines(case.knobs, model_needs)
     if signs_crash:
         settings += _crash_signing()
     return ("\n".join(header) + "\n" + body + "\n".join(settings) + "\n\n"

@@ -6,7 +6,8 @@ a ``Reference`` (``fuzz.campaign.oracle``) does not judge them, nor anything com
 - outputs of random or uninitialised-memory ops (``empty``, ``rand``, ``dropout``...);
 - index outputs of ``argmax``/``max.dim``/``topk``/``sort``/``kthvalue``/... when a tie is
   among the candidates the op chose from (``slice_ties``; NNSmith's argmax false alarms), and
-  of ops whose slices cannot be located when the input has a near-tie anywhere;
+  of ops whose slices cannot be located when the input has a near-tie anywhere (not sorted
+  ``unique`` of integers or bools: its values and counts follow from the input);
 - integer/bool values derived from float rounding: ones whose float64 run differs from eager,
   or that change when float leaves are perturbed by a few ulps (``PERTURB``);
 - integer outputs converted from NaN, +-inf or out-of-range floats (``casts_unrepresentable``:
@@ -128,6 +129,15 @@ def _arg(node, position: int, name: str, default=None):
     if name in node.kwargs:
         return node.kwargs[name]
     return node.args[position] if len(node.args) > position else default
+
+
+def _exact_unique(node, short: str, eager_env: dict) -> bool:
+    """``unique`` sorted (its default) or ``unique_consecutive`` of an integer or bool tensor: its
+    values, inverse and counts follow from the input alone (no choice among equal elements)."""
+    if short not in ("unique", "unique_consecutive") or (short == "unique" and _arg(node, 1, "sorted", True) is False):
+        return False
+    source = _first_input(node, eager_env)
+    return source is not None and not is_float(source)
 
 
 def slice_ties(node, source, short: str) -> bool | None:
@@ -525,7 +535,7 @@ def sensitive_tensors(graph, eager_env: dict, ref_env: dict | None, perturbed_en
             for o in node.outputs:
                 reasons.setdefault(o, f"{node.name} is nondeterministic")
             continue
-        if short in INDEX_OPS:
+        if short in INDEX_OPS and not _exact_unique(node, short, eager_env):
             source = _first_input(node, ref_env or {}) if ref_env else None
             if source is None:
                 source = _first_input(node, eager_env)

@@ -15,7 +15,7 @@ import copy
 import logging
 import time
 
-from fuzz.campaign import oracle, sensitivity, train
+from fuzz.campaign import knobs, oracle, sensitivity, train
 from fuzz.campaign.case import SECOND_CALL_PREFIX
 from fuzz.campaign.verdict import Kind, Verdict, describe_error
 
@@ -385,6 +385,12 @@ class Session:
 
     # -- one test -----------------------------------------------------------------
     def run_test(self, backend_name: str, mode: str) -> Verdict:
+        """One test; under the settings the model needs (``fuzz.campaign.knobs.model_knobs``: dynamo's
+        capture flags for data-dependent calls), restored afterwards."""
+        with knobs.applied(knobs.model_knobs(self.model.graph.meta)):
+            return self._run_test(backend_name, mode)
+
+    def _run_test(self, backend_name: str, mode: str) -> Verdict:
         import torch
 
         from fuzz.campaign import backends

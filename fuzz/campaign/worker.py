@@ -128,8 +128,9 @@ def run_batch(job: dict, emit) -> None:
         else:
             ready.append((sub, session))
     judged = set()
-    # A model under compiler knobs (a guided campaign's mutant) compiles alone, under its knobs.
-    plain = [(sub, s) for sub, s in ready if not sub.get("knobs")]
+    # A model under compiler knobs (a guided campaign's mutant), or one that needs settings of its
+    # own (dynamo's capture flags, knobs.model_knobs), compiles alone, under them.
+    plain = [(sub, s) for sub, s in ready if not sub.get("knobs") and not knobs.model_knobs(s.model.graph.meta)]
     for backend in dict.fromkeys(t["backend"] for sub, _ in plain for t in sub["tests"] if t["mode"] in BATCHED_MODES):
         group = [(sub, s, t) for sub, s in plain for t in sub["tests"]
                  if t["backend"] == backend and t["mode"] in BATCHED_MODES]

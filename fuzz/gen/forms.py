@@ -30,8 +30,15 @@ records what it did in ``graph.meta["forms"]``:
 
 Every rewrite is first called on zero tensors of the solved shapes and kept only if it returns
 what the graph says. Not covered (docs/generator.md): vjp (it returns a function), transforms of a chain of graph nodes, autocast regions around more than one call,
-data-dependent output shapes, buffer mutation in training mode, input mutation (writes go into
+unbacked sizes fed to shape arguments, buffer mutation in training mode, input mutation (writes go into
 clones of graph values, never into graph inputs or parameters).
+- ``datadep`` (``fuzz.gen.datadep``): after a node making ``a``, a chain whose middle has a size or
+  scalar only the values decide and whose end has a static shape (a new graph output):
+  ``torch.nonzero``/``torch.argwhere`` of ``torch.gt(a, t)`` then ``torch.sum(idx, 0)``;
+  ``torch.masked_select`` then a sum; ``torch.unique(k, sorted=True)`` then a sum; or
+  ``torch.Tensor.item`` of a 0-dim tensor inside the next call's arguments. The graph records the
+  dynamo capture flags compiling them needs in ``graph.meta["compile_settings"]``; ``graph.meta
+  ["forms"]`` names the call (``nonzero``, ``masked_select``...).
 - ``autocast``: the call of a node with a float32 operand runs in an autocast region
   (``extra["autocast"]`` = bfloat16 or float16: the program writes ``with torch.autocast(
   device_type=x.device.type, dtype=torch.bfloat16):`` above its line; matmul/conv/linear run in the
@@ -44,10 +51,11 @@ clones of graph values, never into graph inputs or parameters).
 from __future__ import annotations
 
 from fuzz.gen.chooser import Chooser
+from fuzz.gen.datadep import rewrite_datadep
 from fuzz.ir.graph import Graph, Node, replace_refs
 from fuzz.ir.opnames import last_component
 
-FORMS = ("inplace", "out", "view_write", "checkpoint", "cond", "transform", "autocast")
+FORMS = ("inplace", "out", "view_write", "checkpoint", "cond", "transform", "autocast", "datadep")
 UNARY_PAIRS = ("sin", "cos", "tanh", "sigmoid", "neg", "abs", "exp", "relu", "square", "atan")
 VIEWS = ("select", "slice", "transpose", "diagonal", "narrow")
 WRITES = ("add_", "mul_", "fill_", "clamp_", "relu_", "neg_", "scatter_", "index_put_")
@@ -449,7 +457,18 @@ def _rewrite_autocast(g: Graph, i: int, ch: Chooser) -> bool:
 
 
 REWRITES = {"autocast": _rewrite_autocast, "inplace": _rewrite_inplace, "out": _rewrite_out, "view_write": _rewrite_view_write,
-            "checkpoint": _rewrite_checkpoint, "cond": _rewrite_cond, "transform": _rewrite_transform}
+            "checkpoint": _rewrite_checkpoint, "cond": _rewrite_cond, "transform": _rewrite_transform,
+            "datadep": rewrite_datadep}
+
+
+def _used_name(g: Graph, i: int, form: str) -> str:
+    """How ``g.meta["forms"]`` names a rewrite at node ``i``: the transform or data-dependent call
+    it placed (``vmap``, ``nonzero``...), else the form."""
+    if form == "transform":
+        return g.nodes[i + 1].extra["form"]
+    if form == "datadep":
+        return next(n.extra["datadep"] for n in g.nodes[i + 1:] if "datadep" in n.extra)
+    return form
 
 
 def apply_forms(g: Graph, ch: Chooser, count: int = 2) -> list[str]:
@@ -466,7 +485,7 @@ def apply_forms(g: Graph, ch: Chooser, count: int = 2) -> list[str]:
         for _ in range(min(6, len(candidates))):
             i = ch.choice(candidates)
             if REWRITES[form](g, i, ch):
-                used.append(form if form != "transform" else g.nodes[i + 1].extra["form"])
+                used.append(_used_name(g, i, form))
                 break
             candidates.remove(i)
     g.meta["forms"] = used

@@ -153,6 +153,8 @@ def _region(node: Node, device: str):
 
 
 def run_node(node: Node, env: dict, submodules: dict, device: str = "cpu") -> dict:
+    if device == "meta" and node.extra.get("data_dependent"):
+        return _on_zeros(node, env, submodules)
     args, kwargs = call_args(node, env, device)
     fn = submodules[node.id] if node.api == "module" else target(node)
     try:
@@ -163,13 +165,30 @@ def run_node(node: Node, env: dict, submodules: dict, device: str = "cpu") -> di
     return bind_outputs(node, result)
 
 
+def _on_zeros(node: Node, env: dict, submodules: dict) -> dict:
+    """A data-dependent call (``extra["data_dependent"]``, ``fuzz.gen.datadep``) on meta tensors: meta
+    tensors hold no values to count or read, so it runs on CPU zeros of its inputs' shapes, as
+    the generator checked it; its outputs come back as meta tensors of the shapes zeros gave."""
+    import torch
+    from torch.utils._python_dispatch import _disable_current_modes
+
+    with _disable_current_modes():  # making the zeros is no operator of the graph (aten_ops records the call)
+        zeros = {t: torch.zeros(env[t].shape, dtype=env[t].dtype, device="cpu") for t in node.inputs()}
+    outs = run_node(node, zeros, submodules, "cpu")
+    with _disable_current_modes():
+        return {k: v.to("meta") for k, v in outs.items()}
+
+
 def check_outputs(graph: Graph, node: Node, outs: dict) -> None:
     for name in node.outputs:
         info = graph.tensors[name]
         t = outs.get(name)
         if t is None:
             raise NodeError(node, f"no value for output {name}")
-        if list(t.shape) != list(info.shape) or dtype_name(t.dtype) != info.dtype:
+        # a data-dependent output shape (fuzz.gen.datadep): the graph holds the rank, the size zeros gave
+        shape_ok = list(t.shape) == list(info.shape) or (
+            node.extra.get("data_dependent") == "shape" and t.dim() == len(info.shape))
+        if not shape_ok or dtype_name(t.dtype) != info.dtype:
             raise NodeError(node, f"{name}: got {dtype_name(t.dtype)}{list(t.shape)}, predicted {info.dtype}{info.shape}")
 
 

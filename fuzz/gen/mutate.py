@@ -60,8 +60,11 @@ def grow(g: Graph, rng: random.Random, count: int, cfg: GenConfig) -> int:
     """Add up to ``count`` operators to ``g`` through the rules (forward only); how many were added."""
     rs = load_ruleset()
     b = Builder(rs, dataclasses.replace(cfg, forward_prob=1.0), RandomChooser(rng))
+    # a size the values decide (fuzz.gen.datadep) is no dim a rule can be solved on: not read
+    data_sized = {o for n in g.nodes if n.extra.get("data_dependent") == "shape" for o in n.outputs}
     for name, t in g.tensors.items():
-        b.tensors[name] = SymbolicTensor(name, [int(d) for d in t.shape], t.dtype, t.role)
+        if name not in data_sized:
+            b.tensors[name] = SymbolicTensor(name, [int(d) for d in t.shape], t.dtype, t.role)
     for n in g.nodes:
         if n.name in rs.stem:
             b.used_ops.add(n.name)

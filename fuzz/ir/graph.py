@@ -76,6 +76,8 @@ def refs_in(value: Any) -> Iterator[str]:
             yield value["ref"]
         elif "tuple" in value:
             yield from refs_in(value["tuple"])
+        elif "call" in value:  # a value made by a call on tensors: torch.Tensor.item(t) (fuzz.gen.datadep)
+            yield from refs_in([value.get("args", []), [value.get("kwargs", {})[k] for k in sorted(value.get("kwargs", {}))]])
 
 
 def replace_refs(value: Any, mapping: dict[str, str]) -> Any:
@@ -87,6 +89,9 @@ def replace_refs(value: Any, mapping: dict[str, str]) -> Any:
             return {"ref": mapping.get(value["ref"], value["ref"])}
         if "tuple" in value:
             return {"tuple": [replace_refs(v, mapping) for v in value["tuple"]]}
+        if "call" in value:
+            return {**value, "args": replace_refs(value.get("args", []), mapping),
+                    "kwargs": {k: replace_refs(v, mapping) for k, v in value.get("kwargs", {}).items()}}
     return value
 
 

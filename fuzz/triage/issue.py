@@ -192,7 +192,7 @@ def issue_markdown(root, case_id: str, *, known_file=None, backends=ABLATION, ti
               + (" on the module in training mode, then one SGD step with momentum (loss, gradients, updated "
                  "parameters and buffers compared)" if mode == "train" else "")
               + (", called again at other input sizes" if shown.second_call else ""),
-              "- no `torch._dynamo.config` / `torch._inductor.config` changes; `torch._dynamo.reset()` before compiling",
+              _config_line(shown),
               f"- device: {shown.device or 'cpu'}", ""]
     env = environment()
     found = shown.versions or {}
@@ -203,3 +203,18 @@ def issue_markdown(root, case_id: str, *, known_file=None, backends=ABLATION, ti
     lines += ["", f"<sub>Assay case `{case.id}`{' (reduced: `' + shown.id + '`)' if shown is not case else ''}, "
               f"signature `{shown.failure.id}`.</sub>", ""]
     return "\n".join(lines)
+
+
+def _config_line(case: Case) -> str:
+    """The config changes the repro makes before compiling: the settings the model needs (dynamo's
+    capture flags for data-dependent calls) and the knobs the case was found under."""
+    roots = {"dynamo": "torch._dynamo.config", "inductor": "torch._inductor.config"}
+    settings: dict = {}
+    for group in (repro.model_settings(case), case.knobs or {}):
+        for values in group.values():
+            settings.update(values if isinstance(values, dict) else {})
+    set_ = [f"`{roots[k.partition('.')[0]]}.{k.partition('.')[2]} = {v!r}`" for k, v in sorted(settings.items())
+            if k.partition(".")[0] in roots]
+    if not set_:
+        return "- no `torch._dynamo.config` / `torch._inductor.config` changes; `torch._dynamo.reset()` before compiling"
+    return f"- set before compiling: {', '.join(set_)}; `torch._dynamo.reset()` before compiling"
