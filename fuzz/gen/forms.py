@@ -26,10 +26,14 @@ records what it did in ``graph.meta["forms"]``:
   float tensor ``a``; the function made by the transform is the encoded value
   ``{"call": "torch.vmap", "args": [{"fn": "torch.sum"}], "kwargs": {...}}``.
 
+- ``buffer``/``input_write`` (``fuzz.gen.state_forms``): a registered buffer updated in place in
+  ``forward`` (a running mean, a step counter) and read after, or a graph input written in place;
+  ``graph.meta["writes"]`` names them and the campaign judges them after every call.
+
 Every rewrite is first called on zero tensors of the solved shapes and kept only if it returns
-what the graph says. Not covered (docs/generator.md): jvp/vjp/hessian, transforms of a chain of graph nodes, autocast regions around more than one call,
-data-dependent output shapes, buffer mutation in training mode, input mutation (writes go into
-clones of graph values, never into graph inputs or parameters).
+what the graph says. Apart from the state forms, writes go into clones of graph values, never into
+graph inputs or parameters. Not covered (docs/generator.md): jvp/vjp/hessian, transforms of a chain
+of graph nodes, autocast regions around more than one call, data-dependent output shapes.
 - ``autocast``: the call of a node with a float32 operand runs in an autocast region
   (``extra["autocast"]`` = bfloat16 or float16: the program writes ``with torch.autocast(
   device_type=x.device.type, dtype=torch.bfloat16):`` above its line; matmul/conv/linear run in the
@@ -42,10 +46,11 @@ clones of graph values, never into graph inputs or parameters).
 from __future__ import annotations
 
 from fuzz.gen.chooser import Chooser
+from fuzz.gen.state_forms import STATE_REWRITES
 from fuzz.ir.graph import Graph, Node, replace_refs
 from fuzz.ir.opnames import last_component
 
-FORMS = ("inplace", "out", "view_write", "checkpoint", "cond", "transform", "autocast")
+FORMS = ("inplace", "out", "view_write", "checkpoint", "cond", "transform", "autocast") + tuple(STATE_REWRITES)
 UNARY_PAIRS = ("sin", "cos", "tanh", "sigmoid", "neg", "abs", "exp", "relu", "square", "atan")
 VIEWS = ("select", "slice", "transpose", "diagonal", "narrow")
 WRITES = ("add_", "mul_", "fill_", "clamp_", "relu_", "neg_", "scatter_", "index_put_")
@@ -434,7 +439,7 @@ def _rewrite_autocast(g: Graph, i: int, ch: Chooser) -> bool:
 
 
 REWRITES = {"autocast": _rewrite_autocast, "inplace": _rewrite_inplace, "out": _rewrite_out, "view_write": _rewrite_view_write,
-            "checkpoint": _rewrite_checkpoint, "cond": _rewrite_cond, "transform": _rewrite_transform}
+            "checkpoint": _rewrite_checkpoint, "cond": _rewrite_cond, "transform": _rewrite_transform, **STATE_REWRITES}
 
 
 def apply_forms(g: Graph, ch: Chooser, count: int = 2) -> list[str]:
