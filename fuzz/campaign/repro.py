@@ -95,6 +95,63 @@ def _values(model, inputs, dtype64=False, compiled=False):
     return {} if res is None else dict(zip(res[1], res[0]))
 """
 
+# A model that writes buffers or inputs in place (the program's WRITES, fuzz.gen.state_forms): every
+# call on its own copies, the written state judged after it as buffer:<name> / input:<name>.
+_VALUES_FWD_STATE = """
+def _values(fn, inputs, dtype64=False, module=None):
+    xs = [x.clone() for x in inputs]
+    with torch.no_grad():
+        out = fn(*xs)
+    out = list(out) if isinstance(out, (tuple, list)) else [out]
+    return {**{f"out{i}": o for i, o in enumerate(out)}, **_state(fn, module, xs)}
+"""
+
+_VALUES_BWD_STATE = """
+def _values(fn, inputs, dtype64=False, module=None):
+    \"\"\"name -> value: outputs out0.., grad:<name> gradients, then the written state.\"\"\"
+    inputs = _leaves(inputs)
+    module = fn if module is None else module
+    res = outputs_and_grads(fn, module, PARAM_NAMES, inputs, INPUT_NAMES, SKIP, dtype64)
+    if res is None:
+        return {}
+    values, names = res
+    return {**dict(zip([f"out{i}" for i in range(len(values) - len(names))] + names, values)),
+            **_state(fn, module, inputs)}
+"""
+
+_STATE = """
+def _leaves(inputs):
+    \"\"\"Copies of the inputs, the float ones requiring grad, except those forward writes in place.\"\"\"
+    written = {name for kind, name in WRITES if kind == "input"}
+    return [x.detach().clone().requires_grad_(x.dtype.is_floating_point and n not in written)
+            for n, x in zip(INPUT_NAMES, inputs)]
+
+
+def _buffers(fn, module):
+    holder = fn if isinstance(fn, torch.nn.Module) else module
+    return {n.replace("_orig_mod.", ""): b for n, b in holder.named_buffers()} if holder is not None else {}
+
+
+def _state(fn, module, xs):
+    \"\"\"The buffers and inputs forward wrote (WRITES), after the call.\"\"\"
+    buffers, by_name = _buffers(fn, module), dict(zip(INPUT_NAMES, xs))
+    out = {}
+    for kind, name in WRITES:
+        t = by_name.get(name) if kind == "input" else buffers.get(name)
+        if t is not None:
+            out[f"{kind}:{name}"] = t.detach().clone()
+    return out
+
+
+def _restore(fn, module, model):
+    \"\"\"The compiled module's buffers back to the saved ones (a second call starts where eager's does).\"\"\"
+    start = dict(model.named_buffers())
+    with torch.no_grad():
+        for name, b in _buffers(fn, module).items():
+            if name in start:
+                b.copy_(start[name])
+"""
+
 _SECOND_CALL = """
 def _second_call_inputs():
     \"\"\"Dynamic mode's second call: the same inputs at other sizes, saved beside the first ones.\"\"\"
@@ -187,9 +244,15 @@ if __name__ == "__main__":
 """
 
 
-def _main_source(mode: str, dynamic_second: bool, mem_limit: bool) -> str:
-    """main() for one mode, its placeholders filled."""
-    if mode == "bwd":
+def _main_source(mode: str, dynamic_second: bool, mem_limit: bool, state: bool = False) -> str:
+    """main() for one mode, its placeholders filled (``state``: the program writes buffers or inputs)."""
+    if mode == "bwd" and state:
+        eager = ("m = copy.deepcopy(model)\n        expected = _values(m, inputs)")
+        compiled = ("module = copy.deepcopy(model)\n"
+                    "        fn = compile_model(module, _leaves(inputs), dynamic=False)\n"
+                    "        actual = _values(fn, inputs, module=module)")
+        prep = "global PARAM_NAMES\n        PARAM_NAMES = [n for n, _ in model.named_parameters()]"
+    elif mode == "bwd":
         eager = ("m = copy.deepcopy(model)\n        expected = _values(m, inputs)")
         compiled = ("module = copy.deepcopy(model)\n"
                     "        xs = [x.detach().clone().requires_grad_(x.dtype.is_floating_point) for x in inputs]\n"
@@ -199,6 +262,13 @@ def _main_source(mode: str, dynamic_second: bool, mem_limit: bool) -> str:
     elif mode == "train":  # one training step: the module in training mode, compiled by the backend
         eager = "expected = _values(model, inputs)"
         compiled = "actual = _values(model, inputs, compiled=True)"
+        prep = ""
+    elif state:
+        eager = "expected = _values(copy.deepcopy(model), inputs)"
+        compiled = ("module = copy.deepcopy(model)\n"
+                    "        with torch.no_grad():\n"
+                    f"            fn = compile_model(module, [x.clone() for x in inputs], dynamic={mode == 'dynamic'})\n"
+                    "        actual = _values(fn, inputs, module=module)")
         prep = ""
     else:
         eager = "expected = _values(copy.deepcopy(model), inputs)"
@@ -215,7 +285,8 @@ def _main_source(mode: str, dynamic_second: bool, mem_limit: bool) -> str:
         prep = "inputs2 = _second_call_inputs()"
         eager += "\n        if inputs2 is not None:\n            expected.update(_call2(_values(copy.deepcopy(model), inputs2)))"
         compiled += ("\n        if inputs2 is not None:  # the same compiled function at other sizes (dynamo may recompile)\n"
-                     "            actual.update(_call2(_values(fn, inputs2)))")
+                     + ("            _restore(fn, module, model)\n" if state else "")
+                     + f"            actual.update(_call2(_values(fn, inputs2{', module=module' if state else ''})))")
         ref += ("\n    if ref is not None and inputs2 is not None:\n"
                 "        try:\n"
                 "            m64 = copy.deepcopy(model).to(torch.float64)\n"
@@ -228,7 +299,10 @@ def _main_source(mode: str, dynamic_second: bool, mem_limit: bool) -> str:
                        ("EAGER", eager), ("COMPILED", compiled), ("REFERENCE", ref)):
         indent = "    " if key == "REFERENCE" else "        "
         src = src.replace(f"{indent}{key}\n", f"{indent}{value}\n" if value else "", 1)
-    pieces = [{"bwd": _VALUES_BWD, "train": _VALUES_TRAIN}.get(mode, _VALUES_FWD)]
+    if state and mode != "train":  # train mode judges every buffer already (train_step)
+        pieces = [_VALUES_BWD_STATE if mode == "bwd" else _VALUES_FWD_STATE, _STATE]
+    else:
+        pieces = [{"bwd": _VALUES_BWD, "train": _VALUES_TRAIN}.get(mode, _VALUES_FWD)]
     if dynamic_second:
         pieces += [_SECOND_CALL, '\ndef _call2(values):\n    return {f"call2:{k}": v for k, v in values.items()}\n']
     return "".join(pieces) + _JUDGE + src
@@ -459,7 +533,8 @@ def repro_source(program_src: str, case: Case, *, inline_tensors: dict | None = 
         f"OOM_MARKERS = {tuple(oracle.OOM_MARKERS)!r}",
         f"TIMEOUT_S = {int(case.timeout_s or 300)}",
     ]
-    if mode in ("bwd", "dynamic"):
+    state = "\nWRITES = " in program_src  # forward writes buffers or inputs (fuzz.gen.program)
+    if mode in ("bwd", "dynamic") or state:
         settings += [f"INPUT_NAMES = {input_names!r}"]
     if mode == "bwd":
         settings += ["PARAM_NAMES = None"]
@@ -482,7 +557,7 @@ def repro_source(program_src: str, case: Case, *, inline_tensors: dict | None = 
     if signs_crash:
         settings += _crash_signing()
     return ("\n".join(header) + "\n" + body + "\n".join(settings) + "\n\n"
-            + _main_source(mode, bool(sc), mem_limit))
+            + _main_source(mode, bool(sc), mem_limit, state))
 
 
 def write_repro(case_dir) -> Path:

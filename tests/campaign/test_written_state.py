@@ -1,0 +1,100 @@
+"""The oracle judges the state a model's forward writes (a buffer, a graph input) after every call:
+real aot_eager/inductor runs of generated state-form models pass in fwd, bwd and dynamic mode, and a
+compiled run that loses or doubles the writes (test backends ``_lose_state``, ``_double_state``:
+right outputs, wrong state) is a mismatch on ``buffer:<name>`` / ``input:<name>``, whose repro.py
+exits 1 in a fresh process and 0 for the real backend."""
+
+import os
+import subprocess
+import sys
+import warnings
+
+import pytest
+import torch
+
+from fuzz.campaign import repro, session, worker
+from fuzz.campaign.case import Case
+from fuzz.gen import program
+from fuzz.gen.config import GenConfig
+from fuzz.gen.generate import generate_model_for_index
+from fuzz.gen.policy import ModelPolicy
+from fuzz.gen.ruleset import load_ruleset
+
+
+@pytest.fixture(scope="module")
+def saved(tmp_path_factory):
+    """Generated forms models (seed 13, 8 nodes): 2 updates a running-mean buffer, 4 writes an input."""
+    warnings.filterwarnings("ignore")
+    cfg = GenConfig(nodes=8, policy=ModelPolicy(form="forms"))
+    root = tmp_path_factory.mktemp("state")
+    out = {}
+    for i in (2, 4):
+        m = generate_model_for_index(load_ruleset(), cfg, 13, i)
+        program.save_program(m.graph, m.tensors(), root / str(i))
+        out[i] = root / str(i)
+    return out
+
+
+@pytest.fixture(scope="module")
+def sessions(saved):
+    return {i: session.Session(worker.load_model({"source": {"program_dir": str(d)}})) for i, d in saved.items()}
+
+
+@pytest.fixture
+def test_backends(monkeypatch):
+    monkeypatch.setenv("ASSAY_TEST_BACKENDS", "1")
+
+
+def test_references_name_the_written_state_and_start_from_the_saved_state(saved, sessions):
+    buf, inp = sessions[2], sessions[4]
+    assert [n for n in buf.fwd_ref.names if ":" in n] == ["buffer:running_17"]
+    assert [n for n in inp.fwd_ref.names if ":" in n] == ["input:x_6"]
+    for i, s in sessions.items():
+        k = len(s.model.graph.outputs)
+        if s.fwd_ref.ref64 is not None:  # the float64 run of the state agrees with eager's
+            torch.testing.assert_close(s.fwd_ref.ref64[k].to(s.fwd_ref.eager[k].dtype), s.fwd_ref.eager[k],
+                                       rtol=2e-2, atol=2e-2, equal_nan=True)
+        # every reference run (eager, every intermediate, float64, perturbed) ran on a copy: the
+        # session's modules, which later runs copy, still hold the saved state
+        start = program.load_program(saved[i])[1].state_dict()
+        for module in (s.module, s.full_module):
+            assert all(torch.equal(t, start[name]) for name, t in module.state_dict().items())
+    assert "grad:x_6" not in inp.bwd_reference().names  # a written input is no gradient leaf
+
+
+@pytest.mark.parametrize("mode", ["fwd", "bwd", "dynamic"])
+def test_real_compile_passes_on_state_models(sessions, mode):
+    for s in sessions.values():
+        v = s.run_test("aot_eager", mode)
+        assert v.kind == "pass", (v.detail, v.diff, v.error)
+    if mode == "fwd":
+        v = sessions[2].run_test("inductor", mode)
+        assert v.kind == "pass", (v.detail, v.diff, v.error)
+
+
+@pytest.mark.parametrize("backend", ["_lose_state", "_double_state"])
+@pytest.mark.parametrize("mode", ["fwd", "bwd", "dynamic"])
+def test_lost_or_doubled_writes_are_mismatches(sessions, test_backends, backend, mode):
+    for i, where in ((2, "buffer:running_17"), (4, "input:x_6")):
+        v = sessions[i].run_test(backend, mode)
+        assert v.kind == "mismatch" and v.diff["where"] == where, (i, v.detail, v.diff, v.error)
+
+
+def test_repro_judges_the_written_state(saved, sessions, test_backends, tmp_path):
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "ASSAY_TEST_BACKENDS")}
+    src = (saved[2] / "program.py").read_text()
+    codes = {}
+    for backend in ("_lose_state", "aot_eager"):
+        d = tmp_path / backend
+        d.mkdir()
+        for f in ("inputs.safetensors", "params.safetensors"):
+            (d / f).write_bytes((saved[2] / f).read_bytes())
+        case = Case(id=backend, kind="mismatch", detail="values", backend=backend, mode="fwd",
+                    check=["buffer:running_17"], timeout_s=120)
+        (d / "repro.py").write_text(repro.repro_source(src, case))
+        r = subprocess.run([sys.executable, "-I", "repro.py"], cwd=d, env=env, capture_output=True, text=True,
+                           timeout=300)
+        codes[backend] = (r.returncode, r.stdout[-400:] + r.stderr[-1500:])
+    assert codes["_lose_state"][0] == repro.REPRODUCED, codes
+    assert "buffer:running_17" in codes["_lose_state"][1]
+    assert codes["aot_eager"][0] == repro.AGREE, codes
