@@ -452,10 +452,10 @@ class Session:
             return []
         return written.read(self.writes, fn, module if backend.state_readable else None, inputs, self.input_names)
 
-    @staticmethod
-    def _readable(reference, actual):
-        """``reference`` less the state values a backend's run could not give (None)."""
-        names = [n for n, a in zip(reference.names, actual) if a is None and not n.startswith("grad:")]
+    def _readable(self, reference, actual):
+        """``reference`` less the written-state values a backend's run could not give (None)."""
+        state = {prefix + label for prefix in ("", "call2:") for label in written.labels(self.writes)}
+        names = [n for n, a in zip(reference.names, actual) if a is None and n in state]
         if not names:
             return reference
         return dataclasses.replace(reference, skip={**reference.skip, **{n: written.UNREADABLE for n in names}})

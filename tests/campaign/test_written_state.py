@@ -98,3 +98,19 @@ def test_repro_judges_the_written_state(saved, sessions, test_backends, tmp_path
     assert codes["_lose_state"][0] == repro.REPRODUCED, codes
     assert "buffer:running_17" in codes["_lose_state"][1]
     assert codes["aot_eager"][0] == repro.AGREE, codes
+
+
+def test_unreadable_state_is_skipped_but_a_missing_output_is_not(sessions):
+    from fuzz.campaign import oracle, written
+
+    s = sessions[2]
+    ref = s.fwd_ref
+    state_at = ref.names.index("buffer:running_17")
+    no_state = [e.clone() if e is not None else None for e in ref.eager]
+    no_state[state_at] = None  # aoti: the buffers cannot be read after the call
+    judged = s._readable(ref, no_state)
+    assert judged.skip["buffer:running_17"] == written.UNREADABLE
+    assert oracle.judge(judged, no_state).kind == "pass"
+    no_output = [e.clone() if e is not None else None for e in ref.eager]
+    no_output[0] = None
+    assert oracle.judge(s._readable(ref, no_output), no_output).kind == "mismatch"
