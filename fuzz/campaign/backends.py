@@ -16,6 +16,8 @@ Test-only backends (fault injection, prefixed ``_``) exist only when the
 environment variable ``ASSAY_TEST_BACKENDS=1`` is set: ``_segfault``, ``_abort``,
 ``_hang``, ``_oom`` (allocates 10 GB), ``_raise``, ``_perturb`` (a wrong result),
 ``_perturb_resized`` (wrong only when called at sizes other than the compiled ones),
+``_lose_state`` / ``_double_state`` (right outputs, but the buffers and inputs forward writes are
+left unwritten / written twice),
 ``_gate`` (a compile that blocks until the directory ``$ASSAY_GATE`` holds a file ``open``
 or a ``ticket-*`` it can take: tests stop a campaign at a known point).
 """
@@ -41,6 +43,7 @@ class Backend:
     modes: tuple = MODES        # modes it supports
     description: str = ""
     test_only: bool = False
+    state_readable: bool = True  # the compiled callable writes the buffers of the module it was given
 
     def compile_function(self):
         """The ``compile_model`` function defined by the snippet."""
@@ -104,7 +107,8 @@ register(Backend("aoti", _EXPORT_SHAPES + '''
         finally:
             shutil.rmtree(folder, ignore_errors=True)
         return lambda *args: loaded(*args)
-''', modes=("fwd", "dynamic"), description="AOTInductor: aoti_compile_and_package + aoti_load_package"))
+''', modes=("fwd", "dynamic"), state_readable=False,
+                 description="AOTInductor: aoti_compile_and_package + aoti_load_package"))
 
 
 # -- test-only fault injection ----------------------------------------------
@@ -173,6 +177,29 @@ _TEST_BACKENDS = [
             outs = list(out) if isinstance(out, (tuple, list)) else [out]
             outs[0] = outs[0] + 1.0 + outs[0].abs()  # wrong only at sizes other than the compiled ones
             return tuple(outs)
+        return run
+    ''', test_only=True),
+    Backend("_lose_state", '''
+    def compile_model(model, inputs, dynamic=False):
+        def run(*args):  # right outputs and gradients; the writes into buffers and inputs are lost
+            saved = [b.detach().clone() for b in model.buffers()]
+            out = model(*[a.clone() for a in args])
+            with torch.no_grad():
+                for b, s in zip(model.buffers(), saved):
+                    b.copy_(s)
+            return out
+        return run
+    ''', test_only=True),
+    Backend("_double_state", '''
+    def compile_model(model, inputs, dynamic=False):
+        def run(*args):  # the outputs of one call; buffers and inputs written twice
+            once = [a.clone() for a in args]
+            out = model(*once)
+            with torch.no_grad():
+                for a, o in zip(args, once):
+                    a.copy_(o)
+                model(*args)
+            return out
         return run
     ''', test_only=True),
     Backend("_perturb", '''

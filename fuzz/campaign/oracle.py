@@ -183,6 +183,9 @@ def outputs_and_grads(fn, module, param_names, inputs, input_names, skip=(), dty
     """
     import torch
 
+    # Which inputs require grad is read before the call: an input forward writes in place with a
+    # value that requires grad requires grad afterwards, in one backend's run and not in another's.
+    leaves = [(n, t) for n, t in zip(input_names, inputs) if isinstance(t, torch.Tensor) and t.requires_grad]
     outs = fn(*inputs)
     outs = list(outs) if isinstance(outs, (tuple, list)) else [outs]
     loss = weighted_loss(outs, skip)
@@ -190,10 +193,9 @@ def outputs_and_grads(fn, module, param_names, inputs, input_names, skip=(), dty
         return None
     params = {n.replace("_orig_mod.", ""): p for n, p in module.named_parameters()}
     names, wrt = [], []
-    for n, t in zip(input_names, inputs):
-        if isinstance(t, torch.Tensor) and t.requires_grad:
-            names.append(f"grad:{n}")
-            wrt.append(t)
+    for n, t in leaves:
+        names.append(f"grad:{n}")
+        wrt.append(t)
     for n in param_names:
         names.append(f"grad:{n}")
         wrt.append(params.get(n))

@@ -43,6 +43,7 @@ from pathlib import Path
 
 from fuzz.campaign import knobs as knob_table
 from fuzz.campaign import oracle, train
+from fuzz.campaign import repro_snippets as snippets
 from fuzz.campaign.case import Case, read_case
 from fuzz.isolation import limit_address_space
 
@@ -65,135 +66,15 @@ def strip_main(program_src: str) -> str:
 # Exit codes of every repro.py (docs/triage.md): the same failure is the case's kind and signature.
 AGREE, REPRODUCED, DIFFERENT, CANNOT_RUN = 0, 1, 3, 4
 
-# The pieces of main(), joined by mode: a fwd repro carries neither gradients nor a second call.
-_VALUES_FWD = """
-def _values(fn, inputs, dtype64=False):
-    with torch.no_grad():
-        out = fn(*[x.clone() for x in inputs])
-    out = list(out) if isinstance(out, (tuple, list)) else [out]
-    return {f"out{i}": o for i, o in enumerate(out)}
-"""
-
-_VALUES_BWD = """
-def _values(fn, inputs, dtype64=False, module=None):
-    \"\"\"name -> value: outputs out0.. and grad:<name> gradients.\"\"\"
-    inputs = [x.detach().clone().requires_grad_(x.dtype.is_floating_point) for x in inputs]
-    module = fn if module is None else module
-    res = outputs_and_grads(fn, module, PARAM_NAMES, inputs, INPUT_NAMES, SKIP, dtype64)
-    if res is None:
-        return {}
-    values, names = res
-    return dict(zip([f"out{i}" for i in range(len(values) - len(names))] + names, values))
-"""
-
-_VALUES_TRAIN = """
-def _values(model, inputs, dtype64=False, compiled=False):
-    \"\"\"name -> value after one training step (train_step) of a copy of model, eager or compiled.\"\"\"
-    import copy
-
-    torch.manual_seed(0)
-    module = copy.deepcopy(model).train()
-    xs = [x.clone() for x in inputs]
-    fn = compile_model(module, xs, dynamic=False) if compiled else module
-    res = train_step(fn, module, xs, SKIP)
-    return {} if res is None else dict(zip(res[1], res[0]))
-"""
-
-_SECOND_CALL = """
-def _second_call_inputs():
-    \"\"\"Dynamic mode's second call: the same inputs at other sizes, saved beside the first ones.\"\"\"
-    if not SECOND_CALL:
-        return None
-    tensors = read_safetensors(os.path.join(HERE, "inputs.safetensors"))
-    keys = [SECOND_CALL["key_prefix"] + n for n in INPUT_NAMES]
-    if any(k not in tensors for k in keys):
-        raise ValueError("inputs.safetensors lacks the second call's inputs")
-    return [tensors[k].to(DEVICE) for k in keys]
-"""
-
-_JUDGE = """
-def _differs(expected, actual, ref):
-    \"\"\"(what, line) for the worst difference in CHECK (all values if empty), what as the oracle names it.\"\"\"
-    worst = None
-    for name in CHECK or [n for n in expected if n not in SKIP]:
-        e, a, r = expected.get(name), actual.get(name), (ref or {}).get(name)
-        if e is None and a is None:
-            continue
-        if not isinstance(e, torch.Tensor) or not isinstance(a, torch.Tensor) or a.dtype != e.dtype or a.shape != e.shape:
-            what = "type" if type(e) is not type(a) else "dtype" if a.dtype != e.dtype else "shape"
-            return what, f"{name}: eager {e!r:.60}, {BACKEND} {a!r:.60}"
-        if e.dtype.is_floating_point or e.dtype.is_complex:
-            atol, rtol, g = TOLERANCE.get(str(e.dtype)[6:], TOLERANCE["float32"])
-            if r is None or r.shape != e.shape:  # no float64 reference: judge against eager, 10x looser
-                r, atol, rtol, g = e, atol * 10, rtol * 10, g * 10
-            limit = 0.5 * torch.finfo(e.dtype).max if e.dtype.is_floating_point else None
-            mask = value_mismatch(r, e, a, atol, rtol, g, K, limit, not name.startswith("grad:")).reshape(-1)
-        else:
-            r, mask = e, (a.cpu() != e.cpu()).reshape(-1)
-        if bool(mask.any()):
-            r, e, a = [(torch.view_as_real(t) if t.is_complex() else t).detach().cpu().double().reshape(-1) for t in (r, e, a)]
-            err = torch.nan_to_num(torch.where(mask, (a - r).abs(), torch.zeros_like(r)), nan=float("inf"))
-            i = int(err.argmax())
-            line = f"{name}: {int(mask.sum())}/{mask.numel()} off; worst [{i}]: float64 {r[i]}, eager {e[i]}, {BACKEND} {a[i]}"
-            if worst is None or float(err[i]) > worst[0]:
-                worst = (float(err[i]), "values" if bool(torch.isfinite(a[i])) else "nonfinite", line)
-    return None if worst is None else worst[1:]
-"""
-
-_MAIN = """
-def main():
-    import copy, faulthandler, threading, traceback
-
-    def hung():
-        print(f"{'REPRODUCED' if EXPECTED == 'hang' else 'DIFFERENT'}: no result in {TIMEOUT_S} s (a hang)", flush=True)
-        os._exit(1 if EXPECTED == "hang" else 3)
-
-    threading.Timer(TIMEOUT_S, hung).start()
-    faulthandler.dump_traceback_later(TIMEOUT_S + 30, exit=True)  # a hang holding the GIL: exit 1
-    try:  # missing or corrupt files: nothing to judge
-        LIMIT
-        torch.manual_seed(0)
-        model, inputs = load_model().to(DEVICE), [t.to(DEVICE) for t in load_inputs()]
-        PREP
-    except Exception as exc:
-        return print(f"CANNOT RUN: the model or tensors do not load ({type(exc).__name__}: {exc})") or 4
-    try:
-        EAGER
-    except Exception:
-        traceback.print_exc()
-        return print("DIFFERENT: eager itself raised") or 3
-    try:
-        COMPILED
-    except Exception as exc:
-        tb = traceback.format_exc()
-        typ = f"{type(exc).__module__}.{type(exc).__qualname__}"
-        kind = "oom" if any(m in f"{typ} {exc}".lower() for m in OOM_MARKERS) else "crash"
-        got = crash_text(BACKEND, typ, str(exc), tb) if SIGNATURE else kind
-        same = kind == EXPECTED and got == (SIGNATURE or kind)
-        print(tb + ("REPRODUCED" if same else "DIFFERENT") + f": {BACKEND} raised ({kind}): {got}")
-        return 1 if same else 3
-    REFERENCE
-    found = _differs(expected, actual, ref)
-    if found is None:
-        return print(f"AGREE: eager and {BACKEND} agree (not the saved {EXPECTED})") or 0
-    same = EXPECTED == "mismatch" and found[0] == DETAIL
-    print(found[1] + "\\n" + ("REPRODUCED" if same else "DIFFERENT") + f": {BACKEND} differs from eager ({found[0]})")
-    return 1 if same else 3
-
-
-if __name__ == "__main__":
-    try:
-        code = main()
-    except BaseException as exc:  # anything unforeseen is not a reproduction
-        code = print(f"CANNOT RUN: {type(exc).__name__}: {exc}") or 4
-    sys.stdout.flush()
-    os._exit(code)  # not sys.exit: the hang watchdog must not keep the process alive
-"""
-
-
-def _main_source(mode: str, dynamic_second: bool, mem_limit: bool) -> str:
-    """main() for one mode, its placeholders filled."""
-    if mode == "bwd":
+def _main_source(mode: str, dynamic_second: bool, mem_limit: bool, state: bool = False) -> str:
+    """main() for one mode, its placeholders filled (``state``: the program writes buffers or inputs)."""
+    if mode == "bwd" and state:
+        eager = ("m = copy.deepcopy(model)\n        expected = _values(m, inputs)")
+        compiled = ("module = copy.deepcopy(model)\n"
+                    "        fn = compile_model(module, _leaves(inputs), dynamic=False)\n"
+                    "        actual = _values(fn, inputs, module=module)")
+        prep = "global PARAM_NAMES\n        PARAM_NAMES = [n for n, _ in model.named_parameters()]"
+    elif mode == "bwd":
         eager = ("m = copy.deepcopy(model)\n        expected = _values(m, inputs)")
         compiled = ("module = copy.deepcopy(model)\n"
                     "        xs = [x.detach().clone().requires_grad_(x.dtype.is_floating_point) for x in inputs]\n"
@@ -203,6 +84,13 @@ def _main_source(mode: str, dynamic_second: bool, mem_limit: bool) -> str:
     elif mode == "train":  # one training step: the module in training mode, compiled by the backend
         eager = "expected = _values(model, inputs)"
         compiled = "actual = _values(model, inputs, compiled=True)"
+        prep = ""
+    elif state:
+        eager = "expected = _values(copy.deepcopy(model), inputs)"
+        compiled = ("module = copy.deepcopy(model)\n"
+                    "        with torch.no_grad():\n"
+                    f"            fn = compile_model(module, [x.clone() for x in inputs], dynamic={mode == 'dynamic'})\n"
+                    "        actual = _values(fn, inputs, module=module)")
         prep = ""
     else:
         eager = "expected = _values(copy.deepcopy(model), inputs)"
@@ -219,7 +107,8 @@ def _main_source(mode: str, dynamic_second: bool, mem_limit: bool) -> str:
         prep = "inputs2 = _second_call_inputs()"
         eager += "\n        if inputs2 is not None:\n            expected.update(_call2(_values(copy.deepcopy(model), inputs2)))"
         compiled += ("\n        if inputs2 is not None:  # the same compiled function at other sizes (dynamo may recompile)\n"
-                     "            actual.update(_call2(_values(fn, inputs2)))")
+                     + ("            _restore(fn, module, model)\n" if state else "")
+                     + f"            actual.update(_call2(_values(fn, inputs2{', module=module' if state else ''})))")
         ref += ("\n    if ref is not None and inputs2 is not None:\n"
                 "        try:\n"
                 "            m64 = copy.deepcopy(model).to(torch.float64)\n"
@@ -227,15 +116,18 @@ def _main_source(mode: str, dynamic_second: bool, mem_limit: bool) -> str:
                 "dtype64=True)))\n"
                 "        except Exception:\n"
                 "            pass")
-    src = _MAIN
+    src = snippets.MAIN
     for key, value in (("LIMIT", "limit_address_space(MEM_LIMIT_MB)" if mem_limit else ""), ("PREP", prep),
                        ("EAGER", eager), ("COMPILED", compiled), ("REFERENCE", ref)):
         indent = "    " if key == "REFERENCE" else "        "
         src = src.replace(f"{indent}{key}\n", f"{indent}{value}\n" if value else "", 1)
-    pieces = [{"bwd": _VALUES_BWD, "train": _VALUES_TRAIN}.get(mode, _VALUES_FWD)]
+    if state and mode != "train":  # train mode judges every buffer already (train_step)
+        pieces = [snippets.VALUES_BWD_STATE if mode == "bwd" else snippets.VALUES_FWD_STATE, snippets.STATE]
+    else:
+        pieces = [{"bwd": snippets.VALUES_BWD, "train": snippets.VALUES_TRAIN}.get(mode, snippets.VALUES_FWD)]
     if dynamic_second:
-        pieces += [_SECOND_CALL, '\ndef _call2(values):\n    return {f"call2:{k}": v for k, v in values.items()}\n']
-    return "".join(pieces) + _JUDGE + src
+        pieces += [snippets.SECOND_CALL, '\ndef _call2(values):\n    return {f"call2:{k}": v for k, v in values.items()}\n']
+    return "".join(pieces) + snippets.JUDGE + src
 
 
 EXIT_NAMES = {AGREE: "agree", REPRODUCED: "reproduced", DIFFERENT: "different", CANNOT_RUN: "cannot run"}
@@ -483,7 +375,8 @@ def repro_source(program_src: str, case: Case, *, inline_tensors: dict | None = 
         f"OOM_MARKERS = {tuple(oracle.OOM_MARKERS)!r}",
         f"TIMEOUT_S = {int(case.timeout_s or 300)}",
     ]
-    if mode in ("bwd", "dynamic"):
+    state = "\nWRITES = " in program_src  # forward writes buffers or inputs (fuzz.gen.program)
+    if mode in ("bwd", "dynamic") or state:
         settings += [f"INPUT_NAMES = {input_names!r}"]
     if mode == "bwd":
         settings += ["PARAM_NAMES = None"]
@@ -506,7 +399,7 @@ def repro_source(program_src: str, case: Case, *, inline_tensors: dict | None = 
     if signs_crash:
         settings += _crash_signing()
     return ("\n".join(header) + "\n" + body + "\n".join(settings) + "\n\n"
-            + _main_source(mode, bool(sc), mem_limit))
+            + _main_source(mode, bool(sc), mem_limit, state))
 
 
 def write_repro(case_dir) -> Path:

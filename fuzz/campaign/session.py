@@ -12,10 +12,11 @@ The worker loop around it is ``fuzz.campaign.worker``.
 from __future__ import annotations
 
 import copy
+import dataclasses
 import logging
 import time
 
-from fuzz.campaign import knobs, oracle, sensitivity, train
+from fuzz.campaign import knobs, oracle, sensitivity, train, written
 from fuzz.campaign.case import SECOND_CALL_PREFIX
 from fuzz.campaign.verdict import Kind, Verdict, describe_error
 
@@ -37,11 +38,13 @@ class Model:
         self.files = files
 
 
-def _clone(inputs, device, dtype64=False, requires_grad=False, noise=None, gen=None):
+def _clone(inputs, device, dtype64=False, requires_grad=False, noise=None, gen=None, frozen=()):
+    """Copies of ``inputs`` (``frozen``: positions that never require grad, the inputs a model
+    writes in place)."""
     import torch
 
     out = []
-    for t in inputs:
+    for k, t in enumerate(inputs):
         t = t.detach().to(device).clone()
         if t.dtype.is_floating_point:
             if noise is not None:
@@ -49,7 +52,7 @@ def _clone(inputs, device, dtype64=False, requires_grad=False, noise=None, gen=N
                 t = t * (1 + rel * (torch.rand(t.shape, generator=gen, dtype=torch.float64).to(device) * 2 - 1)).to(t.dtype)
             if dtype64:
                 t = t.to(torch.float64)
-            if requires_grad:
+            if requires_grad and k not in frozen:
                 t.requires_grad_(True)
         out.append(t)
     return out
@@ -98,6 +101,9 @@ class Session:
 
         # Inputs by name: graph.json's tensor order need not be the order Model.forward takes them in.
         self.input_names = _param_names(self.module.forward)
+        # The buffers and inputs forward writes (fuzz.gen.state_forms), judged after every call.
+        self.writes = written.writes(graph, self.input_names)
+        self.frozen = written.written_inputs(self.writes, self.input_names)
         self.eager_out, eager_env, self.ref_env, self.sensitive, self.fwd_ref = self._references(model.inputs)
         # Gradients are judged unless a float value may differ or a tie decides where a gradient flows.
         self.bwd_blockers = {n: why for n, why in self.sensitive.items()
@@ -120,8 +126,11 @@ class Session:
         by_name = dict(zip(self.input_names, inputs))
         full_inputs = [by_name[n] for n in _param_names(self.full_module.forward)]
         with torch.no_grad():
-            eager_out = _as_list(copy.deepcopy(self.module)(*_clone(inputs, device)))
-            eager_env = dict(zip(self.full_names, _as_list(self.full_module(*_clone(full_inputs, device)))))
+            # Every run on its own copies of the module and inputs: forward may write into both.
+            eager_module, eager_inputs = copy.deepcopy(self.module), _clone(inputs, device)
+            eager_out = _as_list(eager_module(*eager_inputs))
+            eager_state = written.read(self.writes, eager_module, eager_module, eager_inputs, self.input_names)
+            eager_env = dict(zip(self.full_names, _as_list(copy.deepcopy(self.full_module)(*_clone(full_inputs, device)))))
         ref_env = None
         perturbed = []
         try:
@@ -157,14 +166,17 @@ class Session:
             second = eager_env.get(o)
             if o not in sensitive and second is not None and not sensitivity.same_values(first, second):
                 sensitive[o] = "eager gives different values on two runs (uninitialised memory?)"
-        names = [f"{prefix}out{i}" for i in range(len(graph.outputs))]
-        skip = {f"{prefix}out{i}": sensitive[o] for i, o in enumerate(graph.outputs) if o in sensitive}
+        # The written state after the call is judged as the graph value that holds it.
+        values = list(graph.outputs) + [w.value for w in self.writes]
+        names = [f"{prefix}out{i}" for i in range(len(graph.outputs))] + written.labels(self.writes, prefix)
+        skip = {name: sensitive[o] for name, o in zip(names, values) if o in sensitive}
         ref64 = None
         if ref_env is not None:
-            ref64 = [ref_env[o] for o in graph.outputs]
+            ref64 = [ref_env[o] for o in values]
         upstream, _ = oracle.path_precision(graph)
-        precision = {name: upstream.get(o) for name, o in zip(names, graph.outputs) if upstream.get(o)}
-        return eager_out, eager_env, ref_env, sensitive, oracle.Reference(names, eager_out, ref64, skip, precision)
+        precision = {name: upstream.get(o) for name, o in zip(names, values) if upstream.get(o)}
+        return eager_out, eager_env, ref_env, sensitive, oracle.Reference(names, eager_out + eager_state, ref64, skip,
+                                                                          precision)
 
     def _gradient_sources(self, names: list[str]) -> dict:
         """``grad:<name>`` (or ``param:<name>``) -> the graph tensors its gradient flows back
@@ -307,7 +319,8 @@ class Session:
                 return None
             try:
                 m = copy.deepcopy(self.module)
-                res = self.grads(m, m, _clone(self.model.inputs, self.device, requires_grad=True))
+                inputs = _clone(self.model.inputs, self.device, requires_grad=True, frozen=self.frozen)
+                res = self.grads(m, m, inputs)
             except Exception as exc:
                 self._bwd_error = Kind.INVALID, exc
                 return None
@@ -315,19 +328,21 @@ class Session:
                 self._bwd_error = Kind.SKIP, "no differentiable output"
                 return None
             values, names = res
+            state = written.read(self.writes, m, m, inputs, self.input_names)
             ref64 = None
             try:
                 m64 = _to64(self.module)
-                r64 = self.grads(m64, m64, _clone(self.model.inputs, self.device, dtype64=True, requires_grad=True), dtype64=True)
+                inputs64 = _clone(self.model.inputs, self.device, dtype64=True, requires_grad=True, frozen=self.frozen)
+                r64 = self.grads(m64, m64, inputs64, dtype64=True)
                 if r64 is not None and r64[1] == names:
-                    ref64 = r64[0]
+                    ref64 = r64[0] + written.read(self.writes, m64, m64, inputs64, self.input_names)
             except Exception:
                 ref64 = None
             skip = {**self.fwd_ref.skip, **self._gradients_at_nonfinite(names)}
             n_out = len(values) - len(names)
             precision = {**self.fwd_ref.precision, **self._gradient_precision(names)}
-            self._bwd_ref = oracle.Reference([f"out{i}" for i in range(n_out)] + names, values, ref64, skip,
-                                             precision)
+            self._bwd_ref = oracle.Reference([f"out{i}" for i in range(n_out)] + names + written.labels(self.writes),
+                                             values + state, ref64, skip, precision)
         return self._bwd_ref
 
     # -- train mode: one training step ---------------------------------------------
@@ -418,11 +433,11 @@ class Session:
         stage = "compile"
         try:
             if mode == "bwd":
-                inputs = _clone(self.model.inputs, self.device, requires_grad=True)
+                inputs = _clone(self.model.inputs, self.device, requires_grad=True, frozen=self.frozen)
                 fn = compile_model(module, inputs, dynamic=False)
                 stage = "run"
                 res = self.grads(fn, fn if isinstance(fn, torch.nn.Module) else module, inputs)
-                actual = res[0] if res is not None else []
+                actual = res[0] + self._state(backend, fn, module, inputs) if res is not None else []
             elif mode == "train":
                 torch.manual_seed(0)
                 module.train()
@@ -436,7 +451,7 @@ class Session:
                 with torch.no_grad():
                     fn = compile_model(module, inputs, dynamic=(mode == "dynamic"))
                     stage = "run"
-                    actual = _as_list(fn(*inputs))
+                    actual = _as_list(fn(*inputs)) + self._state(backend, fn, module, inputs)
         except Exception as exc:
             err = describe_error(exc)
             kind = oracle.classify_exception(err["type"], err["message"])
@@ -445,7 +460,7 @@ class Session:
             return Verdict(kind, f"{backend_name} raised during {stage}", error=err,
                            elapsed_s=time.perf_counter() - t0)
         elapsed = time.perf_counter() - t0
-        j = oracle.judge(reference, actual)
+        j = oracle.judge(self._readable(reference, actual), actual)
         out = Verdict(j.kind, j.detail, diff=j.diff, elapsed_s=elapsed, skipped_values=j.skipped or None)
         if out.kind == Kind.MISMATCH:
             out.check = [j.diff["where"]] if j.diff and "where" in j.diff else j.checked
@@ -453,22 +468,39 @@ class Session:
             if out.kind != Kind.PASS:
                 out.second_call = {"none": "not run: the first call already failed"}
             else:
-                self._run_second_call(backend_name, fn, out)
+                self._run_second_call(backend, fn, module, out)
         return out
 
-    def _run_second_call(self, backend_name: str, fn, out: Verdict) -> None:
+    def _state(self, backend, fn, module, inputs) -> list:
+        """The written state after a compiled call (None where the backend keeps its own buffers)."""
+        if not self.writes:
+            return []
+        return written.read(self.writes, fn, module if backend.state_readable else None, inputs, self.input_names)
+
+    def _readable(self, reference, actual):
+        """``reference`` less the written-state values a backend's run could not give (None)."""
+        state = {prefix + label for prefix in ("", "call2:") for label in written.labels(self.writes)}
+        names = [n for n, a in zip(reference.names, actual) if a is None and n in state]
+        if not names:
+            return reference
+        return dataclasses.replace(reference, skip={**reference.skip, **{n: written.UNREADABLE for n in names}})
+
+    def _run_second_call(self, backend, fn, module, out: Verdict) -> None:
         """Dynamic mode: call the same compiled ``fn`` (no recompile asked for; dynamo may
         recompile on its own) at the other sizes and judge it like the first call; updates ``out``."""
         import torch
 
+        backend_name = backend.name
         inputs, reference, info = self.second_call()
         out.second_call = info
         if inputs is None:
             return
+        written.restore(self.writes, fn, module, self.module)  # the reference starts from the saved state too
         t0 = time.perf_counter()
         try:
             with torch.no_grad():
-                actual = _as_list(fn(*_clone(inputs, self.device)))
+                second = _clone(inputs, self.device)
+                actual = _as_list(fn(*second)) + self._state(backend, fn, module, second)
         except Exception as exc:
             err = describe_error(exc)
             text = (err["type"] + " " + err["message"]).lower()
@@ -483,7 +515,7 @@ class Session:
             out.elapsed_s += time.perf_counter() - t0
             return
         out.elapsed_s += time.perf_counter() - t0
-        j = oracle.judge(reference, actual)
+        j = oracle.judge(self._readable(reference, actual), actual)
         out.skipped_values = {**(out.skipped_values or {}), **j.skipped} or None
         if j.kind == Kind.MISMATCH:
             out.kind, out.detail, out.diff = j.kind, j.detail, j.diff

@@ -11,9 +11,12 @@ check) an optional step is skipped and a required one falls back to one random o
 previous block's output until the graph has ``cfg.nodes`` operators. ``graph.meta["blocks"]``
 records the block mix (the names of the blocks placed, in order).
 
-Not covered: ``scaled_dot_product_attention`` has no rule in the shipped corpus (the attention block
-is ``q @ k^T``, softmax, ``@ v`` on the rules of ``matmul``/``bmm``/``transpose``/``softmax``), and a
-block's tensors are the ones its rules take (a block of an integer model is mostly fallbacks).
+The attention block is ``torch.nn.functional.scaled_dot_product_attention(x, x, x, ...)`` on its
+input where a rule of it fits (held back from the random form, ``fuzz.gen.deny``; its shipped rules:
+rank-3 query/key/value, ``is_causal`` true or false, ``dropout_p`` 0 only, docs/generator.md), else
+``q @ k^T``, optional scale, softmax, ``@ v`` on the rules of ``matmul``/``bmm``/``transpose``/
+``softmax``. Not covered: a block's tensors are the ones its rules take (a block of an integer model
+is mostly fallbacks), and sdpa's ``attn_mask``/``scale`` (no recorded call of the shipped rules has them).
 """
 
 from __future__ import annotations
@@ -45,6 +48,7 @@ class Step:
     on: tuple = ("cur",)    # block variables read, in slot order (the first is required)
     out: str = "cur"        # the variable the new node's first output is stored in
     optional: bool = False  # skipped (no fallback) when no rule fits
+    ends: bool = False      # when placed, the block's later steps are not placed
 
 
 # name -> steps. Each builds on the running tensor ``cur``; ``in`` is the block's input.
@@ -54,7 +58,8 @@ BLOCKS: dict[str, tuple] = {
     "norm": (Step(NORMS),),
     "norm_act": (Step(NORMS), Step(ACTIVATIONS)),
     "residual": (Step(LINEARS + ACTIVATIONS), Step(ACTIVATIONS, optional=True), Step(("add",), on=("cur", "in"))),
-    "attention": (Step(("transpose",), on=("in",), out="kt"), Step(("matmul", "bmm"), on=("in", "kt")),
+    "attention": (Step(("scaled_dot_product_attention",), on=("in", "in", "in"), optional=True, ends=True),
+                  Step(("transpose",), on=("in",), out="kt"), Step(("matmul", "bmm"), on=("in", "kt")),
                   Step(("mul", "div"), optional=True), Step(SOFTMAXES), Step(("matmul", "bmm"), on=("cur", "in"))),
     "pool_head": (Step(POOLS), Step(("flatten", "reshape", "view"), optional=True), Step(LINEARS)),
     "softmax": (Step(SOFTMAXES),),
@@ -106,6 +111,8 @@ def _run_block(b: Builder, steps: tuple, cur: str) -> tuple[str, int]:
         before = b.nodes[-1] if b.nodes else None
         if _place(b, step.stems, on):
             env[step.out] = b.nodes[-1].outputs[0]
+            if step.ends:
+                break
             continue
         if step.optional:
             continue

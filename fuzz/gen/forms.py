@@ -28,10 +28,15 @@ records what it did in ``graph.meta["forms"]``:
   way (``torch.func.hessian(torch.var)``), and ``jvp`` as a call of two outputs:
   ``y, dy = torch.func.jvp(torch.tanh, (a,), (a,))`` (the value and the derivative along ``a``).
 
+- ``buffer``/``input_write`` (``fuzz.gen.state_forms``): a registered buffer updated in place in
+  ``forward`` (a running mean, a step counter) and read after, or a graph input written in place;
+  ``graph.meta["writes"]`` names them and the campaign judges them after every call.
+
 Every rewrite is first called on zero tensors of the solved shapes and kept only if it returns
-what the graph says. Not covered (docs/generator.md): vjp (it returns a function), transforms of a chain of graph nodes, autocast regions around more than one call,
-unbacked sizes fed to shape arguments, buffer mutation in training mode, input mutation (writes go into
-clones of graph values, never into graph inputs or parameters).
+what the graph says. Apart from the state forms, writes go into clones of graph values, never into
+graph inputs or parameters. Not covered (docs/generator.md): vjp (it returns a function), transforms
+of a chain of graph nodes, autocast regions around more than one call, unbacked sizes fed to shape
+arguments.
 - ``datadep`` (``fuzz.gen.datadep``): after a node making ``a``, a chain whose middle has a size or
   scalar only the values decide and whose end has a static shape (a new graph output):
   ``torch.nonzero``/``torch.argwhere`` of ``torch.gt(a, t)`` then ``torch.sum(idx, 0)``;
@@ -52,10 +57,11 @@ from __future__ import annotations
 
 from fuzz.gen.chooser import Chooser
 from fuzz.gen.datadep import rewrite_datadep
+from fuzz.gen.state_forms import STATE_REWRITES
 from fuzz.ir.graph import Graph, Node, replace_refs
 from fuzz.ir.opnames import last_component
 
-FORMS = ("inplace", "out", "view_write", "checkpoint", "cond", "transform", "autocast", "datadep")
+FORMS = ("inplace", "out", "view_write", "checkpoint", "cond", "transform", "autocast", "datadep") + tuple(STATE_REWRITES)
 UNARY_PAIRS = ("sin", "cos", "tanh", "sigmoid", "neg", "abs", "exp", "relu", "square", "atan")
 VIEWS = ("select", "slice", "transpose", "diagonal", "narrow")
 WRITES = ("add_", "mul_", "fill_", "clamp_", "relu_", "neg_", "scatter_", "index_put_")
@@ -458,7 +464,7 @@ def _rewrite_autocast(g: Graph, i: int, ch: Chooser) -> bool:
 
 REWRITES = {"autocast": _rewrite_autocast, "inplace": _rewrite_inplace, "out": _rewrite_out, "view_write": _rewrite_view_write,
             "checkpoint": _rewrite_checkpoint, "cond": _rewrite_cond, "transform": _rewrite_transform,
-            "datadep": rewrite_datadep}
+            "datadep": rewrite_datadep, **STATE_REWRITES}
 
 
 def _used_name(g: Graph, i: int, form: str) -> str:

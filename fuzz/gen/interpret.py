@@ -153,6 +153,9 @@ def _region(node: Node, device: str):
 
 
 def run_node(node: Node, env: dict, submodules: dict, device: str = "cpu") -> dict:
+    written = node.extra.get("writes")  # a state form's in-place write into a leaf: write into a copy
+    if written in env:                  # (fuzz.gen.state_forms; the program writes the real tensor)
+        env = {**env, written: env[written].clone()}
     if device == "meta" and node.extra.get("data_dependent"):
         return _on_zeros(node, env, submodules)
     args, kwargs = call_args(node, env, device)

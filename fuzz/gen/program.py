@@ -31,7 +31,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from fuzz.ir.graph import Graph, Node
+from fuzz.ir.graph import Graph, Node, written_state
 from fuzz.ir.opnames import short_name
 
 PROGRAM_FILES = ("graph.json", "program.py", "inputs.safetensors", "params.safetensors")
@@ -209,12 +209,14 @@ def program_source(graph: Graph) -> str:
     ]
     lines += [f"import {m}" for m in _extra_imports(graph)]
     lines += ["", 'HERE = os.path.dirname(os.path.abspath(__file__))']
+    lines += _writes_line(graph, names)
     lines += _READER.rstrip("\n").split("\n")
     lines += ["", "", "class Model(torch.nn.Module):", "    def __init__(self):", "        super().__init__()"]
+    buffers = set(graph.meta.get("buffers", []))  # state a forward writes (fuzz.gen.state_forms)
     for p in graph.params:
         info = graph.tensors[p]
         empty = f"torch.empty({list(info.shape)!r}, dtype=torch.{info.dtype})"
-        if _is_float(info.dtype):
+        if _is_float(info.dtype) and p not in buffers:
             lines.append(f"        self.{names[p]} = torch.nn.Parameter({empty})")
         else:
             lines.append(f"        self.register_buffer({names[p]!r}, {empty})")
@@ -257,6 +259,15 @@ def program_source(graph: Graph) -> str:
         "",
     ]
     return "\n".join(lines)
+
+
+def _writes_line(graph: Graph, names: dict[str, str]) -> list[str]:
+    """``WRITES``: the buffers and inputs ``forward`` writes in place (``fuzz.gen.state_forms``),
+    as ``(kind, name)``; a repro judges them after each call. Nothing for a model that writes none."""
+    writes = [("buffer" if graph.tensors[s].role == "param" else "input", names[s]) for s, _ in written_state(graph)]
+    if not writes:
+        return []
+    return [f"WRITES = {writes!r}  # state forward writes in place: (kind, name), judged after each call"]
 
 
 def _is_float(dtype: str) -> bool:

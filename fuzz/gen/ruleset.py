@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from typing import Any, Sequence
 
 from fuzz.gen.config import DEFAULT_DTYPES
-from fuzz.gen.deny import HELD_BACK_FROM_RANDOM, deny_reason
+from fuzz.gen.deny import HELD_BACK_FROM_RANDOM, deny_reason, without_dropout
 from fuzz.ir.dsl import divisors_of, simplify, to_smtlib
 from fuzz.ir.opnames import display_name, last_component, short_name
 from fuzz.ir.rule import Rule
@@ -79,7 +79,9 @@ class RuleSet:
             if ops is not None and rule.op not in ops and last_component(rule.op) not in ops:
                 continue
             reason = deny_reason(rule)
-            info = None if reason else self._prepare(rule, allowed)
+            if reason is None and without_dropout(rule) is None:
+                reason = "random: no dropout_p of 0 recorded"
+            info = None if reason else self._prepare(without_dropout(rule), allowed)
             if info is None:
                 self.denied[rule.key] = reason or "no usable dtype combination or example"
                 continue

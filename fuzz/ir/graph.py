@@ -95,6 +95,19 @@ def replace_refs(value: Any, mapping: dict[str, str]) -> Any:
     return value
 
 
+def written_state(graph: Graph) -> list[tuple[str, str]]:
+    """``(state, value)`` for each in-place write of a buffer or graph input that ``graph.meta["writes"]``
+    records (``fuzz.gen.state_forms``) and the graph still has (a reduced graph may have lost one):
+    the buffer (a ``param``) or input written, and the graph value that holds it after the call."""
+    out = []
+    produced = {o for n in graph.nodes for o in n.outputs}
+    for w in graph.meta.get("writes", []):
+        state, value = w.get("state"), w.get("value")
+        if state in graph.tensors and graph.tensors[state].role in ("param", "input") and value in produced:
+            out.append((state, value))
+    return out
+
+
 class Graph:
     def __init__(self) -> None:
         self.tensors: dict[str, TensorInfo] = {}

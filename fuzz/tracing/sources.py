@@ -108,15 +108,24 @@ def function_path(op) -> str | None:
     return None
 
 
+# OpInfos whose callable is a lambda that only calls the public function of the OpInfo's name with
+# the same arguments (scaled_dot_product_attention's wraps it in an SDPA-backend context manager,
+# for CUDA): their samples are recorded as calls of that function, called directly.
+PUBLIC_TWINS = {"nn.functional.scaled_dot_product_attention"}
+
+
 def function_target(op):
     """``(import path, callable)`` for an OpInfo's Python-level call, or ``(None, op.op)``.
 
-    The OpInfo's own callable when it has a resolvable path; else its Tensor method variant
-    (``torch.Tensor.view``) when that resolves -- many OpInfos wrap methods in lambdas.
+    The OpInfo's own callable when it has a resolvable path; the public function of its name for
+    the lambdas of ``PUBLIC_TWINS``; else its Tensor method variant (``torch.Tensor.view``) when
+    that resolves -- many OpInfos wrap methods in lambdas.
     """
     path = function_path(op)
     if path is not None:
         return path, op.op
+    if op.name in PUBLIC_TWINS:
+        return f"torch.{op.name}", resolve_op(f"torch.{op.name}", "function")
     method = getattr(op, "method_variant", None)
     mname = getattr(method, "__name__", "")
     if method is not None and mname and mname != "<lambda>":
