@@ -26,21 +26,23 @@ from fuzz.ir.graph import Graph, Node
 WRITTEN: dict = {}
 
 
-def _chain() -> Graph:
-    """x[4, 5] -> exp -> add(., y) -> tanh, the graph the state forms rewrite."""
+def _small_graph() -> Graph:
+    """x[3, 6] -> sin -> mul(., y) -> exp: a graph for the state rewrites to write into."""
     g = Graph()
-    for name, role in (("x_0", "input"), ("y_1", "input"), ("exp_2", "value"), ("add_3", "value"), ("tanh_4", "value")):
-        g.add_tensor([4, 5], "float32", role, name=name)
-    for k, (op, args, out) in enumerate((("torch.exp", ["x_0"], "exp_2"), ("torch.add", ["exp_2", "y_1"], "add_3"),
-                                          ("torch.tanh", ["add_3"], "tanh_4"))):
-        g.add_node(Node(f"n{k}", op, "function", [{"ref": a} for a in args], {}, [out]))
-    g.outputs = ["tanh_4"]
+    for name in ("x_0", "y_1"):
+        g.add_tensor([3, 6], "float32", "input", name=name)
+    prev = "x_0"
+    for k, (op, extra) in enumerate((("torch.sin", []), ("torch.mul", ["y_1"]), ("torch.exp", []))):
+        out = g.add_tensor([3, 6], "float32", "value", name=f"{op.split('.')[-1]}_{k + 2}")
+        g.add_node(Node(f"n{k}", op, "function", [{"ref": a} for a in [prev, *extra]], {}, [out]))
+        prev = out
+    g.outputs = [prev]
     return g
 
 
 @pytest.fixture(scope="module")
 def saved(tmp_path_factory):
-    """Two saved models made by the state rewrites on a small chain (a generated model would bring
+    """Two saved models made by the state rewrites on a small graph (a generated model would bring
     whatever else its operators do: a crash or an eager backward that raises): 2 updates one
     running-mean buffer, 4 writes one graph input."""
     from fuzz.gen.chooser import RandomChooser
@@ -53,7 +55,7 @@ def saved(tmp_path_factory):
     out = {}
     for label, form, kind in ((2, "buffer", "buffer"), (4, "input_write", "input")):
         for seed in range(32):
-            g = _chain()
+            g = _small_graph()
             # not index_put_: writing the same values twice leaves what once does (_double_state
             # could not show)
             if (REWRITES[form](g, 0, RandomChooser(seed)) and len(written_state(g)) == 1
