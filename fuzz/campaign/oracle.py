@@ -97,14 +97,14 @@ def nonfinite_downstream(graph, eager_env: dict) -> dict:
     return out
 
 
-def value_mismatch(ref, eager, actual, atol, rtol, g, k, limit=None, classes=True):
+def value_mismatch(ref, eager, actual, atol, rtol, g, k, limit=None, classes=True, alt=None):
     """Bool mask of elements where ``actual`` is wrong, judged against ``eager`` and ``ref``.
 
     - Class rule: where eager and the float64 ``ref`` agree on an element's class (finite / NaN
       / +inf / -inf), ``actual`` must have it too. Where they disagree (eager overflowed or lost
       precision where float64 did not), eager is no reference and the class is not judged.
       Without ``classes`` (gradients: a derivative at a NaN or infinite point has no defined
-      value) only a non-finite ``actual`` where eager and ``ref`` are finite is wrong.
+      value) only a non-finite ``actual`` where eager and ``ref`` are finite is wrong. ``alt``: fuzz.campaign.lowprec.
     - Value rule: where ``ref`` and ``eager`` are finite (and below ``limit`` in magnitude, near
       the dtype's overflow, where a finite or infinite result are both right), ``actual`` must
       not be far worse than ``eager``: ``|actual - ref| > max(k |eager - ref|, atol + rtol |ref|
@@ -123,13 +123,13 @@ def value_mismatch(ref, eager, actual, atol, rtol, g, k, limit=None, classes=Tru
 
     ref, eager, actual = real(ref), real(eager), real(actual)
     c_ref, c_eager, c_actual = cls(ref), cls(eager), cls(actual)
-    finite = (c_ref == 0) & (c_eager == 0)
-    wrong_class = ((c_ref == c_eager) & (c_actual != c_eager)) if classes else (c_ref != c_ref)
+    keep = (cls(real(alt)) == c_eager) if alt is not None and alt.shape == eager.shape else c_eager >= 0
+    wrong_class = (((c_ref == c_eager) & (c_actual != c_eager)) if classes else (c_ref != c_ref)) & keep
     if limit is not None:
         # near overflow a finite value may legitimately become inf (and back); never NaN
         near = ((c_ref == 0) & (ref.abs() >= limit)) | ((c_eager == 0) & (eager.abs() >= limit))
         wrong_class &= ~near | (c_actual == 1)
-    judged = finite
+    judged = (c_ref == 0) & (c_eager == 0) & keep
     if limit is not None:
         judged = judged & (ref.abs() < limit) & (eager.abs() < limit)
     if not bool(judged.any()):
@@ -231,6 +231,7 @@ class Reference:
     ref64: list | None = None
     skip: dict = field(default_factory=dict)     # name -> reason not judged
     precision: dict = field(default_factory=dict)  # name -> least precise dtype on its path (path_precision)
+    low32: list | None = None                    # float32-intermediate values (fuzz.campaign.lowprec)
 
 
 @dataclass
@@ -279,7 +280,9 @@ def judge(reference: Reference, actual: list, k: float = K) -> Judgement:
             atol, rtol, g = tolerance(least_precise(dtype_name_of(e), reference.precision.get(name)) or
                                       dtype_name_of(e), have64)
             limit = 0.5 * torch.finfo(e.dtype).max if e.dtype.is_floating_point else None
-            bad = value_mismatch(ref, e_cpu, a_cpu, atol, rtol, g, k, limit, classes=not name.startswith("grad:"))
+            alt = reference.low32[i] if reference.low32 is not None and i < len(reference.low32) else None
+            bad = value_mismatch(ref, e_cpu, a_cpu, atol, rtol, g, k, limit, classes=not name.startswith("grad:"),
+                                 alt=alt if isinstance(alt, torch.Tensor) else None)
             judged += judged_elements(ref, e_cpu, limit)
             if bool(bad.any()):
                 summary = _summarise(name, bad, ref, e_cpu, a_cpu, (atol, rtol, g), have64)

@@ -16,7 +16,7 @@ import dataclasses
 import logging
 import time
 
-from fuzz.campaign import knobs, oracle, sensitivity, train, written
+from fuzz.campaign import knobs, lowprec, oracle, sensitivity, train, written
 from fuzz.campaign.case import SECOND_CALL_PREFIX
 from fuzz.campaign.verdict import Kind, Verdict, describe_error
 
@@ -175,8 +175,11 @@ class Session:
             ref64 = [ref_env[o] for o in values]
         upstream, _ = oracle.path_precision(graph)
         precision = {name: upstream.get(o) for name, o in zip(names, values) if upstream.get(o)}
-        return eager_out, eager_env, ref_env, sensitive, oracle.Reference(names, eager_out + eager_state, ref64, skip,
-                                                                          precision)
+        reference = oracle.Reference(names, eager_out + eager_state, ref64, skip, precision)
+        low32 = lowprec.float32_outputs(graph, self.module.state_dict(), inputs)
+        if low32 is not None:
+            reference.low32 = low32 + [None] * len(eager_state)
+        return eager_out, eager_env, ref_env, sensitive, reference
 
     def _gradient_sources(self, names: list[str]) -> dict:
         """``grad:<name>`` (or ``param:<name>``) -> the graph tensors its gradient flows back

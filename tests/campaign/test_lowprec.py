@@ -1,0 +1,67 @@
+"""The float32-intermediate reference (fuzz.campaign.lowprec): inductor keeps float16 intermediates
+in float32, so where eager's rounding of an intermediate decides an element's class both are right
+(the one-hour campaigns' acos(cosh.out(x, out=float16)) false alarm, 2026-12-05); a real float16
+inductor bug (min's gradient NaN) is still a mismatch, and float32 models are judged as before."""
+
+import torch
+
+from fuzz.campaign import lowprec, oracle, session, worker
+from fuzz.gen import program
+from fuzz.ir.graph import Graph, Node
+
+
+def _save(tmp_path, g, tensors):
+    program.save_program(g, tensors, tmp_path)
+    return session.Session(worker.load_model({"source": {"program_dir": str(tmp_path)}}))
+
+
+def _cosh_acos(dtype: str) -> Graph:
+    """x -> buf = zeros_like(x, dtype) -> cosh(x, out=buf) -> acos."""
+    g = Graph()
+    g.add_tensor([], dtype, "input", name="x")
+    for name in ("buf_1", "cosh_2", "acos_3"):
+        g.add_tensor([], dtype, "value", name=name)
+    g.add_node(Node("n0", "torch.zeros_like", "function", [{"ref": "x"}], {"dtype": {"dtype": dtype}}, ["buf_1"]))
+    g.add_node(Node("n1", "aten::cosh", "aten", [{"ref": "x"}], {"out": {"ref": "buf_1"}}, ["cosh_2"], overload="out"))
+    g.add_node(Node("n2", "aten::acos", "aten", [{"ref": "cosh_2"}], {}, ["acos_3"]))
+    g.outputs = ["acos_3"]
+    return g
+
+
+def test_upcast_graph_makes_every_low_precision_dtype_float32():
+    g = lowprec.upcast_graph(_cosh_acos("float16"))
+    assert all(info.dtype == "float32" for info in g.tensors.values())
+    assert g.nodes[0].kwargs == {"dtype": {"dtype": "float32"}}
+    assert lowprec.upcast_graph(_cosh_acos("float32")) is None
+
+
+def test_a_class_decided_by_float16_rounding_is_not_judged(tmp_path):
+    x = torch.tensor(0.025909423828125, dtype=torch.float16)  # cosh(x) = 1.000335: 1.0 in float16
+    s = _save(tmp_path, _cosh_acos("float16"), {"x": x})
+    assert s.fwd_ref.eager[0].item() == 0 and torch.isnan(s.fwd_ref.low32[0])
+    v = s.run_test("inductor", "fwd")  # inductor gives NaN (float32 intermediate, no rounding)
+    assert v.kind == "pass", (v.detail, v.diff)
+    # the same NaN where the float32 run agrees with eager is still a mismatch
+    ref = oracle.Reference(["out0"], [torch.tensor(0.0, dtype=torch.float16)], None, {}, {},
+                           low32=[torch.tensor(0.0)])
+    assert oracle.judge(ref, [torch.tensor(float("nan"), dtype=torch.float16)]).kind == "mismatch"
+
+
+def test_a_real_float16_inductor_bug_is_still_found(tmp_path):
+    """hardsigmoid then min in float16: inductor's gradient is NaN (min's backward finds no element
+    equal to its unrounded minimum); eager's is [0, 0, 1/6]."""
+    g = Graph()
+    g.add_tensor([3], "float16", "input", name="x")
+    g.add_tensor([3], "float16", "value", name="h_1")
+    g.add_tensor([], "float16", "value", name="m_2")
+    g.add_node(Node("n0", "aten::hardsigmoid", "aten", [{"ref": "x"}], {}, ["h_1"]))
+    g.add_node(Node("n1", "aten::min", "aten", [{"ref": "h_1"}], {}, ["m_2"]))
+    g.outputs = ["m_2"]
+    s = _save(tmp_path, g, {"x": torch.tensor([0.40966796875, 0.01256561279296875, -1.2939453125], dtype=torch.float16)})
+    v = s.run_test("inductor", "bwd")
+    assert v.kind == "mismatch" and v.diff["where"] == "grad:x", (v.detail, v.diff)
+
+
+def test_float32_models_have_no_float32_reference(tmp_path):
+    s = _save(tmp_path, _cosh_acos("float32"), {"x": torch.tensor(0.5)})
+    assert s.fwd_ref.low32 is None
