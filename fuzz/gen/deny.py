@@ -35,6 +35,10 @@ DENY_WORDS = (
     # shape disagrees with LU's; the private CPU flash-attention kernel divides by zero (SIGFPE)
     # when query/key batch or head counts disagree
     "linalg_ldl_solve", "ldl_solve", "lu_unpack", "scaled_dot_product_flash_attention_for_cpu",
+    # internal tracing ops: eager's lift_fresh returns its input, so a gradient flows through it,
+    # while AOT autograd takes it for a fresh constant (the datadep campaign's linalg_qr
+    # "gradient mismatch" on both backends, 2026-12-05); no user program calls them
+    "lift", "lift_fresh", "lift_fresh_copy",
     # sparse layouts' index tensors (a "_indices" substring once stood for these and also dropped
     # max_pool2d/3d_with_indices, tril_indices and triu_indices by accident)
     "indices", "crow_indices", "col_indices", "ccol_indices", "row_indices", "coalesced_indices",

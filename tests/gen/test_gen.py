@@ -37,6 +37,9 @@ def test_deny_list_and_filters(ruleset):
                             overload="Tensor")) == "in-place"
     assert deny_reason(rule("aten::relu", "aten", {"args": [{"X": 0}], "kwargs": {}}, [1], [["x0_0"]],
                             overload="default")) is None
+    # an internal tracing op: a gradient flows through it in eager, not in AOT autograd
+    assert deny_reason(rule("aten::lift_fresh", "aten", {"args": [{"X": 0}], "kwargs": {}}, [1], [["x0_0"]],
+                            overload="default")) == "deny-list"
 
 
 def test_models_are_valid_finite_and_json_roundtrip(ruleset):
