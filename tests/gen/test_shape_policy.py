@@ -34,11 +34,13 @@ def _leaves(generated):
 def test_vector_models_aim_innermost_dims_at_vector_widths(models):
     widths = set(VECTOR_WIDTHS)
 
-    def share(cls):
+    def share(cls, least=0):
         leaves = _leaves(models[cls])
-        return sum(s[-1] in widths for s in leaves) / len(leaves)
+        return sum(s[-1] in widths and s[-1] >= least for s in leaves) / len(leaves)
 
-    assert share("vector") >= 0.25 and share("vector") > 2 * share("small")
+    # small shapes reach the 8-lane widths (7, 8, 9) by chance, so the aim shows past them
+    assert share("vector") >= 0.25 and share("vector", 15) >= 0.25
+    assert share("vector", 15) > 4 * share("small", 15)
     # at least one leaf has a tail width (a vector main loop plus a remainder)
     assert any(s[-1] in (7, 9, 15, 17, 31, 33, 63, 65, 127, 129) for s in _leaves(models["vector"]))
 
