@@ -213,7 +213,7 @@ class Session:
         a NaN or infinite forward value, where a derivative has no defined value (eager's kernels
         mask some such gradients to 0, a decomposition's formula gives NaN: neither is wrong)."""
         out = {}
-        for g, sources in self._gradient_sources([n for n in names if n[:5] in ("grad:", "param")]).items():
+        for g, sources in self._gradient_sources([n for n in names if n.startswith(("grad:", "param:"))]).items():
             hit = next((t for t in sources if t in self.nonfinite_path), None)
             if hit is not None:
                 out[g] = f"its gradient flows back through a NaN or infinite value ({self.nonfinite_path[hit]})"
