@@ -11,6 +11,7 @@ reads a case directory (or its case.json) with one-line errors. The case's direc
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 
@@ -28,6 +29,9 @@ CASE_FILE = "case.json"
 TENSOR_FILES = ("inputs.safetensors", "params.safetensors")
 # written only when set (older cases lack them; a dynamic-mode case has a second_call)
 _OPTIONAL = ("second_call", "recheck", "triage", "digests", "knobs")
+# numeric fields and the JSON types each may hold; NaN, Infinity and 1e999 (read as inf) are refused
+_NUMBERS = {"format": int, "seed": int, "model": int, "nodes": int, "mem_limit_mb": (int, float),
+            "timeout_s": (int, float)}
 
 
 @dataclass(kw_only=True)
@@ -107,6 +111,15 @@ class Case:
                 values.pop(key)
         if not isinstance(values.get("ops"), list):
             values.pop("ops", None)
+        for key, kinds in _NUMBERS.items():
+            value = values.get(key)
+            if value is not None and (isinstance(value, bool) or not isinstance(value, kinds)
+                                      or not math.isfinite(value)):
+                raise AssayError(f"{where}: field {key!r} is {value!r}, not a finite number "
+                                 "(the file was damaged or hand-edited: restore it, or delete the field)")
+        for key in ("flaky",):
+            if key in values and not isinstance(values[key], bool):
+                raise AssayError(f"{where}: field {key!r} is {values[key]!r}, not true or false")
         case = cls(**values, extra={k: v for k, v in data.items() if k not in known}, path=path)
         if "ops" not in values and case.graph is not None:
             try:

@@ -3,6 +3,7 @@ errors or list the case as corrupt, never hang, never delete anything. Plus the 
 of ``triage list`` and exact case ids winning over prefixes."""
 
 import shutil
+import zlib
 import sys
 from pathlib import Path
 
@@ -55,7 +56,7 @@ def _damage_cases(root: Path, per_file: int) -> list[str]:
     for base in ("a1", "c1"):
         for name in CASE_FILES:
             data = (root / base / name).read_bytes()
-            for i, (how, bad) in enumerate(mutated_files(data, per_file, seed=hash(name) % 1000)):
+            for i, (how, bad) in enumerate(mutated_files(data, per_file, seed=zlib.crc32(name.encode()) % 1000)):
                 cid = f"{base}-{name.split('.')[0]}-{i}-{how}"
                 shutil.copytree(root / base, root / cid)
                 # its own id first, so the copy is a case of its own (case.json is not in the digests)
@@ -157,3 +158,21 @@ def _env():
     repo = str(Path(__file__).resolve().parents[2])
     return dict(os.environ, ASSAY_TEST_BACKENDS="1", PYTHONPATH=repo, PYTHONWARNINGS="ignore")
 
+
+
+@pytest.mark.parametrize("field,text", [("mem_limit_mb", "Infinity"), ("mem_limit_mb", "1e999"),
+                                        ("timeout_s", "NaN"), ("seed", "-Infinity"), ("nodes", '"7"'),
+                                        ("flaky", '"yes"')])
+def test_a_non_finite_or_mistyped_number_in_case_json_is_a_corrupt_case(campaign, capsys, field, text):
+    import json
+
+    data = json.loads((campaign / "c1" / "case.json").read_text())
+    data[field] = "@@"
+    (campaign / "c1" / "case.json").write_text(json.dumps(data).replace('"@@"', text))
+    before = _snapshot(campaign)
+    code, out, err = _cli(capsys, "triage", "list", "--dir", campaign)
+    assert code == 0 and "a1" in out and "skipping c1" in err and field in err, (out, err)
+    for cmd in ("show", "repro"):
+        code, out, err = _cli(capsys, "triage", cmd, "c1", "--dir", campaign)
+        assert code == 2 and field in err and not out, (cmd, err)
+    assert before == _snapshot(campaign)
