@@ -122,3 +122,38 @@ def without_dropout(rule: Rule) -> Rule | None:
     floats = [f for f in rule.floats if f[m] == 0.0]
     examples = [e for e in rule.examples if len(e.get("floats") or []) > m and e["floats"][m] == 0.0]
     return dataclasses.replace(rule, floats=floats, examples=examples) if floats and examples else None
+
+
+# Integer enum arguments that eager casts without a range check: a recorded mutant such as
+# ``grid_sampler_3d(..., interpolation_mode=-1)`` runs, but falls through the kernel's switch and
+# returns uninitialised memory (its output changed with the process's allocation history, so the
+# guard's rerun caught it in some processes and not others). Positional template slots -> the
+# valid values.
+UNCHECKED_ENUMS = {name: {2: range(3), 3: range(3)}
+                   for name in ("grid_sampler", "grid_sampler_2d", "grid_sampler_3d", "_grid_sampler_2d_cpu_fallback")}
+
+
+def without_unchecked_enums(rule: Rule) -> Rule | None:
+    """``rule`` with only the recorded calls and integer ranges whose unchecked enum arguments
+    (``UNCHECKED_ENUMS``) hold valid values; None when no recorded call is left."""
+    import dataclasses
+
+    valid_at = UNCHECKED_ENUMS.get(last_component(rule.op).lower())
+    if not valid_at:
+        return rule
+    args = rule.template.get("args", [])
+    slots = {args[i]["A"]: ok for i, ok in valid_at.items()
+             if i < len(args) and isinstance(args[i], dict) and "A" in args[i]}
+    if not slots:
+        return rule
+    examples = [e for e in rule.examples
+                if all(len(e.get("ints") or []) > k and e["ints"][k] in ok for k, ok in slots.items())]
+    if not examples:
+        return None
+    stats = dict(rule.stats) if isinstance(rule.stats, dict) else {}
+    ranges = dict(stats.get("int_ranges") or {})
+    for k, ok in slots.items():
+        lo, hi = ranges.get(f"a{k}", [min(ok), max(ok)])
+        ranges[f"a{k}"] = [max(int(lo), min(ok)), min(int(hi), max(ok))]
+    stats["int_ranges"] = ranges
+    return dataclasses.replace(rule, examples=examples, stats=stats)

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from typing import Any, Sequence
 
 from fuzz.gen.config import DEFAULT_DTYPES
-from fuzz.gen.deny import HELD_BACK_FROM_RANDOM, deny_reason, without_dropout
+from fuzz.gen.deny import HELD_BACK_FROM_RANDOM, deny_reason, without_dropout, without_unchecked_enums
 from fuzz.ir.dsl import divisors_of, simplify, to_smtlib
 from fuzz.ir.opnames import display_name, last_component, short_name
 from fuzz.ir.rule import Rule
@@ -81,7 +81,9 @@ class RuleSet:
             reason = deny_reason(rule)
             if reason is None and without_dropout(rule) is None:
                 reason = "random: no dropout_p of 0 recorded"
-            info = None if reason else self._prepare(without_dropout(rule), allowed)
+            if reason is None and without_unchecked_enums(rule) is None:
+                reason = "uninitialised: no valid enum value recorded"
+            info = None if reason else self._prepare(without_unchecked_enums(without_dropout(rule)), allowed)
             if info is None:
                 self.denied[rule.key] = reason or "no usable dtype combination or example"
                 continue

@@ -201,3 +201,26 @@ def test_cli_never_mixes_runs_and_empty_dtypes_is_an_error(tmp_path, run_assay):
         assert "Traceback" not in res.stderr and len(res.stderr.strip().splitlines()) == 1
     assert {p: p.read_bytes() for p in out.rglob("*") if p.is_file()} == before
     assert not (tmp_path / "b").exists() and not (tmp_path / "c").exists()
+
+
+def test_grid_sampler_enums_stay_in_range_and_the_mutant_would_read_uninitialised_memory():
+    """A recorded mutant ``grid_sampler_3d(..., interpolation_mode=-1)`` runs in eager but returns
+    memory the kernel never wrote; the generator keeps only valid enums (``deny.UNCHECKED_ENUMS``)."""
+    rs = load_ruleset()
+    seen = 0
+    for op, infos in rs.by_op.items():
+        if "grid_sampler" not in op:
+            continue
+        for info in infos:
+            args = info.rule.template.get("args", [])
+            slots = [a["A"] for a in args[2:4] if isinstance(a, dict) and "A" in a]
+            for k in slots:
+                seen += 1
+                assert all(e["ints"][k] in (0, 1, 2) for e in info.examples), (op, info.examples)
+                assert 0 <= info.int_ranges[k][0] <= info.int_ranges[k][1] <= 2, (op, info.int_ranges)
+    assert seen >= 8
+    # the values left out: eager neither checks them nor computes its output from the inputs
+    x, grid = torch.ones(1, 1, 2, 2, 2), torch.zeros(1, 1, 1, 4, 3)
+    assert torch.equal(torch.grid_sampler_3d(x, grid, 0, 0, False), torch.ones(1, 1, 1, 1, 4))
+    for mode in (-1, 3):
+        assert not torch.equal(torch.grid_sampler_3d(x, grid, mode, 0, False), torch.ones(1, 1, 1, 1, 4))
