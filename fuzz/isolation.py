@@ -29,6 +29,7 @@ budget).
 from __future__ import annotations
 
 import json
+import os
 import multiprocessing
 import time
 from contextlib import contextmanager
@@ -48,11 +49,17 @@ def limit_address_space(mb):
         pass
 
 
+_STATM = {}  # pid -> an open descriptor of /proc/self/statm (re-read with pread: no open per call)
+
+
 def _mapped_bytes() -> int:
     import resource
 
-    with open("/proc/self/statm") as fh:
-        return int(fh.read().split()[0]) * resource.getpagesize()
+    pid = os.getpid()  # a forked child has its own /proc/self: it opens its own descriptor
+    fd = _STATM.get(pid)
+    if fd is None:
+        fd = _STATM[pid] = os.open("/proc/self/statm", os.O_RDONLY | os.O_CLOEXEC)
+    return int(os.pread(fd, 128, 0).split()[0]) * resource.getpagesize()
 
 
 def cap_address_space_growth(headroom: int) -> None:
