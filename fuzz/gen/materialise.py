@@ -153,6 +153,29 @@ def _first_failing_after_nan(g: Graph, res) -> Node | None:
     return None
 
 
+POISON_BYTES = 64 << 20  # at most this much freed memory is overwritten before the rerun
+
+
+def _poison_freed_memory(tensors) -> None:
+    """Allocate, fill with a byte pattern and free one buffer per size the first run made, so the
+    rerun's outputs land on memory that differs from what the first run's landed on: an output
+    the kernel never wrote (an unchecked enum falling through its switch) then differs between
+    the runs whatever the process allocated before (without this the two runs could find the
+    same stale bytes: model 288 of seed 0 passed after 287 models and failed in a fresh process)."""
+    import torch
+
+    budget = POISON_BYTES
+    sizes = sorted({t.untyped_storage().nbytes() for t in tensors
+                    if isinstance(t, torch.Tensor) and t.device.type == "cpu"})
+    held = []
+    for n in sizes:
+        if n == 0 or n > budget:
+            continue
+        budget -= n
+        held.append(torch.full((n,), 0xA5, dtype=torch.uint8))
+    del held
+
+
 def _nondeterministic_node(g: Graph, res) -> Node | None:
     """Run the graph again from the found leaves; the first node whose outputs differ (a random op,
     or one that wrote to its inputs during the first run) is returned. Outputs are compared after
@@ -165,6 +188,7 @@ def _nondeterministic_node(g: Graph, res) -> Node | None:
     env = dict(res.leaves)
     made = []
     failed = None
+    _poison_freed_memory(res.env.values())
     with torch.no_grad():
         for node in g.nodes:
             try:

@@ -224,3 +224,26 @@ def test_grid_sampler_enums_stay_in_range_and_the_mutant_would_read_uninitialise
     assert torch.equal(torch.grid_sampler_3d(x, grid, 0, 0, False), torch.ones(1, 1, 1, 1, 4))
     for mode in (-1, 3):
         assert not torch.equal(torch.grid_sampler_3d(x, grid, mode, 0, False), torch.ones(1, 1, 1, 1, 4))
+
+
+def test_the_guard_rerun_lands_on_poisoned_memory_and_drops_an_uninitialised_output():
+    from fuzz.gen.materialise import _poison_freed_memory  # noqa: PLC2701 - the guard's own helper
+
+    made = torch.ones(4096, dtype=torch.float32)
+    _poison_freed_memory([made])
+    again = torch.empty(4096, dtype=torch.float32)  # what the rerun's output of that size gets
+    # (malloc keeps its free-list links in the first bytes of a freed chunk)
+    assert float((again.view(torch.uint8) == 0xA5).float().mean()) > 0.9
+    # a call that returns memory it never wrote (an enum the kernel does not check) is dropped
+    g = Graph()
+    x = g.add_tensor([1, 2, 4, 4, 4], "float32", "input", name="x_0")
+    grid = g.add_tensor([1, 4, 4, 4, 3], "float32", "input", name="grid_1")
+    s = g.add_tensor([1, 2, 4, 4, 4], "float32", name="sampled_2")
+    y = g.add_tensor([1, 2, 4, 4, 4], "float32", name="cos_3")
+    g.add_node(Node(id="n0", op="torch.grid_sampler_3d", api="function",
+                    args=[{"ref": x}, {"ref": grid}, -1, 0, False], kwargs={}, outputs=[s]))
+    g.add_node(Node(id="n1", op="torch.cos", api="function", args=[{"ref": s}], kwargs={}, outputs=[y]))
+    g.outputs = [y]
+    model = materialise(g, seed=0, cfg=GenConfig())
+    assert model.graph.ops() == ["torch.cos"]
+    assert "not deterministic" in model.graph.meta["guard"]["reasons"][0]
