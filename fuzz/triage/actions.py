@@ -274,15 +274,12 @@ def recheck(root, ids: list[str] = (), *, all_cases: bool = False, timeout: floa
                     continue
                 v = runner.run_dir(c.path)
                 sig = sign(v, graph.ops())
-                if sig is not None and sig.id == c.failure.id:
-                    status = "open"
-                elif sig is not None:
-                    status = "changed"
-                else:
-                    status = "fixed"
+                status, excused = recheck_status(c, v, sig)
                 rec = {"status": status, "reproduces": status == "open", "kind": v.kind.value,
                        "signature": sig.id if sig else None, "at": _now(), "torch": torch_v,
                        "seconds": round(v.elapsed_s, 2)}
+                if excused:
+                    rec["excused"] = excused
                 if status == "changed":
                     rec["new_signature_text"] = sig.text
                     rec["error"] = v.error
@@ -297,15 +294,31 @@ def recheck(root, ids: list[str] = (), *, all_cases: bool = False, timeout: floa
     return results
 
 
+def recheck_status(case: Case, verdict, sig) -> tuple[str, str]:
+    """A re-run's status: ``open`` (same signature), ``changed`` (another failure), ``excused``
+    (it passes only because today's oracle no longer judges the value that differed: not a
+    fix in torch; the second item says why), or ``fixed``."""
+    if sig is not None:
+        return ("open" if sig.id == case.failure.id else "changed"), ""
+    where = (case.diff or {}).get("where")
+    why = (verdict.skipped_values or {}).get(where) if where else None
+    if why:
+        return "excused", f"{where}: {why}"
+    return "fixed", ""
+
+
 def render_recheck(results: list[dict]) -> str:
     if not results:
         return "nothing re-checked"
     width = max(len(r["case_id"]) for r in results)
     lines = []
-    label = {"open": "still fails", "fixed": "FIXED", "changed": "changed signature", "unreadable": "unreadable"}
+    label = {"open": "still fails", "fixed": "FIXED", "changed": "changed signature", "unreadable": "unreadable",
+             "excused": "not judged by today's oracle"}
     for r in results:
         extra = ""
-        if r["status"] == "changed":
+        if r["status"] == "excused":
+            extra = f"  ({r.get('excused')})"
+        elif r["status"] == "changed":
             extra = f"  now: {r.get('kind')} {r.get('signature')}"
         elif r["status"] == "unreadable":
             extra = f"  {r.get('error')}"

@@ -36,7 +36,7 @@ class Row:
     first_seen: str | None
     last_seen: str | None
     reproduces: bool | None
-    status: str                       # "open" | "fixed" | "changed" | "flaky" | "unchecked" | "corrupt"
+    status: str                       # "open" | "fixed" | "changed" | "flaky" | "excused" | "unchecked" | "corrupt"
     reduced_case: str | None = None
     signatures: list[str] = field(default_factory=list)   # the campaign's signatures merged here
     ops_after: int | None = None
@@ -258,7 +258,7 @@ def render_table(rows: list[Row]) -> str:
     lines = []
     for i, r in enumerate(rows, 1):
         repro = {True: "yes", False: "FIXED", None: "?"}[r.reproduces]
-        if r.status in ("changed", "flaky"):
+        if r.status in ("changed", "flaky", "excused"):
             repro = r.status
         elif r.status == "corrupt":
             repro = "CORRUPT"

@@ -153,8 +153,9 @@ def _summary(stats: dict, rows: list[Row], cases) -> list[tuple[str, str]]:
     items.append(("saved cases", str(sum(1 for c in cases if not c.reduced_from))))
     items.append(("still reproducing", str(sum(1 for r in rows if r.reproduces))))
     items.append(("fixed", str(sum(1 for r in rows if r.status == "fixed"))))
-    if any(r.status == "flaky" for r in rows):
-        items.append(("flaky", str(sum(1 for r in rows if r.status == "flaky"))))
+    for status in ("flaky", "excused"):
+        if any(r.status == status for r in rows):
+            items.append((status, str(sum(1 for r in rows if r.status == status))))
     items.append(("reduced", str(sum(1 for r in rows if r.reduced_case))))
     versions = next((c.versions for c in cases if c.versions), None) or stats.get("versions")
     if isinstance(versions, dict) and versions.get("torch"):
@@ -236,7 +237,7 @@ def render_html(data: dict) -> str:
                      "<th>reproduces</th><th>ops</th><th>error / signature</th></tr>")
         for i, r in enumerate(rows, 1):
             rep = {True: "<span class='yes'>yes</span>", False: "<span class='no'>fixed</span>", None: "?"}[r.reproduces]
-            if r.status in ("changed", "flaky"):
+            if r.status in ("changed", "flaky", "excused"):
                 rep = r.status
             ops = ", ".join(e(short_op(o)) for o in r.ops)
             if r.reduced_case:
@@ -283,7 +284,7 @@ def render_markdown(data: dict, image_dir: Path | None, image_prefix: str = "") 
                   "|---|---|---|---|---|---|---|---|---|"]
         for i, r in enumerate(rows, 1):
             rep = {True: "yes", False: "fixed", None: "?"}[r.reproduces]
-            if r.status in ("changed", "flaky"):
+            if r.status in ("changed", "flaky", "excused"):
                 rep = r.status
             ops = ", ".join(f"`{short_op(o)}`" for o in r.ops)
             err = (r.error or r.signature).replace("|", "\\|")[:120]
