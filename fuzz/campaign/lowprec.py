@@ -25,11 +25,13 @@ def _upcast(value):
     return value
 
 
-def upcast_graph(graph):
+def upcast_graph(graph, check_only: bool = False):
     """A copy of ``graph`` computing in float32 where it computes in float16/bfloat16, or None
-    when it holds no such tensor."""
+    when it holds no such tensor (``check_only``: True instead of the copy)."""
     if not any(info.dtype in LOW for info in graph.tensors.values()):
         return None
+    if check_only:
+        return True
     g = graph.copy()
     for info in g.tensors.values():
         if info.dtype in LOW:

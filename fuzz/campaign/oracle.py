@@ -129,12 +129,15 @@ def value_mismatch(ref, eager, actual, atol, rtol, g, k, limit=None, classes=Tru
         # near overflow a finite value may legitimately become inf (and back); never NaN
         near = ((c_ref == 0) & (ref.abs() >= limit)) | ((c_eager == 0) & (eager.abs() >= limit))
         wrong_class &= ~near | (c_actual == 1)
-    judged = (c_ref == 0) & (c_eager == 0) & keep
+    finite = (c_ref == 0) & (c_eager == 0)
     if limit is not None:
-        judged = judged & (ref.abs() < limit) & (eager.abs() < limit)
+        finite = finite & (ref.abs() < limit) & (eager.abs() < limit)
+    judged = finite & keep
     if not bool(judged.any()):
         return wrong_class
-    scale = float(ref[judged].abs().max())
+    # the output's scale over every finite element, ``alt`` or not: ``alt`` only ever clears
+    # elements, so a run with nothing flagged without it needs no float32 run (Reference.low32_fn)
+    scale = float(ref[finite].abs().max())
     err_e = torch.where(judged, (eager - ref).abs(), torch.zeros_like(ref))
     err_c = (actual - ref).abs()
     threshold = torch.maximum(k * err_e, atol + rtol * ref.abs() + g * scale)
@@ -222,6 +225,12 @@ def is_float(t) -> bool:
 # judging one run
 
 
+def _is_tensor(value) -> bool:
+    import torch
+
+    return isinstance(value, torch.Tensor)
+
+
 @dataclass
 class Reference:
     """What a compiled run is judged against: named values (outputs, then gradients)."""
@@ -232,6 +241,17 @@ class Reference:
     skip: dict = field(default_factory=dict)     # name -> reason not judged
     precision: dict = field(default_factory=dict)  # name -> least precise dtype on its path (path_precision)
     low32: list | None = None                    # float32-intermediate values (fuzz.campaign.lowprec)
+    # Makes ``low32`` when it is first needed: only a run with an element flagged without it pays
+    # for the float32 run (the alternative reference only ever clears elements)
+    low32_fn: object = field(default=None, repr=False, compare=False)
+
+    def alternative(self, i: int):
+        """``low32[i]`` (made by ``low32_fn`` on first use), or None."""
+        if self.low32 is None and self.low32_fn is not None:
+            make, self.low32_fn = self.low32_fn, None
+            self.low32 = make()
+        alt = self.low32[i] if self.low32 is not None and i < len(self.low32) else None
+        return alt if _is_tensor(alt) else None
 
 
 @dataclass
@@ -280,9 +300,12 @@ def judge(reference: Reference, actual: list, k: float = K) -> Judgement:
             atol, rtol, g = tolerance(least_precise(dtype_name_of(e), reference.precision.get(name)) or
                                       dtype_name_of(e), have64)
             limit = 0.5 * torch.finfo(e.dtype).max if e.dtype.is_floating_point else None
-            alt = reference.low32[i] if reference.low32 is not None and i < len(reference.low32) else None
-            bad = value_mismatch(ref, e_cpu, a_cpu, atol, rtol, g, k, limit, classes=not name.startswith("grad:"),
-                                 alt=alt if isinstance(alt, torch.Tensor) else None)
+            classes = not name.startswith("grad:")
+            bad = value_mismatch(ref, e_cpu, a_cpu, atol, rtol, g, k, limit, classes=classes)
+            if bool(bad.any()) and classes:
+                alt = reference.alternative(i)
+                if alt is not None:
+                    bad = value_mismatch(ref, e_cpu, a_cpu, atol, rtol, g, k, limit, classes=classes, alt=alt)
             judged += judged_elements(ref, e_cpu, limit)
             if bool(bad.any()):
                 summary = _summarise(name, bad, ref, e_cpu, a_cpu, (atol, rtol, g), have64)

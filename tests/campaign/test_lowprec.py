@@ -38,7 +38,8 @@ def test_upcast_graph_makes_every_low_precision_dtype_float32():
 def test_a_class_decided_by_float16_rounding_is_not_judged(tmp_path):
     x = torch.tensor(0.025909423828125, dtype=torch.float16)  # cosh(x) = 1.000335: 1.0 in float16
     s = _save(tmp_path, _cosh_acos("float16"), {"x": x})
-    assert s.fwd_ref.eager[0].item() == 0 and torch.isnan(s.fwd_ref.low32[0])
+    assert s.fwd_ref.eager[0].item() == 0 and s.fwd_ref.low32 is None  # made when first needed
+    assert torch.isnan(s.fwd_ref.alternative(0)) and s.fwd_ref.low32_fn is None
     v = s.run_test("inductor", "fwd")  # inductor gives NaN (float32 intermediate, no rounding)
     assert v.kind == "pass", (v.detail, v.diff)
     # the same NaN where the float32 run agrees with eager is still a mismatch
@@ -64,4 +65,13 @@ def test_a_real_float16_inductor_bug_is_still_found(tmp_path):
 
 def test_float32_models_have_no_float32_reference(tmp_path):
     s = _save(tmp_path, _cosh_acos("float32"), {"x": torch.tensor(0.5)})
-    assert s.fwd_ref.low32 is None
+    assert s.fwd_ref.low32_fn is None and s.fwd_ref.alternative(0) is None
+
+
+def test_the_float32_run_is_made_only_when_a_compiled_run_has_an_element_flagged(tmp_path):
+    s = _save(tmp_path, _cosh_acos("float16"), {"x": torch.tensor(0.0, dtype=torch.float16)})
+    assert s.run_test("aot_eager", "fwd").kind == "pass"
+    assert s.fwd_ref.low32 is None and s.fwd_ref.low32_fn is not None  # nothing flagged: never made
+    flagged = [torch.tensor(float("nan"), dtype=torch.float16)]
+    assert oracle.judge(s.fwd_ref, flagged).kind == "mismatch"  # acos(cosh(0)) = 0 in float32 too
+    assert s.fwd_ref.low32_fn is None and s.fwd_ref.low32 is not None
