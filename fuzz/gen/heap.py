@@ -6,6 +6,7 @@ the freed context and torch's freed tensors shrink the heap's top back to the OS
 context page-faults all of it in again: ~3,000 minor faults and 4-5 ms per model, more than the
 rest of the model's Z3 time. A 64 MB top pad (``M_TOP_PAD``) keeps that much of the heap's top
 mapped when it shrinks, and the context costs 0.5 ms (docs/generator.md, "Generation speed").
+The price: up to 64 MB more of the process stays resident after it frees memory.
 glibc only; elsewhere, and when the variable ``MALLOC_TOP_PAD_`` is already set, nothing changes.
 """
 
