@@ -108,7 +108,8 @@ def value_mismatch(ref, eager, actual, atol, rtol, g, k, limit=None, classes=Tru
     - Value rule: where ``ref`` and ``eager`` are finite (and below ``limit`` in magnitude, near
       the dtype's overflow, where a finite or infinite result are both right), ``actual`` must
       not be far worse than ``eager``: ``|actual - ref| > max(k |eager - ref|, atol + rtol |ref|
-      + g max|ref|)`` is wrong.
+      + g max|ref|)`` is wrong, the max over every finite element, ``alt`` or not: ``alt`` only
+      ever clears elements (so a run with none flagged without it needs none: Reference.low32_fn).
     """
     import torch
 
@@ -131,12 +132,9 @@ def value_mismatch(ref, eager, actual, atol, rtol, g, k, limit=None, classes=Tru
         wrong_class &= ~near | (c_actual == 1)
     finite = (c_ref == 0) & (c_eager == 0)
     if limit is not None:
-        finite = finite & (ref.abs() < limit) & (eager.abs() < limit)
-    judged = finite & keep
-    if not bool(judged.any()):
+        finite &= (ref.abs() < limit) & (eager.abs() < limit)
+    if not bool((judged := finite & keep).any()):
         return wrong_class
-    # the output's scale over every finite element, ``alt`` or not: ``alt`` only ever clears
-    # elements, so a run with nothing flagged without it needs no float32 run (Reference.low32_fn)
     scale = float(ref[finite].abs().max())
     err_e = torch.where(judged, (eager - ref).abs(), torch.zeros_like(ref))
     err_c = (actual - ref).abs()

@@ -154,6 +154,7 @@ def _first_failing_after_nan(g: Graph, res) -> Node | None:
 
 
 POISON_BYTES = 64 << 20  # at most this much freed memory is overwritten before the rerun
+POISON_COPIES = 8
 
 
 def _poison_freed_memory(tensors) -> None:
@@ -169,10 +170,13 @@ def _poison_freed_memory(tensors) -> None:
                     if isinstance(t, torch.Tensor) and t.device.type == "cpu"})
     held = []
     for n in sizes:
-        if n == 0 or n > budget:
-            continue
-        budget -= n
-        held.append(torch.full((n,), 0xA5, dtype=torch.uint8))
+        # several of each size below 1 MB: malloc hands out any free chunk that fits, and each
+        # buffer takes (and poisons) one of them
+        for _ in range(POISON_COPIES if n <= 1 << 20 else 1):
+            if n == 0 or n > budget:
+                break
+            budget -= n
+            held.append(torch.full((n,), 0xA5, dtype=torch.uint8))
     del held
 
 
