@@ -311,7 +311,9 @@ def build_module(graph: Graph, params: dict | None = None, source: str | None = 
     ns = exec_source(source or program_source(graph))
     torch_state = torch.random.get_rng_state()
     try:
-        torch.manual_seed(0)  # submodule default init: deterministic
+        # submodule default init: deterministic. The CPU generator the constructors draw from,
+        # directly: torch.manual_seed also seeds every accelerator (0.3 ms, a third of a build)
+        torch.default_generator.manual_seed(0)
         model = ns["Model"]()
     finally:
         torch.random.set_rng_state(torch_state)
