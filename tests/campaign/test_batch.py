@@ -141,21 +141,26 @@ def _journal(out):
 
 
 @pytest.mark.slow
-def test_batched_campaign_finds_the_planted_fault_like_the_unbatched_one(assay, tmp_path):
+@pytest.mark.parametrize("fault, kind, line", [
+    ("relu", "mismatch", "aot_eager: 2/4 passed in one compile"),
+    # the batch's compile raises: bisected, the half without relu passes in one compile, the other
+    # half raises again and its two models run alone
+    ("relu_raise", "crash", "aot_eager: 2/4 passed in 3 batched compiles (sizes [4, 2, 2])")])
+def test_batched_campaign_finds_the_planted_fault_like_the_unbatched_one(assay, tmp_path, fault, kind, line):
     progs = _relu_programs(tmp_path / "progs")
-    runs = {b: _campaign(assay, progs, tmp_path / f"batch{b}", b, "aot_eager", fault="relu") for b in (1, 4)}
+    runs = {b: _campaign(assay, progs, tmp_path / f"batch{b}", b, "aot_eager", fault=fault) for b in (1, 4)}
     for proc in runs.values():
         _finish(proc)
     one, four = _journal(tmp_path / "batch1"), _journal(tmp_path / "batch4")
     assert one == four
-    failing = sorted(r[0] for r in four if r[1] == "mismatch")
+    failing = sorted(r[0] for r in four if r[1] == kind)
     assert failing == ["s0-m000002-aot_eager-fwd", "s0-m000003-aot_eager-fwd"], four  # the two relu programs
     for case_id in failing:  # one model per case, and its repro reproduces alone
         case = json.loads((tmp_path / "batch4" / case_id / "case.json").read_text())
         assert case["reproduces"] is True and case["model"] == int(case_id.split("-m")[1][:6]), case.get("recheck")
         assert "relu" in " ".join(case["ops"])
     log = (tmp_path / "batch4" / "logs" / "worker-0.log").read_text(errors="replace")
-    assert "aot_eager: 2/4 passed in one compile" in log and "Traceback" not in log
+    assert line in log and "Traceback" not in log
 
 
 @pytest.mark.slow
