@@ -9,6 +9,10 @@ tests/min (after the worker is ready and has run one warm-up model, which loads 
 to the last verdict: generation, references, compile and judging included) and the ratio
 batched/unbatched.
 
+``builds`` part: where a batched compile's time goes. In one process with the worker's
+settings, the inductor compiles of the same models alone and batched by K: CPU seconds, and how
+many of them are C++ builds (inductor builds each CPU kernel with its own ``g++`` run).
+
 ``driver`` part: what the driver itself spends per test (journal row, case staging and
 finalising into the store, bytes of a case) measured on a real store, and from it the
 tests/s one driver can take and the workers a 100-node campaign keeps busy.
@@ -18,6 +22,7 @@ the local executor, a 1-node Ray cluster and a 2-node Ray cluster on this machin
 total cores). See docs/distributed.md for the numbers and the exact commands.
 
     python benchmarks/scale_bench.py batch --nodes 5,10 --models 16 --batch 4,8
+    python benchmarks/scale_bench.py builds --nodes 5,10 --models 16 --batch 2,4,8
     python benchmarks/scale_bench.py driver
     python benchmarks/scale_bench.py ray --models 24 --backends aot_eager
 """
@@ -44,24 +49,41 @@ def _load() -> float:
         return -1.0
 
 
+def _cpu_s(pids) -> float | None:
+    """CPU seconds (user + system) of the processes ``pids`` and their waited-for children (the
+    ``g++`` runs of inductor's C++ builds), from /proc; None where /proc cannot tell."""
+    total = 0.0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+        except OSError:
+            return None
+        total += sum(int(f) for f in fields[11:15]) / os.sysconf("SC_CLK_TCK")  # utime stime cutime cstime
+    return total
+
+
 def run_jobs(executor, jobs: list, expected: int, timeout: float = 3600, workers: int = 1, warm: list = ()) -> dict:
     """Start ``executor``, wait for ``workers`` ready workers and the ``warm`` jobs (one per worker:
     the generator loads its rules on a worker's first job), then submit ``jobs`` and time until
-    ``expected`` verdicts: the steady state of a long campaign."""
+    ``expected`` verdicts: the steady state of a long campaign. Also the workers' CPU seconds over
+    the same span (with their C++ builds): tests per CPU-minute, which other load on the machine
+    changes far less than the wall time."""
     executor.start()
     kinds: dict = {}
-    ready = 0
+    pids = []
     deadline = time.monotonic() + timeout
     try:
-        while ready < workers:
+        while len(pids) < workers:
             for ev in executor.poll(0.5):
-                ready += ev.get("event") == "worker" and ev.get("state") == "ready"
+                if ev.get("event") == "worker" and ev.get("state") == "ready":
+                    pids.append(ev.get("pid"))
             if time.monotonic() > deadline:
                 raise RuntimeError("no worker became ready")
         for job in warm:
             executor.submit(job)
         while executor.in_flight() and time.monotonic() < deadline:
             executor.poll(0.5)
+        cpu0 = _cpu_s(pids)
         t0 = time.monotonic()
         for job in jobs:
             executor.submit(job)
@@ -72,11 +94,13 @@ def run_jobs(executor, jobs: list, expected: int, timeout: float = 3600, workers
                     got += 1
                     kinds[ev["kind"]] = kinds.get(ev["kind"], 0) + 1
         elapsed = time.monotonic() - t0
+        cpu1 = _cpu_s(pids)
     finally:
         executor.shutdown()
     tests = sum(n for k, n in kinds.items() if k != "genfail")
+    cpu = cpu1 - cpu0 if cpu0 is not None and cpu1 is not None else None
     return {"tests": tests, "seconds": round(elapsed, 1), "tests_per_min": round(60 * tests / elapsed, 1),
-            "kinds": kinds}
+            "cpu_s": cpu and round(cpu, 1), "tests_per_cpu_min": cpu and round(60 * tests / cpu, 1), "kinds": kinds}
 
 
 def batch_part(args) -> list[dict]:
@@ -105,8 +129,87 @@ def batch_part(args) -> list[dict]:
             if k != 1:
                 row[key]["batch_lines"] = [ln for ln in batched_log.splitlines() if ln.startswith("assay batch")]
                 row[key]["ratio"] = round(res["tests_per_min"] / max(row["unbatched"]["tests_per_min"], 1e-9), 2)
+                if res["tests_per_cpu_min"] and row["unbatched"]["tests_per_cpu_min"]:
+                    row[key]["cpu_ratio"] = round(res["tests_per_cpu_min"] / row["unbatched"]["tests_per_cpu_min"], 2)
         rows.append(row)
         print(json.dumps(row), flush=True)
+    return rows
+
+
+def builds_one(args) -> dict:
+    """In this process (the worker's settings: one thread, no compile pool): the inductor ``fwd``
+    compiles of the measured models, alone (K=1) or batched by K, with the CPU seconds they take
+    and how many of them are inductor's C++ builds (one ``g++`` run per kernel)."""
+    import resource
+
+    import torch
+    import torch._inductor.config as inductor_config
+    from torch._inductor import cpp_builder
+
+    from fuzz.campaign import knobs
+    from fuzz.campaign.batch import run_batched
+    from fuzz.campaign.config import Config
+    from fuzz.campaign.jobs import job_stream
+    from fuzz.campaign.session import Session
+    from fuzz.campaign.worker import load_model
+
+    torch.set_num_threads(1)
+    inductor_config.compile_threads = 1
+    builds = {"n": 0, "cpu_s": 0.0}
+    real_run = cpp_builder._run_compile_cmd
+
+    def children_cpu():
+        r = resource.getrusage(resource.RUSAGE_CHILDREN)
+        return r.ru_utime + r.ru_stime
+
+    def counted_run(cmd_line, *a, **kw):
+        c0 = children_cpu()
+        try:
+            return real_run(cmd_line, *a, **kw)
+        finally:
+            if " -E " not in cmd_line:  # not the header preprocessing run
+                builds["n"] += 1
+                builds["cpu_s"] += children_cpu() - c0
+
+    cpp_builder._run_compile_cmd = counted_run
+    with tempfile.TemporaryDirectory(prefix="assay-builds-") as tmp:
+        cfg = Config(out=tmp, backends=["inductor"], modes=["fwd"], seed=args.seed, nodes=args.nodes[0])
+        stream = job_stream(cfg, set(), -1)
+        Session(load_model(next(stream))).run_test("inductor", "fwd")  # warm-up model
+        sessions = [Session(load_model(job)) for job in itertools.islice(stream, args.models)]
+    plain = [s for s in sessions if not knobs.model_knobs(s.model.graph.meta)]  # as run_batch batches
+    k = args.batch[0]
+    builds.update(n=0, cpu_s=0.0)
+    usage0 = resource.getrusage(resource.RUSAGE_SELF)
+    cpu0 = usage0.ru_utime + usage0.ru_stime + children_cpu()
+    passed = 0
+    if k == 1:
+        passed = sum(s.run_test("inductor", "fwd").kind == "pass" for s in plain)
+    else:
+        for g in range(0, len(plain), k):
+            passed += sum(v is not None for v in run_batched(plain[g:g + k], "inductor"))
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    cpu = usage.ru_utime + usage.ru_stime + children_cpu() - cpu0
+    return {"nodes": args.nodes[0], "K": k, "models": len(plain), "passed": passed, "compile_cpu_s": round(cpu, 1),
+            "cpp_builds": builds["n"], "cpp_build_cpu_s": round(builds["cpu_s"], 1),
+            "other_cpu_s": round(cpu - builds["cpu_s"], 1)}
+
+
+def builds_part(args) -> list[dict]:
+    """``builds_one`` for each node count and K, each in a fresh process with its own empty
+    inductor cache (a process reuses the kernels it built before)."""
+    import subprocess
+
+    rows = []
+    for nodes in args.nodes:
+        for k in (1, *args.batch):
+            with tempfile.TemporaryDirectory(prefix="assay-builds-cache-") as cache:
+                cmd = [sys.executable, __file__, "builds", "--one", "--nodes", str(nodes), "--batch", str(k),
+                       "--models", str(args.models), "--seed", str(args.seed)]
+                out = subprocess.run(cmd, capture_output=True, text=True, check=True,
+                                     env=dict(os.environ, TORCHINDUCTOR_CACHE_DIR=cache, PYTHONWARNINGS="ignore"))
+            rows.append(json.loads(out.stdout.strip().splitlines()[-1]))
+            print(json.dumps(rows[-1]), flush=True)
     return rows
 
 
@@ -207,6 +310,12 @@ def main(argv=None) -> int:
     b.add_argument("--models", type=int, default=16)
     b.add_argument("--batch", type=lambda s: [int(x) for x in s.split(",")], default=[4, 8])
     b.add_argument("--seed", type=int, default=0)
+    c = sub.add_parser("builds", help="in one process: compile CPU seconds and C++ builds, alone vs batched by K")
+    c.add_argument("--nodes", type=lambda s: [int(x) for x in s.split(",")], default=[10])
+    c.add_argument("--models", type=int, default=16)
+    c.add_argument("--batch", type=lambda s: [int(x) for x in s.split(",")], default=[2, 4, 8])
+    c.add_argument("--seed", type=int, default=0)
+    c.add_argument("--one", action="store_true", help=argparse.SUPPRESS)  # builds_part's child process
     d = sub.add_parser("driver", help="per-test driver costs on a real store; saturation estimate")
     d.add_argument("--tests", type=int, default=300)
     d.add_argument("--cases", type=int, default=30)
@@ -218,13 +327,25 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
     if args.part == "batch":
         rows = batch_part(args)
-        print("\n| nodes | models | K | unbatched tests/min | batched tests/min | ratio | load (1-min avg) |")
-        print("|---|---|---|---|---|---|---|")
+        print("\n| nodes | models | K | unbatched tests/min | batched tests/min | ratio | unbatched tests/CPU-min "
+              "| batched tests/CPU-min | CPU ratio | load (1-min avg) |")
+        print("|---|---|---|---|---|---|---|---|---|---|")
         for row in rows:
+            one = row["unbatched"]
             for k in args.batch:
                 b = row[f"batch{k}"]
-                print(f"| {row['nodes']} | {row['models']} | {k} | {row['unbatched']['tests_per_min']} | "
-                      f"{b['tests_per_min']} | {b['ratio']}x | {row['unbatched']['load'][0]}-{b['load'][1]} |")
+                print(f"| {row['nodes']} | {row['models']} | {k} | {one['tests_per_min']} | {b['tests_per_min']} | "
+                      f"{b['ratio']}x | {one['tests_per_cpu_min']} | {b['tests_per_cpu_min']} | {b.get('cpu_ratio')}x | "
+                      f"{one['load'][0]}-{b['load'][1]} |")
+    elif args.part == "builds" and args.one:
+        print(json.dumps(builds_one(args)))
+    elif args.part == "builds":
+        rows = builds_part(args)
+        print("\n| nodes | K | models | passed | compile CPU s | C++ builds | their CPU s | other CPU s |")
+        print("|---|---|---|---|---|---|---|---|")
+        for r in rows:
+            print(f"| {r['nodes']} | {r['K']} | {r['models']} | {r['passed']} | {r['compile_cpu_s']} | "
+                  f"{r['cpp_builds']} | {r['cpp_build_cpu_s']} | {r['other_cpu_s']} |")
     elif args.part == "driver":
         driver_part(args)
     else:

@@ -1,18 +1,21 @@
 """Batched compilation (``assay fuzz --batch K``): K independent models, one program, one compile.
 
-Most of a small model's compile time is paid once per ``torch.compile`` call (dynamo's
-tracing, AOT autograd, inductor's scheduling and one C++ build), not per operator. So the
-worker joins the forward (``fwd``) tests of K models on one backend into one module whose
-``forward`` runs the K models side by side on their own inputs (``Batched``), compiles that
-once, runs it once, and judges each model's outputs against that model's own reference
-(``Session.fwd_ref``: the oracle sees exactly what a lone run would give it).
+Part of a small model's compile time is paid once per ``torch.compile`` call (dynamo's tracing,
+AOT autograd, inductor's lowering and scheduling), not per operator; inductor's C++ build is paid
+per kernel (each CPU kernel is its own ``g++`` run, batched or not). So the worker joins the
+forward (``fwd``) tests of K models on one backend into one module whose ``forward`` runs the K
+models side by side on their own inputs (``Batched``), compiles that once, runs it once, and
+judges each model's outputs and written state against that model's own reference
+(``Session.judge_fwd``: the oracle sees exactly what a lone run would give it).
 
 A model that passes in the batch has its verdict. Every other outcome is attributed by
 running that model alone, as without batching (``Session.run_test``): a failing case is still
-one model with a standalone ``repro.py``. When the batch's compile or run raises, every model
-of it runs alone; when it kills the worker (a segfault, a hang, memory), the executor queues
-the batch's unjudged models again as one-model jobs (``fuzz.campaign.executor``). A model that
-fails only inside a batch (never alone) is a pass: its failure has no standalone repro.
+one model with a standalone ``repro.py``. When the batch's compile or run raises, it is split
+in halves and each half compiled again as a batch (``bisected``), so only the model that raises
+(and at most its partner in the last batch of two) runs alone; when a batch kills the worker (a
+segfault, a hang, memory), the executor queues the batch's unjudged models again as one-model
+jobs (``fuzz.campaign.executor``). A model that fails only inside a batch (never alone) is a
+pass: its failure has no standalone repro.
 
 The worker side is ``fuzz.campaign.worker.run_batch``; ``batch_jobs`` groups the job stream.
 """
@@ -113,16 +116,44 @@ def _importable(parts) -> list[str]:
     return names
 
 
-def run_batched(sessions: list, backend_name: str) -> list[Verdict | None]:
+def run_batched(sessions: list, backend_name: str, compiles: list | None = None) -> list[Verdict | None]:
     """The ``fwd`` tests of ``sessions``' models on one backend, compiled as one program.
 
-    A ``pass`` Verdict for each model that agrees with its reference; None for a model that must
-    run alone (it differed, or the batch raised, or the backend cannot batch)."""
+    A ``pass`` Verdict for each model that agrees with its reference (its outputs and the state its
+    forward writes); None for a model that must run alone (it differed, or every batch it was
+    part of raised, or the backend cannot batch). A batch whose compile or run raises is split in
+    halves and each half tried again as a batch (``bisected``), so the models beside the one that
+    raises keep their batched verdicts; only a model that raised in a batch of two runs alone.
+    ``compiles`` (a list) gets the size of each batch compiled."""
+    backend = backends.get(backend_name)
+    if "fwd" not in backend.modes:
+        return [None] * len(sessions)
+
+    def attempt(group):
+        if compiles is not None:
+            compiles.append(len(group))
+        return judged_batch(group, backend)
+
+    return bisected(sessions, attempt)
+
+
+def bisected(items: list, attempt) -> list:
+    """``attempt(group)``: one result per item of ``group``, or None when the group as a whole
+    failed; then each half is attempted again (a group of one is not attempted: None)."""
+    if len(items) < 2:
+        return [None] * len(items)
+    results = attempt(items)
+    if results is not None:
+        return results
+    half = (len(items) + 1) // 2
+    return bisected(items[:half], attempt) + bisected(items[half:], attempt)
+
+
+def judged_batch(sessions: list, backend) -> list[Verdict | None] | None:
+    """One compile and run of ``sessions``' models as one program: a pass Verdict or None per
+    model, or None when the compile or the run raised."""
     import torch
 
-    backend = backends.get(backend_name)
-    if len(sessions) < 2 or "fwd" not in backend.modes:
-        return [None] * len(sessions)
     inputs = [[t.detach().to(s.device).clone() for t in s.model.inputs] for s in sessions]
     module = batched_module([copy.deepcopy(s.module) for s in sessions], [len(i) for i in inputs])
     flat = [t for i in inputs for t in i]
@@ -131,13 +162,12 @@ def run_batched(sessions: list, backend_name: str) -> list[Verdict | None]:
         with torch.no_grad():
             fn = backend.compile_function()(module, flat, dynamic=False)
             outs = fn(*flat)
-    except Exception:  # noqa: BLE001 - which model raised is found by running each alone
-        return [None] * len(sessions)
+    except Exception:  # noqa: BLE001 - which model raised is found by bisecting, then alone
+        return None
     elapsed = (time.perf_counter() - t0) / len(sessions)
     verdicts: list[Verdict | None] = []
-    for session, out in zip(sessions, outs):
-        actual = list(out) if isinstance(out, (tuple, list)) else [out]
-        j = oracle.judge(session.fwd_ref, actual)
+    for session, out, part, part_inputs in zip(sessions, outs, module.parts, inputs):
+        j = session.judge_fwd(backend, out, part, part_inputs)
         verdicts.append(Verdict(Kind.PASS, j.detail, elapsed_s=elapsed, skipped_values=j.skipped or None)
                         if j.kind == Kind.PASS else None)
     return verdicts

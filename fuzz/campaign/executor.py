@@ -205,7 +205,8 @@ class LocalExecutor(Executor):
         if kind == "ready":
             w.ready, w.phase, w.deadline = True, "idle", float("inf")
             self._early_deaths = 0
-            return [{"event": "worker", "worker": w.index, "state": "ready", "warmup_s": ev.get("warmup_s")}]
+            return [{"event": "worker", "worker": w.index, "state": "ready", "warmup_s": ev.get("warmup_s"),
+                     "pid": ev.get("pid")}]
         if kind == "begin":
             w.test = next((t for t in w.remaining if t["test"] == ev.get("test")), None)
             w.phase = ev.get("phase", "test")

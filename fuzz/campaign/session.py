@@ -478,6 +478,13 @@ class Session:
                 self._run_second_call(backend, fn, module, out)
         return out
 
+    def judge_fwd(self, backend, outputs, module, inputs) -> oracle.Judgement:
+        """A compiled forward's ``outputs``, and the state it wrote into ``module`` (the copy it
+        was compiled from) and ``inputs``, judged against ``fwd_ref`` as a lone fwd test judges them
+        (``fuzz.campaign.batch``: one model's part of a batched run)."""
+        actual = _as_list(outputs) + self._state(backend, module if backend.state_readable else None, module, inputs)
+        return oracle.judge(self._readable(self.fwd_ref, actual), actual)
+
     def _state(self, backend, fn, module, inputs) -> list:
         """The written state after a compiled call (None where the backend keeps its own buffers)."""
         if not self.writes:

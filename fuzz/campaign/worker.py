@@ -137,9 +137,11 @@ def run_batch(job: dict, emit) -> None:
         if len(group) < 2:
             continue
         emit({"event": "begin", "job": job["job"], "test": None, "phase": "batch", "log_offset": _log_offset()})
-        verdicts = run_batched([s for _, s, _ in group], backend)
+        compiles: list[int] = []
+        verdicts = run_batched([s for _, s, _ in group], backend, compiles)
+        how = "one compile" if len(compiles) == 1 else f"{len(compiles)} batched compiles (sizes {compiles})"
         print(f"assay batch {job['job']}: {backend}: {sum(v is not None for v in verdicts)}/{len(group)} passed in "
-              "one compile; the others run alone", file=sys.stderr, flush=True)
+              f"{how}; the others run alone", file=sys.stderr, flush=True)
         for (sub, _, t), verdict in zip(group, verdicts):
             if verdict is not None:
                 verdict.backend, verdict.mode = t["backend"], t["mode"]

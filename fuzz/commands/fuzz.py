@@ -124,8 +124,9 @@ def register(sub) -> None:
                    help="compiler knobs set for every test (e.g. cpp_wrapper,freezing; see docs/campaign.md); "
                         "recorded in each case and set by its repro.py")
     p.add_argument("--batch", type=positive_int, default=None, metavar="K",
-                   help="compile the fwd tests of K models as one program per backend (faster on compile-bound "
-                        "backends); a model that does not pass in its batch runs alone (default 1)")
+                   help="compile the fwd tests of K models as one program per backend (on inductor about 1.05-1.25x "
+                        "tests/min, see docs/campaign.md); a model that does not pass in its batch runs alone "
+                        "(default 1)")
     p.add_argument("--executor", choices=["local", "ray"], default="local",
                    help="where workers run: local processes, or actors on a Ray cluster (pip install 'assay[ray]'; "
                         "docs/distributed.md) (default local)")

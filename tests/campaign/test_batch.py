@@ -14,6 +14,7 @@ import torch
 
 from test_campaign import env, make_programs
 
+from fuzz.campaign import backends
 from fuzz.campaign.batch import batch_jobs, batched_module, run_batched, solo_jobs
 from fuzz.campaign.session import Model, Session
 from fuzz.gen import program
@@ -69,11 +70,50 @@ def test_one_compile_for_the_whole_batch_and_each_model_judged_alone(tmp_path):
     verdicts = run_batched(sessions, "aot_eager")
     assert [v.kind.value for v in verdicts] == ["pass"] * 3
     # a backend whose batched run fails sends every model to run alone (None), never a verdict
+    # (bisected: the three, then their first two; a batch of one is the model alone)
     os.environ["ASSAY_TEST_BACKENDS"] = "1"
     try:
-        assert run_batched(sessions, "_raise") == [None] * 3
+        compiles = []
+        assert run_batched(sessions, "_raise", compiles) == [None] * 3
+        assert compiles == [3, 2]
     finally:
         os.environ.pop("ASSAY_TEST_BACKENDS")
+
+
+@pytest.fixture
+def raise_on_relu():
+    """A backend whose compile raises on a graph with aten.relu (a lowering crash on one operator):
+    aot_autograd, its forward compiler refusing relu."""
+    name = "raise_on_relu_for_test"
+    backends.register(backends.Backend(name, '''
+    def compile_model(model, inputs, dynamic=False):
+        from torch._dynamo.backends.common import aot_autograd
+        def forward_compiler(gm, example_inputs):
+            if any(n.target is torch.ops.aten.relu.default for n in gm.graph.nodes):
+                raise RuntimeError("injected: a graph with relu does not compile")
+            return gm
+        torch._dynamo.reset()
+        return torch.compile(model, backend=aot_autograd(fw_compiler=forward_compiler))
+    '''))
+    yield name
+    backends.REGISTRY.pop(name)
+
+
+def test_a_batch_that_raises_is_bisected_so_only_the_raising_model_runs_alone(tmp_path, raise_on_relu):
+    progs = make_programs(tmp_path / "progs", 5)
+    sys.path.insert(0, str(REPO / "tests" / "triage"))
+    from triage_helpers import relu_graph_b
+
+    program.save_program(*relu_graph_b(), progs / "p2_relu")  # sorts third: p0 p1 p2 p2_relu p3 p4
+    sessions = _sessions(progs)
+    assert sessions[3].run_test(raise_on_relu, "fwd").kind == "crash"  # alone: a finding with its repro
+    compiles = []
+    verdicts = run_batched(sessions, raise_on_relu, compiles)
+    # 6 raises -> [p0 p1 p2] passes, [p2_relu p3 p4] raises -> [p2_relu p3] raises, [p4] is alone
+    assert [v and v.kind.value for v in verdicts] == ["pass", "pass", "pass", None, None, None]
+    assert compiles == [6, 3, 3, 2]
+    verdicts = run_batched(sessions[:3] + sessions[4:], raise_on_relu)  # without it: one compile, all pass
+    assert [v.kind.value for v in verdicts] == ["pass"] * 5
 
 
 def _campaign(assay, progs, out, batch, backends, extra_env=None, fault=None):
@@ -101,21 +141,26 @@ def _journal(out):
 
 
 @pytest.mark.slow
-def test_batched_campaign_finds_the_planted_fault_like_the_unbatched_one(assay, tmp_path):
+@pytest.mark.parametrize("fault, kind, line", [
+    ("relu", "mismatch", "aot_eager: 2/4 passed in one compile"),
+    # the batch's compile raises: bisected, the half without relu passes in one compile, the other
+    # half raises again and its two models run alone
+    ("relu_raise", "crash", "aot_eager: 2/4 passed in 3 batched compiles (sizes [4, 2, 2])")])
+def test_batched_campaign_finds_the_planted_fault_like_the_unbatched_one(assay, tmp_path, fault, kind, line):
     progs = _relu_programs(tmp_path / "progs")
-    runs = {b: _campaign(assay, progs, tmp_path / f"batch{b}", b, "aot_eager", fault="relu") for b in (1, 4)}
+    runs = {b: _campaign(assay, progs, tmp_path / f"batch{b}", b, "aot_eager", fault=fault) for b in (1, 4)}
     for proc in runs.values():
         _finish(proc)
     one, four = _journal(tmp_path / "batch1"), _journal(tmp_path / "batch4")
     assert one == four
-    failing = sorted(r[0] for r in four if r[1] == "mismatch")
+    failing = sorted(r[0] for r in four if r[1] == kind)
     assert failing == ["s0-m000002-aot_eager-fwd", "s0-m000003-aot_eager-fwd"], four  # the two relu programs
     for case_id in failing:  # one model per case, and its repro reproduces alone
         case = json.loads((tmp_path / "batch4" / case_id / "case.json").read_text())
         assert case["reproduces"] is True and case["model"] == int(case_id.split("-m")[1][:6]), case.get("recheck")
         assert "relu" in " ".join(case["ops"])
     log = (tmp_path / "batch4" / "logs" / "worker-0.log").read_text(errors="replace")
-    assert "aot_eager: 2/4 passed in one compile" in log and "Traceback" not in log
+    assert line in log and "Traceback" not in log
 
 
 @pytest.mark.slow

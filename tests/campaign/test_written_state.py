@@ -12,7 +12,7 @@ import warnings
 import pytest
 import torch
 
-from fuzz.campaign import repro, session, worker
+from fuzz.campaign import batch, repro, session, worker
 from fuzz.campaign.case import Case
 from fuzz.gen import program
 from fuzz.gen.config import GenConfig
@@ -119,6 +119,16 @@ def test_lost_or_doubled_writes_are_mismatches(sessions, test_backends, backend,
     for i, where in ((2, WRITTEN[2]), (4, WRITTEN[4])):
         v = sessions[i].run_test(backend, mode)
         assert v.kind == "mismatch" and v.diff["where"] == where, (i, v.detail, v.diff, v.error)
+
+
+def test_a_batched_run_judges_each_models_written_state(sessions, test_backends):
+    """``--batch``: the state models compiled as one program pass on their outputs and their state
+    (each read from its own part of the batched module); a batched run that loses the writes sends
+    both to run alone (None), never a pass."""
+    both = [sessions[2], sessions[4]]
+    for backend in ("aot_eager", "inductor"):
+        assert [v and v.kind.value for v in batch.run_batched(both, backend)] == ["pass", "pass"], backend
+    assert batch.run_batched(both, "_lose_state") == [None, None]
 
 
 def test_repro_judges_the_written_state(saved, sessions, test_backends, tmp_path):

@@ -8,6 +8,7 @@ processes they start (sandbox workers, repro scripts) and set ``ASSAY_TEST_FAULT
 - ``add``:  the compiled path computes ``add(a, b) + 0.5``;
 - ``running_stats``: the compiled path writes ``new + 0.5`` into a float buffer it updates in place
   (batch norm's running mean and variance in training mode), and changes nothing else.
+- ``relu_raise``: a compile of a graph with ``relu`` raises (a lowering crash on one operator);
 - ``relu@no_fusion``: the ``relu`` fault, only while a compile runs with inductor's
   ``max_fusion_size`` at 1 (the ``no_fusion`` knob of ``fuzz.campaign.knobs``): a fault that
   appears only under a compiler setting, as some real ones do.
@@ -43,6 +44,7 @@ def _install(fault: str) -> None:
         "relu": {torch.ops.aten.relu.default},
         "add": {torch.ops.aten.add.Tensor},
         "running_stats": set(),
+        "relu_raise": set(),
     }[fault]
 
     def buffer_write(node) -> bool:
@@ -57,6 +59,8 @@ def _install(fault: str) -> None:
     def corrupt(graph) -> None:
         if not _gate_open():
             return
+        if fault == "relu_raise" and any(n.target is torch.ops.aten.relu.default for n in graph.nodes):
+            raise RuntimeError("injected compile failure: a graph with relu")
         if fault == "running_stats":
             for node in list(graph.nodes):
                 if (node.op == "call_function" and node.target is torch.ops.aten.copy_.default
