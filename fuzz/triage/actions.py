@@ -98,6 +98,7 @@ def reduce_case(case: Case, *, time_budget: float = 120.0, timeout: float | None
     path = save_reduced(case, result.graph, result.tensors, final, env=env, info={
         "ops_before": len(graph.nodes), "ops_after": len(result.graph.nodes), "seconds": round(seconds, 2),
         "runs": result.tests + 1, "timed_out": result.timed_out, "steps": result.steps,
+        "unconfirmed": result.unconfirmed,
     })
     log(f"{case.id}: {len(graph.nodes)} -> {len(result.graph.nodes)} ops in {seconds:.1f}s; saved {path}")
     return {
@@ -109,6 +110,7 @@ def reduce_case(case: Case, *, time_budget: float = 120.0, timeout: float | None
         "ops": result.graph.ops(),
         "seconds": round(seconds, 2),
         "runs": result.tests + 1,
+        "unconfirmed": result.unconfirmed,
         "timed_out": result.timed_out,
         "signature": final[1].id if final[1] else None,
         "original_signature": case.failure.id,

@@ -6,7 +6,8 @@ tensors it is fed with (inputs and params, by name) and a predicate
 *same* failure (the caller compares signatures, in a sandboxed child). Each step builds
 candidates, keeps only those that are valid graphs (checked in-process by running the
 operators on meta tensors, which costs milliseconds) and asks the predicate about them;
-a candidate is kept only if the predicate says yes.
+a candidate is kept only if the predicate says yes, twice (``confirm``): a failure that
+comes and goes between runs would otherwise leave a reduced case that never reproduces.
 
 Passes, repeated until nothing changes or the time budget runs out:
 
@@ -49,6 +50,7 @@ class ReduceResult:
     tests: int = 0            # predicate calls (child runs)
     cache_hits: int = 0
     invalid: int = 0          # candidates rejected in-process (meta check)
+    unconfirmed: int = 0      # candidates that failed once, then passed when asked again (flaky)
     seconds: float = 0.0
     timed_out: bool = False
     steps: list[str] = field(default_factory=list)
@@ -143,8 +145,10 @@ class Reducer:
         log: Callable[[str], None] | None = None,
         shrink: bool = True,
         attributes: bool = True,
+        confirm: bool = True,
     ) -> None:
         self.graph = graph.copy()
+        self.confirm = confirm  # ask the predicate again before keeping a candidate
         self.tensors = _live_tensors(self.graph, tensors)
         self.still_fails = still_fails
         self.deadline = None if time_budget is None else time.monotonic() + time_budget
@@ -218,6 +222,12 @@ class Reducer:
             self.result.tests += 1
             try:
                 ok = bool(self.still_fails(graph, tensors))
+                if ok and self.confirm and not self.out_of_budget():
+                    # a flaky failure (a compiled result that changes between runs) must fail
+                    # twice to be kept: else the reduced case may never reproduce again
+                    self.result.tests += 1
+                    ok = bool(self.still_fails(graph, tensors))
+                    self.result.unconfirmed += not ok
             except InvalidGraph:
                 ok = False
             self.cache[key] = ok
