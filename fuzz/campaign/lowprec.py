@@ -25,13 +25,15 @@ def _upcast(value):
     return value
 
 
-def upcast_graph(graph, check_only: bool = False):
+def holds_low_precision(graph) -> bool:
+    return any(info.dtype in LOW for info in graph.tensors.values())
+
+
+def upcast_graph(graph):
     """A copy of ``graph`` computing in float32 where it computes in float16/bfloat16, or None
-    when it holds no such tensor (``check_only``: True instead of the copy)."""
-    if not any(info.dtype in LOW for info in graph.tensors.values()):
+    when it holds no such tensor."""
+    if not holds_low_precision(graph):
         return None
-    if check_only:
-        return True
     g = graph.copy()
     for info in g.tensors.values():
         if info.dtype in LOW:
@@ -66,3 +68,21 @@ def float32_outputs(graph, state: dict, inputs: list) -> list | None:
         return None
     out = list(out) if isinstance(out, (tuple, list)) else [out]
     return out if len(out) == len(graph.outputs) else None
+
+
+def deferred_float32_outputs(graph, state: dict, inputs: list, pad: int):
+    """A function making ``float32_outputs`` (then ``pad`` Nones, for the written state) from
+    copies of ``state`` and ``inputs`` taken now, to be called only when needed
+    (``oracle.Reference.low32_fn``); None when the graph holds no low-precision tensor."""
+    import torch
+
+    if not holds_low_precision(graph):
+        return None
+    state = {k: v.detach().clone() for k, v in state.items()}
+    inputs = [t.detach().clone() if isinstance(t, torch.Tensor) else t for t in inputs]
+
+    def make():
+        out = float32_outputs(graph, state, inputs)
+        return None if out is None else out + [None] * pad
+
+    return make

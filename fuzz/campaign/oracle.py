@@ -223,12 +223,6 @@ def is_float(t) -> bool:
 # judging one run
 
 
-def _is_tensor(value) -> bool:
-    import torch
-
-    return isinstance(value, torch.Tensor)
-
-
 @dataclass
 class Reference:
     """What a compiled run is judged against: named values (outputs, then gradients)."""
@@ -245,11 +239,13 @@ class Reference:
 
     def alternative(self, i: int):
         """``low32[i]`` (made by ``low32_fn`` on first use), or None."""
+        import torch
+
         if self.low32 is None and self.low32_fn is not None:
             make, self.low32_fn = self.low32_fn, None
             self.low32 = make()
         alt = self.low32[i] if self.low32 is not None and i < len(self.low32) else None
-        return alt if _is_tensor(alt) else None
+        return alt if isinstance(alt, torch.Tensor) else None
 
 
 @dataclass

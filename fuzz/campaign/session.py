@@ -176,13 +176,8 @@ class Session:
         upstream, _ = oracle.path_precision(graph)
         precision = {name: upstream.get(o) for name, o in zip(names, values) if upstream.get(o)}
         reference = oracle.Reference(names, eager_out + eager_state, ref64, skip, precision)
-        if lowprec.upcast_graph(graph, check_only=True):
-            # made when a compiled run first has an element flagged without it (most never do)
-            state = {k: v.detach().clone() for k, v in self.module.state_dict().items()}
-            held = [t.detach().clone() if isinstance(t, torch.Tensor) else t for t in inputs]
-            extra = [None] * len(eager_state)
-            reference.low32_fn = lambda: (lambda out: out + extra if out is not None else None)(
-                lowprec.float32_outputs(graph, state, held))
+        # made when a compiled run first has an element flagged without it (most never do)
+        reference.low32_fn = lowprec.deferred_float32_outputs(graph, self.module.state_dict(), inputs, len(eager_state))
         return eager_out, eager_env, ref_env, sensitive, reference
 
     def _gradient_sources(self, names: list[str]) -> dict:

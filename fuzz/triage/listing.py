@@ -250,6 +250,10 @@ def sort_rows(rows: list[Row], key: str = "count") -> list[Row]:
     raise ValueError(key)
 
 
+# statuses a table shows in its "repro" column by name (the others as yes / FIXED / ?)
+STATUS_SHOWN_AS_IS = ("changed", "flaky", "excused")
+
+
 def render_table(rows: list[Row]) -> str:
     """A fixed-width table for a terminal."""
     if not rows:
@@ -258,7 +262,7 @@ def render_table(rows: list[Row]) -> str:
     lines = []
     for i, r in enumerate(rows, 1):
         repro = {True: "yes", False: "FIXED", None: "?"}[r.reproduces]
-        if r.status in ("changed", "flaky", "excused"):
+        if r.status in STATUS_SHOWN_AS_IS:
             repro = r.status
         elif r.status == "corrupt":
             repro = "CORRUPT"

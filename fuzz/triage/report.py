@@ -22,7 +22,7 @@ from pathlib import Path
 
 from fuzz.campaign.verdict import FAILURE_KINDS
 from fuzz.triage.cases import iter_cases
-from fuzz.triage.listing import Row, listing_rows, short_op, sort_rows
+from fuzz.triage.listing import STATUS_SHOWN_AS_IS, Row, listing_rows, short_op, sort_rows
 from fuzz.triage.plots import plot_backends, plot_features, plot_ops, plot_tests, plot_unique
 
 FAILURES = tuple(k.value for k in FAILURE_KINDS)
@@ -237,7 +237,7 @@ def render_html(data: dict) -> str:
                      "<th>reproduces</th><th>ops</th><th>error / signature</th></tr>")
         for i, r in enumerate(rows, 1):
             rep = {True: "<span class='yes'>yes</span>", False: "<span class='no'>fixed</span>", None: "?"}[r.reproduces]
-            if r.status in ("changed", "flaky", "excused"):
+            if r.status in STATUS_SHOWN_AS_IS:
                 rep = r.status
             ops = ", ".join(e(short_op(o)) for o in r.ops)
             if r.reduced_case:
@@ -284,7 +284,7 @@ def render_markdown(data: dict, image_dir: Path | None, image_prefix: str = "") 
                   "|---|---|---|---|---|---|---|---|---|"]
         for i, r in enumerate(rows, 1):
             rep = {True: "yes", False: "fixed", None: "?"}[r.reproduces]
-            if r.status in ("changed", "flaky", "excused"):
+            if r.status in STATUS_SHOWN_AS_IS:
                 rep = r.status
             ops = ", ".join(f"`{short_op(o)}`" for o in r.ops)
             err = (r.error or r.signature).replace("|", "\\|")[:120]

@@ -1,0 +1,154 @@
+#!/usr/bin/env python3
+"""Where a default-mix model's generation time goes, and whether a model depends on its process.
+
+``python benchmarks/gen_profile.py stages --models 1000`` prints wall ms per model of each stage
+(a wrapper around each function; a stage's time excludes the stages it calls), the Z3 context's
+cost and minor page faults, as benchmarks/reach_bench.py runs them (generation then one eager run).
+``python benchmarks/gen_profile.py order --models 400`` generates models 0..N-1 in index order and
+in reverse order, in two processes, and prints how many differ (graph and inputs hashed): a model
+must depend only on (seed, index, shares). The numbers in docs/generator.md ("Generation speed of
+the default mix", seventh session) came from these two commands.
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import hashlib
+import json
+import os
+import resource
+import subprocess
+import sys
+import time
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, REPO)
+
+
+def _stages(models: int, seed: int) -> None:
+    from benchmarks.gen_bench import _import_every_operator, _setup
+
+    _setup()
+    import z3
+
+    import fuzz.gen.blocks  # noqa: F401 - imported before its functions are wrapped
+    import fuzz.gen.builder as builder
+    import fuzz.gen.generate as generate
+    import fuzz.gen.program as program
+    import fuzz.gen.solver as solver
+    import fuzz.gen.values as values
+    from benchmarks.reach_bench import generate_and_run
+    from fuzz.gen.policy import Shares
+    from fuzz.gen.ruleset import load_ruleset
+
+    own, calls, stack = collections.Counter(), collections.Counter(), []
+
+    def wrap(owner, name, label):
+        fn = getattr(owner, name)
+
+        def timed(*a, **k):
+            t0 = time.perf_counter()
+            stack.append(0.0)
+            try:
+                return fn(*a, **k)
+            finally:
+                dt, inner = time.perf_counter() - t0, stack.pop()
+                own[label] += dt - inner
+                calls[label] += 1
+                if stack:
+                    stack[-1] += dt
+        setattr(owner, name, timed)
+
+    for owner, name, label in [
+        (generate, "generate_graph", "graph growth (rest)"), (generate, "materialise", "materialise (rest: guard rerun)"),
+        (values, "search", "value search"), (generate, "apply_forms", "forms rewrites"),
+        (program, "build_module", "build and exec of the program"), (program, "run_eager", "eager run"),
+        (generate, "Builder", "builder and Z3 context"), (solver.TextSolver, "push_if_sat", "solver checks"),
+        (solver.TextSolver, "model_values", "model reads"), (builder, "meta_check", "meta checks"),
+    ]:
+        wrap(owner, name, label)
+    ctx = {"s": 0.0, "faults": 0, "n": 0}
+    init = z3.Context.__init__
+
+    def counted(self, *a, **k):
+        f0, t0 = resource.getrusage(resource.RUSAGE_SELF).ru_minflt, time.perf_counter()
+        init(self, *a, **k)
+        ctx["s"] += time.perf_counter() - t0
+        ctx["faults"] += resource.getrusage(resource.RUSAGE_SELF).ru_minflt - f0
+        ctx["n"] += 1
+    z3.Context.__init__ = counted
+
+    rs = load_ruleset(None)
+    _import_every_operator(rs)
+    generate_and_run(rs, 60, 5, seed + 7919, Shares())  # warm-up, as reach_bench
+    own.clear(), calls.clear()
+    ctx.update(s=0.0, faults=0, n=0)
+    res = generate_and_run(rs, models, 5, seed, Shares())
+    print(f"{models} models, seed {seed}: {res['models_per_s']:.1f} models/s (with the wrappers), validity {res['validity']:.4f}\n")
+    print("| stage | ms per model | calls per model |\n|---|---|---|")
+    for label, s in own.most_common():
+        print(f"| {label} | {s / models * 1e3:.2f} | {calls[label] / models:.1f} |")
+    n = max(1, ctx["n"])
+    print(f"\nZ3 context: {ctx['s'] / n * 1e3:.2f} ms and {ctx['faults'] / n:.0f} minor page faults each ({ctx['n']} made)")
+
+
+def _hashes(start: int, stop: int, reverse: bool, out: str) -> None:
+    import torch
+
+    from fuzz.gen.config import GenConfig, GenerationError
+    from fuzz.gen.generate import generate_model_for_index
+    from fuzz.gen.policy import Shares
+    from fuzz.gen.ruleset import load_ruleset
+
+    rs = load_ruleset(None)
+    order = range(start, stop)
+    got = {}
+    for i in (reversed(order) if reverse else order):
+        try:
+            m = generate_model_for_index(rs, GenConfig(nodes=5), 0, i, Shares())
+        except GenerationError:
+            got[i] = "fail"
+            continue
+        h = hashlib.sha256(json.dumps(m.graph.to_json(), sort_keys=True, default=str).encode())
+        for t in (m.inputs.values() if isinstance(m.inputs, dict) else m.inputs):
+            t = t.detach().contiguous().reshape(-1)
+            h.update((t.to(torch.uint8) if t.dtype == torch.bool else t).view(torch.uint8).numpy().tobytes())
+        got[i] = h.hexdigest()
+    with open(out, "w") as fh:
+        json.dump(got, fh)
+
+
+def _order(models: int, start: int) -> None:
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        outs = [os.path.join(tmp, f"{d}.json") for d in ("forward", "reverse")]
+        procs = [subprocess.Popen([sys.executable, __file__, "_hashes", str(start), str(start + models), d, o],
+                                  stderr=subprocess.DEVNULL) for d, o in zip(("forward", "reverse"), outs)]
+        if any(p.wait() for p in procs):
+            sys.exit("a generating process failed")
+        a, b = (json.load(open(o)) for o in outs)
+    differ = sorted(int(k) for k in a if a[k] != b[k])
+    print(f"models {start}..{start + models - 1} of seed 0, index order vs reverse order: {len(differ)} differ"
+          + (f" ({differ[:20]})" if differ else ""))
+
+
+def main() -> None:
+    if len(sys.argv) > 1 and sys.argv[1] == "_hashes":
+        _hashes(int(sys.argv[2]), int(sys.argv[3]), sys.argv[4] == "reverse", sys.argv[5])
+        return
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    sub = ap.add_subparsers(dest="part", required=True)
+    s = sub.add_parser("stages")
+    s.add_argument("--models", type=int, default=1000)
+    s.add_argument("--seed", type=int, default=0)
+    o = sub.add_parser("order")
+    o.add_argument("--models", type=int, default=400)
+    o.add_argument("--start", type=int, default=0)
+    args = ap.parse_args()
+    _stages(args.models, args.seed) if args.part == "stages" else _order(args.models, args.start)
+
+
+if __name__ == "__main__":
+    main()
