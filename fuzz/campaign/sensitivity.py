@@ -469,9 +469,30 @@ ACCUMULATING_PREFIXES = (
     "einsum", "tensordot", "cumsum", "cumprod", "prod", "trace", "var", "std", "norm", "linalg_vector_norm",
     "linalg_norm", "linalg_matrix_norm", "frobenius_norm", "layer_norm", "layernorm", "group_norm", "groupnorm",
     "batch_norm", "batchnorm", "instance_norm", "instancenorm", "native_layer_norm", "native_group_norm",
-    "native_batch_norm", "embedding_bag", "cdist", "cosine_similarity", "upsample", "interpolate",
+    "native_batch_norm", "embedding_bag", "cdist", "cosine_similarity", "upsample", "upsampling", "interpolate",
 )
 EXTREME_FRACTION = 1 / 16  # of the dtype's largest finite value
+
+
+RESAMPLING_CALLS = {"interpolate": 3, "upsample": 3}  # functional name -> position of ``mode`` (nn.Upsample: 2)
+
+
+def _nearest_resampling(node, short: str, env: dict) -> bool:
+    """An upsample/interpolate that copies its nearest input value: it sums nothing, so values
+    near overflow are no reason to excuse it (its mode is in its name, its call or its module)."""
+    if "nearest" in short:
+        return True
+    if short not in RESAMPLING_CALLS:
+        return False  # aten's upsample_bilinear2d, upsample_bicubic2d...: named, and interpolating
+    if node.api == "module":
+        init = node.init or {}
+        mode = _pick(init.get("args", []), init.get("kwargs", {}), 2, "mode", "nearest")
+    else:
+        call = _call(node, env)
+        if call is None:
+            return False  # cannot tell: keep the excuse
+        mode = _pick(call[0], call[1], RESAMPLING_CALLS[short], "mode", "nearest")
+    return isinstance(mode, str) and mode.startswith("nearest")
 
 
 def _sums_extremes(node, short: str, eager_env: dict) -> bool:
@@ -479,6 +500,8 @@ def _sums_extremes(node, short: str, eager_env: dict) -> bool:
     import torch
 
     if not (short.startswith(ACCUMULATING_PREFIXES) or short.endswith("loss")):
+        return False
+    if short.startswith(("upsampl", "interpolate")) and _nearest_resampling(node, short, eager_env):
         return False
     for name in dict.fromkeys(node.inputs()):
         t = eager_env.get(name)

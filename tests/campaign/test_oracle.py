@@ -559,3 +559,33 @@ def test_gradients_through_a_nan_value_are_not_judged(tmp_path):
     assert not any(n.endswith("w") for n in skip)
     s = session_for(tmp_path / "finite", g, {"x": torch.tensor([1.0, 0.5, 2.0, 3.0]), "w": torch.tensor([1.0, 2, 3, 4])})
     assert not s.bwd_reference().skip
+
+
+def test_nearest_resampling_of_values_near_overflow_is_still_judged(tmp_path):
+    """Nearest-mode upsampling copies one input value per output: it sums nothing, so values near
+    overflow are no reason to excuse it (they were, by its name's 'upsample'/'interpolate' prefix,
+    hiding any wrong copy there). Bilinear interpolation weighs neighbours: still excused. The mode
+    is read from the name, the functional call or the module's constructor."""
+    big = torch.finfo(torch.float32).max
+    x_val = torch.tensor([[[[big, -big], [big, 1.0]]]])
+
+    def sensitive(name, op, args, kwargs=None, api="function", init=None):
+        g = Graph()
+        x = g.add_tensor([1, 1, 2, 2], "float32", "input", name="x")
+        out = g.add_tensor([1, 1, 4, 4], "float32", name="up")
+        g.add_node(Node(id="n0", op=op, api=api, args=[ref(x), *args], kwargs=kwargs or {}, outputs=[out], init=init))
+        g.outputs = [out]
+        return any("overflow" in why for why in session_for(tmp_path / name, g, {"x": x_val}).sensitive.values())
+
+    assert not sensitive("fn_nearest", "torch.nn.functional.interpolate", [], {"scale_factor": 2.0, "mode": "nearest"})
+    assert not sensitive("fn_default", "torch.nn.functional.interpolate", [None, 2.0])
+    assert not sensitive("aten_nearest", "aten::upsample_nearest2d", [[4, 4]], api="aten", )
+    assert not sensitive("module_nearest", "torch.nn.Upsample", [], api="module",
+                         init={"args": [], "kwargs": {"scale_factor": 2.0, "mode": "nearest"}})
+    assert not sensitive("module_named", "torch.nn.UpsamplingNearest2d", [], api="module",
+                         init={"args": [], "kwargs": {"scale_factor": 2.0}})
+    assert sensitive("fn_bilinear", "torch.nn.functional.interpolate", [None, 2.0, "bilinear"])
+    assert sensitive("module_bilinear", "torch.nn.Upsample", [], api="module",
+                     init={"args": [None, 2.0, "bilinear"], "kwargs": {}})
+    assert sensitive("module_named_bilinear", "torch.nn.UpsamplingBilinear2d", [], api="module",
+                     init={"args": [], "kwargs": {"scale_factor": 2.0}})
