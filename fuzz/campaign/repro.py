@@ -5,7 +5,8 @@ kind, backend, mode, the environment it was found in, how to run it), the model
 program (``fuzz.gen.program`` source minus its ``__main__`` block, reading the
 ``.safetensors`` files beside it), the backend's compile snippet (``fuzz.campaign.backends``,
 the same code the campaign ran), the oracle's comparison function
-(``fuzz.campaign.oracle.value_mismatch``, copied verbatim) and a ``main`` that runs eager and
+(``fuzz.campaign.oracle.value_mismatch``, copied verbatim), ``fenced`` (``fuzz.campaign.fence``:
+every run's inputs sit in NaN-filled buffers, as in the campaign) and a ``main`` that runs eager and
 the backend and exits **1 when the failure reproduces, 0 when it does not**.
 
 - crash / oom: reproduces when the backend raises and eager does not;
@@ -42,7 +43,7 @@ import textwrap
 from pathlib import Path
 
 from fuzz.campaign import knobs as knob_table
-from fuzz.campaign import oracle, train
+from fuzz.campaign import fence, oracle, train
 from fuzz.campaign import repro_snippets as snippets
 from fuzz.campaign.case import Case, read_case
 from fuzz.isolation import limit_address_space
@@ -77,7 +78,7 @@ def _main_source(mode: str, dynamic_second: bool, mem_limit: bool, state: bool =
     elif mode == "bwd":
         eager = ("m = copy.deepcopy(model)\n        expected = _values(m, inputs)")
         compiled = ("module = copy.deepcopy(model)\n"
-                    "        xs = [x.detach().clone().requires_grad_(x.dtype.is_floating_point) for x in inputs]\n"
+                    "        xs = [fenced(x).requires_grad_(x.dtype.is_floating_point) for x in inputs]\n"
                     "        fn = compile_model(module, xs, dynamic=False)\n"
                     "        actual = _values(fn, inputs, module=fn if isinstance(fn, torch.nn.Module) else module)")
         prep = "global PARAM_NAMES\n        PARAM_NAMES = [n for n, _ in model.named_parameters()]"
@@ -89,13 +90,13 @@ def _main_source(mode: str, dynamic_second: bool, mem_limit: bool, state: bool =
         eager = "expected = _values(copy.deepcopy(model), inputs)"
         compiled = ("module = copy.deepcopy(model)\n"
                     "        with torch.no_grad():\n"
-                    f"            fn = compile_model(module, [x.clone() for x in inputs], dynamic={mode == 'dynamic'})\n"
+                    f"            fn = compile_model(module, [fenced(x) for x in inputs], dynamic={mode == 'dynamic'})\n"
                     "        actual = _values(fn, inputs, module=module)")
         prep = ""
     else:
         eager = "expected = _values(copy.deepcopy(model), inputs)"
         compiled = ("with torch.no_grad():\n"
-                    f"            fn = compile_model(copy.deepcopy(model), [x.clone() for x in inputs], dynamic={mode == 'dynamic'})\n"
+                    f"            fn = compile_model(copy.deepcopy(model), [fenced(x) for x in inputs], dynamic={mode == 'dynamic'})\n"
                     "        actual = _values(fn, inputs)")
         prep = ""
     ref = ("try:  # the float64 reference (none for some ops: then eager, 10x looser)\n"
@@ -279,6 +280,16 @@ def _crash_signing() -> list[str]:
         "\n\n" + function_source(f) for f in (failure.normalise_message, failure.torch_frames, failure.short_type, failure.crash_text)]
 
 
+def _fence(case: Case) -> int:
+    """The fence the campaign gave the case's inputs (``fuzz.campaign.fence.fence_for`` of its graph)."""
+    from fuzz.errors import AssayError
+
+    try:
+        return fence.fence_for(case.program_graph())
+    except AssayError:
+        return fence.FENCE
+
+
 def model_settings(case: Case) -> dict:
     """The settings the case's model needs (``fuzz.campaign.knobs.model_knobs`` of its graph's meta)."""
     from fuzz.errors import AssayError
@@ -385,6 +396,8 @@ def repro_source(program_src: str, case: Case, *, inline_tensors: dict | None = 
     if mem_limit:
         settings += [f"MEM_LIMIT_MB = {int(case.mem_limit_mb)}"]
     settings += ["", "", backend.source.rstrip(), "", "", function_source(oracle.value_mismatch)]
+    settings += ["", "", f"FENCE = {_fence(case)}  # elements around every input (a read past it gives NaN)", "", "",
+                 function_source(fence.fenced)]
     if mode in ("bwd", "train"):
         settings += ["", "", function_source(oracle.weighted_loss)]
     if mode == "bwd":

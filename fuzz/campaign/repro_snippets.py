@@ -6,7 +6,7 @@ second call, the comparison, and ``main`` itself with its placeholders."""
 VALUES_FWD = """
 def _values(fn, inputs, dtype64=False):
     with torch.no_grad():
-        out = fn(*[x.clone() for x in inputs])
+        out = fn(*[fenced(x) for x in inputs])
     out = list(out) if isinstance(out, (tuple, list)) else [out]
     return {f"out{i}": o for i, o in enumerate(out)}
 """
@@ -14,7 +14,7 @@ def _values(fn, inputs, dtype64=False):
 VALUES_BWD = """
 def _values(fn, inputs, dtype64=False, module=None):
     \"\"\"name -> value: outputs out0.. and grad:<name> gradients.\"\"\"
-    inputs = [x.detach().clone().requires_grad_(x.dtype.is_floating_point) for x in inputs]
+    inputs = [fenced(x).requires_grad_(x.dtype.is_floating_point) for x in inputs]
     module = fn if module is None else module
     res = outputs_and_grads(fn, module, PARAM_NAMES, inputs, INPUT_NAMES, SKIP, dtype64)
     if res is None:
@@ -30,7 +30,7 @@ def _values(model, inputs, dtype64=False, compiled=False):
 
     torch.manual_seed(0)
     module = copy.deepcopy(model).train()
-    xs = [x.clone() for x in inputs]
+    xs = [fenced(x) for x in inputs]
     fn = compile_model(module, xs, dynamic=False) if compiled else module
     res = train_step(fn, module, xs, SKIP)
     return {} if res is None else dict(zip(res[1], res[0]))
@@ -40,7 +40,7 @@ def _values(model, inputs, dtype64=False, compiled=False):
 # call on its own copies, the written state judged after it as buffer:<name> / input:<name>.
 VALUES_FWD_STATE = """
 def _values(fn, inputs, dtype64=False, module=None):
-    xs = [x.clone() for x in inputs]
+    xs = [fenced(x) for x in inputs]
     with torch.no_grad():
         out = fn(*xs)
     out = list(out) if isinstance(out, (tuple, list)) else [out]
@@ -64,7 +64,7 @@ STATE = """
 def _leaves(inputs):
     \"\"\"Copies of the inputs, the float ones requiring grad, except those forward writes in place.\"\"\"
     written = {name for kind, name in WRITES if kind == "input"}
-    return [x.detach().clone().requires_grad_(x.dtype.is_floating_point and n not in written)
+    return [fenced(x).requires_grad_(x.dtype.is_floating_point and n not in written)
             for n, x in zip(INPUT_NAMES, inputs)]
 
 

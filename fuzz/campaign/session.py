@@ -18,6 +18,7 @@ import time
 
 from fuzz.campaign import knobs, lowprec, oracle, sensitivity, train, written
 from fuzz.campaign.case import SECOND_CALL_PREFIX
+from fuzz.campaign.fence import FENCE, fence_for, fenced
 from fuzz.campaign.verdict import Kind, Verdict, describe_error
 
 UNSUPPORTED_MARKERS = ("data-dependent", "data dependent", "unsupported", "not supported", "guardondatadependent",
@@ -38,14 +39,15 @@ class Model:
         self.files = files
 
 
-def _clone(inputs, device, dtype64=False, requires_grad=False, noise=None, gen=None, frozen=()):
-    """Copies of ``inputs`` (``frozen``: positions that never require grad, the inputs a model
+def _clone(inputs, device, dtype64=False, requires_grad=False, noise=None, gen=None, frozen=(), fence=FENCE):
+    """Copies of ``inputs``, fenced by ``fence`` elements (``fuzz.campaign.fence``: a read past an
+    input gives NaN, on every run; ``frozen``: positions that never require grad, the inputs a model
     writes in place)."""
     import torch
 
     out = []
     for k, t in enumerate(inputs):
-        t = t.detach().to(device).clone()
+        t = fenced(t.detach().to(device), fence)
         if t.dtype.is_floating_point:
             if noise is not None:
                 rel = sensitivity.PERTURB.get(str(t.dtype).replace("torch.", ""), 1e-6)
@@ -92,6 +94,7 @@ class Session:
         self.device = device
         self.module = model.module.to(device)
         graph = model.graph
+        self.fence = fence_for(graph)  # elements around every input of every run (fuzz.campaign.fence)
         # Every intermediate value, for the oracle's "which values may differ" analysis.
         full = graph.copy()
         full.outputs = list(dict.fromkeys([o for n in graph.nodes for o in n.outputs] + graph.outputs))
@@ -127,16 +130,16 @@ class Session:
         full_inputs = [by_name[n] for n in _param_names(self.full_module.forward)]
         with torch.no_grad():
             # Every run on its own copies of the module and inputs: forward may write into both.
-            eager_module, eager_inputs = copy.deepcopy(self.module), _clone(inputs, device)
+            eager_module, eager_inputs = copy.deepcopy(self.module), _clone(inputs, device, fence=self.fence)
             eager_out = _as_list(eager_module(*eager_inputs))
             eager_state = written.read(self.writes, eager_module, eager_module, eager_inputs, self.input_names)
-            eager_env = dict(zip(self.full_names, _as_list(copy.deepcopy(self.full_module)(*_clone(full_inputs, device)))))
+            eager_env = dict(zip(self.full_names, _as_list(copy.deepcopy(self.full_module)(*_clone(full_inputs, device, fence=self.fence)))))
         ref_env = None
         perturbed = []
         try:
             with torch.no_grad():
                 m64 = _to64(self.full_module)
-                ref_env = dict(zip(self.full_names, _as_list(m64(*_clone(full_inputs, device, dtype64=True)))))
+                ref_env = dict(zip(self.full_names, _as_list(m64(*_clone(full_inputs, device, dtype64=True, fence=self.fence)))))
         except Exception:  # float64 not supported by some op: judge against eager, looser
             ref_env = None
         if ref_env is not None:
@@ -146,7 +149,7 @@ class Session:
                 try:
                     with torch.no_grad():
                         pm, gen = _perturbed(self.full_module, seed)
-                        outs = _as_list(pm(*_clone(full_inputs, device, dtype64=True, noise=True, gen=gen)))
+                        outs = _as_list(pm(*_clone(full_inputs, device, dtype64=True, noise=True, gen=gen, fence=self.fence)))
                     perturbed.append(dict(zip(self.full_names, outs)))
                 except Exception:  # noqa: BLE001
                     continue
@@ -321,7 +324,7 @@ class Session:
                 return None
             try:
                 m = copy.deepcopy(self.module)
-                inputs = _clone(self.model.inputs, self.device, requires_grad=True, frozen=self.frozen)
+                inputs = _clone(self.model.inputs, self.device, requires_grad=True, frozen=self.frozen, fence=self.fence)
                 res = self.grads(m, m, inputs)
             except Exception as exc:
                 self._bwd_error = Kind.INVALID, exc
@@ -334,7 +337,7 @@ class Session:
             ref64 = None
             try:
                 m64 = _to64(self.module)
-                inputs64 = _clone(self.model.inputs, self.device, dtype64=True, requires_grad=True, frozen=self.frozen)
+                inputs64 = _clone(self.model.inputs, self.device, dtype64=True, requires_grad=True, frozen=self.frozen, fence=self.fence)
                 r64 = self.grads(m64, m64, inputs64, dtype64=True)
                 if r64 is not None and r64[1] == names:
                     ref64 = r64[0] + written.read(self.writes, m64, m64, inputs64, self.input_names)
@@ -354,7 +357,7 @@ class Session:
 
         torch.manual_seed(seed)
         m = copy.deepcopy(module).train()
-        inputs = _clone(self.model.inputs, self.device, dtype64=dtype64, noise=noise, gen=gen)
+        inputs = _clone(self.model.inputs, self.device, dtype64=dtype64, noise=noise, gen=gen, fence=self.fence)
         return train.train_step(m, m, inputs, self.fwd_ref.skip)
 
     def train_reference(self):
@@ -435,7 +438,7 @@ class Session:
         stage = "compile"
         try:
             if mode == "bwd":
-                inputs = _clone(self.model.inputs, self.device, requires_grad=True, frozen=self.frozen)
+                inputs = _clone(self.model.inputs, self.device, requires_grad=True, frozen=self.frozen, fence=self.fence)
                 fn = compile_model(module, inputs, dynamic=False)
                 stage = "run"
                 res = self.grads(fn, fn if isinstance(fn, torch.nn.Module) else module, inputs)
@@ -443,13 +446,13 @@ class Session:
             elif mode == "train":
                 torch.manual_seed(0)
                 module.train()
-                inputs = _clone(self.model.inputs, self.device)
+                inputs = _clone(self.model.inputs, self.device, fence=self.fence)
                 fn = compile_model(module, inputs, dynamic=False)
                 stage = "run"
                 res = train.train_step(fn, module, inputs, self.fwd_ref.skip)
                 actual = res[0] if res is not None else []
             else:
-                inputs = _clone(self.model.inputs, self.device)
+                inputs = _clone(self.model.inputs, self.device, fence=self.fence)
                 with torch.no_grad():
                     fn = compile_model(module, inputs, dynamic=(mode == "dynamic"))
                     stage = "run"
@@ -508,7 +511,7 @@ class Session:
         t0 = time.perf_counter()
         try:
             with torch.no_grad():
-                second = _clone(inputs, self.device)
+                second = _clone(inputs, self.device, fence=self.fence)
                 actual = _as_list(fn(*second)) + self._state(backend, fn, module, second)
         except Exception as exc:
             err = describe_error(exc)

@@ -38,14 +38,15 @@ def tiny_graph(n: int = 3) -> tuple[Graph, dict]:
 
 
 def write_case(root, case_id: str, backend: str, kind: str, *, detail: str = "", error: dict | None = None,
-               check=("out0",), finalize: bool = True) -> Path:
-    """A complete case folder ``root/case_id`` (staged only, with ``finalize=False``)."""
-    graph, tensors = tiny_graph()
+               check=("out0",), finalize: bool = True, mode: str = "fwd", program=None) -> Path:
+    """A complete case folder ``root/case_id`` (staged only, with ``finalize=False``);
+    ``program``: ``(graph, tensors)`` instead of ``tiny_graph()``."""
+    graph, tensors = program or tiny_graph()
     with tempfile.TemporaryDirectory() as tmp:
         save_program(graph, tensors, tmp)
         files = {name: (Path(tmp) / name).read_bytes() for name in PROGRAM_FILES}
-    sig = signature(kind, backend, "fwd", ops=graph.ops(), error=error, detail=detail)
-    case = Case(id=case_id, test_id=case_id, kind=kind, detail=detail, backend=backend, mode="fwd", signature=sig.id,
+    sig = signature(kind, backend, mode, ops=graph.ops(), error=error, detail=detail)
+    case = Case(id=case_id, test_id=case_id, kind=kind, detail=detail, backend=backend, mode=mode, signature=sig.id,
                 signature_text=sig.text, error=error, check=list(check) if kind == "mismatch" else [],
                 ops=graph.ops(), graph=graph.to_json(), timeout_s=120, mem_limit_mb=4096,
                 created="2026-01-01T00:00:00Z", files=sorted(list(files) + ["repro.py", "case.json"]))
