@@ -236,6 +236,8 @@ class Reference:
     # Makes ``low32`` when it is first needed: only a run with an element flagged without it pays
     # for the float32 run (the alternative reference only ever clears elements)
     low32_fn: object = field(default=None, repr=False, compare=False)
+    noisy: list | None = None                    # float64 with rounding noise per operator (fuzz.campaign.rounding)
+    noisy_fn: object = field(default=None, repr=False, compare=False)  # makes ``noisy``, on first need
 
     def alternative(self, i: int):
         """``low32[i]`` (made by ``low32_fn`` on first use), or None."""
@@ -246,6 +248,16 @@ class Reference:
             self.low32 = make()
         alt = self.low32[i] if self.low32 is not None and i < len(self.low32) else None
         return alt if isinstance(alt, torch.Tensor) else None
+
+    def noisy_value(self, i: int):
+        """``noisy[i]`` (made by ``noisy_fn`` on first use), or None."""
+        import torch
+
+        if self.noisy is None and self.noisy_fn is not None:
+            make, self.noisy_fn = self.noisy_fn, None
+            self.noisy = make()
+        value = self.noisy[i] if self.noisy is not None and i < len(self.noisy) else None
+        return value if isinstance(value, torch.Tensor) else None
 
 
 @dataclass
@@ -300,6 +312,11 @@ def judge(reference: Reference, actual: list, k: float = K) -> Judgement:
                 alt = reference.alternative(i)
                 if alt is not None:
                     bad = value_mismatch(ref, e_cpu, a_cpu, atol, rtol, g, k, limit, classes=classes, alt=alt)
+            if bool(bad.any()) and have64:
+                # the rounding-noise run as a second eager: flagged only beyond K times its error too
+                noisy = reference.noisy_value(i)
+                if noisy is not None and tuple(noisy.shape) == tuple(e.shape):
+                    bad &= value_mismatch(ref, noisy, a_cpu, atol, rtol, g, k, limit, classes=classes)
             judged += judged_elements(ref, e_cpu, limit)
             if bool(bad.any()):
                 summary = _summarise(name, bad, ref, e_cpu, a_cpu, (atol, rtol, g), have64)

@@ -16,7 +16,7 @@ import dataclasses
 import logging
 import time
 
-from fuzz.campaign import knobs, lowprec, oracle, sensitivity, train, written
+from fuzz.campaign import knobs, lowprec, oracle, rounding, sensitivity, train, written
 from fuzz.campaign.case import SECOND_CALL_PREFIX
 from fuzz.campaign.fence import FENCE, fence_for, fenced
 from fuzz.campaign.verdict import Kind, Verdict, describe_error
@@ -181,6 +181,7 @@ class Session:
         reference = oracle.Reference(names, eager_out + eager_state, ref64, skip, precision)
         # made when a compiled run first has an element flagged without it (most never do)
         reference.low32_fn = lowprec.deferred_float32_outputs(graph, self.module.state_dict(), inputs, len(eager_state))
+        reference.noisy_fn = rounding.deferred_noisy_outputs(graph, self.module.state_dict(), inputs, len(eager_state), ref64)
         return eager_out, eager_env, ref_env, sensitive, reference
 
     def _gradient_sources(self, names: list[str]) -> dict:
