@@ -241,22 +241,22 @@ class Reference:
 
     def alternative(self, i: int):
         """``low32[i]`` (made by ``low32_fn`` on first use), or None."""
-        import torch
-
-        if self.low32 is None and self.low32_fn is not None:
-            make, self.low32_fn = self.low32_fn, None
-            self.low32 = make()
-        alt = self.low32[i] if self.low32 is not None and i < len(self.low32) else None
-        return alt if isinstance(alt, torch.Tensor) else None
+        return self._deferred("low32", i)
 
     def noisy_value(self, i: int):
         """``noisy[i]`` (made by ``noisy_fn`` on first use), or None."""
+        return self._deferred("noisy", i)
+
+    def _deferred(self, field_name: str, i: int):
+        """Element ``i`` of the list ``field_name``, made by its ``<field_name>_fn`` the first time."""
         import torch
 
-        if self.noisy is None and self.noisy_fn is not None:
-            make, self.noisy_fn = self.noisy_fn, None
-            self.noisy = make()
-        value = self.noisy[i] if self.noisy is not None and i < len(self.noisy) else None
+        values, make = getattr(self, field_name), getattr(self, field_name + "_fn")
+        if values is None and make is not None:
+            setattr(self, field_name + "_fn", None)
+            values = make()
+            setattr(self, field_name, values)
+        value = values[i] if values is not None and i < len(values) else None
         return value if isinstance(value, torch.Tensor) else None
 
 

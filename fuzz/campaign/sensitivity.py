@@ -515,18 +515,29 @@ def _sums_extremes(node, short: str, eager_env: dict) -> bool:
 
 # Ops that read a float operand as sampling coordinates (the grid, second operand): where a
 # coordinate is NaN or +-inf the sampled position does not exist; eager's kernel gives NaN, a
-# decomposition clamps it out of bounds and gives the padding value. Neither is specified.
+# decomposition clamps it out of bounds and gives the padding value. Neither is specified. Nor is
+# the position of a finite coordinate so large that, unnormalised to the input's size, one ulp of it
+# spans a pixel or more (|g| (size + 1) >= 1 / eps of its dtype): the dtype does not say where in the
+# image it lands, and unnormalising it may overflow (the eighth session's grid_sample at -3.4e38
+# with reflection: eager's kernel picked pixel 0 from the resulting NaN, inductor gave -0; at -1e10
+# eager, inductor and float64 give three different pixels).
 COORDINATE_OPS = _op_names({"grid_sample", "grid_sampler", "grid_sampler_2d", "grid_sampler_3d", "_grid_sampler_2d_cpu_fallback"})
 
 
 def _nonfinite_coordinates(node, eager_env: dict) -> bool:
+    """A grid coordinate that is NaN or +-inf, or so large that, unnormalised to the input's size,
+    one ulp of it spans a pixel."""
     names = list(dict.fromkeys(node.inputs()))
     grid = eager_env.get(names[1]) if len(names) > 1 else None
     if grid is None or not grid.is_floating_point():
         return False
     import torch
 
-    return not bool(torch.isfinite(grid).all())
+    if not bool(torch.isfinite(grid).all()):
+        return True
+    x = eager_env.get(names[0])
+    size = max([int(d) for d in x.shape[2:]] + [1]) if isinstance(x, torch.Tensor) else 1
+    return bool((grid.abs() * (size + 1) >= 1 / torch.finfo(grid.dtype).eps).any())
 
 
 def _computed_zero(node, eager_env: dict, leaves: set) -> bool:

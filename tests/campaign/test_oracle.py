@@ -589,3 +589,31 @@ def test_nearest_resampling_of_values_near_overflow_is_still_judged(tmp_path):
                      init={"args": [None, 2.0, "bilinear"], "kwargs": {}})
     assert sensitive("module_named_bilinear", "torch.nn.UpsamplingBilinear2d", [], api="module",
                      init={"args": [], "kwargs": {"scale_factor": 2.0}})
+
+
+def test_grid_sample_at_a_coordinate_that_overflows_when_unnormalised_is_not_judged(tmp_path):
+    """The eighth session's campaign case (reduced): grid_sample(x[2, 1, 1, 5], grid, reflection) with
+    a grid coordinate of -3.4e38: unnormalised, (g + 1) * 5 overflows float32; eager's kernel then
+    picks pixel 0, inductor's decomposition gives -0. At -1e30 one float32 ulp of the coordinate
+    spans 1e23 pixels: not judged either. A coordinate outside the image whose reflection float32
+    resolves (-100.3) is still judged, and inductor passes it."""
+    g = Graph()
+    x = g.add_tensor([2, 1, 1, 5], "float32", "input", name="x")
+    grid = g.add_tensor([2, 1, 2, 2], "float32", "input", name="grid")
+    g.outputs = [fn_node(g, "n0", "torch.nn.functional.grid_sample", [ref(x), ref(grid)], [2, 1, 1, 2],
+                         kwargs={"padding_mode": "reflection"})]
+    img = torch.tensor([0.8437278270721436, 1.9997942447662354, 1.2507317066192627, 1.222395896911621,
+                        0.3327023983001709, -1.9972827434539795, -0.10370469093322754, 1.7516205310821533,
+                        -1.178821086883545, 1.8007962703704834]).reshape(2, 1, 1, 5)
+    coords = [-0.8654592037200928, 0.3360261917114258, -0.5228009223937988, -1.8367443084716797,
+              1.5383172035217285, 1.7294440269470215, -3.4028234663852886e+38, -0.5228009223937988]
+    s = session_for(tmp_path, g, {"x": img, "grid": torch.tensor(coords).reshape(2, 1, 2, 2)})
+    assert any("coordinate" in why for why in s.sensitive.values())
+    assert s.run_test("inductor", "fwd").kind.value == "pass"
+    coords[6] = -1e30
+    s = session_for(tmp_path / "far", g, {"x": img, "grid": torch.tensor(coords).reshape(2, 1, 2, 2)})
+    assert any("coordinate" in why for why in s.sensitive.values())
+    coords[6] = -100.3
+    s = session_for(tmp_path / "outside", g, {"x": img, "grid": torch.tensor(coords).reshape(2, 1, 2, 2)})
+    assert not s.sensitive
+    assert s.run_test("inductor", "fwd").kind.value == "pass"
