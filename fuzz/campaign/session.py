@@ -349,7 +349,28 @@ class Session:
             precision = {**self.fwd_ref.precision, **self._gradient_precision(names)}
             self._bwd_ref = oracle.Reference([f"out{i}" for i in range(n_out)] + names + written.labels(self.writes),
                                              values + state, ref64, skip, precision)
+            if ref64 is not None:
+                self._bwd_ref.skip.update(train.ill_conditioned(self._bwd_ref, self._perturbed_grads(names),
+                                                                "in the backward pass"))
         return self._bwd_ref
+
+    def _perturbed_grads(self, names: list[str]) -> list:
+        """Two float64 ``grads`` runs with the float leaves perturbed by a few ulps (``_perturbed``,
+        ``sensitivity.PERTURB``), in ``bwd_reference``'s value order: a gradient they move beyond
+        tolerance is ill-conditioned (e.g. householder_product's: 1e-15 in the matrix moves it 85x),
+        and a compiled run may land anywhere there."""
+        out = []
+        for seed in (1, 2):
+            try:
+                pm, gen = _perturbed(self.module, seed)
+                inputs = _clone(self.model.inputs, self.device, dtype64=True, requires_grad=True, noise=True, gen=gen,
+                                frozen=self.frozen, fence=self.fence)
+                r = self.grads(pm, pm, inputs, dtype64=True)
+            except Exception:  # noqa: BLE001 - a probe that fails is one probe less
+                continue
+            if r is not None and r[1] == names:
+                out.append(r[0] + written.read(self.writes, pm, pm, inputs, self.input_names))
+        return out
 
     # -- train mode: one training step ---------------------------------------------
     def train_step(self, module, dtype64=False, noise=None, gen=None, seed=0):

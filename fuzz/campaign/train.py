@@ -92,10 +92,11 @@ def value_precision(graph, names: list[str], forward: dict, gradient: dict) -> d
     return out
 
 
-def ill_conditioned(reference, perturbed: list) -> dict:
-    """name -> why, for the values a rounding-level perturbation of the float64 step
-    (``perturbed``: value lists in ``reference.names`` order) moves beyond their tolerance, and
-    the integer values that float rounding decides (float64 and eager differ, or a probe does)."""
+def ill_conditioned(reference, perturbed: list, where: str = "in training mode") -> dict:
+    """name -> why, for the values a rounding-level perturbation of the float64 run (the training
+    step; ``bwd``'s outputs and gradients too, ``where`` says which in the reason) moves beyond
+    their tolerance (``perturbed``: value lists in ``reference.names`` order), and the integer
+    values that float rounding decides (float64 and eager differ, or a probe does)."""
     import torch
 
     from fuzz.campaign import oracle
@@ -111,10 +112,10 @@ def ill_conditioned(reference, perturbed: list) -> dict:
                 continue
             if not oracle.is_float(e):
                 if not (same_values(e.cpu(), r.cpu()) and same_values(r, p)):
-                    out[name] = "an integer value that float rounding decides in training mode"
+                    out[name] = f"an integer value that float rounding decides {where}"
                 continue
             low = oracle.least_precise(oracle.dtype_name_of(e), reference.precision.get(name)) or oracle.dtype_name_of(e)
             atol, rtol, g = oracle.tolerance(low)
             if bool(oracle.value_mismatch(r, r, p, atol, rtol, g, oracle.K).any()):
-                out[name] = "ill-conditioned in training mode: a rounding-level perturbation moves it beyond tolerance"
+                out[name] = f"ill-conditioned {where}: a rounding-level perturbation moves it beyond tolerance"
     return out
