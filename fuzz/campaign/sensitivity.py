@@ -30,6 +30,7 @@ a ``Reference`` (``fuzz.campaign.oracle``) does not judge them, nor anything com
 
 from __future__ import annotations
 
+from fuzz.campaign.conditioning import fragile_matrix, ill_conditioned, square_operands
 from fuzz.campaign.oracle import K, TOLERANCES, dtype_name_of, is_float
 
 # Relative noise used to find values that sit on a rounding boundary.
@@ -65,13 +66,12 @@ TIE_VALUE_OPS = {"mode"}
 # Factorisations with partial pivoting: the pivot in each column is an argmax of magnitudes, so on
 # a singular or ill-conditioned matrix it is chosen by rounding noise, and the factors (and the
 # pivots) jump with a 1-ulp change of the input. Their outputs are judged only on well-conditioned
-# inputs (``PIVOT_COND_LIMIT``, 2-norm condition number in float64).
+# inputs (``conditioning.PIVOT_COND_LIMIT``, 2-norm condition number in float64).
 PIVOTING_OPS = {
     "linalg_det", "det", "logdet", "linalg_slogdet", "slogdet", "linalg_lu", "lu", "linalg_lu_factor",
     "linalg_lu_factor_ex", "lu_with_info", "linalg_solve", "linalg_solve_ex", "solve", "linalg_inv",
     "linalg_inv_ex", "inverse", "lu_solve", "linalg_lu_solve",
 }
-PIVOT_COND_LIMIT = 1e4
 
 
 
@@ -204,35 +204,6 @@ def routes_gradient(graph, tensor: str) -> bool:
     return short in INDEX_OPS and short not in INDEX_ONLY_OPS
 
 
-def _square_operands(node, *envs) -> list:
-    """The node's square (batched) matrix operands, from the first env that has each: a pivoting
-    op's matrix may be any argument (``linalg_solve(A, b)``, ``lu_solve(LU, pivots, b)``) and may
-    be a parameter of the model rather than an input."""
-    found = []
-    for name in dict.fromkeys(node.inputs()):
-        t = next((env[name] for env in envs if env.get(name) is not None), None)
-        if t is not None and t.dim() >= 2 and t.shape[-1] == t.shape[-2] and t.numel() > 0:
-            found.append(t)
-    return found
-
-
-def _ill_conditioned(*matrices) -> bool:
-    """Whether any of these square (batched) matrices has a condition number above
-    ``PIVOT_COND_LIMIT`` (or is singular) in float64; True when it cannot be told."""
-    import torch
-
-    for t in matrices:
-        if not (t.is_floating_point() or t.is_complex()):
-            return True   # cannot tell
-        try:
-            cond = torch.linalg.cond(t.detach().to("cpu", torch.complex128 if t.is_complex() else torch.float64))
-        except Exception:  # noqa: BLE001 - cannot tell: do not judge
-            return True
-        if bool((~torch.isfinite(cond) | (cond > PIVOT_COND_LIMIT)).any()):
-            return True
-    return False
-
-
 # Ops whose *gradients* are ill-defined or explode on rank-deficient inputs or on repeated
 # singular values / eigenvalues (the SVD and eigh backward divide by s_i - s_j, QR's by R's
 # diagonal): forward values may be fine while two correct gradients differ wildly.
@@ -244,30 +215,6 @@ GRADIENT_FRAGILE_OPS = {
     "linalg_lu_factor_ex", "det", "linalg_det", "logdet", "slogdet", "linalg_slogdet", "inverse", "linalg_inv",
     "linalg_inv_ex", "linalg_solve", "linalg_solve_ex", "solve",
 }
-REPEATED_GAP = 1e-3  # relative gap between singular values under which they count as repeated
-
-
-def _fragile_matrix(t) -> bool:
-    """A (batched) matrix whose decomposition gradients cannot be judged: rank-deficient or
-    ill-conditioned (``PIVOT_COND_LIMIT``), or with (nearly) repeated singular values; True when
-    it cannot be told."""
-    import torch
-
-    if not (t.is_floating_point() or t.is_complex()):
-        return True
-    try:
-        s = torch.linalg.svdvals(t.detach().to("cpu", torch.complex128 if t.is_complex() else torch.float64))
-    except Exception:  # noqa: BLE001
-        return True
-    if s.numel() == 0:
-        return False
-    top = s[..., :1]
-    if bool((~torch.isfinite(s)).any()) or bool((s[..., -1:] <= top / PIVOT_COND_LIMIT).any()):
-        return True
-    gaps = (s[..., :-1] - s[..., 1:]) / top
-    return bool((gaps < REPEATED_GAP).any()) if gaps.numel() else False
-
-
 def gradient_blockers(graph, *envs) -> dict:
     """Tensor name -> reason, for values whose gradients may legitimately differ: outputs of
     decompositions (``GRADIENT_FRAGILE_OPS``) and of ops that route a gradient to one of tied
@@ -289,7 +236,7 @@ def gradient_blockers(graph, *envs) -> dict:
             continue
         for name in dict.fromkeys(node.inputs()):
             t = next((env[name] for env in envs if env.get(name) is not None), None)
-            if t is not None and t.dim() >= 2 and t.numel() > 0 and _fragile_matrix(t):
+            if t is not None and t.dim() >= 2 and t.numel() > 0 and fragile_matrix(t):
                 for o in node.outputs:
                     reasons[o] = (f"{node.name}'s gradient on a rank-deficient, ill-conditioned or "
                                   "repeated-singular-value matrix")
@@ -604,7 +551,7 @@ def sensitive_tensors(graph, eager_env: dict, ref_env: dict | None, perturbed_en
         if short in SIGN_OF_ZERO_OPS and _computed_zero(node, eager_env, leaves):
             for o in node.outputs:
                 reasons.setdefault(o, f"{node.name} reads the sign of a computed zero")
-        if short in PIVOTING_OPS and _ill_conditioned(*_square_operands(node, ref_env or {}, eager_env)):
+        if short in PIVOTING_OPS and ill_conditioned(*square_operands(node, ref_env or {}, eager_env)):
             for o in node.outputs:
                 reasons.setdefault(o, f"{node.name} pivots on an ill-conditioned matrix")
         for o in node.outputs:

@@ -18,7 +18,8 @@ import time
 
 from fuzz.campaign import knobs, lowprec, oracle, rounding, sensitivity, train, written
 from fuzz.campaign.case import SECOND_CALL_PREFIX
-from fuzz.campaign.fence import FENCE, fence_for, fenced
+from fuzz.campaign.copies import as_list, clone_inputs, perturbed_module, to64
+from fuzz.campaign.fence import fence_for
 from fuzz.campaign.verdict import Kind, Verdict, describe_error
 
 UNSUPPORTED_MARKERS = ("data-dependent", "data dependent", "unsupported", "not supported", "guardondatadependent",
@@ -37,51 +38,6 @@ class Model:
         self.module = module
         self.inputs = inputs
         self.files = files
-
-
-def _clone(inputs, device, dtype64=False, requires_grad=False, noise=None, gen=None, frozen=(), fence=FENCE):
-    """Copies of ``inputs``, fenced by ``fence`` elements (``fuzz.campaign.fence``: a read past an
-    input gives NaN, on every run; ``frozen``: positions that never require grad, the inputs a model
-    writes in place)."""
-    import torch
-
-    out = []
-    for k, t in enumerate(inputs):
-        t = fenced(t.detach().to(device), fence)
-        if t.dtype.is_floating_point:
-            if noise is not None:
-                rel = sensitivity.PERTURB.get(str(t.dtype).replace("torch.", ""), 1e-6)
-                t = t * (1 + rel * (torch.rand(t.shape, generator=gen, dtype=torch.float64).to(device) * 2 - 1)).to(t.dtype)
-            if dtype64:
-                t = t.to(torch.float64)
-            if requires_grad and k not in frozen:
-                t.requires_grad_(True)
-        out.append(t)
-    return out
-
-
-def _as_list(out):
-    return list(out) if isinstance(out, (tuple, list)) else [out]
-
-
-def _to64(module):
-    import torch
-
-    m = copy.deepcopy(module)
-    return m.to(torch.float64)
-
-
-def _perturbed(module, seed):
-    import torch
-
-    m = copy.deepcopy(module)
-    gen = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for p in list(m.parameters()) + list(m.buffers()):
-            if p.dtype.is_floating_point:
-                rel = sensitivity.PERTURB.get(str(p.dtype).replace("torch.", ""), 1e-6)
-                p.mul_(1 + rel * (torch.rand(p.shape, generator=gen, dtype=torch.float64).to(p.device) * 2 - 1).to(p.dtype))
-    return m.to(torch.float64), gen
 
 
 class Session:
@@ -130,16 +86,16 @@ class Session:
         full_inputs = [by_name[n] for n in _param_names(self.full_module.forward)]
         with torch.no_grad():
             # Every run on its own copies of the module and inputs: forward may write into both.
-            eager_module, eager_inputs = copy.deepcopy(self.module), _clone(inputs, device, fence=self.fence)
-            eager_out = _as_list(eager_module(*eager_inputs))
+            eager_module, eager_inputs = copy.deepcopy(self.module), clone_inputs(inputs, device, fence=self.fence)
+            eager_out = as_list(eager_module(*eager_inputs))
             eager_state = written.read(self.writes, eager_module, eager_module, eager_inputs, self.input_names)
-            eager_env = dict(zip(self.full_names, _as_list(copy.deepcopy(self.full_module)(*_clone(full_inputs, device, fence=self.fence)))))
+            eager_env = dict(zip(self.full_names, as_list(copy.deepcopy(self.full_module)(*clone_inputs(full_inputs, device, fence=self.fence)))))
         ref_env = None
         perturbed = []
         try:
             with torch.no_grad():
-                m64 = _to64(self.full_module)
-                ref_env = dict(zip(self.full_names, _as_list(m64(*_clone(full_inputs, device, dtype64=True, fence=self.fence)))))
+                m64 = to64(self.full_module)
+                ref_env = dict(zip(self.full_names, as_list(m64(*clone_inputs(full_inputs, device, dtype64=True, fence=self.fence)))))
         except Exception:  # float64 not supported by some op: judge against eager, looser
             ref_env = None
         if ref_env is not None:
@@ -148,8 +104,8 @@ class Session:
             for seed in (1, 2):
                 try:
                     with torch.no_grad():
-                        pm, gen = _perturbed(self.full_module, seed)
-                        outs = _as_list(pm(*_clone(full_inputs, device, dtype64=True, noise=True, gen=gen, fence=self.fence)))
+                        pm, gen = perturbed_module(self.full_module, seed)
+                        outs = as_list(pm(*clone_inputs(full_inputs, device, dtype64=True, noise=True, gen=gen, fence=self.fence)))
                     perturbed.append(dict(zip(self.full_names, outs)))
                 except Exception:  # noqa: BLE001
                     continue
@@ -294,7 +250,7 @@ class Session:
         try:
             with FakeTensorMode(allow_non_fake_inputs=True), torch.no_grad():
                 args = [torch.empty(s, dtype=t.dtype, device=t.device) for s, t in zip(shapes, self.model.inputs)]
-                out = _as_list(module(*args))
+                out = as_list(module(*args))
             return len(out) == len(self.eager_out)
         except Exception:
             return False
@@ -325,7 +281,7 @@ class Session:
                 return None
             try:
                 m = copy.deepcopy(self.module)
-                inputs = _clone(self.model.inputs, self.device, requires_grad=True, frozen=self.frozen, fence=self.fence)
+                inputs = clone_inputs(self.model.inputs, self.device, requires_grad=True, frozen=self.frozen, fence=self.fence)
                 res = self.grads(m, m, inputs)
             except Exception as exc:
                 self._bwd_error = Kind.INVALID, exc
@@ -337,8 +293,8 @@ class Session:
             state = written.read(self.writes, m, m, inputs, self.input_names)
             ref64 = None
             try:
-                m64 = _to64(self.module)
-                inputs64 = _clone(self.model.inputs, self.device, dtype64=True, requires_grad=True, frozen=self.frozen, fence=self.fence)
+                m64 = to64(self.module)
+                inputs64 = clone_inputs(self.model.inputs, self.device, dtype64=True, requires_grad=True, frozen=self.frozen, fence=self.fence)
                 r64 = self.grads(m64, m64, inputs64, dtype64=True)
                 if r64 is not None and r64[1] == names:
                     ref64 = r64[0] + written.read(self.writes, m64, m64, inputs64, self.input_names)
@@ -355,15 +311,15 @@ class Session:
         return self._bwd_ref
 
     def _perturbed_grads(self, names: list[str]) -> list:
-        """Two float64 ``grads`` runs with the float leaves perturbed by a few ulps (``_perturbed``,
+        """Two float64 ``grads`` runs with the float leaves perturbed by a few ulps (``copies.perturbed_module``,
         ``sensitivity.PERTURB``), in ``bwd_reference``'s value order: a gradient they move beyond
         tolerance is ill-conditioned (e.g. householder_product's: 1e-15 in the matrix moves it 85x),
         and a compiled run may land anywhere there."""
         out = []
         for seed in (1, 2):
             try:
-                pm, gen = _perturbed(self.module, seed)
-                inputs = _clone(self.model.inputs, self.device, dtype64=True, requires_grad=True, noise=True, gen=gen,
+                pm, gen = perturbed_module(self.module, seed)
+                inputs = clone_inputs(self.model.inputs, self.device, dtype64=True, requires_grad=True, noise=True, gen=gen,
                                 frozen=self.frozen, fence=self.fence)
                 r = self.grads(pm, pm, inputs, dtype64=True)
             except Exception:  # noqa: BLE001 - a probe that fails is one probe less
@@ -379,7 +335,7 @@ class Session:
 
         torch.manual_seed(seed)
         m = copy.deepcopy(module).train()
-        inputs = _clone(self.model.inputs, self.device, dtype64=dtype64, noise=noise, gen=gen, fence=self.fence)
+        inputs = clone_inputs(self.model.inputs, self.device, dtype64=dtype64, noise=noise, gen=gen, fence=self.fence)
         return train.train_step(m, m, inputs, self.fwd_ref.skip)
 
     def train_reference(self):
@@ -408,7 +364,7 @@ class Session:
         reference = oracle.Reference(names, values, None, {**self.fwd_ref.skip, **self._gradients_at_nonfinite(names)},
                                      precision)
         try:
-            r64 = self.train_step(_to64(self.module), dtype64=True)
+            r64 = self.train_step(to64(self.module), dtype64=True)
             reference.ref64 = r64[0] if r64 is not None and r64[1] == names else None
         except Exception:
             reference.ref64 = None
@@ -416,7 +372,7 @@ class Session:
             perturbed = []
             for seed in (1, 2):
                 try:
-                    pm, gen = _perturbed(self.module, seed)
+                    pm, gen = perturbed_module(self.module, seed)
                     r = self.train_step(pm, dtype64=True, noise=True, gen=gen)
                 except Exception:  # noqa: BLE001  a probe that fails is one probe less
                     continue
@@ -460,7 +416,7 @@ class Session:
         stage = "compile"
         try:
             if mode == "bwd":
-                inputs = _clone(self.model.inputs, self.device, requires_grad=True, frozen=self.frozen, fence=self.fence)
+                inputs = clone_inputs(self.model.inputs, self.device, requires_grad=True, frozen=self.frozen, fence=self.fence)
                 fn = compile_model(module, inputs, dynamic=False)
                 stage = "run"
                 res = self.grads(fn, fn if isinstance(fn, torch.nn.Module) else module, inputs)
@@ -468,17 +424,17 @@ class Session:
             elif mode == "train":
                 torch.manual_seed(0)
                 module.train()
-                inputs = _clone(self.model.inputs, self.device, fence=self.fence)
+                inputs = clone_inputs(self.model.inputs, self.device, fence=self.fence)
                 fn = compile_model(module, inputs, dynamic=False)
                 stage = "run"
                 res = train.train_step(fn, module, inputs, self.fwd_ref.skip)
                 actual = res[0] if res is not None else []
             else:
-                inputs = _clone(self.model.inputs, self.device, fence=self.fence)
+                inputs = clone_inputs(self.model.inputs, self.device, fence=self.fence)
                 with torch.no_grad():
                     fn = compile_model(module, inputs, dynamic=(mode == "dynamic"))
                     stage = "run"
-                    actual = _as_list(fn(*inputs)) + self._state(backend, fn, module, inputs)
+                    actual = as_list(fn(*inputs)) + self._state(backend, fn, module, inputs)
         except Exception as exc:
             err = describe_error(exc)
             kind = oracle.classify_exception(err["type"], err["message"])
@@ -502,7 +458,7 @@ class Session:
         """A compiled forward's ``outputs``, and the state it wrote into ``module`` (the copy it
         was compiled from) and ``inputs``, judged against ``fwd_ref`` as a lone fwd test judges them
         (``fuzz.campaign.batch``: one model's part of a batched run)."""
-        actual = _as_list(outputs) + self._state(backend, module if backend.state_readable else None, module, inputs)
+        actual = as_list(outputs) + self._state(backend, module if backend.state_readable else None, module, inputs)
         return oracle.judge(self._readable(self.fwd_ref, actual), actual)
 
     def _state(self, backend, fn, module, inputs) -> list:
@@ -533,8 +489,8 @@ class Session:
         t0 = time.perf_counter()
         try:
             with torch.no_grad():
-                second = _clone(inputs, self.device, fence=self.fence)
-                actual = _as_list(fn(*second)) + self._state(backend, fn, module, second)
+                second = clone_inputs(inputs, self.device, fence=self.fence)
+                actual = as_list(fn(*second)) + self._state(backend, fn, module, second)
         except Exception as exc:
             err = describe_error(exc)
             text = (err["type"] + " " + err["message"]).lower()

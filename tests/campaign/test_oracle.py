@@ -351,7 +351,7 @@ def test_a_failing_rounding_probe_keeps_the_float64_reference(tmp_path, monkeypa
     def broken(module, seed):
         raise RuntimeError("a perturbed value left the op's domain")
 
-    monkeypatch.setattr(session, "_perturbed", broken)
+    monkeypatch.setattr(session, "perturbed_module", broken)
     s = session_for(tmp_path, g, t)
     assert s.ref_env is not None and s.fwd_ref.ref64 is not None
 
