@@ -31,7 +31,9 @@ STORAGE_OFFSET_OPS = {"as_strided", "as_strided_copy", "as_strided_scatter"}  # 
 
 def fence_for(graph) -> int:
     """The fence for ``graph``'s inputs: ``FENCE``, or 0 when an op reads the storage offset."""
-    short = {n.op.split("::")[-1].split(".")[-1].strip("_") for n in graph.nodes}
+    from fuzz.campaign.sensitivity import short_op
+
+    short = {short_op(n.op) for n in graph.nodes}
     return 0 if short & STORAGE_OFFSET_OPS else FENCE
 
 

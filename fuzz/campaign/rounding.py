@@ -17,13 +17,15 @@ to be reported, and a real bug there (a wrong formula, a wrong element) still is
 
 It is made only when a compiled run first has an element flagged (``Reference.noisy_fn``), from
 copies of the inputs and state taken when the reference was built. The noise goes in node by node
-through the graph interpreter (``fuzz.gen.interpret``), which does not alias a view's writes with
-its base as the program does; so the same run without noise must first give the float64
-reference bit for bit, or there is no noisy run (in 150 default-mix models, 9 of 289 compared
-outputs came from view writes the interpreter computes otherwise).
+through the graph interpreter (``fuzz.gen.interpret``), in place, so a view's writes still reach
+its base as in the program (replacing a view's value with a noisy copy cut that link and changed
+the results of view-writing models). As a safeguard the same run without noise must first give
+the float64 reference bit for bit, or there is no noisy run.
 """
 
 from __future__ import annotations
+
+from fuzz.campaign.sensitivity import same_values
 
 # Unit roundoff (half an ulp at 1) of each float dtype: the noise is up to twice this, one ulp.
 ROUNDOFF = {"float16": 2.0 ** -11, "bfloat16": 2.0 ** -8, "float32": 2.0 ** -24, "float64": 2.0 ** -53,
@@ -75,17 +77,6 @@ def noisy_outputs(graph, state: dict, inputs: list, seed: int = 0, noise: bool =
         return None
 
 
-def _same(a, b) -> bool:
-    import torch
-
-    if not isinstance(a, torch.Tensor) or not isinstance(b, torch.Tensor):
-        return a is None or b is None or not isinstance(a, torch.Tensor)
-    if a.shape != b.shape or a.dtype != b.dtype:
-        return False
-    return bool(torch.equal(torch.nan_to_num(a.cpu(), nan=0.0), torch.nan_to_num(b.cpu(), nan=0.0))
-                and torch.equal(a.isnan().cpu(), b.isnan().cpu())) if a.is_floating_point() else bool(torch.equal(a.cpu(), b.cpu()))
-
-
 def deferred_noisy_outputs(graph, state: dict, inputs: list, pad: int, ref64: list | None):
     """A function making ``noisy_outputs`` (then ``pad`` Nones, for the written state) from copies
     of ``state`` and ``inputs`` taken now, to be called only when needed (``Reference.noisy_fn``);
@@ -103,8 +94,8 @@ def deferred_noisy_outputs(graph, state: dict, inputs: list, pad: int, ref64: li
         clean = noisy_outputs(graph, state, inputs, noise=False)
         if clean is None or len(clean) != len(expected):
             return None
-        if not all(_same(c, r) for c, r in zip(clean, expected) if isinstance(r, torch.Tensor) and r.is_floating_point()):
-            return None  # the interpreter computes this graph otherwise (view writes): no noisy run
+        if not all(same_values(c, r) for c, r in zip(clean, expected) if isinstance(r, torch.Tensor) and r.is_floating_point()):
+            return None  # the interpreter computes this graph otherwise: no noisy run
         out = noisy_outputs(graph, state, inputs)
         return None if out is None else out + [None] * pad
 

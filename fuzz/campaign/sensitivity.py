@@ -38,7 +38,7 @@ PERTURB = {"float16": 2e-3, "bfloat16": 1.6e-2, "float32": 2e-6, "float64": 1e-1
 
 
 def _op_names(names) -> frozenset:
-    """Op names as ``_short`` spells them (lower case, no leading or trailing underscores):
+    """Op names as ``short_op`` spells them (lower case, no leading or trailing underscores):
     ``"_unsafe_masked_index"`` and ``"index_put_"`` would otherwise never match."""
     return frozenset(n.lower().strip("_") for n in names)
 
@@ -76,7 +76,7 @@ PIVOTING_OPS = {
 
 
 
-def _short(op: str) -> str:
+def short_op(op: str) -> str:
     return op.split("::")[-1].split(".")[-1].lower().strip("_")
 
 
@@ -200,7 +200,7 @@ def routes_gradient(graph, tensor: str) -> bool:
     node = graph.producer(tensor)
     if node is None:
         return True
-    short = _short(node.op)
+    short = short_op(node.op)
     return short in INDEX_OPS and short not in INDEX_ONLY_OPS
 
 
@@ -222,7 +222,7 @@ def gradient_blockers(graph, *envs) -> dict:
     for each operand."""
     reasons = {}
     for node in graph.nodes:
-        short = _short(node.op)
+        short = short_op(node.op)
         if short in INDEX_OPS and short not in INDEX_ONLY_OPS:
             # sort/msort/max.dim/topk/pooling...: the gradient goes to the position the op chose,
             # so a tie among the candidates sends it to either one (the values are right either way)
@@ -302,7 +302,7 @@ def casts_unrepresentable(node, eager_env: dict) -> bool:
     outs = [eager_env.get(o) for o in node.outputs]
     ints = [t for t in outs if isinstance(t, torch.Tensor) and not (t.is_floating_point() or t.is_complex())
             and t.dtype != torch.bool]
-    if not ints or _short(node.op) in INDEX_OPS:
+    if not ints or short_op(node.op) in INDEX_OPS:
         return False
     lo = max(torch.iinfo(t.dtype).min for t in ints)
     hi = min(torch.iinfo(t.dtype).max for t in ints)
@@ -511,7 +511,7 @@ def sensitive_tensors(graph, eager_env: dict, ref_env: dict | None, perturbed_en
     reasons: dict[str, str] = {}
     leaves = set(graph.inputs) | set(graph.params)
     for node in graph.nodes:
-        short = _short(node.op)
+        short = short_op(node.op)
         if short in NONDETERMINISTIC_OPS or short.endswith("dropout"):
             for o in node.outputs:
                 reasons.setdefault(o, f"{node.name} is nondeterministic")

@@ -507,7 +507,7 @@ def test_an_unchecked_read_out_of_range_is_not_judged(tmp_path):
 def test_an_unchecked_masked_index_out_of_range_is_not_judged(tmp_path):
     """aten::_unsafe_masked_index with an index past the end where the mask is True: eager reads
     outside its input (the inductor campaign's uint8 case, 2026-12-05, which the rule missed: the
-    op set spelled it with its leading underscore, which ``_short`` strips). In range: judged."""
+    op set spelled it with its leading underscore, which ``short_op`` strips). In range: judged."""
     g = Graph()
     x = g.add_tensor([2, 1], "uint8", "input", name="x")
     m = g.add_tensor([1, 4], "bool", "input", name="m")
