@@ -71,6 +71,7 @@ class Options:
     root_pgd_starts: int = 256       # ... from this many random starts ...
     root_pgd_steps: int = 100        # ... of this many steps
     root_alpha_iters: int = 60       # alpha-CROWN steps on the whole box
+    root_alpha_pre_iters: int = 20   # ... and per hidden layer for its pre-activation bounds (0: CROWN's)
     relu_engine: str = "torch"       # wide nets' ReLU-split BaB: 'torch' (beta-CROWN, verify/rbab.py, soundly
                                      # rounded) or 'numpy' (solver._relu_bab: Z3 leaves, 1e-9 padding)
     relu_batch: int = 256            # ReLU-split domains bounded per torch call

@@ -11,8 +11,12 @@ from __future__ import annotations
 from .crown import backsub, relu_relaxation
 
 
-def alpha_rows(tn, lo, hi, C, pre, iters=20, lr=0.25, target=None, lb0=None, X0=None, signs=None, lr_beta=0.05):
+def alpha_rows(tn, lo, hi, C, pre, iters=20, lr=0.25, target=None, lb0=None, X0=None, signs=None, lr_beta=0.05,
+               layer=None):
     """Return (lb (B, m), X (B, m, n_in)): best sound bounds over ``iters`` Adam steps.
+
+    layer: the rows are of hidden layer ``layer``'s pre-activation (C: (m, n_layer); ``pre``
+    then needs only layers 0..layer-1); default the output (C: (m, n_out)).
 
     target: optional (m,) thresholds; rows whose bound already exceeds them stop counting
     in the objective (they are refuted), and the loop ends once every row is.
@@ -22,10 +26,12 @@ def alpha_rows(tn, lo, hi, C, pre, iters=20, lr=0.25, target=None, lb0=None, X0=
     """
     torch = __import__("torch")
     B, m = lo.shape[0], C.shape[0]
+    k = tn.n_hidden if layer is None else layer
+    pre = pre[:k]
     relax = [relu_relaxation(l, u) for l, u in pre]
     with torch.no_grad():
         if lb0 is None:
-            lb0, X0 = backsub(tn, tn.n_hidden, C.unsqueeze(0), lo, hi, pre, relax=relax)
+            lb0, X0 = backsub(tn, k, C.unsqueeze(0), lo, hi, pre, relax=relax)
     best, bestX = lb0.clone(), X0.clone()
     alphas = [r[4].unsqueeze(1).expand(B, m, -1).clone().requires_grad_(True) for r in relax]
     betas = None
@@ -42,7 +48,7 @@ def alpha_rows(tn, lo, hi, C, pre, iters=20, lr=0.25, target=None, lb0=None, X0=
     for it in range(1, iters + 1):
         if target is not None and bool((best > target).all()):
             break
-        lb, X = backsub(tn, tn.n_hidden, Cb, lo, hi, pre, alphas=alphas, relax=relax, betas=betas, signs=signs)
+        lb, X = backsub(tn, k, Cb, lo, hi, pre, alphas=alphas, relax=relax, betas=betas, signs=signs)
         with torch.no_grad():
             better = lb > best
             best = torch.where(better, lb, best)
@@ -62,3 +68,32 @@ def alpha_rows(tn, lo, hi, C, pre, iters=20, lr=0.25, target=None, lb0=None, X0=
                 else:
                     a.clamp_(min=0.0)
     return best.detach(), bestX.detach()
+
+
+def alpha_intermediate(tn, lo, hi, pre, iters=20, lr=0.25, deadline_left=None):
+    """Tighter sound pre-activation bounds (alpha-CROWN per hidden layer), layer by layer.
+
+    For each hidden layer k >= 1, the neurons unstable under ``pre`` (in some box of the
+    batch) get rows +e_j and -e_j whose slopes are optimised (``alpha_rows`` with
+    ``layer=k``) on the already tightened bounds of the layers before k; the results are
+    intersected with ``pre``. Every bound is sound whatever the slopes, so the result is
+    sound and never looser than ``pre``. ``deadline_left``: optional callable returning the
+    seconds left; once it is <= 0 the remaining layers keep ``pre``.
+    """
+    torch = __import__("torch")
+    out = [pre[0]]
+    for k in range(1, tn.n_hidden):
+        l, u = pre[k]
+        unst = torch.nonzero(((l < 0) & (u > 0)).any(0)).flatten()
+        if unst.numel() == 0 or (deadline_left is not None and deadline_left() <= 0):
+            out.append((l, u))
+            continue
+        R = unst.numel()
+        E = torch.zeros(R, l.shape[1], dtype=l.dtype, device=l.device)
+        E[torch.arange(R, device=l.device), unst] = 1.0
+        lb, _ = alpha_rows(tn, lo, hi, torch.cat([E, -E]), out, iters=iters, lr=lr, layer=k)
+        nl, nu = l.clone(), u.clone()
+        nl[:, unst] = torch.maximum(l[:, unst], lb[:, :R])
+        nu[:, unst] = torch.minimum(u[:, unst], -lb[:, R:])
+        out.append((nl, nu))
+    return out
