@@ -69,6 +69,7 @@ def reduce_case(case: Case, *, time_budget: float = 120.0, timeout: float | None
     try:
         log(f"{case.id}: replaying the case ({case.kind} on {case.backend}/{case.mode or 'fwd'}, {len(graph.nodes)} ops)")
         first = runner.run(graph, tensors)
+        first_dynamic = runner.last_second_call
         first_sig = _same_failure(first, graph, target)
         if first_sig is None:
             got_sig = sign(first, graph.ops())
@@ -81,21 +82,21 @@ def reduce_case(case: Case, *, time_budget: float = 120.0, timeout: float | None
             sig = _same_failure(v, g, target)
             log(f"  run {runner.jobs:3d}: {len(g.nodes)} ops -> {v.kind}{' (same failure)' if sig else ''} [{v.elapsed_s:.1f}s]")
             if sig:
-                verdicts[_key(g)] = v, sig
+                verdicts[_key(g)] = v, sig, runner.last_second_call
             return sig is not None
 
         remaining = max(5.0, time_budget - (time.monotonic() - t0))
         reducer = Reducer(graph, tensors, still_fails, time_budget=remaining, log=log, shrink=shrink)
         result = reducer.run()
-        final = verdicts.get(_key(result.graph)) or (first, first_sig)
+        final = verdicts.get(_key(result.graph)) or (first, first_sig, first_dynamic)
         if final[0] is first and len(result.graph.nodes) != len(graph.nodes):
             v = runner.run(result.graph, result.tensors)
-            final = v, sign(v, result.graph.ops())
+            final = v, sign(v, result.graph.ops()), runner.last_second_call
     finally:
         if own_runner:
             runner.close()
     seconds = time.monotonic() - t0
-    path = save_reduced(case, result.graph, result.tensors, final, env=env, info={
+    path = save_reduced(case, result.graph, result.tensors, final[:2], second_call=final[2], env=env, info={
         "ops_before": len(graph.nodes), "ops_after": len(result.graph.nodes), "seconds": round(seconds, 2),
         "runs": result.tests + 1, "timed_out": result.timed_out, "steps": result.steps,
         "unconfirmed": result.unconfirmed,
@@ -131,10 +132,15 @@ def _torch_version() -> str:
 
 
 def save_reduced(case: Case, graph: Graph, tensors: dict, found: tuple[Verdict, FailureSignature | None],
-                 info: dict, env: dict | None = None) -> Path:
+                 info: dict, env: dict | None = None,
+                 second_call: tuple[dict | None, bytes | None] = (None, None)) -> Path:
     """Write the reduced case as a complete case directory through the crash store; its
     ``reproduces`` is what its own ``repro.py`` says, run alone in a fresh sandboxed process
-    (true only for the same failure: ``fuzz.campaign.repro.judge_run``)."""
+    (true only for the same failure: ``fuzz.campaign.repro.judge_run``).
+
+    ``second_call``: a dynamic-mode case's second call as the run that ``found`` the failure
+    made it (``WorkerRunner.last_second_call``): its sizes, and ``inputs.safetensors`` with its
+    inputs. The original's second call does not fit the reduced graph's inputs, so it is never kept."""
     import dataclasses
     import tempfile
 
@@ -148,6 +154,14 @@ def save_reduced(case: Case, graph: Graph, tensors: dict, found: tuple[Verdict, 
     with tempfile.TemporaryDirectory(prefix="assay-reduced-") as tmp:
         save_program(graph, tensors, tmp)
         files = {name: (Path(tmp) / name).read_bytes() for name in PROGRAM_FILES}
+    sc_info, sc_inputs = second_call
+    if case.mode == "dynamic":
+        if sc_info and sc_info.get("shapes") and sc_inputs is not None:
+            files["inputs.safetensors"] = sc_inputs  # the first call's inputs plus second_call.<name>
+        else:
+            sc_info = {"none": (sc_info or {}).get("none") or "the reduced model's run made no second call"}
+    else:
+        sc_info = None
     try:
         from fuzz.gen.interpret import aten_ops
 
@@ -176,6 +190,7 @@ def save_reduced(case: Case, graph: Graph, tensors: dict, found: tuple[Verdict, 
         flaky=False,
         files=sorted(list(files) + ["repro.py", "case.json"]),
         triage={"reduced_from": case.id, **info},
+        second_call=sc_info,
         path=None,
     )
     src = repro.repro_source(files["program.py"].decode(), reduced)

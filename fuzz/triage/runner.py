@@ -51,6 +51,8 @@ class WorkerRunner:
         self.tmp = Path(tempfile.mkdtemp(prefix="assay-triage-"))
         self.executor = None
         self.jobs = 0
+        # dynamic mode: the last run's second call, as the campaign saves it (``_second_call_of``)
+        self.last_second_call: tuple[dict | None, bytes | None] = (None, None)
 
     def _start(self) -> None:
         from fuzz.campaign.executor import LocalExecutor
@@ -89,7 +91,7 @@ class WorkerRunner:
                "device": self.device, "timeout_s": self.timeout, "knobs": self.knobs}
         t0 = time.monotonic()
         self.executor.submit(job)
-        verdict = None
+        verdict = model = None
         # worker start-up + model preparation + the test itself, with room to spare
         deadline = t0 + READY_TIMEOUT + 180 + self.timeout + 60
         while time.monotonic() < deadline:
@@ -99,6 +101,8 @@ class WorkerRunner:
                     continue
                 if ev.get("event") == "verdict":
                     verdict = ev
+                elif ev.get("event") == "model":
+                    model = ev
                 elif ev.get("event") == "done":
                     done = True
             if done and verdict is not None:
@@ -108,6 +112,7 @@ class WorkerRunner:
                              f"see its log under {self.tmp / 'logs'}")
         v = Verdict.from_event(verdict)
         v.elapsed_s = time.monotonic() - t0
+        self.last_second_call = _second_call_of(model)
         return v
 
     def run(self, graph: Graph, tensors: dict) -> Verdict:
@@ -120,3 +125,14 @@ class WorkerRunner:
             return self.run_dir(d)
         finally:
             shutil.rmtree(d, ignore_errors=True)
+
+
+def _second_call_of(model_event: dict | None) -> tuple[dict | None, bytes | None]:
+    """(second_call info, inputs.safetensors with the second call's inputs) of a dynamic-mode
+    run, from the worker's model event, as a campaign saves them; (None, None) otherwise."""
+    import base64
+
+    if not model_event or "second_call" not in model_event:
+        return None, None
+    data = (model_event.get("files_dynamic") or {}).get("inputs.safetensors")
+    return model_event["second_call"], base64.b64decode(data) if data else None

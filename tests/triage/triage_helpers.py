@@ -88,8 +88,11 @@ def relu_graph_b() -> tuple[Graph, dict]:
 
 def make_case(root, case_id: str, graph: Graph, tensors: dict, backend: str = "aot_eager", mode: str = "fwd",
               kind: str = "mismatch", detail: str = "values", error: dict | None = None, created: str | None = None,
-              hits: int = 1) -> str:
-    """Save a case the way the campaign does (store staging + repro.py + index rows), without running it."""
+              hits: int = 1, second_call: dict | None = None, second_inputs: dict | None = None) -> str:
+    """Save a case the way the campaign does (store staging + repro.py + index rows), without running it.
+
+    A dynamic-mode case may carry ``second_call`` (sizes) and ``second_inputs`` (tensors by input
+    name), saved in inputs.safetensors as ``second_call.<name>``, as a campaign saves them."""
     import json as _json
     import tempfile
     from pathlib import Path
@@ -107,6 +110,12 @@ def make_case(root, case_id: str, graph: Graph, tensors: dict, backend: str = "a
     with tempfile.TemporaryDirectory() as tmp:
         save_program(graph, tensors, tmp)
         files = {n: (Path(tmp) / n).read_bytes() for n in PROGRAM_FILES}
+    if second_inputs:
+        from safetensors.torch import load, save
+
+        both = load(files["inputs.safetensors"])
+        both.update({"second_call." + k: v.contiguous() for k, v in second_inputs.items()})
+        files["inputs.safetensors"] = save(both)
     case = Case.from_json({
         "format": 1, "id": case_id, "test_id": case_id, "kind": kind, "outcome": f"{kind}: {detail}",
         "detail": detail, "backend": backend, "mode": mode, "device": "cpu", "signature": sig,
@@ -115,7 +124,7 @@ def make_case(root, case_id: str, graph: Graph, tensors: dict, backend: str = "a
                  "reference": 0.55, "eager": 0.55, "compiled": 1.05} if kind == "mismatch" else None,
         "check": ["out0"] if kind == "mismatch" else [], "skip": [], "ops": ops, "graph": graph.to_json(),
         "versions": repro.versions(), "seed": 0, "created": created or "2025-01-01T00:00:00+00:00",
-        "reproduces": None, "flaky": False, "timeout_s": 120, "mem_limit_mb": 0,
+        "reproduces": None, "flaky": False, "timeout_s": 120, "mem_limit_mb": 0, "second_call": second_call,
     })
     store = CrashStore(root)
     try:
