@@ -6,13 +6,19 @@ rounding of an intermediate decides an element's class, e.g. ``acos(cosh(x))`` w
 just above 1 (eager rounds it to 1.0 and gets 0, inductor gets NaN), both are right.
 ``float32_outputs`` runs the model with every float16/bfloat16 tensor, dtype argument and cast
 made float32; the oracle (``oracle.value_mismatch``'s ``alt``) does not judge an element's class
-where that run's class differs from eager's. Values are judged as before.
+where that run's class differs from eager's, and it is a second eager for values too
+(``oracle.judge``): an element stays flagged only if the compiled error is also beyond the
+tolerance rule against that run's error. So where eager's rounding of an intermediate decides a
+value, e.g. which side of ``softplus(x, threshold=0)``'s jump a bfloat16 product lands on, the
+compiled result may land on the other side. Gradients get the same run (``deferred_float32_grads``).
 """
 
 from __future__ import annotations
 
 LOW = ("float16", "bfloat16")
-LOW_CASTS = {"torch.Tensor.half": "torch.Tensor.float", "torch.Tensor.bfloat16": "torch.Tensor.float"}
+# Explicit casts to a low dtype do round in inductor's code (a ``convert_element_type``): they
+# stay, followed by a cast back to float32, so only the implicit roundings are left out.
+CAST_OPS = ("torch.Tensor.half", "torch.Tensor.bfloat16", "torch.Tensor.to")
 
 
 def _upcast(value):
@@ -34,16 +40,31 @@ def upcast_graph(graph):
     when it holds no such tensor."""
     if not holds_low_precision(graph):
         return None
+    from fuzz.ir.graph import Node
+
     g = graph.copy()
+    casts = [n for n in g.nodes if n.op in CAST_OPS and len(n.outputs) == 1 and g.tensors[n.outputs[0]].dtype in LOW]
     for info in g.tensors.values():
         if info.dtype in LOW:
             info.dtype = "float32"
     for node in g.nodes:
-        node.args, node.kwargs = _upcast(node.args), _upcast(node.kwargs)
-        node.op = LOW_CASTS.get(node.op, node.op)
+        if node not in casts:
+            node.args, node.kwargs = _upcast(node.args), _upcast(node.kwargs)
         if node.extra.get("autocast") in LOW:  # an autocast region computes in its low dtype
             node.extra.pop("autocast")
+    for node in casts:  # y = x.bfloat16()  ->  y_low = x.bfloat16(); y = y_low.float()
+        out = node.outputs[0]
+        low = g.add_tensor(g.tensors[out].shape, graph.tensors[out].dtype, name=g.fresh_name(out + "_low"))
+        node.outputs = [low]
+        g.add_node(Node(id=g.new_node_id(), op="torch.Tensor.float", api="function", args=[{"ref": low}], kwargs={},
+                        outputs=[out]), index=g.nodes.index(node) + 1)
     return g
+
+
+def _up(t):
+    import torch
+
+    return t.detach().float() if isinstance(t, torch.Tensor) and t.dtype in (torch.float16, torch.bfloat16) else t
 
 
 def float32_outputs(graph, state: dict, inputs: list) -> list | None:
@@ -56,14 +77,10 @@ def float32_outputs(graph, state: dict, inputs: list) -> list | None:
     g = upcast_graph(graph)
     if g is None:
         return None
-
-    def up(t):
-        return t.detach().float() if isinstance(t, torch.Tensor) and t.dtype in (torch.float16, torch.bfloat16) else t
-
     try:
-        module = program.build_module(g, {k: up(v).cpu() for k, v in state.items()})
+        module = program.build_module(g, {k: _up(v).cpu() for k, v in state.items()})
         with torch.no_grad():
-            out = module(*[up(t).clone() if isinstance(t, torch.Tensor) else t for t in inputs])
+            out = module(*[_up(t).clone() if isinstance(t, torch.Tensor) else t for t in inputs])
     except Exception:  # noqa: BLE001 - no float32 reference: classes judged as before
         return None
     out = list(out) if isinstance(out, (tuple, list)) else [out]
@@ -84,5 +101,32 @@ def deferred_float32_outputs(graph, state: dict, inputs: list, pad: int):
     def make():
         out = float32_outputs(graph, state, inputs)
         return None if out is None else out + [None] * pad
+
+    return make
+
+
+def deferred_float32_grads(graph, state: dict, inputs: list, grads, names: list, pad: int):
+    """Like ``deferred_float32_outputs`` for a backward reference: ``grads(module, inputs)`` (the
+    session's ``grads``: ``(outputs + gradients, gradient names)``) of the float32-intermediate
+    model, on float32 copies of ``inputs`` (their ``requires_grad`` kept), then ``pad`` Nones;
+    None when the graph holds no low-precision tensor, or (from the function) when the run fails
+    or names other gradients."""
+    import torch
+
+    from fuzz.gen import program
+
+    g = upcast_graph(graph)
+    if g is None:
+        return None
+    state = {k: _up(v).cpu().clone() for k, v in state.items()}
+    inputs = [_up(t).clone().requires_grad_(t.requires_grad) if isinstance(t, torch.Tensor) else t for t in inputs]
+
+    def make():
+        try:
+            module = program.build_module(g, state)
+            r = grads(module, inputs)
+        except Exception:  # noqa: BLE001 - no float32 reference: judged as before
+            return None
+        return r[0] + [None] * pad if r is not None and r[1] == names else None
 
     return make

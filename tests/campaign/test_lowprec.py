@@ -75,3 +75,48 @@ def test_the_float32_run_is_made_only_when_a_compiled_run_has_an_element_flagged
     flagged = [torch.tensor(float("nan"), dtype=torch.float16)]
     assert oracle.judge(s.fwd_ref, flagged).kind == "mismatch"  # acos(cosh(0)) = 0 in float32 too
     assert s.fwd_ref.low32_fn is None and s.fwd_ref.low32 is not None
+
+
+# The ninth session's campaign case (s14-m000296, reduced, BatchNorm and conj dropped): a bfloat16
+# product lands 5.7e-4 below softplus(threshold=0)'s jump in eager (rounded to bfloat16) and 6.5e-4
+# above it in inductor (kept in float32), so row 2's gradient is sigmoid(-0.0006) in one and 1 in the
+# other: grad:x_2[0, 0, 3] eager 0.366, inductor 0.803. Both are right.
+X0 = [-1.8894541263580322, 1.806983470916748, 0.717320442199707, -1.2918376922607422, 0.600322961807251]
+X1 = [-1.0078125, -1.703125, -1.6328125, 1.0234375]
+X2 = [0.9040544033050537, -1.1775736808776855, 0.8011243343353271, -0.734940767288208]
+
+
+def _bf16_product_softplus() -> Graph:
+    g = Graph()
+    g.add_tensor([1, 5, 1], "float32", "input", name="x_0")
+    g.add_tensor([1, 1, 4], "bfloat16", "input", name="x_1")
+    g.add_tensor([1, 1, 4], "float32", "input", name="x_2")
+    for name, shape, dtype in (("cast_3", [1, 5, 1], "bfloat16"), ("bmm_4", [1, 5, 4], "bfloat16"),
+                               ("add_5", [1, 5, 4], "float32"), ("softplus_6", [1, 5, 4], "float32")):
+        g.add_tensor(shape, dtype, "value", name=name)
+    g.add_node(Node("n0", "torch.Tensor.bfloat16", "function", [{"ref": "x_0"}], {}, ["cast_3"]))
+    g.add_node(Node("n1", "aten::bmm", "aten", [{"ref": "cast_3"}, {"ref": "x_1"}], {}, ["bmm_4"]))
+    g.add_node(Node("n2", "torch.add", "function", [{"ref": "x_2"}, {"ref": "bmm_4"}], {}, ["add_5"]))
+    g.add_node(Node("n3", "aten::softplus", "aten", [{"ref": "add_5"}, 1, 0.0], {}, ["softplus_6"]))
+    g.outputs = ["softplus_6"]
+    return g
+
+
+def test_a_value_decided_by_bfloat16_rounding_at_a_jump_is_not_judged_and_a_real_error_is(tmp_path):
+    g = _bf16_product_softplus()
+    up = lowprec.upcast_graph(g)
+    # the explicit cast still rounds (inductor emits it); only the bmm's rounding is left out
+    assert [n.op for n in up.nodes][:2] == ["torch.Tensor.bfloat16", "torch.Tensor.float"]
+    assert up.tensors["cast_3"].dtype == "float32" and up.tensors["bmm_4"].dtype == "float32"
+    s = _save(tmp_path, g, {"x_0": torch.tensor(X0).reshape(1, 5, 1),
+                            "x_1": torch.tensor(X1, dtype=torch.bfloat16).reshape(1, 1, 4),
+                            "x_2": torch.tensor(X2).reshape(1, 1, 4)})
+    v = s.run_test("inductor", "bwd")
+    assert v.kind == "pass", (v.detail, v.diff)
+    ref = s.bwd_reference()
+    i = ref.names.index("grad:x_2")
+    assert abs(float(ref.eager[i][0, 0, 3]) - 0.366) < 1e-3 and abs(float(ref.alternative(i)[0, 0, 3]) - 0.803) < 1e-3
+    wrong = [t.clone() if isinstance(t, torch.Tensor) else t for t in ref.eager]
+    wrong[i][0, 0, 1] += 0.5  # a real error in another column is still a mismatch
+    j = oracle.judge(ref, wrong)
+    assert j.kind == "mismatch" and j.diff["where"] == "grad:x_2" and j.diff["index"] == [0, 0, 1]
