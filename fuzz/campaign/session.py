@@ -23,7 +23,10 @@ from fuzz.campaign.fence import fence_for
 from fuzz.campaign.verdict import Kind, Verdict, describe_error
 
 UNSUPPORTED_MARKERS = ("data-dependent", "data dependent", "unsupported", "not supported", "guardondatadependent",
-                       "dynamic shape operator", "constraint violation")
+                       "dynamic shape operator", "constraint violation",
+                       # fake tensors' own exceptions for an op whose output (aten.equal inside corrcoef) or
+                       # output shape (_ctc_loss) depends on values: export's documented limit, not a bug
+                       "datadependentoutputexception", "dynamicoutputshapeexception")
 # An exported program (export, aoti) checks its inputs against the shapes it was exported for; a
 # second call at sizes it specialised on is refused by design, not a bug.
 INPUT_GUARD_MARKERS = ("expected input at", "runtime assertion failed", "unmatched dim value", "dim value is too",
