@@ -327,7 +327,8 @@ SIGN_OF_ZERO_OPS = {"copysign", "signbit", "atan2", "arctan2", "div", "divide", 
 # Ops that overwrite one position per index: with a repeated index (and no accumulation) which
 # write wins is unspecified (torch's docs say so for put_, index_put_, scatter_, index_copy_).
 OVERWRITE_OPS = _op_names({"put", "put_", "index_put", "index_put_", "_index_put_impl_", "_unsafe_index_put", "scatter",
-                 "scatter_", "index_copy", "index_copy_"})
+                 "scatter_", "index_copy", "index_copy_", "max_unpool1d", "max_unpool2d", "max_unpool3d",
+                 "maxunpool1d", "maxunpool2d", "maxunpool3d"})
 # Ops that do not check their indices or lengths: out of range they read any memory (in eager
 # too), which happens when dynamic mode's second call resizes an index input.
 UNCHECKED_OPS = _op_names({"_unsafe_index", "_unsafe_masked_index", "_segment_reduce", "segment_reduce"})
@@ -370,6 +371,9 @@ def _writes_twice(node, short: str, env: dict) -> bool:
     if call is None:
         return False
     args, kwargs = call
+    if "unpool" in short:  # indices (arg 1) address positions within each plane of the output
+        idx, k = (args[1] if len(args) > 1 else kwargs.get("indices")), int(short[-2])
+        return isinstance(idx, torch.Tensor) and _repeats(idx.flatten(-k) if idx.dim() > k else idx, -1)
     if short.startswith("put"):
         return not _pick(args, kwargs, 3, "accumulate", False) and _repeats(_pick(args, kwargs, 1, "index"))
     if "index_put" in short:

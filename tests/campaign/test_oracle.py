@@ -488,6 +488,26 @@ def test_a_position_written_twice_is_not_judged(tmp_path):
     assert not s.sensitive
 
 
+
+def test_max_unpool_with_a_repeated_index_is_not_judged(tmp_path):
+    """max_unpool2d(x, idx) where two values of one plane go to the same position keeps one of
+    them (eager -1.003, aot_eager 0.653 at [0, 0, 0, 0]: the ninth session's bwd campaign,
+    s16-m000169, flaky); a repeat across planes, or none, is judged."""
+    def graph():
+        g = Graph()
+        x = g.add_tensor([1, 2, 1, 2], "float64", "input", name="x")
+        i = g.add_tensor([1, 2, 1, 2], "int64", "input", name="i")
+        g.outputs = [fn_node(g, "n0", "torch.nn.functional.max_unpool2d", [ref(x), ref(i)], [1, 2, 3, 6],
+                             dtype="float64", kwargs={"kernel_size": 3, "stride": 2, "output_size": [3, 6]})]
+        return g
+
+    x = torch.tensor([0.653, -1.003, 2.0, 3.0], dtype=torch.float64).reshape(1, 2, 1, 2)
+    s = session_for(tmp_path, graph(), {"x": x, "i": torch.tensor([0, 0, 4, 5]).reshape(1, 2, 1, 2)})
+    assert any("writes one position twice" in why for why in s.sensitive.values())
+    s = session_for(tmp_path / "planes", graph(), {"x": x, "i": torch.tensor([0, 1, 0, 1]).reshape(1, 2, 1, 2)})
+    assert not s.sensitive
+    assert s.run_test("aot_eager", "fwd").kind == "pass"
+
 def test_an_unchecked_read_out_of_range_is_not_judged(tmp_path):
     """_segment_reduce(unsafe=True) trusts its lengths; when they do not cover the data (dynamic
     mode's second call resizes them) it reads any memory, in eager too (the inductor campaign's
