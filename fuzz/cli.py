@@ -88,6 +88,11 @@ def _run(argv: list[str] | None) -> int:
         # A group without its action (e.g. `assay rules`): show that group's help.
         (getattr(args, "group_parser", None) or parser).print_help()
         return 2
+    # numpy before any command imports torch: torch's C start-up imports numpy itself and clears
+    # whatever that import raises, so a Ctrl-C landing in it was swallowed (the command then ran
+    # on and exited 0); imported here, a Ctrl-C in it reaches main's handler
+    import numpy  # noqa: F401
+
     try:
         code = func(args)
     except (AssayError, VerifyError) as exc:
