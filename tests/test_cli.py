@@ -46,7 +46,12 @@ def test_ctrl_c_in_a_running_command_is_one_line(assay):
     import signal
     import time
 
-    proc = subprocess.Popen(assay + ["rules", "stats"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    # A test run started in the background by a non-interactive shell (`make test &`) has SIGINT
+    # ignored, and its children inherit that: Python then installs no KeyboardInterrupt handler and
+    # the command never sees this Ctrl-C (it ran on and exited 0). A user's Ctrl-C comes with the
+    # default disposition: restore it in the child, as tests/campaign/test_campaign.py does.
+    proc = subprocess.Popen(assay + ["rules", "stats"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     import psutil
 
     child = psutil.Process(proc.pid)
