@@ -22,6 +22,7 @@ def torch_root(S, device="cpu"):
     """Returns (CaseResult or None, the root's sound pre-activation bounds [(l, u)], torch (1, n_j))."""
     import torch
 
+    from .bounds import count_unstable
     from .pgd import pgd
     from .tbounds.alpha import alpha_intermediate, alpha_rows
     from .tbounds.crown import backsub, intermediate_bounds
@@ -67,11 +68,8 @@ def torch_root(S, device="cpu"):
     if opts.root_alpha_pre_iters:
         # the split search starts from the root's bounds: optimised ones leave fewer unstable
         # ReLUs to split on (each alpha-CROWN bound is sound, intersected with CROWN's)
-        S.stats["root_unstable_crown"] = _unstable(pre)
+        S.stats["root_unstable_crown"] = int(count_unstable(pre)[0])
         pre = alpha_intermediate(tn, lo, hi, pre, iters=opts.root_alpha_pre_iters, deadline_left=S.left)
-        S.stats["root_unstable_alpha"] = _unstable(pre)
+        S.stats["root_unstable_alpha"] = int(count_unstable(pre)[0])
     return None, pre
 
-
-def _unstable(pre):
-    return int(sum(int(((l < 0) & (u > 0)).sum()) for l, u in pre))

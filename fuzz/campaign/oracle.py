@@ -308,16 +308,14 @@ def judge(reference: Reference, actual: list, k: float = K) -> Judgement:
             limit = 0.5 * torch.finfo(e.dtype).max if e.dtype.is_floating_point else None
             classes = not name.startswith("grad:")
             bad = value_mismatch(ref, e_cpu, a_cpu, atol, rtol, g, k, limit, classes=classes)
-            if bool(bad.any()) and classes:
-                alt = reference.alternative(i)
-                if alt is not None:
+            alt = reference.alternative(i) if bool(bad.any()) else None
+            if alt is not None and tuple(alt.shape) == tuple(e.shape):
+                # the float32-intermediate run (what inductor computes by design: fuzz.campaign.lowprec):
+                # classes it does not share with eager are not judged, and it is a second eager for
+                # values: flagged only beyond the tolerance rule against its error too
+                if classes:
                     bad = value_mismatch(ref, e_cpu, a_cpu, atol, rtol, g, k, limit, classes=classes, alt=alt)
-            if bool(bad.any()):
-                # the float32-intermediate run (what inductor computes by design: fuzz.campaign.lowprec)
-                # as a second eager for values: flagged only beyond the tolerance rule against its error too
-                alt = reference.alternative(i)
-                if alt is not None and tuple(alt.shape) == tuple(e.shape):
-                    bad &= value_mismatch(ref, alt, a_cpu, atol, rtol, g, k, limit, classes=classes)
+                bad &= value_mismatch(ref, alt, a_cpu, atol, rtol, g, k, limit, classes=classes)
             if bool(bad.any()) and have64:
                 # the rounding-noise run as a second eager: flagged only beyond K times its error too
                 noisy = reference.noisy_value(i)

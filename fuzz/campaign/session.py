@@ -308,11 +308,11 @@ class Session:
             precision = {**self.fwd_ref.precision, **self._gradient_precision(names)}
             self._bwd_ref = oracle.Reference([f"out{i}" for i in range(n_out)] + names + written.labels(self.writes),
                                              values + state, ref64, skip, precision)
-            self._bwd_ref.low32_fn = lowprec.deferred_float32_grads(
-                self.model.graph, self.module.state_dict(),
-                clone_inputs(self.model.inputs, self.device, requires_grad=True, frozen=self.frozen),
-                lambda mod, ins: self.grads(mod, mod, ins),
-                names, len(state))
+            if lowprec.holds_low_precision(self.model.graph):  # else no copies on every bwd reference
+                self._bwd_ref.low32_fn = lowprec.deferred_float32_grads(
+                    self.model.graph, self.module.state_dict(),
+                    clone_inputs(self.model.inputs, self.device, requires_grad=True, frozen=self.frozen),
+                    lambda mod, ins: self.grads(mod, mod, ins), names, len(state))
             if ref64 is not None:
                 self._bwd_ref.skip.update(train.ill_conditioned(self._bwd_ref, self._perturbed_grads(names),
                                                                 "in the backward pass"))
