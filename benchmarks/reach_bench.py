@@ -42,8 +42,9 @@ LOW = {"float16": "fp16", "bfloat16": "bf16", "int8": "int8/uint8", "uint8": "in
 def model_facts(generated) -> dict:
     """``fuzz.gen.census.model_facts`` of one model, plus what this table reads: low-precision
     dtypes held, an innermost dim at a SIMD width or tail, a tensor of >= 10^4 elements, the
-    blocks and forms recorded in the graph's meta."""
+    blocks, forms and input layouts recorded in the graph's meta."""
     from fuzz.gen.census import model_facts as census_facts
+    from fuzz.gen.layouts import layout_kind
 
     f = census_facts(generated)
     g = generated.graph
@@ -53,6 +54,7 @@ def model_facts(generated) -> dict:
         "big": f["elements_max"] >= 10_000,
         "blocks": list(g.meta.get("blocks") or []),
         "forms": list(g.meta.get("forms") or []),
+        "layouts": sorted({layout_kind(v) for v in (g.meta.get("layouts") or {}).values()}),
     })
     return f
 
@@ -118,7 +120,7 @@ def shares_table(res: dict) -> list[tuple[str, str, float]]:
     facts = res["facts"]
     n = max(1, len(facts))
     rows = []
-    for axis in ("shape", "dtype", "values", "form"):
+    for axis in ("shape", "dtype", "values", "form", "layout"):
         c = collections.Counter(_choice(f, axis) for f in facts)
         rows += [(f"policy.{axis}", k, v / n) for k, v in sorted(c.items())]
     for low in ("fp16", "bf16", "int8/uint8", "int64"):
@@ -130,12 +132,15 @@ def shares_table(res: dict) -> list[tuple[str, str, float]]:
     forms = collections.Counter(b for f in facts for b in f["forms"])
     rows += [("block", k, v / n) for k, v in blocks.most_common()]
     rows += [("form", k, v / n) for k, v in forms.most_common()]
+    rows.append(("holds layout", "a non-contiguous input", sum(bool(f.get("layouts")) for f in facts) / n))
+    kinds = collections.Counter(k for f in facts for k in f.get("layouts", []))
+    rows += [("holds layout", k, v / n) for k, v in kinds.most_common()]
     for cls in ("small", "vector", "large"):
         sub = [f for f in facts if _choice(f, "shape") == cls]
         if sub:
             rows.append(("median max elements", cls, float(statistics.median(f["elements_max"] for f in sub))))
             rows.append(("validity", f"shape={cls}", sum(f["valid"] for f in sub) / len(sub)))
-    for axis in ("dtype", "values", "form"):
+    for axis in ("dtype", "values", "form", "layout"):
         for choice in sorted({_choice(f, axis) for f in facts}):
             sub = [f for f in facts if _choice(f, axis) == choice]
             rows.append(("validity", f"{axis}={choice}", sum(f["valid"] for f in sub) / len(sub)))

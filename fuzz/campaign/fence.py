@@ -10,8 +10,9 @@ the same bad read gives NaN (or an extreme integer) on every run, which the orac
 any other difference, and the reduced case and its repro fail the same way.
 
 The fenced tensor is not a view (``_base`` is None; no autograd or functionalisation view
-handling): a plain tensor at storage offset ``FENCE`` with the input's contiguous strides, like
-a slice of a preallocated pool. ``FENCE`` elements are a multiple of 16 bytes in every dtype, so
+handling): a plain tensor at storage offset ``FENCE`` with the input's strides (contiguous, or the
+layout ``fuzz.gen.layouts`` gave the input, whose gaps hold the sentinel too), like a slice of a
+preallocated pool. ``FENCE`` elements are a multiple of 16 bytes in every dtype, so
 inductor's alignment check still passes and no compiled code path changes for a correct kernel.
 
 One exception (``fence_for``): a model calling an op whose meaning depends on its input's
@@ -25,8 +26,10 @@ inputs the same way (its ``FENCE`` is the model's ``fence_for``).
 
 from __future__ import annotations
 
+from fuzz.gen.layouts import STRIDE_READING_OPS
+
 FENCE = 64  # elements on each side of the input
-STORAGE_OFFSET_OPS = {"as_strided", "as_strided_copy", "as_strided_scatter"}  # read the storage offset
+STORAGE_OFFSET_OPS = STRIDE_READING_OPS  # read the storage offset
 
 
 def fence_for(graph) -> int:
@@ -39,13 +42,20 @@ def fence_for(graph) -> int:
 
 def fenced(t, fence=FENCE):
     """A copy of ``t`` at offset ``fence`` in a buffer whose other elements are NaN (float, complex),
-    the dtype's max (integers) or True (bool): a kernel reading past its input reads those, every run."""
+    the dtype's max (integers) or True (bool): a kernel reading past its input reads those, every run.
+    The copy has ``t``'s strides (contiguous when ``t``'s overlap)."""
     import torch
 
     t = t.detach()
     floating, boolean = t.dtype.is_floating_point or t.dtype.is_complex, t.dtype == torch.bool
     fill = float("nan") if floating else True if boolean else torch.iinfo(t.dtype).max
-    buffer = torch.full((t.numel() + 2 * fence,), fill, dtype=t.dtype, device=t.device)
+    stride, span = t.new_empty(t.shape).stride(), t.numel()  # contiguous, unless t is laid out otherwise:
+    dims = sorted((s, n) for s, n in zip(t.stride(), t.shape) if n > 1 and s != 0)  # then its strides are kept,
+    if not t.is_contiguous() and all(s > 0 for s, _ in dims) and all(b[0] >= a[0] * a[1] for a, b in zip(dims, dims[1:])):
+        stride, span = t.stride(), 1 + sum((n - 1) * s for s, n in dims)  # gaps filled and stride-0 dims kept
+    buffer = torch.full((span + 2 * fence,), fill, dtype=t.dtype, device=t.device)
     out = torch.empty(0, dtype=t.dtype, device=t.device)
-    out.set_(buffer.untyped_storage(), fence, t.shape, t.new_empty(t.shape).stride())  # contiguous, no _base
-    return out.copy_(t)
+    out.set_(buffer.untyped_storage(), fence, t.shape, stride)  # no _base
+    one = tuple(slice(0, 1) if s == 0 else slice(None) for s in stride)  # a stride-0 dim is written once
+    out[one].copy_(t[one])
+    return out

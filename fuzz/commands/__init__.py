@@ -109,7 +109,8 @@ def command_group(sub, name: str, help: str, description: str, examples: str):
     return p.add_subparsers(dest=f"{name}_command", metavar="SUBCOMMAND", parser_class=type(p))
 
 
-POLICY_FLAGS = (("shapes", "shape"), ("dtype_themes", "dtype"), ("values", "values"), ("forms", "form"))
+POLICY_FLAGS = (("shapes", "shape"), ("dtype_themes", "dtype"), ("values", "values"), ("forms", "form"),
+                ("layouts", "layout"))
 
 
 def add_policy_flags(p) -> None:
@@ -125,6 +126,9 @@ def add_policy_flags(p) -> None:
     g.add_argument("--forms", default=None, metavar="SHARES",
                    help="random, blocks (model-shaped blocks), forms (in-place, out=, views, higher-order ops); "
                         "default random=0.5,blocks=0.3,forms=0.2")
+    g.add_argument("--layouts", default=None, metavar="SHARES",
+                   help="contiguous, strided (inputs transposed, permuted, channels-last, gapped or with padded "
+                        "rows); default contiguous=0.7,strided=0.3")
     g.add_argument("--legacy-mix", action="store_true",
                    help="the mix before policies (small shapes, rule dtypes, finite values, random ops); "
                         "the flags above then change one axis of it")

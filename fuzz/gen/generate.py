@@ -45,6 +45,7 @@ from __future__ import annotations
 import dataclasses
 import random
 
+from fuzz.gen import layouts
 from fuzz.gen.blocks import grow_blocks
 from fuzz.gen.builder import Builder, PendingNode
 from fuzz.gen.callcheck import meta_check
@@ -265,8 +266,30 @@ def generate(ruleset: RuleSet, cfg: GenConfig, chooser: Chooser, attempts: int =
                        "finite": model.finite, "value_seed": seed})
         if not cfg.policy.legacy:
             g.meta["policy"] = cfg.policy.to_json()
+        if cfg.policy.layout == "strided":
+            lay_out(model, seed)
         return model
     raise GenerationError(f"could not generate a model: {last}")
+
+
+def lay_out(model: Generated, seed: int) -> None:
+    """Give some of ``model``'s inputs a non-contiguous layout (``fuzz.gen.layouts``), recorded in
+    ``graph.meta["layouts"]``; none when the program's eager run fails with them."""
+    from fuzz.gen.program import build_module, run_eager
+
+    g = model.graph
+    chosen = layouts.draw_layouts(g, model.leaves, seed)
+    if not chosen:
+        return
+    laid = layouts.with_layouts(model.leaves, chosen)
+    g.meta["layouts"] = chosen
+    try:
+        run_eager(build_module(g, model.state), [laid[i] for i in g.inputs])
+    except Exception as exc:  # noqa: BLE001 - e.g. view() of a transposed input: kept contiguous
+        del g.meta["layouts"]
+        g.meta["layouts_dropped"] = f"{type(exc).__name__}: {exc}"[:200]
+        return
+    model.leaves = layouts.with_layouts(model.leaves, chosen)  # fresh copies: the run may have written into laid
 
 
 def model_rng(seed: int, index: int) -> random.Random:

@@ -1,4 +1,5 @@
-"""Which kind of model to make: the per-model policy (shape class, dtype theme, value policy, form).
+"""Which kind of model to make: the per-model policy (shape class, dtype theme, value policy, form,
+input layout).
 
 A campaign or ``assay gen`` run draws one ``ModelPolicy`` per model from ``Shares`` with a
 random source of its own (``draw_policy``: it depends on ``(seed, index)`` only and never touches
@@ -8,7 +9,7 @@ shapes, the dtype mix of the rules, the finite value search, operators drawn one
 ``LEGACY`` model is byte-identical to what earlier versions generated.
 
 Each axis is documented in docs/generator.md ("Policies"); each has a flag of ``assay gen`` and
-``assay fuzz`` (``--shapes``, ``--dtype-themes``, ``--values``, ``--forms``) that takes shares such
+``assay fuzz`` (``--shapes``, ``--dtype-themes``, ``--values``, ``--forms``, ``--layouts``) that takes shares such
 as ``small=0.5,vector=0.3,large=0.2``.
 """
 
@@ -31,6 +32,10 @@ AXES: dict[str, tuple[str, ...]] = {
     # random: operators drawn one by one; blocks: model-shaped blocks (linear+act, norm, attention...);
     # forms: program forms (in-place, out=, views written in place, higher-order ops...).
     "form": ("random", "blocks", "forms"),
+    # contiguous: every input dense and row-major; strided: inputs transposed, permuted,
+    # channels-last, gapped or with padded rows (fuzz.gen.layouts). Drawn last, so adding it
+    # changed no other axis's draw.
+    "layout": ("contiguous", "strided"),
 }
 
 DEFAULT_SHARES: dict[str, dict[str, float]] = {
@@ -41,6 +46,7 @@ DEFAULT_SHARES: dict[str, dict[str, float]] = {
               "mixed": 0.14},
     "values": {"finite": 0.75, "edge": 0.25},
     "form": {"random": 0.5, "blocks": 0.3, "forms": 0.2},
+    "layout": {"contiguous": 0.7, "strided": 0.3},
 }
 
 LEGACY_SHARES: dict[str, dict[str, float]] = {axis: {choices[0]: 1.0} for axis, choices in AXES.items()}
@@ -54,9 +60,13 @@ class ModelPolicy:
     dtype: str = "mix"
     values: str = "finite"
     form: str = "random"
+    layout: str = "contiguous"
 
     def to_json(self) -> dict:
-        return asdict(self)
+        out = asdict(self)
+        if out["layout"] == "contiguous":  # as before the axis existed: such a model is unchanged
+            del out["layout"]
+        return out
 
     @classmethod
     def from_json(cls, data) -> "ModelPolicy":
@@ -111,7 +121,8 @@ class Shares:
 def parse_shares(axis: str, text: str) -> dict[str, float]:
     """``small=0.5,vector=0.3,large=0.2`` (or one bare name, meaning all of it) -> weights."""
     choices = AXES[axis]
-    flag = {"shape": "--shapes", "dtype": "--dtype-themes", "values": "--values", "form": "--forms"}[axis]
+    flag = {"shape": "--shapes", "dtype": "--dtype-themes", "values": "--values", "form": "--forms",
+            "layout": "--layouts"}[axis]
     parts = [p.strip() for p in str(text).split(",") if p.strip()]
     if not parts:
         raise AssayError(f"{flag}: empty; give shares such as {choices[0]}=1 (choices: {', '.join(choices)})")

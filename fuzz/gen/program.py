@@ -31,6 +31,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+from fuzz.gen import layouts
 from fuzz.ir.graph import Graph, Node, written_state
 from fuzz.ir.opnames import short_name
 
@@ -238,10 +239,16 @@ def program_source(graph: Graph) -> str:
     lines += [
         "",
         "",
+    ]
+    laid_out = _input_layouts(graph)
+    if laid_out:
+        lines += layouts.strided_source().split("\n") + ["", ""]
+    lines += [
         "def load_inputs():",
-        '    """The saved inputs, in the order Model.forward takes them."""',
+        '    """The saved inputs, in the order Model.forward takes them'
+        + (', laid out in memory as the model was tested (not contiguous).' if laid_out else '.') + '"""',
         '    tensors = read_safetensors(os.path.join(HERE, "inputs.safetensors"))',
-        f"    return [{', '.join(f'tensors[{names[i]!r}]' for i in inputs)}]",
+        f"    return [{', '.join(_input_expr(names[i], laid_out.get(i)) for i in inputs)}]",
         "",
         "",
         "def load_model():",
@@ -259,6 +266,22 @@ def program_source(graph: Graph) -> str:
         "",
     ]
     return "\n".join(lines)
+
+
+def _input_layouts(graph: Graph) -> dict:
+    """``graph.meta["layouts"]`` (``fuzz.gen.layouts``) for the inputs it fits."""
+    given = graph.meta.get("layouts") or {}
+    return {i: given[i] for i in graph.inputs
+            if i in given and i in graph.tensors and layouts.usable(given[i], len(graph.tensors[i].shape))}
+
+
+def _input_expr(key: str, layout: dict | None) -> str:
+    if layout is None:
+        return f"tensors[{key!r}]"
+    extra = "".join(f", {k}={layout[k]}" for k in ("step", "pad") if layout.get(k, 0 if k == "pad" else 1)
+                    != (0 if k == "pad" else 1))
+    extra += f", expand={tuple(layout['expand'])}" if layout.get("expand") else ""
+    return f"strided(tensors[{key!r}], order={tuple(layout['order'])}{extra})"
 
 
 def _writes_line(graph: Graph, names: dict[str, str]) -> list[str]:

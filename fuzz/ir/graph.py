@@ -234,9 +234,13 @@ class Graph:
     def render(self) -> str:
         """fx-style listing: one line per call."""
         lines = []
+        laid_out = self.meta.get("layouts") or {}  # inputs not contiguous in memory (fuzz.gen.layouts)
         for name in self.inputs + self.params:
-            t = self.tensors[name]
-            lines.append(f"{name}: {t.role} {t.dtype}{t.shape}")
+            t, lay = self.tensors[name], laid_out.get(name) if name in self.inputs else None
+            note = "" if not isinstance(lay, dict) else f"  # strided: dims in memory {lay.get('order')}" + (
+                f", step {lay['step']}" if lay.get("step", 1) != 1 else "") + (
+                f", rows padded by {lay['pad']}" if lay.get("pad", 0) else "")
+            lines.append(f"{name}: {t.role} {t.dtype}{t.shape}{note}")
         for node in self.nodes:
             outs = ", ".join(f"{o}: {self.tensors[o].dtype}{self.tensors[o].shape}" for o in node.outputs)
             args = ", ".join(_render_value(a) for a in node.args)

@@ -365,6 +365,22 @@ class Reducer:
             changed |= self.test(g, self.tensors, f"param {name} -> input")
         return changed
 
+    def pass_layouts(self) -> bool:
+        """Inputs back to contiguous where the failure does not need their layout (fuzz.gen.layouts)."""
+        changed = False
+        for name in sorted(self.graph.meta.get("layouts") or {}):
+            if self.out_of_budget():
+                break
+            g = self.graph.copy()
+            g.meta["layouts"] = {k: v for k, v in g.meta["layouts"].items() if k != name and k in g.inputs}
+            if not g.meta["layouts"]:
+                del g.meta["layouts"]
+            if name not in self.graph.inputs:  # its input is gone: nothing to test
+                self.graph = g
+                continue
+            changed |= self.test(g, self.tensors, f"input {name} contiguous")
+        return changed
+
     def _shrunk(self, changes: dict[tuple[str, int], int], ints: tuple[int, int] | None = None):
         """A candidate with the given (tensor, dim) -> size changes (tensors sliced)."""
         g = self.graph.copy()
@@ -469,6 +485,7 @@ class Reducer:
             if changed:
                 self.pass_nodes()
             changed |= self.pass_inputs()
+            changed |= self.pass_layouts()
             if self.do_shrink:
                 changed |= self.pass_shapes()
             if self.do_attributes:

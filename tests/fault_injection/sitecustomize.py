@@ -9,6 +9,9 @@ processes they start (sandbox workers, repro scripts) and set ``ASSAY_TEST_FAULT
 - ``running_stats``: the compiled path writes ``new + 0.5`` into a float buffer it updates in place
   (batch norm's running mean and variance in training mode), and changes nothing else.
 - ``relu_raise``: a compile of a graph with ``relu`` raises (a lowering crash on one operator);
+- ``contiguous_read``: the compiled path reads every input that is not contiguous as if it were
+  (``as_strided`` with row-major strides at the input's offset): a compiler ignoring the strides
+  of the inputs it was given (``fuzz.gen.layouts``), harmless for contiguous inputs;
 - ``relu@no_fusion``: the ``relu`` fault, only while a compile runs with inductor's
   ``max_fusion_size`` at 1 (the ``no_fusion`` knob of ``fuzz.campaign.knobs``): a fault that
   appears only under a compiler setting, as some real ones do.
@@ -45,6 +48,7 @@ def _install(fault: str) -> None:
         "add": {torch.ops.aten.add.Tensor},
         "running_stats": set(),
         "relu_raise": set(),
+        "contiguous_read": set(),
     }[fault]
 
     def buffer_write(node) -> bool:
@@ -61,6 +65,18 @@ def _install(fault: str) -> None:
             return
         if fault == "relu_raise" and any(n.target is torch.ops.aten.relu.default for n in graph.nodes):
             raise RuntimeError("injected compile failure: a graph with relu")
+        if fault == "contiguous_read":
+            for node in [n for n in graph.nodes if n.op == "placeholder"]:
+                val = node.meta.get("val")
+                if not isinstance(val, torch.Tensor) or val.is_contiguous():
+                    continue
+                users = list(node.users)
+                rowmajor = torch.empty(val.shape).stride()
+                with graph.inserting_after(node):
+                    bad = graph.call_function(torch.ops.aten.as_strided.default,
+                                              (node, list(val.shape), list(rowmajor), val.storage_offset()))
+                for user in users:
+                    user.replace_input_with(node, bad)
         if fault == "running_stats":
             for node in list(graph.nodes):
                 if (node.op == "call_function" and node.target is torch.ops.aten.copy_.default

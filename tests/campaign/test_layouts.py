@@ -1,0 +1,125 @@
+"""Inputs laid out otherwise than contiguous (fuzz.gen.layouts): generated, saved, loaded and fenced
+with their strides, and a compiler that ignores them is caught."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from fuzz.campaign.fence import fenced
+from fuzz.gen.config import GenConfig
+from fuzz.gen.generate import generate_model_for_index
+from fuzz.gen.layouts import layout_kind, strided
+from fuzz.gen.policy import Shares
+from fuzz.gen.program import load_program, save_program
+from fuzz.gen.ruleset import load_ruleset
+
+REPO = Path(__file__).resolve().parents[2]
+FAULT_DIR = REPO / "tests" / "fault_injection"
+
+
+def test_strided_gives_the_layout_asked_for_with_the_same_values():
+    t = torch.arange(24.0).reshape(2, 3, 4)
+    for order, step, pad, kind in [((0, 2, 1), 1, 0, "transposed"), ((2, 0, 1), 1, 0, "permuted"),
+                                   ((0, 1, 2), 2, 0, "gapped"), ((0, 1, 2), 1, 3, "padded")]:
+        s = strided(t, order, step, pad)
+        assert torch.equal(s, t) and not s.is_contiguous()
+        assert layout_kind({"order": list(order), "step": step, "pad": pad}) == kind
+        strides = s.stride()
+        assert strides[order[-1]] == step  # the innermost dim in memory is the last of order
+        assert strides[order[-2]] == step * t.shape[order[-1]] + pad
+    cl = strided(torch.rand(2, 3, 4, 5), (0, 2, 3, 1))
+    assert cl.is_contiguous(memory_format=torch.channels_last)
+    assert layout_kind({"order": [0, 2, 3, 1]}) == "channels_last"
+
+
+def test_fenced_keeps_an_inputs_strides_and_fills_its_gaps_with_the_sentinel():
+    t = strided(torch.arange(12.0).reshape(3, 4), (1, 0), pad=2)  # transposed, rows padded
+    f = fenced(t, 16)
+    assert f.stride() == t.stride() and torch.equal(f, t) and f.storage_offset() == 16
+    storage = torch.empty(0).set_(f.untyped_storage())
+    used = {16 + i * f.stride(0) + j * f.stride(1) for i in range(3) for j in range(4)}
+    gaps = [k for k in range(storage.numel()) if k not in used]
+    assert gaps and storage[gaps].isnan().all()  # the pads and the fence
+    c = fenced(torch.arange(6).reshape(2, 3), 16)  # contiguous: as before
+    assert c.is_contiguous() and c.storage_offset() == 16
+    x = torch.rand(10).as_strided((3, 4), (2, 1))  # rows overlapping: copied contiguous
+    assert fenced(x, 16).is_contiguous() and torch.equal(fenced(x, 16), x)
+
+
+def _strided_models(count: int):
+    rs = load_ruleset(None)
+    shares = Shares().with_axis("layout", "strided")
+    for i in range(count):
+        m = generate_model_for_index(rs, GenConfig(nodes=4), 5, i, shares)
+        if m.graph.meta.get("layouts"):
+            yield i, m
+
+
+def test_a_strided_model_is_deterministic_saved_and_loaded_with_its_layouts(tmp_path):
+    i, m = next(_strided_models(12))
+    again = generate_model_for_index(load_ruleset(None), GenConfig(nodes=4), 5, i, Shares().with_axis("layout", "strided"))
+    assert again.graph.meta["layouts"] == m.graph.meta["layouts"]
+    assert m.graph.meta["policy"]["layout"] == "strided"
+    laid = m.graph.meta["layouts"]
+    assert all(not m.leaves[n].is_contiguous() for n in laid)
+    save_program(m.graph, m.tensors(), tmp_path / "prog")
+    graph, module, inputs = load_program(tmp_path / "prog")
+    for name, t in zip(graph.inputs, inputs):
+        assert torch.equal(t.nan_to_num(), m.leaves[name].nan_to_num())
+        assert t.stride() == m.leaves[name].stride(), name
+        assert t.is_contiguous() == (name not in laid)
+    src = (tmp_path / "prog" / "program.py").read_text()
+    assert "def strided(" in src and "laid out in memory" in src
+    run = subprocess.run([sys.executable, str(tmp_path / "prog" / "program.py")], capture_output=True, text=True,
+                         timeout=120)
+    assert run.returncode == 0 and "outputs:" in run.stdout, run.stderr[-2000:]
+
+
+def test_a_contiguous_model_has_no_layout_and_its_policy_is_as_before():
+    m = generate_model_for_index(load_ruleset(None), GenConfig(nodes=4), 5, 0, Shares().with_axis("layout", "contiguous"))
+    assert "layouts" not in m.graph.meta and "layout" not in m.graph.meta["policy"]
+    assert all(t.is_contiguous() for t in m.inputs)
+
+
+def _chain_program(root: Path, layouts: dict | None) -> None:
+    sys.path.insert(0, str(REPO / "tests" / "triage"))
+    from triage_helpers import chain_graph
+
+    g, t = chain_graph()
+    if layouts:
+        g.meta["layouts"] = layouts
+    save_program(g, t, root)
+
+
+@pytest.mark.slow
+def test_a_compiler_that_reads_inputs_as_contiguous_is_caught_only_where_they_are_not(tmp_path, run_assay):
+    progs = tmp_path / "progs"
+    _chain_program(progs / "laid", {"x": {"order": [0, 1], "step": 2, "pad": 0}, "y": {"order": [1, 0], "step": 1, "pad": 0}})
+    _chain_program(progs / "plain", None)
+    env = dict(os.environ, ASSAY_TEST_FAULT="contiguous_read",
+               PYTHONPATH=os.pathsep.join(p for p in (str(FAULT_DIR), os.environ.get("PYTHONPATH")) if p))
+    out = tmp_path / "camp"
+    res = run_assay("fuzz", "--programs", progs, "--backends", "aot_eager", "--workers", "1", "--out", out,
+                    "--time", "5m", "--no-recheck", env=env, timeout=300)
+    assert res.returncode == 0, res.stderr[-2000:]
+    assert "2 tests this run" in res.stderr and "1 signatures (1 new this run)" in res.stderr, res.stderr[-2000:]
+    (case,) = [json.loads(p.read_text()) for p in out.glob("*/case.json")]
+    assert case["kind"] == "mismatch"
+    repro = next(out.glob("*/repro.py")).read_text()
+    assert "strided(tensors['x'], order=(0, 1), step=2)" in repro
+
+
+def test_an_expanded_input_repeats_its_first_slice_with_stride_0_fenced_too():
+    t = torch.arange(12.0).reshape(3, 4)
+    e = strided(t, (0, 1), expand=[0])
+    assert e.stride()[0] == 0 and torch.equal(e, t[:1].expand(3, 4))
+    assert layout_kind({"order": [0, 1], "expand": [0]}) == "expanded"
+    f = fenced(e, 16)
+    assert f.stride() == e.stride() and torch.equal(f, e)
+    storage = torch.empty(0).set_(f.untyped_storage())
+    assert storage.numel() == 4 + 32 and storage[16:20].tolist() == [0.0, 1.0, 2.0, 3.0]
