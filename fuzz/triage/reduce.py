@@ -372,9 +372,9 @@ class Reducer:
             if self.out_of_budget():
                 break
             g = self.graph.copy()
-            g.meta["layouts"] = {k: v for k, v in g.meta["layouts"].items() if k != name and k in g.inputs}
-            if not g.meta["layouts"]:
-                del g.meta["layouts"]
+            left = {k: v for k, v in (g.meta.pop("layouts", None) or {}).items() if k != name and k in g.inputs}
+            if left:
+                g.meta["layouts"] = left
             if name not in self.graph.inputs:  # its input is gone: nothing to test
                 self.graph = g
                 continue
