@@ -135,6 +135,13 @@ _TEST_BACKENDS = [
         hog = torch.ones(10 * 2**30, dtype=torch.uint8)  # 10 GB
         return lambda *args: model(*args) if hog.numel() else None
     ''', test_only=True),
+    Backend("_leak", '''
+    def compile_model(model, inputs, dynamic=False):
+        # raises inside a vmap level it never leaves, as a failed AOTInductor compile of a
+        # torch.func.hessian model did (ninth session): later tensors of the process are wrappers
+        torch._C._functorch._vmap_increment_nesting(1, "error")
+        raise RuntimeError("injected failure inside a vmap level")
+    ''', test_only=True),
     Backend("_raise", '''
     def compile_model(model, inputs, dynamic=False):
         def run(*args):

@@ -68,6 +68,7 @@ class _Worker:
         self.phase = "start"
         self.deadline = float("inf")
         self.kill_reason: Kind | None = None
+        self.restarting: str | None = None  # why the worker is exiting on its own (a "restart" event)
         self.started = 0.0
         self.log = None
 
@@ -162,7 +163,7 @@ class LocalExecutor(Executor):
 
     def _dispatch(self) -> None:
         for w in self.workers:
-            if w.ready and w.job is None and self.jobs:
+            if w.ready and w.job is None and not w.restarting and self.jobs:
                 job = self.jobs.popleft()
                 w.job, w.remaining, w.test = job, list(job["tests"]), None
                 w.phase = "prepare"
@@ -220,6 +221,14 @@ class LocalExecutor(Executor):
             w.test = None
             ev["worker"] = w.index
             return [ev]
+        if kind == "restart":  # the worker's process is spoiled (worker.spoiled_state): it exits now
+            events = []
+            if w.job is not None:
+                self._requeue(w.job, list(w.remaining))
+                events.append({"event": "done", "job": w.job["job"], "worker": w.index, "died": ev.get("why")})
+            w.job, w.test, w.remaining, w.phase, w.deadline = None, None, [], "idle", float("inf")
+            w.restarting = ev.get("why") or "restart"
+            return events
         if kind == "done":
             if w.job is not None and ev.get("job") != w.job["job"]:
                 return [ev]  # one model of a batch job is done
@@ -278,7 +287,9 @@ class LocalExecutor(Executor):
         if job is not None:
             events.extend(self._orphaned(w, job, reason, how, tail))
             events.append({"event": "done", "job": job["job"], "worker": w.index, "died": how})
-        events.append({"event": "worker", "worker": w.index, "state": "died", "how": how, "reason": reason})
+        events.append({"event": "worker", "worker": w.index, "state": "restarted" if w.restarting else "died",
+                       "how": w.restarting or how, "reason": reason})
+        w.restarting = None
         if w.log:
             w.log.close()
             w.log = None
@@ -314,10 +325,13 @@ class LocalExecutor(Executor):
             events.append(self._verdict(sub, t, kind, detail,
                                         {"type": kind.value.capitalize() if kind != Kind.SIGNAL else how,
                                          "message": f"worker {detail}", "traceback": tail}))
-        rest = [x for x in w.remaining if t is None or x["test"] != t["test"]]
+        self._requeue(job, [x for x in w.remaining if t is None or x["test"] != t["test"]])
+        return events
+
+    def _requeue(self, job: dict, rest: list) -> None:
+        """The unjudged tests ``rest`` of ``job`` at the head of the queue (a batch's as one-model jobs)."""
         retry = solo_jobs(job, rest) if "batch" in job else ([dict(job, tests=rest, job=job["job"] + "+")] if rest else [])
         self.jobs.extendleft(reversed(retry))
-        return events
 
     @staticmethod
     def _verdict(job, t, kind: Kind, detail, error) -> dict:

@@ -212,6 +212,28 @@ def run_tests(job: dict, session, tests: list, emit) -> None:
         verdict.knobs = job.get("knobs") or None
         extra = obs.to_event() if mode != "off" else None
         emit(_event(verdict, job["job"], t["test"], extra))
+        spoiled = spoiled_state()
+        if spoiled:
+            # Nothing after this test may run in this process: the executor queues the job's other
+            # tests again and starts a fresh worker (this one exits).
+            print(f"assay worker: test {t['test']} left {spoiled}; restarting", file=sys.stderr, flush=True)
+            emit({"event": "restart", "job": job["job"], "why": f"test {t['test']} left {spoiled}"})  # flushed
+            os._exit(0)
+
+
+def spoiled_state() -> str | None:
+    """What a test left behind that spoils every later test in this process, or None.
+
+    A compile that raises inside a torch.func transform can leave the transform's level on
+    functorch's stack (a failed AOTInductor compile of a ``torch.func.hessian`` model did: depth 3,
+    and forward AD's dual level too). Every tensor the process makes after that is a functorch
+    wrapper: the next test's inputs raise "Cannot access storage of TensorWrapper" and the
+    generator's random draws "vmap: called random operation while in randomness error mode" (a
+    campaign made 5,000 genfails of that in 10 minutes before this check)."""
+    import torch
+
+    depth = torch._C._functorch.get_dynamic_layer_stack_depth()
+    return f"torch.func's transform stack at depth {depth}" if depth else None
 
 
 def _event(verdict: Verdict, job_id: str, test_id: str, extra: dict | None = None) -> dict:

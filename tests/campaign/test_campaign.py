@@ -222,3 +222,23 @@ def test_status_screen_and_progress_line():
     assert lines[-2].startswith("inductor") and " 57 " in lines[-2]
     line = render_line(st, 525)
     assert "120 tests" in line and "crash=1" in line and "\n" not in line
+
+
+@pytest.mark.slow
+def test_a_test_that_spoils_the_process_restarts_the_worker_and_nothing_after_it_is_spoiled(assay, tmp_path):
+    # _leak raises inside a vmap level it never leaves: every later tensor of that process would be
+    # a functorch wrapper (a real AOTInductor failure did this and a campaign then made only genfails)
+    progs = make_programs(tmp_path / "progs", 2)
+    out = tmp_path / "run"
+    cmd = assay + ["fuzz", "--programs", str(progs), "--backends", "_leak,eager,aot_eager", "--workers", "1",
+                   "--time", "300", "--no-recheck", "--out", str(out)]
+    res = subprocess.run(cmd, capture_output=True, text=True, timeout=400, env=env())
+    assert res.returncode == 0, res.stderr[-3000:]
+    kinds = {tid: k for tid, k, _ in journal(out)}
+    assert len(kinds) == 6, kinds
+    for tid, k in kinds.items():  # every test after a leak ran in a fresh worker: eager and aot_eager pass
+        assert k == ("crash" if "_leak" in tid else "pass"), kinds
+    stats = json.loads((out / "stats.json").read_text())
+    assert stats["worker_restarts"] == 2
+    log = "".join(p.read_text() for p in (out / "logs").glob("worker-*.log"))
+    assert log.count("torch.func's transform stack at depth 1; restarting") == 2
