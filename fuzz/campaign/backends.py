@@ -44,6 +44,9 @@ class Backend:
     description: str = ""
     test_only: bool = False
     state_readable: bool = True  # the compiled callable writes the buffers of the module it was given
+    # its outputs have eager's strides by contract (inductor's keep_output_stride, on by default; the
+    # aot_eager family runs aten kernels): the oracle then judges the strides of forward outputs too
+    eager_strides: bool = False
 
     def compile_function(self):
         """The ``compile_model`` function defined by the snippet."""
@@ -76,12 +79,13 @@ def _dynamo(name: str, setup: str = "") -> str:
 _INDUCTOR_THREADS = """
         torch._inductor.config.cpp.threads = max(2, torch.get_num_threads())"""
 
-register(Backend("inductor", _dynamo("inductor", _INDUCTOR_THREADS),
+register(Backend("inductor", _dynamo("inductor", _INDUCTOR_THREADS), eager_strides=True,
                  description="torch.compile, TorchInductor (C++/Triton codegen)"))
-register(Backend("aot_eager", _dynamo("aot_eager"), description="torch.compile, AOTAutograd traced graph run eagerly"))
-register(Backend("aot_eager_decomp_partition", _dynamo("aot_eager_decomp_partition"),
+register(Backend("aot_eager", _dynamo("aot_eager"), eager_strides=True,
+                 description="torch.compile, AOTAutograd traced graph run eagerly"))
+register(Backend("aot_eager_decomp_partition", _dynamo("aot_eager_decomp_partition"), eager_strides=True,
                  description="aot_eager with inductor's decompositions and min-cut partitioning"))
-register(Backend("eager", _dynamo("eager"), description="torch.compile, dynamo graph capture only"))
+register(Backend("eager", _dynamo("eager"), eager_strides=True, description="torch.compile, dynamo graph capture only"))
 
 _EXPORT_SHAPES = '''
     def _dynamic_shapes(inputs):

@@ -263,14 +263,20 @@ class Reference:
 @dataclass
 class Judgement:
     kind: Kind                                   # PASS | MISMATCH
-    detail: str = ""                             # values | shape | dtype | nonfinite | count
+    detail: str = ""                             # values | shape | dtype | nonfinite | count | stride
     diff: dict | None = None
     checked: list = field(default_factory=list)  # names compared
     skipped: dict = field(default_factory=dict)
 
 
-def judge(reference: Reference, actual: list, k: float = K) -> Judgement:
-    """Compare a compiled run's values (same order as ``reference.names``) with the reference."""
+def layout_of(t) -> list:
+    """The strides that matter: those of dims longer than 1 (a size-1 dim's stride is arbitrary)."""
+    return [s for s, n in zip(t.stride(), t.shape) if n > 1]
+
+
+def judge(reference: Reference, actual: list, k: float = K, strides: bool = False) -> Judgement:
+    """Compare a compiled run's values (same order as ``reference.names``) with the reference; with
+    ``strides``, a forward output whose values agree must also have eager's strides (``layout_of``)."""
     import torch
 
     skipped = dict(reference.skip)
@@ -336,6 +342,12 @@ def judge(reference: Reference, actual: list, k: float = K) -> Judgement:
     if worst is not None:
         kind = "nonfinite" if worst.get("nonfinite") else "values"
         return Judgement(Kind.MISMATCH, kind, worst, checked, skipped)
+    for i, name in enumerate(reference.names if strides else ()):
+        e, a = reference.eager[i], actual[i]
+        if (":" not in name and name in checked and e.numel() and a.numel()
+                and layout_of(e) != layout_of(a)):  # outputs only: no gradient or written state
+            return Judgement(Kind.MISMATCH, "stride", {"where": name, "shape": list(e.shape), "expected": list(e.stride()),
+                                                       "got": list(a.stride())}, checked, skipped)
     return Judgement(Kind.PASS, "" if judged else NOTHING_JUDGED, None, checked, skipped)
 
 

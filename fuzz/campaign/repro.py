@@ -67,8 +67,9 @@ def strip_main(program_src: str) -> str:
 # Exit codes of every repro.py (docs/triage.md): the same failure is the case's kind and signature.
 AGREE, REPRODUCED, DIFFERENT, CANNOT_RUN = 0, 1, 3, 4
 
-def _main_source(mode: str, dynamic_second: bool, mem_limit: bool, state: bool = False) -> str:
-    """main() for one mode, its placeholders filled (``state``: the program writes buffers or inputs)."""
+def _main_source(mode: str, dynamic_second: bool, mem_limit: bool, state: bool = False, strides: bool = False) -> str:
+    """main() for one mode, its placeholders filled (``state``: the program writes buffers or inputs;
+    ``strides``: the failure is an output's strides)."""
     if mode == "bwd" and state:
         eager = ("m = copy.deepcopy(model)\n        expected = _values(m, inputs)")
         compiled = ("module = copy.deepcopy(model)\n"
@@ -128,7 +129,7 @@ def _main_source(mode: str, dynamic_second: bool, mem_limit: bool, state: bool =
         pieces = [{"bwd": snippets.VALUES_BWD, "train": snippets.VALUES_TRAIN}.get(mode, snippets.VALUES_FWD)]
     if dynamic_second:
         pieces += [snippets.SECOND_CALL, '\ndef _call2(values):\n    return {f"call2:{k}": v for k, v in values.items()}\n']
-    return "".join(pieces) + snippets.JUDGE + src
+    return "".join(pieces) + snippets.JUDGE.replace("    STRIDES\n", snippets.STRIDES if strides else "") + src
 
 
 EXIT_NAMES = {AGREE: "agree", REPRODUCED: "reproduced", DIFFERENT: "different", CANNOT_RUN: "cannot run"}
@@ -412,7 +413,7 @@ def repro_source(program_src: str, case: Case, *, inline_tensors: dict | None = 
     if signs_crash:
         settings += _crash_signing()
     return ("\n".join(header) + "\n" + body + "\n".join(settings) + "\n\n"
-            + _main_source(mode, bool(sc), mem_limit, state))
+            + _main_source(mode, bool(sc), mem_limit, state, strides=case.detail == "stride"))
 
 
 def write_repro(case_dir) -> Path:

@@ -131,7 +131,17 @@ def _differs(expected, actual, ref):
             line = f"{name}: {int(mask.sum())}/{mask.numel()} off; worst [{i}]: float64 {r[i]}, eager {e[i]}, {BACKEND} {a[i]}"
             if worst is None or float(err[i]) > worst[0]:
                 worst = (float(err[i]), "values" if bool(torch.isfinite(a[i])) else "nonfinite", line)
+    STRIDES
     return None if worst is None else worst[1:]
+"""
+
+# In the repro of a case whose failure is an output's strides (its values agree), in place of STRIDES.
+STRIDES = """    if worst is None:  # the saved failure: an output's strides (dims longer than 1) differ from eager's
+        for name in [n for n in CHECK or expected if ":" not in n and n not in SKIP]:
+            e, a = expected.get(name), actual.get(name)
+            if isinstance(e, torch.Tensor) and isinstance(a, torch.Tensor) and e.numel() and [
+                    s for s, n in zip(e.stride(), e.shape) if n > 1] != [s for s, n in zip(a.stride(), a.shape) if n > 1]:
+                return "stride", f"{name} {tuple(e.shape)}: eager strides {e.stride()}, {BACKEND} {a.stride()}"
 """
 
 MAIN = """

@@ -451,7 +451,7 @@ class Session:
             return Verdict(kind, f"{backend_name} raised during {stage}", error=err,
                            elapsed_s=time.perf_counter() - t0)
         elapsed = time.perf_counter() - t0
-        j = oracle.judge(self._readable(reference, actual), actual)
+        j = oracle.judge(self._readable(reference, actual), actual, strides=backend.eager_strides and mode in ("fwd", "dynamic"))
         out = Verdict(j.kind, j.detail, diff=j.diff, elapsed_s=elapsed, skipped_values=j.skipped or None)
         if out.kind == Kind.MISMATCH:
             out.check = [j.diff["where"]] if j.diff and "where" in j.diff else j.checked
@@ -467,7 +467,7 @@ class Session:
         was compiled from) and ``inputs``, judged against ``fwd_ref`` as a lone fwd test judges them
         (``fuzz.campaign.batch``: one model's part of a batched run)."""
         actual = as_list(outputs) + self._state(backend, module if backend.state_readable else None, module, inputs)
-        return oracle.judge(self._readable(self.fwd_ref, actual), actual)
+        return oracle.judge(self._readable(self.fwd_ref, actual), actual, strides=backend.eager_strides)
 
     def _state(self, backend, fn, module, inputs) -> list:
         """The written state after a compiled call (None where the backend keeps its own buffers)."""
@@ -513,7 +513,7 @@ class Session:
             out.elapsed_s += time.perf_counter() - t0
             return
         out.elapsed_s += time.perf_counter() - t0
-        j = oracle.judge(self._readable(reference, actual), actual)
+        j = oracle.judge(self._readable(reference, actual), actual, strides=backend.eager_strides)
         out.skipped_values = {**(out.skipped_values or {}), **j.skipped} or None
         if j.kind == Kind.MISMATCH:
             out.kind, out.detail, out.diff = j.kind, j.detail, j.diff

@@ -96,18 +96,25 @@ def _chain_program(root: Path, layouts: dict | None) -> None:
     save_program(g, t, root)
 
 
-@pytest.mark.slow
-def test_a_compiler_that_reads_inputs_as_contiguous_is_caught_only_where_they_are_not(tmp_path, run_assay):
-    progs = tmp_path / "progs"
-    _chain_program(progs / "laid", {"x": {"order": [0, 1], "step": 2, "pad": 0}, "y": {"order": [1, 0], "step": 1, "pad": 0}})
+def _campaign_finds_one(run_assay, tmp_path, progs, fault):
+    """A campaign over ``progs`` plus a dense copy of the chain program, under ``fault``: it must
+    find one signature in its two tests. (campaign folder, the fault's environment)."""
     _chain_program(progs / "plain", None)
-    env = dict(os.environ, ASSAY_TEST_FAULT="contiguous_read",
+    env = dict(os.environ, ASSAY_TEST_FAULT=fault,
                PYTHONPATH=os.pathsep.join(p for p in (str(FAULT_DIR), os.environ.get("PYTHONPATH")) if p))
     out = tmp_path / "camp"
     res = run_assay("fuzz", "--programs", progs, "--backends", "aot_eager", "--workers", "1", "--out", out,
                     "--time", "5m", "--no-recheck", env=env, timeout=300)
     assert res.returncode == 0, res.stderr[-2000:]
     assert "2 tests this run" in res.stderr and "1 signatures (1 new this run)" in res.stderr, res.stderr[-2000:]
+    return out, env
+
+
+@pytest.mark.slow
+def test_a_compiler_that_reads_inputs_as_contiguous_is_caught_only_where_they_are_not(tmp_path, run_assay):
+    progs = tmp_path / "progs"
+    _chain_program(progs / "laid", {"x": {"order": [0, 1], "step": 2, "pad": 0}, "y": {"order": [1, 0], "step": 1, "pad": 0}})
+    out, _ = _campaign_finds_one(run_assay, tmp_path, progs, "contiguous_read")
     (case,) = [json.loads(p.read_text()) for p in out.glob("*/case.json")]
     assert case["kind"] == "mismatch"
     repro = next(out.glob("*/repro.py")).read_text()
@@ -123,3 +130,36 @@ def test_an_expanded_input_repeats_its_first_slice_with_stride_0_fenced_too():
     assert f.stride() == e.stride() and torch.equal(f, e)
     storage = torch.empty(0).set_(f.untyped_storage())
     assert storage.numel() == 4 + 32 and storage[16:20].tolist() == [0.0, 1.0, 2.0, 3.0]
+
+
+def test_the_oracle_judges_output_strides_only_where_asked_and_only_dims_longer_than_1():
+    from fuzz.campaign.oracle import Kind, Reference, judge
+
+    e = torch.rand(4, 3).t()  # eager's output: transposed
+    ref = Reference(names=["out0"], eager=[e], ref64=[e.double()])
+    assert judge(ref, [e.contiguous()], strides=True).detail == "stride"
+    j = judge(ref, [e.contiguous()], strides=True)
+    assert j.kind == Kind.MISMATCH and j.diff == {"where": "out0", "shape": [3, 4], "expected": [1, 3], "got": [4, 1]}
+    assert judge(ref, [e.contiguous()]).kind == Kind.PASS  # a backend without the contract
+    assert judge(ref, [e.clone()], strides=True).kind == Kind.PASS  # clone keeps the strides
+    one = torch.rand(3, 1)
+    odd = torch.empty_strided((3, 1), (1, 7)).copy_(one)  # only the size-1 dim's stride differs
+    assert judge(Reference(names=["out0"], eager=[one], ref64=[one.double()]), [odd], strides=True).kind == Kind.PASS
+    grads = Reference(names=["grad:x"], eager=[e], ref64=[e.double()])
+    assert judge(grads, [e.contiguous()], strides=True).kind == Kind.PASS  # gradients: values only
+
+
+@pytest.mark.slow
+def test_a_compiler_returning_other_output_strides_is_caught_with_a_repro_that_says_so(tmp_path, run_assay):
+    progs = tmp_path / "progs"
+    # the transposed input makes eager's sigmoid/tanh/... outputs transposed too
+    _chain_program(progs / "laid", {"y": {"order": [1, 0], "step": 1, "pad": 0}, "x": {"order": [1, 0], "step": 1, "pad": 0}})
+    out, env = _campaign_finds_one(run_assay, tmp_path, progs, "contiguous_outputs")
+    (case_dir,) = [p.parent for p in out.glob("*/case.json")]
+    case = json.loads((case_dir / "case.json").read_text())
+    assert case["kind"] == "mismatch" and case["detail"] == "stride"
+    with_fault = subprocess.run([sys.executable, str(case_dir / "repro.py")], env=env, capture_output=True, text=True,
+                                timeout=300)
+    assert with_fault.returncode == 1 and "eager strides" in with_fault.stdout, with_fault.stdout[-2000:]
+    clean = subprocess.run([sys.executable, str(case_dir / "repro.py")], capture_output=True, text=True, timeout=300)
+    assert clean.returncode == 0, clean.stdout[-2000:]

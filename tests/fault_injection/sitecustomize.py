@@ -12,6 +12,8 @@ processes they start (sandbox workers, repro scripts) and set ``ASSAY_TEST_FAULT
 - ``contiguous_read``: the compiled path reads every input that is not contiguous as if it were
   (``as_strided`` with row-major strides at the input's offset): a compiler ignoring the strides
   of the inputs it was given (``fuzz.gen.layouts``), harmless for contiguous inputs;
+- ``contiguous_outputs``: the compiled path returns every output that is not contiguous as a
+  contiguous copy (same values, other strides): a compiler breaking the output-stride contract;
 - ``relu@no_fusion``: the ``relu`` fault, only while a compile runs with inductor's
   ``max_fusion_size`` at 1 (the ``no_fusion`` knob of ``fuzz.campaign.knobs``): a fault that
   appears only under a compiler setting, as some real ones do.
@@ -49,6 +51,7 @@ def _install(fault: str) -> None:
         "running_stats": set(),
         "relu_raise": set(),
         "contiguous_read": set(),
+        "contiguous_outputs": set(),
     }[fault]
 
     def buffer_write(node) -> bool:
@@ -77,6 +80,17 @@ def _install(fault: str) -> None:
                                               (node, list(val.shape), list(rowmajor), val.storage_offset()))
                 for user in users:
                     user.replace_input_with(node, bad)
+        if fault == "contiguous_outputs":
+            out = next(n for n in graph.nodes if n.op == "output")
+            made = []
+            for value in out.args[0]:
+                val = value.meta.get("val") if isinstance(value, torch.fx.Node) else None
+                if isinstance(val, torch.Tensor) and not val.is_contiguous():
+                    with graph.inserting_before(out):
+                        value = graph.call_function(torch.ops.aten.clone.default, (value,),
+                                                    {"memory_format": torch.contiguous_format})
+                made.append(value)
+            out.args = (type(out.args[0])(made),) + tuple(out.args[1:])
         if fault == "running_stats":
             for node in list(graph.nodes):
                 if (node.op == "call_function" and node.target is torch.ops.aten.copy_.default
