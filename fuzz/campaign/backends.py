@@ -102,6 +102,9 @@ register(Backend("export", _EXPORT_SHAPES + '''
 register(Backend("aoti", _EXPORT_SHAPES + '''
     def compile_model(model, inputs, dynamic=False):
         import os, shutil, tempfile
+        # AOTInductor checks a call's sizes and strides against what it was exported for only with
+        # this set (read at a model's first call); unchecked, a size export specialised runs anyway
+        os.environ["AOTI_RUNTIME_CHECK_INPUTS"] = "1"
         shapes = _dynamic_shapes(inputs) if dynamic else None
         program = torch.export.export(model, tuple(inputs), dynamic_shapes=shapes)
         folder = tempfile.mkdtemp(prefix="assay-aoti-")

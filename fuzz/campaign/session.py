@@ -27,10 +27,11 @@ UNSUPPORTED_MARKERS = ("data-dependent", "data dependent", "unsupported", "not s
                        # fake tensors' own exceptions for an op whose output (aten.equal inside corrcoef) or
                        # output shape (_ctc_loss) depends on values: export's documented limit, not a bug
                        "datadependentoutputexception", "dynamicoutputshapeexception")
-# An exported program (export, aoti) checks its inputs against the shapes it was exported for; a
-# second call at sizes it specialised on is refused by design, not a bug.
+# An exported program (export, aoti) checks its inputs against the shapes it was exported for (AOTInductor
+# only with AOTI_RUNTIME_CHECK_INPUTS=1, which its backend sets); a second call at sizes it specialised on
+# is refused by design, not a bug.
 INPUT_GUARD_MARKERS = ("expected input at", "runtime assertion failed", "unmatched dim value", "dim value is too",
-                       "guard failed")
+                       "guard failed", "unmatched stride value")
 
 
 class Model:

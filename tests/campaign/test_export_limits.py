@@ -32,3 +32,16 @@ def test_only_the_value_dependence_exceptions_are_export_limits():
     assert not _unsupported({"type": "AttributeError", "message": "'Tensor' object has no attribute 'constant'"})
     assert not _unsupported({"type": "RuntimeError", "message": "Index put requires the source and destination "
                                                                 "dtypes match"})
+
+
+def test_an_aoti_second_call_at_a_size_export_specialised_is_declined_not_run(tmp_path):
+    # Found in the tenth session's aoti campaign: export specialises a size-1 dim; AOTInductor ran the
+    # second call at size 2 anyway (its input checks are off unless AOTI_RUNTIME_CHECK_INPUTS=1) and
+    # returned a [1] result for a [2] input: saved as a shape mismatch, a misuse and not a bug.
+    g = Graph()
+    x = g.add_tensor([1], "int64", "input", name="x")
+    g.outputs = [fn_node(g, "n0", "torch.bitwise_not", [ref(x)], [1], dtype="int64")]
+    s = session_for(tmp_path, g, {"x": torch.tensor([5])})
+    v = s.run_test("aoti", "dynamic")
+    assert v.kind == "pass", (v.kind, v.detail, v.diff)
+    assert "unmatched dim value" in v.second_call["declined"], v.second_call
