@@ -87,11 +87,13 @@ def usable(layout, rank: int) -> bool:
             and isinstance(layout.get("expand", []), list) and all(d in range(rank) for d in layout.get("expand", [])))
 
 
-def draw_layout(shape, rng) -> dict:
-    """One non-contiguous layout for a tensor of ``shape`` (rank >= 1)."""
+def draw_layout(shape, rng, written: bool = False) -> dict:
+    """One non-contiguous layout for a tensor of ``shape`` (rank >= 1); not expanded if ``written``
+    (an in-place write into an expanded tensor is undefined: eager may write one element many times
+    where a compiled copy-back raises)."""
     rank = len(shape)
     wide = [d for d, n in enumerate(shape) if n > 1]
-    if wide and rng.random() < EXPANDED_SHARE:
+    if wide and rng.random() < EXPANDED_SHARE and not written:
         return {"order": list(range(rank)), "step": 1, "pad": 0, "expand": [rng.choice(wide)]}
     kinds = ["gapped", "padded"] if rank >= 2 else ["gapped"]
     kinds += ["transposed"] if rank >= 2 else []
@@ -126,14 +128,30 @@ def draw_layouts(graph, leaves: dict, seed: int) -> dict:
     # Private aten kernels may assume what their public wrapper ensures: aten::_embedding_bag reads
     # non-contiguous indices or offsets as if contiguous (garbage, or a segfault in eager).
     private = {i for n in graph.nodes if n.op.startswith("aten::_") for i in n.inputs()}
+    written = written_inputs(graph)
     rng = random.Random(f"assay-layout:{seed}")
     out = {}
     for name in graph.inputs:
         t = leaves.get(name)
         if t is None or t.dim() == 0 or t.numel() <= 1 or rng.random() >= STRIDED_SHARE or name in private:
             continue
-        out[name] = draw_layout(list(t.shape), rng)
+        out[name] = draw_layout(list(t.shape), rng, written=name in written)
     return out
+
+
+def written_inputs(graph) -> set:
+    """Inputs the program writes in place: state writes (``meta.writes``, ``extra.writes``), the
+    first operand of an in-place call (``add_``) and an ``out=`` argument."""
+    from fuzz.ir.graph import refs_in
+
+    out = {w.get("state") for w in graph.meta.get("writes") or [] if isinstance(w, dict)}
+    for n in graph.nodes:
+        out.add(n.extra.get("writes"))
+        if n.op.endswith("_") and not n.op.endswith("__") and n.args:
+            out.update(refs_in([n.args[0]]))
+        if "out" in n.kwargs:
+            out.update(refs_in([n.kwargs["out"]]))
+    return out & set(graph.inputs)
 
 
 def with_layouts(leaves: dict, layouts: dict) -> dict:

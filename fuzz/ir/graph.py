@@ -239,7 +239,8 @@ class Graph:
             t, lay = self.tensors[name], laid_out.get(name) if name in self.inputs else None
             note = "" if not isinstance(lay, dict) else f"  # strided: dims in memory {lay.get('order')}" + (
                 f", step {lay['step']}" if lay.get("step", 1) != 1 else "") + (
-                f", rows padded by {lay['pad']}" if lay.get("pad", 0) else "")
+                f", rows padded by {lay['pad']}" if lay.get("pad", 0) else "") + (
+                f", expanded along {lay['expand']}" if lay.get("expand") else "")
             lines.append(f"{name}: {t.role} {t.dtype}{t.shape}{note}")
         for node in self.nodes:
             outs = ", ".join(f"{o}: {self.tensors[o].dtype}{self.tensors[o].shape}" for o in node.outputs)

@@ -163,3 +163,25 @@ def test_a_compiler_returning_other_output_strides_is_caught_with_a_repro_that_s
     assert with_fault.returncode == 1 and "eager strides" in with_fault.stdout, with_fault.stdout[-2000:]
     clean = subprocess.run([sys.executable, str(case_dir / "repro.py")], capture_output=True, text=True, timeout=300)
     assert clean.returncode == 0, clean.stdout[-2000:]
+
+
+def test_an_input_written_in_place_is_never_expanded():
+    # eager may write one element of an expanded input many times (index_put_ did); a compiled
+    # copy-back then raises "more than one element of the written-to tensor refers to a single
+    # memory location": the tenth session's layout campaign saved that as a crash
+    from fuzz.gen.layouts import draw_layouts
+    from fuzz.ir.graph import Graph, Node
+
+    def graph(op):
+        g = Graph()
+        x = g.add_tensor([4, 6], "float32", "input", name="x")
+        out = g.add_tensor([4, 6], "float32")
+        g.add_node(Node(id="n0", op=op, api="function", args=[{"ref": x}, 1.0], kwargs={}, outputs=[out]))
+        g.outputs = [out]
+        return g
+
+    leaves = {"x": torch.rand(4, 6)}
+    kinds = {op: {layout_kind(draw_layouts(graph(op), leaves, seed).get("x", {"order": [0, 1]})) for seed in range(300)}
+             for op in ("torch.Tensor.add_", "torch.add")}
+    assert "expanded" in kinds["torch.add"] and "expanded" not in kinds["torch.Tensor.add_"], kinds
+    assert {"gapped", "padded", "transposed"} <= kinds["torch.Tensor.add_"]  # written inputs still get layouts
