@@ -494,6 +494,12 @@ class Session:
         out.second_call = info
         if inputs is None:
             return
+        if not backend.state_readable and any(w.kind == "buffer" for w in self.writes):
+            # the compiled model keeps the buffers its first call wrote and they cannot be put back,
+            # so the reference (from the saved state) does not apply to its second call
+            out.second_call = dict(info, declined=f"{backend_name} keeps the buffers the first call wrote; "
+                                                  "they cannot be restored for the second call")
+            return
         written.restore(self.writes, fn, module, self.module)  # the reference starts from the saved state too
         t0 = time.perf_counter()
         try:
