@@ -408,6 +408,8 @@ def repro_source(program_src: str, case: Case, *, inline_tensors: dict | None = 
                      function_source(train.train_step)]
     if mem_limit:
         settings += ["", "", function_source(limit_address_space)]
+    if case.detail == "stride":
+        settings += ["", "", function_source(oracle.layout_of), "", "", function_source(oracle.strides_differ)]
     if case.knobs or model_needs:
         settings += _knob_lines(case.knobs, model_needs)
     if signs_crash:

@@ -136,11 +136,10 @@ def _differs(expected, actual, ref):
 """
 
 # In the repro of a case whose failure is an output's strides (its values agree), in place of STRIDES.
-STRIDES = """    if worst is None:  # the saved failure: an output's strides (dims longer than 1) differ from eager's
+STRIDES = """    if worst is None:  # the saved failure: an output's strides (dims longer than 1; a view's: their order)
         for name in [n for n in CHECK or expected if ":" not in n and n not in SKIP]:
             e, a = expected.get(name), actual.get(name)
-            if isinstance(e, torch.Tensor) and isinstance(a, torch.Tensor) and e.numel() and [
-                    s for s, n in zip(e.stride(), e.shape) if n > 1] != [s for s, n in zip(a.stride(), a.shape) if n > 1]:
+            if isinstance(e, torch.Tensor) and isinstance(a, torch.Tensor) and e.numel() and strides_differ(e, a):
                 return "stride", f"{name} {tuple(e.shape)}: eager strides {e.stride()}, {BACKEND} {a.stride()}"
 """
 

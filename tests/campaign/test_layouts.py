@@ -145,6 +145,13 @@ def test_the_oracle_judges_output_strides_only_where_asked_and_only_dims_longer_
     one = torch.rand(3, 1)
     odd = torch.empty_strided((3, 1), (1, 7)).copy_(one)  # only the size-1 dim's stride differs
     assert judge(Reference(names=["out0"], eager=[one], ref64=[one.double()]), [odd], strides=True).kind == Kind.PASS
+    base = torch.rand(5, 6).t()  # eager returns a view of an intermediate: only its stride order is promised
+    view = base[:, :4]
+    vref = Reference(names=["out0"], eager=[view], ref64=[view.double()])
+    assert view._is_view() and view.stride() == (1, 6)
+    assert judge(vref, [torch.empty_strided((6, 4), (1, 6)).copy_(view)], strides=True).kind == Kind.PASS
+    assert judge(vref, [torch.empty_strided((6, 4), (1, 8)).copy_(view)], strides=True).kind == Kind.PASS  # same order
+    assert judge(vref, [view.contiguous()], strides=True).detail == "stride"  # the order changed
     grads = Reference(names=["grad:x"], eager=[e], ref64=[e.double()])
     assert judge(grads, [e.contiguous()], strides=True).kind == Kind.PASS  # gradients: values only
 
