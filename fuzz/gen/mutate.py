@@ -117,12 +117,35 @@ def splice(a: Graph, b: Graph, rng: random.Random) -> int:
         stem = name.rsplit("_", 1)[0] if "_" in name else name
         rename[name] = a.add_tensor(t.shape, t.dtype, t.role, name=name if name not in a.tensors else a.fresh_name(stem))
     for n in b.nodes:
+        extra = dict(n.extra)
+        if "writes" in extra:  # a state form's write into a leaf, by name
+            extra["writes"] = rename.get(extra["writes"], extra["writes"])
         a.add_node(Node(id=a.new_node_id(), op=n.op, api=n.api, overload=n.overload,
                         args=replace_refs(n.args, rename), kwargs=replace_refs(n.kwargs, rename),
                         outputs=[rename[o] for o in n.outputs], kind=n.kind, init=n.init, rule=n.rule,
-                        extra=dict(n.extra)))
+                        extra=extra))
+    _join_meta(a, b, rename)
     _unconsumed_outputs(a)
     return joined
+
+
+def _join_meta(a: Graph, b: Graph, rename: dict) -> None:
+    """What ``b``'s meta says about its own tensors, renamed into ``a``: the buffers and the state it
+    writes (the campaign judges and restores them; lost, a spliced model's state update looked like a
+    compiler's fault), the compiler settings it needs, the layouts of the inputs it keeps."""
+    kept = set(a.inputs) | set(a.params)
+    buffers = [rename[x] for x in b.meta.get("buffers") or [] if rename.get(x) in kept]
+    writes = [{"state": rename[w["state"]], "value": rename[w["value"]]} for w in b.meta.get("writes") or []
+              if rename.get(w.get("state")) in kept and w.get("value") in rename]
+    layouts = {rename[x]: v for x, v in (b.meta.get("layouts") or {}).items() if rename.get(x) in a.inputs}
+    settings = b.meta.get("compile_settings")
+    for key, more in (("buffers", buffers), ("writes", writes)):
+        if more:
+            a.meta[key] = list(a.meta.get(key) or []) + more
+    if layouts:
+        a.meta["layouts"] = {**(a.meta.get("layouts") or {}), **layouts}
+    if settings:
+        a.meta["compile_settings"] = {**(a.meta.get("compile_settings") or {}), **settings}
 
 
 def regen(origin: dict, axis: str, rng: random.Random, cfg: GenConfig) -> Generated | None:

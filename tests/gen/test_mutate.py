@@ -65,3 +65,44 @@ def test_grow_adds_operators_that_read_the_seeds_tensors(seeds, tmp_path):
 def test_mutants_are_deterministic(seeds):
     spec = {"mutator": "replace", "seed_dir": str(seeds[2]), "rng": "same"}
     assert mutate(spec, 4).graph.dumps() == mutate(spec, 4).graph.dumps()
+
+
+def test_splice_keeps_what_the_joined_seed_says_about_its_state_and_inputs():
+    # Found in the tenth session's layout campaign: a splice joined a seed that updates a running
+    # buffer but dropped its meta: the program made the buffer a Parameter the campaign did not know
+    # was written, so a dynamic test's second call started from the updated value (a false alarm)
+    import random
+
+    from fuzz.gen.mutate import splice
+    from fuzz.ir.graph import Graph, Node
+
+    def ref(n):
+        return {"ref": n}
+
+    a = Graph()
+    xa = a.add_tensor([3], "float32", "input", name="x")
+    out_a = a.add_tensor([3], "float32")
+    a.add_node(Node(id="a0", op="torch.sin", api="function", args=[ref(xa)], kwargs={}, outputs=[out_a]))
+    a.outputs = [out_a]
+    b = Graph()
+    xb = b.add_tensor([2, 4], "float32", "input", name="x")
+    stat = b.add_tensor([4], "float32", "input", name="stat")
+    run = b.add_tensor([4], "float32", "param", name="running")
+    upd = b.add_tensor([4], "float32", name="running_1")
+    node = Node(id="b0", op="torch.Tensor.lerp_", api="function", args=[ref(run), ref(stat), 0.1], kwargs={},
+                outputs=[upd])
+    node.extra["writes"] = run
+    b.add_node(node)
+    out_b = b.add_tensor([2, 4], "float32")
+    b.add_node(Node(id="b1", op="torch.sub", api="function", args=[ref(xb), ref(upd)], kwargs={}, outputs=[out_b]))
+    b.outputs = [out_b]
+    b.meta.update(buffers=[run], writes=[{"state": run, "value": upd}], layouts={"x": {"order": [1, 0]}},
+                  compile_settings={"dynamo.capture_scalar_outputs": True})
+    splice(a, b, random.Random(0))
+    (buf,) = a.meta["buffers"]
+    (w,) = a.meta["writes"]
+    xb_new = next(n for n in a.inputs if n != "x" and a.tensors[n].shape == [2, 4])
+    assert a.tensors[buf].role == "param" and w == {"state": buf, "value": a.nodes[1].outputs[0]}
+    assert a.nodes[1].extra["writes"] == buf and a.meta["layouts"] == {xb_new: {"order": [1, 0]}}
+    assert a.meta["compile_settings"] == {"dynamo.capture_scalar_outputs": True}
+    assert f"register_buffer({buf!r}" in program.program_source(a)
