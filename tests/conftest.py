@@ -80,3 +80,24 @@ def mutated_files(data: bytes, count: int, seed: int = 0):
     for i in range(count):
         kind = kinds[i % len(kinds)]
         yield kind, one(kind)
+
+
+def running_buffer_graph(x_shape: list, n: int):
+    """``x - running.lerp_(stat, 0.1)`` with ``running`` a buffer the forward updates in place, as a
+    state form makes it (meta buffers and writes, the node's write target): (graph, x, stat, running)."""
+    from fuzz.ir.graph import Graph, Node
+
+    g = Graph()
+    x = g.add_tensor(list(x_shape), "float32", "input", name="x")
+    stat = g.add_tensor([n], "float32", "input", name="stat")
+    running = g.add_tensor([n], "float32", "param", name="running")
+    upd = g.add_tensor([n], "float32", name="running_1")
+    node = Node(id="b0", op="torch.Tensor.lerp_", api="function", args=[{"ref": running}, {"ref": stat}, 0.1],
+                kwargs={}, outputs=[upd])
+    node.extra["writes"] = running
+    g.add_node(node)
+    out = g.add_tensor(list(x_shape), "float32")
+    g.add_node(Node(id="b1", op="torch.sub", api="function", args=[{"ref": x}, {"ref": upd}], kwargs={}, outputs=[out]))
+    g.outputs = [out]
+    g.meta.update(buffers=[running], writes=[{"state": running, "value": upd}])
+    return g, x, stat, running

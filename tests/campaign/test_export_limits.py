@@ -54,19 +54,9 @@ def test_an_aoti_second_call_of_a_model_that_updates_a_buffer_is_declined():
     import tempfile
     from pathlib import Path
 
-    from fuzz.ir.graph import Node
+    from conftest import running_buffer_graph
 
-    g = Graph()
-    x = g.add_tensor([3, 5], "float32", "input", name="x")
-    running = g.add_tensor([5], "float32", "param", name="running")
-    stat = g.add_tensor([5], "float32", "input", name="stat")
-    upd = g.add_tensor([5], "float32", name="running_1")
-    node = Node(id="n0", op="torch.Tensor.lerp_", api="function", args=[ref(running), ref(stat), 0.1], kwargs={},
-                outputs=[upd])
-    node.extra["writes"] = running
-    g.add_node(node)
-    g.outputs = [fn_node(g, "n1", "torch.sub", [ref(x), ref(upd)], [3, 5])]
-    g.meta.update(buffers=[running], writes=[{"state": running, "value": upd}])
+    g, _, _, _ = running_buffer_graph([3, 5], 5)
     with tempfile.TemporaryDirectory() as tmp:
         s = session_for(Path(tmp), g, {"x": torch.rand(3, 5), "stat": torch.rand(5), "running": torch.rand(5)})
         v = s.run_test("aoti", "dynamic")

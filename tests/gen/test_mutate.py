@@ -84,20 +84,10 @@ def test_splice_keeps_what_the_joined_seed_says_about_its_state_and_inputs():
     out_a = a.add_tensor([3], "float32")
     a.add_node(Node(id="a0", op="torch.sin", api="function", args=[ref(xa)], kwargs={}, outputs=[out_a]))
     a.outputs = [out_a]
-    b = Graph()
-    xb = b.add_tensor([2, 4], "float32", "input", name="x")
-    stat = b.add_tensor([4], "float32", "input", name="stat")
-    run = b.add_tensor([4], "float32", "param", name="running")
-    upd = b.add_tensor([4], "float32", name="running_1")
-    node = Node(id="b0", op="torch.Tensor.lerp_", api="function", args=[ref(run), ref(stat), 0.1], kwargs={},
-                outputs=[upd])
-    node.extra["writes"] = run
-    b.add_node(node)
-    out_b = b.add_tensor([2, 4], "float32")
-    b.add_node(Node(id="b1", op="torch.sub", api="function", args=[ref(xb), ref(upd)], kwargs={}, outputs=[out_b]))
-    b.outputs = [out_b]
-    b.meta.update(buffers=[run], writes=[{"state": run, "value": upd}], layouts={"x": {"order": [1, 0]}},
-                  compile_settings={"dynamo.capture_scalar_outputs": True})
+    from conftest import running_buffer_graph
+
+    b, xb, stat, run = running_buffer_graph([2, 4], 4)
+    b.meta.update(layouts={"x": {"order": [1, 0]}}, compile_settings={"dynamo.capture_scalar_outputs": True})
     splice(a, b, random.Random(0))
     (buf,) = a.meta["buffers"]
     (w,) = a.meta["writes"]
