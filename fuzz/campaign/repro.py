@@ -281,6 +281,18 @@ def _crash_signing() -> list[str]:
         "\n\n" + function_source(f) for f in (failure.normalise_message, failure.torch_frames, failure.short_type, failure.crash_text)]
 
 
+def _layouts(case: Case) -> dict:
+    """The layouts the program gives its inputs (``fuzz.gen.layouts``), by the program's input names."""
+    from fuzz.gen import program
+
+    try:
+        graph = case.program_graph()
+    except Exception:  # noqa: BLE001 - no graph to read: the inputs are as saved
+        return {}
+    names = program.tensor_identifiers(graph)
+    return {names[k]: v for k, v in program.input_layouts(graph).items()}
+
+
 def _fence(case: Case) -> int:
     """The fence the campaign gave the case's inputs (``fuzz.campaign.fence.fence_for`` of its graph)."""
     from fuzz.errors import AssayError
@@ -394,6 +406,7 @@ def repro_source(program_src: str, case: Case, *, inline_tensors: dict | None = 
         settings += ["PARAM_NAMES = None"]
     if sc:
         settings += [f"SECOND_CALL = {sc!r}  # a second call at other input sizes"]
+        settings += [f"LAYOUTS = {_layouts(case)!r}  # the inputs' memory layouts, for the second call too"]
     if mem_limit:
         settings += [f"MEM_LIMIT_MB = {int(case.mem_limit_mb)}"]
     settings += ["", "", backend.source.rstrip(), "", "", function_source(oracle.value_mismatch)]

@@ -102,7 +102,7 @@ def _second_call_inputs():
     keys = [SECOND_CALL["key_prefix"] + n for n in INPUT_NAMES]
     if any(k not in tensors for k in keys):
         raise ValueError("inputs.safetensors lacks the second call's inputs")
-    return [tensors[k].to(DEVICE) for k in keys]
+    return [(strided(tensors[k], **LAYOUTS[n]) if n in LAYOUTS else tensors[k]).to(DEVICE) for n, k in zip(INPUT_NAMES, keys)]
 """
 
 JUDGE = """

@@ -229,7 +229,8 @@ class Session:
                     return None, None, {"none": f"eager raised on {real} candidate sizes", "tried": tried[:12]}
                 real += 1
                 # fresh values at the new positions first; if those overflow, copies of the old ones
-                for resized in (_resize_inputs(inputs, v, new, fresh=True), _resize_inputs(inputs, v, new, fresh=False)):
+                for resized in (self._laid_out(_resize_inputs(inputs, v, new, fresh=True)),
+                                self._laid_out(_resize_inputs(inputs, v, new, fresh=False))):
                     try:
                         reference = self._references(resized, prefix="call2:")[-1]
                     except Exception as exc:
@@ -242,6 +243,15 @@ class Session:
                     tried.append(f"{v}->{new}: non-finite outputs")
         why = "no input dims to resize" if not order else "no other input sizes accepted by eager"
         return None, None, {"none": why, "tried": tried[:12]}
+
+    def _laid_out(self, inputs: list) -> list:
+        """Second-call inputs in the first call's memory layouts (``fuzz.gen.layouts``: a layout does
+        not depend on sizes). An exported program is specialised on its inputs' strides, and a
+        compiled one handles symbolic strides (padded rows: size + pad) only when they are there."""
+        from fuzz.gen.layouts import with_layouts
+
+        laid = with_layouts(dict(zip(self.input_names, inputs)), self.model.graph.meta.get("layouts") or {})
+        return [laid[n] for n in self.input_names]
 
     def _shapes_ok(self, shapes) -> bool:
         """Whether the eager module runs on fake tensors of these input shapes."""

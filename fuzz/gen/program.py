@@ -240,7 +240,7 @@ def program_source(graph: Graph) -> str:
         "",
         "",
     ]
-    laid_out = _input_layouts(graph)
+    laid_out = input_layouts(graph)
     if laid_out:
         lines += layouts.strided_source().split("\n") + ["", ""]
     lines += [
@@ -268,7 +268,7 @@ def program_source(graph: Graph) -> str:
     return "\n".join(lines)
 
 
-def _input_layouts(graph: Graph) -> dict:
+def input_layouts(graph: Graph) -> dict:
     """``graph.meta["layouts"]`` (``fuzz.gen.layouts``) for the inputs it fits."""
     given = graph.meta.get("layouts") or {}
     return {i: given[i] for i in graph.inputs

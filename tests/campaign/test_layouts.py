@@ -192,3 +192,33 @@ def test_an_input_written_in_place_is_never_expanded():
              for op in ("torch.Tensor.add_", "torch.add")}
     assert "expanded" in kinds["torch.add"] and "expanded" not in kinds["torch.Tensor.add_"], kinds
     assert {"gapped", "padded", "transposed"} <= kinds["torch.Tensor.add_"]  # written inputs still get layouts
+
+
+def test_a_dynamic_second_call_keeps_the_inputs_layouts_and_its_repro_too(tmp_path):
+    # Found in the tenth session's validation campaign: the second call's inputs were contiguous, so an
+    # AOTInductor model specialised on strided inputs failed its own stride assertion at the second call
+    sys.path.insert(0, str(REPO / "tests" / "triage"))
+    from test_oracle import session_for
+    from triage_helpers import chain_graph, make_case
+
+    from fuzz.triage.cases import load_case
+
+    g, t = chain_graph()
+    g.meta["layouts"] = {"x": {"order": [0, 1], "step": 2, "pad": 0}, "y": {"order": [1, 0], "step": 1, "pad": 0}}
+    s = session_for(tmp_path, g, t)
+    inputs, _, info = s.second_call()
+    x2, y2 = inputs
+    assert list(x2.shape) == info["shapes"]["x"] != [4, 6]
+    assert x2.stride() == (2 * x2.shape[1], 2) and y2.stride() == (1, y2.shape[0])
+    v = s.run_test("aoti", "dynamic")
+    assert v.kind == "pass" and "declined" not in v.second_call, (v.kind, v.detail, v.error, v.second_call)
+    # the repro builds the second call's inputs with the same layouts
+    gen = torch.Generator().manual_seed(1)
+    make_case(tmp_path / "cases", "dyn", g, t, backend="aot_eager", mode="dynamic",
+              second_call={"from": 4, "to": 5, "key_prefix": "second_call.", "shapes": {"x": [5, 6], "y": [5, 6]}},
+              second_inputs={"x": torch.randn(5, 6, generator=gen), "y": torch.randn(5, 6, generator=gen)})
+    case = load_case(tmp_path / "cases", "dyn")
+    src = (case.path / "repro.py").read_text()
+    assert "LAYOUTS = {'x': {'order': [0, 1], 'step': 2, 'pad': 0}" in src
+    run = subprocess.run([sys.executable, str(case.path / "repro.py")], capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0 and "AGREE" in run.stdout, run.stdout[-2000:] + run.stderr[-2000:]
