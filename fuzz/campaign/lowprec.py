@@ -35,14 +35,18 @@ def holds_low_precision(graph) -> bool:
     return any(info.dtype in LOW for info in graph.tensors.values())
 
 
-def upcast_graph(graph):
+def upcast_graph(graph, order=None):
     """A copy of ``graph`` computing in float32 where it computes in float16/bfloat16, or None
-    when it holds no such tensor."""
+    when it holds no such tensor. ``order``: the graph's input names in the order its program's
+    ``forward`` takes them (a graph read from graph.json lists its tensors sorted by name, which
+    need not be that order), so the copy's program takes its inputs in the same order."""
     if not holds_low_precision(graph):
         return None
     from fuzz.ir.graph import Node
 
     g = graph.copy()
+    if order and sorted(order) == sorted(g.inputs):
+        g.tensors = {**{n: g.tensors[n] for n in order}, **{n: t for n, t in g.tensors.items() if n not in order}}
     casts = [n for n in g.nodes if n.op in CAST_OPS and len(n.outputs) == 1 and g.tensors[n.outputs[0]].dtype in LOW]
     for info in g.tensors.values():
         if info.dtype in LOW:
@@ -67,14 +71,14 @@ def _up(t):
     return t.detach().float() if isinstance(t, torch.Tensor) and t.dtype in (torch.float16, torch.bfloat16) else t
 
 
-def float32_outputs(graph, state: dict, inputs: list) -> list | None:
+def float32_outputs(graph, state: dict, inputs: list, order=None) -> list | None:
     """The model's outputs computed with float32 intermediates (None: no low-precision tensor,
-    or the upcast model does not run)."""
+    or the upcast model does not run); ``inputs`` in ``order`` (``upcast_graph``)."""
     import torch
 
     from fuzz.gen import program
 
-    g = upcast_graph(graph)
+    g = upcast_graph(graph, order)
     if g is None:
         return None
     try:
@@ -87,7 +91,7 @@ def float32_outputs(graph, state: dict, inputs: list) -> list | None:
     return out if len(out) == len(graph.outputs) else None
 
 
-def deferred_float32_outputs(graph, state: dict, inputs: list, pad: int):
+def deferred_float32_outputs(graph, state: dict, inputs: list, pad: int, order=None):
     """A function making ``float32_outputs`` (then ``pad`` Nones, for the written state) from
     copies of ``state`` and ``inputs`` taken now, to be called only when needed
     (``oracle.Reference.low32_fn``); None when the graph holds no low-precision tensor."""
@@ -99,13 +103,13 @@ def deferred_float32_outputs(graph, state: dict, inputs: list, pad: int):
     inputs = [t.detach().clone() if isinstance(t, torch.Tensor) else t for t in inputs]
 
     def make():
-        out = float32_outputs(graph, state, inputs)
+        out = float32_outputs(graph, state, inputs, order)
         return None if out is None else out + [None] * pad
 
     return make
 
 
-def deferred_float32_grads(graph, state: dict, inputs: list, grads, names: list, pad: int):
+def deferred_float32_grads(graph, state: dict, inputs: list, grads, names: list, pad: int, order=None):
     """Like ``deferred_float32_outputs`` for a backward reference: ``grads(module, inputs)`` (the
     session's ``grads``: ``(outputs + gradients, gradient names)``) of the float32-intermediate
     model, on float32 copies of ``inputs`` (their ``requires_grad`` kept), then ``pad`` Nones;
@@ -115,7 +119,7 @@ def deferred_float32_grads(graph, state: dict, inputs: list, grads, names: list,
 
     from fuzz.gen import program
 
-    g = upcast_graph(graph)
+    g = upcast_graph(graph, order)
     if g is None:
         return None
     state = {k: _up(v).cpu().clone() for k, v in state.items()}

@@ -32,7 +32,7 @@ ROUNDOFF = {"float16": 2.0 ** -11, "bfloat16": 2.0 ** -8, "float32": 2.0 ** -24,
             "complex64": 2.0 ** -24, "complex128": 2.0 ** -53}
 
 
-def noisy_outputs(graph, state: dict, inputs: list, seed: int = 0, noise: bool = True) -> list | None:
+def noisy_outputs(graph, state: dict, inputs: list, seed: int = 0, noise: bool = True, order=None) -> list | None:
     """The graph's outputs computed in float64 (as the float64 reference is) with every node's
     float outputs multiplied by ``1 + 2u r`` (``u`` the roundoff of the node's own output dtype,
     ``r`` uniform in [-1, 1], seeded; without ``noise``, as they are); None when the run fails."""
@@ -50,7 +50,7 @@ def noisy_outputs(graph, state: dict, inputs: list, seed: int = 0, noise: bool =
         return t.double() if t.is_floating_point() else t.to(torch.complex128) if t.is_complex() else t.clone()
 
     names = tensor_identifiers(graph)
-    leaves = {name: up(t) for name, t in zip(graph.inputs, inputs)}
+    leaves = {name: up(t) for name, t in zip(order or graph.inputs, inputs)}
     leaves.update({p: up(state[names[p]]) for p in graph.params if names[p] in state})
 
     def shake(node, outs, env):
@@ -77,7 +77,7 @@ def noisy_outputs(graph, state: dict, inputs: list, seed: int = 0, noise: bool =
         return None
 
 
-def deferred_noisy_outputs(graph, state: dict, inputs: list, pad: int, ref64: list | None):
+def deferred_noisy_outputs(graph, state: dict, inputs: list, pad: int, ref64: list | None, order=None):
     """A function making ``noisy_outputs`` (then ``pad`` Nones, for the written state) from copies
     of ``state`` and ``inputs`` taken now, to be called only when needed (``Reference.noisy_fn``);
     it gives None unless the interpreter's noise-free run equals ``ref64`` (the program's float64
@@ -91,12 +91,12 @@ def deferred_noisy_outputs(graph, state: dict, inputs: list, pad: int, ref64: li
     expected = list(ref64[:len(graph.outputs)])
 
     def make():
-        clean = noisy_outputs(graph, state, inputs, noise=False)
+        clean = noisy_outputs(graph, state, inputs, noise=False, order=order)
         if clean is None or len(clean) != len(expected):
             return None
         if not all(same_values(c, r) for c, r in zip(clean, expected) if isinstance(r, torch.Tensor) and r.is_floating_point()):
             return None  # the interpreter computes this graph otherwise: no noisy run
-        out = noisy_outputs(graph, state, inputs)
+        out = noisy_outputs(graph, state, inputs, order=order)
         return None if out is None else out + [None] * pad
 
     return make

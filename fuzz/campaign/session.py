@@ -20,6 +20,7 @@ from fuzz.campaign import knobs, lowprec, oracle, rounding, sensitivity, train, 
 from fuzz.campaign.case import SECOND_CALL_PREFIX
 from fuzz.campaign.copies import as_list, clone_inputs, perturbed_module, to64
 from fuzz.campaign.fence import fence_for
+from fuzz.gen.program import tensor_identifiers
 from fuzz.campaign.verdict import Kind, Verdict, describe_error
 
 UNSUPPORTED_MARKERS = ("data-dependent", "data dependent", "unsupported", "not supported", "guardondatadependent",
@@ -64,6 +65,9 @@ class Session:
 
         # Inputs by name: graph.json's tensor order need not be the order Model.forward takes them in.
         self.input_names = _param_names(self.module.forward)
+        # the graph's names of the inputs, in forward's order (graph.json lists tensors sorted by name)
+        by_identifier = {v: k for k, v in tensor_identifiers(graph).items()}
+        self.graph_input_order = [by_identifier.get(n, n) for n in self.input_names]
         # The buffers and inputs forward writes (fuzz.gen.state_forms), judged after every call.
         self.writes = written.writes(graph, self.input_names)
         self.frozen = written.written_inputs(self.writes, self.input_names)
@@ -140,8 +144,10 @@ class Session:
         precision = {name: upstream.get(o) for name, o in zip(names, values) if upstream.get(o)}
         reference = oracle.Reference(names, eager_out + eager_state, ref64, skip, precision)
         # made when a compiled run first has an element flagged without it (most never do)
-        reference.low32_fn = lowprec.deferred_float32_outputs(graph, self.module.state_dict(), inputs, len(eager_state))
-        reference.noisy_fn = rounding.deferred_noisy_outputs(graph, self.module.state_dict(), inputs, len(eager_state), ref64)
+        reference.low32_fn = lowprec.deferred_float32_outputs(graph, self.module.state_dict(), inputs, len(eager_state),
+                                                              self.graph_input_order)
+        reference.noisy_fn = rounding.deferred_noisy_outputs(graph, self.module.state_dict(), inputs, len(eager_state), ref64,
+                                                             self.graph_input_order)
         return eager_out, eager_env, ref_env, sensitive, reference
 
     def _gradient_sources(self, names: list[str]) -> dict:
@@ -323,7 +329,7 @@ class Session:
                 self._bwd_ref.low32_fn = lowprec.deferred_float32_grads(
                     self.model.graph, self.module.state_dict(),
                     clone_inputs(self.model.inputs, self.device, requires_grad=True, frozen=self.frozen),
-                    lambda mod, ins: self.grads(mod, mod, ins), names, len(state))
+                    lambda mod, ins: self.grads(mod, mod, ins), names, len(state), self.graph_input_order)
             if ref64 is not None:
                 self._bwd_ref.skip.update(train.ill_conditioned(self._bwd_ref, self._perturbed_grads(names),
                                                                 "in the backward pass"))

@@ -120,3 +120,30 @@ def test_a_value_decided_by_bfloat16_rounding_at_a_jump_is_not_judged_and_a_real
     wrong[i][0, 0, 1] += 0.5  # a real error in another column is still a mismatch
     j = oracle.judge(ref, wrong)
     assert j.kind == "mismatch" and j.diff["where"] == "grad:x_2" and j.diff["index"] == [0, 0, 1]
+
+
+def test_the_float32_run_takes_the_inputs_in_forwards_order_not_graph_jsons(tmp_path):
+    # Found in the tenth session's validation campaign: graph.json lists tensors sorted by name, so
+    # a graph read back lists its inputs ("a_1", "x_0") otherwise than its program's forward takes
+    # them ("x_0", "a_1"); the float32-intermediate run was handed them in forward's order, did not
+    # run, and a softmax(x, dtype=float16) whose row holds float32's max (eager casts it to inf
+    # first: NaN; inductor computes in float32: 0 and 1) was reported as a mismatch.
+    g = Graph()
+    x = g.add_tensor([2, 4], "float32", "input", name="x_0")
+    a = g.add_tensor([3], "float16", "input", name="a_1")
+    s = g.add_tensor([2, 4], "float16")
+    g.add_node(Node(id="n0", op="torch.softmax", api="function", args=[{"ref": x}, -1],
+                    kwargs={"dtype": {"dtype": "float16"}}, outputs=[s]))
+    t = g.add_tensor([3], "float16")
+    g.add_node(Node(id="n1", op="torch.tanh", api="function", args=[{"ref": a}], kwargs={}, outputs=[t]))
+    g.outputs = [s, t]
+    xs = torch.tensor([[0.5, 3.4028234663852886e38, -1.0, 0.0], [0.1, 0.2, 0.3, 0.4]])
+    program.save_program(g, {"x_0": xs, "a_1": torch.tensor([0.1, 0.2, 0.3], dtype=torch.float16)}, tmp_path)
+    model = worker.load_model({"source": {"program_dir": str(tmp_path)}})
+    assert model.graph.inputs == ["a_1", "x_0"] and [tuple(t.shape) for t in model.inputs] == [(2, 4), (3,)]
+    sess = session.Session(model)
+    assert sess.graph_input_order == ["x_0", "a_1"]
+    low = sess.fwd_ref.alternative(0)
+    assert low is not None and not low.isnan().any()  # the float32-intermediate run ran, on the right inputs
+    assert sess.fwd_ref.eager[0][0].isnan().all()  # eager: the row became inf in float16, then NaN
+    assert sess.run_test("inductor", "fwd").kind == "pass"
