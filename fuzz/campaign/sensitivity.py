@@ -32,6 +32,7 @@ from __future__ import annotations
 
 from fuzz.campaign.conditioning import fragile_matrix, ill_conditioned, square_operands
 from fuzz.campaign.oracle import K, TOLERANCES, dtype_name_of, is_float
+from fuzz.campaign.scaled_products import SCALED_PRODUCT_OPS, scaled_product_edge
 
 # Relative noise used to find values that sit on a rounding boundary.
 PERTURB = {"float16": 2e-3, "bfloat16": 1.6e-2, "float32": 2e-6, "float64": 1e-12}
@@ -549,6 +550,10 @@ def sensitive_tensors(graph, eager_env: dict, ref_env: dict | None, perturbed_en
             for o in node.outputs:
                 reasons.setdefault(o, f"{node.name} accumulates values near the dtype's overflow (whether a "
                                       "partial sum overflows depends on the order of accumulation)")
+        if short in SCALED_PRODUCT_OPS and scaled_product_edge(node, eager_env):
+            for o in node.outputs:
+                reasons.setdefault(o, f"{node.name} scales a product by alpha at an infinite or near-overflow "
+                                      "product (whether alpha applies first is unspecified)")
         if short in COORDINATE_OPS and _nonfinite_coordinates(node, eager_env):
             for o in node.outputs:
                 reasons.setdefault(o, f"{node.name} samples at a NaN or infinite coordinate")

@@ -116,3 +116,30 @@ def test_gradients_at_nan_or_infinite_points_are_not_judged_on_their_class():
     assert j.kind == "mismatch" and j.diff["where"] == "out0"
     j = oracle.judge(r, [eager.clone(), torch.tensor([NAN, INF, 2.0])])
     assert j.kind == "mismatch" and j.diff["where"] == "grad:x" and j.diff["index"] == [1]
+
+
+def test_a_product_scaled_by_alpha_at_an_infinite_or_near_overflow_product_is_not_judged():
+    # Tenth session: addr(x, w, v, alpha=0.0) with an inf in v (eager skips the product: -0.85;
+    # inductor computes 0 * inf: NaN) and addr(..., alpha=0.4) with a product of -4e38 (eager scales
+    # an operand first: -1.6e38; inductor scales the product: -inf). Neither order is specified.
+    from fuzz.campaign.sensitivity import sensitive_tensors
+    from fuzz.ir.graph import Graph, Node
+
+    def addr_graph(alpha):
+        g = Graph()
+        x = g.add_tensor([1, 3], "float32", "input", name="x")
+        w = g.add_tensor([1], "float32", "input", name="w")
+        v = g.add_tensor([3], "float32", "input", name="v")
+        out = g.add_tensor([1, 3], "float32")
+        g.add_node(Node(id="n0", op="torch.addr", api="function", args=[{"ref": x}, {"ref": w}, {"ref": v}],
+                        kwargs={"alpha": alpha, "beta": 0.6}, outputs=[out]))
+        g.outputs = [out]
+        return g, out
+
+    env = {"x": torch.tensor([[1.0, 2.0, 3.0]]), "w": torch.tensor([2.0])}
+    cases = [(0.0, [1.0, float("-inf"), 2.0], True), (0.0, [1.0, 5.0, 2.0], False),
+             (0.4, [1.0, -2.02e38, 2.0], True), (0.4, [1.0, -2.0, 2.0], False), (1.0, [1.0, -2.02e38, 2.0], False)]
+    for alpha, v, flagged in cases:
+        g, out = addr_graph(alpha)
+        reasons = sensitive_tensors(g, {**env, "v": torch.tensor(v)}, None)
+        assert (out in reasons) == flagged, (alpha, v, reasons)
