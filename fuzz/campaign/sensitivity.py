@@ -32,6 +32,7 @@ from __future__ import annotations
 
 from fuzz.campaign.conditioning import fragile_matrix, ill_conditioned, square_operands
 from fuzz.campaign.oracle import K, TOLERANCES, dtype_name_of, is_float
+from fuzz.campaign.narrowing import narrows_past_range
 from fuzz.campaign.scaled_products import SCALED_PRODUCT_OPS, scaled_product_edge
 
 # Relative noise used to find values that sit on a rounding boundary.
@@ -550,6 +551,10 @@ def sensitive_tensors(graph, eager_env: dict, ref_env: dict | None, perturbed_en
             for o in node.outputs:
                 reasons.setdefault(o, f"{node.name} accumulates values near the dtype's overflow (whether a "
                                       "partial sum overflows depends on the order of accumulation)")
+        if node.outputs and narrows_past_range(node, eager_env, getattr(graph.tensors.get(node.outputs[0]), "dtype", None)):
+            for o in node.outputs:
+                reasons.setdefault(o, f"{node.name} casts a value beyond the dtype's range (inf in eager; "
+                                      "inductor may skip the round trip)")
         if short in SCALED_PRODUCT_OPS and scaled_product_edge(node, eager_env):
             for o in node.outputs:
                 reasons.setdefault(o, f"{node.name} scales a product by alpha at an infinite or near-overflow "

@@ -143,3 +143,28 @@ def test_a_product_scaled_by_alpha_at_an_infinite_or_near_overflow_product_is_no
         g, out = addr_graph(alpha)
         reasons = sensitive_tensors(g, {**env, "v": torch.tensor(v)}, None)
         assert (out in reasons) == flagged, (alpha, v, reasons)
+
+
+def test_a_cast_to_bfloat16_of_a_value_beyond_its_range_is_not_judged_but_a_planted_error_after_it_is(tmp_path):
+    # Tenth session: x.bfloat16() + w with x at float32's max: eager rounds to inf, inductor skips the
+    # round trip by design (pytorch/pytorch#183761) and gives 3.4e38
+    from test_oracle import session_for
+
+    from fuzz.ir.graph import Graph, Node
+
+    g = Graph()
+    x = g.add_tensor([4], "float32", "input", name="x")
+    w = g.add_tensor([4], "float32", "input", name="w")
+    low = g.add_tensor([4], "bfloat16")
+    g.add_node(Node(id="n0", op="torch.Tensor.bfloat16", api="function", args=[{"ref": x}], kwargs={}, outputs=[low]))
+    out = g.add_tensor([4], "float32")
+    g.add_node(Node(id="n1", op="torch.add", api="function", args=[{"ref": low}, {"ref": w}], kwargs={}, outputs=[out]))
+    g.outputs = [out]
+    big = torch.tensor([1.0, 3.4028234663852886e38, 2.0, 3.0])
+    s = session_for(tmp_path / "a", g, {"x": big, "w": torch.ones(4)})
+    assert s.run_test("inductor", "fwd").kind == "pass"
+    from fuzz.campaign.sensitivity import sensitive_tensors
+
+    in_range = {"x": torch.tensor([1.0, 2.0, 3.0, 4.0]), "w": torch.ones(4), low: torch.ones(4, dtype=torch.bfloat16)}
+    assert out not in sensitive_tensors(g, in_range, None)  # in range: still judged
+    assert out in sensitive_tensors(g, {**in_range, "x": big}, None)
