@@ -55,6 +55,8 @@ def model_facts(generated) -> dict:
         "blocks": list(g.meta.get("blocks") or []),
         "forms": list(g.meta.get("forms") or []),
         "layouts": sorted({layout_kind(v) for v in (g.meta.get("layouts") or {}).values()}),
+        # numbers of calls lifted into forward's inputs (fuzz.gen.scalars), kept through the guard run
+        "scalars": sorted({e["kind"] for n, e in (g.meta.get("scalars") or {}).items() if n in g.inputs}),
     })
     return f
 
@@ -120,7 +122,7 @@ def shares_table(res: dict) -> list[tuple[str, str, float]]:
     facts = res["facts"]
     n = max(1, len(facts))
     rows = []
-    for axis in ("shape", "dtype", "values", "form", "layout"):
+    for axis in ("shape", "dtype", "values", "form", "layout", "scalars"):
         c = collections.Counter(_choice(f, axis) for f in facts)
         rows += [(f"policy.{axis}", k, v / n) for k, v in sorted(c.items())]
     for low in ("fp16", "bf16", "int8/uint8", "int64"):
@@ -135,12 +137,15 @@ def shares_table(res: dict) -> list[tuple[str, str, float]]:
     rows.append(("holds layout", "a non-contiguous input", sum(bool(f.get("layouts")) for f in facts) / n))
     kinds = collections.Counter(k for f in facts for k in f.get("layouts", []))
     rows += [("holds layout", k, v / n) for k, v in kinds.most_common()]
+    for kind, what in (("python", "a number passed to forward as a Python scalar"),
+                       ("tensor", "a number passed to forward as a 0-dim tensor")):
+        rows.append(("holds scalar input", what, sum(kind in f.get("scalars", []) for f in facts) / n))
     for cls in ("small", "vector", "large"):
         sub = [f for f in facts if _choice(f, "shape") == cls]
         if sub:
             rows.append(("median max elements", cls, float(statistics.median(f["elements_max"] for f in sub))))
             rows.append(("validity", f"shape={cls}", sum(f["valid"] for f in sub) / len(sub)))
-    for axis in ("dtype", "values", "form", "layout"):
+    for axis in ("dtype", "values", "form", "layout", "scalars"):
         for choice in sorted({_choice(f, axis) for f in facts}):
             sub = [f for f in facts if _choice(f, axis) == choice]
             rows.append(("validity", f"{axis}={choice}", sum(f["valid"] for f in sub) / len(sub)))

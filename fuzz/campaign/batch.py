@@ -29,7 +29,7 @@ import types
 import weakref
 
 from fuzz.campaign import backends, oracle
-from fuzz.campaign.fence import fenced
+from fuzz.campaign.copies import clone_inputs
 from fuzz.campaign.verdict import Kind, Verdict
 
 BATCHED_MODES = ("fwd",)
@@ -155,7 +155,7 @@ def judged_batch(sessions: list, backend) -> list[Verdict | None] | None:
     model, or None when the compile or the run raised."""
     import torch
 
-    inputs = [[fenced(t.detach().to(s.device), s.fence) for t in s.model.inputs] for s in sessions]  # as a lone test's
+    inputs = [clone_inputs(s.model.inputs, s.device, fence=s.fence) for s in sessions]  # as a lone test's
     module = batched_module([copy.deepcopy(s.module) for s in sessions], [len(i) for i in inputs])
     flat = [t for i in inputs for t in i]
     t0 = time.perf_counter()

@@ -12,11 +12,14 @@ from fuzz.campaign.fence import FENCE, fenced
 def clone_inputs(inputs, device, dtype64=False, requires_grad=False, noise=None, gen=None, frozen=(), fence=FENCE):
     """Copies of ``inputs``, fenced by ``fence`` elements (``fuzz.campaign.fence``: a read past an
     input gives NaN, on every run; ``frozen``: positions that never require grad, the inputs a model
-    writes in place)."""
+    writes in place). A Python number among ``inputs`` is passed as it is."""
     import torch
 
     out = []
     for k, t in enumerate(inputs):
+        if not isinstance(t, torch.Tensor):  # a Python number forward takes (fuzz.gen.scalars): as it is
+            out.append(t)
+            continue
         t = fenced(t.detach().to(device), fence)
         if t.dtype.is_floating_point:
             if noise is not None:

@@ -43,9 +43,11 @@ def fence_for(graph) -> int:
 def fenced(t, fence=FENCE):
     """A copy of ``t`` at offset ``fence`` in a buffer whose other elements are NaN (float, complex),
     the dtype's max (integers) or True (bool): a kernel reading past its input reads those, every run.
-    The copy has ``t``'s strides (contiguous when ``t``'s overlap)."""
+    The copy has ``t``'s strides (contiguous when ``t``'s overlap). A Python number is returned as it is."""
     import torch
 
+    if not isinstance(t, torch.Tensor):  # a Python number forward takes (fuzz.gen.scalars)
+        return t
     t = t.detach()
     floating, boolean = t.dtype.is_floating_point or t.dtype.is_complex, t.dtype == torch.bool
     fill = float("nan") if floating else True if boolean else torch.iinfo(t.dtype).max

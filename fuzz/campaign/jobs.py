@@ -47,7 +47,21 @@ def modes_of(cfg: Config, index: int) -> list[str]:
     if per <= 0 or per >= len(cfg.modes):
         return list(cfg.modes)
     drawn = set(random.Random(f"modes:{cfg.seed}:{index}").sample(range(len(cfg.modes)), per))
+    if "dynamic" in cfg.modes and cfg.modes.index("dynamic") not in drawn and _takes_numbers(cfg, index):
+        # a model passing Python numbers to forward (fuzz.gen.scalars) is tested where they are symbolic:
+        # compiled with dynamic=True and called again with other values; fwd, bwd and train fold them in
+        drawn.discard(max(drawn))
+        drawn.add(cfg.modes.index("dynamic"))
     return [m for i, m in enumerate(cfg.modes) if i in drawn]
+
+
+def _takes_numbers(cfg: Config, index: int) -> bool:
+    """Whether generated model ``index`` is drawn the ``python`` scalar policy (``fuzz.gen.policy``)."""
+    if not cfg.shares:
+        return False
+    from fuzz.gen.policy import Shares, draw_policy
+
+    return draw_policy(Shares.from_json(cfg.shares), cfg.seed, index).scalars == "python"
 
 
 def tests_for(cfg: Config, index: int) -> list[dict]:

@@ -79,7 +79,7 @@ def _main_source(mode: str, dynamic_second: bool, mem_limit: bool, state: bool =
     elif mode == "bwd":
         eager = ("m = copy.deepcopy(model)\n        expected = _values(m, inputs)")
         compiled = ("module = copy.deepcopy(model)\n"
-                    "        xs = [fenced(x).requires_grad_(x.dtype.is_floating_point) for x in inputs]\n"
+                    "        xs = [_leaf(x) for x in inputs]\n"
                     "        fn = compile_model(module, xs, dynamic=False)\n"
                     "        actual = _values(fn, inputs, module=fn if isinstance(fn, torch.nn.Module) else module)")
         prep = "global PARAM_NAMES\n        PARAM_NAMES = [n for n, _ in model.named_parameters()]"
@@ -102,11 +102,11 @@ def _main_source(mode: str, dynamic_second: bool, mem_limit: bool, state: bool =
         prep = ""
     ref = ("try:  # the float64 reference (none for some ops: then eager, 10x looser)\n"
            "        m64 = copy.deepcopy(model).to(torch.float64)\n"
-           "        ref = _values(m64, [x.double() if x.dtype.is_floating_point else x for x in inputs], dtype64=True)\n"
+           "        ref = _values(m64, [_double(x) for x in inputs], dtype64=True)\n"
            "    except Exception:\n"
            "        ref = None")
     if dynamic_second:
-        prep = "inputs2 = _second_call_inputs()"
+        prep = "inputs2 = _second_call_inputs(inputs)"
         eager += "\n        if inputs2 is not None:\n            expected.update(_call2(_values(copy.deepcopy(model), inputs2)))"
         compiled += ("\n        if inputs2 is not None:  # the same compiled function at other sizes (dynamo may recompile)\n"
                      + ("            _restore(fn, module, model)\n" if state else "")
@@ -114,7 +114,7 @@ def _main_source(mode: str, dynamic_second: bool, mem_limit: bool, state: bool =
         ref += ("\n    if ref is not None and inputs2 is not None:\n"
                 "        try:\n"
                 "            m64 = copy.deepcopy(model).to(torch.float64)\n"
-                "            ref.update(_call2(_values(m64, [x.double() if x.dtype.is_floating_point else x for x in inputs2], "
+                "            ref.update(_call2(_values(m64, [_double(x) for x in inputs2], "
                 "dtype64=True)))\n"
                 "        except Exception:\n"
                 "            pass")
@@ -188,7 +188,7 @@ def _second_call(case: Case) -> dict | None:
     sc = case.second_call
     if case.mode != "dynamic" or not isinstance(sc, dict) or not sc.get("shapes") or sc.get("declined"):
         return None
-    return {k: sc[k] for k in ("from", "to", "shapes", "key_prefix") if k in sc}
+    return {k: sc[k] for k in ("from", "to", "shapes", "key_prefix", "numbers") if k in sc}
 
 
 def _literal(t) -> str | None:
@@ -370,9 +370,12 @@ def repro_source(program_src: str, case: Case, *, inline_tensors: dict | None = 
     if case.diff:
         d = case.diff
         header.append(f"# Difference seen: {json.dumps({k: d.get(k) for k in ('where', 'expected', 'got', 'count', 'numel', 'max_abs', 'max_rel', 'reference', 'eager', 'compiled') if k in d})}")
-    if sc:
+    if sc and sc.get("from") is not None:
         header.append(f"# Second call (dynamic mode): every input dim of size {sc.get('from')} made {sc.get('to')}: "
                       f"{json.dumps(sc.get('shapes'))}")
+    if sc and sc.get("numbers"):
+        header.append("# Second call (dynamic mode): the numbers forward takes changed (name: [first, second]): "
+                      f"{json.dumps(sc['numbers'])}")
     if case.knobs:
         header.append(f"# Compiler knobs set before compiling: {', '.join(sorted(case.knobs))} "
                       f"(env {knob_table.ENV_WITHOUT}=NAME,... leaves those at torch's defaults)")

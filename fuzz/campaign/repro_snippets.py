@@ -14,7 +14,7 @@ def _values(fn, inputs, dtype64=False):
 VALUES_BWD = """
 def _values(fn, inputs, dtype64=False, module=None):
     \"\"\"name -> value: outputs out0.. and grad:<name> gradients.\"\"\"
-    inputs = [fenced(x).requires_grad_(x.dtype.is_floating_point) for x in inputs]
+    inputs = [_leaf(x) for x in inputs]
     module = fn if module is None else module
     res = outputs_and_grads(fn, module, PARAM_NAMES, inputs, INPUT_NAMES, SKIP, dtype64)
     if res is None:
@@ -64,8 +64,7 @@ STATE = """
 def _leaves(inputs):
     \"\"\"Copies of the inputs, the float ones requiring grad, except those forward writes in place.\"\"\"
     written = {name for kind, name in WRITES if kind == "input"}
-    return [fenced(x).requires_grad_(x.dtype.is_floating_point and n not in written)
-            for n, x in zip(INPUT_NAMES, inputs)]
+    return [_leaf(x, n not in written) for n, x in zip(INPUT_NAMES, inputs)]
 
 
 def _buffers(fn, module):
@@ -94,15 +93,18 @@ def _restore(fn, module, model):
 """
 
 SECOND_CALL = """
-def _second_call_inputs():
-    \"\"\"Dynamic mode's second call: the same inputs at other sizes, saved beside the first ones.\"\"\"
+def _second_call_inputs(first):
+    \"\"\"Dynamic mode's second call: the same inputs at other sizes (and other values of the numbers
+    forward takes), saved beside the first ones.\"\"\"
     if not SECOND_CALL:
         return None
     tensors = read_safetensors(os.path.join(HERE, "inputs.safetensors"))
     keys = [SECOND_CALL["key_prefix"] + n for n in INPUT_NAMES]
     if any(k not in tensors for k in keys):
         raise ValueError("inputs.safetensors lacks the second call's inputs")
-    return [(strided(tensors[k], **LAYOUTS[n]) if n in LAYOUTS else tensors[k]).to(DEVICE) for n, k in zip(INPUT_NAMES, keys)]
+    return [tensors[k].item() if not isinstance(x, torch.Tensor)  # a Python number in the first call too
+            else (strided(tensors[k], **LAYOUTS[n]) if n in LAYOUTS else tensors[k]).to(DEVICE)
+            for n, k, x in zip(INPUT_NAMES, keys, first)]
 """
 
 JUDGE = """
@@ -144,6 +146,20 @@ STRIDES = """    if worst is None:  # the saved failure: an output's strides (di
 """
 
 MAIN = """
+def _on_device(x):  # a Python number forward takes stays a number
+    return x.to(DEVICE) if isinstance(x, torch.Tensor) else x
+
+
+def _double(x):
+    return x.double() if isinstance(x, torch.Tensor) and x.dtype.is_floating_point else x
+
+
+def _leaf(x, grad=True):
+    \"\"\"A fenced copy of an input that requires grad if it is a float tensor (and ``grad``).\"\"\"
+    x = fenced(x)
+    return x.requires_grad_(grad and x.dtype.is_floating_point) if isinstance(x, torch.Tensor) else x
+
+
 def main():
     import copy, faulthandler, threading, traceback
 
@@ -156,7 +172,7 @@ def main():
     try:  # missing or corrupt files: nothing to judge
         LIMIT
         torch.manual_seed(0)
-        model, inputs = load_model().to(DEVICE), [t.to(DEVICE) for t in load_inputs()]
+        model, inputs = load_model().to(DEVICE), [_on_device(x) for x in load_inputs()]
         PREP
     except Exception as exc:
         return print(f"CANNOT RUN: the model or tensors do not load ({type(exc).__name__}: {exc})") or 4

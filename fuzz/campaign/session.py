@@ -17,6 +17,7 @@ import logging
 import time
 
 from fuzz.campaign import knobs, lowprec, oracle, rounding, sensitivity, train, written
+from fuzz.gen import scalars
 from fuzz.campaign.case import SECOND_CALL_PREFIX
 from fuzz.campaign.copies import as_list, clone_inputs, perturbed_module, to64
 from fuzz.campaign.fence import fence_for
@@ -220,33 +221,46 @@ class Session:
         """
         import collections
 
+        import torch
+
         inputs = self.model.inputs
-        counts = collections.Counter(d for t in inputs for d in t.shape)
+        tensors = [t for t in inputs if isinstance(t, torch.Tensor)]
+        counts = collections.Counter(d for t in tensors for d in t.shape)
         order = sorted((v for v in counts if v >= 2), key=lambda v: (-counts[v], -v)) + [1] * (1 in counts)
-        meta_ok = self._shapes_ok([tuple(t.shape) for t in inputs])  # False: the fake check cannot judge
+        meta_ok = self._shapes_ok([_shape_of(t) for t in inputs])  # False: the fake check cannot judge
+        # Python numbers forward takes (fuzz.gen.scalars) get other values too: the compiled function
+        # must read them, not constants it folded in; with no dims to resize, they alone change
+        numbers = {n: scalars.other_value(t) for n, t in zip(self.input_names, inputs) if not isinstance(t, torch.Tensor)}
+        changed = [(n, v) for n, v in numbers.items() if v != dict(zip(self.input_names, inputs))[n]]
+        candidates = [(v, new) for v in order for new in dict.fromkeys(
+            n for n in (v + 1, v + 2, 2 * v, v - 1) if n >= 1 and n != v)] + ([(None, None)] if changed else [])
         tried, real = [], 0
-        for v in order:
-            for new in dict.fromkeys(n for n in (v + 1, v + 2, 2 * v, v - 1) if n >= 1 and n != v):
-                shapes = [tuple(new if d == v else d for d in t.shape) for t in inputs]
-                if meta_ok and not self._shapes_ok(shapes):
-                    tried.append(f"{v}->{new}: eager rejects the shapes")
-                    continue
-                if real >= max_real:
-                    return None, None, {"none": f"eager raised on {real} candidate sizes", "tried": tried[:12]}
-                real += 1
-                # fresh values at the new positions first; if those overflow, copies of the old ones
-                for resized in (self._laid_out(_resize_inputs(inputs, v, new, fresh=True)),
-                                self._laid_out(_resize_inputs(inputs, v, new, fresh=False))):
-                    try:
-                        reference = self._references(resized, prefix="call2:")[-1]
-                    except Exception as exc:
-                        tried.append(f"{v}->{new}: eager raised {type(exc).__name__}")
-                        break
-                    if _finite(reference.eager) or not _finite(self.eager_out):
-                        info = {"from": v, "to": new, "key_prefix": SECOND_CALL_PREFIX,
-                                "shapes": {n: list(t.shape) for n, t in zip(self.input_names, resized)}}
-                        return resized, reference, info
-                    tried.append(f"{v}->{new}: non-finite outputs")
+        for v, new in candidates:
+            shapes = [_shape_of(t, v, new) for t in inputs]
+            if v is not None and meta_ok and not self._shapes_ok(shapes):
+                tried.append(f"{v}->{new}: eager rejects the shapes")
+                continue
+            if real >= max_real:
+                return None, None, {"none": f"eager raised on {real} candidate sizes", "tried": tried[:12]}
+            real += 1
+            what = f"{v}->{new}" if v is not None else "numbers only"
+            # fresh values at the new positions first; if those overflow, copies of the old ones
+            for fresh in ((True, False) if v is not None else (True,)):
+                resized = self._laid_out(_resize_inputs(inputs, v, new, fresh=fresh) if v is not None else list(inputs))
+                resized = [numbers.get(n, t) for n, t in zip(self.input_names, resized)]
+                try:
+                    reference = self._references(resized, prefix="call2:")[-1]
+                except Exception as exc:
+                    tried.append(f"{what}: eager raised {type(exc).__name__}")
+                    break
+                if _finite(reference.eager) or not _finite(self.eager_out):
+                    info = {"from": v, "to": new, "key_prefix": SECOND_CALL_PREFIX,
+                            "shapes": {n: list(t.shape) for n, t in zip(self.input_names, resized)
+                                       if isinstance(t, torch.Tensor)}}
+                    if changed:
+                        info["numbers"] = {n: [dict(zip(self.input_names, inputs))[n], x] for n, x in changed}
+                    return resized, reference, info
+                tried.append(f"{what}: non-finite outputs")
         why = "no input dims to resize" if not order else "no other input sizes accepted by eager"
         return None, None, {"none": why, "tried": tried[:12]}
 
@@ -269,7 +283,8 @@ class Session:
         quiet, log.disabled = log.disabled, True  # it logs every failing meta kernel's traceback
         try:
             with FakeTensorMode(allow_non_fake_inputs=True), torch.no_grad():
-                args = [torch.empty(s, dtype=t.dtype, device=t.device) for s, t in zip(shapes, self.model.inputs)]
+                args = [torch.empty(s, dtype=t.dtype, device=t.device) if isinstance(t, torch.Tensor) else t
+                        for s, t in zip(shapes, self.model.inputs)]
                 out = as_list(module(*args))
             return len(out) == len(self.eager_out)
         except Exception:
@@ -284,8 +299,16 @@ class Session:
         inputs, _, _ = self.second_call()
         if inputs is None:
             return None
+        import torch
+
+        from fuzz.ir.record import dtype_from_name
+
         tensors = load(self.model.files["inputs.safetensors"])
+        dtypes = {n: self.model.graph.tensors[g].dtype for n, g in zip(self.input_names, self.graph_input_order)
+                  if g in self.model.graph.tensors}
         for name, t in zip(self.input_names, inputs):
+            if not isinstance(t, torch.Tensor):  # a Python number: its 0-dim tensor, as the first call's
+                t = torch.tensor(t, dtype=dtype_from_name(dtypes.get(name, "float64")))
             tensors[SECOND_CALL_PREFIX + name] = t.detach().cpu().contiguous()
         return save(tensors)
 
@@ -549,6 +572,13 @@ def _finite(values) -> bool:
     return all(bool(torch.isfinite(v).all()) for v in values if isinstance(v, torch.Tensor) and oracle.is_float(v))
 
 
+def _shape_of(t, old=None, new=None):
+    """An input's shape, every dim of size ``old`` made ``new`` (a Python number: None)."""
+    if not hasattr(t, "shape"):
+        return None
+    return tuple(new if old is not None and d == old else d for d in t.shape)
+
+
 def _resize_inputs(inputs, old: int, new: int, fresh: bool = True, seed: int = 0):
     """``inputs`` with every dim of size ``old`` made ``new``.
 
@@ -561,6 +591,9 @@ def _resize_inputs(inputs, old: int, new: int, fresh: bool = True, seed: int = 0
     gen = torch.Generator().manual_seed(seed)
     out = []
     for t in inputs:
+        if not isinstance(t, torch.Tensor):  # a Python number forward takes: no dims
+            out.append(t)
+            continue
         dims = [d for d, size in enumerate(t.shape) if size == old]
         r = t
         for d in dims:

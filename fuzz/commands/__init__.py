@@ -110,7 +110,7 @@ def command_group(sub, name: str, help: str, description: str, examples: str):
 
 
 POLICY_FLAGS = (("shapes", "shape"), ("dtype_themes", "dtype"), ("values", "values"), ("forms", "form"),
-                ("layouts", "layout"))
+                ("layouts", "layout"), ("scalars", "scalars"))
 
 
 def add_policy_flags(p) -> None:
@@ -129,6 +129,9 @@ def add_policy_flags(p) -> None:
     g.add_argument("--layouts", default=None, metavar="SHARES",
                    help="contiguous, strided (inputs transposed, permuted, channels-last, gapped or with padded "
                         "rows); default contiguous=0.7,strided=0.3")
+    g.add_argument("--scalars", default=None, metavar="SHARES",
+                   help="constant, python (numbers of calls passed to forward as Python floats/ints), tensor "
+                        "(passed as 0-dim tensors of a drawn dtype); default constant=0.7,python=0.15,tensor=0.15")
     g.add_argument("--legacy-mix", action="store_true",
                    help="the mix before policies (small shapes, rule dtypes, finite values, random ops); "
                         "the flags above then change one axis of it")

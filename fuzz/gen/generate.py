@@ -54,6 +54,7 @@ from fuzz.gen.config import GenConfig, GenerationError
 from fuzz.gen.forms import apply_forms
 from fuzz.gen.materialise import Generated, materialise
 from fuzz.gen.policy import Shares, draw_policy
+from fuzz.gen.scalars import lift_scalars
 from fuzz.gen.ruleset import THEME_DTYPES, RuleSet, themed
 from fuzz.ir.dsl import smt_int
 from fuzz.ir.graph import Graph, Node
@@ -199,6 +200,8 @@ def generate_graph(ruleset: RuleSet, cfg: GenConfig, chooser: Chooser, lead: str
         g.meta["blocks"] = placed_blocks
     if cfg.policy.form == "forms":
         apply_forms(g, b.ch)
+    if cfg.policy.scalars != "constant":
+        lift_scalars(g, b.ch, cfg.policy.scalars, ruleset.rule)
     stats = dict(b.stats)
     return g, stats
 

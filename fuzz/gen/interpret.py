@@ -84,7 +84,10 @@ def _no_tensor(enc):
 
 def call_args(node: Node, env: dict, device: str = "cpu") -> tuple[list, dict]:
     def get(enc):
-        return env[enc["ref"]]
+        v = env[enc["ref"]]
+        if enc.get("scalar") == "python" and hasattr(v, "item"):  # a number forward takes (fuzz.gen.scalars)
+            return v.item()
+        return v
 
     args = decode_value(node.args, get, device)
     kwargs = {k: decode_value(v, get, device) for k, v in node.kwargs.items()}

@@ -1,5 +1,5 @@
 """Which kind of model to make: the per-model policy (shape class, dtype theme, value policy, form,
-input layout).
+input layout, scalar arguments).
 
 A campaign or ``assay gen`` run draws one ``ModelPolicy`` per model from ``Shares`` with a
 random source of its own (``draw_policy``: it depends on ``(seed, index)`` only and never touches
@@ -9,7 +9,7 @@ shapes, the dtype mix of the rules, the finite value search, operators drawn one
 ``LEGACY`` model is byte-identical to what earlier versions generated.
 
 Each axis is documented in docs/generator.md ("Policies"); each has a flag of ``assay gen`` and
-``assay fuzz`` (``--shapes``, ``--dtype-themes``, ``--values``, ``--forms``, ``--layouts``) that takes shares such
+``assay fuzz`` (``--shapes``, ``--dtype-themes``, ``--values``, ``--forms``, ``--layouts``, ``--scalars``) that takes shares such
 as ``small=0.5,vector=0.3,large=0.2``.
 """
 
@@ -36,6 +36,10 @@ AXES: dict[str, tuple[str, ...]] = {
     # channels-last, gapped or with padded rows (fuzz.gen.layouts). Drawn last, so adding it
     # changed no other axis's draw.
     "layout": ("contiguous", "strided"),
+    # constant: a call's numbers are constants of the program; python: up to two become arguments of
+    # forward, passed as Python numbers; tensor: passed as 0-dim tensors (fuzz.gen.scalars). Drawn
+    # after layout, so adding it changed no other axis's draw.
+    "scalars": ("constant", "python", "tensor"),
 }
 
 DEFAULT_SHARES: dict[str, dict[str, float]] = {
@@ -47,6 +51,7 @@ DEFAULT_SHARES: dict[str, dict[str, float]] = {
     "values": {"finite": 0.75, "edge": 0.25},
     "form": {"random": 0.5, "blocks": 0.3, "forms": 0.2},
     "layout": {"contiguous": 0.7, "strided": 0.3},
+    "scalars": {"constant": 0.7, "python": 0.15, "tensor": 0.15},
 }
 
 LEGACY_SHARES: dict[str, dict[str, float]] = {axis: {choices[0]: 1.0} for axis, choices in AXES.items()}
@@ -61,11 +66,13 @@ class ModelPolicy:
     values: str = "finite"
     form: str = "random"
     layout: str = "contiguous"
+    scalars: str = "constant"
 
     def to_json(self) -> dict:
         out = asdict(self)
-        if out["layout"] == "contiguous":  # as before the axis existed: such a model is unchanged
-            del out["layout"]
+        for axis, before in (("layout", "contiguous"), ("scalars", "constant")):
+            if out[axis] == before:  # as before the axis existed: such a model is unchanged
+                del out[axis]
         return out
 
     @classmethod
@@ -122,7 +129,7 @@ def parse_shares(axis: str, text: str) -> dict[str, float]:
     """``small=0.5,vector=0.3,large=0.2`` (or one bare name, meaning all of it) -> weights."""
     choices = AXES[axis]
     flag = {"shape": "--shapes", "dtype": "--dtype-themes", "values": "--values", "form": "--forms",
-            "layout": "--layouts"}[axis]
+            "layout": "--layouts", "scalars": "--scalars"}[axis]
     parts = [p.strip() for p in str(text).split(",") if p.strip()]
     if not parts:
         raise AssayError(f"{flag}: empty; give shares such as {choices[0]}=1 (choices: {', '.join(choices)})")

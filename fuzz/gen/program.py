@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from fuzz.gen import layouts
+from fuzz.gen.scalars import python_scalars
 from fuzz.ir.graph import Graph, Node, written_state
 from fuzz.ir.opnames import short_name
 
@@ -241,14 +242,17 @@ def program_source(graph: Graph) -> str:
         "",
     ]
     laid_out = input_layouts(graph)
+    numbers = python_scalars(graph)  # inputs forward takes as Python numbers (fuzz.gen.scalars)
     if laid_out:
         lines += layouts.strided_source().split("\n") + ["", ""]
     lines += [
         "def load_inputs():",
         '    """The saved inputs, in the order Model.forward takes them'
-        + (', laid out in memory as the model was tested (not contiguous).' if laid_out else '.') + '"""',
+        + (', laid out in memory as the model was tested (not contiguous)' if laid_out else '')
+        + ('; numbers forward takes as Python scalars are read from their 0-dim tensors' if numbers else '')
+        + '."""',
         '    tensors = read_safetensors(os.path.join(HERE, "inputs.safetensors"))',
-        f"    return [{', '.join(_input_expr(names[i], laid_out.get(i)) for i in inputs)}]",
+        f"    return [{', '.join(_input_expr(names[i], laid_out.get(i), i in numbers) for i in inputs)}]",
         "",
         "",
         "def load_model():",
@@ -275,7 +279,9 @@ def input_layouts(graph: Graph) -> dict:
             if i in given and i in graph.tensors and layouts.usable(given[i], len(graph.tensors[i].shape))}
 
 
-def _input_expr(key: str, layout: dict | None) -> str:
+def _input_expr(key: str, layout: dict | None, number: bool = False) -> str:
+    if number:
+        return f"tensors[{key!r}].item()"
     if layout is None:
         return f"tensors[{key!r}]"
     extra = "".join(f", {k}={layout[k]}" for k in ("step", "pad") if layout.get(k, 0 if k == "pad" else 1)

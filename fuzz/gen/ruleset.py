@@ -108,6 +108,14 @@ class RuleSet:
             self.stem_names.setdefault(self.stem[op], []).append(op)
         self.stems = sorted(self.stem_names)
         self.lead_orders: dict[int, list] = {}  # seed -> stems in the order models lead with them
+        self._by_key: dict | None = None
+
+    def rule(self, key: str):
+        """The rule (as prepared for generation) of a signature key, or None."""
+        if self._by_key is None:
+            self._by_key = {i.rule.key: i.rule for group in (self.by_op, self.held_back)
+                            for infos in group.values() for i in infos}
+        return self._by_key.get(key)
 
     def stem_index(self, ops: frozenset) -> tuple[list, dict]:
         """(sorted stems of ``ops``, stem -> sorted names in ``ops``), cached per operator set."""

@@ -217,6 +217,8 @@ def search(graph: Graph, seed: int = 0, submodules: dict | None = None, max_roun
         frange = FLOAT_RANGES[min(rnd, len(FLOAT_RANGES) - 1)]
         int_low = 1 if call_failures % 2 == 1 else 0
         leaves = {n: sample_leaf(graph.tensors[n], gen, frange, int_hi.get(n, 1), int_low) for n in leaf_names}
+        if rnd < 2:  # a number lifted into an input (fuzz.gen.scalars) first holds the value its call had
+            leaves.update(_pinned(graph))
         try:
             with torch.no_grad():
                 env, bad = _forward(graph, leaves, submodules)
@@ -250,6 +252,20 @@ def search(graph: Graph, seed: int = 0, submodules: dict | None = None, max_roun
         return SearchResult({}, submodules, False, last_error, True, max_rounds, total_steps)
     best.grad_steps = total_steps
     return best
+
+
+def _pinned(graph: Graph) -> dict:
+    import torch
+
+    from fuzz.gen.scalars import pinned_value
+    from fuzz.ir.record import dtype_from_name
+
+    out = {}
+    for name in graph.meta.get("scalars") or {}:
+        v = pinned_value(graph, name)
+        if v is not None and name in graph.tensors:
+            out[name] = torch.tensor(v, dtype=dtype_from_name(graph.tensors[name].dtype))
+    return out
 
 
 def _structural(exc: NodeError) -> bool:

@@ -80,13 +80,28 @@ def refs_in(value: Any) -> Iterator[str]:
             yield from refs_in([value.get("args", []), [value.get("kwargs", {})[k] for k in sorted(value.get("kwargs", {}))]])
 
 
+def number_refs(value: Any) -> Iterator[str]:
+    """The tensor names referenced as ``{"ref": name, "scalar": "python"}``: graph inputs that
+    ``forward`` takes as Python numbers (``fuzz.gen.scalars``)."""
+    if isinstance(value, list):
+        for v in value:
+            yield from number_refs(v)
+    elif isinstance(value, dict):
+        if "ref" in value:
+            if value.get("scalar") == "python":
+                yield value["ref"]
+        else:
+            for v in value.values():
+                yield from number_refs(v)
+
+
 def replace_refs(value: Any, mapping: dict[str, str]) -> Any:
     """A copy of an encoded value with tensor references renamed by ``mapping``."""
     if isinstance(value, list):
         return [replace_refs(v, mapping) for v in value]
     if isinstance(value, dict):
-        if "ref" in value:
-            return {"ref": mapping.get(value["ref"], value["ref"])}
+        if "ref" in value:  # other keys kept: {"scalar": "python"} (fuzz.gen.scalars)
+            return {**value, "ref": mapping.get(value["ref"], value["ref"])}
         if "tuple" in value:
             return {"tuple": [replace_refs(v, mapping) for v in value["tuple"]]}
         if "call" in value:
@@ -235,9 +250,10 @@ class Graph:
         """fx-style listing: one line per call."""
         lines = []
         laid_out = self.meta.get("layouts") or {}  # inputs not contiguous in memory (fuzz.gen.layouts)
+        numbers = {r for n in self.nodes for r in number_refs([n.args, list(n.kwargs.values())])}
         for name in self.inputs + self.params:
             t, lay = self.tensors[name], laid_out.get(name) if name in self.inputs else None
-            note = "" if not isinstance(lay, dict) else f"  # strided: dims in memory {lay.get('order')}" + (
+            note = "  # passed to forward as a Python number" if name in numbers else "" if not isinstance(lay, dict) else f"  # strided: dims in memory {lay.get('order')}" + (
                 f", step {lay['step']}" if lay.get("step", 1) != 1 else "") + (
                 f", rows padded by {lay['pad']}" if lay.get("pad", 0) else "") + (
                 f", expanded along {lay['expand']}" if lay.get("expand") else "")

@@ -88,6 +88,11 @@ def render_case(case: Case, known: str = "") -> str:
         fields.append(("reduced from", f"{tri['reduced_from']} ({tri.get('ops_before')} -> {tri.get('ops_after')} ops)"))
     if tri.get("reduced_case"):
         fields.append(("reduced case", tri["reduced_case"]))
+    sc = case.second_call if case.mode == "dynamic" and isinstance(case.second_call, dict) else None
+    if sc and (sc.get("shapes") or sc.get("numbers")):
+        what = [f"dims of size {sc['from']} made {sc['to']}"] if sc.get("from") is not None else []
+        what += [f"{n} {a!r} -> {b!r}" for n, (a, b) in (sc.get("numbers") or {}).items()]
+        fields.append(("second call", "; ".join(what) or "the same sizes"))
     if case.versions:
         fields.append(("versions", ", ".join(f"{k} {v}" for k, v in case.versions.items())))
     w = max(len(k) for k, _ in fields)

@@ -14,6 +14,10 @@ processes they start (sandbox workers, repro scripts) and set ``ASSAY_TEST_FAULT
   of the inputs it was given (``fuzz.gen.layouts``), harmless for contiguous inputs;
 - ``contiguous_outputs``: the compiled path returns every output that is not contiguous as a
   contiguous copy (same values, other strides): a compiler breaking the output-stride contract;
+- ``scalar_fold``: aot_eager's compiled forward keeps the numbers of its first call: a Python
+  number ``forward`` takes (``fuzz.gen.scalars``; in the aten graph a 0-dim float64 tensor or a
+  ``SymInt`` that is no tensor's size) is read once and reused on every later call, as a compiler
+  folding a dynamic scalar into a constant without a guard would;
 - ``relu@no_fusion``: the ``relu`` fault, only while a compile runs with inductor's
   ``max_fusion_size`` at 1 (the ``no_fusion`` knob of ``fuzz.campaign.knobs``): a fault that
   appears only under a compiler setting, as some real ones do.
@@ -52,6 +56,7 @@ def _install(fault: str) -> None:
         "relu_raise": set(),
         "contiguous_read": set(),
         "contiguous_outputs": set(),
+        "scalar_fold": set(),
     }[fault]
 
     def buffer_write(node) -> bool:
@@ -111,7 +116,27 @@ def _install(fault: str) -> None:
     def faulty_fw(gm, example_inputs):
         corrupt(gm.graph)
         gm.recompile()
-        return boxed_nop(gm, example_inputs)
+        run = boxed_nop(gm, example_inputs)
+        return fold_numbers(gm, run) if fault == "scalar_fold" else run
+
+    def fold_numbers(gm, run):
+        vals = [n.meta.get("val") for n in gm.graph.nodes if n.op == "placeholder"]
+        sizes = {str(d) for v in vals if isinstance(v, torch.Tensor) for d in v.shape}
+        numbers = [i for i, v in enumerate(vals)
+                   if (isinstance(v, torch.SymInt) and str(v) not in sizes)
+                   or (isinstance(v, torch.Tensor) and v.dim() == 0 and v.dtype == torch.float64)]
+        first = {}
+
+        def folded(args):
+            for i in numbers:
+                if i in first:
+                    args[i] = first[i]
+                else:
+                    first[i] = args[i].clone() if isinstance(args[i], torch.Tensor) else args[i]
+            return run(args)
+
+        folded._boxed_call = True
+        return folded
 
     registry._lazy_import()
     registry._COMPILER_FNS["aot_eager"] = aot_autograd(fw_compiler=faulty_fw)
