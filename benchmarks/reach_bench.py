@@ -11,7 +11,8 @@ Sections (each prints a table; ``--json FILE`` writes every number):
   ``--seed``) and run eagerly once (the program.py code path). Per axis: the share of models drawn
   for each choice; what the models really hold (dtypes present, innermost dims at SIMD widths and
   tails, tensors of >= 10^4 elements, blocks and forms recorded in the graph's meta); the test mode
-  mix a default campaign gives these models; validity (eager runs that raise nothing; a model the
+  mix a default campaign gives these models; validity (eager runs that raise nothing, or, for a
+  program made to be rejected (``--calls invalid``, fuzz.gen.error_calls), eager raises; a model the
   generator could not make counts as invalid) and models/s. The same for ``--legacy-models`` models
   of the legacy mix (main d967a17's defaults) in the same run, and NNSmith's generator at the same
   size when ``--nnsmith-src`` is given (right after, so all see the same machine load).
@@ -79,11 +80,12 @@ def generate_and_run(rs, n, nodes, seed, shares):
             gen_fail += 1
             errors[f"generate: {exc}"[:100]] += 1
             continue
+        rejects = bool(m.graph.meta.get("eager_raises"))  # a program eager must reject (fuzz.gen.error_calls)
         try:
             run_eager(build_module(m.graph, m.state), m.inputs)
-            ok, why = True, None
+            ok, why = not rejects, "eager runs a program made to be rejected" if rejects else None
         except Exception as exc:  # noqa: BLE001 - an invalid model is what is counted here
-            ok, why = False, f"eager: {type(exc).__name__}: {exc}"[:100]
+            ok, why = rejects, None if rejects else f"eager: {type(exc).__name__}: {exc}"[:100]
         seconds += time.perf_counter() - t0
         f = model_facts(m)
         f["valid"] = ok
@@ -122,7 +124,7 @@ def shares_table(res: dict) -> list[tuple[str, str, float]]:
     facts = res["facts"]
     n = max(1, len(facts))
     rows = []
-    for axis in ("shape", "dtype", "values", "form", "layout", "scalars"):
+    for axis in ("shape", "dtype", "values", "form", "layout", "scalars", "calls"):
         c = collections.Counter(_choice(f, axis) for f in facts)
         rows += [(f"policy.{axis}", k, v / n) for k, v in sorted(c.items())]
     for low in ("fp16", "bf16", "int8/uint8", "int64"):
@@ -145,7 +147,7 @@ def shares_table(res: dict) -> list[tuple[str, str, float]]:
         if sub:
             rows.append(("median max elements", cls, float(statistics.median(f["elements_max"] for f in sub))))
             rows.append(("validity", f"shape={cls}", sum(f["valid"] for f in sub) / len(sub)))
-    for axis in ("dtype", "values", "form", "layout", "scalars"):
+    for axis in ("dtype", "values", "form", "layout", "scalars", "calls"):
         for choice in sorted({_choice(f, axis) for f in facts}):
             sub = [f for f in facts if _choice(f, axis) == choice]
             rows.append(("validity", f"{axis}={choice}", sum(f["valid"] for f in sub) / len(sub)))

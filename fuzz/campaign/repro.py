@@ -46,6 +46,7 @@ from fuzz.campaign import knobs as knob_table
 from fuzz.campaign import fence, oracle, train
 from fuzz.campaign import repro_snippets as snippets
 from fuzz.campaign.case import Case, read_case
+from fuzz.campaign.error_session import DETAIL as DETAIL_RAISES
 from fuzz.isolation import limit_address_space
 
 
@@ -430,8 +431,23 @@ def repro_source(program_src: str, case: Case, *, inline_tensors: dict | None = 
         settings += _knob_lines(case.knobs, model_needs)
     if signs_crash:
         settings += _crash_signing()
-    return ("\n".join(header) + "\n" + body + "\n".join(settings) + "\n\n"
-            + _main_source(mode, bool(sc), mem_limit, state, strides=case.detail == "stride"))
+    if kind == "mismatch" and case.detail == DETAIL_RAISES:  # a program eager rejects (fuzz.gen.error_calls)
+        main = snippets.RAISES.replace(
+            "        LIMIT\n", "        limit_address_space(MEM_LIMIT_MB)\n" if mem_limit else "", 1)
+    else:
+        main = _main_source(mode, bool(sc), mem_limit, state, strides=case.detail == "stride")
+    main = _with_helpers(main, numbers="].item()" in program_src)
+    return "\n".join(header) + "\n" + body + "\n".join(settings) + "\n\n" + main
+
+
+def _with_helpers(main: str, numbers: bool) -> str:
+    """``main`` with the helpers it calls defined above it (``snippets.HELPERS``); for a program that
+    takes no Python numbers (its ``load_inputs`` reads none with ``.item()``), the plain expressions."""
+    if not numbers:
+        for call, plain in snippets.PLAIN.items():
+            main = main.replace(call, plain)
+    used = [src for name, src in snippets.HELPERS.items() if f"{name}(" in main]
+    return "".join(used) + main
 
 
 def write_repro(case_dir) -> Path:

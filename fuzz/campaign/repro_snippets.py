@@ -145,21 +145,77 @@ STRIDES = """    if worst is None:  # the saved failure: an output's strides (di
                 return "stride", f"{name} {tuple(e.shape)}: eager strides {e.stride()}, {BACKEND} {a.stride()}"
 """
 
-MAIN = """
+# Helpers of main(), each included where main() calls it (``fuzz.campaign.repro._with_helpers``):
+# inputs that are Python numbers (fuzz.gen.scalars) pass through them. A program taking no numbers
+# gets the plain expressions (``PLAIN``) instead of the first two.
+HELPERS = {
+    "_on_device": """
 def _on_device(x):  # a Python number forward takes stays a number
     return x.to(DEVICE) if isinstance(x, torch.Tensor) else x
-
-
+""",
+    "_double": """
 def _double(x):
     return x.double() if isinstance(x, torch.Tensor) and x.dtype.is_floating_point else x
-
-
+""",
+    "_leaf": """
 def _leaf(x, grad=True):
     \"\"\"A fenced copy of an input that requires grad if it is a float tensor (and ``grad``).\"\"\"
     x = fenced(x)
     return x.requires_grad_(grad and x.dtype.is_floating_point) if isinstance(x, torch.Tensor) else x
+""",
+}
+PLAIN = {"_on_device(x)": "x.to(DEVICE)", "_double(x)": "x.double() if x.dtype.is_floating_point else x"}
+
+# main() of a program eager rejects (fuzz.gen.error_calls): the backend must reject it too.
+RAISES = """
+def main():
+    import copy, faulthandler, threading
+
+    def hung():
+        print(f"DIFFERENT: no result in {TIMEOUT_S} s (a hang)", flush=True)
+        os._exit(3)
+
+    threading.Timer(TIMEOUT_S, hung).start()
+    faulthandler.dump_traceback_later(TIMEOUT_S + 30, exit=True)
+    try:  # missing or corrupt files: nothing to judge
+        LIMIT
+        torch.manual_seed(0)
+        model, inputs = load_model().to(DEVICE), [_on_device(x) for x in load_inputs()]
+    except Exception as exc:
+        return print(f"CANNOT RUN: the model or tensors do not load ({type(exc).__name__}: {exc})") or 4
+    grad = MODE in ("bwd", "train")
+    if MODE == "train":
+        model.train()
+    try:
+        with torch.set_grad_enabled(grad):
+            copy.deepcopy(model)(*[_leaf(x, grad) for x in inputs])
+    except Exception as exc:
+        eager = f"{type(exc).__name__}: {(str(exc).strip().splitlines() or [''])[0]}"
+    else:
+        return print("DIFFERENT: eager no longer raises on this call") or 3
+    try:
+        with torch.set_grad_enabled(grad):
+            fn = compile_model(copy.deepcopy(model), [_leaf(x, grad) for x in inputs], dynamic=MODE == "dynamic")
+            out = fn(*[_leaf(x, grad) for x in inputs])
+    except Exception as exc:
+        print(f"eager raises {eager}\\n{BACKEND} raises {type(exc).__name__}: {(str(exc).strip().splitlines() or [''])[0]}")
+        return print(f"AGREE: {BACKEND} rejects the call as eager does") or 0
+    out = list(out) if isinstance(out, (tuple, list)) else [out]
+    got = ", ".join(f"{str(o.dtype)[6:]}{list(o.shape)}" if isinstance(o, torch.Tensor) else type(o).__name__ for o in out)
+    print(f"eager raises {eager}\\n{BACKEND} returns {got}")
+    return print(f"REPRODUCED: {BACKEND} returns values where eager raises (raises)") or 1
 
 
+if __name__ == "__main__":
+    try:
+        code = main()
+    except BaseException as exc:  # anything unforeseen is not a reproduction
+        code = print(f"CANNOT RUN: {type(exc).__name__}: {exc}") or 4
+    sys.stdout.flush()
+    os._exit(code)
+"""
+
+MAIN = """
 def main():
     import copy, faulthandler, threading, traceback
 

@@ -271,6 +271,9 @@ class SeedPool:
 
     def _add_seed(self, model: int, files: dict, new: list, elapsed_s: float, job: dict | None) -> None:
         sid = f"m{model:06d}"
+        graph = json.loads(base64.b64decode(files["graph.json"]))
+        if (graph.get("meta") or {}).get("eager_raises"):
+            return  # a program eager rejects (fuzz.gen.error_calls): its mutants would be valid models of nothing
         if sid in self.seeds:
             self.seeds[sid]["new"] = self.seeds[sid].get("new", 0) + len(new)
             return
@@ -278,7 +281,6 @@ class SeedPool:
         d.mkdir(parents=True, exist_ok=True)
         for name, data in files.items():
             atomic_write(d / name, base64.b64decode(data))
-        graph = json.loads(base64.b64decode(files["graph.json"]))
         origin = (graph.get("meta") or {}).get("origin")
         if origin is None and not job:  # a fresh model: (campaign seed, generator index, its policy)
             origin = {"seed": self.seed, "index": self.gen_index(model), "policy": (graph.get("meta") or {}).get("policy")}

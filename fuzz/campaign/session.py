@@ -4,7 +4,7 @@
 twice perturbed in float64 for the oracle (``fuzz.campaign.oracle``), so all of the model's
 tests share them; ``run_test(backend, mode)`` compiles a fresh copy of the module with the
 backend and returns a ``Verdict``. ``bwd`` adds a backward pass (its reference made once);
-``dynamic`` adds a second call at other input sizes (``second_call``, found once per model);
+``dynamic`` adds a second call at other input sizes (``fuzz.campaign.second_call``, found once per model);
 ``train`` runs one training step (``fuzz.campaign.train``; its reference made once).
 The worker loop around it is ``fuzz.campaign.worker``.
 """
@@ -13,12 +13,9 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-import logging
 import time
 
-from fuzz.campaign import knobs, lowprec, oracle, rounding, sensitivity, train, written
-from fuzz.gen import scalars
-from fuzz.campaign.case import SECOND_CALL_PREFIX
+from fuzz.campaign import knobs, lowprec, oracle, rounding, second_call, sensitivity, train, written
 from fuzz.campaign.copies import as_list, clone_inputs, perturbed_module, to64
 from fuzz.campaign.fence import fence_for
 from fuzz.gen.program import tensor_identifiers
@@ -207,110 +204,14 @@ class Session:
         """
         if self._second is None:
             try:
-                self._second = self._find_resize()
+                self._second = second_call.find(self)
             except Exception as exc:  # never let the search cost the first call's verdict
                 self._second = None, None, {"none": f"resize search failed: {type(exc).__name__}: {exc}"[:300]}
         return self._second
 
-    def _find_resize(self, max_real: int = 6):
-        """Change every input dim of some size ``v`` (parameters keep theirs) to another size.
-
-        Candidates (``v`` by how many input dims have it, then larger first; sizes 0 and 1 last
-        or never; ``v+1``, ``v+2``, ``2v``, ``v-1``) are checked on fake (meta) tensors with the
-        eager module; the first one whose eager run on real values works is taken.
-        """
-        import collections
-
-        import torch
-
-        inputs = self.model.inputs
-        tensors = [t for t in inputs if isinstance(t, torch.Tensor)]
-        counts = collections.Counter(d for t in tensors for d in t.shape)
-        order = sorted((v for v in counts if v >= 2), key=lambda v: (-counts[v], -v)) + [1] * (1 in counts)
-        meta_ok = self._shapes_ok([_shape_of(t) for t in inputs])  # False: the fake check cannot judge
-        # Python numbers forward takes (fuzz.gen.scalars) get other values too: the compiled function
-        # must read them, not constants it folded in; with no dims to resize, they alone change
-        numbers = {n: scalars.other_value(t) for n, t in zip(self.input_names, inputs) if not isinstance(t, torch.Tensor)}
-        changed = [(n, v) for n, v in numbers.items() if v != dict(zip(self.input_names, inputs))[n]]
-        candidates = [(v, new) for v in order for new in dict.fromkeys(
-            n for n in (v + 1, v + 2, 2 * v, v - 1) if n >= 1 and n != v)] + ([(None, None)] if changed else [])
-        tried, real = [], 0
-        for v, new in candidates:
-            shapes = [_shape_of(t, v, new) for t in inputs]
-            if v is not None and meta_ok and not self._shapes_ok(shapes):
-                tried.append(f"{v}->{new}: eager rejects the shapes")
-                continue
-            if real >= max_real:
-                return None, None, {"none": f"eager raised on {real} candidate sizes", "tried": tried[:12]}
-            real += 1
-            what = f"{v}->{new}" if v is not None else "numbers only"
-            # fresh values at the new positions first; if those overflow, copies of the old ones
-            for fresh in ((True, False) if v is not None else (True,)):
-                resized = self._laid_out(_resize_inputs(inputs, v, new, fresh=fresh) if v is not None else list(inputs))
-                resized = [numbers.get(n, t) for n, t in zip(self.input_names, resized)]
-                try:
-                    reference = self._references(resized, prefix="call2:")[-1]
-                except Exception as exc:
-                    tried.append(f"{what}: eager raised {type(exc).__name__}")
-                    break
-                if _finite(reference.eager) or not _finite(self.eager_out):
-                    info = {"from": v, "to": new, "key_prefix": SECOND_CALL_PREFIX,
-                            "shapes": {n: list(t.shape) for n, t in zip(self.input_names, resized)
-                                       if isinstance(t, torch.Tensor)}}
-                    if changed:
-                        info["numbers"] = {n: [dict(zip(self.input_names, inputs))[n], x] for n, x in changed}
-                    return resized, reference, info
-                tried.append(f"{what}: non-finite outputs")
-        why = "no input dims to resize" if not order else "no other input sizes accepted by eager"
-        return None, None, {"none": why, "tried": tried[:12]}
-
-    def _laid_out(self, inputs: list) -> list:
-        """Second-call inputs in the first call's memory layouts (``fuzz.gen.layouts``: a layout does
-        not depend on sizes). An exported program is specialised on its inputs' strides, and a
-        compiled one handles symbolic strides (padded rows: size + pad) only when they are there."""
-        from fuzz.gen.layouts import with_layouts
-
-        laid = with_layouts(dict(zip(self.input_names, inputs)), self.model.graph.meta.get("layouts") or {})
-        return [laid[n] for n in self.input_names]
-
-    def _shapes_ok(self, shapes) -> bool:
-        """Whether the eager module runs on fake tensors of these input shapes."""
-        import torch
-        from torch._subclasses.fake_tensor import FakeTensorMode
-
-        module = copy.deepcopy(self.module)
-        log = logging.getLogger("torch._subclasses.fake_tensor")
-        quiet, log.disabled = log.disabled, True  # it logs every failing meta kernel's traceback
-        try:
-            with FakeTensorMode(allow_non_fake_inputs=True), torch.no_grad():
-                args = [torch.empty(s, dtype=t.dtype, device=t.device) if isinstance(t, torch.Tensor) else t
-                        for s, t in zip(shapes, self.model.inputs)]
-                out = as_list(module(*args))
-            return len(out) == len(self.eager_out)
-        except Exception:
-            return False
-        finally:
-            log.disabled = quiet
-
     def inputs_file(self) -> bytes | None:
         """``inputs.safetensors`` plus the second call's inputs (``second_call.<name>``), or None."""
-        from safetensors.torch import load, save
-
-        inputs, _, _ = self.second_call()
-        if inputs is None:
-            return None
-        import torch
-
-        from fuzz.ir.record import dtype_from_name
-
-        tensors = load(self.model.files["inputs.safetensors"])
-        dtypes = {n: self.model.graph.tensors[g].dtype for n, g in zip(self.input_names, self.graph_input_order)
-                  if g in self.model.graph.tensors}
-        for name, t in zip(self.input_names, inputs):
-            if not isinstance(t, torch.Tensor):  # a Python number: its 0-dim tensor, as the first call's
-                t = torch.tensor(t, dtype=dtype_from_name(dtypes.get(name, "float64")))
-            tensors[SECOND_CALL_PREFIX + name] = t.detach().cpu().contiguous()
-        return save(tensors)
+        return second_call.inputs_file(self)
 
     # -- backward ---------------------------------------------------------------
     def grads(self, fn, module, inputs, dtype64=False):
@@ -564,52 +465,6 @@ class Session:
         if j.kind == Kind.MISMATCH:
             out.kind, out.detail, out.diff = j.kind, j.detail, j.diff
             out.check = [j.diff["where"]] if j.diff and "where" in j.diff else j.checked
-
-
-def _finite(values) -> bool:
-    import torch
-
-    return all(bool(torch.isfinite(v).all()) for v in values if isinstance(v, torch.Tensor) and oracle.is_float(v))
-
-
-def _shape_of(t, old=None, new=None):
-    """An input's shape, every dim of size ``old`` made ``new`` (a Python number: None)."""
-    if not hasattr(t, "shape"):
-        return None
-    return tuple(new if old is not None and d == old else d for d in t.shape)
-
-
-def _resize_inputs(inputs, old: int, new: int, fresh: bool = True, seed: int = 0):
-    """``inputs`` with every dim of size ``old`` made ``new``.
-
-    Old positions keep their values (cropped, or tiled along the dim when it grows). With
-    ``fresh``, float values at new positions are drawn uniformly between the tensor's finite
-    min and max instead of repeating old ones (repeats make ties for argmax, max_pool...).
-    """
-    import torch
-
-    gen = torch.Generator().manual_seed(seed)
-    out = []
-    for t in inputs:
-        if not isinstance(t, torch.Tensor):  # a Python number forward takes: no dims
-            out.append(t)
-            continue
-        dims = [d for d, size in enumerate(t.shape) if size == old]
-        r = t
-        for d in dims:
-            r = r.index_select(d, torch.arange(new, device=t.device) % old)
-        if fresh and dims and new > old and t.dtype.is_floating_point and t.numel():
-            finite = t[torch.isfinite(t)].to(torch.float64)
-            if finite.numel():
-                lo, hi = float(finite.min()), float(finite.max())
-                mask = torch.zeros(r.shape, dtype=torch.bool)
-                for d in dims:
-                    grown = (torch.arange(new) >= old).reshape([-1 if i == d else 1 for i in range(r.dim())])
-                    mask = mask | grown
-                values = lo + (hi - lo) * torch.rand(r.shape, generator=gen, dtype=torch.float64)
-                r = torch.where(mask.to(r.device), values.to(r.dtype).to(r.device), r)
-        out.append(r.contiguous() if r is not t else t.clone())
-    return out
 
 
 def _param_names(fn) -> list[str]:

@@ -51,6 +51,7 @@ from pathlib import Path
 from fuzz.campaign import outputcode
 from fuzz.campaign.oracle import OracleError
 from fuzz.campaign import feedback, knobs
+from fuzz.campaign.error_session import ErrorSession, is_error_program
 from fuzz.campaign.session import Model, Session
 from fuzz.campaign.verdict import Kind, Verdict, describe_error
 from fuzz.isolation import limit_address_space
@@ -130,7 +131,8 @@ def run_batch(job: dict, emit) -> None:
     judged = set()
     # A model under compiler knobs (a guided campaign's mutant), or one that needs settings of its
     # own (dynamo's capture flags, knobs.model_knobs), compiles alone, under them.
-    plain = [(sub, s) for sub, s in ready if not sub.get("knobs") and not knobs.model_knobs(s.model.graph.meta)]
+    plain = [(sub, s) for sub, s in ready if not sub.get("knobs") and not knobs.model_knobs(s.model.graph.meta)
+             and not is_error_program(s.model.graph)]  # a program eager rejects: nothing to batch
     for backend in dict.fromkeys(t["backend"] for sub, _ in plain for t in sub["tests"] if t["mode"] in BATCHED_MODES):
         group = [(sub, s, t) for sub, s in plain for t in sub["tests"]
                  if t["backend"] == backend and t["mode"] in BATCHED_MODES]
@@ -163,7 +165,7 @@ def prepare(job: dict, emit):
     try:
         model = load_model(job)
         stage = "eager"
-        session = Session(model, device)
+        session = (ErrorSession if is_error_program(model.graph) else Session)(model, device)
     except Exception as exc:
         err = describe_error(exc)
         emit({"event": "model", "job": jid, "model": job.get("model"), "ok": False, "error": err})

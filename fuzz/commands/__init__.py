@@ -110,7 +110,8 @@ def command_group(sub, name: str, help: str, description: str, examples: str):
 
 
 POLICY_FLAGS = (("shapes", "shape"), ("dtype_themes", "dtype"), ("values", "values"), ("forms", "form"),
-                ("layouts", "layout"), ("scalars", "scalars"))
+                ("layouts", "layout"), ("scalars", "scalars"),
+                ("calls", "calls"))
 
 
 def add_policy_flags(p) -> None:
@@ -132,6 +133,9 @@ def add_policy_flags(p) -> None:
     g.add_argument("--scalars", default=None, metavar="SHARES",
                    help="constant, python (numbers of calls passed to forward as Python floats/ints), tensor "
                         "(passed as 0-dim tensors of a drawn dtype); default constant=0.7,python=0.15,tensor=0.15")
+    g.add_argument("--calls", default=None, metavar="SHARES",
+                   help="valid, invalid (a recorded call eager rejects: every backend must reject it too); "
+                        "default valid=0.92,invalid=0.08")
     g.add_argument("--legacy-mix", action="store_true",
                    help="the mix before policies (small shapes, rule dtypes, finite values, random ops); "
                         "the flags above then change one axis of it")

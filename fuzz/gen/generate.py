@@ -307,4 +307,10 @@ def generate_model_for_index(ruleset: RuleSet, cfg: GenConfig, seed: int, index:
     policy is drawn from them (``fuzz.gen.policy.draw_policy``); without, ``cfg.policy`` holds."""
     if shares is not None:
         cfg = dataclasses.replace(cfg, policy=draw_policy(shares, seed, index))
+    if cfg.policy.calls == "invalid":  # a call eager rejects (fuzz.gen.error_calls)
+        from fuzz.gen.error_calls import error_model
+
+        graph, inputs, state = error_model(seed, index)
+        graph.meta["policy"] = cfg.policy.to_json()
+        return Generated(graph, inputs, state, True, {"error_program": True})
     return generate(ruleset, cfg, RandomChooser(model_rng(seed, index)), lead=lead_stem(ruleset, seed, index))

@@ -1,5 +1,5 @@
 """Which kind of model to make: the per-model policy (shape class, dtype theme, value policy, form,
-input layout, scalar arguments).
+input layout, scalar arguments, calls eager rejects).
 
 A campaign or ``assay gen`` run draws one ``ModelPolicy`` per model from ``Shares`` with a
 random source of its own (``draw_policy``: it depends on ``(seed, index)`` only and never touches
@@ -9,7 +9,7 @@ shapes, the dtype mix of the rules, the finite value search, operators drawn one
 ``LEGACY`` model is byte-identical to what earlier versions generated.
 
 Each axis is documented in docs/generator.md ("Policies"); each has a flag of ``assay gen`` and
-``assay fuzz`` (``--shapes``, ``--dtype-themes``, ``--values``, ``--forms``, ``--layouts``, ``--scalars``) that takes shares such
+``assay fuzz`` (``--shapes``, ``--dtype-themes``, ``--values``, ``--forms``, ``--layouts``, ``--scalars``, ``--calls``) that takes shares such
 as ``small=0.5,vector=0.3,large=0.2``.
 """
 
@@ -40,6 +40,9 @@ AXES: dict[str, tuple[str, ...]] = {
     # forward, passed as Python numbers; tensor: passed as 0-dim tensors (fuzz.gen.scalars). Drawn
     # after layout, so adding it changed no other axis's draw.
     "scalars": ("constant", "python", "tensor"),
+    # valid: a model eager runs; invalid: a recorded call eager rejects, which every backend must reject
+    # too (fuzz.gen.error_calls). Drawn last.
+    "calls": ("valid", "invalid"),
 }
 
 DEFAULT_SHARES: dict[str, dict[str, float]] = {
@@ -52,6 +55,7 @@ DEFAULT_SHARES: dict[str, dict[str, float]] = {
     "form": {"random": 0.5, "blocks": 0.3, "forms": 0.2},
     "layout": {"contiguous": 0.7, "strided": 0.3},
     "scalars": {"constant": 0.7, "python": 0.15, "tensor": 0.15},
+    "calls": {"valid": 0.92, "invalid": 0.08},
 }
 
 LEGACY_SHARES: dict[str, dict[str, float]] = {axis: {choices[0]: 1.0} for axis, choices in AXES.items()}
@@ -67,10 +71,11 @@ class ModelPolicy:
     form: str = "random"
     layout: str = "contiguous"
     scalars: str = "constant"
+    calls: str = "valid"
 
     def to_json(self) -> dict:
         out = asdict(self)
-        for axis, before in (("layout", "contiguous"), ("scalars", "constant")):
+        for axis, before in (("layout", "contiguous"), ("scalars", "constant"), ("calls", "valid")):
             if out[axis] == before:  # as before the axis existed: such a model is unchanged
                 del out[axis]
         return out
@@ -129,7 +134,7 @@ def parse_shares(axis: str, text: str) -> dict[str, float]:
     """``small=0.5,vector=0.3,large=0.2`` (or one bare name, meaning all of it) -> weights."""
     choices = AXES[axis]
     flag = {"shape": "--shapes", "dtype": "--dtype-themes", "values": "--values", "form": "--forms",
-            "layout": "--layouts", "scalars": "--scalars"}[axis]
+            "layout": "--layouts", "scalars": "--scalars", "calls": "--calls"}[axis]
     parts = [p.strip() for p in str(text).split(",") if p.strip()]
     if not parts:
         raise AssayError(f"{flag}: empty; give shares such as {choices[0]}=1 (choices: {', '.join(choices)})")

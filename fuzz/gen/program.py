@@ -32,8 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from fuzz.gen import layouts
-from fuzz.gen.scalars import python_scalars
-from fuzz.ir.graph import Graph, Node, written_state
+from fuzz.ir.graph import Graph, Node, python_number_inputs, written_state
 from fuzz.ir.opnames import short_name
 
 PROGRAM_FILES = ("graph.json", "program.py", "inputs.safetensors", "params.safetensors")
@@ -242,7 +241,7 @@ def program_source(graph: Graph) -> str:
         "",
     ]
     laid_out = input_layouts(graph)
-    numbers = python_scalars(graph)  # inputs forward takes as Python numbers (fuzz.gen.scalars)
+    numbers = python_number_inputs(graph)  # inputs forward takes as Python numbers (fuzz.gen.scalars)
     if laid_out:
         lines += layouts.strided_source().split("\n") + ["", ""]
     lines += [

@@ -33,7 +33,7 @@ import math
 import re
 
 from fuzz.gen.chooser import Chooser
-from fuzz.ir.graph import Graph, Node, number_refs
+from fuzz.ir.graph import Graph, Node
 
 KINDS = ("python", "tensor")
 MAX_LIFTS = 2
@@ -64,17 +64,6 @@ FLOAT_VALUES = (0.5, -1.5, 2.0, 3.0, 1e-3, 100.0, -0.0, 7.25, 0.1, 65504.0)
 INT_VALUES = (2, -3, 7, 3, 1, 255, 1 << 20)
 # forms' rewrites whose arguments are not the rule's (a transform's function, checkpoint's call...)
 _SKIP_FORMS = ("checkpoint", "cond", "transform", "vmap", "grad", "jacrev", "jacfwd", "hessian", "jvp")
-
-
-def python_scalars(graph: Graph) -> dict[str, str]:
-    """Graph inputs ``forward`` takes as Python numbers: name -> ``float`` | ``int`` (by dtype)."""
-    out: dict[str, str] = {}
-    for node in graph.nodes:
-        for ref in number_refs([node.args, list(node.kwargs.values())]):
-            info = graph.tensors.get(ref)
-            if info is not None and info.role == "input":
-                out[ref] = "float" if info.dtype.startswith(("float", "bfloat")) else "int"
-    return out
 
 
 def as_python(t, kind: str):

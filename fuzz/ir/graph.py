@@ -95,6 +95,17 @@ def number_refs(value: Any) -> Iterator[str]:
                 yield from number_refs(v)
 
 
+def python_number_inputs(graph: "Graph") -> dict[str, str]:
+    """Graph inputs ``forward`` takes as Python numbers (``number_refs``): name -> ``float`` | ``int``."""
+    out: dict[str, str] = {}
+    for node in graph.nodes:
+        for ref in number_refs([node.args, list(node.kwargs.values())]):
+            info = graph.tensors.get(ref)
+            if info is not None and info.role == "input":
+                out[ref] = "float" if info.dtype.startswith(("float", "bfloat")) else "int"
+    return out
+
+
 def replace_refs(value: Any, mapping: dict[str, str]) -> Any:
     """A copy of an encoded value with tensor references renamed by ``mapping``."""
     if isinstance(value, list):

@@ -17,7 +17,8 @@ from fuzz.gen.config import GenConfig
 from fuzz.gen.generate import generate_model_for_index
 from fuzz.gen.policy import Shares
 from fuzz.gen.ruleset import load_ruleset
-from fuzz.gen.scalars import other_value, python_scalars
+from fuzz.gen.scalars import other_value
+from fuzz.ir.graph import python_number_inputs as python_scalars
 from fuzz.ir.graph import Graph, Node
 
 REPO = Path(__file__).resolve().parents[2]
@@ -70,7 +71,7 @@ def test_a_tensor_scalar_model_takes_0_dim_tensors_and_a_constant_model_is_uncha
         assert all(m.graph.tensors[n].shape == [] and m.leaves[n].dim() == 0 for n in lifted)
     plain = generate_model_for_index(load_ruleset(None), GenConfig(nodes=5), 0, found[0][0],
                                      Shares().with_axis("scalars", "constant").with_axis("shape", "small"))
-    assert "scalars" not in plain.graph.meta and "scalars" not in plain.graph.meta["policy"]
+    assert "scalars" not in plain.graph.meta and "scalars" not in plain.graph.meta.get("policy", {})
 
 
 def test_other_value_changes_finite_numbers_only():

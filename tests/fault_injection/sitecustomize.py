@@ -18,6 +18,9 @@ processes they start (sandbox workers, repro scripts) and set ``ASSAY_TEST_FAULT
   number ``forward`` takes (``fuzz.gen.scalars``; in the aten graph a 0-dim float64 tensor or a
   ``SymInt`` that is no tensor's size) is read once and reused on every later call, as a compiler
   folding a dynamic scalar into a constant without a guard would;
+- ``swallow_errors``: aot_eager's compiled forward returns zeros of its outputs' shapes when a
+  kernel raises while it runs (a value-dependent check, such as an index bound, that a compiler
+  left out): a program eager rejects then returns values (``fuzz.gen.error_calls``);
 - ``relu@no_fusion``: the ``relu`` fault, only while a compile runs with inductor's
   ``max_fusion_size`` at 1 (the ``no_fusion`` knob of ``fuzz.campaign.knobs``): a fault that
   appears only under a compiler setting, as some real ones do.
@@ -57,6 +60,7 @@ def _install(fault: str) -> None:
         "contiguous_read": set(),
         "contiguous_outputs": set(),
         "scalar_fold": set(),
+        "swallow_errors": set(),
     }[fault]
 
     def buffer_write(node) -> bool:
@@ -117,7 +121,22 @@ def _install(fault: str) -> None:
         corrupt(gm.graph)
         gm.recompile()
         run = boxed_nop(gm, example_inputs)
+        if fault == "swallow_errors":
+            return swallow_errors(gm, run)
         return fold_numbers(gm, run) if fault == "scalar_fold" else run
+
+    def swallow_errors(gm, run):
+        out = next(n for n in gm.graph.nodes if n.op == "output")
+        vals = [a.meta.get("val") if isinstance(a, torch.fx.Node) else None for a in out.args[0]]
+
+        def swallowing(args):
+            try:
+                return run(args)
+            except Exception:
+                return [torch.zeros(v.shape, dtype=v.dtype) if isinstance(v, torch.Tensor) else None for v in vals]
+
+        swallowing._boxed_call = True
+        return swallowing
 
     def fold_numbers(gm, run):
         vals = [n.meta.get("val") for n in gm.graph.nodes if n.op == "placeholder"]
