@@ -236,12 +236,22 @@ class Reference:
     # Makes ``low32`` when it is first needed: only a run with an element flagged without it pays
     # for the float32 run (the alternative reference only ever clears elements)
     low32_fn: object = field(default=None, repr=False, compare=False)
+    low32_bare: list | None = None               # the same with explicit low-precision casts made float32 too
+    low32_bare_fn: object = field(default=None, repr=False, compare=False)
     noisy: list | None = None                    # float64 with rounding noise per operator (fuzz.campaign.rounding)
     noisy_fn: object = field(default=None, repr=False, compare=False)  # makes ``noisy``, on first need
 
     def alternative(self, i: int):
         """``low32[i]`` (made by ``low32_fn`` on first use), or None."""
         return self._deferred("low32", i)
+
+    def alternatives(self, i: int) -> list:
+        """The float32-intermediate runs' element ``i``: casts kept, then casts made float32 (each made
+        on first use, by ``low32_fn`` / ``low32_bare_fn``); those that exist."""
+        out = [self.alternative(i)]
+        if out[0] is not None or self.low32_bare_fn is not None or self.low32_bare is not None:
+            out.append(self._deferred("low32_bare", i))
+        return [a for a in out if a is not None]
 
     def noisy_value(self, i: int):
         """``noisy[i]`` (made by ``noisy_fn`` on first use), or None."""
@@ -325,14 +335,16 @@ def judge(reference: Reference, actual: list, k: float = K, strides: bool = Fals
             limit = 0.5 * torch.finfo(e.dtype).max if e.dtype.is_floating_point else None
             classes = not name.startswith("grad:")
             bad = value_mismatch(ref, e_cpu, a_cpu, atol, rtol, g, k, limit, classes=classes)
-            alt = reference.alternative(i) if bool(bad.any()) else None
-            if alt is not None and tuple(alt.shape) == tuple(e.shape):
-                # the float32-intermediate run (what inductor computes by design: fuzz.campaign.lowprec):
-                # classes it does not share with eager are not judged, and it is a second eager for
-                # values: flagged only beyond the tolerance rule against its error too
-                if classes:
-                    bad = value_mismatch(ref, e_cpu, a_cpu, atol, rtol, g, k, limit, classes=classes, alt=alt)
-                bad &= value_mismatch(ref, alt, a_cpu, atol, rtol, g, k, limit, classes=classes)
+            # the float32-intermediate runs (what inductor computes by design: fuzz.campaign.lowprec; with
+            # the model's explicit casts kept, then dropped): under each, classes it does not share with
+            # eager are not judged, and it is a second eager for values (flagged only beyond the
+            # tolerance rule against its error too); an element either run explains is not flagged
+            for alt in (reference.alternatives(i) if bool(bad.any()) else []):
+                if tuple(alt.shape) != tuple(e.shape):
+                    continue
+                still = value_mismatch(ref, e_cpu, a_cpu, atol, rtol, g, k, limit, classes=classes, alt=alt) \
+                    if classes else bad
+                bad = bad & (still & value_mismatch(ref, alt, a_cpu, atol, rtol, g, k, limit, classes=classes))
             if bool(bad.any()) and have64:
                 # the rounding-noise run as a second eager: flagged only beyond K times its error too
                 noisy = reference.noisy_value(i)

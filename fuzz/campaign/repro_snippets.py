@@ -145,6 +145,17 @@ STRIDES = """    if worst is None:  # the saved failure: an output's strides (di
                 return "stride", f"{name} {tuple(e.shape)}: eager strides {e.stride()}, {BACKEND} {a.stride()}"
 """
 
+# How every repro.py runs main(): its exit code, whatever main() raises.
+RUN = """
+if __name__ == "__main__":
+    try:
+        code = main()
+    except BaseException as exc:  # anything unforeseen is not a reproduction
+        code = print(f"CANNOT RUN: {type(exc).__name__}: {exc}") or 4
+    sys.stdout.flush()
+    os._exit(code)  # not sys.exit: the hang watchdog must not keep the process alive
+"""
+
 # Helpers of main(), each included where main() calls it (``fuzz.campaign.repro._with_helpers``):
 # inputs that are Python numbers (fuzz.gen.scalars) pass through them. A program taking no numbers
 # gets the plain expressions (``PLAIN``) instead of the first two.
@@ -204,16 +215,7 @@ def main():
     got = ", ".join(f"{str(o.dtype)[6:]}{list(o.shape)}" if isinstance(o, torch.Tensor) else type(o).__name__ for o in out)
     print(f"eager raises {eager}\\n{BACKEND} returns {got}")
     return print(f"REPRODUCED: {BACKEND} returns values where eager raises (raises)") or 1
-
-
-if __name__ == "__main__":
-    try:
-        code = main()
-    except BaseException as exc:  # anything unforeseen is not a reproduction
-        code = print(f"CANNOT RUN: {type(exc).__name__}: {exc}") or 4
-    sys.stdout.flush()
-    os._exit(code)
-"""
+""" + RUN
 
 MAIN = """
 def main():
@@ -255,12 +257,4 @@ def main():
     print(found[1] + "\\n" + ("REPRODUCED" if same else "DIFFERENT") + f": {BACKEND} differs from eager ({found[0]})")
     return 1 if same else 3
 
-
-if __name__ == "__main__":
-    try:
-        code = main()
-    except BaseException as exc:  # anything unforeseen is not a reproduction
-        code = print(f"CANNOT RUN: {type(exc).__name__}: {exc}") or 4
-    sys.stdout.flush()
-    os._exit(code)  # not sys.exit: the hang watchdog must not keep the process alive
-"""
+""" + RUN

@@ -10,6 +10,8 @@ a ``Reference`` (``fuzz.campaign.oracle``) does not judge them, nor anything com
   ``unique`` of integers or bools: its values and counts follow from the input);
 - integer/bool values derived from float rounding: ones whose float64 run differs from eager,
   or that change when float leaves are perturbed by a few ulps (``PERTURB``);
+- a special polynomial's degree that int64 cannot hold (``degree_unrepresentable``: the kernels
+  convert it before branching on it, undefined behaviour in C++);
 - integer outputs converted from NaN, +-inf or out-of-range floats (``casts_unrepresentable``:
   undefined behaviour in C++, so no result is right);
 - outputs of pivoting factorisations of an ill-conditioned matrix operand;
@@ -318,6 +320,31 @@ def casts_unrepresentable(node, eager_env: dict) -> bool:
     return False
 
 
+def degree_unrepresentable(node, eager_env: dict) -> bool:
+    """Whether a special polynomial (``chebyshev_polynomial_t``, ``legendre_polynomial_p``...) gets a
+    degree ``n`` (its second argument) that int64 cannot hold: NaN, +-inf or beyond its range. The
+    kernels convert ``n`` to int64 before they branch on it (``n < 0``, ``n == 0``...), and that
+    conversion is undefined behaviour in C++: eager's scalar loop and inductor's code may take
+    different branches (eager's legendre_polynomial_p(1, NaN) is 0, inductor's 1), so no result is right."""
+    import math
+
+    import torch
+
+    if "polynomial_" not in short_op(node.op) or len(node.args) < 2:
+        return False
+    n = node.args[1]
+    if isinstance(n, dict) and "ref" in n:
+        n = eager_env.get(n["ref"])
+    elif isinstance(n, dict) and "float" in n:
+        n = float(n["float"])
+    if isinstance(n, (int, float)) and not isinstance(n, bool):
+        return not math.isfinite(n) or abs(n) >= 2.0 ** 63
+    if not isinstance(n, torch.Tensor) or not n.is_floating_point() or n.numel() == 0:
+        return False
+    w = n.detach().cpu().to(torch.float64)
+    return not bool(torch.isfinite(w).all()) or float(w.abs().max()) >= 2.0 ** 63
+
+
 # Ops whose result depends on the sign of a zero operand: copysign(x, -0.0) < 0, 1 / -0.0 = -inf,
 # atan2(0.0, -0.0) = pi. The sign of a zero a model *computes* is not fixed: -x + x and x - x,
 # a sum's order, a fused multiply-add may give +0.0 or -0.0 (IEEE 754), so a compiler that
@@ -540,6 +567,10 @@ def sensitive_tensors(graph, eager_env: dict, ref_env: dict | None, perturbed_en
                     continue
                 reasons.setdefault(o, f"{node.name} converts NaN/inf/out-of-range floats to integers "
                                       "(undefined behaviour in C++)")
+        if degree_unrepresentable(node, eager_env):
+            for o in node.outputs:
+                reasons.setdefault(o, f"{node.name} takes a degree int64 cannot hold (NaN, inf or beyond its range: "
+                                      "converting it is undefined behaviour in C++)")
         if short in OVERWRITE_OPS and _writes_twice(node, short, eager_env):
             for o in node.outputs:
                 reasons.setdefault(o, f"{node.name} writes one position twice (which write wins is unspecified)")

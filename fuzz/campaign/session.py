@@ -144,6 +144,8 @@ class Session:
         # made when a compiled run first has an element flagged without it (most never do)
         reference.low32_fn = lowprec.deferred_float32_outputs(graph, self.module.state_dict(), inputs, len(eager_state),
                                                               self.graph_input_order)
+        reference.low32_bare_fn = lowprec.deferred_float32_outputs(graph, self.module.state_dict(), inputs,
+                                                                   len(eager_state), self.graph_input_order, keep_casts=False)
         reference.noisy_fn = rounding.deferred_noisy_outputs(graph, self.module.state_dict(), inputs, len(eager_state), ref64,
                                                              self.graph_input_order)
         return eager_out, eager_env, ref_env, sensitive, reference
@@ -250,10 +252,11 @@ class Session:
             self._bwd_ref = oracle.Reference([f"out{i}" for i in range(n_out)] + names + written.labels(self.writes),
                                              values + state, ref64, skip, precision)
             if lowprec.holds_low_precision(self.model.graph):  # else no copies on every bwd reference
-                self._bwd_ref.low32_fn = lowprec.deferred_float32_grads(
-                    self.model.graph, self.module.state_dict(),
-                    clone_inputs(self.model.inputs, self.device, requires_grad=True, frozen=self.frozen),
-                    lambda mod, ins: self.grads(mod, mod, ins), names, len(state), self.graph_input_order)
+                for keep, attr in ((True, "low32_fn"), (False, "low32_bare_fn")):
+                    setattr(self._bwd_ref, attr, lowprec.deferred_float32_grads(
+                        self.model.graph, self.module.state_dict(),
+                        clone_inputs(self.model.inputs, self.device, requires_grad=True, frozen=self.frozen),
+                        lambda mod, ins: self.grads(mod, mod, ins), names, len(state), self.graph_input_order, keep))
             if ref64 is not None:
                 self._bwd_ref.skip.update(train.ill_conditioned(self._bwd_ref, self._perturbed_grads(names),
                                                                 "in the backward pass"))

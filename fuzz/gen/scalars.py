@@ -58,7 +58,6 @@ SCALAR_CALLS = (
 )
 FLOAT_ONLY = ("torch.nn.functional.leaky_relu", "torch.nn.functional.elu", "torch.nn.functional.softplus",
               "torch.nn.functional.hardtanh", "torch.xlogy")
-INT_ARGS = ()
 NUMERIC_DTYPES = ("float32", "float64", "float16", "bfloat16", "int64", "int32", "int16", "int8", "uint8")
 FLOAT_VALUES = (0.5, -1.5, 2.0, 3.0, 1e-3, 100.0, -0.0, 7.25, 0.1, 65504.0)
 INT_VALUES = (2, -3, 7, 3, 1, 255, 1 << 20)
@@ -238,7 +237,7 @@ def _append_scalar_call(g: Graph, ch: Chooser) -> list:
         t = ch.choice(pool)
         integral = not g.tensors[t].dtype.startswith(("float", "bfloat"))
         op, kwargs, where = ch.choice([c for c in SCALAR_CALLS if not (integral and c[0] in FLOAT_ONLY)])
-        typ = "int" if (integral and ch.chance(0.6)) or where in INT_ARGS else "float"
+        typ = "int" if integral and ch.chance(0.6) else "float"
         number = ch.choice(INT_VALUES if typ == "int" else FLOAT_VALUES)
         args = [{"ref": t}] + ([number] if where == "arg:1" else [])
         kwargs = dict(kwargs, **({where[3:]: number} if where.startswith("kw:") else {}))

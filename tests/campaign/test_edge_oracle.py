@@ -168,3 +168,24 @@ def test_a_cast_to_bfloat16_of_a_value_beyond_its_range_is_not_judged_but_a_plan
     in_range = {"x": torch.tensor([1.0, 2.0, 3.0, 4.0]), "w": torch.ones(4), low: torch.ones(4, dtype=torch.bfloat16)}
     assert out not in sensitive_tensors(g, in_range, None)  # in range: still judged
     assert out in sensitive_tensors(g, {**in_range, "x": big}, None)
+
+
+def test_a_special_polynomial_of_a_degree_int64_cannot_hold_is_not_judged(tmp_path):
+    """legendre_polynomial_p(True, NaN): eager 0, inductor 1 (the kernels convert the degree to int64
+    first, undefined for NaN); a degree in range is judged, and a planted error is caught."""
+    def poly_graph():
+        g = Graph()
+        x = g.add_tensor([3], "float32", "input", name="x")
+        n = g.add_tensor([3], "float32", "input", name="n")
+        g.outputs = [call(g, "n0", "torch.special.legendre_polynomial_p", [{"ref": x}, {"ref": n}], [3])]
+        return g
+
+    x = torch.tensor([1.0, 0.5, -0.25])
+    for i, bad in enumerate((NAN, -INF, 1e19)):
+        s = session_for(tmp_path, poly_graph(), {"x": x, "n": torch.tensor([2.0, bad, 3.0])}, f"p{i}")
+        assert "degree int64 cannot hold" in s.fwd_ref.skip["out0"]
+    s = session_for(tmp_path, poly_graph(), {"x": x, "n": torch.tensor([2.0, 4.0, 3.0])}, "ok")
+    assert "out0" not in s.fwd_ref.skip
+    wrong = s.fwd_ref.eager[0].clone()
+    wrong[1] += 0.5
+    assert oracle.judge(s.fwd_ref, [wrong]).kind == "mismatch"

@@ -147,3 +147,27 @@ def test_the_float32_run_takes_the_inputs_in_forwards_order_not_graph_jsons(tmp_
     assert low is not None and not low.isnan().any()  # the float32-intermediate run ran, on the right inputs
     assert sess.fwd_ref.eager[0][0].isnan().all()  # eager: the row became inf in float16, then NaN
     assert sess.run_test("inductor", "fwd").kind == "pass"
+
+
+def test_an_explicit_cast_inductor_fuses_away_is_a_second_float32_run(tmp_path):
+    """fmod(a.half(), s) with a float32 a just above 10 s: inductor computes fmod(a, s) (the cast to
+    float16 and back is dropped inside the kernel) = 0.0001, eager fmod(fp16(a), s) = 0.47."""
+    g = Graph()
+    g.add_tensor([4], "float32", "input", name="a")
+    g.add_tensor([4], "float16", "value", name="half_1")
+    g.add_tensor([4], "float16", "value", name="fmod_2")
+    g.add_node(Node("n0", "torch.Tensor.half", "function", [{"ref": "a"}], {}, ["half_1"]))
+    g.add_node(Node("n1", "torch.fmod", "function", [{"ref": "half_1"}, 0.4755046282102492], {}, ["fmod_2"]))
+    g.outputs = ["fmod_2"]
+    assert lowprec.has_low_casts(g)
+    bare = lowprec.upcast_graph(g, keep_casts=False)
+    assert [n.op for n in bare.nodes] == ["torch.Tensor.float", "torch.fmod"]
+    s = _save(tmp_path, g, {"a": torch.tensor([4.75517, 1.0, 2.0, 3.0])})
+    v = s.run_test("inductor", "fwd")
+    assert v.kind == "pass", (v.detail, v.diff)
+    ref = s.fwd_ref
+    assert abs(float(ref.eager[0][0]) - 0.4736) < 1e-3 and float(ref.alternatives(0)[-1][0]) < 1e-3
+    wrong = [ref.eager[0].clone()]
+    wrong[0][2] += 0.25  # a real error elsewhere is still a mismatch
+    j = oracle.judge(ref, wrong)
+    assert j.kind == "mismatch" and j.diff["index"] == [2]
