@@ -10,10 +10,10 @@ a ``Reference`` (``fuzz.campaign.oracle``) does not judge them, nor anything com
   ``unique`` of integers or bools: its values and counts follow from the input);
 - integer/bool values derived from float rounding: ones whose float64 run differs from eager,
   or that change when float leaves are perturbed by a few ulps (``PERTURB``);
-- a special polynomial's degree that int64 cannot hold (``degree_unrepresentable``: the kernels
-  convert it before branching on it, undefined behaviour in C++);
-- integer outputs converted from NaN, +-inf or out-of-range floats (``casts_unrepresentable``:
-  undefined behaviour in C++, so no result is right);
+- conversions C++ leaves undefined (``fuzz.campaign.undefined_casts``): a special polynomial's
+  degree that int64 cannot hold (``degree_unrepresentable``: the kernels convert it before
+  branching on it), integer outputs converted from NaN, +-inf or out-of-range floats
+  (``casts_unrepresentable``); no result is right;
 - outputs of pivoting factorisations of an ill-conditioned matrix operand;
 - outputs of ``put``/``index_put``/``scatter``/``index_copy`` that write one position twice
   (``OVERWRITE_OPS``), and of ops that do not check their indices when one is out of range
@@ -36,6 +36,7 @@ from fuzz.campaign.conditioning import fragile_matrix, ill_conditioned, square_o
 from fuzz.campaign.oracle import K, TOLERANCES, dtype_name_of, is_float
 from fuzz.campaign.narrowing import narrows_past_range
 from fuzz.campaign.scaled_products import SCALED_PRODUCT_OPS, scaled_product_edge
+from fuzz.campaign.undefined_casts import casts_unrepresentable, degree_unrepresentable
 
 # Relative noise used to find values that sit on a rounding boundary.
 PERTURB = {"float16": 2e-3, "bfloat16": 1.6e-2, "float32": 2e-6, "float64": 1e-12}
@@ -296,55 +297,6 @@ EXACT_OPS = {"int", "long", "short", "char", "byte", "bool", "to", "type", "type
              "searchsorted", "frexp", "signbit", "isnan", "isinf", "isfinite", "isposinf", "isneginf", "isreal"}
 
 
-def casts_unrepresentable(node, eager_env: dict) -> bool:
-    """Whether a node makes integers from floats its integer outputs cannot hold: NaN, +-inf,
-    or values beyond the output dtype's range. Converting those is undefined behaviour in C++
-    (x86 gives INT_MIN, ARM saturates, a vectorised kernel may differ from a scalar one), so no
-    result is right. Index outputs (argmax...) are positions, not conversions: not these."""
-    import torch
-
-    outs = [eager_env.get(o) for o in node.outputs]
-    ints = [t for t in outs if isinstance(t, torch.Tensor) and not (t.is_floating_point() or t.is_complex())
-            and t.dtype != torch.bool]
-    if not ints or short_op(node.op) in INDEX_OPS:
-        return False
-    lo = max(torch.iinfo(t.dtype).min for t in ints)
-    hi = min(torch.iinfo(t.dtype).max for t in ints)
-    for name in dict.fromkeys(node.inputs()):
-        t = eager_env.get(name)
-        if not isinstance(t, torch.Tensor) or not t.is_floating_point() or t.numel() == 0:
-            continue
-        w = t.detach().cpu().to(torch.float64)
-        if not bool(torch.isfinite(w).all()) or float(w.max()) > hi or float(w.min()) < lo:
-            return True
-    return False
-
-
-def degree_unrepresentable(node, eager_env: dict) -> bool:
-    """Whether a special polynomial (``chebyshev_polynomial_t``, ``legendre_polynomial_p``...) gets a
-    degree ``n`` (its second argument) that int64 cannot hold: NaN, +-inf or beyond its range. The
-    kernels convert ``n`` to int64 before they branch on it (``n < 0``, ``n == 0``...), and that
-    conversion is undefined behaviour in C++: eager's scalar loop and inductor's code may take
-    different branches (eager's legendre_polynomial_p(1, NaN) is 0, inductor's 1), so no result is right."""
-    import math
-
-    import torch
-
-    if "polynomial_" not in short_op(node.op) or len(node.args) < 2:
-        return False
-    n = node.args[1]
-    if isinstance(n, dict) and "ref" in n:
-        n = eager_env.get(n["ref"])
-    elif isinstance(n, dict) and "float" in n:
-        n = float(n["float"])
-    if isinstance(n, (int, float)) and not isinstance(n, bool):
-        return not math.isfinite(n) or abs(n) >= 2.0 ** 63
-    if not isinstance(n, torch.Tensor) or not n.is_floating_point() or n.numel() == 0:
-        return False
-    w = n.detach().cpu().to(torch.float64)
-    return not bool(torch.isfinite(w).all()) or float(w.abs().max()) >= 2.0 ** 63
-
-
 # Ops whose result depends on the sign of a zero operand: copysign(x, -0.0) < 0, 1 / -0.0 = -inf,
 # atan2(0.0, -0.0) = pi. The sign of a zero a model *computes* is not fixed: -x + x and x - x,
 # a sum's order, a fused multiply-add may give +0.0 or -0.0 (IEEE 754), so a compiler that
@@ -561,7 +513,7 @@ def sensitive_tensors(graph, eager_env: dict, ref_env: dict | None, perturbed_en
                     val = eager_env.get(o)
                     if short in TIE_VALUE_OPS or val is None or not is_float(val):
                         reasons.setdefault(o, f"{node.name} picks among ties")
-        if casts_unrepresentable(node, eager_env):
+        if casts_unrepresentable(node, eager_env, short in INDEX_OPS):
             for o in node.outputs:
                 if eager_env.get(o) is None or is_float(eager_env[o]):
                     continue

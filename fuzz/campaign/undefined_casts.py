@@ -1,0 +1,61 @@
+"""Values converted where C++ leaves the result undefined: no compiled result is wrong there.
+
+- ``casts_unrepresentable``: integers made from NaN, +-inf or floats beyond the integer dtype's
+  range (x86 gives INT_MIN, ARM saturates, a vectorised kernel may differ from a scalar one);
+- ``degree_unrepresentable``: a special polynomial's degree that int64 cannot hold, which the
+  kernels convert before branching on it (found in the eleventh session's campaign:
+  ``legendre_polynomial_p(True, NaN)``, eager 0, inductor 1).
+
+``fuzz.campaign.sensitivity`` leaves the outputs of such nodes unjudged.
+"""
+
+from __future__ import annotations
+
+
+def casts_unrepresentable(node, eager_env: dict, index_op: bool = False) -> bool:
+    """Whether a node makes integers from floats its integer outputs cannot hold: NaN, +-inf,
+    or values beyond the output dtype's range. Converting those is undefined behaviour in C++
+    (x86 gives INT_MIN, ARM saturates, a vectorised kernel may differ from a scalar one), so no
+    result is right. Index outputs (argmax...: ``index_op``) are positions, not conversions: not these."""
+    import torch
+
+    outs = [eager_env.get(o) for o in node.outputs]
+    ints = [t for t in outs if isinstance(t, torch.Tensor) and not (t.is_floating_point() or t.is_complex())
+            and t.dtype != torch.bool]
+    if not ints or index_op:
+        return False
+    lo = max(torch.iinfo(t.dtype).min for t in ints)
+    hi = min(torch.iinfo(t.dtype).max for t in ints)
+    for name in dict.fromkeys(node.inputs()):
+        t = eager_env.get(name)
+        if not isinstance(t, torch.Tensor) or not t.is_floating_point() or t.numel() == 0:
+            continue
+        w = t.detach().cpu().to(torch.float64)
+        if not bool(torch.isfinite(w).all()) or float(w.max()) > hi or float(w.min()) < lo:
+            return True
+    return False
+
+
+def degree_unrepresentable(node, eager_env: dict) -> bool:
+    """Whether a special polynomial (``chebyshev_polynomial_t``, ``legendre_polynomial_p``...) gets a
+    degree ``n`` (its second argument) that int64 cannot hold: NaN, +-inf or beyond its range. The
+    kernels convert ``n`` to int64 before they branch on it (``n < 0``, ``n == 0``...), and that
+    conversion is undefined behaviour in C++: eager's scalar loop and inductor's code may take
+    different branches (eager's legendre_polynomial_p(1, NaN) is 0, inductor's 1), so no result is right."""
+    import math
+
+    import torch
+
+    if "polynomial_" not in node.op.lower() or len(node.args) < 2:
+        return False
+    n = node.args[1]
+    if isinstance(n, dict) and "ref" in n:
+        n = eager_env.get(n["ref"])
+    elif isinstance(n, dict) and "float" in n:
+        n = float(n["float"])
+    if isinstance(n, (int, float)) and not isinstance(n, bool):
+        return not math.isfinite(n) or abs(n) >= 2.0 ** 63
+    if not isinstance(n, torch.Tensor) or not n.is_floating_point() or n.numel() == 0:
+        return False
+    w = n.detach().cpu().to(torch.float64)
+    return not bool(torch.isfinite(w).all()) or float(w.abs().max()) >= 2.0 ** 63
