@@ -47,7 +47,7 @@ def main() -> None:
             mix.update(m.graph.meta.get("forms", []))
             nodes += len(m.graph.nodes)
             dropped += m.graph.meta["guard"]["dropped"]
-            program.run_eager(program.build_module(m.graph, m.state), [t.clone() for t in m.inputs])
+            program.run_eager(program.build_module(m.graph, m.state), [t.clone() if hasattr(t, 'clone') else t for t in m.forward_inputs()])
             ok += 1
         except Exception as exc:  # noqa: BLE001 (any failure is an invalid model)
             bad.append((i, repr(exc)[:200]))

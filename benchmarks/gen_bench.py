@@ -112,7 +112,7 @@ def quality(rs, n, nodes, seed):
         try:
             module = build_module(g, m.state)
             with mode:
-                outs = run_eager(module, m.inputs)
+                outs = run_eager(module, m.forward_inputs())
             ok += 1
             finite += bool(m.finite and all_finite(outs))
         except Exception as exc:
@@ -139,7 +139,7 @@ def speed(rs, n, nodes, seed):
         c = time.process_time()
         try:
             m = generate_model_for_index(rs, GenConfig(nodes=nodes), seed + 1000 * nodes, i)
-            run_eager(build_module(m.graph, m.state), m.inputs)
+            run_eager(build_module(m.graph, m.state), m.forward_inputs())
         except (GenerationError, Exception):
             pass
         times.append(time.perf_counter() - t)
@@ -183,7 +183,7 @@ def memory_child(rules, n, nodes, seed):
     for i in range(n):
         try:
             m = generate_model_for_index(rs, GenConfig(nodes=nodes), seed + 7, i)
-            run_eager(build_module(m.graph, m.state), m.inputs)
+            run_eager(build_module(m.graph, m.state), m.forward_inputs())
         except Exception:
             pass
     peak_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss

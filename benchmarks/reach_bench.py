@@ -82,7 +82,7 @@ def generate_and_run(rs, n, nodes, seed, shares):
             continue
         rejects = bool(m.graph.meta.get("eager_raises"))  # a program eager must reject (fuzz.gen.error_calls)
         try:
-            run_eager(build_module(m.graph, m.state), m.inputs)
+            run_eager(build_module(m.graph, m.state), m.forward_inputs())
             ok, why = not rejects, "eager runs a program made to be rejected" if rejects else None
         except Exception as exc:  # noqa: BLE001 - an invalid model is what is counted here
             ok, why = rejects, None if rejects else f"eager: {type(exc).__name__}: {exc}"[:100]

@@ -287,7 +287,7 @@ def lay_out(model: Generated, seed: int) -> None:
     laid = layouts.with_layouts(model.leaves, chosen)
     g.meta["layouts"] = chosen
     try:
-        run_eager(build_module(g, model.state), [laid[i] for i in g.inputs])
+        run_eager(build_module(g, model.state), model.forward_inputs(laid))
     except Exception as exc:  # noqa: BLE001 - e.g. view() of a transposed input: kept contiguous
         del g.meta["layouts"]
         g.meta["layouts_dropped"] = f"{type(exc).__name__}: {exc}"[:200]

@@ -28,6 +28,15 @@ class Generated:
     def inputs(self) -> list:
         return [self.leaves[i] for i in self.graph.inputs]
 
+    def forward_inputs(self, leaves: dict | None = None) -> list:
+        """The inputs as ``forward`` takes them (from ``leaves``, default the model's): a number
+        lifted into a Python scalar (``fuzz.gen.scalars``) as that number, every other input as is."""
+        from fuzz.ir.graph import python_number_inputs
+
+        leaves = self.leaves if leaves is None else leaves
+        numbers = python_number_inputs(self.graph)
+        return [leaves[i].item() if i in numbers else leaves[i] for i in self.graph.inputs]
+
     def tensors(self) -> dict:
         """All tensors for ``fuzz.gen.program.save_program``."""
         return {**{i: self.leaves[i] for i in self.graph.inputs}, **self.state}

@@ -46,6 +46,10 @@ def test_a_python_scalar_model_passes_numbers_to_forward_and_is_deterministic(tm
     assert m.graph.meta["policy"]["scalars"] == "python"
     numbers = python_scalars(m.graph)
     assert numbers and set(numbers) <= set(m.graph.meta["scalars"])
+    # forward's inputs: the numbers as numbers (the generator's own runs and the benchmarks use them)
+    ins = dict(zip(m.graph.inputs, m.forward_inputs()))
+    assert all(type(ins[n]) is {"float": float, "int": int}[t] for n, t in numbers.items())
+    program.run_eager(program.build_module(m.graph, m.state), m.forward_inputs())
     for name in numbers:
         assert m.graph.tensors[name].shape == [] and m.graph.tensors[name].dtype in ("float64", "int64")
     program.save_program(m.graph, m.tensors(), tmp_path / "prog")
