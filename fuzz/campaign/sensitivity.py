@@ -35,6 +35,7 @@ from __future__ import annotations
 from fuzz.campaign.conditioning import fragile_matrix, ill_conditioned, square_operands
 from fuzz.campaign.oracle import K, TOLERANCES, dtype_name_of, is_float
 from fuzz.campaign.narrowing import narrows_past_range
+from fuzz.campaign.folded_affine import folds_nonfinite_affine
 from fuzz.campaign.scaled_products import SCALED_PRODUCT_OPS, scaled_product_edge
 from fuzz.campaign.undefined_casts import casts_unrepresentable, degree_unrepresentable
 
@@ -538,6 +539,10 @@ def sensitive_tensors(graph, eager_env: dict, ref_env: dict | None, perturbed_en
             for o in node.outputs:
                 reasons.setdefault(o, f"{node.name} casts a value beyond the dtype's range (inf in eager; "
                                       "inductor may skip the round trip)")
+        if folds_nonfinite_affine(node, eager_env):
+            for o in node.outputs:
+                reasons.setdefault(o, f"{node.name} normalises with a non-finite weight, bias or statistic (whether "
+                                      "the affine is folded first decides NaN against inf)")
         if short in SCALED_PRODUCT_OPS and scaled_product_edge(node, eager_env):
             for o in node.outputs:
                 reasons.setdefault(o, f"{node.name} scales a product by alpha at an infinite or near-overflow "

@@ -189,3 +189,25 @@ def test_a_special_polynomial_of_a_degree_int64_cannot_hold_is_not_judged(tmp_pa
     wrong = s.fwd_ref.eager[0].clone()
     wrong[1] += 0.5
     assert oracle.judge(s.fwd_ref, [wrong]).kind == "mismatch"
+
+
+def test_a_norm_with_an_infinite_weight_is_not_judged_and_a_finite_one_is(tmp_path):
+    """instance_norm(x, weight=[inf]): eager folds the affine (inf - inf = NaN), inductor does not
+    (+-inf); with a finite weight the output is judged and a planted error caught."""
+    def norm_graph():
+        g = Graph()
+        x = g.add_tensor([1, 1, 3, 1], "float32", "input", name="x")
+        w = g.add_tensor([1], "float32", "input", name="w")
+        g.outputs = [call(g, "n0", "torch.nn.functional.instance_norm", [{"ref": x}], [1, 1, 3, 1],
+                          kwargs={"weight": {"ref": w}})]
+        return g
+
+    x = torch.tensor([1.0952, 0.8861, 1.0952]).reshape(1, 1, 3, 1)
+    s = session_for(tmp_path, norm_graph(), {"x": x, "w": torch.tensor([INF])}, "inf")
+    assert "non-finite weight" in s.fwd_ref.skip["out0"]
+    assert s.run_test("inductor", "fwd").kind == "pass"
+    s = session_for(tmp_path, norm_graph(), {"x": x, "w": torch.tensor([2.0])}, "ok")
+    assert "out0" not in s.fwd_ref.skip
+    wrong = s.fwd_ref.eager[0].clone()
+    wrong.view(-1)[1] += 0.5
+    assert oracle.judge(s.fwd_ref, [wrong]).kind == "mismatch"
