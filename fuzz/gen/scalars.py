@@ -35,7 +35,6 @@ import re
 from fuzz.gen.chooser import Chooser
 from fuzz.ir.graph import Graph, Node
 
-KINDS = ("python", "tensor")
 MAX_LIFTS = 2
 # 0-dim tensor dtypes a lifted number may get, by the number's type; the number must survive the cast.
 TENSOR_DTYPES = {
@@ -63,12 +62,6 @@ FLOAT_VALUES = (0.5, -1.5, 2.0, 3.0, 1e-3, 100.0, -0.0, 7.25, 0.1, 65504.0)
 INT_VALUES = (2, -3, 7, 3, 1, 255, 1 << 20)
 # forms' rewrites whose arguments are not the rule's (a transform's function, checkpoint's call...)
 _SKIP_FORMS = ("checkpoint", "cond", "transform", "vmap", "grad", "jacrev", "jacfwd", "hessian", "jvp")
-
-
-def as_python(t, kind: str):
-    """The Python number a 0-dim tensor holds (``float`` or ``int``)."""
-    v = t.item() if hasattr(t, "item") else t
-    return float(v) if kind == "float" else int(v)
 
 
 def other_value(v):
