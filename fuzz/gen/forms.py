@@ -51,6 +51,13 @@ arguments.
   graph's dtypes or are read by nothing (then they take autocast's dtype). Written as a region,
   not as ``torch.autocast(...)(f)``: dynamo 2.13 fails an internal assertion on the decorator
   form of a torch function ("expected a function variable, got LazyVariableTracker").
+
+After its rewrites, half of the forms models also get a graph break (``add_graph_break``): the line
+``torch._dynamo.graph_break()`` after a node (``extra["graph_break"]``) whose outputs, or an
+earlier node's, are read after it. Eager ignores it; dynamo compiles the calls above it and the
+calls below it as separate graphs and runs the Python between them, so the tensors crossing the
+break (views, values written in place, outputs of a form) leave one compiled graph and enter the
+next, and a backward runs through both. ``graph.meta["forms"]`` then ends with ``graph_break``.
 """
 
 from __future__ import annotations
@@ -467,6 +474,25 @@ REWRITES = {"autocast": _rewrite_autocast, "inplace": _rewrite_inplace, "out": _
             "datadep": rewrite_datadep, **STATE_REWRITES}
 
 
+GRAPH_BREAK_CHANCE = 0.5
+
+
+def add_graph_break(g: Graph, ch: Chooser) -> bool:
+    """Mark one node after which the program breaks dynamo's graph (``extra["graph_break"]``),
+    at a place some tensor made at or before it is read after it; False when there is none."""
+    made: set[str] = set()
+    places = []
+    for k, node in enumerate(g.nodes[:-1]):
+        made.update(node.outputs)
+        crossing = made & {t for n in g.nodes[k + 1:] for t in n.inputs()}
+        if crossing and not node.extra.get("graph_break"):
+            places.append(k)
+    if not places:
+        return False
+    g.nodes[ch.choice(places)].extra["graph_break"] = True
+    return True
+
+
 def _used_name(g: Graph, i: int, form: str) -> str:
     """How ``g.meta["forms"]`` names a rewrite at node ``i``: the transform or data-dependent call
     it placed (``vmap``, ``nonzero``...), else the form."""
@@ -494,5 +520,7 @@ def apply_forms(g: Graph, ch: Chooser, count: int = 2) -> list[str]:
                 used.append(_used_name(g, i, form))
                 break
             candidates.remove(i)
+    if g.nodes and ch.chance(GRAPH_BREAK_CHANCE) and add_graph_break(g, ch):
+        used.append("graph_break")
     g.meta["forms"] = used
     return used

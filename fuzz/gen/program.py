@@ -234,6 +234,8 @@ def program_source(graph: Graph) -> str:
             lines.append(f"        with torch.autocast(device_type={fwd_r.device_expr}.type, dtype=torch.{region}):")
             line = "    " + line
         lines.append("        " + line)
+        if node.extra.get("graph_break"):  # dynamo compiles the calls above and below apart (fuzz.gen.forms)
+            lines.append("        torch._dynamo.graph_break()")
     outs = [fwd_r.ref(o) for o in graph.outputs]
     lines.append(f"        return ({', '.join(outs)}{',' if len(outs) == 1 else ''})")
     lines += [

@@ -275,6 +275,8 @@ class Graph:
             kw = ", ".join(f"{k}={_render_value(v)}" for k, v in node.kwargs.items())
             call = f"{node.name}({', '.join(p for p in (args, kw) if p)})"
             lines.append(f"{outs or '_'} = {call}  # {node.kind}")
+            if node.extra.get("graph_break"):
+                lines.append("graph_break()  # dynamo compiles the calls above and below as separate graphs")
         lines.append(f"return {', '.join(self.outputs)}")
         return "\n".join(lines)
 

@@ -24,6 +24,8 @@ Passes, repeated until nothing changes or the time budget runs out:
    meta tensors and a candidate the operators reject is never run.
 5. **attributes** — simplify integer and float arguments (to 0/1/smaller) and drop
    keyword arguments, where the graph stays valid.
+
+Inputs go back to contiguous and graph breaks are dropped where the failure does not need them.
 """
 
 from __future__ import annotations
@@ -381,6 +383,17 @@ class Reducer:
             changed |= self.test(g, self.tensors, f"input {name} contiguous")
         return changed
 
+    def pass_breaks(self) -> bool:
+        """Drop each graph break (``fuzz.gen.forms``) the failure does not need."""
+        changed = False
+        for node in [n for n in self.graph.nodes if n.extra.get("graph_break")]:
+            if self.out_of_budget():
+                break
+            g = self.graph.copy()
+            g.node(node.id).extra.pop("graph_break")
+            changed |= self.test(g, self.tensors, f"no graph break after {node.name}")
+        return changed
+
     def _shrunk(self, changes: dict[tuple[str, int], int], ints: tuple[int, int] | None = None):
         """A candidate with the given (tensor, dim) -> size changes (tensors sliced)."""
         g = self.graph.copy()
@@ -486,6 +499,7 @@ class Reducer:
                 self.pass_nodes()
             changed |= self.pass_inputs()
             changed |= self.pass_layouts()
+            changed |= self.pass_breaks()
             if self.do_shrink:
                 changed |= self.pass_shapes()
             if self.do_attributes:

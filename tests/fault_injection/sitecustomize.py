@@ -21,6 +21,9 @@ processes they start (sandbox workers, repro scripts) and set ``ASSAY_TEST_FAULT
 - ``swallow_errors``: aot_eager's compiled forward returns zeros of its outputs' shapes when a
   kernel raises while it runs (a value-dependent check, such as an index bound, that a compiler
   left out): a program eager rejects then returns values (``fuzz.gen.error_calls``);
+- ``after_break``: the ``relu`` fault in aot_eager, only in the graphs after the first one compiled
+  since ``torch._dynamo.reset()`` (a model's compile starts with it): a fault only a program whose
+  graph breaks (``fuzz.gen.forms``) shows, as in the graph dynamo resumes after the break;
 - ``relu@no_fusion``: the ``relu`` fault, only while a compile runs with inductor's
   ``max_fusion_size`` at 1 (the ``no_fusion`` knob of ``fuzz.campaign.knobs``): a fault that
   appears only under a compiler setting, as some real ones do.
@@ -54,6 +57,7 @@ def _install(fault: str) -> None:
 
     targets = {
         "relu": {torch.ops.aten.relu.default},
+        "after_break": {torch.ops.aten.relu.default},
         "add": {torch.ops.aten.add.Tensor},
         "running_stats": set(),
         "relu_raise": set(),
@@ -73,7 +77,7 @@ def _install(fault: str) -> None:
         return False
 
     def corrupt(graph) -> None:
-        if not _gate_open():
+        if not _gate_open() or (fault == "after_break" and forward_graphs[0] < 2):
             return
         if fault == "relu_raise" and any(n.target is torch.ops.aten.relu.default for n in graph.nodes):
             raise RuntimeError("injected compile failure: a graph with relu")
@@ -117,8 +121,18 @@ def _install(fault: str) -> None:
                     user.replace_input_with(node, bad)
         graph.lint()
 
+    forward_graphs = [0]  # aot_eager forward graphs compiled since torch._dynamo.reset()
+
+    def counting_reset(reset=torch._dynamo.reset):
+        forward_graphs[0] = 0
+        reset()
+
+    torch._dynamo.reset = counting_reset
+
     def faulty_fw(gm, example_inputs):
-        corrupt(gm.graph)
+        forward_graphs[0] += 1
+        if fault != "after_break" or forward_graphs[0] > 1:
+            corrupt(gm.graph)
         gm.recompile()
         run = boxed_nop(gm, example_inputs)
         if fault == "swallow_errors":
@@ -158,7 +172,8 @@ def _install(fault: str) -> None:
         return folded
 
     registry._lazy_import()
-    registry._COMPILER_FNS["aot_eager"] = aot_autograd(fw_compiler=faulty_fw)
+    registry._COMPILER_FNS["aot_eager"] = aot_autograd(
+        fw_compiler=faulty_fw, bw_compiler=boxed_nop if fault == "after_break" else None)
 
     import torch._inductor.config as inductor_config
 

@@ -1,0 +1,96 @@
+"""Graph breaks (fuzz.gen.forms.add_graph_break): generated, printed, compiled as several graphs by
+real dynamo, dropped by the reducer where a failure does not need them, and a compiler fault that only
+a graph after a break shows is caught only in the program that breaks."""
+
+import json
+import os
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from fuzz.gen.config import GenConfig
+from fuzz.gen.generate import generate_model_for_index
+from fuzz.gen.policy import Shares
+from fuzz.gen.program import build_module, program_source, run_eager, save_program
+from fuzz.gen.ruleset import load_ruleset
+
+REPO = Path(__file__).resolve().parents[2]
+FAULT_DIR = REPO / "tests" / "fault_injection"
+FORMS = Shares().with_axis("form", "forms").with_axis("calls", "valid")
+
+
+def _breaking_models(count: int):
+    rs = load_ruleset(None)
+    for i in range(count):
+        m = generate_model_for_index(rs, GenConfig(nodes=5), 0, i, FORMS)
+        if any(n.extra.get("graph_break") for n in m.graph.nodes):
+            yield m
+
+
+def test_forms_models_break_the_graph_where_a_tensor_crosses_and_dynamo_compiles_several_graphs():
+    from torch._dynamo.utils import counters
+
+    models = list(_breaking_models(16))
+    assert len(models) >= 4  # half of the forms models
+    for m in models[:4]:
+        assert m.graph.meta["forms"][-1] == "graph_break"
+        (k,) = [k for k, n in enumerate(m.graph.nodes) if n.extra.get("graph_break")]
+        before = {o for n in m.graph.nodes[:k + 1] for o in n.outputs}
+        assert before & {t for n in m.graph.nodes[k + 1:] for t in n.inputs()}  # a tensor crosses it
+        src = program_source(m.graph).splitlines()
+        line = next(i for i, s in enumerate(src) if "torch._dynamo.graph_break()" in s)
+        assert m.graph.nodes[k].outputs[0] in src[line - 1]  # right below its node's line
+        assert "graph_break()" in m.graph.render()
+        with torch.no_grad():
+            module = build_module(m.graph, m.state)
+            eager = run_eager(module, m.forward_inputs())
+            torch._dynamo.reset()
+            counters.clear()
+            compiled = torch.compile(module, backend="eager")(*m.forward_inputs())
+        assert counters["stats"]["unique_graphs"] >= 2
+        for e, c in zip(eager, compiled):
+            assert torch.equal(e.nan_to_num(), c.nan_to_num())
+
+
+def test_the_reducer_drops_a_graph_break_the_failure_does_not_need_and_keeps_one_it_does():
+    sys.path.insert(0, str(REPO / "tests" / "triage"))
+    from triage_helpers import chain_graph
+
+    from fuzz.triage.reduce import reduce_graph
+
+    g, t = chain_graph()
+    g.nodes[1].extra["graph_break"] = True
+
+    def needs_break(graph, tensors):
+        return any(n.extra.get("graph_break") for n in graph.nodes)
+
+    kept = reduce_graph(g, t, needs_break, time_budget=60)
+    assert [n.op for n in kept.graph.nodes if n.extra.get("graph_break")] == ["torch.mul"]
+    dropped = reduce_graph(g, t, lambda graph, tensors: len(graph.nodes) == 9, time_budget=60)
+    assert not any(n.extra.get("graph_break") for n in dropped.graph.nodes)
+    assert any("no graph break after torch.mul" in s for s in dropped.steps)
+
+
+@pytest.mark.slow
+def test_a_fault_in_the_graph_after_a_break_is_caught_only_in_the_program_that_breaks(tmp_path, run_assay):
+    sys.path.insert(0, str(REPO / "tests" / "triage"))
+    from triage_helpers import chain_graph
+
+    progs = tmp_path / "progs"
+    for name, brk in (("broken", True), ("whole", False)):
+        g, t = chain_graph()
+        if brk:
+            g.nodes[1].extra["graph_break"] = True  # after the mul: relu lands in the second graph
+        save_program(g, t, progs / name)
+    env = dict(os.environ, ASSAY_TEST_FAULT="after_break",
+               PYTHONPATH=os.pathsep.join(p for p in (str(FAULT_DIR), os.environ.get("PYTHONPATH")) if p))
+    out = tmp_path / "camp"
+    res = run_assay("fuzz", "--programs", progs, "--backends", "aot_eager", "--workers", "1", "--out", out,
+                    "--time", "5m", "--no-recheck", env=env, timeout=300)
+    assert res.returncode == 0, res.stderr[-2000:]
+    assert "2 tests this run" in res.stderr and "1 signatures (1 new this run)" in res.stderr, res.stderr[-2000:]
+    (case_dir,) = [p.parent for p in out.glob("*/case.json")]
+    assert json.loads((case_dir / "case.json").read_text())["kind"] == "mismatch"
+    assert "torch._dynamo.graph_break()" in (case_dir / "repro.py").read_text()
