@@ -19,6 +19,7 @@ from fuzz.campaign import knobs, lowprec, oracle, rounding, second_call, sensiti
 from fuzz.campaign.copies import as_list, clone_inputs, perturbed_module, to64
 from fuzz.campaign.fence import fence_for
 from fuzz.gen.program import tensor_identifiers
+from fuzz.ir.record import dtype_from_name
 from fuzz.campaign.verdict import Kind, Verdict, describe_error
 
 UNSUPPORTED_MARKERS = ("data-dependent", "data dependent", "unsupported", "not supported", "guardondatadependent",
@@ -118,7 +119,9 @@ class Session:
         # Graph inputs and parameters too: the oracle re-runs single nodes on inputs, and a
         # pivoting op's matrix may be a parameter.
         params = self._param_values()
-        eager_env = {**{n: v for n, v in by_name.items() if n in graph.tensors}, **params, **eager_env}
+        # A number forward takes as a Python scalar is, as the graph has it, a 0-dim tensor.
+        eager_env = {**{n: v if isinstance(v, torch.Tensor) else torch.tensor(v, dtype=dtype_from_name(graph.tensors[n].dtype))
+                        for n, v in by_name.items() if n in graph.tensors}, **params, **eager_env}
         if ref_env is not None:
             ref_env = {**{n: v.double() if v.is_floating_point() else v for n, v in params.items()}, **ref_env}
         try:

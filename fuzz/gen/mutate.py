@@ -35,7 +35,7 @@ from fuzz.gen.generate import generate, lead_stem, model_rng
 from fuzz.gen.materialise import Generated, drop_node, materialise
 from fuzz.gen.policy import AXES, ModelPolicy
 from fuzz.gen.ruleset import load_ruleset
-from fuzz.ir.graph import Graph, Node, replace_refs
+from fuzz.ir.graph import Graph, Node, python_number_inputs, replace_refs
 from fuzz.ir.opnames import identifier_stem
 from fuzz.ir.template import fill_call
 
@@ -62,8 +62,9 @@ def grow(g: Graph, rng: random.Random, count: int, cfg: GenConfig) -> int:
     b = Builder(rs, dataclasses.replace(cfg, forward_prob=1.0), RandomChooser(rng))
     # a size the values decide (fuzz.gen.datadep) is no dim a rule can be solved on: not read
     data_sized = {o for n in g.nodes if n.extra.get("data_dependent") == "shape" for o in n.outputs}
+    numbers = python_number_inputs(g)  # forward takes them as Python numbers: no tensor operand
     for name, t in g.tensors.items():
-        if name not in data_sized:
+        if name not in data_sized and name not in numbers:
             b.tensors[name] = SymbolicTensor(name, [int(d) for d in t.shape], t.dtype, t.role)
     for n in g.nodes:
         if n.name in rs.stem:
@@ -105,8 +106,11 @@ def splice(a: Graph, b: Graph, rng: random.Random) -> int:
         t = a.tensors[o]
         offers.setdefault((tuple(t.shape), t.dtype), []).append(o)
     joined = 0
+    numbers = python_number_inputs(b)  # stay numbers forward takes, not tensors of the first seed
     for name in rng.sample(b.inputs, len(b.inputs)):
         t = b.tensors[name]
+        if name in numbers:
+            continue
         cands = offers.get((tuple(t.shape), t.dtype))
         if cands:
             rename[name] = rng.choice(cands)

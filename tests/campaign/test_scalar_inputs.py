@@ -162,3 +162,34 @@ def test_a_model_passing_python_numbers_is_always_tested_in_dynamic_mode(tmp_pat
     assert others == {"fwd", "bwd", "dynamic", "train"}
     legacy = Config(out=str(tmp_path), shares=None)
     assert not any(_takes_numbers(legacy, i) for i in range(50))
+
+
+def test_an_integer_call_on_a_python_int_is_judged_not_an_oracle_error(tmp_path):
+    """The oracle's tie check re-runs integer calls: a Python int input is a 0-dim int64 tensor there
+    (it once met the int itself: 'int' object has no attribute 'dtype', an oracle error)."""
+    g = Graph()
+    x = g.add_tensor([4, 6], "int64", "input", name="x")
+    k = g.add_tensor([], "int64", "input", name="k")
+    d = g.add_tensor([4, 6], "int64", name="diff")
+    g.add_node(Node(id="n0", op="torch.sub", api="function", args=[{"ref": x}, {"ref": k, "scalar": "python"}],
+                    kwargs={}, outputs=[d]))
+    g.outputs = [d]
+    dirpath = program.save_program(g, {"x": torch.arange(24).reshape(4, 6), "k": torch.tensor(-3)}, tmp_path / "p")
+    graph, module, inputs = program.load_program(dirpath)
+    s = Session(Model(graph, module, inputs, {n: (dirpath / n).read_bytes() for n in program.PROGRAM_FILES}))
+    assert s.run_test("aot_eager", "fwd").kind == "pass"
+
+
+def test_a_mutant_never_reads_a_number_forward_takes_as_a_tensor():
+    import random
+
+    from fuzz.gen.mutate import grow
+
+    placed = 0
+    for seed in range(12):
+        g, _ = scalar_graph()
+        before = len(g.nodes)
+        placed += grow(g, random.Random(seed), 3, GenConfig(nodes=5))
+        for node in g.nodes[before:]:
+            assert not {"s", "k"} & set(node.inputs()), node
+    assert placed >= 12
