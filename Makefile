@@ -19,8 +19,10 @@ $(STAMP): pyproject.toml
 run: install
 	$(BIN)/assay fuzz --time 10m --workers 2 --backends inductor,aot_eager --out crashes/
 
+# Two pytest workers (most tests wait on one child process at a time); a file's tests stay on one
+# worker, so a module's fixture (a campaign, a Ray cluster) is built once.
 test: install
-	$(BIN)/python -m pytest -q --durations=15 tests
+	$(BIN)/python -m pytest -q -n 2 --dist loadfile --durations=15 tests
 
 # Rebuild the shipped corpus and rules (minutes; see docs/inference.md).
 corpus: install

@@ -3,8 +3,11 @@ the campaign's journal and cases equal the local executor's, and killing the sec
 processes mid-campaign loses and duplicates nothing."""
 
 import json
+import os
+import shutil
 import sqlite3
 import subprocess
+import tempfile
 import time
 
 import pytest
@@ -19,13 +22,19 @@ PROGRAMS = 4
 
 
 @pytest.fixture(scope="module")
-def cluster(tmp_path_factory):
+def cluster():
     """A head node and a second worker node, one CPU each, started by this module, stopped after it."""
-    c = Cluster(tmp_path_factory.mktemp("ray"), cpus=(1, 1), env={"ASSAY_TEST_BACKENDS": "1"})
+    # Ray's Unix sockets live under its temp dir and their paths must stay under 108 bytes: pytest's
+    # tmp_path is too deep for them under pytest-xdist (.../popen-gw0/...), so a short one in /tmp
+    short = tempfile.mkdtemp(prefix="ray-", dir="/tmp" if os.path.isdir("/tmp") else None)
     try:
-        yield {"address": c.address, "second": c.nodes[1]}
+        c = Cluster(short, cpus=(1, 1), env={"ASSAY_TEST_BACKENDS": "1"})
+        try:
+            yield {"address": c.address, "second": c.nodes[1]}
+        finally:
+            c.stop()
     finally:
-        c.stop()
+        shutil.rmtree(short, ignore_errors=True)
 
 
 def _fuzz(assay, args, extra_env=None, **kw):
