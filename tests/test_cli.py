@@ -63,3 +63,20 @@ def test_ctrl_c_in_a_running_command_is_one_line(assay):
     _, err = proc.communicate(timeout=60)
     assert "Traceback" not in err
     assert proc.returncode == 130 and err == "assay: interrupted\n"  # rules stats reads for seconds
+
+
+def test_policy_flags_print_the_default_shares_a_campaign_draws_and_set_one_axis_each():
+    import argparse
+
+    from fuzz.commands import add_policy_flags, shares_from_args
+    from fuzz.gen.policy import AXES, DEFAULT_SHARES
+
+    p = argparse.ArgumentParser()
+    add_policy_flags(p)
+    text = "".join(p.format_help().split())  # argparse wraps lines anywhere
+    for axis, shares in DEFAULT_SHARES.items():
+        assert "default" + ",".join(f"{k}={v:g}" for k, v in shares.items()) in text, axis
+    args = p.parse_args(["--forms", "forms=1", "--dtype-themes", "int8=1"])
+    shares = shares_from_args(args)
+    assert shares.to_json()["form"] == {"forms": 1.0} and shares.to_json()["dtype"] == {"int8": 1.0}
+    assert shares.to_json()["shape"] == DEFAULT_SHARES["shape"] and set(DEFAULT_SHARES) == set(AXES)

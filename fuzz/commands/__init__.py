@@ -109,33 +109,30 @@ def command_group(sub, name: str, help: str, description: str, examples: str):
     return p.add_subparsers(dest=f"{name}_command", metavar="SUBCOMMAND", parser_class=type(p))
 
 
-POLICY_FLAGS = (("shapes", "shape"), ("dtype_themes", "dtype"), ("values", "values"), ("forms", "form"),
-                ("layouts", "layout"), ("scalars", "scalars"),
-                ("calls", "calls"))
+# flag (args attribute), policy axis, what its choices mean; the defaults are printed from
+# fuzz.gen.policy.DEFAULT_SHARES, so the help cannot drift from what a campaign draws
+POLICY_FLAGS = (
+    ("shapes", "shape", "small, vector (innermost dims at SIMD widths and tails), large (10^4-10^5 elements)"),
+    ("dtype_themes", "dtype", "mix (the rules' dtypes) or one theme for the whole model"),
+    ("values", "values", "finite, edge (inf, nan, +-0, subnormals, extremes, ties)"),
+    ("forms", "form", "random, blocks (model-shaped blocks), forms (in-place, out=, views, higher-order ops, "
+                      "graph breaks)"),
+    ("layouts", "layout", "contiguous, strided (inputs transposed, permuted, channels-last, gapped or with padded "
+                          "rows)"),
+    ("scalars", "scalars", "constant, python (numbers of calls passed to forward as Python floats/ints), tensor "
+                           "(passed as 0-dim tensors of a drawn dtype)"),
+    ("calls", "calls", "valid, invalid (a recorded call eager rejects: every backend must reject it too)"),
+)
 
 
 def add_policy_flags(p) -> None:
     """The model-policy flags of ``assay gen`` and ``assay fuzz`` (see ``fuzz.gen.policy``)."""
+    from fuzz.gen.policy import DEFAULT_SHARES
+
     g = p.add_argument_group("model policy (shares per axis, e.g. small=0.5,vector=0.5; docs/generator.md)")
-    g.add_argument("--shapes", default=None, metavar="SHARES",
-                   help="small, vector (innermost dims at SIMD widths and tails), large (10^4-10^5 elements); "
-                        "default small=0.35,vector=0.4,large=0.25")
-    g.add_argument("--dtype-themes", default=None, metavar="SHARES",
-                   help="mix, float16, bfloat16, int8, uint8, int64, mixed; default mix=0.3 and 0.14/0.07 each")
-    g.add_argument("--values", default=None, metavar="SHARES",
-                   help="finite, edge (inf, nan, +-0, subnormals, extremes, ties); default finite=0.75,edge=0.25")
-    g.add_argument("--forms", default=None, metavar="SHARES",
-                   help="random, blocks (model-shaped blocks), forms (in-place, out=, views, higher-order ops); "
-                        "default random=0.5,blocks=0.3,forms=0.2")
-    g.add_argument("--layouts", default=None, metavar="SHARES",
-                   help="contiguous, strided (inputs transposed, permuted, channels-last, gapped or with padded "
-                        "rows); default contiguous=0.7,strided=0.3")
-    g.add_argument("--scalars", default=None, metavar="SHARES",
-                   help="constant, python (numbers of calls passed to forward as Python floats/ints), tensor "
-                        "(passed as 0-dim tensors of a drawn dtype); default constant=0.7,python=0.15,tensor=0.15")
-    g.add_argument("--calls", default=None, metavar="SHARES",
-                   help="valid, invalid (a recorded call eager rejects: every backend must reject it too); "
-                        "default valid=0.92,invalid=0.08")
+    for flag, axis, what in POLICY_FLAGS:
+        default = ",".join(f"{choice}={share:g}" for choice, share in DEFAULT_SHARES[axis].items())
+        g.add_argument("--" + flag.replace("_", "-"), default=None, metavar="SHARES", help=f"{what}; default {default}")
     g.add_argument("--legacy-mix", action="store_true",
                    help="the mix before policies (small shapes, rule dtypes, finite values, random ops); "
                         "the flags above then change one axis of it")
@@ -145,7 +142,7 @@ def shares_from_args(args):
     """``fuzz.gen.policy.Shares`` from the policy flags; None when none was given."""
     from fuzz.gen.policy import Shares
 
-    given = [(flag, axis) for flag, axis in POLICY_FLAGS if getattr(args, flag, None) is not None]
+    given = [(flag, axis) for flag, axis, _ in POLICY_FLAGS if getattr(args, flag, None) is not None]
     if not given and not getattr(args, "legacy_mix", False):
         return None
     shares = Shares.legacy() if args.legacy_mix else Shares()
