@@ -28,7 +28,7 @@ import time
 import types
 import weakref
 
-from fuzz.campaign import backends, oracle
+from fuzz.campaign import backends
 from fuzz.campaign.copies import clone_inputs
 from fuzz.campaign.verdict import Kind, Verdict
 
