@@ -37,7 +37,7 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 from fuzz.ir.graph import Graph, Node, refs_in, replace_refs
-from fuzz.ir.record import with_value_at
+from fuzz.ir.record import dtype_name, with_value_at
 from fuzz.gen.interpret import InvalidGraph, eager_values, module_state_keys, propagate_shapes
 
 Predicate = Callable[[Graph, dict], bool]
@@ -383,6 +383,23 @@ class Reducer:
             changed |= self.test(g, self.tensors, f"input {name} contiguous")
         return changed
 
+    def _refresh_shapes(self) -> None:
+        """Where meta tensors cannot run the graph (an autocast region, an operator without a meta
+        kernel), candidates kept the original's value shapes: take them from one eager run of the
+        result, so its listing and graph.json show the sizes the reduced case computes."""
+        if self.meta_ok:
+            return
+        try:
+            values = eager_values(self.graph, self.tensors)
+        except InvalidGraph:
+            return
+        for node in self.graph.nodes:
+            for name in node.outputs:
+                v = values.get(name)
+                if v is not None:
+                    self.graph.tensors[name].shape = [int(d) for d in v.shape]
+                    self.graph.tensors[name].dtype = dtype_name(v.dtype)
+
     def pass_breaks(self) -> bool:
         """Drop each graph break (``fuzz.gen.forms``) the failure does not need."""
         changed = False
@@ -506,6 +523,7 @@ class Reducer:
                 changed |= self.pass_attributes()
             if not changed:
                 break
+        self._refresh_shapes()
         r = self.result
         r.graph, r.tensors = self.graph, self.tensors
         r.ops_after = len(self.graph.nodes)
