@@ -193,7 +193,8 @@ def program_source(graph: Graph) -> str:
     """The standalone program for ``graph`` (see the module docstring for its layout)."""
     names = tensor_identifiers(graph)
     inputs = graph.inputs
-    first_input = names[inputs[0]] if inputs else None
+    numbers = python_number_inputs(graph)  # forward takes them as Python numbers: no .device
+    first_input = next((names[i] for i in inputs if i not in numbers), None)
     init_r = _Render(graph, names, "torch.device('cpu')")
     fwd_r = _Render(graph, names, f"{first_input}.device" if first_input else "torch.device('cpu')")
     n_sym = sum(1 for n in graph.nodes if n.kind == "symbolic")
@@ -243,7 +244,6 @@ def program_source(graph: Graph) -> str:
         "",
     ]
     laid_out = input_layouts(graph)
-    numbers = python_number_inputs(graph)  # inputs forward takes as Python numbers (fuzz.gen.scalars)
     if laid_out:
         lines += layouts.strided_source().split("\n") + ["", ""]
     lines += [

@@ -193,3 +193,18 @@ def test_a_mutant_never_reads_a_number_forward_takes_as_a_tensor():
         for node in g.nodes[before:]:
             assert not {"s", "k"} & set(node.inputs()), node
     assert placed >= 12
+
+
+def test_a_program_whose_first_input_is_a_python_number_takes_its_device_from_a_tensor(tmp_path):
+    """Mutants list their inputs by name, so a number may come first; the program's device
+    expression (autocast regions, ``device=`` arguments) once read ``.device`` of that float."""
+    g, t = scalar_graph()
+    g.node("n0").extra["autocast"] = "bfloat16"
+    g.tensors = {"s": g.tensors["s"], **{k: v for k, v in g.tensors.items() if k != "s"}}  # s first
+    assert g.inputs[0] == "s"
+    src = program.program_source(g)
+    assert "device_type=x.device.type" in src
+    program.save_program(g, t, tmp_path / "prog")
+    run = subprocess.run([sys.executable, str(tmp_path / "prog" / "program.py")], capture_output=True, text=True,
+                         timeout=120)
+    assert run.returncode == 0 and "outputs:" in run.stdout, run.stderr[-2000:]
