@@ -99,6 +99,11 @@ def describe_error(exc: BaseException) -> dict:
     """A verdict's ``error``: the exception's qualified type, message and formatted traceback."""
     import traceback
 
+    # each message part cut to its start before the whole is cut to its end: a C++ compile error's
+    # message (g++'s output) is longer than the kept tail, and would push out every frame the
+    # crash signature is made of (repro.py signs the full traceback: the two would differ)
+    parts = traceback.format_exception(type(exc), exc, exc.__traceback__)
+    parts = [p if p.startswith("  File ") else p[:2000] for p in parts]
     return {"type": f"{type(exc).__module__}.{type(exc).__qualname__}".replace("builtins.", ""),
             "message": str(exc)[:4000],
-            "traceback": "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))[-12000:]}
+            "traceback": "".join(parts)[-12000:]}

@@ -92,3 +92,27 @@ def test_a_one_operator_repro_is_short_and_imports_nothing_from_assay(tmp_path):
     assert len(src.splitlines()) <= 203, len(src.splitlines())  # 304 before the exit-code rewrite; +12 for fenced, +6 for strided inputs, +2 for numbers passing through fenced
     assert "fuzz" not in "\n".join(line for line in src.splitlines() if "import" in line)
     compile(src, "repro.py", "exec")
+
+
+def test_a_crash_with_a_huge_message_is_signed_alike_by_the_worker_and_by_repro():
+    """A C++ compile error's message is g++'s output, often longer than the traceback tail a verdict
+    keeps; the torch frames of the signature must survive the cut, as repro.py (which signs the
+    full traceback) sees them, or every such case's repro says DIFFERENT."""
+    import traceback
+
+    import torch
+
+    from fuzz.campaign.failure import crash_text, torch_frames
+    from fuzz.campaign.verdict import describe_error
+
+    try:
+        try:
+            torch.nn.functional.interpolate(torch.zeros(1, 1, 2), size=3, mode="no-such-mode")
+        except NotImplementedError as inner:
+            raise RuntimeError("C++ compile error\n" + "error: no matching function\n" * 2000) from inner
+    except RuntimeError as exc:
+        full = traceback.format_exc()
+        err = describe_error(exc)
+    assert torch_frames(err["traceback"]) and len(err["traceback"]) <= 12000
+    assert crash_text("inductor", err["type"], err["message"], err["traceback"]) == crash_text(
+        "inductor", err["type"], err["message"], full)
