@@ -37,7 +37,7 @@ from fuzz.campaign.oracle import K, TOLERANCES, dtype_name_of, is_float
 from fuzz.campaign.narrowing import narrows_past_range
 from fuzz.campaign.folded_affine import folds_nonfinite_affine
 from fuzz.campaign.scaled_products import SCALED_PRODUCT_OPS, scaled_product_edge
-from fuzz.campaign.undefined_casts import casts_unrepresentable, degree_unrepresentable
+from fuzz.campaign.undefined_casts import casts_unrepresentable, degree_unrepresentable, softmax_backward_input_dtype
 
 # Relative noise used to find values that sit on a rounding boundary.
 PERTURB = {"float16": 2e-3, "bfloat16": 1.6e-2, "float32": 2e-6, "float64": 1e-12}
@@ -524,6 +524,10 @@ def sensitive_tensors(graph, eager_env: dict, ref_env: dict | None, perturbed_en
             for o in node.outputs:
                 reasons.setdefault(o, f"{node.name} takes a degree int64 cannot hold (NaN, inf or beyond its range: "
                                       "converting it is undefined behaviour in C++)")
+        if softmax_backward_input_dtype(node):
+            for o in node.outputs:
+                reasons.setdefault(o, f"{node.name} is told its forward's input was not floating (input_dtype): "
+                                      "no result is defined")
         if short in OVERWRITE_OPS and _writes_twice(node, short, eager_env):
             for o in node.outputs:
                 reasons.setdefault(o, f"{node.name} writes one position twice (which write wins is unspecified)")

@@ -4,7 +4,10 @@
   range (x86 gives INT_MIN, ARM saturates, a vectorised kernel may differ from a scalar one);
 - ``degree_unrepresentable``: a special polynomial's degree that int64 cannot hold, which the
   kernels convert before branching on it (found in the eleventh session's campaign:
-  ``legendre_polynomial_p(True, NaN)``, eager 0, inductor 1).
+  ``legendre_polynomial_p(True, NaN)``, eager 0, inductor 1);
+- ``softmax_backward_input_dtype``: a private softmax backward told that its forward's input had
+  a dtype no softmax takes (found in the twelfth session's campaign:
+  ``_softmax_backward_data(g, y, 0, torch.bool)``, eager 0.00103, inductor 1).
 
 ``fuzz.campaign.sensitivity`` leaves the outputs of such nodes unjudged.
 """
@@ -59,3 +62,19 @@ def degree_unrepresentable(node, eager_env: dict) -> bool:
         return False
     w = n.detach().cpu().to(torch.float64)
     return not bool(torch.isfinite(w).all()) or float(w.abs().max()) >= 2.0 ** 63
+
+
+SOFTMAX_BACKWARDS = ("_softmax_backward_data", "_log_softmax_backward_data")
+
+
+def softmax_backward_input_dtype(node) -> bool:
+    """Whether a private softmax backward (``_softmax_backward_data``, ``_log_softmax_backward_data``)
+    is given an ``input_dtype`` (its fourth argument: the dtype of the forward's input, which picks
+    the result's cast) that is not a floating dtype. No softmax forward has such an input, eager's
+    kernel ignores the cast while the decomposition casts the gradient to bool or an integer: the
+    call has no defined result to compare."""
+    if not node.op.rsplit(".", 1)[-1].rsplit("::", 1)[-1].endswith(SOFTMAX_BACKWARDS):
+        return False
+    d = node.args[3] if len(node.args) > 3 else node.kwargs.get("input_dtype")
+    name = d.get("dtype") if isinstance(d, dict) else None
+    return isinstance(name, str) and not name.startswith(("float", "bfloat", "complex"))

@@ -211,3 +211,28 @@ def test_a_norm_with_an_infinite_weight_is_not_judged_and_a_finite_one_is(tmp_pa
     wrong = s.fwd_ref.eager[0].clone()
     wrong.view(-1)[1] += 0.5
     assert oracle.judge(s.fwd_ref, [wrong]).kind == "mismatch"
+
+
+def test_a_softmax_backward_told_of_a_non_float_input_is_not_judged_and_a_float_one_is(tmp_path):
+    """``_softmax_backward_data(g, y, 0, torch.bool)``: eager's kernel ignores the cast, inductor's
+    decomposition casts the gradient to bool (eager 0.00103, inductor 1): no result is defined."""
+    from fuzz.campaign.session import Model, Session
+    from fuzz.campaign.undefined_casts import softmax_backward_input_dtype
+    from fuzz.gen import program
+    from fuzz.ir.graph import Graph, Node
+
+    def graph(dtype):
+        g = Graph()
+        y = g.add_tensor([1, 1, 1], "float32", "input", name="y")
+        o = g.add_tensor([1, 1, 1], "float32", name="grad_in")
+        g.add_node(Node(id="n0", op="torch._softmax_backward_data", api="function",
+                        args=[{"ref": y}, {"ref": y}, 0, {"dtype": dtype}], kwargs={}, outputs=[o]))
+        g.outputs = [o]
+        return g
+
+    assert softmax_backward_input_dtype(graph("bool").nodes[0])
+    assert not softmax_backward_input_dtype(graph("float32").nodes[0])
+    d = program.save_program(graph("bool"), {"y": torch.tensor([[[0.00103182]]])}, tmp_path / "p")
+    g, module, inputs = program.load_program(d)
+    s = Session(Model(g, module, inputs, {n: (d / n).read_bytes() for n in program.PROGRAM_FILES}))
+    assert s.run_test("inductor", "fwd").kind == "pass"
