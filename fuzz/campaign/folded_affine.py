@@ -17,7 +17,9 @@ def folds_nonfinite_affine(node, env: dict) -> bool:
     first (weight, bias, running mean and variance) hold a NaN or an infinity, on ``env``'s values."""
     import torch
 
-    name = node.op.lower().rsplit(".", 1)[-1].rsplit("::", 1)[-1]
+    from fuzz.ir.opnames import last_component
+
+    name = last_component(node.op).lower()
     if "norm" not in name or "normal" in name:
         return False
     for t in list(dict.fromkeys(node.inputs()))[1:]:

@@ -73,7 +73,9 @@ def softmax_backward_input_dtype(node) -> bool:
     the result's cast) that is not a floating dtype. No softmax forward has such an input, eager's
     kernel ignores the cast while the decomposition casts the gradient to bool or an integer: the
     call has no defined result to compare."""
-    if not node.op.rsplit(".", 1)[-1].rsplit("::", 1)[-1].endswith(SOFTMAX_BACKWARDS):
+    from fuzz.ir.opnames import last_component
+
+    if last_component(node.op) not in SOFTMAX_BACKWARDS:
         return False
     d = node.args[3] if len(node.args) > 3 else node.kwargs.get("input_dtype")
     name = d.get("dtype") if isinstance(d, dict) else None

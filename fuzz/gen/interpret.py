@@ -332,12 +332,14 @@ def aten_ops(graph: Graph) -> list[str]:
     return sorted(seen)
 
 
-def propagate_shapes(graph: Graph) -> Graph:
-    """Recompute every value tensor's shape and dtype in place by running the graph on meta tensors.
+def propagate_shapes(graph: Graph, tensors: dict | None = None) -> Graph:
+    """Recompute every value tensor's shape and dtype in place by running the graph on meta tensors
+    (given ``tensors``, its inputs, params and module weights: on them, on the CPU, for a graph
+    meta tensors cannot run, such as an autocast region).
 
     Raises ``InvalidGraph`` when an operator rejects the (changed) graph.
     """
-    env = graph_values(graph, {}, "meta")
+    env = graph_values(graph, {}, "meta") if tensors is None else graph_values(graph, tensors, "cpu")
     for node in graph.nodes:
         for name in node.outputs:
             value = env.get(name)

@@ -37,7 +37,7 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 from fuzz.ir.graph import Graph, Node, refs_in, replace_refs
-from fuzz.ir.record import dtype_name, with_value_at
+from fuzz.ir.record import with_value_at
 from fuzz.gen.interpret import InvalidGraph, eager_values, module_state_keys, propagate_shapes
 
 Predicate = Callable[[Graph, dict], bool]
@@ -390,15 +390,9 @@ class Reducer:
         if self.meta_ok:
             return
         try:
-            values = eager_values(self.graph, self.tensors)
+            propagate_shapes(self.graph, self.tensors)
         except InvalidGraph:
-            return
-        for node in self.graph.nodes:
-            for name in node.outputs:
-                v = values.get(name)
-                if v is not None:
-                    self.graph.tensors[name].shape = [int(d) for d in v.shape]
-                    self.graph.tensors[name].dtype = dtype_name(v.dtype)
+            pass
 
     def pass_breaks(self) -> bool:
         """Drop each graph break (``fuzz.gen.forms``) the failure does not need."""

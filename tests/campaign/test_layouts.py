@@ -2,7 +2,6 @@
 with their strides, and a compiler that ignores them is caught."""
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -19,7 +18,6 @@ from fuzz.gen.program import load_program, save_program
 from fuzz.gen.ruleset import load_ruleset
 
 REPO = Path(__file__).resolve().parents[2]
-FAULT_DIR = REPO / "tests" / "fault_injection"
 
 
 def test_strided_gives_the_layout_asked_for_with_the_same_values():
@@ -99,15 +97,11 @@ def _chain_program(root: Path, layouts: dict | None) -> None:
 def _campaign_finds_one(run_assay, tmp_path, progs, fault):
     """A campaign over ``progs`` plus a dense copy of the chain program, under ``fault``: it must
     find one signature in its two tests. (campaign folder, the fault's environment)."""
+    from triage_helpers import campaign_finds_one
+
     _chain_program(progs / "plain", None)
-    env = dict(os.environ, ASSAY_TEST_FAULT=fault,
-               PYTHONPATH=os.pathsep.join(p for p in (str(FAULT_DIR), os.environ.get("PYTHONPATH")) if p))
     out = tmp_path / "camp"
-    res = run_assay("fuzz", "--programs", progs, "--backends", "aot_eager", "--workers", "1", "--out", out,
-                    "--time", "5m", "--no-recheck", env=env, timeout=300)
-    assert res.returncode == 0, res.stderr[-2000:]
-    assert "2 tests this run" in res.stderr and "1 signatures (1 new this run)" in res.stderr, res.stderr[-2000:]
-    return out, env
+    return out, campaign_finds_one(run_assay, progs, out, fault)
 
 
 @pytest.mark.slow

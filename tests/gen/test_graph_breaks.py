@@ -3,7 +3,6 @@ real dynamo, dropped by the reducer where a failure does not need them, and a co
 a graph after a break shows is caught only in the program that breaks."""
 
 import json
-import os
 import sys
 from pathlib import Path
 
@@ -17,7 +16,6 @@ from fuzz.gen.program import build_module, program_source, run_eager, save_progr
 from fuzz.gen.ruleset import load_ruleset
 
 REPO = Path(__file__).resolve().parents[2]
-FAULT_DIR = REPO / "tests" / "fault_injection"
 FORMS = Shares().with_axis("form", "forms").with_axis("calls", "valid")
 
 
@@ -76,7 +74,7 @@ def test_the_reducer_drops_a_graph_break_the_failure_does_not_need_and_keeps_one
 @pytest.mark.slow
 def test_a_fault_in_the_graph_after_a_break_is_caught_only_in_the_program_that_breaks(tmp_path, run_assay):
     sys.path.insert(0, str(REPO / "tests" / "triage"))
-    from triage_helpers import chain_graph
+    from triage_helpers import campaign_finds_one, chain_graph
 
     progs = tmp_path / "progs"
     for name, brk in (("broken", True), ("whole", False)):
@@ -84,13 +82,8 @@ def test_a_fault_in_the_graph_after_a_break_is_caught_only_in_the_program_that_b
         if brk:
             g.nodes[1].extra["graph_break"] = True  # after the mul: relu lands in the second graph
         save_program(g, t, progs / name)
-    env = dict(os.environ, ASSAY_TEST_FAULT="after_break",
-               PYTHONPATH=os.pathsep.join(p for p in (str(FAULT_DIR), os.environ.get("PYTHONPATH")) if p))
     out = tmp_path / "camp"
-    res = run_assay("fuzz", "--programs", progs, "--backends", "aot_eager", "--workers", "1", "--out", out,
-                    "--time", "5m", "--no-recheck", env=env, timeout=300)
-    assert res.returncode == 0, res.stderr[-2000:]
-    assert "2 tests this run" in res.stderr and "1 signatures (1 new this run)" in res.stderr, res.stderr[-2000:]
+    campaign_finds_one(run_assay, progs, out, "after_break")
     (case_dir,) = [p.parent for p in out.glob("*/case.json")]
     assert json.loads((case_dir / "case.json").read_text())["kind"] == "mismatch"
     assert "torch._dynamo.graph_break()" in (case_dir / "repro.py").read_text()

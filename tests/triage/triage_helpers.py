@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
 import torch
 
 from fuzz.ir.graph import Graph, Node
@@ -137,3 +140,19 @@ def make_case(root, case_id: str, graph: Graph, tensors: dict, backend: str = "a
         store.close()
     _ = _json
     return case_id
+
+
+FAULT_DIR = Path(__file__).resolve().parents[1] / "fault_injection"
+
+
+def campaign_finds_one(run_assay, progs: Path, out: Path, fault: str) -> dict:
+    """An aot_eager campaign over the program folders in ``progs`` (one test each) under the test fault
+    ``fault`` (tests/fault_injection): it must end with one signature among them. Its environment."""
+    env = dict(os.environ, ASSAY_TEST_FAULT=fault,
+               PYTHONPATH=os.pathsep.join(p for p in (str(FAULT_DIR), os.environ.get("PYTHONPATH")) if p))
+    res = run_assay("fuzz", "--programs", progs, "--backends", "aot_eager", "--workers", "1", "--out", out,
+                    "--time", "5m", "--no-recheck", env=env, timeout=300)
+    count = sum(1 for d in progs.iterdir() if d.is_dir())
+    assert res.returncode == 0, res.stderr[-2000:]
+    assert f"{count} tests this run" in res.stderr and "1 signatures (1 new this run)" in res.stderr, res.stderr[-2000:]
+    return env
