@@ -116,7 +116,7 @@ def value_mismatch(ref, eager, actual, atol, rtol, g, k, limit=None, classes=Tru
     def real(t):
         t = t.detach().to("cpu")
         if t.is_complex():
-            t = torch.view_as_real(t)
+            t = torch.view_as_real(t.resolve_conj())
         return t.to(torch.float64)
 
     def cls(t):  # 0 finite, 1 NaN, 2 +inf, 3 -inf
@@ -148,7 +148,7 @@ def judged_elements(ref, eager, limit=None) -> int:
     import torch
 
     if ref.is_complex():
-        ref, eager = torch.view_as_real(ref), torch.view_as_real(eager)
+        ref, eager = torch.view_as_real(ref.resolve_conj()), torch.view_as_real(eager.resolve_conj())
     if limit is None:
         return ref.numel()
     ref, eager = ref.detach().cpu().to(torch.float64), eager.detach().cpu().to(torch.float64)
@@ -378,7 +378,7 @@ def _summarise(name, bad, ref, eager, actual, tol, have64) -> dict:
     import torch
 
     def real(t):
-        t = torch.view_as_real(t) if t.is_complex() else t
+        t = torch.view_as_real(t.resolve_conj()) if t.is_complex() else t
         return t.to(torch.float64)
 
     r, e, a = real(ref), real(eager), real(actual)

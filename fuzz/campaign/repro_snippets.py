@@ -127,7 +127,7 @@ def _differs(expected, actual, ref):
         else:
             r, mask = e, (a.cpu() != e.cpu()).reshape(-1)
         if bool(mask.any()):
-            r, e, a = [(torch.view_as_real(t) if t.is_complex() else t).detach().cpu().double().reshape(-1) for t in (r, e, a)]
+            r, e, a = [(torch.view_as_real(t.resolve_conj()) if t.is_complex() else t).detach().cpu().double().reshape(-1) for t in (r, e, a)]
             err = torch.nan_to_num(torch.where(mask, (a - r).abs(), torch.zeros_like(r)), nan=float("inf"))
             i = int(err.argmax())
             line = f"{name}: {int(mask.sum())}/{mask.numel()} off; worst [{i}]: float64 {r[i]}, eager {e[i]}, {BACKEND} {a[i]}"

@@ -78,10 +78,10 @@ class Builder(TextSolver):
 
     def pick_dtypes(self, options: list, dtypes_of=lambda c: [*c[0], *c[1]]):
         """One of ``options`` (dtype combos, or recorded calls with ``dtypes_of``): under an integer
-        dtype theme mostly one that holds the theme's dtype, under ``mixed`` mostly one that mixes
+        or complex dtype theme mostly one that holds the theme's dtype, under ``mixed`` mostly one that mixes
         dtypes (a cast); otherwise uniformly, as before themes."""
         theme = self.cfg.policy.dtype
-        if theme in ("int8", "uint8", "int64"):
+        if theme in ("int8", "uint8", "int64", "complex64"):
             pref = [o for o in options if theme in dtypes_of(o)]
         elif theme == "mixed":
             pref = [o for o in options if len(set(dtypes_of(o))) > 1]

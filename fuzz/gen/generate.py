@@ -55,6 +55,7 @@ from fuzz.gen.forms import apply_forms
 from fuzz.gen.materialise import Generated, materialise
 from fuzz.gen.policy import Shares, draw_policy
 from fuzz.gen.scalars import lift_scalars
+from fuzz.gen.complex_boundary import real_boundary
 from fuzz.gen.ruleset import THEME_DTYPES, RuleSet, themed
 from fuzz.ir.dsl import smt_int
 from fuzz.ir.graph import Graph, Node
@@ -196,6 +197,8 @@ def generate_graph(ruleset: RuleSet, cfg: GenConfig, chooser: Chooser, lead: str
     shapes = b.solve()
     shapes = _pin_failing(b, shapes)
     g = _to_graph(b, shapes)
+    if cfg.policy.dtype == "complex64":
+        real_boundary(g)  # float32 (re, im) pairs in and out: fuzz.gen.complex_boundary
     if placed_blocks is not None:
         g.meta["blocks"] = placed_blocks
     if cfg.policy.form == "forms":

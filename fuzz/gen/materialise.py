@@ -65,6 +65,16 @@ def drop_node(g: Graph, node_id: str) -> None:
     _order_outputs(g)
 
 
+def drop_node_kept_real(g: Graph, node_id: str) -> None:
+    """``drop_node``; in a complex64-theme model, a complex tensor it leaves as an input or output
+    is put behind the real boundary again (``fuzz.gen.complex_boundary``)."""
+    drop_node(g, node_id)
+    if "complex_boundary" in g.meta:
+        from fuzz.gen.complex_boundary import real_boundary
+
+        real_boundary(g)
+
+
 def _order_outputs(g: Graph) -> None:
     order = {t: i for i, t in enumerate(o for n in g.nodes for o in n.outputs)}
     g.outputs = sorted(set(g.outputs), key=lambda t: order.get(t, -1))
@@ -84,7 +94,7 @@ def materialise(g: Graph, seed: int, cfg: GenConfig, max_repairs: int = 4) -> Ge
     def drop(node: Node, reason: str) -> None:
         guard["dropped"] += 1
         guard["reasons"].append(f"{node.name}: {reason}")
-        drop_node(g, node.id)
+        drop_node_kept_real(g, node.id)
 
     for _ in range(max_repairs + len(g.nodes)):
         try:
@@ -113,7 +123,7 @@ def materialise(g: Graph, seed: int, cfg: GenConfig, max_repairs: int = 4) -> Ge
             nonfinite_drops += 1
             guard["nonfinite_dropped"] = guard.get("nonfinite_dropped", 0) + 1
             guard["reasons"].append(f"{g.node(res.first_bad).name}: no finite values found")
-            drop_node(g, res.first_bad)
+            drop_node_kept_real(g, res.first_bad)
             continue
         if not res.finite:
             failing = _first_failing_after_nan(g, res)

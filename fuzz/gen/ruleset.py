@@ -74,10 +74,12 @@ class RuleSet:
         self.by_op: dict[str, list[RuleInfo]] = {}
         self.held_back: dict[str, list[RuleInfo]] = {}  # deny.HELD_BACK_FROM_RANDOM: for blocks only
         self.n_given = 0  # rules given, usable or not
+        self.given: list[Rule] = []  # those of ``ops``: a theme with a dtype outside ``dtypes`` starts from them (``themed``)
         for rule in rules:
             self.n_given += 1
             if ops is not None and rule.op not in ops and last_component(rule.op) not in ops:
                 continue
+            self.given.append(rule)
             reason = deny_reason(rule)
             if reason is None and without_dropout(rule) is None:
                 reason = "random: no dropout_p of 0 recorded"
@@ -200,7 +202,12 @@ THEME_DTYPES = {
     "int8": {"int8", "int64", "bool", "float32"},  # int8 via STAND_INS
     "uint8": {"uint8", "int64", "bool", "float32"},
     "int64": {"int64", "bool", "float32"},
+    # complex64 tensors inside the model; its inputs and outputs are float32 (re, im) pairs
+    # (fuzz.gen.complex_boundary); float32 for the real parts, norms and angles between them
+    "complex64": {"complex64", "float32", "int64", "bool"},
 }
+# Themes whose dtypes the default rule set leaves out: their rule set starts from every rule given.
+EXTRA_THEME_DTYPES = {"complex64": {"complex64"}}
 
 
 # Dtypes the tracer never recorded (``fuzz.tracing.mutate.TENSOR_DTYPES`` has no int8), and the
@@ -265,11 +272,31 @@ def themed(ruleset: RuleSet, theme: str) -> RuleSet:
         return ruleset
     got = ruleset.themes.get(theme)
     if got is None:
-        rules = [info.rule for infos in ruleset.by_op.values() for info in infos]
+        extra = EXTRA_THEME_DTYPES.get(theme, set())
+        if extra:  # rules the default dtypes dropped (complex outputs) are this theme's own
+            rules = [without_dtypes_in_modules(r, extra) for r in ruleset.given]
+        else:
+            rules = [info.rule for infos in ruleset.by_op.values() for info in infos]
         if theme in STAND_INS:
             rules = [with_stand_in(r, theme) for r in rules]
-        got = ruleset.themes[theme] = RuleSet(rules, sorted(ruleset.allowed & allowed))
+        got = ruleset.themes[theme] = RuleSet(rules, sorted((ruleset.allowed | extra) & allowed))
     return got
+
+
+def without_dtypes_in_modules(rule: Rule, dtypes: set) -> Rule:
+    """A module's rule without the dtype combinations and recorded calls that hold one of ``dtypes``:
+    such a module would be built with that dtype and hold complex parameters, which neither the
+    float64 reference (``Module.to(float64)`` drops their imaginary part) nor the real boundary of
+    the complex64 theme (``fuzz.gen.complex_boundary``) covers. Other rules are returned as they are."""
+    import dataclasses
+
+    if rule.api != "module":
+        return rule
+    dtypes_ok = [[i, o] for i, o in rule.dtypes if not set(i) & dtypes and not set(o) & dtypes]
+    examples = [e for e in rule.examples if not set(_example_dtypes(e)) & dtypes]
+    if len(dtypes_ok) == len(rule.dtypes) and len(examples) == len(rule.examples):
+        return rule
+    return dataclasses.replace(rule, dtypes=dtypes_ok, examples=examples)
 
 
 _LOADED: dict = {}

@@ -66,6 +66,8 @@ def _is_float(t) -> bool:
 def _nonfinite(t) -> bool:
     import torch
 
+    if t.is_complex():  # the complex64 theme's intermediates: a NaN or Inf in either part
+        t = torch.view_as_real(t.resolve_conj())
     if not _is_float(t) or t.numel() == 0:
         return False
     # A finite sum means every element is finite (a NaN or Inf anywhere makes the sum NaN/Inf), and
