@@ -20,7 +20,7 @@ a ``Reference`` (``fuzz.campaign.oracle``) does not judge them, nor anything com
   (``UNCHECKED_OPS``: ``_unsafe_index``, ``_segment_reduce(unsafe=True)``...);
 - outputs of ``grid_sample`` at a NaN or infinite grid coordinate (``COORDINATE_OPS``);
 - outputs of a call on complex numbers where an operand or output holds a NaN or infinite part
-  (``_complex_nonfinite``: which part comes out NaN or infinite depends on the formula);
+  (``complex_arith``: which part comes out NaN or infinite depends on the formula);
 - outputs of reductions and contractions (sum, mean, pooling, matmul, conv, norms...) whose operand
   holds two or more finite values near the dtype's overflow (``_sums_extremes``): a partial sum
   overflows or not depending on the order of accumulation;
@@ -34,6 +34,7 @@ a ``Reference`` (``fuzz.campaign.oracle``) does not judge them, nor anything com
 
 from __future__ import annotations
 
+from fuzz.campaign.complex_arith import complex_nonfinite
 from fuzz.campaign.conditioning import fragile_matrix, ill_conditioned, square_operands
 from fuzz.campaign.oracle import K, TOLERANCES, dtype_name_of, is_float
 from fuzz.campaign.narrowing import narrows_past_range
@@ -487,43 +488,6 @@ def _computed_zero(node, eager_env: dict, leaves: set) -> bool:
     return False
 
 
-# Calls that move, copy or conjugate values without arithmetic (or read only a shape): a NaN or
-# infinite part comes out exactly as it went in, so ``_complex_nonfinite`` leaves them to be judged.
-REARRANGING_OPS = frozenset({
-    "view", "view_as", "reshape", "reshape_as", "expand", "expand_as", "broadcast_to", "transpose", "t",
-    "permute", "movedim", "moveaxis", "swapaxes", "swapdims", "squeeze", "unsqueeze", "flatten", "unflatten",
-    "select", "slice", "narrow", "diagonal", "index_select", "gather", "take", "take_along_dim", "cat",
-    "concat", "concatenate", "stack", "hstack", "vstack", "dstack", "column_stack", "split", "split_with_sizes",
-    "tensor_split", "chunk", "unbind", "hsplit", "vsplit", "dsplit", "clone", "contiguous", "flip", "fliplr",
-    "flipud", "roll", "rot90", "repeat", "tile", "unfold", "view_as_real", "view_as_complex", "resolve_conj",
-    "resolve_neg", "alias", "detach", "atleast_1d", "atleast_2d", "atleast_3d", "diag_embed", "diagflat",
-    "block_diag", "tril", "triu", "zeros_like", "ones_like", "full_like", "new_zeros", "new_ones", "new_full",
-    "fill", "conj", "conj_physical", "real", "imag", "constant_pad_nd", "where", "masked_fill",
-})
-
-
-def _complex_nonfinite(node, eager_env: dict) -> bool:
-    """A call with a complex operand or output where one holds a NaN or infinite part in eager. Complex
-    arithmetic at infinities has no one answer: ``(inf + 0j) * (1 + 1j)`` is ``inf + infj`` by the
-    schoolbook formula and ``nan`` in one part once ``0 * inf`` is formed, and C99's Annex G rules,
-    eager's ``c10::complex`` and a compiler's decomposition into real ops each pick their own.
-    Calls that only move values (``REARRANGING_OPS``) do no such arithmetic."""
-    import torch
-
-    if short_op(node.op) in REARRANGING_OPS:
-        return False
-    values = [eager_env.get(t) for t in [*node.inputs(), *node.outputs]]
-    values = [v for v in values if isinstance(v, torch.Tensor)]
-    if not any(v.is_complex() for v in values):
-        return False
-    for v in values:
-        if (v.is_complex() or v.is_floating_point()) and v.numel():
-            parts = torch.view_as_real(v.detach().resolve_conj()) if v.is_complex() else v.detach()
-            if not bool(torch.isfinite(parts).all()):
-                return True
-    return False
-
-
 def sensitive_tensors(graph, eager_env: dict, ref_env: dict | None, perturbed_envs=()) -> dict:
     """Tensor name -> reason, for values of ``graph`` that need not match between runs.
 
@@ -590,7 +554,7 @@ def sensitive_tensors(graph, eager_env: dict, ref_env: dict | None, perturbed_en
             for o in node.outputs:
                 reasons.setdefault(o, f"{node.name} scales a product by alpha at an infinite or near-overflow "
                                       "product (whether alpha applies first is unspecified)")
-        if _complex_nonfinite(node, eager_env):
+        if complex_nonfinite(node, eager_env):
             for o in node.outputs:
                 reasons.setdefault(o, f"{node.name} does complex arithmetic on a NaN or infinite part (which "
                                       "part comes out NaN or infinite depends on the formula)")
