@@ -124,8 +124,9 @@ def _run_block(b: Builder, steps: tuple, cur: str) -> tuple[str, int]:
 
 
 def first_tensor(b: Builder) -> str:
-    """The input blocks start from: a float tensor of rank 2-4 (the model's float theme if it has one)."""
-    dtype = b.cfg.policy.dtype if b.cfg.policy.dtype in ("float16", "bfloat16") else "float32"
+    """The input blocks start from: a float tensor of rank 2-4 (the model's float or complex theme if it
+    has one: complex-valued networks are linear and conv layers with complex weights and activations)."""
+    dtype = b.cfg.policy.dtype if b.cfg.policy.dtype in ("float16", "bfloat16", "complex64") else "float32"
     ranks = [r for r in (2, 3, 4) if (r, dtype) in b.rs.ops_taking] or [2]
     t, c = b.new_tensor(b.ch.choice(ranks), dtype, "input")
     b.add(c)

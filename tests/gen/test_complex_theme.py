@@ -159,3 +159,13 @@ def test_a_mutant_of_a_complex_model_still_takes_and_returns_real_tensors(rulese
         g = m.graph
         assert not any(g.tensors[t].dtype.startswith("complex") for t in [*g.inputs, *g.outputs])
         run_eager(build_module(g, m.state), m.forward_inputs())
+
+
+def test_model_shaped_complex_models_start_from_a_complex_input(ruleset):
+    cfg = GenConfig(nodes=5, policy=ModelPolicy(dtype="complex64", form="blocks"))
+    models = [generate_model_for_index(ruleset, cfg, 0, i) for i in range(6)]
+    for m in models:
+        assert m.graph.meta["blocks"]
+        first = next(n for n in m.graph.nodes if n.op == "torch.view_as_complex")
+        assert m.graph.tensors[first.outputs[0]].dtype == "complex64"
+        run_eager(build_module(m.graph, m.state), m.forward_inputs())
