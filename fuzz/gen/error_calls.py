@@ -39,7 +39,11 @@ NOT_A_CHECK = ("not implemented", "not yet implemented", "not supported", "unsup
                "empty",  # an empty result for an empty input: not garbage
                # eager's own kernel failing to write its internal output (softmargin loss, logsumexp of no
                # dims): an inconsistency inside eager, not a check of the call's arguments
-               "doesn't match the broadcast shape")
+               "doesn't match the broadcast shape",
+               # a kernel reading an argument through an accessor of the rank it assumed (batch norm's
+               # running_var of shape [1, 1]): the kernel's own assumption failing, not a check a
+               # compiled program must repeat (the thirteenth session's default campaign)
+               "tensoraccessor expected")
 # random, uninitialised, I/O or storage-level calls: not a program a compiler is asked to match
 SKIP_OPS = ("empty", "rand", "normal", "bernoulli", "multinomial", "dropout", "set_", "storage", "as_strided",
             "resize", "save", "load", "numpy", "tolist", "item", "_local_scalar", "print", "manual_seed")
