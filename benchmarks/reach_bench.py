@@ -37,7 +37,8 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 VECTOR_WIDTHS = {7, 8, 9, 15, 16, 17, 31, 32, 33, 63, 64, 65, 127, 128, 129, 255, 256, 257}
-LOW = {"float16": "fp16", "bfloat16": "bf16", "int8": "int8/uint8", "uint8": "int8/uint8", "int64": "int64"}
+LOW = {"float16": "fp16", "bfloat16": "bf16", "int8": "int8/uint8", "uint8": "int8/uint8", "int64": "int64",
+       "complex64": "complex64"}
 
 
 def model_facts(generated) -> dict:
@@ -127,7 +128,7 @@ def shares_table(res: dict) -> list[tuple[str, str, float]]:
     for axis in ("shape", "dtype", "values", "form", "layout", "scalars", "calls"):
         c = collections.Counter(_choice(f, axis) for f in facts)
         rows += [(f"policy.{axis}", k, v / n) for k, v in sorted(c.items())]
-    for low in ("fp16", "bf16", "int8/uint8", "int64"):
+    for low in ("fp16", "bf16", "int8/uint8", "int64", "complex64"):
         rows.append(("holds dtype", low, sum(low in f["low"] for f in facts) / n))
     rows.append(("holds shape", "innermost dim at a SIMD width or tail", sum(f["vector_inner"] for f in facts) / n))
     rows.append(("holds shape", "a tensor of >= 10^4 elements", sum(f["big"] for f in facts) / n))
