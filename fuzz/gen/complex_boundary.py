@@ -19,7 +19,7 @@ part of the model too (Wirtinger calculus: real-valued loss, complex intermediat
 
 from __future__ import annotations
 
-from fuzz.ir.graph import Graph, Node
+from fuzz.ir.graph import Graph, Node, TensorInfo
 
 COMPLEX = "complex64"
 
@@ -41,8 +41,8 @@ def real_boundary(g: Graph) -> bool:
         pair = _free(g, f"{name}_re_im")
         # the pair takes the complex input's place among the inputs (the order forward takes them)
         g.tensors = {(pair if n == name else n): t for n, t in g.tensors.items()}
-        g.tensors[pair] = type(info)(list(info.shape) + [2], "float32", info.role)
-        g.tensors[name] = type(info)(list(info.shape), COMPLEX, "value")
+        g.tensors[pair] = TensorInfo(list(info.shape) + [2], "float32", info.role)
+        g.tensors[name] = TensorInfo(list(info.shape), COMPLEX, "value")
         entry.append(Node(id="", op="torch.view_as_complex", api="function", args=[{"ref": pair}], kwargs={},
                           outputs=[name]))
     tail, new_outs = [], []

@@ -50,12 +50,12 @@ from fuzz.gen.blocks import grow_blocks
 from fuzz.gen.builder import Builder, PendingNode
 from fuzz.gen.callcheck import meta_check
 from fuzz.gen.chooser import Chooser, RandomChooser
+from fuzz.gen.complex_boundary import real_boundary
 from fuzz.gen.config import GenConfig, GenerationError
 from fuzz.gen.forms import apply_forms
 from fuzz.gen.materialise import Generated, materialise
 from fuzz.gen.policy import Shares, draw_policy
 from fuzz.gen.scalars import lift_scalars
-from fuzz.gen.complex_boundary import real_boundary
 from fuzz.gen.ruleset import THEME_DTYPES, RuleSet, themed
 from fuzz.ir.dsl import smt_int
 from fuzz.ir.graph import Graph, Node

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from fuzz.gen.complex_boundary import real_boundary
 from fuzz.gen.config import GenConfig, GenerationError
 from fuzz.ir.graph import Graph, Node
 
@@ -70,8 +71,6 @@ def drop_node_kept_real(g: Graph, node_id: str) -> None:
     is put behind the real boundary again (``fuzz.gen.complex_boundary``)."""
     drop_node(g, node_id)
     if "complex_boundary" in g.meta:
-        from fuzz.gen.complex_boundary import real_boundary
-
         real_boundary(g)
 
 
