@@ -83,8 +83,6 @@ PIVOTING_OPS = {
 }
 
 
-
-
 def short_op(op: str) -> str:
     return op.split("::")[-1].split(".")[-1].lower().strip("_")
 
@@ -224,6 +222,9 @@ GRADIENT_FRAGILE_OPS = {
     "linalg_lu_factor_ex", "det", "linalg_det", "logdet", "slogdet", "linalg_slogdet", "inverse", "linalg_inv",
     "linalg_inv_ex", "linalg_solve", "linalg_solve_ex", "solve",
 }
+# Products of Householder reflectors, judged by their output: with another tau than geqrf's the product
+# is far from unitary and its gradient cancels digits in eager too (cond 2.7e5, thirteenth session).
+OUTPUT_FRAGILE_OPS = {"householder_product", "linalg_householder_product", "orgqr", "ormqr"}
 def gradient_blockers(graph, *envs) -> dict:
     """Tensor name -> reason, for values whose gradients may legitimately differ: outputs of
     decompositions (``GRADIENT_FRAGILE_OPS``) and of ops that route a gradient to one of tied
@@ -241,7 +242,12 @@ def gradient_blockers(graph, *envs) -> dict:
                 for o in node.outputs:
                     reasons.setdefault(o, f"{node.name} routes its gradient through a tie")
             continue
-        if short not in GRADIENT_FRAGILE_OPS:
+        if short not in GRADIENT_FRAGILE_OPS and short not in OUTPUT_FRAGILE_OPS:
+            continue
+        if short in OUTPUT_FRAGILE_OPS:
+            q = next((env[node.outputs[0]] for env in envs if env.get(node.outputs[0]) is not None), None)
+            if q is not None and q.dim() >= 2 and q.numel() > 0 and ill_conditioned(q):
+                reasons.update({o: f"{node.name}'s gradient on an ill-conditioned product of reflectors" for o in node.outputs})
             continue
         for name in dict.fromkeys(node.inputs()):
             t = next((env[name] for env in envs if env.get(name) is not None), None)
