@@ -26,9 +26,9 @@ a ``Reference`` (``fuzz.campaign.oracle``) does not judge them, nor anything com
   overflows or not depending on the order of accumulation;
 - outputs of ops that read the sign of a zero (``copysign``, division...: ``SIGN_OF_ZERO_OPS``) when
   an operand the model computed holds an exact zero, whose sign evaluation order decides;
-- for gradients, decompositions (SVD, QR, eigh, ...) of rank-deficient, ill-conditioned or
-  repeated-singular-value matrices, and ops that route a gradient to one of tied candidates
-  (``sort``, ``msort``, ``max.dim``, pooling...); and (per gradient, ``oracle.nonfinite_downstream``)
+- for gradients, decompositions (SVD, QR, eigh...) of rank-deficient, ill-conditioned or repeated-
+  singular-value matrices, ill-conditioned products of reflectors, ops that route a gradient to one
+  of tied candidates (``sort``, ``msort``, ``max.dim``, pooling...); and (``oracle.nonfinite_downstream``)
   gradients that flow back through a NaN or infinite forward value.
 """
 
