@@ -88,8 +88,9 @@ register(Backend("aot_eager_decomp_partition", _dynamo("aot_eager_decomp_partiti
 register(Backend("eager", _dynamo("eager"), eager_strides=True, description="torch.compile, dynamo graph capture only"))
 
 _EXPORT_SHAPES = '''
-    def _dynamic_shapes(inputs):
-        return tuple({d: torch.export.Dim.AUTO for d in range(t.dim())} for t in inputs)
+    def _dynamic_shapes(inputs):  # a Python number forward takes has no shape: None
+        return tuple({d: torch.export.Dim.AUTO for d in range(t.dim())} if isinstance(t, torch.Tensor) else None
+                     for t in inputs)
 '''
 
 register(Backend("export", _EXPORT_SHAPES + '''
