@@ -6,7 +6,9 @@
 cost and minor page faults, as benchmarks/reach_bench.py runs them (generation then one eager run).
 ``python benchmarks/gen_profile.py order --models 400`` generates models 0..N-1 in index order and
 in reverse order, in two processes, and prints how many differ (graph and inputs hashed): a model
-must depend only on (seed, index, shares). The numbers in docs/generator.md ("Generation speed of
+must depend only on (seed, index, shares). ``python benchmarks/gen_profile.py classes --models 400``
+prints each class of model's share of the models and of the time (policy choices, program forms
+held, a tensor of 10^4 elements). The numbers in docs/generator.md ("Generation speed of
 the default mix", seventh session) came from these two commands.
 """
 
@@ -134,6 +136,55 @@ def _order(models: int, start: int) -> None:
           + (f" ({differ[:20]})" if differ else ""))
 
 
+def _classes(models: int, seed: int) -> None:
+    """Time per model (generation, then the eager run of its program) by class: policy choice on
+    each axis, program form held, and whether a tensor reaches 10^4 elements; each class's share of
+    the models and of the time."""
+    from benchmarks.gen_bench import _import_every_operator, _setup
+
+    _setup()
+    from benchmarks.reach_bench import model_facts
+    from fuzz.gen.config import GenConfig
+    from fuzz.gen.generate import generate_model_for_index
+    from fuzz.gen.policy import Shares
+    from fuzz.gen.program import build_module, run_eager
+    from fuzz.gen.ruleset import load_ruleset
+
+    rs = load_ruleset()
+    _import_every_operator(rs)
+
+    def one(i, s):
+        t0 = time.perf_counter()
+        m = generate_model_for_index(rs, GenConfig(nodes=5), s, i, Shares())
+        t1 = time.perf_counter()
+        try:
+            run_eager(build_module(m.graph, m.state), m.forward_inputs())
+        except Exception:  # noqa: BLE001 - an error program raises by design
+            pass
+        return m, t1 - t0, time.perf_counter() - t1
+
+    for i in range(min(60, models)):  # warm-up on other indices, as reach_bench
+        one(i, seed + 7919)
+    rows = []
+    for i in range(models):
+        m, g, e = one(i, seed)
+        f = model_facts(m)
+        keys = [f"{a}={v}" for a, v in sorted((m.graph.meta.get("policy") or {}).items())]
+        keys += [f"form holds {x}" for x in sorted(set(f["forms"]))] + ["a tensor >= 10^4 elements" if f["big"] else "small tensors"]
+        rows.append((keys, g, e))
+    total = sum(g + e for _, g, e in rows)
+    print(f"{models} models, seed {seed}: mean {1000 * total / models:.1f} ms per model\n")
+    print("| class | share of models | gen ms | eager ms | share of time |")
+    print("|---|---|---|---|---|")
+    by: dict = collections.defaultdict(list)
+    for keys, g, e in rows:
+        for k in keys:
+            by[k].append((g, e))
+    for k, v in sorted(by.items()):
+        print(f"| {k} | {len(v) / models:.3f} | {1000 * sum(x[0] for x in v) / len(v):.1f} | "
+              f"{1000 * sum(x[1] for x in v) / len(v):.1f} | {sum(x[0] + x[1] for x in v) / total:.2f} |")
+
+
 def main() -> None:
     if len(sys.argv) > 1 and sys.argv[1] == "_hashes":
         _hashes(int(sys.argv[2]), int(sys.argv[3]), sys.argv[4] == "reverse", sys.argv[5])
@@ -143,11 +194,19 @@ def main() -> None:
     s = sub.add_parser("stages")
     s.add_argument("--models", type=int, default=1000)
     s.add_argument("--seed", type=int, default=0)
+    c = sub.add_parser("classes")
+    c.add_argument("--models", type=int, default=400)
+    c.add_argument("--seed", type=int, default=0)
     o = sub.add_parser("order")
     o.add_argument("--models", type=int, default=400)
     o.add_argument("--start", type=int, default=0)
     args = ap.parse_args()
-    _stages(args.models, args.seed) if args.part == "stages" else _order(args.models, args.start)
+    if args.part == "stages":
+        _stages(args.models, args.seed)
+    elif args.part == "classes":
+        _classes(args.models, args.seed)
+    else:
+        _order(args.models, args.start)
 
 
 if __name__ == "__main__":

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from fuzz.gen.complex_boundary import real_boundary
+from fuzz.gen.complex_boundary import has_complex, real_boundary
 from fuzz.gen.config import GenConfig, GenerationError
 from fuzz.ir.graph import Graph, Node
 
@@ -64,13 +64,7 @@ def drop_node(g: Graph, node_id: str) -> None:
             g.outputs.append(t)  # its producer now feeds nothing: keep it as an output
     # Graph inputs must come before values in tensors order only for readability; order inputs by first use.
     _order_outputs(g)
-
-
-def drop_node_kept_real(g: Graph, node_id: str) -> None:
-    """``drop_node``; in a complex64-theme model, a complex tensor it leaves as an input or output
-    is put behind the real boundary again (``fuzz.gen.complex_boundary``)."""
-    drop_node(g, node_id)
-    if "complex_boundary" in g.meta:
+    if has_complex(g):  # a complex tensor left as an input or output goes behind the real boundary again
         real_boundary(g)
 
 
@@ -93,7 +87,7 @@ def materialise(g: Graph, seed: int, cfg: GenConfig, max_repairs: int = 4) -> Ge
     def drop(node: Node, reason: str) -> None:
         guard["dropped"] += 1
         guard["reasons"].append(f"{node.name}: {reason}")
-        drop_node_kept_real(g, node.id)
+        drop_node(g, node.id)
 
     for _ in range(max_repairs + len(g.nodes)):
         try:
@@ -122,7 +116,7 @@ def materialise(g: Graph, seed: int, cfg: GenConfig, max_repairs: int = 4) -> Ge
             nonfinite_drops += 1
             guard["nonfinite_dropped"] = guard.get("nonfinite_dropped", 0) + 1
             guard["reasons"].append(f"{g.node(res.first_bad).name}: no finite values found")
-            drop_node_kept_real(g, res.first_bad)
+            drop_node(g, res.first_bad)
             continue
         if not res.finite:
             failing = _first_failing_after_nan(g, res)

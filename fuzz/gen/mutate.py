@@ -33,7 +33,7 @@ from fuzz.gen.chooser import RandomChooser
 from fuzz.gen.config import GenConfig, GenerationError
 from fuzz.gen.generate import generate, lead_stem, model_rng
 from fuzz.gen.complex_boundary import has_complex, real_boundary
-from fuzz.gen.materialise import Generated, drop_node_kept_real, materialise
+from fuzz.gen.materialise import Generated, drop_node, materialise
 from fuzz.gen.policy import AXES, ModelPolicy
 from fuzz.gen.ruleset import load_ruleset
 from fuzz.ir.graph import Graph, Node, python_number_inputs, replace_refs
@@ -52,7 +52,7 @@ def _unconsumed_outputs(g: Graph) -> None:
 def delete(g: Graph, rng: random.Random) -> bool:
     if len(g.nodes) < 2:
         return False
-    drop_node_kept_real(g, rng.choice(g.nodes).id)
+    drop_node(g, rng.choice(g.nodes).id)
     g.prune()
     return bool(g.nodes)
 
