@@ -47,6 +47,9 @@ class Backend:
     # its outputs have eager's strides by contract (inductor's keep_output_stride, on by default; the
     # aot_eager family runs aten kernels): the oracle then judges the strides of forward outputs too
     eager_strides: bool = False
+    # it specialises every Python number forward takes on its first call's value (torch.export treats
+    # them as constants): a second call that changes one is refused by design, not judged
+    specialises_numbers: bool = False
 
     def compile_function(self):
         """The ``compile_model`` function defined by the snippet."""
@@ -98,7 +101,8 @@ register(Backend("export", _EXPORT_SHAPES + '''
         shapes = _dynamic_shapes(inputs) if dynamic else None
         program = torch.export.export(model, tuple(inputs), dynamic_shapes=shapes)
         return program.module()
-''', modes=EXPORT_MODES, description="torch.export.export, then the exported program's module"))
+''', modes=EXPORT_MODES, specialises_numbers=True,
+                 description="torch.export.export, then the exported program's module"))
 
 register(Backend("aoti", _EXPORT_SHAPES + '''
     def compile_model(model, inputs, dynamic=False):
@@ -115,7 +119,7 @@ register(Backend("aoti", _EXPORT_SHAPES + '''
         finally:
             shutil.rmtree(folder, ignore_errors=True)
         return lambda *args: loaded(*args)
-''', modes=("fwd", "dynamic"), state_readable=False,
+''', modes=("fwd", "dynamic"), state_readable=False, specialises_numbers=True,
                  description="AOTInductor: aoti_compile_and_package + aoti_load_package"))
 
 

@@ -127,6 +127,19 @@ def test_every_mode_runs_a_model_taking_numbers_and_the_second_call_changes_them
     assert saved["second_call.s"].dtype == torch.float64 and saved["second_call.k"].dtype == torch.int64
 
 
+def test_export_and_aoti_decline_a_second_call_that_changes_a_python_number(tmp_path):
+    # Both specialise every Python number: export's module refuses the changed value, AOTInductor's
+    # runner silently keeps the first one (11 false "mismatches" in the fourteenth session's aoti
+    # campaign before this rule). The first call is still judged.
+    s = _session(tmp_path)
+    for backend in ("export", "aoti"):
+        v = s.run_test(backend, "dynamic")
+        assert v.kind == "pass", (backend, v)
+        assert "specialises the Python numbers" in v.second_call["declined"], (backend, v.second_call)
+        assert v.second_call["numbers"] == {"s": [2.5, 1.5], "k": [3, 4]}
+    assert s.run_test("aot_eager", "dynamic").second_call.get("declined") is None  # judged there
+
+
 def _fault_env(fault: str) -> dict:
     return dict(os.environ, ASSAY_TEST_FAULT=fault,
                 PYTHONPATH=os.pathsep.join(p for p in (str(FAULT_DIR), os.environ.get("PYTHONPATH")) if p))
