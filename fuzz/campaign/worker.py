@@ -209,7 +209,8 @@ def run_tests(job: dict, session, tests: list, emit) -> None:
                     verdict = session.run_test(t["backend"], t["mode"])
                 verdict.codegen = outputcode.summarise(loaded)
             except Exception as exc:  # the oracle itself failed: its own kind (not a pass, not a finding)
-                verdict = Verdict(Kind.ORACLE_ERROR, f"oracle raised {type(exc).__name__}", error=describe_error(exc))
+                verdict = Verdict(Kind.ORACLE_ERROR, f"oracle raised {type(exc).__name__}{_where(exc)}",
+                                  error=describe_error(exc))
         verdict.backend, verdict.mode = t["backend"], t["mode"]
         verdict.knobs = job.get("knobs") or None
         extra = obs.to_event() if mode != "off" else None
@@ -221,6 +222,18 @@ def run_tests(job: dict, session, tests: list, emit) -> None:
             print(f"assay worker: test {t['test']} left {spoiled}; restarting", file=sys.stderr, flush=True)
             emit({"event": "restart", "job": job["job"], "why": f"test {t['test']} left {spoiled}"})  # flushed
             os._exit(0)
+
+
+def _where(exc: BaseException) -> str:
+    """`` at fuzz/<file>:<line> (<function>)``: the last of Assay's own frames the exception passed,
+    so that an oracle error in the journal says which of the oracle's steps raised it."""
+    import traceback
+
+    own = [f for f in traceback.extract_tb(exc.__traceback__) if f"{os.sep}fuzz{os.sep}" in f.filename]
+    if not own:
+        return ""
+    f = own[-1]
+    return f" at fuzz{f.filename.rsplit(os.sep + 'fuzz', 1)[1]}:{f.lineno} ({f.name})"
 
 
 def spoiled_state() -> str | None:
