@@ -63,3 +63,20 @@ def test_an_aoti_second_call_of_a_model_that_updates_a_buffer_is_declined():
         assert v.kind == "pass", (v.kind, v.detail, v.diff)
         assert "cannot be restored" in v.second_call["declined"], v.second_call
         assert s.run_test("inductor", "dynamic").kind == "pass"  # its buffers are put back: judged
+
+
+def test_an_exported_program_returning_a_fake_tensor_is_a_mismatch_not_an_oracle_error(tmp_path):
+    # Found in the fourteenth session's complex64 export/aoti campaign: ``torch.func.grad(torch.prod)``
+    # in forward makes export lift a constant made while tracing autograd, still a FakeTensor
+    # (pytorch/pytorch#146719), and the exported module returns it. Reading it raised
+    # GuardOnDataDependentSymNode inside the oracle (four "oracle errors"); a FakeTensor output
+    # whose values nothing read would have passed.
+    g = Graph()
+    x = g.add_tensor([2, 3], "float32", "input", name="x")
+    transform = {"call": "torch.func.grad", "args": [{"fn": "torch.prod"}], "kwargs": {}}
+    g.outputs = [fn_node(g, "n0", "operator.call", [transform, ref(x)], [2, 3])]
+    s = session_for(tmp_path, g, {"x": torch.randn(2, 3, generator=torch.Generator().manual_seed(0))})
+    v = s.run_test("export", "fwd")
+    assert v.kind == "mismatch", (v.kind, v.detail, v.error)
+    assert v.diff["got"] == "FakeTensor on cpu (no data)", v.diff
+    assert s.run_test("aot_eager", "fwd").kind == "pass"  # torch.compile computes the gradient
