@@ -15,7 +15,7 @@ import copy
 import dataclasses
 import time
 
-from fuzz.campaign import knobs, lowprec, oracle, rounding, second_call, sensitivity, train, written
+from fuzz.campaign import accumulation, knobs, lowprec, oracle, rounding, second_call, sensitivity, train, written
 from fuzz.campaign.copies import as_list, clone_inputs, perturbed_module, to64
 from fuzz.campaign.fence import fence_for
 from fuzz.gen.program import tensor_identifiers
@@ -75,6 +75,7 @@ class Session:
         self.bwd_blockers = {n: why for n, why in self.sensitive.items()
                              if n in eager_env and (oracle.is_float(eager_env[n]) or sensitivity.routes_gradient(graph, n))}
         self.bwd_blockers.update(sensitivity.gradient_blockers(graph, self.ref_env or {}, eager_env))
+        self.bwd_blockers.update(accumulation.accumulation_blockers(graph, eager_env))
         self.nonfinite_path = oracle.nonfinite_downstream(graph, eager_env)
         self._bwd_ref = None
         self._bwd_error = None
