@@ -70,6 +70,9 @@ def test_stats_count_unjudged_passes_and_oracle_errors_apart(tmp_path, monkeypat
     in_judge = _run(tmp_path, False, "p4")
     for v in (in_analysis, in_judge):
         assert v["kind"] == "oracle_error" and "ZeroDivisionError" in v["error"]["type"] + v["detail"], v
+    # the journal line names the last of Assay's frames the error passed: where to start looking
+    assert in_judge["detail"].startswith("oracle raised ZeroDivisionError at fuzz/campaign/session.py:"), in_judge
+    assert in_judge["detail"].endswith("(_run_test)"), in_judge
 
     store = CrashStore(tmp_path / "c")
     for i, v in enumerate((unjudged, judged, in_analysis, in_judge)):
