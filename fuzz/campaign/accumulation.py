@@ -15,15 +15,12 @@ next run). Like the other gradient rules (``fuzz.campaign.sensitivity.gradient_b
 
 from __future__ import annotations
 
-# ops whose backward scatters-adds into the indexed operand (its first tensor argument)
+from fuzz.campaign.sensitivity import short_op
+
+# ops whose backward scatters-adds into the indexed operand (by ``short_op``: a node's op carries no
+# overload, ``aten::index`` -> ``index``, ``torch.nn.functional.embedding`` -> ``embedding``)
 GATHER_OPS = {"index", "index_select", "gather", "take", "take_along_dim", "embedding"}
 LOW_PRECISION = {"float16", "bfloat16"}
-
-
-def op_name(op: str) -> str:
-    """``aten::index.Tensor`` -> ``index``; ``torch.nn.functional.embedding`` -> ``embedding``."""
-    name = op.split("::", 1)[1].split(".")[0] if "::" in op else op.split(".")[-1]
-    return name.lower().strip("_")
 
 
 def accumulation_blockers(graph, env: dict) -> dict:
@@ -33,7 +30,7 @@ def accumulation_blockers(graph, env: dict) -> dict:
 
     reasons = {}
     for node in graph.nodes:
-        if op_name(node.op) not in GATHER_OPS:
+        if short_op(node.op) not in GATHER_OPS:
             continue
         out = env.get(node.outputs[0]) if node.outputs else None  # a gather returns the indexed dtype
         dtype = str(out.dtype).replace("torch.", "") if isinstance(out, torch.Tensor) else None
