@@ -48,8 +48,9 @@ def cond_in_eager(pred, true_fn, false_fn, operands):
     branch pair, shape or dtype, until dynamo's recompile limit for the wrapper is reached and it
     runs uncompiled): the generator's checks, value search and guard runs call this instead, so
     they cost a branch call and do not depend on what dynamo compiled earlier in the process
-    (automatic dynamic shapes after a recompile change what it accepts). The program still
-    calls ``torch.cond``. On meta tensors (shape propagation, ``aten_ops``) both branches run: the
+    (automatic dynamic shapes after a recompile change what it accepts). The program does the
+    same in eager and calls ``torch.cond`` where it is compiled or exported (``program.py``'s
+    ``cond`` helper). On meta tensors (shape propagation, ``aten_ops``) both branches run: the
     predicate has no value, and both branches' operators are the call's."""
     if getattr(pred, "device", None) is not None and pred.device.type == "meta":
         picked = true_fn(*operands)

@@ -109,6 +109,25 @@ def _call_target(node: Node) -> str:
     return node.op
 
 
+# ``torch.cond`` as the program calls it (fuzz.gen.forms): what compilers and export trace, and in
+# eager what it computes. Eager ``torch.cond`` has dynamo compile its branches first (0.05-0.4 s a
+# call, and until the recompile limit what it accepts depends on what it compiled before in the
+# process): the eager reference would run the compiler under test. Dynamo, export and AOTInductor
+# all trace with ``torch.compiler.is_compiling()`` true, so they still see the ``cond`` operator.
+_COND_SOURCE = '''
+def cond(pred, true_fn, false_fn, operands):
+    """torch.cond when compiled or exported; in eager, the branch pred picks (no dynamo)."""
+    if torch.compiler.is_compiling():
+        return torch.cond(pred, true_fn, false_fn, operands)
+    return true_fn(*operands) if bool(pred) else false_fn(*operands)
+'''
+COND_OP = "torch.cond"
+
+
+def _is_cond(node: Node) -> bool:
+    return node.api == "function" and node.op == COND_OP
+
+
 def _extra_imports(graph: Graph) -> list[str]:
     import importlib
 
@@ -213,6 +232,8 @@ def program_source(graph: Graph) -> str:
     lines += ["", 'HERE = os.path.dirname(os.path.abspath(__file__))']
     lines += _writes_line(graph, names)
     lines += _READER.rstrip("\n").split("\n")
+    if any(_is_cond(n) for n in graph.nodes):
+        lines += ["", ""] + _COND_SOURCE.strip("\n").split("\n")
     lines += ["", "", "class Model(torch.nn.Module):", "    def __init__(self):", "        super().__init__()"]
     buffers = set(graph.meta.get("buffers", []))  # state a forward writes (fuzz.gen.state_forms)
     for p in graph.params:
@@ -228,7 +249,8 @@ def program_source(graph: Graph) -> str:
             lines.append(f"        self.{module_attr(node)} = {init_r.call(node.op, init.get('args', []), init.get('kwargs', {}))}")
     lines += ["", f"    def forward(self{''.join(', ' + names[i] for i in inputs)}):"]
     for node in graph.nodes:
-        target = f"self.{module_attr(node)}" if node.api == "module" else _call_target(node)
+        target = (f"self.{module_attr(node)}" if node.api == "module" else "cond" if _is_cond(node)
+                  else _call_target(node))
         line = f"{_lhs(node, names)} = {fwd_r.call(target, node.args, node.kwargs)}"
         region = node.extra.get("autocast")  # the call runs in an autocast region (fuzz.gen.forms)
         if region:

@@ -85,7 +85,7 @@ def test_cond_picks_a_branch():
     cond = next(n for n in g.nodes if n.op == "torch.cond")
     pred = cond.args[0]["ref"]
     assert g.tensors[pred].dtype == "bool" and g.tensors[pred].shape == []
-    true_fn, false_fn = (program.exec_source("import torch\nf = " + program.program_source(g).split("torch.cond(")[1]
+    true_fn, false_fn = (program.exec_source("import torch\nf = " + program.program_source(g).split(" = cond(")[1]
                          .split(", ")[k])["f"] for k in (1, 2))
     module = program.build_module(g)
     for p in (True, False):
@@ -101,6 +101,36 @@ def test_cond_picks_a_branch():
              "abs": "aten.abs", "exp": "aten.exp", "relu": "aten.relu", "square": "aten.pow", "atan": "aten.atan"}
     branches = [a["fn"].split(".")[-1] for a in cond.args[1:3]]
     assert {names[b] for b in branches} <= set(interpret.aten_ops(g))
+
+
+def test_cond_is_the_cond_operator_when_compiled_and_its_branch_in_eager():
+    """The eager reference does not run dynamo (eager ``torch.cond`` would compile its branches
+    with it, the compiler under test); torch.compile still traces the ``cond`` operator."""
+    from torch._dynamo.utils import counters
+
+    g = _chain()
+    assert REWRITES["cond"](g, 0, RandomChooser(3))
+    cond = next(n for n in g.nodes if n.op == "torch.cond")
+    pred = cond.args[0]["ref"]
+    ins = {"x_0": X, "y_1": Y, pred: torch.tensor(True)}
+    module = program.build_module(g)
+    torch._dynamo.reset()  # nothing cached: a dynamo compile would show as a new graph
+    before = counters["stats"]["unique_graphs"]
+    eager = program.run_eager(module, [ins[n] for n in g.inputs])
+    assert counters["stats"]["unique_graphs"] == before  # dynamo compiled nothing
+    graphs = []
+
+    def record(gm, example_inputs):
+        graphs.append(gm)
+        return gm.forward
+
+    torch._dynamo.reset()
+    with torch.no_grad():
+        compiled = torch.compile(module, backend=record, fullgraph=True)(*[ins[n] for n in g.inputs])
+    targets = {n.target for gm in graphs for n in gm.graph.nodes}
+    assert torch.ops.higher_order.cond in targets
+    for a, b in zip(eager, compiled):
+        assert torch.allclose(a, b)
 
 
 def test_deny_fix_keeps_pooling_indices():
