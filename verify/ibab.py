@@ -33,7 +33,7 @@ def input_bab(S, device="cpu"):
 
     import torch
 
-    from .isplit import lookahead_dims
+    from .isplit import coefficient_dims, lookahead_dims
     from .pgd import pgd, violation
     from .tbounds.alpha import alpha_rows
     from .tbounds.crown import backsub, intermediate_bounds
@@ -188,7 +188,7 @@ def input_bab(S, device="cpu"):
         if opts.split_coefs == "lookahead":
             d = lookahead_dims(tn, lo, hi, pre, C, rhs, tm, score, HI0 - LO0)
         else:
-            d = score.argmax(1)
+            d = coefficient_dims(score, w, HI0 - LO0)
         ar = torch.arange(B, device=tn.device)
         wd = w[ar, d]
         tiny = wd <= (1e-12 if tn.dtype == torch.float64 else 1e-5) * (1 + lo[ar, d].abs())

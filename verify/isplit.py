@@ -25,6 +25,28 @@ def box_gap(lb, rhs, term_rows):
     return per_term.min(-1).values
 
 
+def candidate_dims(w, root_width):
+    """(B, n_in) True where a dimension may be split: not already 32x narrower (relative to the
+    root box) than the box's widest. Bisecting one dimension forever never closes a box: a
+    coefficient score can keep pointing at a dimension whose linear coefficient is large while
+    the looseness comes from another one's width (measured: ACAS Xu 3_9/prop 1 with the 'sum'
+    rule cut dimensions 0, 1 and 4 down to 1e-5 of the root while dimension 3 kept its full
+    width, then stopped at a box too small to split)."""
+    rel = w / root_width.clamp(min=1e-300)
+    return rel * 32 >= rel.amax(1, keepdim=True)
+
+
+def coefficient_dims(score, w, root_width):
+    """(B,) split dimension per box: the best ``score`` (|coefficient| x width, >= 0) among the
+    ``candidate_dims``; where every candidate scores 0, the relatively widest dimension."""
+    torch = __import__("torch")
+    ok = candidate_dims(w, root_width)
+    masked = torch.where(ok, score, torch.full_like(score, -1.0))
+    rel = w / root_width.clamp(min=1e-300)
+    use_width = masked.amax(1, keepdim=True) <= 0
+    return torch.where(use_width, torch.where(ok, rel, torch.full_like(rel, -1.0)), masked).argmax(1)
+
+
 def lookahead_dims(tn, lo, hi, pre, C, rhs, term_rows, fallback, root_width):
     """(B,) split dimension per box. fallback: (B, n_in) score used to break ties.
 
@@ -54,8 +76,7 @@ def lookahead_dims(tn, lo, hi, pre, C, rhs, term_rows, fallback, root_width):
         pre_c = refined_intervals(tn, lo_c, hi_c, known)
         lb, _ = backsub(tn, tn.n_hidden, C.unsqueeze(0), lo_c, hi_c, pre_c)
     gap = box_gap(lb, rhs, term_rows).reshape(B, n, 2).clamp(max=0).sum(-1)  # (B, n)
-    rel = (hi - lo) / root_width.clamp(min=1e-300)
-    ok = rel * 32 >= rel.amax(1, keepdim=True)
+    ok = candidate_dims(hi - lo, root_width)
     gap = torch.where(ok & ~torch.isnan(gap), gap, torch.full_like(gap, -float("inf")))
     # the best dimension; among (near-)equal ones the fallback score decides
     fb = fallback / fallback.amax(1, keepdim=True).clamp(min=1e-300)
