@@ -188,7 +188,7 @@ def input_bab(S, device="cpu"):
         if opts.split_coefs == "lookahead":
             d = lookahead_dims(tn, lo, hi, pre, C, rhs, tm, score, HI0 - LO0)
         else:
-            d = coefficient_dims(score, w, HI0 - LO0)
+            d = coefficient_dims(score, w, HI0 - LO0, opts.sliver_ratio)
         ar = torch.arange(B, device=tn.device)
         wd = w[ar, d]
         tiny = wd <= (1e-12 if tn.dtype == torch.float64 else 1e-5) * (1 + lo[ar, d].abs())

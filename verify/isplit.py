@@ -25,24 +25,34 @@ def box_gap(lb, rhs, term_rows):
     return per_term.min(-1).values
 
 
-def candidate_dims(w, root_width):
+def candidate_dims(w, root_width, ratio=32.0):
     """(B, n_in) True where a dimension may be split: not already 32x narrower (relative to the
     root box) than the box's widest. Bisecting one dimension forever never closes a box: a
     coefficient score can keep pointing at a dimension whose linear coefficient is large while
     the looseness comes from another one's width (measured: ACAS Xu 3_9/prop 1 with the 'sum'
     rule cut dimensions 0, 1 and 4 down to 1e-5 of the root while dimension 3 kept its full
     width, then stopped at a box too small to split)."""
-    rel = w / root_width.clamp(min=1e-300)
-    return rel * 32 >= rel.amax(1, keepdim=True)
+    rel = relative_width(w, root_width)
+    return rel * ratio >= rel.amax(1, keepdim=True)
 
 
-def coefficient_dims(score, w, root_width):
+def relative_width(w, root_width):
+    """(B, n_in) each dimension's width as a share of the root box's; 0 where the root box is flat
+    (a fixed input, e.g. ACAS Xu's heading in property 4). A clamp of the root width does not do:
+    a float32 box's 1e-300 is 0, and the 0/0 made every comparison false and dimension 0 the
+    only one ever split."""
+    torch = __import__("torch")
+    return torch.where(root_width > 0, w / torch.where(root_width > 0, root_width, torch.ones_like(root_width)),
+                       torch.zeros_like(w))
+
+
+def coefficient_dims(score, w, root_width, ratio=32.0):
     """(B,) split dimension per box: the best ``score`` (|coefficient| x width, >= 0) among the
     ``candidate_dims``; where every candidate scores 0, the relatively widest dimension."""
     torch = __import__("torch")
-    ok = candidate_dims(w, root_width)
+    ok = candidate_dims(w, root_width, ratio)
     masked = torch.where(ok, score, torch.full_like(score, -1.0))
-    rel = w / root_width.clamp(min=1e-300)
+    rel = relative_width(w, root_width)
     use_width = masked.amax(1, keepdim=True) <= 0
     return torch.where(use_width, torch.where(ok, rel, torch.full_like(rel, -1.0)), masked).argmax(1)
 

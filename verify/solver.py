@@ -64,6 +64,8 @@ class Options:
                                      # 'sum' breaks ties)
     split_portfolio: tuple = ("lookahead", "sum")  # input BaB: split rules taking turns in CPU-time
                                      # slices, each restarting from the root (empty: split_coefs only)
+    sliver_ratio: float = 32.0       # coefficient split rules: a dimension this much narrower (relative to
+                                     # the root box) than the box's widest is not split (verify/isplit.py)
     portfolio_slice_s: float = 3.0   # ... each for this long, doubled after every full turn
     torch_threads: int = 1           # torch CPU threads (0: leave torch's default)
     ibab_pgd_starts: int = 2048      # few-input nets: batched PGD starts on the whole box before BaB

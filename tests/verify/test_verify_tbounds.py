@@ -168,7 +168,7 @@ def test_input_bab_certificate_and_leaf_recheck():
 def test_coefficient_split_rule_never_bisects_a_sliver():
     """A dimension already 32x narrower (relative to the root box) than the box's widest is no
     candidate, whatever its coefficient score; where no candidate scores, the widest one."""
-    from verify.isplit import coefficient_dims
+    from verify.isplit import candidate_dims, coefficient_dims
 
     root = torch.tensor([[0.08, 1.0, 1.0, 0.05, 0.05]]).expand(3, -1)
     w = torch.tensor([[4e-5, 8e-6, 0.5, 0.05, 1e-5],    # the sliver ACAS 3_9/prop 1 ended in
@@ -178,6 +178,12 @@ def test_coefficient_split_rule_never_bisects_a_sliver():
                           [9.0, 7.0, 0.0, 0.1, 5.0],
                           [9.0, 7.0, 0.0, 0.0, 5.0]])
     assert coefficient_dims(score, w, root).tolist() == [3, 0, 3]
+    # a flat root dimension (a fixed input) in a float32 box: never a candidate, and no NaN
+    # turning every comparison false (dimension 0 was then split until the box was too small)
+    root32 = torch.tensor([[0.005, 0.019, 0.0, 0.18, 0.083]], dtype=torch.float32)
+    w32 = root32 * torch.tensor([[1 / 64, 1.0, 1.0, 1.0, 1.0]])
+    assert coefficient_dims(torch.tensor([[5.0, 0.1, 0.0, 0.0, 0.0]]), w32, root32).tolist() == [1]
+    assert candidate_dims(w32, root32).tolist() == [[False, True, False, True, True]]
 
 
 def test_sum_split_rule_proves_acas_2_8_property_1():
