@@ -90,6 +90,8 @@ def main(argv=None):
                          "machine: every deadline in verify reads time.monotonic, which this replaces)")
     ap.add_argument("--random", type=int, default=None, help="a random subset of this many instances (with --seed)")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--options", default="{}",
+                    help='JSON object of verify.solver.Options fields, e.g. \'{"split_portfolio": []}\'')
     ap.add_argument("--out", default=None, help="also write the results as JSON here")
     ap.add_argument("--from-json", default=None,
                     help="re-tabulate previous --out files instead of running (comma-separated: shards of one "
@@ -109,7 +111,12 @@ def main(argv=None):
     if args.cpu_clock:
         time.monotonic = time.process_time  # before verify is imported; the table says so
     import verify
+    from verify.solver import Options
 
+    try:
+        opts = Options(**json.loads(args.options))
+    except (TypeError, ValueError) as e:
+        ap.error(f"--options: {e}")
     fam = args.family
     base = os.path.join(SHARED, fam)
     with open(os.path.join(base, f"{fam}_instances.csv")) as fh:
@@ -136,7 +143,7 @@ def main(argv=None):
         timeout = min(float(to), cap)
         net = verify.load_network(os.path.join(base, "onnx", onnx_name))
         t0, c0 = time.monotonic(), time.process_time()
-        r = verify.check_vnnlib(net, os.path.join(base, "vnnlib", prop), timeout=timeout)
+        r = verify.check_vnnlib(net, os.path.join(base, "vnnlib", prop), timeout=timeout, options=opts)
         el = time.monotonic() - t0
         ours[(onnx_name, prop)] = (r.result, el, time.process_time() - c0)
         st = r.stats["cases"][-1] if r.stats.get("cases") else {}

@@ -7,9 +7,10 @@ which each term has a row whose sound lower bound exceeds its right-hand side; t
 the points the bounds point at (minimisers of the linear lower bounds, box centres) and a
 short batched PGD in the most promising open boxes; and bisects each open box along the
 input dimension with the largest ``|coefficient| x width`` summed over its open rows
-(the coefficients of the linear lower bounds: the dimension that moves the bound most);
-by default the CROWN and the alpha-CROWN bound's coefficients, each normalised, vote
-(measured on ACAS Xu: either alone is much worse on some instances, see the docs).
+(the coefficients of the linear lower bounds: the dimension that moves the bound most;
+by default the CROWN and the alpha-CROWN bound's, unnormalised, summed: ``split_coefs``
+"sum"), among the dimensions not already much narrower than the box's widest relative to the
+root box (``isplit.candidate_dims``: else boxes are cut into slivers, see docs/verify.md).
 
 Certificate check (``unsat``): the boxes closed by bounds are leaves of a bisection tree
 of the root box; a box of depth k has tree weight 2**-k, and the sum of the weights of
