@@ -275,11 +275,12 @@ def function_source(fn) -> str:
 def _crash_signing() -> list[str]:
     """How the campaign signs a crash (``fuzz.campaign.failure``), copied, so a repro tells
     the saved crash from another one on its own."""
-    from fuzz.campaign import failure
+    from fuzz.campaign import failure, verdict
 
     return ["", "", f"MASKS = [(re.compile(p), r) for p, r in {failure.MASK_PATTERNS!r}]",
             f"FRAME = re.compile({failure.FRAME.pattern!r})"] + [
-        "\n\n" + function_source(f) for f in (failure.normalise_message, failure.torch_frames, failure.short_type, failure.crash_text)]
+        "\n\n" + function_source(f) for f in (failure.normalise_message, failure.torch_frames, failure.short_type,
+                                              failure.crash_text, verdict.signed_traceback)]
 
 
 def _layouts(case: Case) -> dict:

@@ -245,7 +245,7 @@ def main():
         tb = traceback.format_exc()
         typ = f"{type(exc).__module__}.{type(exc).__qualname__}"
         kind = "oom" if any(m in f"{typ} {exc}".lower() for m in OOM_MARKERS) else "crash"
-        got = crash_text(BACKEND, typ, str(exc), tb) if SIGNATURE else kind
+        got = crash_text(BACKEND, typ, str(exc), signed_traceback(exc)) if SIGNATURE else kind
         same = kind == EXPECTED and got == (SIGNATURE or kind)
         print(tb + ("REPRODUCED" if same else "DIFFERENT") + f": {BACKEND} raised ({kind}): {got}")
         return 1 if same else 3

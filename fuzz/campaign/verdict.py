@@ -95,15 +95,22 @@ class Verdict:
         return cls(**data)
 
 
-def describe_error(exc: BaseException) -> dict:
-    """A verdict's ``error``: the exception's qualified type, message and formatted traceback."""
+def signed_traceback(exc):
+    """The formatted traceback a crash is signed by (``failure.crash_text``); repro.py carries a copy.
+
+    Each part that is not a frame (a message, a chain separator) is cut to its first 2,000
+    characters before the whole is cut to its last 12,000: a C++ compile error's message would
+    otherwise push out every frame, and a message that quotes another traceback (dynamo's fake-tensor
+    errors quote the inner call's stack) would put its quoted frames where the innermost real ones are.
+    """
     import traceback
 
-    # each message part cut to its start before the whole is cut to its end: a C++ compile error's
-    # message (g++'s output) is longer than the kept tail, and would push out every frame the
-    # crash signature is made of (repro.py signs the full traceback: the two would differ)
     parts = traceback.format_exception(type(exc), exc, exc.__traceback__)
-    parts = [p if p.startswith("  File ") else p[:2000] for p in parts]
+    return "".join(p if p.startswith("  File ") else p[:2000] for p in parts)[-12000:]
+
+
+def describe_error(exc: BaseException) -> dict:
+    """A verdict's ``error``: the exception's qualified type, message and formatted traceback."""
     return {"type": f"{type(exc).__module__}.{type(exc).__qualname__}".replace("builtins.", ""),
             "message": str(exc)[:4000],
-            "traceback": "".join(parts)[-12000:]}
+            "traceback": signed_traceback(exc)}

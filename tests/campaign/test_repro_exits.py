@@ -116,3 +116,34 @@ def test_a_crash_with_a_huge_message_is_signed_alike_by_the_worker_and_by_repro(
     assert torch_frames(err["traceback"]) and len(err["traceback"]) <= 12000
     assert crash_text("inductor", err["type"], err["message"], err["traceback"]) == crash_text(
         "inductor", err["type"], err["message"], full)
+
+
+def test_a_crash_whose_message_quotes_another_traceback_is_signed_alike_by_the_worker_and_by_repro():
+    """Dynamo's fake-tensor errors quote the failing call's own stack in their message. The worker
+    keeps a message's first 2,000 characters; a repro that signed the full text took the quoted
+    frames for the innermost ones and said DIFFERENT for the very crash it was saved for (the
+    fifteenth session's jacfwd case). repro.py now signs the traceback the worker keeps."""
+    import re
+    import traceback
+
+    import torch
+
+    from fuzz.campaign.failure import crash_text
+    from fuzz.campaign.verdict import describe_error
+
+    quoted = "".join(f'  File "/x/site-packages/torch/autograd/forward_ad.py", line {i}, in make_dual\n'
+                     for i in range(3))
+    try:
+        try:
+            torch.nn.functional.interpolate(torch.zeros(1, 1, 2), size=3, mode="no-such-mode")
+        except NotImplementedError as inner:
+            raise RuntimeError("RuntimeError when making fake tensor call\n" + "x" * 2500 + "\n" + quoted) from inner
+    except RuntimeError as exc:
+        full = traceback.format_exc()
+        err = describe_error(exc)
+        ns = {"re": re}
+        exec("\n".join(repro._crash_signing()), ns)  # the signing code a repro.py carries
+        from_repro = ns["crash_text"]("inductor", err["type"], str(exc), ns["signed_traceback"](exc))
+    from_worker = crash_text("inductor", err["type"], err["message"], err["traceback"])
+    assert from_repro == from_worker and "make_dual" not in from_worker
+    assert "make_dual" in crash_text("inductor", err["type"], err["message"], full)  # what repro signed before
