@@ -187,7 +187,7 @@ def input_bab(S, device="cpu"):
         score = (Xs * open_row.unsqueeze(-1)).sum(1) * w
         score = torch.where(score.sum(1, keepdim=True) > 0, score, w)
         if opts.split_coefs == "lookahead":
-            d = lookahead_dims(tn, lo, hi, pre, C, rhs, tm, score, HI0 - LO0)
+            d = lookahead_dims(tn, lo, hi, pre, C, rhs, tm, score, HI0 - LO0, opts.sliver_ratio)
         else:
             d = coefficient_dims(score, w, HI0 - LO0, opts.sliver_ratio)
         ar = torch.arange(B, device=tn.device)

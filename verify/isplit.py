@@ -26,13 +26,16 @@ def box_gap(lb, rhs, term_rows):
 
 
 def candidate_dims(w, root_width, ratio=32.0):
-    """(B, n_in) True where a dimension may be split: not already 32x narrower (relative to the
+    """(B, n_in) True where a dimension may be split: not already ``ratio`` times narrower (relative to the
     root box) than the box's widest. Bisecting one dimension forever never closes a box: a
     coefficient score can keep pointing at a dimension whose linear coefficient is large while
     the looseness comes from another one's width (measured: ACAS Xu 3_9/prop 1 with the 'sum'
     rule cut dimensions 0, 1 and 4 down to 1e-5 of the root while dimension 3 kept its full
     width, then stopped at a box too small to split)."""
-    rel = relative_width(w, root_width)
+    return _candidates(relative_width(w, root_width), ratio)
+
+
+def _candidates(rel, ratio):
     return rel * ratio >= rel.amax(1, keepdim=True)
 
 
@@ -50,19 +53,19 @@ def coefficient_dims(score, w, root_width, ratio=32.0):
     """(B,) split dimension per box: the best ``score`` (|coefficient| x width, >= 0) among the
     ``candidate_dims``; where every candidate scores 0, the relatively widest dimension."""
     torch = __import__("torch")
-    ok = candidate_dims(w, root_width, ratio)
-    masked = torch.where(ok, score, torch.full_like(score, -1.0))
     rel = relative_width(w, root_width)
+    ok = _candidates(rel, ratio)
+    masked = torch.where(ok, score, torch.full_like(score, -1.0))
     use_width = masked.amax(1, keepdim=True) <= 0
     return torch.where(use_width, torch.where(ok, rel, torch.full_like(rel, -1.0)), masked).argmax(1)
 
 
-def lookahead_dims(tn, lo, hi, pre, C, rhs, term_rows, fallback, root_width):
+def lookahead_dims(tn, lo, hi, pre, C, rhs, term_rows, fallback, root_width, ratio=32.0):
     """(B,) split dimension per box. fallback: (B, n_in) score used to break ties.
 
     Score of a dimension: the sum of its two halves' gaps, each capped at 0 (a half that
     closes counts as 0), so a split that helps both halves beats one that helps one a
-    little. Dimensions already 32x narrower (relative to the root box) than the box's
+    little. Dimensions already ``ratio`` (32) times narrower (relative to the root box) than the box's
     widest are not candidates: bisecting one dimension forever never closes a box.
     """
     torch = __import__("torch")
@@ -86,7 +89,7 @@ def lookahead_dims(tn, lo, hi, pre, C, rhs, term_rows, fallback, root_width):
         pre_c = refined_intervals(tn, lo_c, hi_c, known)
         lb, _ = backsub(tn, tn.n_hidden, C.unsqueeze(0), lo_c, hi_c, pre_c)
     gap = box_gap(lb, rhs, term_rows).reshape(B, n, 2).clamp(max=0).sum(-1)  # (B, n)
-    ok = candidate_dims(hi - lo, root_width)
+    ok = candidate_dims(hi - lo, root_width, ratio)
     gap = torch.where(ok & ~torch.isnan(gap), gap, torch.full_like(gap, -float("inf")))
     # the best dimension; among (near-)equal ones the fallback score decides
     fb = fallback / fallback.amax(1, keepdim=True).clamp(min=1e-300)

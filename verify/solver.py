@@ -66,9 +66,9 @@ class Options:
                                      # restarting from the root (empty: split_coefs only). Off since the
                                      # sliver guard: 'sum' alone answers the same 185 of 186 ACAS Xu
                                      # instances in 244 s of CPU, the ('lookahead', 'sum') turns in 432 s
-    sliver_ratio: float = 32.0       # coefficient split rules: a dimension this much narrower (relative to
-                                     # the root box) than the box's widest is not split (verify/isplit.py)
     portfolio_slice_s: float = 3.0   # ... each for this long, doubled after every full turn
+    sliver_ratio: float = 32.0       # input split rules: a dimension this much narrower (relative to the
+                                     # root box) than the box's widest is not split (verify/isplit.py)
     torch_threads: int = 1           # torch CPU threads (0: leave torch's default)
     ibab_pgd_starts: int = 2048      # few-input nets: batched PGD starts on the whole box before BaB
     root_pgd_rounds: int = 2         # many-input nets: rounds of batched PGD on the whole box ...

@@ -12,7 +12,8 @@ block above its mmap threshold with its own ``mmap`` and raises that threshold t
 block freed, so some of a context's tables went to fresh mappings again (measured in the fifteenth
 session: 877-969 minor faults and 1.8-2.0 ms per context). A fixed 32 MB mmap threshold
 (``M_MMAP_THRESHOLD``, which also stops glibc moving it) keeps every block below it in the heap,
-where the pad keeps it mapped: 0 faults and 1.1 ms per context.
+where the pad keeps it mapped: 6-12 faults and 1.1-1.3 ms per context
+(``python benchmarks/gen_profile.py stages --models 400`` prints both).
 The price: up to 64 MB more of the process stays resident after it frees memory, and blocks of
 up to 32 MB are reused from the heap instead of being returned to the OS one by one.
 glibc only; elsewhere, and when the variable ``MALLOC_TOP_PAD_`` is already set, nothing changes.
