@@ -346,7 +346,9 @@ def _rewrite_cond(g: Graph, i: int, ch: Chooser) -> bool:
     a = outs[0]
     f, h = ch.choice(UNARY_PAIRS), ch.choice(UNARY_PAIRS)
     pred = g.add_tensor([], "bool", "input", name=g.fresh_name("pred"))
-    cond = _new_node(g, "torch.cond", [{"ref": pred}, {"fn": f"torch.{f}"}, {"fn": f"torch.{h}"}, {"tuple": [{"ref": a}]}],
+    from fuzz.gen.interpret import COND_OP
+
+    cond = _new_node(g, COND_OP, [{"ref": pred}, {"fn": f"torch.{f}"}, {"fn": f"torch.{h}"}, {"tuple": [{"ref": a}]}],
                      {}, g.tensors[a], "cond")
     cond.extra["form"] = "cond"
     if not _check(g, [cond]):

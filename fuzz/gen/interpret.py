@@ -59,8 +59,9 @@ def cond_in_eager(pred, true_fn, false_fn, operands):
     return (true_fn if bool(pred) else false_fn)(*operands)
 
 
+COND_OP = "torch.cond"  # a cond node's op (fuzz.gen.forms); program.py gives it an eager helper too
 # Operators the generator's runs replace by an eager equivalent (see ``cond_in_eager``).
-EAGER_EQUIVALENTS = {"torch.cond": cond_in_eager}
+EAGER_EQUIVALENTS = {COND_OP: cond_in_eager}
 
 
 def target(node: Node):

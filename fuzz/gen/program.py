@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from fuzz.gen import layouts
+from fuzz.gen.interpret import COND_OP
 from fuzz.ir.graph import Graph, Node, python_number_inputs, written_state
 from fuzz.ir.opnames import short_name
 
@@ -121,9 +122,6 @@ def cond(pred, true_fn, false_fn, operands):
         return torch.cond(pred, true_fn, false_fn, operands)
     return true_fn(*operands) if bool(pred) else false_fn(*operands)
 '''
-COND_OP = "torch.cond"
-
-
 def _is_cond(node: Node) -> bool:
     return node.api == "function" and node.op == COND_OP
 
