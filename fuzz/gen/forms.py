@@ -66,7 +66,7 @@ from fuzz.gen.chooser import Chooser
 from fuzz.gen.datadep import rewrite_datadep
 from fuzz.gen.state_forms import STATE_REWRITES
 from fuzz.ir.graph import Graph, Node, replace_refs
-from fuzz.ir.opnames import last_component
+from fuzz.ir.opnames import COND_OP, last_component
 
 FORMS = ("inplace", "out", "view_write", "checkpoint", "cond", "transform", "autocast", "datadep") + tuple(STATE_REWRITES)
 UNARY_PAIRS = ("sin", "cos", "tanh", "sigmoid", "neg", "abs", "exp", "relu", "square", "atan")
@@ -346,8 +346,6 @@ def _rewrite_cond(g: Graph, i: int, ch: Chooser) -> bool:
     a = outs[0]
     f, h = ch.choice(UNARY_PAIRS), ch.choice(UNARY_PAIRS)
     pred = g.add_tensor([], "bool", "input", name=g.fresh_name("pred"))
-    from fuzz.gen.interpret import COND_OP
-
     cond = _new_node(g, COND_OP, [{"ref": pred}, {"fn": f"torch.{f}"}, {"fn": f"torch.{h}"}, {"tuple": [{"ref": a}]}],
                      {}, g.tensors[a], "cond")
     cond.extra["form"] = "cond"

@@ -16,6 +16,7 @@ from typing import Any, Callable
 
 from fuzz.isolation import address_space_headroom
 from fuzz.ir.graph import Graph, Node
+from fuzz.ir.opnames import COND_OP
 from fuzz.ir.record import decode_value, dtype_from_name, dtype_name, resolve_op
 
 
@@ -59,7 +60,6 @@ def cond_in_eager(pred, true_fn, false_fn, operands):
     return (true_fn if bool(pred) else false_fn)(*operands)
 
 
-COND_OP = "torch.cond"  # a cond node's op (fuzz.gen.forms); program.py gives it an eager helper too
 # Operators the generator's runs replace by an eager equivalent (see ``cond_in_eager``).
 EAGER_EQUIVALENTS = {COND_OP: cond_in_eager}
 

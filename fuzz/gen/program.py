@@ -32,9 +32,8 @@ from pathlib import Path
 from typing import Any
 
 from fuzz.gen import layouts
-from fuzz.gen.interpret import COND_OP
 from fuzz.ir.graph import Graph, Node, python_number_inputs, written_state
-from fuzz.ir.opnames import short_name
+from fuzz.ir.opnames import COND_OP, short_name
 
 PROGRAM_FILES = ("graph.json", "program.py", "inputs.safetensors", "params.safetensors")
 # Module prefixes reachable as attributes after a bare ``import torch``.

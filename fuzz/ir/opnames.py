@@ -19,6 +19,8 @@ from __future__ import annotations
 
 import re
 
+COND_OP = "torch.cond"  # a cond node's op (fuzz.gen.forms); the generator's runs and program.py compute it in eager
+
 # Namespaces a function-level name may carry before the operator's own name.
 FUNCTION_NAMESPACES = ("nn.functional.", "Tensor.", "_tensor.Tensor.", "_C._nn.", "_C._linalg.", "_C._special.",
                        "_C._fft.")
