@@ -23,12 +23,14 @@ Public API (used by the campaign): ``program_source``, ``save_program``,
 
 from __future__ import annotations
 
+import collections
 import json
 import keyword
 import linecache
 import math
 import os
 from pathlib import Path
+from types import CodeType
 from typing import Any
 
 from fuzz.gen import layouts
@@ -328,6 +330,38 @@ def _is_float(dtype: str) -> bool:
 
 
 _COUNTER = [0]
+# (top-level chunk text, its first line) -> code: a program's reader, helpers, loaders and
+# ``__main__`` block are the same text in most programs, and compiling them was three quarters of a
+# build (0.42 ms a program, 0.11 ms its ``Model`` class alone); only new chunks are compiled.
+_CHUNK_CODE: "collections.OrderedDict[tuple[str, int], CodeType]" = collections.OrderedDict()
+_CHUNK_CACHE_SIZE = 256
+
+
+def _as_file(code: CodeType, filename: str) -> CodeType:
+    """``code`` (and the functions and classes it defines) reporting ``filename`` in tracebacks."""
+    if code.co_filename == filename:
+        return code
+    consts = tuple(_as_file(c, filename) if isinstance(c, CodeType) else c for c in code.co_consts)
+    return code.replace(co_filename=filename, co_consts=consts)
+
+
+def _chunk_codes(source: str, filename: str) -> list[CodeType]:
+    """``source`` compiled as its top-level chunks (split at two blank lines), each at its own line
+    numbers; a chunk compiled before (same text, same first line) is taken from the cache. Executed in
+    order in one namespace they are the module ``compile(source)`` gives (no ``from __future__``)."""
+    codes, line = [], 0
+    for chunk in source.split("\n\n\n"):
+        key = (chunk, line)
+        code = _CHUNK_CODE.get(key)
+        if code is None:
+            code = _CHUNK_CODE[key] = compile("\n" * line + chunk, filename, "exec")
+            if len(_CHUNK_CODE) > _CHUNK_CACHE_SIZE:
+                _CHUNK_CODE.popitem(last=False)
+        else:
+            _CHUNK_CODE.move_to_end(key)
+        codes.append(_as_file(code, filename))
+        line += chunk.count("\n") + 3
+    return codes
 
 
 def exec_source(source: str, filename: str | None = None) -> dict:
@@ -338,7 +372,8 @@ def exec_source(source: str, filename: str | None = None) -> dict:
         # Keep tracebacks and inspect working for in-memory programs.
         linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
     namespace: dict = {"__name__": "assay_program", "__file__": filename}
-    exec(compile(source, filename, "exec"), namespace)
+    for code in _chunk_codes(source, filename):
+        exec(code, namespace)
     return namespace
 
 

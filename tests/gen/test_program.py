@@ -5,6 +5,7 @@ import runpy
 import subprocess
 import sys
 
+import pytest
 import torch
 
 from fuzz.gen import interpret
@@ -113,3 +114,25 @@ def test_dtypes_in_safetensors_roundtrip(tmp_path):
     _, mod, inputs = program.load_program(tmp_path / "d")
     for a, n in zip(inputs, names):
         assert torch.equal(a, r.leaves[n])
+
+
+def test_exec_source_shares_compiled_chunks_but_keeps_each_programs_file_and_lines():
+    """Top-level chunks two programs share are compiled once (fuzz.gen.program._chunk_codes); each
+    program still reports its own file name and line numbers, and changed text is compiled anew."""
+    import traceback
+
+    from fuzz.gen.program import exec_source
+
+    a = '"""a"""\nimport os\n\n\ndef opened(p):\n    return open(p)\n'
+    b = '"""b"""\nimport os\nX = 1\n\n\ndef opened(p):\n    return open(p)\n'
+    for source, line in ((a, 6), (b, 7), (a, 6)):
+        ns = exec_source(source)
+        with pytest.raises(FileNotFoundError) as err:
+            ns["opened"]("/nonexistent/assay")
+        frame = traceback.extract_tb(err.value.__traceback__)[-1]
+        assert (frame.filename, frame.lineno, frame.line) == (ns["__file__"], line, "return open(p)")
+        assert ns["__doc__"] == source[3]
+    shared = [line for text, line in program._CHUNK_CODE if text == "def opened(p):\n    return open(p)\n"]
+    assert sorted(shared) == [4, 5]  # compiled once per first line, not once per program
+    changed = exec_source(a.replace("open(p)", "p + '!'"))  # same chunk position, new text
+    assert changed["opened"]("x") == "x!"
