@@ -37,6 +37,10 @@ what the graph says. Apart from the state forms, writes go into clones of graph 
 graph inputs or parameters. Not covered (docs/generator.md): vjp (it returns a function), transforms
 of a chain of graph nodes, autocast regions around more than one call, unbacked sizes fed to shape
 arguments.
+- ``hop`` (``fuzz.gen.hop_forms``): a higher-order operator after a node making a float tensor:
+  ``scan`` with a recurrence step, ``associative_scan``, ``map``, ``while_loop`` with a fixed trip
+  count, or ``flex_attention`` with a score modification; its functions are torch functions or
+  ``fuzz.gen.hop_fns``, whose source the program carries.
 - ``datadep`` (``fuzz.gen.datadep``): after a node making ``a``, a chain whose middle has a size or
   scalar only the values decide and whose end has a static shape (a new graph output):
   ``torch.nonzero``/``torch.argwhere`` of ``torch.gt(a, t)`` then ``torch.sum(idx, 0)``;
@@ -64,11 +68,12 @@ from __future__ import annotations
 
 from fuzz.gen.chooser import Chooser
 from fuzz.gen.datadep import rewrite_datadep
+from fuzz.gen.hop_forms import rewrite_hop
 from fuzz.gen.state_forms import STATE_REWRITES
 from fuzz.ir.graph import Graph, Node, replace_refs
 from fuzz.ir.opnames import COND_OP, last_component
 
-FORMS = ("inplace", "out", "view_write", "checkpoint", "cond", "transform", "autocast", "datadep") + tuple(STATE_REWRITES)
+FORMS = ("inplace", "out", "view_write", "checkpoint", "cond", "transform", "autocast", "datadep", "hop") + tuple(STATE_REWRITES)
 UNARY_PAIRS = ("sin", "cos", "tanh", "sigmoid", "neg", "abs", "exp", "relu", "square", "atan")
 VIEWS = ("select", "slice", "transpose", "diagonal", "narrow")
 WRITES = ("add_", "mul_", "fill_", "clamp_", "relu_", "neg_", "scatter_", "index_put_")
@@ -471,7 +476,7 @@ def _rewrite_autocast(g: Graph, i: int, ch: Chooser) -> bool:
 
 REWRITES = {"autocast": _rewrite_autocast, "inplace": _rewrite_inplace, "out": _rewrite_out, "view_write": _rewrite_view_write,
             "checkpoint": _rewrite_checkpoint, "cond": _rewrite_cond, "transform": _rewrite_transform,
-            "datadep": rewrite_datadep, **STATE_REWRITES}
+            "datadep": rewrite_datadep, "hop": rewrite_hop, **STATE_REWRITES}
 
 
 GRAPH_BREAK_CHANCE = 0.5
@@ -500,6 +505,8 @@ def _used_name(g: Graph, i: int, form: str) -> str:
         return g.nodes[i + 1].extra["form"]
     if form == "datadep":
         return next(n.extra["datadep"] for n in g.nodes[i + 1:] if "datadep" in n.extra)
+    if form == "hop":
+        return next(n.extra["form"] for n in g.nodes[i + 1:] if n.extra.get("hop"))
     return form
 
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 import warnings
 from typing import Any, Callable
 
+from fuzz.gen import hop_fns
 from fuzz.isolation import address_space_headroom
 from fuzz.ir.graph import Graph, Node
 from fuzz.ir.opnames import COND_OP
@@ -60,8 +61,9 @@ def cond_in_eager(pred, true_fn, false_fn, operands):
     return (true_fn if bool(pred) else false_fn)(*operands)
 
 
-# Operators the generator's runs replace by an eager equivalent (see ``cond_in_eager``).
-EAGER_EQUIVALENTS = {COND_OP: cond_in_eager}
+# Operators the generator's runs replace by an eager equivalent (see ``cond_in_eager``; the loop
+# and attention operators of ``fuzz.gen.hop_fns`` for the same reason).
+EAGER_EQUIVALENTS = {COND_OP: cond_in_eager, **hop_fns.eager_equivalents()}
 
 
 def target(node: Node):

@@ -33,7 +33,7 @@ from pathlib import Path
 from types import CodeType
 from typing import Any
 
-from fuzz.gen import layouts
+from fuzz.gen import hop_fns, layouts
 from fuzz.ir.graph import Graph, Node, python_number_inputs, written_state
 from fuzz.ir.opnames import COND_OP, short_name
 
@@ -108,7 +108,29 @@ def _call_target(node: Node) -> str:
     if node.api == "aten":
         ns, _, name = node.op.partition("::")
         return f"torch.ops.{ns}.{name}.{node.overload or 'default'}"
-    return node.op
+    if node.op in hop_fns.HOP_CALLS:  # the program's function around the operator (fuzz.gen.hop_fns)
+        return hop_fns.HOP_CALLS[node.op][0]
+    return hop_fns.helper_name(node.op) or node.op
+
+
+def _passed_functions(value) -> set:
+    """The ``{"fn": name}`` names inside an encoded argument."""
+    if isinstance(value, list):
+        return set().union(*map(_passed_functions, value)) if value else set()
+    if isinstance(value, dict):
+        if "fn" in value:
+            return {value["fn"]}
+        return _passed_functions(value.get("tuple", [])) | _passed_functions(value.get("args", [])) | \
+            _passed_functions(list(value.get("kwargs", {}).values()))
+    return set()
+
+
+def _helper_sources(graph: Graph) -> list[str]:
+    """``fuzz.gen.hop_fns`` sources the program carries: the operators it calls and the functions it
+    passes them."""
+    fns = set().union(*(_passed_functions(n.args) | _passed_functions(list(n.kwargs.values())) for n in graph.nodes)) \
+        if graph.nodes else set()
+    return hop_fns.program_helpers({n.op for n in graph.nodes if n.api == "function"}, fns)
 
 
 # ``torch.cond`` as the program calls it (fuzz.gen.forms): what compilers and export trace, and in
@@ -233,6 +255,8 @@ def program_source(graph: Graph) -> str:
     lines += _READER.rstrip("\n").split("\n")
     if any(_is_cond(n) for n in graph.nodes):
         lines += ["", ""] + _COND_SOURCE.strip("\n").split("\n")
+    for helper in _helper_sources(graph):
+        lines += ["", ""] + helper.strip("\n").split("\n")
     lines += ["", "", "class Model(torch.nn.Module):", "    def __init__(self):", "        super().__init__()"]
     buffers = set(graph.meta.get("buffers", []))  # state a forward writes (fuzz.gen.state_forms)
     for p in graph.params:

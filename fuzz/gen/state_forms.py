@@ -48,7 +48,7 @@ def _zeros(info):
     return torch.zeros(info.shape, dtype=dtype_from_name(info.dtype))
 
 
-def _run_on_zeros(g: Graph, nodes: list[Node], check: bool = True) -> dict | None:
+def run_on_zeros(g: Graph, nodes: list[Node], check: bool = True) -> dict | None:
     """Every value of ``nodes`` run in order on zero tensors of the solved shapes (with ``check``,
     each output must have the graph's shape and dtype), or None when a call fails. What a node
     learns here about how its result unpacks (``extra["returns"]``) is forgotten again."""
@@ -121,7 +121,7 @@ def rewrite_buffer(g: Graph, i: int, ch: Chooser) -> bool:
     update.extra["writes"] = running
     for n in added:
         n.extra["form"] = "buffer"
-    if _run_on_zeros(g, added) is None:
+    if run_on_zeros(g, added) is None:
         _drop_new(g, [running, steps] + [o for n in added for o in n.outputs])
         return False
     later = list(g.nodes)
@@ -140,7 +140,7 @@ def _aliases_before(g: Graph, x: str, upto: int) -> bool:
     they fail on zero tensors, so nothing can be told)."""
     import torch
 
-    env = _run_on_zeros(g, g.nodes[:upto], check=False)
+    env = run_on_zeros(g, g.nodes[:upto], check=False)
     if env is None:
         return True
     if x not in env:  # no node before the write reads x
@@ -183,7 +183,7 @@ def rewrite_input_write(g: Graph, i: int, ch: Chooser) -> bool:
         op = f"torch.Tensor.{kind}"
     write = _call(g, op, args, {}, xi.shape, xi.dtype, "written")
     write.extra.update({"form": "input_write", "writes": x})
-    if _aliases_before(g, x, i + 1) or _run_on_zeros(g, [write]) is None:
+    if _aliases_before(g, x, i + 1) or run_on_zeros(g, [write]) is None:
         _drop_new(g, new_inputs + write.outputs)
         return False
     later = g.nodes[i + 1:]

@@ -1,0 +1,130 @@
+"""Higher-order operators as program forms (the ``hop`` rewrite of ``fuzz.gen.forms``).
+
+After a node making a float tensor ``a`` (rank >= 1), one of these calls is placed, each on one
+line of the program, its function a torch function or one of ``fuzz.gen.hop_fns`` (pasted into the
+program):
+
+- ``scan``: ``carry, ys = scan(scan_decay, init, a, dim=d, reverse=r)`` with ``init`` a new input
+  of ``a``'s shape without dim ``d`` (a recurrence over one dim: what RNN-like models compile to);
+- ``associative_scan``: ``y = associative_scan(torch.logaddexp, a, d, reverse=r,
+  combine_mode="generic")`` (add, mul, maximum, minimum, logaddexp; "pointwise" needs CUDA);
+- ``map``: ``y = map(torch.tanh, a)`` over ``a``'s first dim (a unary torch function or a helper
+  that normalises the slice);
+- ``while_loop``: ``i, x = while_loop(loop_below_three, loop_sin_step, (i0, a))`` with ``i0 =
+  torch.zeros([], dtype=torch.int64)`` on the line above (a fixed trip count, never an input that
+  an edge value could make huge);
+- ``flex_attention``: on ``a`` as ``[batch, heads, length, head dim]`` (a rank-2 or rank-3 ``a``
+  reshaped with leading 1s on the line above): ``y = flex_attention(q, k, v,
+  score_mod=score_causal)`` with ``k`` and ``v`` new inputs of that shape, the score modification
+  one of ``fuzz.gen.hop_fns.SCORE_MODS`` or none.
+
+Each call is first run on zero tensors and kept only when it runs; its outputs (shapes and dtypes
+from that run) become graph outputs. The node's ``extra["form"]`` names the operator and
+``graph.meta["forms"]`` lists it.
+"""
+
+from __future__ import annotations
+
+from fuzz.gen import hop_fns
+from fuzz.gen.chooser import Chooser
+from fuzz.gen.state_forms import run_on_zeros
+from fuzz.ir.graph import Graph, Node
+
+OPS = {kind: op for kind, (op, _, _) in hop_fns.HOPS.items()}  # the graph node's op
+HOPS = tuple(OPS)
+RESULTS = {"scan": 2, "while_loop": 2}  # tensors a call returns (a tuple); else one tensor
+ASSOCIATIVE = ("torch.add", "torch.mul", "torch.maximum", "torch.minimum", "torch.logaddexp")
+MAP_TORCH_FNS = ("torch.tanh", "torch.sin", "torch.exp", "torch.sigmoid", "torch.square")
+FLOATS = ("float32", "float64", "float16", "bfloat16")
+FLEX_FLOATS = ("float32", "float16", "bfloat16")
+
+
+def _fn(name: str) -> dict:
+    return {"fn": hop_fns.PREFIX + name}
+
+
+def _call(g: Graph, kind: str, a: str, ch: Chooser) -> tuple[list, dict, list[Node]] | None:
+    """(args, kwargs, nodes to place before the call) of a ``kind`` call on ``a``; None if it does not fit."""
+    info = g.tensors[a]
+    rank = len(info.shape)
+    if kind == "scan":
+        d = ch.integer(0, rank - 1)
+        init = g.add_tensor([s for k, s in enumerate(info.shape) if k != d], info.dtype, "input",
+                            name=g.fresh_name("init"))
+        return ([_fn(ch.choice(hop_fns.SCAN_STEPS)), {"ref": init}, {"ref": a}],
+                {"dim": d, "reverse": ch.chance(0.3)}, [])
+    if kind == "associative_scan":
+        return ([{"fn": ch.choice(ASSOCIATIVE)}, {"ref": a}, ch.integer(0, rank - 1)],
+                {"reverse": ch.chance(0.3), "combine_mode": "generic"}, [])
+    if kind == "map":
+        fn = ch.choice(MAP_TORCH_FNS + hop_fns.MAP_FNS)
+        return ([{"fn": fn} if fn.startswith("torch.") else _fn(fn), {"ref": a}], {}, [])
+    if kind == "while_loop":
+        counter = g.fresh_name("i")
+        g.add_tensor([], "int64", "value", name=counter)
+        zeros = Node(id=g.new_node_id(), op="torch.zeros", api="function", args=[[]], kwargs={"dtype": {"dtype": "int64"}},
+                     outputs=[counter], kind="symbolic", extra={"form": "loop_counter"})
+        return ([_fn(ch.choice(hop_fns.LOOP_CONDS)), _fn(ch.choice(hop_fns.LOOP_STEPS)),
+                 {"tuple": [{"ref": counter}, {"ref": a}]}], {}, [zeros])
+    if kind == "flex_attention":
+        if not 2 <= rank <= 4 or info.dtype not in FLEX_FLOATS:
+            return None
+        pre, shape = [], list(info.shape)
+        if rank < 4:  # [length, dim] or [heads, length, dim] as [batch, heads, length, dim]
+            shape = [1] * (4 - rank) + shape
+            q = g.fresh_name("query")
+            g.add_tensor(shape, info.dtype, "value", name=q)
+            pre.append(Node(id=g.new_node_id(), op="torch.reshape", api="function", args=[{"ref": a}, shape], kwargs={},
+                            outputs=[q], kind="symbolic", extra={"form": "attention_heads"}))
+            a = q
+        k = g.add_tensor(shape, info.dtype, "input", name=g.fresh_name("key"))
+        v = g.add_tensor(shape, info.dtype, "input", name=g.fresh_name("value"))
+        kwargs = {}
+        if ch.chance(0.8):
+            kwargs["score_mod"] = _fn(ch.choice(hop_fns.SCORE_MODS))
+        return [{"ref": a}, {"ref": k}, {"ref": v}], kwargs, pre
+    raise ValueError(f"unknown higher-order operator {kind!r}")
+
+
+def rewrite_hop(g: Graph, i: int, ch: Chooser) -> bool:
+    """A higher-order operator call on the first float output of node ``i``, placed right after it
+    (see the module docstring); False, with the graph unchanged, when none fits or runs."""
+    return place_hop(g, i, ch.choice(HOPS), ch)
+
+
+def place_hop(g: Graph, i: int, kind: str, ch: Chooser) -> bool:
+    """``rewrite_hop`` with the operator ``kind`` (one of ``HOPS``)."""
+    import torch
+
+    from fuzz.ir.record import dtype_name
+
+    node = g.nodes[i]
+    outs = [o for o in node.outputs if g.tensors[o].dtype in FLOATS and g.tensors[o].shape]
+    if not outs:
+        return False
+    a = outs[0]
+    before_tensors = set(g.tensors)
+    made = _call(g, kind, a, ch)
+    if made is None:
+        return False
+    args, kwargs, pre = made
+    n_out = RESULTS.get(kind, 1)
+    probe = Node(id="probe", op=OPS[kind], api="function", args=args, kwargs=kwargs,
+                 outputs=[f"y{k}" for k in range(n_out)])
+    got = run_on_zeros(g, pre + [probe], check=False)  # None: the call does not take this tensor
+    ys = [got.get(f"y{k}") for k in range(n_out)] if got else []
+    if not ys or not all(isinstance(y, torch.Tensor) for y in ys):
+        for t in set(g.tensors) - before_tensors:
+            del g.tensors[t]
+        return False
+    call = Node(id=g.new_node_id(), op=OPS[kind], api="function", args=args, kwargs=kwargs, outputs=[],
+                kind="symbolic", extra={"form": kind, "hop": True})
+    for y in ys:
+        call.outputs.append(g.add_tensor(list(y.shape), dtype_name(y.dtype), "value", name=g.fresh_name(kind)))
+    if n_out > 1:  # a tuple of tensors, unpacked on the program's line
+        call.extra["returns"] = list(call.outputs)
+    if kind == "while_loop":  # its condition needs values: on meta tensors it runs on CPU zeros
+        call.extra["data_dependent"] = "loop"
+    g.nodes[i + 1:i + 1] = pre + [call]
+    g.outputs.extend(call.outputs)
+    return True

@@ -1,0 +1,142 @@
+"""Higher-order operators as program forms (fuzz.gen.hop_forms, fuzz.gen.hop_fns): the eager
+equivalents compute what torch's operators compute, compiled programs trace the operators, and a
+saved program carries every function it calls."""
+
+import json
+import subprocess
+import sys
+import warnings
+
+import pytest
+import torch
+
+from fuzz.gen import hop_fns, interpret, program
+from fuzz.gen.chooser import RandomChooser
+from fuzz.gen.hop_forms import HOPS, place_hop
+from fuzz.ir.graph import Graph, Node
+
+# the higher-order operator each form's compiled program must hold (associative_scan's "generic" mode,
+# the one CPU tensors take, is traced as the tree of combine calls it runs)
+TRACED = {"scan": "scan", "associative_scan": "logaddexp", "map": "map_impl", "while_loop": "while_loop",
+          "flex_attention": "flex_attention"}
+
+
+def _tanh_graph(shape) -> Graph:
+    g = Graph()
+    x = g.add_tensor(shape, "float32", "input", name="x_0")
+    y = g.add_tensor(shape, "float32", name="tanh_1")
+    g.add_node(Node(id="n0", op="torch.tanh", api="function", args=[{"ref": x}], kwargs={}, outputs=[y]))
+    g.outputs = [y]
+    return g
+
+
+def _inputs(g: Graph, seed: int) -> list:
+    gen = torch.Generator().manual_seed(seed)
+    return [torch.randn(g.tensors[i].shape, generator=gen) for i in g.inputs]
+
+
+def test_eager_equivalents_compute_what_torchs_operators_compute():
+    """Each ``*_in_eager`` against torch's operator called eagerly, on random values, both
+    directions of the scans and every function the forms pass."""
+    warnings.filterwarnings("ignore")
+    gen = torch.Generator().manual_seed(0)
+    xs = torch.randn(4, 5, 3, generator=gen)
+    for step in hop_fns.SCAN_STEPS:
+        fn = getattr(hop_fns, step)
+        for dim in (0, 2):
+            for reverse in (False, True):
+                init = torch.randn(*[s for k, s in enumerate(xs.shape) if k != dim], generator=gen)
+                want = torch._higher_order_ops.scan(fn, init, xs, dim=dim, reverse=reverse)
+                got = hop_fns.scan_in_eager(fn, init, xs, dim, reverse)
+                for a, b in zip(want, got):
+                    torch.testing.assert_close(b, a)
+    for combine in (torch.add, torch.maximum, torch.logaddexp):
+        for reverse in (False, True):
+            want = torch._higher_order_ops.associative_scan(combine, xs, 1, reverse=reverse, combine_mode="generic")
+            torch.testing.assert_close(hop_fns.associative_scan_in_eager(combine, xs, 1, reverse), want)
+    for f in (torch.tanh, hop_fns.map_normalise, hop_fns.map_softmax_last):
+        torch.testing.assert_close(hop_fns.map_in_eager(f, xs), torch._higher_order_ops.map(f, xs))
+    for step in hop_fns.LOOP_STEPS:
+        carried = (torch.zeros([], dtype=torch.int64), xs)
+        want = torch._higher_order_ops.while_loop(hop_fns.loop_below_three, getattr(hop_fns, step), carried)
+        got = hop_fns.while_loop_in_eager(hop_fns.loop_below_three, getattr(hop_fns, step), carried)
+        assert int(got[0]) == int(want[0]) == 3
+        torch.testing.assert_close(got[1], want[1])
+    from torch.nn.attention.flex_attention import flex_attention
+
+    q, k, v = (torch.randn(2, 3, 6, 4, generator=gen) for _ in range(3))
+    for mod in (None,) + tuple(getattr(hop_fns, m) for m in hop_fns.SCORE_MODS):
+        torch.testing.assert_close(hop_fns.flex_attention_in_eager(q, k, v, mod), flex_attention(q, k, v, score_mod=mod))
+
+
+@pytest.mark.parametrize("kind", HOPS)
+def test_each_operator_is_placed_traced_when_compiled_and_matches_eager(kind):
+    """The program's eager run computes the operator without dynamo; torch.compile traces the
+    higher-order operator itself, and both give the same values."""
+    from torch._dynamo.utils import counters
+
+    warnings.filterwarnings("ignore")
+    g = _tanh_graph([2, 3, 5, 4])
+    assert place_hop(g, 0, kind, RandomChooser(1))
+    if kind == "associative_scan":
+        g.nodes[-1].args[0] = {"fn": "torch.logaddexp"}
+    assert g.nodes[-1].extra["form"] == kind and g.outputs[-1] in g.nodes[-1].outputs
+    module = program.build_module(g, {})
+    ins = _inputs(g, 1)
+    torch._dynamo.reset()
+    before = counters["stats"]["unique_graphs"]
+    eager = program.run_eager(module, ins)
+    assert counters["stats"]["unique_graphs"] == before  # dynamo compiled nothing in eager
+    graphs = []
+
+    def record(gm, example_inputs):
+        graphs.append(gm)
+        return gm.forward
+
+    with torch.no_grad():
+        compiled = torch.compile(module, backend=record, fullgraph=True)(*ins)
+    targets = {str(n.target) for gm in graphs for n in gm.graph.nodes}
+    assert any(TRACED[kind] in t for t in targets), targets
+    for a, b in zip(eager, compiled):
+        torch.testing.assert_close(b, a)
+
+
+def test_saved_program_carries_its_functions_and_runs_alone(tmp_path):
+    """``python program.py`` needs only torch: the operator's function, its eager equivalent and the
+    functions passed to it are pasted into the program."""
+    g = _tanh_graph([1, 2, 6, 4])
+    assert place_hop(g, 0, "flex_attention", RandomChooser(0))
+    assert place_hop(g, 0, "scan", RandomChooser(2))
+    source = program.program_source(g)
+    for name in ("def flex_attention(", "def flex_attention_in_eager(", "def scan(", "def scan_in_eager("):
+        assert source.count(name) == 1
+    passed = [f[len(hop_fns.PREFIX):] for n in g.nodes for f in program._passed_functions(n.args + list(n.kwargs.values()))]
+    assert passed and all(f"def {f}(" in source for f in passed)
+    assert "fuzz" not in source
+    ins = _inputs(g, 3)
+    program.save_program(g, (dict(zip(g.inputs, ins)), {}), tmp_path)
+    run = subprocess.run([sys.executable, str(tmp_path / "program.py")], capture_output=True, text=True, timeout=120,
+                         env={"PATH": "/usr/bin:/bin", "PYTHONPATH": ""})
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert run.stdout.startswith(f"{len(g.outputs)} outputs")
+
+
+def test_while_loop_runs_on_meta_tensors_through_cpu_zeros():
+    """Triage's meta runs (aten_ops, shape propagation) cannot read a loop's condition from meta
+    tensors: the loop runs on CPU zeros of its inputs instead."""
+    g = _tanh_graph([3, 4])
+    assert place_hop(g, 0, "while_loop", RandomChooser(0))
+    ops = interpret.aten_ops(g)
+    assert "aten.tanh" in ops and any(op in ops for op in ("aten.sin", "aten.mul", "aten.clamp", "aten.mean"))
+    assert json.loads(json.dumps(g.to_json()))["nodes"][-1]["extra"]["data_dependent"] == "loop"
+
+
+def test_flex_attention_takes_a_matrix_as_one_head():
+    """A rank-2 tensor enters flex_attention as [1, 1, length, dim] (a reshape on the line above)."""
+    g = _tanh_graph([6, 4])
+    assert place_hop(g, 0, "flex_attention", RandomChooser(0))
+    reshape, flex = g.nodes[-2:]
+    assert reshape.op == "torch.reshape" and reshape.args[1] == [1, 1, 6, 4]
+    assert g.tensors[flex.outputs[0]].shape == [1, 1, 6, 4]
+    eager = program.run_eager(program.build_module(g, {}), _inputs(g, 0))
+    assert eager[-1].shape == (1, 1, 6, 4) and torch.isfinite(eager[-1]).all()
