@@ -117,7 +117,8 @@ SCORE_MODS = ("score_causal", "score_relative", "score_alibi", "score_soft_cap")
 
 # -- the operators: torch's where compiled, the same computation in Python otherwise --------
 def scan_in_eager(combine_fn, init, xs, dim=0, reverse=False):
-    """scan as a Python loop over xs's slices along dim: carry, ys stacked along dim."""
+    """scan as a Python loop over xs's slices along dim: carry, ys stacked along dim (laid out in
+    memory as torch's operator lays them out: compiled outputs are judged on their strides too)."""
     carry, ys = init, []
     order = range(xs.size(dim) - 1, -1, -1) if reverse else range(xs.size(dim))
     for k in order:
@@ -125,7 +126,7 @@ def scan_in_eager(combine_fn, init, xs, dim=0, reverse=False):
         ys.append(y)
     if reverse:
         ys.reverse()
-    return carry, torch.stack(ys, dim)
+    return carry, torch.stack(ys).movedim(0, dim)  # torch's layout: the scanned dim outermost in memory
 
 
 def scan(combine_fn, init, xs, dim=0, reverse=False):
@@ -143,7 +144,7 @@ def associative_scan_in_eager(combine_fn, xs, dim, reverse=False, combine_mode="
         x = xs.select(dim, k)
         acc = x if acc is None else (combine_fn(x, acc) if reverse else combine_fn(acc, x))
         out[k] = acc
-    return torch.stack(out, dim)
+    return torch.stack(out).movedim(0, dim)  # torch's layout: the scanned dim outermost in memory
 
 
 def associative_scan(combine_fn, xs, dim, reverse=False, combine_mode="generic"):
