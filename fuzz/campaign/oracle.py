@@ -422,7 +422,18 @@ class OracleError(Exception):
     """The oracle's own analysis failed on a model: its tests are ``oracle_error``, not passes."""
 
 
+# Dynamo could not capture a higher-order operator's function (a scan whose init and carry differ in
+# strides, a loop body that breaks the graph): torch's eager operator traces its function with the
+# same dynamo and raises the same, so the program, not the compiler, is at fault.
+INVALID_PROGRAM_TYPES = ("UncapturedHigherOrderOpError",)
+
+
 def classify_exception(exc_type: str, message: str) -> Kind:
-    """``oom`` for allocation failures, else ``crash``."""
+    """``oom`` for allocation failures, ``invalid`` for a program torch's own eager operators reject
+    (``INVALID_PROGRAM_TYPES``), else ``crash``."""
     text = f"{exc_type} {message}".lower()
-    return Kind.OOM if any(m in text for m in OOM_MARKERS) else Kind.CRASH
+    if any(m in text for m in OOM_MARKERS):
+        return Kind.OOM
+    if exc_type.rsplit(".", 1)[-1] in INVALID_PROGRAM_TYPES:
+        return Kind.INVALID
+    return Kind.CRASH

@@ -13,6 +13,12 @@ Two kinds, both pasted into a program by their own source (``inspect.getsource``
   their functions with dynamo first (``torch.compile(backend="eager")``): the eager reference would
   run the compiler under test, and what it accepts would depend on what the process compiled
   before. The generator's runs call the ``*_in_eager`` functions too (``fuzz.gen.interpret``).
+  Both ways the outputs are made contiguous: where a Python loop and torch's operator lay an
+  output out differently (a while_loop carrying a permuted tensor, a scan of a 7-d tensor), the
+  stride judgement would compare two implementations' choices, not a compiler's promise.
+  What torch's operators reject the equivalents may accept (scan's init and carry must agree in
+  strides): the compiled run then raises ``UncapturedHigherOrderOpError``, which
+  ``fuzz.campaign.oracle.classify_exception`` calls invalid, as torch's eager operator raises it too.
 """
 
 from __future__ import annotations
@@ -130,10 +136,13 @@ def scan_in_eager(combine_fn, init, xs, dim=0, reverse=False):
 
 
 def scan(combine_fn, init, xs, dim=0, reverse=False):
-    """torch's scan when compiled or exported; in eager, scan_in_eager (no dynamo)."""
+    """torch's scan when compiled or exported; in eager, scan_in_eager (no dynamo). Contiguous
+    outputs both ways: the layout of an operator's output is its implementation's, not a promise."""
     if torch.compiler.is_compiling():
-        return torch._higher_order_ops.scan(combine_fn, init, xs, dim=dim, reverse=reverse)
-    return scan_in_eager(combine_fn, init, xs, dim, reverse)
+        out = torch._higher_order_ops.scan(combine_fn, init, xs, dim=dim, reverse=reverse)
+    else:
+        out = scan_in_eager(combine_fn, init, xs, dim, reverse)
+    return tuple(t.contiguous() for t in out)
 
 
 def associative_scan_in_eager(combine_fn, xs, dim, reverse=False, combine_mode="generic"):
@@ -150,8 +159,10 @@ def associative_scan_in_eager(combine_fn, xs, dim, reverse=False, combine_mode="
 def associative_scan(combine_fn, xs, dim, reverse=False, combine_mode="generic"):
     """torch's associative_scan when compiled or exported; in eager, associative_scan_in_eager."""
     if torch.compiler.is_compiling():
-        return torch._higher_order_ops.associative_scan(combine_fn, xs, dim, reverse=reverse, combine_mode=combine_mode)
-    return associative_scan_in_eager(combine_fn, xs, dim, reverse, combine_mode)
+        out = torch._higher_order_ops.associative_scan(combine_fn, xs, dim, reverse=reverse, combine_mode=combine_mode)
+    else:
+        out = associative_scan_in_eager(combine_fn, xs, dim, reverse, combine_mode)
+    return out.contiguous()
 
 
 def map_in_eager(f, xs, *args):
@@ -162,8 +173,8 @@ def map_in_eager(f, xs, *args):
 def hop_map(f, xs, *args):
     """torch._higher_order_ops.map when compiled or exported; in eager, map_in_eager."""
     if torch.compiler.is_compiling():
-        return torch._higher_order_ops.map(f, xs, *args)
-    return map_in_eager(f, xs, *args)
+        return torch._higher_order_ops.map(f, xs, *args).contiguous()
+    return map_in_eager(f, xs, *args).contiguous()
 
 
 def while_loop_in_eager(cond_fn, body_fn, carried_inputs):
@@ -177,8 +188,10 @@ def while_loop_in_eager(cond_fn, body_fn, carried_inputs):
 def while_loop(cond_fn, body_fn, carried_inputs):
     """torch's while_loop when compiled or exported; in eager, while_loop_in_eager."""
     if torch.compiler.is_compiling():
-        return torch._higher_order_ops.while_loop(cond_fn, body_fn, carried_inputs)
-    return while_loop_in_eager(cond_fn, body_fn, carried_inputs)
+        out = torch._higher_order_ops.while_loop(cond_fn, body_fn, carried_inputs)
+    else:
+        out = while_loop_in_eager(cond_fn, body_fn, carried_inputs)
+    return tuple(t.contiguous() for t in out)
 
 
 def flex_attention_in_eager(query, key, value, score_mod=None, scale=None):
@@ -199,8 +212,10 @@ def flex_attention_in_eager(query, key, value, score_mod=None, scale=None):
 def flex_attention(query, key, value, score_mod=None, scale=None):
     """torch's flex_attention when compiled or exported; in eager, flex_attention_in_eager."""
     if torch.compiler.is_compiling():
-        return torch.nn.attention.flex_attention.flex_attention(query, key, value, score_mod=score_mod, scale=scale)
-    return flex_attention_in_eager(query, key, value, score_mod, scale)
+        out = torch.nn.attention.flex_attention.flex_attention(query, key, value, score_mod=score_mod, scale=scale)
+    else:
+        out = flex_attention_in_eager(query, key, value, score_mod, scale)
+    return out.contiguous()
 
 
 # operator -> (torch's operator, a graph node's op; the function a program calls; its eager equivalent)
