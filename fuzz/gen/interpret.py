@@ -343,7 +343,12 @@ def propagate_shapes(graph: Graph, tensors: dict | None = None) -> Graph:
 
     Raises ``InvalidGraph`` when an operator rejects the (changed) graph.
     """
-    env = graph_values(graph, {}, "meta") if tensors is None else graph_values(graph, tensors, "cpu")
+    return shapes_from_values(graph, graph_values(graph, {}, "meta") if tensors is None else graph_values(graph, tensors, "cpu"))
+
+
+def shapes_from_values(graph: Graph, env: dict) -> Graph:
+    """Every value tensor's shape and dtype set, in place, from ``env`` (tensor name -> value);
+    ``InvalidGraph`` when a node's output has no value."""
     for node in graph.nodes:
         for name in node.outputs:
             value = env.get(name)

@@ -140,6 +140,7 @@ class Graph:
         self.nodes: list[Node] = []
         self.outputs: list[str] = []
         self.meta: dict = {}
+        self._issued: set[str] = set()  # node ids handed out (new_node_id) for nodes not yet added
 
     # -- building -------------------------------------------------------------
     def fresh_name(self, stem: str) -> str:
@@ -169,10 +170,13 @@ class Graph:
         return node
 
     def new_node_id(self) -> str:
-        used = {n.id for n in self.nodes}
+        """An id no node has and none handed out before has: a rewrite that makes several nodes
+        before adding them (a clone, a view, a write) gets one id each."""
+        used = {n.id for n in self.nodes} | self._issued
         i = len(self.nodes)
         while f"n{i}" in used:
             i += 1
+        self._issued.add(f"n{i}")
         return f"n{i}"
 
     # -- queries --------------------------------------------------------------
@@ -303,7 +307,19 @@ class Graph:
         except (KeyError, TypeError) as exc:
             raise ValueError(f"not a graph: {exc}") from None
         g.topological_check()
+        g._unique_node_ids()
         return g
+
+    def _unique_node_ids(self) -> None:
+        """Give a fresh id to each later node sharing an id with an earlier one (cases saved before
+        ``new_node_id`` kept them apart: a view_write form's clone, view and write shared one, and
+        the reducer, which finds nodes by id, failed on them). A module node keeps its id: it names
+        the submodule (``fuzz.gen.program.module_attr``); the program text does not change."""
+        seen: set[str] = set()
+        for node in self.nodes:
+            if node.id in seen and node.api != "module":
+                node.id = self.new_node_id()
+            seen.add(node.id)
 
     def dumps(self) -> str:
         return json.dumps(self.to_json(), indent=1, sort_keys=True)

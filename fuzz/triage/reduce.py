@@ -38,7 +38,8 @@ from typing import Callable
 
 from fuzz.ir.graph import Graph, Node, refs_in, replace_refs
 from fuzz.ir.record import with_value_at
-from fuzz.gen.interpret import InvalidGraph, eager_values, module_state_keys, propagate_shapes
+from fuzz.gen.interpret import InvalidGraph, module_state_keys, propagate_shapes, shapes_from_values
+from fuzz.triage.child_values import eager_values_in_child
 
 Predicate = Callable[[Graph, dict], bool]
 
@@ -243,8 +244,8 @@ class Reducer:
     def values(self) -> dict:
         """Eager values of every tensor of the current graph (for new inputs)."""
         if self._values is None:
-            try:
-                self._values = eager_values(self.graph, self.tensors)
+            try:  # a run of the code under test: in a child process (fuzz.triage.child_values)
+                self._values = eager_values_in_child(self.graph, self.tensors)
             except InvalidGraph:
                 self._values = {}
         return self._values
@@ -390,7 +391,7 @@ class Reducer:
         if self.meta_ok:
             return
         try:
-            propagate_shapes(self.graph, self.tensors)
+            shapes_from_values(self.graph, eager_values_in_child(self.graph, self.tensors))
         except InvalidGraph:
             pass
 

@@ -256,3 +256,31 @@ def test_autocast_keeps_the_dtype_a_later_reader_was_solved_for():
     g.tensors["y_1"].shape = [5, 5]
     assert not REWRITES["autocast"](g, 0, RandomChooser(0))
     assert "autocast" not in g.nodes[0].extra and g.tensors["exp_2"].dtype == "float32"
+
+
+@pytest.mark.parametrize("form", ["view_write", "out", "hop"])
+def test_rewrites_that_add_several_nodes_give_each_its_own_id(form):
+    """A rewrite makes its nodes before adding them: each must still get its own id (the reducer
+    finds nodes by id; a view_write's clone, view and write once shared one, and reducing such a
+    case failed with a KeyError)."""
+    placed = 0
+    for seed in range(12):
+        g = _chain()
+        if REWRITES[form](g, 0, RandomChooser(seed)):
+            placed += 1
+            ids = [n.id for n in g.nodes]
+            assert len(ids) == len(set(ids)), ids
+    assert placed
+
+
+def test_loading_a_graph_whose_nodes_share_ids_gives_them_their_own():
+    """Cases saved before the fix load with unique ids; the program they run does not change."""
+    g = _chain()
+    assert REWRITES["view_write"](g, 0, RandomChooser(1))
+    data = g.to_json()
+    for n in data["nodes"][1:4]:  # the clone, view and write, as the old generator named them
+        n["id"] = data["nodes"][1]["id"]
+    loaded = Graph.from_json(data)
+    ids = [n.id for n in loaded.nodes]
+    assert len(ids) == len(set(ids)) and ids[:2] == [data["nodes"][0]["id"], data["nodes"][1]["id"]]
+    assert program.program_source(loaded) == program.program_source(Graph.from_json(g.to_json()))
