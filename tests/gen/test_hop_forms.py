@@ -148,3 +148,18 @@ def test_flex_attention_takes_a_matrix_as_one_head():
     assert g.tensors[flex.outputs[0]].shape == [1, 1, 6, 4]
     eager = program.run_eager(program.build_module(g, {}), _inputs(g, 0))
     assert eager[-1].shape == (1, 1, 6, 4) and torch.isfinite(eager[-1]).all()
+
+
+def test_loops_run_over_short_dims_only():
+    """A loop's steps are Python calls (the generator's equivalents, the compiled wrapper's loop):
+    scan, associative_scan and map run over a dim of at most MAX_STEPS elements, or are not placed."""
+    from fuzz.gen.hop_forms import MAX_STEPS
+
+    for kind in ("scan", "associative_scan", "map"):
+        assert not place_hop(_tanh_graph([MAX_STEPS + 1, MAX_STEPS + 7]), 0, kind, RandomChooser(0))
+        for seed in range(6):
+            g = _tanh_graph([MAX_STEPS + 1, 3]) if kind != "map" else _tanh_graph([3, MAX_STEPS + 1])
+            assert place_hop(g, 0, kind, RandomChooser(seed))
+            node = g.nodes[-1]
+            dim = node.kwargs["dim"] if kind == "scan" else node.args[2] if kind == "associative_scan" else 0
+            assert g.tensors[g.outputs[0]].shape[dim] <= MAX_STEPS
