@@ -41,6 +41,13 @@ FLOATS = ("float32", "float64", "float16", "bfloat16")
 # Python calls in the generator's eager equivalents and in the compiled wrapper's loop alike (a
 # scan over 4,096 steps made generation 1.3x slower over 600 models), and RNN-like models scan tens.
 MAX_STEPS = 32
+# Inductor rewrites scan (and map, through scan) into a while_loop whose body calls .item(): under
+# the default settings every such program fails to compile (docs/bugs-found.md, sixteenth session).
+# Half of the scan and map models set the flag that lets it through (recorded in graph.meta
+# ["compile_settings"], set by the campaign and by repro.py, as for fuzz.gen.datadep), so the
+# lowering behind that failure is tested too; the other half keep testing the default.
+LOWERING_SETTINGS = {"dynamo.capture_scalar_outputs": True}
+CAPTURE_SHARE = 0.5
 FLEX_FLOATS = ("float32", "float16", "bfloat16")
 
 
@@ -133,6 +140,10 @@ def place_hop(g: Graph, i: int, kind: str, ch: Chooser) -> bool:
         call.extra["returns"] = list(call.outputs)
     if kind == "while_loop":  # its condition needs values: on meta tensors it runs on CPU zeros
         call.extra["data_dependent"] = "loop"
+    if kind in ("scan", "map") and ch.chance(CAPTURE_SHARE):
+        from fuzz.gen.datadep import META_KEY
+
+        g.meta[META_KEY] = {**(g.meta.get(META_KEY) or {}), **LOWERING_SETTINGS}
     g.nodes[i + 1:i + 1] = pre + [call]
     g.outputs.extend(call.outputs)
     return True

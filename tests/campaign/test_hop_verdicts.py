@@ -85,3 +85,21 @@ def test_classify_exception_keeps_crashes_crashes():
     assert classify_exception("torch._dynamo.exc.UncapturedHigherOrderOpError", "Expected init and carry") == Kind.INVALID
     assert classify_exception("torch._dynamo.exc.BackendCompilerFailed", "scan might be aliasing") == Kind.CRASH
     assert classify_exception("RuntimeError", "DefaultCPUAllocator: can't allocate memory") == Kind.OOM
+
+
+def test_half_the_scan_models_compile_with_the_scalar_capture_flag_and_pass(tmp_path):
+    """The flag a scan or map model records (graph.meta["compile_settings"]) is set around its
+    compile: the inductor lowering behind the default settings' failure is then tested too."""
+    from fuzz.gen.datadep import META_KEY
+    from fuzz.gen.hop_forms import LOWERING_SETTINGS
+
+    flagged = []
+    for seed in range(12):
+        g = _permuted_source([3, 4, 5, 2], (2, 0, 3, 1))
+        assert place_hop(g, 1, "scan", RandomChooser(random.Random(seed)))
+        if g.meta.get(META_KEY) == LOWERING_SETTINGS:
+            flagged.append(g)
+    assert 2 <= len(flagged) <= 10
+    v = _session(flagged[0], tmp_path).run_test("inductor", "fwd")
+    assert v.kind == Kind.PASS, (v.detail, v.error)
+    assert not torch._dynamo.config.capture_scalar_outputs  # restored after the test
