@@ -202,7 +202,8 @@ def flex_attention_in_eager(query, key, value, score_mod=None, scale=None):
     scale = query.size(-1) ** -0.5 if scale is None else scale
     scores = (query.to(work) @ key.to(work).transpose(-2, -1)) * scale
     if score_mod is not None:
-        b, h, m, n = (torch.arange(scores.size(k)).view([-1 if j == k else 1 for j in range(4)]) for k in range(4))
+        b, h, m, n = (torch.arange(scores.size(k), device=scores.device).view([-1 if j == k else 1 for j in range(4)])
+                      for k in range(4))
         scores = score_mod(scores, b, h, m, n)
     weights = torch.softmax(scores, dim=-1)
     weights = torch.where(torch.all(scores == -float("inf"), dim=-1, keepdim=True), 0.0, weights)

@@ -163,3 +163,13 @@ def test_loops_run_over_short_dims_only():
             node = g.nodes[-1]
             dim = node.kwargs["dim"] if kind == "scan" else node.args[2] if kind == "associative_scan" else 0
             assert g.tensors[g.outputs[0]].shape[dim] <= MAX_STEPS
+
+
+@pytest.mark.parametrize("kind", HOPS)
+def test_every_operator_runs_on_meta_tensors(kind):
+    """Triage's shape propagation and aten_ops run graphs on meta tensors: the equivalents must too
+    (flex_attention's index tensors are made on the scores' device)."""
+    for seed in range(4):
+        g = _tanh_graph([1, 2, 6, 4])
+        assert place_hop(g, 0, kind, RandomChooser(seed))
+        assert "aten.tanh" in interpret.aten_ops(g)
