@@ -255,8 +255,20 @@ def helper_name(op: str) -> str | None:
     return op[len(PREFIX):] if op.startswith(PREFIX) else None
 
 
-def helper_source(name: str) -> str:
-    """The source of this module's function ``name``, as pasted into a program."""
+def _function_sources() -> dict:
+    """Every function's source, read once, at import: ``inspect.getsource`` reads the file on disk
+    at the line numbers of the loaded code, so a process that reads it later, after the file
+    changed (an upgrade during a campaign), would paste other lines into its programs (seen: a
+    reducer wrote programs that lacked ``flex_attention``)."""
     import inspect
 
-    return inspect.getsource(globals()[name])
+    return {name: inspect.getsource(fn) for name, fn in list(globals().items())
+            if inspect.isfunction(fn) and fn.__module__ == __name__}
+
+
+def helper_source(name: str) -> str:
+    """The source of this module's function ``name``, as pasted into a program."""
+    return _SOURCES[name]
+
+
+_SOURCES = _function_sources()  # last: every function above is defined

@@ -179,3 +179,24 @@ def test_every_operator_runs_on_meta_tensors(kind):
         g = _tanh_graph([1, 2, 6, 4])
         assert place_hop(g, 0, kind, RandomChooser(seed))
         assert "aten.tanh" in interpret.aten_ops(g)
+
+
+def test_pasted_sources_are_those_the_process_loaded(tmp_path):
+    """A program carries the functions' sources as loaded: the file changing on disk afterwards
+    (an upgrade during a campaign) must not shift what is pasted (inspect.getsource would read the
+    new file at the old line numbers)."""
+    import importlib.util
+    import inspect
+    import linecache
+    from pathlib import Path
+
+    source = Path(hop_fns.__file__).read_text()
+    copy = tmp_path / "hop_fns_copy.py"
+    copy.write_text(source)
+    spec = importlib.util.spec_from_file_location("hop_fns_copy", copy)
+    loaded = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(loaded)
+    copy.write_text("# upgraded\n" * 7 + source.replace("top * x", "top * x * 2"))
+    linecache.clearcache()
+    for name in ("flex_attention", "scan_running_max", "loop_sin_step"):
+        assert loaded.helper_source(name) == inspect.getsource(getattr(hop_fns, name))
