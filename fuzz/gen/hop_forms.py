@@ -15,7 +15,8 @@ program):
   torch.zeros([], dtype=torch.int64)`` on the line above (a fixed trip count, never an input that
   an edge value could make huge);
 - ``flex_attention``: on ``a`` as ``[batch, heads, length, head dim]`` (a rank-2 or rank-3 ``a``
-  reshaped with leading 1s on the line above): ``y = flex_attention(q, k, v,
+  reshaped with leading 1s on the line above; a rank-4 ``a`` sometimes permuted, a channels-first
+  feature map ``[B, E, H, L]`` read as ``[B, H, L, E]``): ``y = flex_attention(q, k, v,
   score_mod=score_causal)`` with ``k`` and ``v`` new inputs of that shape, the score modification
   one of ``fuzz.gen.hop_fns.SCORE_MODS`` or none.
 
@@ -47,6 +48,7 @@ MAX_STEPS = 32
 # ["compile_settings"], set by the campaign and by repro.py, as for fuzz.gen.datadep), so the
 # lowering behind that failure is tested too; the other half keep testing the default.
 LOWERING_SETTINGS = {"dynamo.capture_scalar_outputs": True}
+PERMUTED_QUERY_SHARE = 0.3  # rank-4 flex_attention queries read through a permute (not contiguous)
 CAPTURE_SHARE = 0.5
 FLEX_FLOATS = ("float32", "float16", "bfloat16")
 
@@ -91,6 +93,15 @@ def _call(g: Graph, kind: str, a: str, ch: Chooser) -> tuple[list, dict, list[No
             g.add_tensor(shape, info.dtype, "value", name=q)
             pre.append(Node(id=g.new_node_id(), op="torch.reshape", api="function", args=[{"ref": a}, shape], kwargs={},
                             outputs=[q], kind="symbolic", extra={"form": "attention_heads"}))
+            a = q
+        elif ch.chance(PERMUTED_QUERY_SHARE):
+            # a channels-first feature map [B, E, H, L] read as [B, H, L, E] (vision attention): the
+            # query's last dim is not contiguous in memory
+            shape = [shape[0], shape[2], shape[3], shape[1]]
+            q = g.fresh_name("query")
+            g.add_tensor(shape, info.dtype, "value", name=q)
+            pre.append(Node(id=g.new_node_id(), op="torch.permute", api="function", args=[{"ref": a}, [0, 2, 3, 1]],
+                            kwargs={}, outputs=[q], kind="symbolic", extra={"form": "attention_heads"}))
             a = q
         k = g.add_tensor(shape, info.dtype, "input", name=g.fresh_name("key"))
         v = g.add_tensor(shape, info.dtype, "input", name=g.fresh_name("value"))

@@ -200,3 +200,28 @@ def test_pasted_sources_are_those_the_process_loaded(tmp_path):
     linecache.clearcache()
     for name in ("flex_attention", "scan_running_max", "loop_sin_step"):
         assert loaded.helper_source(name) == inspect.getsource(getattr(hop_fns, name))
+
+
+def test_flex_attention_sometimes_reads_a_permuted_feature_map():
+    """A rank-4 tensor enters flex_attention as is or permuted [B, E, H, L] -> [B, H, L, E] (a query
+    whose last dim is not contiguous, as vision attention reads a conv's output); eager computes the
+    attention of the permuted query."""
+    permuted = 0
+    for seed in range(16):
+        g = _tanh_graph([2, 3, 5, 4])
+        assert place_hop(g, 0, "flex_attention", RandomChooser(seed))
+        pre = g.nodes[-2]
+        if pre.op != "torch.permute":
+            continue
+        permuted += 1
+        assert pre.args[1] == [0, 2, 3, 1] and g.tensors[g.nodes[-1].outputs[0]].shape == [2, 5, 4, 3]
+        ins = _inputs(g, seed)
+        out = program.run_eager(program.build_module(g, {}), ins)[-1]
+        feed = dict(zip(g.inputs, ins))
+        q = torch.tanh(feed["x_0"]).permute(0, 2, 3, 1)
+        call = g.nodes[-1]
+        mod = call.kwargs.get("score_mod")
+        want = hop_fns.flex_attention_in_eager(q, feed[call.args[1]["ref"]], feed[call.args[2]["ref"]],
+                                               getattr(hop_fns, hop_fns.helper_name(mod["fn"])) if mod else None)
+        torch.testing.assert_close(out, want)
+    assert 2 <= permuted <= 10
