@@ -25,6 +25,8 @@ from __future__ import annotations
 
 import torch
 
+from fuzz.ir.opnames import COND_OP
+
 
 # -- scan steps: (carry, x) -> (next carry, y) ---------------------------------------------
 def scan_running_sum(carry, x):
@@ -122,6 +124,30 @@ def score_soft_cap(score, b, h, q_idx, kv_idx):
 SCORE_MODS = ("score_causal", "score_relative", "score_alibi", "score_soft_cap")
 
 # -- the operators: torch's where compiled, the same computation in Python otherwise --------
+def cond_in_eager(pred, true_fn, false_fn, operands):
+    """What ``torch.cond`` computes outside a compiled region: the branch ``pred`` picks, called on
+    the operands (torch's own dense kernel of the ``cond`` higher-order op does exactly this).
+
+    ``torch.cond`` itself, called eagerly, first has dynamo compile its branches (0.2-0.4 s per new
+    branch pair, shape or dtype, until dynamo's recompile limit for the wrapper is reached and it
+    runs uncompiled): the generator's checks, value search and guard runs call this instead, so
+    they cost a branch call and do not depend on what dynamo compiled earlier in the process
+    (automatic dynamic shapes after a recompile change what it accepts). The program does the
+    same in eager and calls ``torch.cond`` where it is compiled or exported (``cond`` below). On meta tensors (shape propagation, ``aten_ops``) both branches run: the
+    predicate has no value, and both branches' operators are the call's."""
+    if getattr(pred, "device", None) is not None and pred.device.type == "meta":
+        picked = true_fn(*operands)
+        false_fn(*operands)
+        return picked
+    return (true_fn if bool(pred) else false_fn)(*operands)
+
+def cond(pred, true_fn, false_fn, operands):
+    """torch.cond when compiled or exported; in eager, the branch pred picks (no dynamo)."""
+    if torch.compiler.is_compiling():
+        return torch.cond(pred, true_fn, false_fn, operands)
+    return cond_in_eager(pred, true_fn, false_fn, operands)
+
+
 def scan_in_eager(combine_fn, init, xs, dim=0, reverse=False):
     """scan as a Python loop over xs's slices along dim: carry, ys stacked along dim (laid out in
     memory as torch's operator lays them out: compiled outputs are judged on their strides too)."""
@@ -231,7 +257,8 @@ HOPS = {
     "while_loop": ("torch._higher_order_ops.while_loop", "while_loop", "while_loop_in_eager"),
     "flex_attention": ("torch.nn.attention.flex_attention.flex_attention", "flex_attention", "flex_attention_in_eager"),
 }
-HOP_CALLS = {op: (call, eager) for op, call, eager in HOPS.values()}  # by a graph node's op
+# by a graph node's op; torch.cond is placed by fuzz.gen.forms, not by the hop form
+HOP_CALLS = {COND_OP: ("cond", "cond_in_eager"), **{op: (call, eager) for op, call, eager in HOPS.values()}}
 
 
 def eager_equivalents() -> dict:

@@ -17,7 +17,6 @@ from typing import Any, Callable
 from fuzz.gen import hop_fns
 from fuzz.isolation import address_space_headroom
 from fuzz.ir.graph import Graph, Node
-from fuzz.ir.opnames import COND_OP
 from fuzz.ir.record import decode_value, dtype_from_name, dtype_name, resolve_op
 
 
@@ -42,28 +41,9 @@ def resolve_cached(op: str, kind: str, overload: str | None = None):
     return fn
 
 
-def cond_in_eager(pred, true_fn, false_fn, operands):
-    """What ``torch.cond`` computes outside a compiled region: the branch ``pred`` picks, called on
-    the operands (torch's own dense kernel of the ``cond`` higher-order op does exactly this).
-
-    ``torch.cond`` itself, called eagerly, first has dynamo compile its branches (0.2-0.4 s per new
-    branch pair, shape or dtype, until dynamo's recompile limit for the wrapper is reached and it
-    runs uncompiled): the generator's checks, value search and guard runs call this instead, so
-    they cost a branch call and do not depend on what dynamo compiled earlier in the process
-    (automatic dynamic shapes after a recompile change what it accepts). The program does the
-    same in eager and calls ``torch.cond`` where it is compiled or exported (``program.py``'s
-    ``cond`` helper). On meta tensors (shape propagation, ``aten_ops``) both branches run: the
-    predicate has no value, and both branches' operators are the call's."""
-    if getattr(pred, "device", None) is not None and pred.device.type == "meta":
-        picked = true_fn(*operands)
-        false_fn(*operands)
-        return picked
-    return (true_fn if bool(pred) else false_fn)(*operands)
-
-
-# Operators the generator's runs replace by an eager equivalent (see ``cond_in_eager``; the loop
-# and attention operators of ``fuzz.gen.hop_fns`` for the same reason).
-EAGER_EQUIVALENTS = {COND_OP: cond_in_eager, **hop_fns.eager_equivalents()}
+# Operators the generator's runs replace by an eager equivalent: torch.cond and the loop and
+# attention operators (``fuzz.gen.hop_fns``: called eagerly, torch's would run dynamo first).
+EAGER_EQUIVALENTS = hop_fns.eager_equivalents()
 
 
 def target(node: Node):

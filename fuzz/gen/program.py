@@ -35,7 +35,7 @@ from typing import Any
 
 from fuzz.gen import hop_fns, layouts
 from fuzz.ir.graph import Graph, Node, python_number_inputs, written_state
-from fuzz.ir.opnames import COND_OP, short_name
+from fuzz.ir.opnames import short_name
 
 PROGRAM_FILES = ("graph.json", "program.py", "inputs.safetensors", "params.safetensors")
 # Module prefixes reachable as attributes after a bare ``import torch``.
@@ -108,7 +108,7 @@ def _call_target(node: Node) -> str:
     if node.api == "aten":
         ns, _, name = node.op.partition("::")
         return f"torch.ops.{ns}.{name}.{node.overload or 'default'}"
-    if node.op in hop_fns.HOP_CALLS:  # the program's function around the operator (fuzz.gen.hop_fns)
+    if node.op in hop_fns.HOP_CALLS:  # the program's function around cond or a loop (fuzz.gen.hop_fns)
         return hop_fns.HOP_CALLS[node.op][0]
     return hop_fns.helper_name(node.op) or node.op
 
@@ -128,25 +128,8 @@ def _passed_functions(value) -> set:
 def _helper_sources(graph: Graph) -> list[str]:
     """``fuzz.gen.hop_fns`` sources the program carries: the operators it calls and the functions it
     passes them."""
-    fns = set().union(*(_passed_functions(n.args) | _passed_functions(list(n.kwargs.values())) for n in graph.nodes)) \
-        if graph.nodes else set()
+    fns = set().union(*(_passed_functions(n.args) | _passed_functions(list(n.kwargs.values())) for n in graph.nodes))
     return hop_fns.program_helpers({n.op for n in graph.nodes if n.api == "function"}, fns)
-
-
-# ``torch.cond`` as the program calls it (fuzz.gen.forms): what compilers and export trace, and in
-# eager what it computes. Eager ``torch.cond`` has dynamo compile its branches first (0.05-0.4 s a
-# call, and until the recompile limit what it accepts depends on what it compiled before in the
-# process): the eager reference would run the compiler under test. Dynamo, export and AOTInductor
-# all trace with ``torch.compiler.is_compiling()`` true, so they still see the ``cond`` operator.
-_COND_SOURCE = '''
-def cond(pred, true_fn, false_fn, operands):
-    """torch.cond when compiled or exported; in eager, the branch pred picks (no dynamo)."""
-    if torch.compiler.is_compiling():
-        return torch.cond(pred, true_fn, false_fn, operands)
-    return true_fn(*operands) if bool(pred) else false_fn(*operands)
-'''
-def _is_cond(node: Node) -> bool:
-    return node.api == "function" and node.op == COND_OP
 
 
 def _extra_imports(graph: Graph) -> list[str]:
@@ -253,8 +236,6 @@ def program_source(graph: Graph) -> str:
     lines += ["", 'HERE = os.path.dirname(os.path.abspath(__file__))']
     lines += _writes_line(graph, names)
     lines += _READER.rstrip("\n").split("\n")
-    if any(_is_cond(n) for n in graph.nodes):
-        lines += ["", ""] + _COND_SOURCE.strip("\n").split("\n")
     for helper in _helper_sources(graph):
         lines += ["", ""] + helper.strip("\n").split("\n")
     lines += ["", "", "class Model(torch.nn.Module):", "    def __init__(self):", "        super().__init__()"]
@@ -272,8 +253,7 @@ def program_source(graph: Graph) -> str:
             lines.append(f"        self.{module_attr(node)} = {init_r.call(node.op, init.get('args', []), init.get('kwargs', {}))}")
     lines += ["", f"    def forward(self{''.join(', ' + names[i] for i in inputs)}):"]
     for node in graph.nodes:
-        target = (f"self.{module_attr(node)}" if node.api == "module" else "cond" if _is_cond(node)
-                  else _call_target(node))
+        target = f"self.{module_attr(node)}" if node.api == "module" else _call_target(node)
         line = f"{_lhs(node, names)} = {fwd_r.call(target, node.args, node.kwargs)}"
         region = node.extra.get("autocast")  # the call runs in an autocast region (fuzz.gen.forms)
         if region:
