@@ -57,6 +57,13 @@ def _fn(name: str) -> dict:
     return {"fn": hop_fns.PREFIX + name}
 
 
+def _query_view(g: Graph, a: str, op: str, arg: list, shape: list) -> Node:
+    """``query = op(a, arg)``, a new node (not yet placed) giving flex_attention its 4-d query."""
+    q = g.add_tensor(shape, g.tensors[a].dtype, "value", name=g.fresh_name("query"))
+    return Node(id=g.new_node_id(), op=op, api="function", args=[{"ref": a}, arg], kwargs={}, outputs=[q],
+                kind="symbolic", extra={"form": "attention_heads"})
+
+
 def _call(g: Graph, kind: str, a: str, ch: Chooser) -> tuple[list, dict, list[Node]] | None:
     """(args, kwargs, nodes to place before the call) of a ``kind`` call on ``a``; None if it does not fit."""
     info = g.tensors[a]
@@ -89,20 +96,14 @@ def _call(g: Graph, kind: str, a: str, ch: Chooser) -> tuple[list, dict, list[No
         pre, shape = [], list(info.shape)
         if rank < 4:  # [length, dim] or [heads, length, dim] as [batch, heads, length, dim]
             shape = [1] * (4 - rank) + shape
-            q = g.fresh_name("query")
-            g.add_tensor(shape, info.dtype, "value", name=q)
-            pre.append(Node(id=g.new_node_id(), op="torch.reshape", api="function", args=[{"ref": a}, shape], kwargs={},
-                            outputs=[q], kind="symbolic", extra={"form": "attention_heads"}))
-            a = q
+            pre.append(_query_view(g, a, "torch.reshape", shape, shape))
         elif ch.chance(PERMUTED_QUERY_SHARE):
             # a channels-first feature map [B, E, H, L] read as [B, H, L, E] (vision attention): the
             # query's last dim is not contiguous in memory
             shape = [shape[0], shape[2], shape[3], shape[1]]
-            q = g.fresh_name("query")
-            g.add_tensor(shape, info.dtype, "value", name=q)
-            pre.append(Node(id=g.new_node_id(), op="torch.permute", api="function", args=[{"ref": a}, [0, 2, 3, 1]],
-                            kwargs={}, outputs=[q], kind="symbolic", extra={"form": "attention_heads"}))
-            a = q
+            pre.append(_query_view(g, a, "torch.permute", [0, 2, 3, 1], shape))
+        if pre:
+            a = pre[0].outputs[0]
         k = g.add_tensor(shape, info.dtype, "input", name=g.fresh_name("key"))
         v = g.add_tensor(shape, info.dtype, "input", name=g.fresh_name("value"))
         kwargs = {}
