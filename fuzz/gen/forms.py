@@ -41,6 +41,10 @@ arguments.
   ``scan`` with a recurrence step, ``associative_scan``, ``map``, ``while_loop`` with a fixed trip
   count, or ``flex_attention`` with a score modification; its functions are torch functions or
   ``fuzz.gen.hop_fns``, whose source the program carries.
+- ``custom_op`` (``fuzz.gen.custom_op_forms``): a ``torch.library.custom_op`` operator of
+  ``fuzz.gen.custom_ops`` after a node making a float tensor: one that writes into a clone of it
+  or into views of the clone (``scale_shift_``, ``mix_`` on two disjoint views, ``accumulate``,
+  which also returns a tensor), or a functional one with a backward formula (``soft_threshold``).
 - ``datadep`` (``fuzz.gen.datadep``): after a node making ``a``, a chain whose middle has a size or
   scalar only the values decide and whose end has a static shape (a new graph output):
   ``torch.nonzero``/``torch.argwhere`` of ``torch.gt(a, t)`` then ``torch.sum(idx, 0)``;
@@ -67,13 +71,15 @@ next, and a backward runs through both. ``graph.meta["forms"]`` then ends with `
 from __future__ import annotations
 
 from fuzz.gen.chooser import Chooser
+from fuzz.gen.custom_op_forms import rewrite_custom_op
 from fuzz.gen.datadep import rewrite_datadep
 from fuzz.gen.hop_forms import rewrite_hop
 from fuzz.gen.state_forms import STATE_REWRITES
 from fuzz.ir.graph import Graph, Node, replace_refs
 from fuzz.ir.opnames import COND_OP, last_component
 
-FORMS = ("inplace", "out", "view_write", "checkpoint", "cond", "transform", "autocast", "datadep", "hop") + tuple(STATE_REWRITES)
+FORMS = ("inplace", "out", "view_write", "checkpoint", "cond", "transform", "autocast", "datadep", "hop",
+         "custom_op") + tuple(STATE_REWRITES)
 UNARY_PAIRS = ("sin", "cos", "tanh", "sigmoid", "neg", "abs", "exp", "relu", "square", "atan")
 VIEWS = ("select", "slice", "transpose", "diagonal", "narrow")
 WRITES = ("add_", "mul_", "fill_", "clamp_", "relu_", "neg_", "scatter_", "index_put_")
@@ -476,7 +482,7 @@ def _rewrite_autocast(g: Graph, i: int, ch: Chooser) -> bool:
 
 REWRITES = {"autocast": _rewrite_autocast, "inplace": _rewrite_inplace, "out": _rewrite_out, "view_write": _rewrite_view_write,
             "checkpoint": _rewrite_checkpoint, "cond": _rewrite_cond, "transform": _rewrite_transform,
-            "datadep": rewrite_datadep, "hop": rewrite_hop, **STATE_REWRITES}
+            "datadep": rewrite_datadep, "hop": rewrite_hop, "custom_op": rewrite_custom_op, **STATE_REWRITES}
 
 
 GRAPH_BREAK_CHANCE = 0.5
@@ -507,6 +513,8 @@ def _used_name(g: Graph, i: int, form: str) -> str:
         return next(n.extra["datadep"] for n in g.nodes[i + 1:] if "datadep" in n.extra)
     if form == "hop":
         return next(n.extra["form"] for n in g.nodes[i + 1:] if n.extra.get("hop"))
+    if form == "custom_op":
+        return next(n.extra["custom_op"] for n in g.nodes[i + 1:] if "custom_op" in n.extra)
     return form
 
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 import warnings
 from typing import Any, Callable
 
-from fuzz.gen import hop_fns
+from fuzz.gen import custom_ops, hop_fns
 from fuzz.isolation import address_space_headroom
 from fuzz.ir.graph import Graph, Node
 from fuzz.ir.record import decode_value, dtype_from_name, dtype_name, resolve_op
@@ -48,6 +48,8 @@ EAGER_EQUIVALENTS = hop_fns.eager_equivalents()
 
 def target(node: Node):
     """The callable a non-module node calls (for ``torch.cond``, its eager equivalent)."""
+    if node.api == "aten" and custom_ops.is_custom(node.op):
+        custom_ops.define_assay_ops()  # registered at import; again after a test cleared torch.library
     if node.api == "function" and node.op in EAGER_EQUIVALENTS:
         return EAGER_EQUIVALENTS[node.op]
     return resolve_cached(node.op, node.api, node.overload)
@@ -100,6 +102,8 @@ def bind_outputs(node: Node, result) -> dict:
     """
     import torch
 
+    if not node.outputs and result is None:  # a call made for its writes (fuzz.gen.custom_ops)
+        return {}
     if "returns" not in node.extra:
         flags, tensors = result_structure(result)
         if len(tensors) != len(node.outputs) or flags == []:

@@ -33,7 +33,7 @@ from pathlib import Path
 from types import CodeType
 from typing import Any
 
-from fuzz.gen import hop_fns, layouts
+from fuzz.gen import custom_ops, hop_fns, layouts
 from fuzz.ir.graph import Graph, Node, python_number_inputs, written_state
 from fuzz.ir.opnames import short_name
 
@@ -126,10 +126,13 @@ def _passed_functions(value) -> set:
 
 
 def _helper_sources(graph: Graph) -> list[str]:
-    """``fuzz.gen.hop_fns`` sources the program carries: the operators it calls and the functions it
-    passes them."""
+    """``fuzz.gen.hop_fns`` sources the program carries (the operators it calls and the functions it
+    passes them), and ``fuzz.gen.custom_ops``' definitions where it calls one of them."""
     fns = set().union(*(_passed_functions(n.args) | _passed_functions(list(n.kwargs.values())) for n in graph.nodes))
-    return hop_fns.program_helpers({n.op for n in graph.nodes if n.api == "function"}, fns)
+    helpers = hop_fns.program_helpers({n.op for n in graph.nodes if n.api == "function"}, fns)
+    if any(n.api == "aten" and custom_ops.is_custom(n.op) for n in graph.nodes):
+        helpers.append("\n".join(custom_ops.program_lines()))  # the definitions, then the call registering them
+    return helpers
 
 
 def _extra_imports(graph: Graph) -> list[str]:

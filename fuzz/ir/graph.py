@@ -237,7 +237,8 @@ class Graph:
                 raise ValueError(f"graph output {t} is never defined")
 
     def prune(self) -> None:
-        """Drop nodes whose outputs nobody uses (and are not graph outputs), then unused tensors."""
+        """Drop nodes whose outputs nobody uses (and are not graph outputs), then unused tensors. A
+        node without outputs (a call that only writes into its arguments) stays."""
         changed = True
         while changed:
             changed = False
@@ -245,7 +246,7 @@ class Graph:
             for node in self.nodes:
                 used.update(node.inputs())
             for node in list(self.nodes):
-                if not any(t in used for t in node.outputs):
+                if node.outputs and not any(t in used for t in node.outputs):
                     self.nodes.remove(node)
                     changed = True
         self.drop_unused_tensors()
