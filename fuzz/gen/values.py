@@ -139,7 +139,9 @@ def _grad_repair(graph, leaves, submodules, bad, target, gen, env, max_steps: in
     for _ in range(max_steps):
         changed = stop = False
         # Leaves read directly by the bad node: put them straight into the target range.
-        direct = [t for t in bad.inputs() if t in leaves and _is_float(leaves[t])]
+        # (not a zero-element out= buffer the call resized in place: no range to put it in)
+        direct = [t for t in dict.fromkeys(bad.inputs()) if t in leaves and _is_float(leaves[t])
+                  and list(leaves[t].shape) == list(graph.tensors[t].shape)]
         for name in direct:
             cur = leaves[name]
             outside = (cur < lo) | (cur > hi)

@@ -284,3 +284,21 @@ def test_loading_a_graph_whose_nodes_share_ids_gives_them_their_own():
     ids = [n.id for n in loaded.nodes]
     assert len(ids) == len(set(ids)) and ids[:2] == [data["nodes"][0]["id"], data["nodes"][1]["id"]]
     assert program.program_source(loaded) == program.program_source(Graph.from_json(g.to_json()))
+
+
+def test_value_repair_leaves_alone_an_out_buffer_its_call_resized():
+    """An ``out=`` buffer is a zero-element input that the call resizes in place; the value
+    search's repair of the call's inputs must not try to put it into a range (it raised a size
+    mismatch and failed the model's generation)."""
+    from fuzz.gen.values import _grad_repair
+
+    g = Graph()
+    x = g.add_tensor([2, 3], "float32", "input", name="x_0")
+    buf = g.add_tensor([0], "float32", "input", name="buf_1")
+    y = g.add_tensor([2, 3], "float32", name="log_2")
+    bad = Node(id="n0", op="torch.log", api="function", args=[{"ref": x}], kwargs={"out": {"ref": buf}}, outputs=[y])
+    g.add_node(bad)
+    g.outputs = [y]
+    leaves = {x: -torch.ones(2, 3), buf: torch.empty(2, 3)}  # as after a run: the buffer resized
+    leaves, _, _, _ = _grad_repair(g, leaves, {}, bad, (0.5, 2.0), torch.Generator().manual_seed(0), {}, 2)
+    assert bool(((leaves[x] >= 0.5) & (leaves[x] <= 2.0)).all())
