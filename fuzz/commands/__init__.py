@@ -124,6 +124,8 @@ POLICY_FLAGS = (
     ("scalars", "scalars", "constant, python (numbers of calls passed to forward as Python floats/ints), tensor "
                            "(passed as 0-dim tensors of a drawn dtype)"),
     ("calls", "calls", "valid, invalid (a recorded call eager rejects: every backend must reject it too)"),
+    ("shape_args", "shape_args", "constant, sizes (sizes of calls written as sizes of tensors, a.size(1), where one "
+                                 "matches: symbolic under dynamic shapes)"),
 )
 
 

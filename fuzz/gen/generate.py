@@ -53,6 +53,7 @@ from fuzz.gen.chooser import Chooser, RandomChooser
 from fuzz.gen.complex_boundary import real_boundary
 from fuzz.gen.config import GenConfig, GenerationError
 from fuzz.gen.forms import apply_forms
+from fuzz.gen.size_args import write_sizes
 from fuzz.gen.materialise import Generated, materialise
 from fuzz.gen.policy import Shares, draw_policy
 from fuzz.gen.scalars import lift_scalars
@@ -205,6 +206,8 @@ def generate_graph(ruleset: RuleSet, cfg: GenConfig, chooser: Chooser, lead: str
         apply_forms(g, b.ch)
     if cfg.policy.scalars != "constant":
         lift_scalars(g, b.ch, cfg.policy.scalars, ruleset.rule)
+    if cfg.policy.shape_args == "sizes":
+        write_sizes(g, b.ch)
     stats = dict(b.stats)
     return g, stats
 

@@ -9,7 +9,7 @@ shapes, the dtype mix of the rules, the finite value search, operators drawn one
 ``LEGACY`` model is byte-identical to what earlier versions generated.
 
 Each axis is documented in docs/generator.md ("Policies"); each has a flag of ``assay gen`` and
-``assay fuzz`` (``--shapes``, ``--dtype-themes``, ``--values``, ``--forms``, ``--layouts``, ``--scalars``, ``--calls``) that takes shares such
+``assay fuzz`` (``--shapes``, ``--dtype-themes``, ``--values``, ``--forms``, ``--layouts``, ``--scalars``, ``--calls``, ``--shape-args``) that takes shares such
 as ``small=0.5,vector=0.3,large=0.2``.
 """
 
@@ -44,6 +44,9 @@ AXES: dict[str, tuple[str, ...]] = {
     # valid: a model eager runs; invalid: a recorded call eager rejects, which every backend must reject
     # too (fuzz.gen.error_calls). Drawn last.
     "calls": ("valid", "invalid"),
+    # shape_args: sizes of calls as constants, or as sizes of tensors (a.size(1)) where one matches
+    # (fuzz.gen.size_args); last, so the draws of the axes above stay what they were
+    "shape_args": ("constant", "sizes"),
 }
 
 DEFAULT_SHARES: dict[str, dict[str, float]] = {
@@ -58,6 +61,7 @@ DEFAULT_SHARES: dict[str, dict[str, float]] = {
     "layout": {"contiguous": 0.7, "strided": 0.3},
     "scalars": {"constant": 0.7, "python": 0.15, "tensor": 0.15},
     "calls": {"valid": 0.92, "invalid": 0.08},
+    "shape_args": {"constant": 0.5, "sizes": 0.5},
 }
 
 LEGACY_SHARES: dict[str, dict[str, float]] = {axis: {choices[0]: 1.0} for axis, choices in AXES.items()}
@@ -74,10 +78,12 @@ class ModelPolicy:
     layout: str = "contiguous"
     scalars: str = "constant"
     calls: str = "valid"
+    shape_args: str = "constant"
 
     def to_json(self) -> dict:
         out = asdict(self)
-        for axis, before in (("layout", "contiguous"), ("scalars", "constant"), ("calls", "valid")):
+        for axis, before in (("layout", "contiguous"), ("scalars", "constant"), ("calls", "valid"),
+                             ("shape_args", "constant")):
             if out[axis] == before:  # as before the axis existed: such a model is unchanged
                 del out[axis]
         return out
@@ -136,7 +142,7 @@ def parse_shares(axis: str, text: str) -> dict[str, float]:
     """``small=0.5,vector=0.3,large=0.2`` (or one bare name, meaning all of it) -> weights."""
     choices = AXES[axis]
     flag = {"shape": "--shapes", "dtype": "--dtype-themes", "values": "--values", "form": "--forms",
-            "layout": "--layouts", "scalars": "--scalars", "calls": "--calls"}[axis]
+            "layout": "--layouts", "scalars": "--scalars", "calls": "--calls", "shape_args": "--shape-args"}[axis]
     parts = [p.strip() for p in str(text).split(",") if p.strip()]
     if not parts:
         raise AssayError(f"{flag}: empty; give shares such as {choices[0]}=1 (choices: {', '.join(choices)})")

@@ -189,7 +189,12 @@ class _Render:
             if "dtype" in v:
                 return f"torch.{v['dtype']}"
             if "call" in v:
-                return self.call(v["call"], v.get("args", []), v.get("kwargs", {}))
+                args = v.get("args", [])
+                if v["call"] == "torch.Tensor.size" and len(args) == 2:  # a size as code writes it (fuzz.gen.size_args)
+                    return f"{self.value(args[0])}.size({self.value(args[1])})"
+                if v["call"] == "operator.mul" and len(args) == 2:
+                    return f"{self.value(args[0])} * {self.value(args[1])}"
+                return self.call(v["call"], args, v.get("kwargs", {}))
             if "fn" in v:
                 return _call_target(Node(id="", op=v["fn"], api=v.get("api", "function"), args=[], kwargs={},
                                          outputs=[], overload=v.get("overload")))
