@@ -207,7 +207,7 @@ def generate_graph(ruleset: RuleSet, cfg: GenConfig, chooser: Chooser, lead: str
     if cfg.policy.scalars != "constant":
         lift_scalars(g, b.ch, cfg.policy.scalars, ruleset.rule)
     if cfg.policy.shape_args == "sizes":
-        write_sizes(g, b.ch)
+        write_sizes(g, b.ch, ruleset.rule)
     stats = dict(b.stats)
     return g, stats
 

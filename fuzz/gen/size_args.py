@@ -16,12 +16,16 @@ product of two of its sizes, into that expression: ``{"call": "torch.Tensor.size
 [{"ref": a}, 1]}`` (printed ``a.size(1)``), or ``{"call": "operator.mul", "args": [..., ...]}``
 (printed ``a.size(1) * a.size(2)``). 0, 1 and negative numbers stay constants (``-1`` already
 means "the rest"), and so does a number smaller than the rank of a tensor of the call (it may be
-a dim index, which no one writes as a size). At the model's own sizes every value is the same number as before, so the
+a dim index, which no one writes as a size) unless the call's inferred rule uses it in an output
+shape (``{"A": k}`` in the rule's template, ``a<k>`` in its output expressions: a size). At the model's own sizes every value is the same number as before, so the
 model, its values and its eager run are unchanged; what changes is what a compiler sees and
 which other sizes eager accepts. ``graph.meta["size_args"]`` counts the rewrites.
 """
 
 from __future__ import annotations
+
+import json
+import re
 
 from fuzz.gen.chooser import Chooser
 from fuzz.ir.graph import Graph, Node, refs_in
@@ -61,45 +65,65 @@ def _expressions(g: Graph, sources: list[str], value: int) -> list[dict]:
     return []
 
 
-def _rewrite(value, sizes: set[int], sources, g: Graph, ch: Chooser, top: bool):
-    """``value`` with its size integers rewritten (see the module docstring), and how many were."""
+def _size_slots(rule) -> set[int]:
+    """Indices ``k`` of the integer placeholders ``{"A": k}`` that the inferred rule's output shapes use."""
+    if rule is None or rule.status != "symbolic":
+        return set()
+    return {int(m) for m in re.findall(r'"a(\d+)"', json.dumps(rule.outputs))}
+
+
+def _rewrite(value, slot, ctx, top: bool):
+    """``value`` with its size integers rewritten (see the module docstring), and how many were.
+    ``slot`` is the rule template's value at the same place (``{"A": k}`` for an inferred integer)."""
+    g, ch, sources, sizes, small_sizes, size_slots = ctx
     if isinstance(value, bool):
         return value, 0
     if isinstance(value, int):
-        if value not in sizes or not ch.chance(REWRITE_CHANCE):
+        is_size_slot = isinstance(slot, dict) and slot.get("A") in size_slots
+        if value not in (small_sizes if is_size_slot else sizes) or not ch.chance(REWRITE_CHANCE):
             return value, 0
         options = _expressions(g, sources, value)
         return (ch.choice(options), 1) if options else (value, 0)
     if isinstance(value, list) and top:
-        done = [_rewrite(v, sizes, sources, g, ch, False) for v in value]
+        slots = slot if isinstance(slot, list) and len(slot) == len(value) else [None] * len(value)
+        done = [_rewrite(v, sl, ctx, False) for v, sl in zip(value, slots)]
         return [v for v, _ in done], sum(n for _, n in done)
     if isinstance(value, dict) and set(value) == {"tuple"} and top:
-        done = [_rewrite(v, sizes, sources, g, ch, False) for v in value["tuple"]]
+        inner = slot.get("tuple") if isinstance(slot, dict) else None
+        slots = inner if isinstance(inner, list) and len(inner) == len(value["tuple"]) else [None] * len(value["tuple"])
+        done = [_rewrite(v, sl, ctx, False) for v, sl in zip(value["tuple"], slots)]
         return {"tuple": [v for v, _ in done]}, sum(n for _, n in done)
     return value, 0
 
 
-def write_sizes(g: Graph, ch: Chooser) -> int:
-    """Rewrite the size arguments of ``g``'s calls (see the module docstring); the number rewritten."""
+def write_sizes(g: Graph, ch: Chooser, rule_of=None) -> int:
+    """Rewrite the size arguments of ``g``'s calls (see the module docstring); the number rewritten.
+    ``rule_of(key)`` gives a node's inferred rule: an integer its output shapes use is a size at any value."""
     count = 0
     for node in g.nodes:
         if node.api == "module" or node.extra.get("form") in _SKIP_FORMS or node.extra.get("hop") \
                 or node.extra.get("data_dependent") or node.extra.get("datadep"):
             continue
-        # a number below every tensor's rank may be a dim index (torch.sum(x, 2)): it stays a constant
+        rule = rule_of(node.rule) if rule_of is not None and node.rule else None
+        template = rule.template if rule is not None and isinstance(rule.template, dict) else {}
+        # a number below every tensor's rank may be a dim index (torch.sum(x, 2)): it stays a
+        # constant, unless the rule says it is a size
         rank = max([len(g.tensors[t].shape) for t in node.outputs + node.inputs()] or [0])
-        sizes = {n for o in node.outputs for n in g.tensors[o].shape if n >= max(2, rank)}
-        if not sizes:
+        out_sizes = {n for o in node.outputs for n in g.tensors[o].shape}
+        sizes = {n for n in out_sizes if n >= max(2, rank)}
+        small_sizes = {n for n in out_sizes if n >= 2}
+        if not small_sizes:
             continue
-        sources = _sources(g, node)
+        ctx = (g, ch, _sources(g, node), sizes, small_sizes, _size_slots(rule))
+        targs, tkw = template.get("args", []), template.get("kwargs", {})
         args = []
-        for a in node.args:
-            new, n = _rewrite(a, sizes, sources, g, ch, True)
+        for i, a in enumerate(node.args):
+            new, n = _rewrite(a, targs[i] if i < len(targs) else None, ctx, True)
             args.append(new)
             count += n
         kwargs = {}
         for k, v in node.kwargs.items():
-            new, n = _rewrite(v, sizes, sources, g, ch, True)
+            new, n = _rewrite(v, tkw.get(k), ctx, True)
             kwargs[k] = new
             count += n
         node.args, node.kwargs = args, kwargs
