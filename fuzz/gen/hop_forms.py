@@ -21,7 +21,9 @@ program):
   one of ``fuzz.gen.hop_fns.SCORE_MODS`` or none.
 
 Each call is first run on zero tensors and kept only when it runs; its outputs (shapes and dtypes
-from that run) become graph outputs. The node's ``extra["form"]`` names the operator and
+from that run) become graph outputs, and half the time, where one has ``a``'s shape and dtype, the
+later readers of ``a`` read it instead (what follows an operator is fused into it: the CPU
+flex_attention template failed every pointwise op after it, docs/bugs-found.md, seventeenth session). The node's ``extra["form"]`` names the operator and
 ``graph.meta["forms"]`` lists it.
 """
 
@@ -50,6 +52,7 @@ MAX_STEPS = 32
 LOWERING_SETTINGS = {"dynamo.capture_scalar_outputs": True}
 PERMUTED_QUERY_SHARE = 0.3  # rank-4 flex_attention queries read through a permute (not contiguous)
 CAPTURE_SHARE = 0.5
+READ_LATER_SHARE = 0.5  # calls whose result, where it has a's shape and dtype, later readers of a read
 FLEX_FLOATS = ("float32", "float16", "bfloat16")
 
 
@@ -129,7 +132,8 @@ def place_hop(g: Graph, i: int, kind: str, ch: Chooser) -> bool:
     outs = [o for o in node.outputs if g.tensors[o].dtype in FLOATS and g.tensors[o].shape]
     if not outs:
         return False
-    a = outs[0]
+    a = a_name = outs[0]
+    info_of_a = g.tensors[a]
     before_tensors = set(g.tensors)
     made = _call(g, kind, a, ch)
     if made is None:
@@ -158,4 +162,11 @@ def place_hop(g: Graph, i: int, kind: str, ch: Chooser) -> bool:
         g.meta[META_KEY] = {**(g.meta.get(META_KEY) or {}), **LOWERING_SETTINGS}
     g.nodes[i + 1:i + 1] = pre + [call]
     g.outputs.extend(call.outputs)
+    same = [o for o in call.outputs if g.tensors[o].shape == info_of_a.shape and g.tensors[o].dtype == info_of_a.dtype]
+    if same and ch.chance(READ_LATER_SHARE):
+        # later readers of a read the operator's result: a compiler fuses what follows into it
+        # (an epilogue), and the result must be right where it is read, not only where returned
+        from fuzz.gen.forms import _read_later
+
+        _read_later(g, i + 1 + len(pre) + 1, a_name, same[-1])
     return True

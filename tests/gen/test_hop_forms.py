@@ -225,3 +225,22 @@ def test_flex_attention_sometimes_reads_a_permuted_feature_map():
                                                getattr(hop_fns, hop_fns.helper_name(mod["fn"])) if mod else None)
         torch.testing.assert_close(out, want)
     assert 2 <= permuted <= 10
+
+
+@pytest.mark.parametrize("kind", ("flex_attention", "map", "while_loop"))
+def test_later_readers_sometimes_read_the_operators_result(kind):
+    """Half the time a result of ``a``'s shape and dtype replaces ``a`` for the calls after the
+    operator (a compiler fuses them into it); the eager program still runs."""
+    seen = set()
+    for seed in range(12):
+        g = _tanh_graph([1, 2, 6, 4])
+        y = g.add_tensor([1, 2, 6, 4], "float32", name="mul_9")
+        g.add_node(Node(id="n9", op="torch.mul", api="function", args=[{"ref": "tanh_1"}, 2.0], kwargs={}, outputs=[y]))
+        g.outputs = [y]
+        assert place_hop(g, 0, kind, RandomChooser(seed))
+        call = next(n for n in g.nodes if n.extra.get("hop"))
+        read = g.nodes[-1].inputs()[0]
+        seen.add(read in call.outputs)
+        assert read == "tanh_1" or read in call.outputs
+        program.run_eager(program.build_module(g, {}), _inputs(g, seed))
+    assert seen == {True, False}
