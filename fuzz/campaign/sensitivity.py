@@ -83,6 +83,15 @@ PIVOTING_OPS = {
 }
 
 
+# Decompositions whose vector outputs (by output index) are unique only up to sign, or up to a
+# rotation within a repeated singular value or eigenvalue: on a matrix with zero, repeated or
+# nearly repeated singular values (``conditioning.fragile_matrix``) two right answers differ
+# (seventeenth session: U of an SVD of a padded, rank-deficient matrix, a column negated by
+# inductor's run). The values (S, eigenvalues) stay judged.
+VECTOR_OUTPUTS = {"svd": (0, 2), "linalg_svd": (0, 2), "eigh": (1,), "linalg_eigh": (1,), "eig": (1,),
+                  "linalg_eig": (1,)}
+
+
 def short_op(op: str) -> str:
     return op.split("::")[-1].split(".")[-1].lower().strip("_")
 
@@ -570,6 +579,14 @@ def sensitive_tensors(graph, eager_env: dict, ref_env: dict | None, perturbed_en
         if short in SIGN_OF_ZERO_OPS and _computed_zero(node, eager_env, leaves):
             for o in node.outputs:
                 reasons.setdefault(o, f"{node.name} reads the sign of a computed zero")
+        if short in VECTOR_OUTPUTS:
+            operand = next((t for env in (ref_env or {}, eager_env) for t in [_first_input(node, env)]
+                            if t is not None and t.dim() >= 2 and t.numel() > 0), None)
+            if operand is None or fragile_matrix(operand):
+                for k in VECTOR_OUTPUTS[short]:
+                    if k < len(node.outputs):
+                        reasons.setdefault(node.outputs[k], f"{node.name}'s vectors of a matrix with zero or repeated "
+                                                            "singular values (not unique)")
         if short in PIVOTING_OPS and ill_conditioned(*square_operands(node, ref_env or {}, eager_env)):
             for o in node.outputs:
                 reasons.setdefault(o, f"{node.name} pivots on an ill-conditioned matrix")

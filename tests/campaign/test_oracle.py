@@ -672,3 +672,35 @@ def test_an_ill_conditioned_gradient_is_not_judged_and_a_well_conditioned_one_is
     s = session_for(tmp_path / "well", *graph_and_values(0.05))  # cond 48: judged
     assert not s.bwd_reference().skip
     assert s.run_test("aot_eager", "bwd").kind.value == "pass"
+
+
+def svd_graph():
+    g = Graph()
+    a = g.add_tensor([4, 3], "float32", "input", name="a")
+    outs = [g.add_tensor([4, 3], "float32", name="u_0"), g.add_tensor([3], "float32", name="s_1"),
+            g.add_tensor([3, 3], "float32", name="vh_2")]
+    g.add_node(Node(id="n0", op="aten::_linalg_svd", api="aten", overload="default", args=[ref(a)], kwargs={},
+                    outputs=outs, extra={"returns": list(outs)}))
+    g.outputs = outs
+    return g
+
+
+def test_singular_vectors_of_repeated_singular_values_are_not_judged(tmp_path):
+    """U and Vh of a matrix with repeated (here zero) singular values are unique only up to a
+    rotation within them: a compiled run negated a column of U of a padded matrix (seventeenth
+    session, s171-m000258). The singular values are judged; on a matrix with distinct singular
+    values the vectors are judged too."""
+    g = svd_graph()
+    padded = torch.tensor([[1.0, 2.0, 0.0], [3.0, 1.0, 0.0], [0.0, 0.0, 0.0], [0.0, 0.0, 0.0]])
+    s = session_for(tmp_path, g, {"a": padded})
+    assert set(s.fwd_ref.skip) == {"out0", "out2"} and "not unique" in s.fwd_ref.skip["out0"]
+    u, sv, vh = s.fwd_ref.eager
+    flipped = u.clone()
+    flipped[:, 2] = -flipped[:, 2]
+    assert oracle.judge(s.fwd_ref, [flipped, sv.clone(), vh.clone()]).kind == "pass"
+    assert oracle.judge(s.fwd_ref, [u.clone(), sv + 0.5, vh.clone()]).kind == "mismatch"
+    distinct = torch.tensor([[4.0, 0.0, 0.0], [0.0, 2.0, 0.0], [0.0, 0.0, 1.0], [0.5, 0.25, 0.125]])
+    s = session_for(tmp_path / "d", g, {"a": distinct})
+    assert not s.fwd_ref.skip
+    u, sv, vh = s.fwd_ref.eager
+    assert oracle.judge(s.fwd_ref, [-u, sv.clone(), vh.clone()]).kind == "mismatch"
