@@ -59,6 +59,7 @@ def model_facts(generated) -> dict:
         "layouts": sorted({layout_kind(v) for v in (g.meta.get("layouts") or {}).values()}),
         # numbers of calls lifted into forward's inputs (fuzz.gen.scalars), kept through the guard run
         "scalars": sorted({e["kind"] for n, e in (g.meta.get("scalars") or {}).items() if n in g.inputs}),
+        "size_args": int(g.meta.get("size_args") or 0),  # sizes read from tensors (fuzz.gen.size_args)
     })
     return f
 
@@ -125,7 +126,7 @@ def shares_table(res: dict) -> list[tuple[str, str, float]]:
     facts = res["facts"]
     n = max(1, len(facts))
     rows = []
-    for axis in ("shape", "dtype", "values", "form", "layout", "scalars", "calls"):
+    for axis in ("shape", "dtype", "values", "form", "layout", "scalars", "calls", "shape_args"):
         c = collections.Counter(_choice(f, axis) for f in facts)
         rows += [(f"policy.{axis}", k, v / n) for k, v in sorted(c.items())]
     for low in ("fp16", "bf16", "int8/uint8", "int64", "complex64"):
@@ -143,12 +144,14 @@ def shares_table(res: dict) -> list[tuple[str, str, float]]:
     for kind, what in (("python", "a number passed to forward as a Python scalar"),
                        ("tensor", "a number passed to forward as a 0-dim tensor")):
         rows.append(("holds scalar input", what, sum(kind in f.get("scalars", []) for f in facts) / n))
+    rows.append(("holds size argument", "a call's size read from a tensor (a.size(1))",
+                 sum(bool(f.get("size_args")) for f in facts) / n))
     for cls in ("small", "vector", "large"):
         sub = [f for f in facts if _choice(f, "shape") == cls]
         if sub:
             rows.append(("median max elements", cls, float(statistics.median(f["elements_max"] for f in sub))))
             rows.append(("validity", f"shape={cls}", sum(f["valid"] for f in sub) / len(sub)))
-    for axis in ("dtype", "values", "form", "layout", "scalars", "calls"):
+    for axis in ("dtype", "values", "form", "layout", "scalars", "calls", "shape_args"):
         for choice in sorted({_choice(f, axis) for f in facts}):
             sub = [f for f in facts if _choice(f, axis) == choice]
             rows.append(("validity", f"{axis}={choice}", sum(f["valid"] for f in sub) / len(sub)))
