@@ -6,6 +6,25 @@ from __future__ import annotations
 PIVOT_COND_LIMIT = 1e4  # 2-norm condition number above which pivots and factors are noise-chosen
 REPEATED_GAP = 1e-3     # relative gap between singular values under which they count as repeated
 
+# Factorisations with partial pivoting: the pivot in each column is an argmax of magnitudes, so on
+# a singular or ill-conditioned matrix it is chosen by rounding noise, and the factors (and the
+# pivots) jump with a 1-ulp change of the input. Their outputs are judged only on well-conditioned
+# inputs (``PIVOT_COND_LIMIT``, 2-norm condition number in float64).
+PIVOTING_OPS = {
+    "linalg_det", "det", "logdet", "linalg_slogdet", "slogdet", "linalg_lu", "lu", "linalg_lu_factor",
+    "linalg_lu_factor_ex", "lu_with_info", "linalg_solve", "linalg_solve_ex", "solve", "linalg_inv",
+    "linalg_inv_ex", "inverse", "lu_solve", "linalg_lu_solve",
+}
+
+
+# Decompositions whose vector outputs (by output index) are unique only up to sign, or up to a
+# rotation within a repeated singular value or eigenvalue: on a matrix with zero, repeated or
+# nearly repeated singular values (``fragile_matrix``) two right answers differ
+# (seventeenth session: U of an SVD of a padded, rank-deficient matrix, a column negated by
+# inductor's run). The values (S, eigenvalues) stay judged.
+VECTOR_OUTPUTS = {"svd": (0, 2), "linalg_svd": (0, 2), "eigh": (1,), "linalg_eigh": (1,), "eig": (1,),
+                  "linalg_eig": (1,)}
+
 
 def square_operands(node, *envs) -> list:
     """The node's square (batched) matrix operands, from the first env that has each: a pivoting
@@ -55,3 +74,17 @@ def fragile_matrix(t) -> bool:
         return True
     gaps = (s[..., :-1] - s[..., 1:]) / top
     return bool((gaps < REPEATED_GAP).any()) if gaps.numel() else False
+
+
+def non_unique_vectors(node, short: str, *envs) -> list[str]:
+    """The outputs of ``node`` (op ``short``) that are vectors of a decomposition
+    (``VECTOR_OUTPUTS``) of a matrix with zero or (nearly) repeated singular values: unique only up
+    to a rotation within them, so two right answers differ. The operand is read from the first env
+    that has it; one that cannot be read counts as such a matrix."""
+    if short not in VECTOR_OUTPUTS:
+        return []
+    operand = next((env[name] for name in node.inputs() for env in envs
+                    if env.get(name) is not None and env[name].dim() >= 2 and env[name].numel() > 0), None)
+    if operand is not None and not fragile_matrix(operand):
+        return []
+    return [node.outputs[k] for k in VECTOR_OUTPUTS[short] if k < len(node.outputs)]

@@ -35,7 +35,8 @@ a ``Reference`` (``fuzz.campaign.oracle``) does not judge them, nor anything com
 from __future__ import annotations
 
 from fuzz.campaign.complex_arith import complex_nonfinite
-from fuzz.campaign.conditioning import fragile_matrix, ill_conditioned, square_operands
+from fuzz.campaign.conditioning import (PIVOTING_OPS, fragile_matrix, ill_conditioned, non_unique_vectors,
+                                        square_operands)
 from fuzz.campaign.oracle import K, TOLERANCES, dtype_name_of, is_float
 from fuzz.campaign.narrowing import narrows_past_range
 from fuzz.campaign.folded_affine import folds_nonfinite_affine
@@ -72,26 +73,6 @@ INDEX_OPS = {
 }
 # Index ops whose *values* also depend on tie-breaking.
 TIE_VALUE_OPS = {"mode"}
-# Factorisations with partial pivoting: the pivot in each column is an argmax of magnitudes, so on
-# a singular or ill-conditioned matrix it is chosen by rounding noise, and the factors (and the
-# pivots) jump with a 1-ulp change of the input. Their outputs are judged only on well-conditioned
-# inputs (``conditioning.PIVOT_COND_LIMIT``, 2-norm condition number in float64).
-PIVOTING_OPS = {
-    "linalg_det", "det", "logdet", "linalg_slogdet", "slogdet", "linalg_lu", "lu", "linalg_lu_factor",
-    "linalg_lu_factor_ex", "lu_with_info", "linalg_solve", "linalg_solve_ex", "solve", "linalg_inv",
-    "linalg_inv_ex", "inverse", "lu_solve", "linalg_lu_solve",
-}
-
-
-# Decompositions whose vector outputs (by output index) are unique only up to sign, or up to a
-# rotation within a repeated singular value or eigenvalue: on a matrix with zero, repeated or
-# nearly repeated singular values (``conditioning.fragile_matrix``) two right answers differ
-# (seventeenth session: U of an SVD of a padded, rank-deficient matrix, a column negated by
-# inductor's run). The values (S, eigenvalues) stay judged.
-VECTOR_OUTPUTS = {"svd": (0, 2), "linalg_svd": (0, 2), "eigh": (1,), "linalg_eigh": (1,), "eig": (1,),
-                  "linalg_eig": (1,)}
-
-
 def short_op(op: str) -> str:
     return op.split("::")[-1].split(".")[-1].lower().strip("_")
 
@@ -579,14 +560,8 @@ def sensitive_tensors(graph, eager_env: dict, ref_env: dict | None, perturbed_en
         if short in SIGN_OF_ZERO_OPS and _computed_zero(node, eager_env, leaves):
             for o in node.outputs:
                 reasons.setdefault(o, f"{node.name} reads the sign of a computed zero")
-        if short in VECTOR_OUTPUTS:
-            operand = next((t for env in (ref_env or {}, eager_env) for t in [_first_input(node, env)]
-                            if t is not None and t.dim() >= 2 and t.numel() > 0), None)
-            if operand is None or fragile_matrix(operand):
-                for k in VECTOR_OUTPUTS[short]:
-                    if k < len(node.outputs):
-                        reasons.setdefault(node.outputs[k], f"{node.name}'s vectors of a matrix with zero or repeated "
-                                                            "singular values (not unique)")
+        for o in non_unique_vectors(node, short, ref_env or {}, eager_env):
+            reasons.setdefault(o, f"{node.name}'s vectors of a matrix with zero or repeated singular values (not unique)")
         if short in PIVOTING_OPS and ill_conditioned(*square_operands(node, ref_env or {}, eager_env)):
             for o in node.outputs:
                 reasons.setdefault(o, f"{node.name} pivots on an ill-conditioned matrix")

@@ -39,16 +39,16 @@ def _node(g: Graph, op: str, overload: str, args: list, outputs: list[str], form
 
 
 def _view(g: Graph, base: str, ch: Chooser) -> Node | None:
-    """A node making a view of ``base`` (see ``fuzz.gen.forms.VIEWS``), its shape solved; None if none fits."""
-    from fuzz.gen.forms import _view_call, _view_shape
+    """A node making a view of ``base`` (see ``fuzz.gen.graph_edits.VIEWS``), its shape solved; None if none fits."""
+    from fuzz.gen.graph_edits import view_call, view_shape
 
     info = g.tensors[base]
-    made = _view_call(ch, info.shape)
+    made = view_call(ch, info.shape)
     if made is None:
         return None
     op, overload, ints = made
     try:
-        shape = list(_view_shape(op, overload, info, ints))
+        shape = list(view_shape(op, overload, info, ints))
     except Exception:  # noqa: BLE001 (a view the sizes do not allow)
         return None
     name = g.add_tensor(shape, info.dtype, "value", name=g.fresh_name("view"))
@@ -134,7 +134,7 @@ def rewrite_custom_op(g: Graph, i: int, ch: Chooser) -> bool:
 
 def place_custom_op(g: Graph, i: int, kind: str, ch: Chooser) -> bool:
     """``rewrite_custom_op`` with the operator ``kind`` (one of ``OPS``)."""
-    from fuzz.gen.forms import _read_later
+    from fuzz.gen.graph_edits import read_later
     from fuzz.gen.state_forms import run_on_zeros
 
     node = g.nodes[i]
@@ -154,7 +154,7 @@ def place_custom_op(g: Graph, i: int, kind: str, ch: Chooser) -> bool:
     g.nodes[i + 1:i + 1] = nodes
     end = i + 1 + len(nodes)
     if instead is not None:
-        _read_later(g, end, a, instead)
+        read_later(g, end, a, instead)
         if a in g.outputs or not any(a in n.inputs() for n in g.nodes[end:]):
             g.outputs = [o for o in g.outputs if o != a] + ([instead] if instead not in g.outputs else [])
     if new_output is not None and new_output not in g.outputs:

@@ -73,15 +73,15 @@ from __future__ import annotations
 from fuzz.gen.chooser import Chooser
 from fuzz.gen.custom_op_forms import rewrite_custom_op
 from fuzz.gen.datadep import rewrite_datadep
+from fuzz.gen.graph_edits import read_later, view_call, view_shape
 from fuzz.gen.hop_forms import rewrite_hop
 from fuzz.gen.state_forms import STATE_REWRITES
-from fuzz.ir.graph import Graph, Node, replace_refs
+from fuzz.ir.graph import Graph, Node
 from fuzz.ir.opnames import COND_OP, last_component
 
 FORMS = ("inplace", "out", "view_write", "checkpoint", "cond", "transform", "autocast", "datadep", "hop",
          "custom_op") + tuple(STATE_REWRITES)
 UNARY_PAIRS = ("sin", "cos", "tanh", "sigmoid", "neg", "abs", "exp", "relu", "square", "atan")
-VIEWS = ("select", "slice", "transpose", "diagonal", "narrow")
 WRITES = ("add_", "mul_", "fill_", "clamp_", "relu_", "neg_", "scatter_", "index_put_")
 
 
@@ -118,14 +118,6 @@ def _check(g: Graph, nodes: list, extra: dict | None = None) -> bool:
 def _first_ref(node: Node) -> str | None:
     a = node.args[0] if node.args else None
     return a["ref"] if isinstance(a, dict) and "ref" in a else None
-
-
-def _read_later(g: Graph, index: int, old: str, new: str) -> None:
-    """Nodes from ``index`` on read ``new`` where they read ``old``; so does the graph's output list."""
-    for n in g.nodes[index:]:
-        n.args = replace_refs(n.args, {old: new})
-        n.kwargs = {k: replace_refs(v, {old: new}) for k, v in n.kwargs.items()}
-    g.outputs = [new if o == old else o for o in g.outputs]
 
 
 def _new_node(g: Graph, op: str, args: list, kwargs: dict, out_like, stem: str, api: str = "function",
@@ -190,7 +182,7 @@ def _rewrite_inplace(g: Graph, i: int, ch: Chooser) -> bool:
         return False
     g.nodes[i:i + 1] = [clone, new]
     if ch.chance(0.5):
-        _read_later(g, i + 2, a, c)
+        read_later(g, i + 2, a, c)
     return True
 
 
@@ -241,33 +233,6 @@ def _rewrite_out(g: Graph, i: int, ch: Chooser) -> bool:
     return True
 
 
-def _view_call(ch: Chooser, shape: list) -> tuple[str, str, list] | None:
-    rank = len(shape)
-    if rank == 0:
-        return None
-    kind = ch.choice([v for v in VIEWS if rank >= 2 or v not in ("transpose", "diagonal")])
-    d = ch.integer(0, rank - 1)
-    if kind == "select":
-        return "aten::select", "int", [d, ch.integer(0, shape[d] - 1)]
-    if kind == "slice":
-        start = ch.integer(0, shape[d] - 1)
-        return "aten::slice", "Tensor", [d, start, shape[d], ch.integer(1, 2)]
-    if kind == "narrow":
-        start = ch.integer(0, shape[d] - 1)
-        return "aten::narrow", "default", [d, start, ch.integer(1, shape[d] - start)]
-    if kind == "transpose":
-        return "aten::transpose", "int", [0, rank - 1]
-    return "aten::diagonal", "default", [0, 0, 1]
-
-
-def _view_shape(op: str, overload: str, a, ints: list):
-    import torch
-
-    from fuzz.gen.interpret import resolve_cached
-
-    return resolve_cached(op, "aten", overload)(torch.empty(a.shape, device="meta"), *ints).shape
-
-
 def _rewrite_view_write(g: Graph, i: int, ch: Chooser) -> bool:
     """After node ``i``: clone its first float output, write into a view of the clone, and let
     every later reader of the output read the clone."""
@@ -278,12 +243,12 @@ def _rewrite_view_write(g: Graph, i: int, ch: Chooser) -> bool:
         return False
     a = outs[0]
     ai = g.tensors[a]
-    view = _view_call(ch, ai.shape)
+    view = view_call(ch, ai.shape)
     if view is None:
         return False
     op, ov, ints = view
     try:
-        vshape = list(_view_shape(op, ov, ai, ints))
+        vshape = list(view_shape(op, ov, ai, ints))
     except Exception:  # noqa: BLE001
         return False
     clone = _new_node(g, "torch.clone", [{"ref": a}], {}, ai, "clone")
@@ -323,7 +288,7 @@ def _rewrite_view_write(g: Graph, i: int, ch: Chooser) -> bool:
                 del g.tensors[t]
         return False
     g.nodes[i + 1:i + 1] = added
-    _read_later(g, i + 1 + len(added), a, c)
+    read_later(g, i + 1 + len(added), a, c)
     if a in g.outputs or not any(a in n.inputs() for n in g.nodes[i + 1 + len(added):]):
         g.outputs = [o for o in g.outputs if o != a] + ([c] if c not in g.outputs else [])
     g.outputs.append(w.outputs[0])

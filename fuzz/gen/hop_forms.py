@@ -166,7 +166,7 @@ def place_hop(g: Graph, i: int, kind: str, ch: Chooser) -> bool:
     if same and ch.chance(READ_LATER_SHARE):
         # later readers of a read the operator's result: a compiler fuses what follows into it
         # (an epilogue), and the result must be right where it is read, not only where returned
-        from fuzz.gen.forms import _read_later
+        from fuzz.gen.graph_edits import read_later
 
-        _read_later(g, i + 1 + len(pre) + 1, a_name, same[-1])
+        read_later(g, i + 1 + len(pre) + 1, a_name, same[-1])
     return True
