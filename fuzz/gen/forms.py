@@ -480,6 +480,8 @@ def _used_name(g: Graph, i: int, form: str) -> str:
         return next(n.extra["form"] for n in g.nodes[i + 1:] if n.extra.get("hop"))
     if form == "custom_op":
         return next(n.extra["custom_op"] for n in g.nodes[i + 1:] if "custom_op" in n.extra)
+    if form == "input_write" and "custom_op" in g.nodes[i + 1].extra:
+        return "custom_input_write"
     return form
 
 

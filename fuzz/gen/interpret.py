@@ -156,6 +156,8 @@ def run_node(node: Node, env: dict, submodules: dict, device: str = "cpu") -> di
             result = fn(*args, **kwargs)
     except Exception as exc:  # the call itself failed
         raise NodeError(node, f"{type(exc).__name__}: {str(exc).strip().splitlines()[0] if str(exc).strip() else ''}") from exc
+    if node.extra.get("written_result"):  # a call that writes an input and returns nothing: its output
+        return {node.outputs[0]: env[written]}  # is the input after the write (fuzz.gen.state_forms)
     return bind_outputs(node, result)
 
 

@@ -268,6 +268,9 @@ def program_source(graph: Graph) -> str:
             lines.append(f"        with torch.autocast(device_type={fwd_r.device_expr}.type, dtype=torch.{region}):")
             line = "    " + line
         lines.append("        " + line)
+        if node.extra.get("written_result"):  # the call returns nothing: name the input it wrote (fuzz.gen.state_forms)
+            lines[-1] = lines[-1].replace(f"{_lhs(node, names)} = ", "_ = ", 1)
+            lines.append(f"        {names[node.outputs[0]]} = {names[node.extra['writes']]}")
         if node.extra.get("graph_break"):  # dynamo compiles the calls above and below apart (fuzz.gen.forms)
             lines.append("        torch._dynamo.graph_break()")
     outs = [fwd_r.ref(o) for o in graph.outputs]

@@ -15,9 +15,11 @@
   ``param`` listed in ``graph.meta["buffers"]`` (``fuzz.gen.program`` registers them with
   ``register_buffer``: no gradient, in the state dict).
 - ``input_write``: after node ``i``, a graph input ``x`` is written in place (``add_``/``mul_`` by a
-  scalar, ``add_`` of an earlier graph value of ``x``'s shape and dtype, or ``index_put_`` with a new
-  int64 index input and a new 0-dim value input: ``x[idx] = v``); nodes after the write read its
-  result. Kept only where no value made before the write shares ``x``'s storage (checked by running
+  scalar, ``add_`` of an earlier graph value of ``x``'s shape and dtype, ``index_put_`` with a new
+  int64 index input and a new 0-dim value input: ``x[idx] = v``, or a ``fuzz.gen.custom_ops``
+  operator writing ``x`` or views of it, ``torch.narrow(x, ...)`` on the call's line, as a KV-cache
+  update does; that call returns nothing, and the next line names ``x`` after it); nodes after the
+  write read its result. Kept only where no value made before the write shares ``x``'s storage (checked by running
   the nodes before it on zero tensors), so a view read later cannot see the write differently in the
   program and in the generator's interpreter.
 
@@ -37,7 +39,7 @@ from fuzz.ir.graph import Graph, Node, replace_refs, written_state
 
 FLOATS = ("float32", "float64", "float16", "bfloat16")
 MOMENTUM = 0.1  # the running statistic's lerp weight
-INPUT_WRITES = ("add_", "mul_", "add_value", "index_put_")
+INPUT_WRITES = ("add_", "mul_", "add_value", "index_put_", "custom_op")
 
 
 def _zeros(info):
@@ -166,7 +168,11 @@ def rewrite_input_write(g: Graph, i: int, ch: Chooser) -> bool:
         made = [o for n in g.nodes[:i + 1] for o in n.outputs
                 if (g.tensors[o].shape, g.tensors[o].dtype) == (xi.shape, xi.dtype)]
         kind = "add_" if not made else kind
-    if kind == "add_value":
+    if kind == "custom_op" and xi.dtype not in FLOATS:
+        kind = "add_"
+    if kind == "custom_op":
+        write = _custom_write(g, x, ch)
+    elif kind == "add_value":
         args = [{"ref": x}, {"ref": ch.choice(made)}]
         op = "torch.Tensor.add_"
     elif kind == "index_put_":
@@ -181,7 +187,8 @@ def rewrite_input_write(g: Graph, i: int, ch: Chooser) -> bool:
         scalar = ch.choice([0.5, -1.5, 2.0]) if xi.dtype in FLOATS else ch.choice([1, -2, 3])
         args = [{"ref": x}, scalar]
         op = f"torch.Tensor.{kind}"
-    write = _call(g, op, args, {}, xi.shape, xi.dtype, "written")
+    if kind != "custom_op":
+        write = _call(g, op, args, {}, xi.shape, xi.dtype, "written")
     write.extra.update({"form": "input_write", "writes": x})
     if _aliases_before(g, x, i + 1) or run_on_zeros(g, [write]) is None:
         _drop_new(g, new_inputs + write.outputs)
@@ -191,6 +198,33 @@ def rewrite_input_write(g: Graph, i: int, ch: Chooser) -> bool:
     _reads_instead(g, later, x, write.outputs[0])
     _note(g, x, write.outputs[0])
     return True
+
+
+def _custom_write(g: Graph, x: str, ch: Chooser) -> Node:
+    """A ``fuzz.gen.custom_ops`` call writing the input ``x``, or views of it made on the same line
+    (``torch.narrow(x_0, 0, 1, 2)``: a write through a view of an input); it returns nothing, so
+    its node's output is ``x`` after the write (``extra["written_result"]``: the program writes
+    ``written_5 = x_0`` on the next line, the interpreter returns its copy of ``x``)."""
+    xi = g.tensors[x]
+
+    def narrow(start: int, length: int, d: int) -> dict:
+        return {"call": "torch.narrow", "args": [{"ref": x}, d, start, length]}
+
+    long_dims = [d for d, n in enumerate(xi.shape) if n >= 2]
+    if long_dims and ch.chance(0.5):  # two disjoint halves of one dim, written by one call
+        d = ch.choice(long_dims)
+        half = xi.shape[d] // 2
+        op, args = "assay::mix_", [narrow(0, half, d), narrow(xi.shape[d] - half, half, d), ch.choice((0.25, 0.5, 1.0))]
+    else:
+        target = {"ref": x}
+        if long_dims and ch.chance(0.6):
+            d = ch.choice(long_dims)
+            start = ch.integer(0, xi.shape[d] - 1)
+            target = narrow(start, ch.integer(1, xi.shape[d] - start), d)
+        op, args = "assay::scale_shift_", [target, ch.choice((0.5, -1.5, 2.0)), ch.choice((0.25, -1.0, 7.5))]
+    name = g.add_tensor(list(xi.shape), xi.dtype, "value", name=g.fresh_name("written"))
+    return Node(id=name, op=op, api="aten", overload="default", args=args, kwargs={}, outputs=[name],
+                extra={"written_result": True, "custom_op": op.partition("::")[2]})
 
 
 STATE_REWRITES = {"buffer": rewrite_buffer, "input_write": rewrite_input_write}

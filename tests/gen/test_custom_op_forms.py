@@ -155,3 +155,37 @@ def test_every_operator_runs_on_meta_tensors(kind):
     g = _graph([2, 6, 4])
     assert place_custom_op(g, 0, kind, RandomChooser(0))
     assert f"assay.{kind}" in interpret.aten_ops(g)
+
+
+def test_a_custom_operator_writes_an_input_through_a_view_on_its_line(monkeypatch):
+    """The input_write form's custom-operator writer: ``torch.narrow(x_0, ...)`` on the call's line,
+    the input named after the write on the next; the interpreter (on a copy of the leaf) and the
+    program agree on the written input and on what later calls read."""
+    from fuzz.gen import state_forms
+
+    monkeypatch.setattr(state_forms, "INPUT_WRITES", ("custom_op",))
+    seen_view = False
+    for seed in range(10):
+        g = Graph()
+        x = g.add_tensor([4, 6], "float32", "input", name="x_0")
+        y = g.add_tensor([4, 6], "float32", name="tanh_1")
+        z = g.add_tensor([4, 6], "float32", name="mul_2")
+        g.add_node(Node(id="n0", op="torch.tanh", api="function", args=[{"ref": x}], kwargs={}, outputs=[y]))
+        g.add_node(Node(id="n1", op="torch.mul", api="function", args=[{"ref": x}, {"ref": y}], kwargs={}, outputs=[z]))
+        g.outputs = [z]
+        assert state_forms.rewrite_input_write(g, 0, RandomChooser(seed))
+        write = g.nodes[1]
+        assert write.extra["written_result"] and write.extra["writes"] == "x_0"
+        src = program.program_source(g)
+        assert f"        _ = torch.ops.assay.{write.extra['custom_op']}.default(" in src
+        assert f"        {write.outputs[0]} = x_0\n" in src
+        seen_view |= "torch.narrow(x_0, " in src
+        leaf = torch.randn(4, 6)
+        env = interpret.run_graph(g, {"x_0": leaf.clone()}, {})
+        given = leaf.clone()
+        outs = program.build_module(g, {})(given)
+        torch.testing.assert_close(outs[0], env["mul_2"])
+        torch.testing.assert_close(given, env[write.outputs[0]])  # the program wrote the input as predicted
+        assert not torch.equal(given, leaf)
+        assert g.meta["writes"] == [{"state": "x_0", "value": write.outputs[0]}]
+    assert seen_view
