@@ -23,6 +23,8 @@ call that returns nothing has no outputs: ``Graph.prune`` keeps it for its write
 from __future__ import annotations
 
 from fuzz.gen.chooser import Chooser
+from fuzz.gen.graph_edits import read_later, view_call, view_shape
+from fuzz.gen.state_forms import run_on_zeros
 from fuzz.ir.graph import Graph, Node
 
 FLOATS = ("float32", "float64", "float16", "bfloat16")
@@ -40,8 +42,6 @@ def _node(g: Graph, op: str, overload: str, args: list, outputs: list[str], form
 
 def _view(g: Graph, base: str, ch: Chooser) -> Node | None:
     """A node making a view of ``base`` (see ``fuzz.gen.graph_edits.VIEWS``), its shape solved; None if none fits."""
-    from fuzz.gen.graph_edits import view_call, view_shape
-
     info = g.tensors[base]
     made = view_call(ch, info.shape)
     if made is None:
@@ -134,9 +134,6 @@ def rewrite_custom_op(g: Graph, i: int, ch: Chooser) -> bool:
 
 def place_custom_op(g: Graph, i: int, kind: str, ch: Chooser) -> bool:
     """``rewrite_custom_op`` with the operator ``kind`` (one of ``OPS``)."""
-    from fuzz.gen.graph_edits import read_later
-    from fuzz.gen.state_forms import run_on_zeros
-
     node = g.nodes[i]
     outs = [o for o in node.outputs if g.tensors[o].dtype in FLOATS and g.tensors[o].shape
             and all(d > 0 for d in g.tensors[o].shape)]

@@ -31,6 +31,7 @@ from __future__ import annotations
 
 from fuzz.gen import hop_fns
 from fuzz.gen.chooser import Chooser
+from fuzz.gen.graph_edits import read_later
 from fuzz.gen.state_forms import run_on_zeros
 from fuzz.ir.graph import Graph, Node
 
@@ -132,8 +133,8 @@ def place_hop(g: Graph, i: int, kind: str, ch: Chooser) -> bool:
     outs = [o for o in node.outputs if g.tensors[o].dtype in FLOATS and g.tensors[o].shape]
     if not outs:
         return False
-    a = a_name = outs[0]
-    info_of_a = g.tensors[a]
+    a = outs[0]
+    a_info = g.tensors[a]
     before_tensors = set(g.tensors)
     made = _call(g, kind, a, ch)
     if made is None:
@@ -162,11 +163,9 @@ def place_hop(g: Graph, i: int, kind: str, ch: Chooser) -> bool:
         g.meta[META_KEY] = {**(g.meta.get(META_KEY) or {}), **LOWERING_SETTINGS}
     g.nodes[i + 1:i + 1] = pre + [call]
     g.outputs.extend(call.outputs)
-    same = [o for o in call.outputs if g.tensors[o].shape == info_of_a.shape and g.tensors[o].dtype == info_of_a.dtype]
+    same = [o for o in call.outputs if g.tensors[o].shape == a_info.shape and g.tensors[o].dtype == a_info.dtype]
     if same and ch.chance(READ_LATER_SHARE):
         # later readers of a read the operator's result: a compiler fuses what follows into it
         # (an epilogue), and the result must be right where it is read, not only where returned
-        from fuzz.gen.graph_edits import read_later
-
-        read_later(g, i + 1 + len(pre) + 1, a_name, same[-1])
+        read_later(g, i + 1 + len(pre) + 1, a, same[-1])
     return True
