@@ -379,4 +379,14 @@ def _render_value(v: Any) -> str:
             return f"float('{v['float']}')"
         if "enum" in v:
             return v["enum"]
+        if "fn" in v:
+            return v["fn"]
+        if "call" in v:  # a value made by a call: a size (a.size(1), fuzz.gen.size_args), a view, item()
+            args = v.get("args", [])
+            if v["call"] == "torch.Tensor.size" and len(args) == 2:
+                return f"{_render_value(args[0])}.size({args[1]})"
+            if v["call"] == "operator.mul" and len(args) == 2:
+                return f"{_render_value(args[0])} * {_render_value(args[1])}"
+            parts = [_render_value(a) for a in args] + [f"{k}={_render_value(x)}" for k, x in v.get("kwargs", {}).items()]
+            return f"{v['call']}({', '.join(parts)})"
     return repr(v)

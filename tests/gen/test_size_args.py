@@ -96,3 +96,11 @@ def test_policy_axis_is_drawn_last_and_saved_only_when_not_constant():
     for i in range(20):
         a, b = draw_policy(shares, 3, i), draw_policy(only, 3, i)
         assert {k: v for k, v in a.to_json().items() if k != "shape_args"} == b.to_json()
+
+
+def test_the_graph_listing_writes_sizes_as_code_does():
+    """``Graph.render`` (triage show, the reducer's log) prints a size read as ``x_0.size(1)``, not
+    as the encoded call."""
+    listing = _rewritten().render()
+    assert "torch.reshape(x_0, [x_0.size(0), x_0.size(1) * x_0.size(2)])" in listing
+    assert "'call'" not in listing
