@@ -42,6 +42,7 @@ from fuzz.campaign.narrowing import narrows_past_range
 from fuzz.campaign.folded_affine import folds_nonfinite_affine
 from fuzz.campaign.scaled_products import SCALED_PRODUCT_OPS, scaled_product_edge
 from fuzz.campaign.undefined_casts import casts_unrepresentable, degree_unrepresentable, softmax_backward_input_dtype
+from fuzz.ir.graph import called_node
 
 # Relative noise used to find values that sit on a rounding boundary.
 PERTURB = {"float16": 2e-3, "bfloat16": 1.6e-2, "float32": 2e-6, "float64": 1e-12}
@@ -221,7 +222,7 @@ def gradient_blockers(graph, *envs) -> dict:
     candidates (``sort``, ``msort``, ``max.dim``...: ``slice_ties``); ``envs`` are searched in order
     for each operand."""
     reasons = {}
-    for node in graph.nodes:
+    for node in map(called_node, graph.nodes):
         short = short_op(node.op)
         if short in INDEX_OPS and short not in INDEX_ONLY_OPS:
             # sort/msort/max.dim/topk/pooling...: the gradient goes to the position the op chose,
@@ -312,7 +313,8 @@ OVERWRITE_OPS = _op_names({"put", "put_", "index_put", "index_put_", "_index_put
                  "maxunpool1d", "maxunpool2d", "maxunpool3d"})
 # Ops that do not check their indices or lengths: out of range they read any memory (in eager
 # too), which happens when dynamic mode's second call resizes an index input.
-UNCHECKED_OPS = _op_names({"_unsafe_index", "_unsafe_masked_index", "_segment_reduce", "segment_reduce"})
+UNCHECKED_OPS = _op_names({"_unsafe_index", "_unsafe_masked_index", "_unsafe_index_put",
+                           "_unsafe_masked_index_put_accumulate", "_segment_reduce", "segment_reduce"})
 
 
 def _call(node, env):
@@ -495,7 +497,7 @@ def sensitive_tensors(graph, eager_env: dict, ref_env: dict | None, perturbed_en
 
     reasons: dict[str, str] = {}
     leaves = set(graph.inputs) | set(graph.params)
-    for node in graph.nodes:
+    for node in map(called_node, graph.nodes):  # a checkpointed call is judged as the call it makes
         short = short_op(node.op)
         if short in NONDETERMINISTIC_OPS or short.endswith("dropout"):
             for o in node.outputs:

@@ -66,6 +66,18 @@ class Node:
         return self.op
 
 
+def called_node(node: "Node") -> "Node":
+    """The call ``node`` makes: for ``torch.utils.checkpoint.checkpoint(f, *args)`` (the checkpoint
+    form) a node calling ``f`` on ``args`` with the same outputs, so rules about what an operator
+    does (its indices, its ties) see the operator and not the wrapper; else ``node`` itself."""
+    fn = node.args[0] if node.op.endswith("checkpoint.checkpoint") and node.args else None
+    if not (isinstance(fn, dict) and "fn" in fn):
+        return node
+    return Node(id=node.id, op=fn["fn"], api=fn.get("api", "function"), overload=fn.get("overload"),
+                args=list(node.args[1:]), kwargs={k: v for k, v in node.kwargs.items() if k != "use_reentrant"},
+                outputs=list(node.outputs), kind=node.kind, extra=dict(node.extra))
+
+
 def refs_in(value: Any) -> Iterator[str]:
     """The tensor names referenced anywhere in an argument value (``{"ref": name}``, nested)."""
     if isinstance(value, list):

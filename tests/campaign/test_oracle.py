@@ -704,3 +704,22 @@ def test_singular_vectors_of_repeated_singular_values_are_not_judged(tmp_path):
     assert not s.fwd_ref.skip
     u, sv, vh = s.fwd_ref.eager
     assert oracle.judge(s.fwd_ref, [-u, sv.clone(), vh.clone()]).kind == "mismatch"
+
+
+def test_a_checkpointed_call_is_judged_as_the_call_it_makes(tmp_path):
+    """``checkpoint(torch._unsafe_masked_index_put_accumulate, x, mask, [i], v)`` with a masked-in
+    index out of range reads and writes any memory, as the bare call does: not judged (a
+    seventeenth-session false alarm, s173-m000198); in range, it is judged."""
+    g = Graph()
+    x = g.add_tensor([3], "float32", "input", name="x")
+    m = g.add_tensor([2], "bool", "input", name="m")
+    i = g.add_tensor([2], "int64", "input", name="i")
+    v = g.add_tensor([], "float32", "input", name="v")
+    g.outputs = [fn_node(g, "n0", "torch.utils.checkpoint.checkpoint",
+                         [{"fn": "torch._unsafe_masked_index_put_accumulate"}, ref(x), ref(m), [ref(i)], ref(v)], [3],
+                         kwargs={"use_reentrant": False})]
+    vals = {"x": torch.tensor([1.0, 2.0, 3.0]), "m": torch.tensor([True, False]), "v": torch.tensor(0.5)}
+    s = session_for(tmp_path, g, {**vals, "i": torch.tensor([2**40, 0])})
+    assert "out0" in s.fwd_ref.skip and "out of range" in s.fwd_ref.skip["out0"]
+    s = session_for(tmp_path / "ok", g, {**vals, "i": torch.tensor([1, 0])})
+    assert not s.fwd_ref.skip
