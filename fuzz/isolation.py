@@ -52,6 +52,29 @@ def limit_address_space(mb):
 _STATM = {}  # pid -> an open descriptor of /proc/self/statm (re-read with pread: no open per call)
 
 
+def private_compile_cache(prefix: str = "assay-inductor-") -> str:
+    """Give this process its own inductor cache directory (``TORCHINDUCTOR_CACHE_DIR``), made now
+    and removed at exit, unless the user set one; returns it. Call before torch compiles anything.
+
+    Why: inductor writes a kernel's ``.so`` in place in the shared cache (``/tmp/torchinductor_<user>``),
+    so a compile killed mid-build (a test's deadline, a memory limit) can leave an empty file that
+    every later compile of the same kernel, in any process, loads and fails on (``ImportError: ...
+    main.so: file too short``): seen in a seventeenth-session campaign, a zero-byte file left by a
+    run three hours before. A worker that is killed takes its directory with it; its replacement
+    starts a new one."""
+    import atexit
+    import shutil
+    import tempfile
+
+    given = os.environ.get("TORCHINDUCTOR_CACHE_DIR")
+    if given and not os.path.basename(given.rstrip("/")).startswith(prefix):
+        return given  # the user's choice
+    path = tempfile.mkdtemp(prefix=prefix)
+    os.environ["TORCHINDUCTOR_CACHE_DIR"] = path
+    atexit.register(shutil.rmtree, path, True)
+    return path
+
+
 def _mapped_bytes() -> int:
     import resource
 

@@ -75,3 +75,22 @@ def test_headroom_applies_inside_the_block_only():
                "    try:\n        b = bytearray(1 << 30)\n    except MemoryError:\n        print('refused')\n"
                "b = bytearray(1 << 30)\nprint('after', len(b))\n")
     assert res.stdout.split() == ["refused", "after", str(1 << 30)], res.stderr
+
+
+def test_each_process_gets_its_own_compile_cache_and_removes_it(tmp_path):
+    """``private_compile_cache``: a fresh inductor cache directory per process (a compile killed
+    mid-build leaves its empty .so there, not in the cache every later process loads from),
+    removed at exit; a directory the user chose is kept."""
+    code = ("import os; from fuzz.isolation import private_compile_cache as p; d = p(); "
+            "print(d); print(os.environ['TORCHINDUCTOR_CACHE_DIR'] == d, os.path.isdir(d))")
+    env = {k: v for k, v in os.environ.items() if k != "TORCHINDUCTOR_CACHE_DIR"}
+    runs = [subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True).stdout.split()
+            for _ in range(2)]
+    (d1, same1, made1), (d2, _, _) = runs
+    assert same1 == made1 == "True" and d1 != d2 and "assay-inductor-" in d1
+    assert not os.path.exists(d1) and not os.path.exists(d2)  # removed at exit
+    mine = tmp_path / "my-cache"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         env={**env, "TORCHINDUCTOR_CACHE_DIR": str(mine)}).stdout.split()
+    assert out[0] == str(mine)
+

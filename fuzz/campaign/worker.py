@@ -54,7 +54,7 @@ from fuzz.campaign import feedback, knobs
 from fuzz.campaign.error_session import ErrorSession, is_error_program
 from fuzz.campaign.session import Model, Session
 from fuzz.campaign.verdict import Kind, Verdict, describe_error
-from fuzz.isolation import limit_address_space
+from fuzz.isolation import limit_address_space, private_compile_cache
 
 
 # ---------------------------------------------------------------------------
@@ -321,6 +321,7 @@ def main(argv=None) -> int:
     ap.add_argument("--device", default="cpu")
     args = ap.parse_args(argv)
     limit_address_space(args.mem_limit_mb)  # before torch maps anything
+    private_compile_cache()  # a killed compile's half-written kernel stays with this worker
     out = os.fdopen(args.result_fd, "w", buffering=1)
 
     def emit(event):
