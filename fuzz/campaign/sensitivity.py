@@ -40,6 +40,7 @@ from fuzz.campaign.conditioning import (PIVOTING_OPS, fragile_matrix, ill_condit
 from fuzz.campaign.oracle import K, TOLERANCES, dtype_name_of, is_float
 from fuzz.campaign.narrowing import narrows_past_range
 from fuzz.campaign.folded_affine import folds_nonfinite_affine
+from fuzz.campaign.scalar_rounding import scalar_rounding_decides
 from fuzz.campaign.scaled_products import SCALED_PRODUCT_OPS, scaled_product_edge
 from fuzz.campaign.undefined_casts import casts_unrepresentable, degree_unrepresentable, softmax_backward_input_dtype
 from fuzz.ir.graph import called_node
@@ -564,6 +565,10 @@ def sensitive_tensors(graph, eager_env: dict, ref_env: dict | None, perturbed_en
                 reasons.setdefault(o, f"{node.name} reads the sign of a computed zero")
         for o in non_unique_vectors(node, short, ref_env or {}, eager_env):
             reasons.setdefault(o, f"{node.name}'s vectors of a matrix with zero or repeated singular values (not unique)")
+        if scalar_rounding_decides(node, short, eager_env):
+            for o in node.outputs:
+                reasons.setdefault(o, f"{node.name} divides a low-precision tensor by a Python number (rounded to "
+                                      "the tensor's dtype by eager or not decides a jump)")
         if short in PIVOTING_OPS and ill_conditioned(*square_operands(node, ref_env or {}, eager_env)):
             for o in node.outputs:
                 reasons.setdefault(o, f"{node.name} pivots on an ill-conditioned matrix")

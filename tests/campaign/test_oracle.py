@@ -723,3 +723,22 @@ def test_a_checkpointed_call_is_judged_as_the_call_it_makes(tmp_path):
     assert "out0" in s.fwd_ref.skip and "out of range" in s.fwd_ref.skip["out0"]
     s = session_for(tmp_path / "ok", g, {**vals, "i": torch.tensor([1, 0])})
     assert not s.fwd_ref.skip
+
+
+def test_a_low_precision_fmod_by_a_python_number_at_a_jump_is_not_judged(tmp_path):
+    """``torch.fmod(v, s)`` of a bfloat16 ``v`` by a Python float: eager rounds ``s`` to bfloat16
+    (-1.828125 for -1.8304532) and finds ``v = -1.828125`` a multiple of it (-0.0), inductor
+    divides by ``s`` (-1.828125, the exact answer); a seventeenth-session false alarm
+    (s173-m000188). Where the two conventions agree on every element, the output is judged."""
+    g = Graph()
+    v = g.add_tensor([3], "bfloat16", "input", name="v")
+    s_in = g.add_tensor([], "float64", "input", name="s")
+    g.outputs = [fn_node(g, "n0", "torch.fmod", [ref(v), {"ref": s_in, "scalar": "python"}], [3], dtype="bfloat16")]
+    at_jump = torch.tensor([-1.828125, 0.5, 0.25], dtype=torch.bfloat16)
+    sess = session_for(tmp_path, g, {"v": at_jump, "s": torch.tensor(-1.8304532, dtype=torch.float64)})
+    assert "out0" in sess.fwd_ref.skip and "Python number" in sess.fwd_ref.skip["out0"]
+    away = torch.tensor([0.75, 0.5, 0.25], dtype=torch.bfloat16)
+    sess = session_for(tmp_path / "away", g, {"v": away, "s": torch.tensor(-1.8304532, dtype=torch.float64)})
+    assert "out0" not in sess.fwd_ref.skip
+    (e,) = sess.fwd_ref.eager
+    assert oracle.judge(sess.fwd_ref, [e + 1.0]).kind == "mismatch"
