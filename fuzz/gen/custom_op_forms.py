@@ -23,7 +23,7 @@ call that returns nothing has no outputs: ``Graph.prune`` keeps it for its write
 from __future__ import annotations
 
 from fuzz.gen.chooser import Chooser
-from fuzz.gen.graph_edits import read_later, view_call, view_shape
+from fuzz.gen.graph_edits import read_later, solved_view
 from fuzz.gen.state_forms import run_on_zeros
 from fuzz.ir.graph import Graph, Node
 
@@ -43,14 +43,10 @@ def _node(g: Graph, op: str, overload: str, args: list, outputs: list[str], form
 def _view(g: Graph, base: str, ch: Chooser) -> Node | None:
     """A node making a view of ``base`` (see ``fuzz.gen.graph_edits.VIEWS``), its shape solved; None if none fits."""
     info = g.tensors[base]
-    made = view_call(ch, info.shape)
+    made = solved_view(ch, info)
     if made is None:
         return None
-    op, overload, ints = made
-    try:
-        shape = list(view_shape(op, overload, info, ints))
-    except Exception:  # noqa: BLE001 (a view the sizes do not allow)
-        return None
+    op, overload, ints, shape = made
     name = g.add_tensor(shape, info.dtype, "value", name=g.fresh_name("view"))
     return _node(g, op, overload, [{"ref": base}] + ints, [name], "custom_op_view")
 

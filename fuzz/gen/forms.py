@@ -73,7 +73,7 @@ from __future__ import annotations
 from fuzz.gen.chooser import Chooser
 from fuzz.gen.custom_op_forms import rewrite_custom_op
 from fuzz.gen.datadep import rewrite_datadep
-from fuzz.gen.graph_edits import read_later, view_call, view_shape
+from fuzz.gen.graph_edits import read_later, solved_view
 from fuzz.gen.hop_forms import rewrite_hop
 from fuzz.gen.state_forms import STATE_REWRITES
 from fuzz.ir.graph import Graph, Node
@@ -243,14 +243,10 @@ def _rewrite_view_write(g: Graph, i: int, ch: Chooser) -> bool:
         return False
     a = outs[0]
     ai = g.tensors[a]
-    view = view_call(ch, ai.shape)
+    view = solved_view(ch, ai)
     if view is None:
         return False
-    op, ov, ints = view
-    try:
-        vshape = list(view_shape(op, ov, ai, ints))
-    except Exception:  # noqa: BLE001
-        return False
+    op, ov, ints, vshape = view
     clone = _new_node(g, "torch.clone", [{"ref": a}], {}, ai, "clone")
     c = clone.outputs[0]
     v = _new_node(g, op, [{"ref": c}] + ints, {}, ai, "view", api="aten", overload=ov)

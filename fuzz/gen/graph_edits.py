@@ -1,6 +1,6 @@
 """Edits of a solved graph that several program forms make (``fuzz.gen.forms``,
 ``fuzz.gen.hop_forms``, ``fuzz.gen.custom_op_forms``): a view of a tensor, with its shape solved on
-meta tensors, and the later readers of a tensor redirected to another."""
+a meta tensor, and the later readers of a tensor redirected to another."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ def read_later(g: Graph, index: int, old: str, new: str) -> None:
     g.outputs = [new if o == old else o for o in g.outputs]
 
 
-def view_call(ch: Chooser, shape: list) -> tuple[str, str, list] | None:
+def _view_call(ch: Chooser, shape: list) -> tuple[str, str, list] | None:
     """A view of a tensor of ``shape`` (one of ``VIEWS``): (aten op, overload, its int arguments), or
     None for a 0-dim tensor."""
     rank = len(shape)
@@ -39,10 +39,20 @@ def view_call(ch: Chooser, shape: list) -> tuple[str, str, list] | None:
     return "aten::diagonal", "default", [0, 0, 1]
 
 
-def view_shape(op: str, overload: str, a, ints: list):
-    """The shape the view ``op`` with ``ints`` gives a tensor like ``a`` (run on a meta tensor)."""
+def solved_view(ch: Chooser, info) -> tuple[str, str, list, list] | None:
+    """A view of a tensor like ``info`` (one of ``VIEWS``): (aten op, overload, its int arguments,
+    the view's shape, solved on a meta tensor); None for a 0-dim tensor or a view its sizes do not
+    allow."""
     import torch
 
     from fuzz.gen.interpret import resolve_cached
 
-    return resolve_cached(op, "aten", overload)(torch.empty(a.shape, device="meta"), *ints).shape
+    made = _view_call(ch, info.shape)
+    if made is None:
+        return None
+    op, overload, ints = made
+    try:
+        shape = resolve_cached(op, "aten", overload)(torch.empty(info.shape, device="meta"), *ints).shape
+    except Exception:  # noqa: BLE001 (a view the sizes do not allow)
+        return None
+    return op, overload, ints, list(shape)

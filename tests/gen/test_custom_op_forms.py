@@ -3,8 +3,6 @@ show where the program reads them, compiled programs wrap the mutating calls in
 auto_functionalized, and a saved program registers the operators itself."""
 
 import json
-import subprocess
-import sys
 import warnings
 
 import pytest
@@ -14,6 +12,7 @@ from fuzz.gen import interpret, program
 from fuzz.gen.chooser import RandomChooser
 from fuzz.gen.custom_op_forms import OPS, place_custom_op
 from fuzz.ir.graph import Graph, Node
+from saved_programs import run_saved_program
 
 
 def _graph(shape) -> Graph:
@@ -138,12 +137,7 @@ def test_saved_program_registers_the_operators_and_runs_alone(tmp_path):
     source = program.program_source(g)
     assert source.count("def define_assay_ops(") == 1 and "\ndefine_assay_ops()\n" in source
     assert "fuzz" not in source
-    ins = _inputs(g, 3)
-    program.save_program(g, (dict(zip(g.inputs, ins)), {}), tmp_path)
-    run = subprocess.run([sys.executable, str(tmp_path / "program.py")], capture_output=True, text=True, timeout=120,
-                         env={"PATH": "/usr/bin:/bin", "PYTHONPATH": ""})
-    assert run.returncode == 0, run.stderr[-2000:]
-    assert run.stdout.startswith(f"{len(g.outputs)} outputs")
+    run_saved_program(g, _inputs(g, 3), tmp_path)
     # a second program in the same process (a campaign worker) finds the operators registered
     program.build_module(g, {})
     program.build_module(_graph([2, 3]), {})

@@ -3,8 +3,6 @@ equivalents compute what torch's operators compute, compiled programs trace the 
 saved program carries every function it calls."""
 
 import json
-import subprocess
-import sys
 import warnings
 
 import pytest
@@ -15,6 +13,7 @@ from fuzz.gen import hop_fns, interpret, program
 from fuzz.gen.chooser import RandomChooser
 from fuzz.gen.hop_forms import HOPS, place_hop
 from fuzz.ir.graph import Graph, Node
+from saved_programs import run_saved_program
 
 # the higher-order operator each form's compiled program must hold (associative_scan's "generic" mode,
 # the one CPU tensors take, is traced as the tree of combine calls it runs)
@@ -127,12 +126,7 @@ def test_saved_program_carries_its_functions_and_runs_alone(tmp_path):
     passed = [f[len(hop_fns.PREFIX):] for n in g.nodes for f in program._passed_functions(n.args + list(n.kwargs.values()))]
     assert passed and all(f"def {f}(" in source for f in passed)
     assert "fuzz" not in source
-    ins = _inputs(g, 3)
-    program.save_program(g, (dict(zip(g.inputs, ins)), {}), tmp_path)
-    run = subprocess.run([sys.executable, str(tmp_path / "program.py")], capture_output=True, text=True, timeout=120,
-                         env={"PATH": "/usr/bin:/bin", "PYTHONPATH": ""})
-    assert run.returncode == 0, run.stderr[-2000:]
-    assert run.stdout.startswith(f"{len(g.outputs)} outputs")
+    run_saved_program(g, _inputs(g, 3), tmp_path)
 
 
 def test_while_loop_runs_on_meta_tensors_through_cpu_zeros():
