@@ -34,7 +34,7 @@ from types import CodeType
 from typing import Any
 
 from fuzz.gen import custom_ops, hop_fns, layouts
-from fuzz.ir.graph import Graph, Node, python_number_inputs, written_state
+from fuzz.ir.graph import Graph, Node, call_text, python_number_inputs, written_state
 from fuzz.ir.opnames import short_name
 
 PROGRAM_FILES = ("graph.json", "program.py", "inputs.safetensors", "params.safetensors")
@@ -189,12 +189,7 @@ class _Render:
             if "dtype" in v:
                 return f"torch.{v['dtype']}"
             if "call" in v:
-                args = v.get("args", [])
-                if v["call"] == "torch.Tensor.size" and len(args) == 2:  # a size as code writes it (fuzz.gen.size_args)
-                    return f"{self.value(args[0])}.size({self.value(args[1])})"
-                if v["call"] == "operator.mul" and len(args) == 2:
-                    return f"{self.value(args[0])} * {self.value(args[1])}"
-                return self.call(v["call"], args, v.get("kwargs", {}))
+                return call_text(v, self.value)
             if "fn" in v:
                 return _call_target(Node(id="", op=v["fn"], api=v.get("api", "function"), args=[], kwargs={},
                                          outputs=[], overload=v.get("overload")))

@@ -394,11 +394,19 @@ def _render_value(v: Any) -> str:
         if "fn" in v:
             return v["fn"]
         if "call" in v:  # a value made by a call: a size (a.size(1), fuzz.gen.size_args), a view, item()
-            args = v.get("args", [])
-            if v["call"] == "torch.Tensor.size" and len(args) == 2:
-                return f"{_render_value(args[0])}.size({args[1]})"
-            if v["call"] == "operator.mul" and len(args) == 2:
-                return f"{_render_value(args[0])} * {_render_value(args[1])}"
-            parts = [_render_value(a) for a in args] + [f"{k}={_render_value(x)}" for k, x in v.get("kwargs", {}).items()]
-            return f"{v['call']}({', '.join(parts)})"
+            return call_text(v, _render_value)
     return repr(v)
+
+
+def call_text(value: dict, render) -> str:
+    """A value made by a call (``{"call": name, "args", "kwargs"}``) as code, each argument
+    written by ``render``: a size as ``a.size(1)`` and a product of sizes as ``a * b``
+    (``fuzz.gen.size_args``), any other call as ``name(args, k=v)``. The graph listing and
+    ``fuzz.gen.program`` both write it so."""
+    args = value.get("args", [])
+    if value["call"] == "torch.Tensor.size" and len(args) == 2:
+        return f"{render(args[0])}.size({render(args[1])})"
+    if value["call"] == "operator.mul" and len(args) == 2:
+        return f"{render(args[0])} * {render(args[1])}"
+    parts = [render(a) for a in args] + [f"{k}={render(x)}" for k, x in value.get("kwargs", {}).items()]
+    return f"{value['call']}({', '.join(parts)})"
