@@ -60,6 +60,8 @@ def model_facts(generated) -> dict:
         # numbers of calls lifted into forward's inputs (fuzz.gen.scalars), kept through the guard run
         "scalars": sorted({e["kind"] for n, e in (g.meta.get("scalars") or {}).items() if n in g.inputs}),
         "size_args": int(g.meta.get("size_args") or 0),  # sizes read from tensors (fuzz.gen.size_args)
+        # a zero-size input kept through the guard run (fuzz.gen.empty_dims)
+        "empty_input": any(0 in g.tensors[n].shape for n in g.inputs),
     })
     return f
 
@@ -126,7 +128,7 @@ def shares_table(res: dict) -> list[tuple[str, str, float]]:
     facts = res["facts"]
     n = max(1, len(facts))
     rows = []
-    for axis in ("shape", "dtype", "values", "form", "layout", "scalars", "calls", "shape_args"):
+    for axis in ("shape", "dtype", "values", "form", "layout", "scalars", "calls", "shape_args", "empty_dims"):
         c = collections.Counter(_choice(f, axis) for f in facts)
         rows += [(f"policy.{axis}", k, v / n) for k, v in sorted(c.items())]
     for low in ("fp16", "bf16", "int8/uint8", "int64", "complex64"):
@@ -146,12 +148,13 @@ def shares_table(res: dict) -> list[tuple[str, str, float]]:
         rows.append(("holds scalar input", what, sum(kind in f.get("scalars", []) for f in facts) / n))
     rows.append(("holds size argument", "a call's size read from a tensor (a.size(1))",
                  sum(bool(f.get("size_args")) for f in facts) / n))
+    rows.append(("holds shape", "an input with a zero-size dim", sum(bool(f.get("empty_input")) for f in facts) / n))
     for cls in ("small", "vector", "large"):
         sub = [f for f in facts if _choice(f, "shape") == cls]
         if sub:
             rows.append(("median max elements", cls, float(statistics.median(f["elements_max"] for f in sub))))
             rows.append(("validity", f"shape={cls}", sum(f["valid"] for f in sub) / len(sub)))
-    for axis in ("dtype", "values", "form", "layout", "scalars", "calls", "shape_args"):
+    for axis in ("dtype", "values", "form", "layout", "scalars", "calls", "shape_args", "empty_dims"):
         for choice in sorted({_choice(f, axis) for f in facts}):
             sub = [f for f in facts if _choice(f, axis) == choice]
             rows.append(("validity", f"{axis}={choice}", sum(f["valid"] for f in sub) / len(sub)))

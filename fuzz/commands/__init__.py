@@ -126,6 +126,8 @@ POLICY_FLAGS = (
     ("calls", "calls", "valid, invalid (a recorded call eager rejects: every backend must reject it too)"),
     ("shape_args", "shape_args", "constant, sizes (sizes of calls written as sizes of tensors, a.size(1), where one "
                                  "matches: symbolic under dynamic shapes)"),
+    ("empty_dims", "empty_dims", "none, one (one dim of an input is 0 where the model's calls accept it: "
+                                 "zero-size tensors through the model)"),
 )
 
 

@@ -20,6 +20,10 @@ from fuzz.gen.solver import TextSolver, smt_term
 from fuzz.ir.dsl import smt_int
 
 
+# The Boolean constant under which every dim is >= 1 in a model that may hold a zero-size dim
+NONZERO = "nonzero_dims"
+
+
 def _example_dtypes(ex: dict) -> list:
     """The dtypes of a recorded call: its operands' and its outputs'."""
     return [*ex["dtypes"], *(o["dtype"] for o in ex["out"])]
@@ -75,6 +79,18 @@ class Builder(TextSolver):
                       "pinned": 0, "sources": 0}
         self._last_in_dtypes: list = []
         self._last_floats: list = []   # float values chosen for the node being inserted
+        # --empty-dims one: dims may be 0, but only once the final solution lifts this assumption
+        # for one input dim (fuzz.gen.empty_dims); growth and solving see every dim >= 1 as before
+        self.zero_dims = cfg.policy.empty_dims == "one"
+        self.zero_result = {"placed": False}  # what fuzz.gen.empty_dims.zero_one_dim did
+        if self.zero_dims:
+            self.assume(NONZERO)
+
+    def lower_bound(self, v: str) -> list:
+        """A dim's lower bound: 1, or with ``zero_dims`` 1 while ``NONZERO`` is assumed, else 0."""
+        if self.zero_dims:
+            return [f"(>= {v} 0)", f"(=> {NONZERO} (>= {v} 1))"]
+        return [f"(>= {v} 1)"]
 
     def pick_dtypes(self, options: list, dtypes_of=lambda c: [*c[0], *c[1]]):
         """One of ``options`` (dtype combos, or recorded calls with ``dtypes_of``): under an integer
@@ -105,7 +121,7 @@ class Builder(TextSolver):
                 v = self.var("d")
                 dims.append(v)
                 self.dim_vars.append(v)
-                cons += [f"(>= {v} 1)", f"(<= {v} {self.shape.dim_max})"]
+                cons += [*self.lower_bound(v), f"(<= {v} {self.shape.dim_max})"]
             if dims:
                 self.fresh_shapes.append(list(dims))
         t = SymbolicTensor(self.fresh({"input": "x", "param": "w"}.get(role, "t")), list(dims), dtype, role)
@@ -189,6 +205,8 @@ class Builder(TextSolver):
             env[f"a{k}"] = smt_term(a)
         cons_t, outs_t = info.smt_templates()
         cons = [c.format_map(env) for c in cons_t]
+        if self.zero_dims:  # an operand dim's ``>= 1`` holds only while NONZERO is assumed
+            cons = [f"(=> {NONZERO} {c})" if i in info.dim_floors else c for i, c in enumerate(cons)]
         outs = []
         for shape in outs_t:
             dims = []
@@ -233,7 +251,7 @@ class Builder(TextSolver):
                     continue
                 v = self.var("o")
                 vars_.append(v)
-                cons += [f"(= {v} {text})", f"(>= {v} 1)", f"(<= {v} {self.shape.out_max})"]
+                cons += [f"(= {v} {text})", *self.lower_bound(v), f"(<= {v} {self.shape.out_max})"]
             t, _ = self.new_tensor(len(vars_), dt, "value", dims=vars_)
             tensors.append(t)
         return tensors, cons
@@ -452,7 +470,6 @@ class Builder(TextSolver):
         """Concrete values of every z3 term, with randomised bounds and the total-size bound."""
         if self.shape.name != "small":
             return self._solve_aimed()
-        z3 = self.z3
         soft = []
         for v in self.dim_vars:
             if self.ch.chance(0.7):
@@ -465,8 +482,7 @@ class Builder(TextSolver):
             self.solver.push()
             extra = list(soft) + ([f"(<= {d} {cap})" for d in self.dim_vars] if cap < self.cfg.max_dim else [])
             self.add(extra)
-            res = self.solver.check()
-            if res == z3.sat:
+            if self.sat():
                 model = self.model_values()
                 self.solver.pop()
                 values = self.values_at(model)
@@ -484,7 +500,7 @@ class Builder(TextSolver):
 
     def _solve_plain(self) -> dict:
         """The model without soft constraints (the last resort of both solves)."""
-        if self.solver.check() != self.z3.sat:
+        if not self.sat():
             raise GenerationError("Z3 gave up on the final model (resource limit); try another seed")
         values = self.values_at(self.model_values())
         if self.total_elements(values) > self.shape.max_elements:
@@ -519,7 +535,7 @@ class Builder(TextSolver):
                     depth += 1
             for aim in ints:
                 depth += self.push_if_sat(aim)
-            values = self.values_at(self.model_values()) if self.solver.check() == self.z3.sat else None
+            values = self.values_at(self.model_values()) if self.sat() else None
             for _ in range(depth):
                 self.solver.pop()
             if values is not None and self.total_elements(values) <= self.shape.max_elements:
@@ -548,7 +564,7 @@ class Builder(TextSolver):
         """Whether the current scope's model fits the element budget, the dims of tensors still to be
         aimed (``later``) taken at most ``max_dim`` where they can be (else Z3 may take any value)."""
         small = bool(later) and self.push_if_sat([f"(<= {d} {self.cfg.max_dim})" for d in later])
-        if not small and self.solver.check() != self.z3.sat:
+        if not small and not self.sat():
             return False
         total = self.total_elements(self.values_at(self.model_values()))
         if small:
@@ -563,6 +579,18 @@ class Builder(TextSolver):
         for n in self.nodes:
             n.solved = [self.value(vals, a) for a in n.ints]
         return out
+
+    def call_agrees(self, p: PendingNode, shapes: dict) -> bool:
+        """Whether ``p``'s call agrees with its rule at ``shapes`` (and its ``solved`` ints): a meta
+        check (``fuzz.gen.callcheck``); a recorded (concrete) call always does."""
+        rule = p.info.rule
+        if rule.status == "concrete":
+            return True
+        ins = [shapes[o] for o in p.operands]
+        dts = [self.tensors[o].dtype for o in p.operands]
+        outs = [shapes[o] for o in p.outputs]
+        odts = [self.tensors[o].dtype for o in p.outputs]
+        return meta_check(rule, ins, dts, list(p.solved), outs, odts, p.floats) is not False
 
     @staticmethod
     def total_elements(values: dict) -> int:

@@ -47,11 +47,12 @@ import random
 
 from fuzz.gen import layouts
 from fuzz.gen.blocks import grow_blocks
-from fuzz.gen.builder import Builder, PendingNode
-from fuzz.gen.callcheck import meta_check
+from fuzz.gen.builder import Builder
 from fuzz.gen.chooser import Chooser, RandomChooser
 from fuzz.gen.complex_boundary import real_boundary
 from fuzz.gen.config import GenConfig, GenerationError
+from fuzz.gen.empty_dims import record as record_empty_dims
+from fuzz.gen.empty_dims import zero_one_dim
 from fuzz.gen.forms import apply_forms
 from fuzz.gen.size_args import write_sizes
 from fuzz.gen.materialise import Generated, materialise
@@ -197,7 +198,11 @@ def generate_graph(ruleset: RuleSet, cfg: GenConfig, chooser: Chooser, lead: str
         raise GenerationError("could not place any operator")
     shapes = b.solve()
     shapes = _pin_failing(b, shapes)
+    if b.zero_dims:
+        shapes = zero_one_dim(b, shapes)
     g = _to_graph(b, shapes)
+    if b.zero_dims:
+        record_empty_dims(g, b.zero_result["placed"])
     if cfg.policy.dtype == "complex64":
         real_boundary(g)  # float32 (re, im) pairs in and out: fuzz.gen.complex_boundary
     if placed_blocks is not None:
@@ -212,24 +217,12 @@ def generate_graph(ruleset: RuleSet, cfg: GenConfig, chooser: Chooser, lead: str
     return g, stats
 
 
-def _node_ok(b: Builder, p: PendingNode, shapes: dict) -> bool:
-    rule = p.info.rule
-    if rule.status == "concrete":
-        return True
-    ins = [shapes[o] for o in p.operands]
-    dts = [b.tensors[o].dtype for o in p.operands]
-    outs = [shapes[o] for o in p.outputs]
-    odts = [b.tensors[o].dtype for o in p.outputs]
-    return meta_check(rule, ins, dts, list(p.solved), outs, odts, p.floats) is not False
-
-
 def _pin_failing(b: Builder, shapes: dict) -> dict:
     """Meta-check every node at the final solution; pin a failing node's operands and ints to the
     values it was checked at when inserted (its witness), and re-solve."""
-    failing = [p for p in b.nodes if p.witness and not _node_ok(b, p, shapes)]
+    failing = [p for p in b.nodes if p.witness and not b.call_agrees(p, shapes)]
     if not failing:
         return shapes
-    z3 = b.z3
     pins = []
     for p in failing:
         wshapes, wints = p.witness
@@ -238,7 +231,7 @@ def _pin_failing(b: Builder, shapes: dict) -> dict:
         pins += [f"(= {a} {smt_int(int(v))})" for a, v in zip(p.ints, wints) if not isinstance(a, int)]
     b.solver.push()
     b.add(pins)
-    if b.solver.check() == z3.sat:
+    if b.sat():
         values = b.values_at(b.model_values())
         b.solver.pop()
         if b.total_elements(values) <= b.shape.max_elements:

@@ -9,7 +9,7 @@ shapes, the dtype mix of the rules, the finite value search, operators drawn one
 ``LEGACY`` model is byte-identical to what earlier versions generated.
 
 Each axis is documented in docs/generator.md ("Policies"); each has a flag of ``assay gen`` and
-``assay fuzz`` (``--shapes``, ``--dtype-themes``, ``--values``, ``--forms``, ``--layouts``, ``--scalars``, ``--calls``, ``--shape-args``) that takes shares such
+``assay fuzz`` (``--shapes``, ``--dtype-themes``, ``--values``, ``--forms``, ``--layouts``, ``--scalars``, ``--calls``, ``--shape-args``, ``--empty-dims``) that takes shares such
 as ``small=0.5,vector=0.3,large=0.2``.
 """
 
@@ -47,6 +47,9 @@ AXES: dict[str, tuple[str, ...]] = {
     # shape_args: sizes of calls as constants, or as sizes of tensors (a.size(1)) where one matches
     # (fuzz.gen.size_args); last, so the draws of the axes above stay what they were
     "shape_args": ("constant", "sizes"),
+    # none: every dim >= 1; one: one dim of an input is 0 where the model's calls accept it, so
+    # zero-size tensors flow through the model (fuzz.gen.empty_dims); drawn after shape_args
+    "empty_dims": ("none", "one"),
 }
 
 DEFAULT_SHARES: dict[str, dict[str, float]] = {
@@ -62,6 +65,7 @@ DEFAULT_SHARES: dict[str, dict[str, float]] = {
     "scalars": {"constant": 0.7, "python": 0.15, "tensor": 0.15},
     "calls": {"valid": 0.92, "invalid": 0.08},
     "shape_args": {"constant": 0.5, "sizes": 0.5},
+    "empty_dims": {"none": 0.9, "one": 0.1},
 }
 
 LEGACY_SHARES: dict[str, dict[str, float]] = {axis: {choices[0]: 1.0} for axis, choices in AXES.items()}
@@ -79,11 +83,12 @@ class ModelPolicy:
     scalars: str = "constant"
     calls: str = "valid"
     shape_args: str = "constant"
+    empty_dims: str = "none"
 
     def to_json(self) -> dict:
         out = asdict(self)
         for axis, before in (("layout", "contiguous"), ("scalars", "constant"), ("calls", "valid"),
-                             ("shape_args", "constant")):
+                             ("shape_args", "constant"), ("empty_dims", "none")):
             if out[axis] == before:  # as before the axis existed: such a model is unchanged
                 del out[axis]
         return out
@@ -142,7 +147,8 @@ def parse_shares(axis: str, text: str) -> dict[str, float]:
     """``small=0.5,vector=0.3,large=0.2`` (or one bare name, meaning all of it) -> weights."""
     choices = AXES[axis]
     flag = {"shape": "--shapes", "dtype": "--dtype-themes", "values": "--values", "form": "--forms",
-            "layout": "--layouts", "scalars": "--scalars", "calls": "--calls", "shape_args": "--shape-args"}[axis]
+            "layout": "--layouts", "scalars": "--scalars", "calls": "--calls", "shape_args": "--shape-args",
+            "empty_dims": "--empty-dims"}[axis]
     parts = [p.strip() for p in str(text).split(",") if p.strip()]
     if not parts:
         raise AssayError(f"{flag}: empty; give shares such as {choices[0]}=1 (choices: {', '.join(choices)})")

@@ -6,6 +6,8 @@ examples, integer ranges and SMT-LIB templates). ``load_ruleset`` reads and prep
 
 from __future__ import annotations
 
+import re
+
 from dataclasses import dataclass
 from typing import Any, Sequence
 
@@ -26,6 +28,7 @@ class RuleInfo:
     int_ranges: list                # [(lo, hi)] per int placeholder
     n_out: int
     smt: Any = None                 # (constraint templates, output-dim templates), built on first use
+    dim_floors: frozenset = frozenset()  # indices of constraint templates that say an operand dim >= 1
 
     def smt_templates(self) -> tuple[list[str], list[list[tuple[str, str | None]]]]:
         """The rule's constraints and output dims as SMT-LIB text with ``{symbol}`` holes, parsed once
@@ -41,6 +44,10 @@ class RuleInfo:
                 return self.int_ranges[k][0] if k < len(self.int_ranges) else None
 
             cons = [to_smtlib(simplify(p, lower), _hole) for p in self.rule.constraints]
+            # ``E >= 1`` over operand dims alone (a dim, the max of two broadcast dims...): what every
+            # recorded call had, since no trace holds a zero-size tensor; a model that may empty a
+            # dim guards these (fuzz.gen.empty_dims), and its meta checks decide
+            self.dim_floors = frozenset(i for i, c in enumerate(cons) if _is_dim_floor(c))
             outs = []
             for shape in self.rule.outputs or []:
                 dims = []
@@ -53,6 +60,12 @@ class RuleInfo:
                 outs.append(dims)
             self.smt = (cons, outs)
         return self.smt
+
+
+def _is_dim_floor(template: str) -> bool:
+    """Whether a constraint template says ``E >= 1`` of an expression of operand dims only."""
+    m = re.fullmatch(r"\(>= (.*) 1\)", template)
+    return bool(m) and "{x" in m.group(1) and "{a" not in m.group(1) and not re.search(r"\b(div|mod)\b", m.group(1))
 
 
 def _hole(symbol: str) -> str:

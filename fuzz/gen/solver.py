@@ -40,6 +40,7 @@ class TextSolver:
         self.solver.set("random_seed", seed)
         self.solver.set("rlimit", rlimit)  # per check: "unknown" counts as unsat
         self._undeclared: list = []   # constants to declare with the next SMT-LIB text
+        self.assumptions: list = []   # Boolean constants every check assumes (``assume``)
         self.counter = 0
 
     def fresh(self, stem: str) -> str:
@@ -58,6 +59,19 @@ class TextSolver:
         self._undeclared = []
         return decls + "".join(f"(assert {c})" for c in constraints)
 
+    def assume(self, name: str):
+        """Declare the Boolean constant ``name`` and assume it in every check from now on (until
+        ``assumptions`` is changed): constraints guarded by it, ``(=> name c)``, then hold in every
+        check but can be lifted for one. Returns the constant."""
+        self.solver.from_string(f"(declare-const {name} Bool)")
+        b = self.z3.Bool(name, self.ctx)
+        self.assumptions.append(b)
+        return b
+
+    def sat(self) -> bool:
+        """Check the current scopes under ``assumptions``: True when satisfiable."""
+        return self.solver.check(*self.assumptions) == self.z3.sat
+
     def add(self, constraints: list) -> None:
         """Assert SMT-LIB ``constraints`` (texts over the constants) in the current scope."""
         self.solver.from_string(self._text(constraints))
@@ -68,7 +82,7 @@ class TextSolver:
         self.solver.push()
         try:
             self.add(constraints)
-            sat = self.solver.check() == self.z3.sat
+            sat = self.sat()
         except self.z3.Z3Exception:
             sat = False
         if sat:

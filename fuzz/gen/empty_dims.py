@@ -1,0 +1,78 @@
+"""Zero-size tensors through a model (``--empty-dims one``).
+
+Eager PyTorch defines every call on tensors with a zero-size dim (a sum over nothing is 0, a
+product 1, a mean NaN; ``amax`` raises), and compilers special-case them: dynamo specialises
+sizes 0 and 1, inductor's loops and reductions must run zero times and still write their
+identities, kernels index nothing. Fresh dims are >= 1 everywhere else in the generator, so none
+of that is ever reached.
+
+In a model of this policy every dim's lower bound is 1 only while the solver assumes
+``NONZERO`` (``Builder.lower_bound``): growing and solving the model is exactly as before. Then
+``zero_one_dim`` lifts the assumption and asks for one input dim at 0, the model's other free
+dims at the values just solved or at 0 (dims tied to it) and its integers at theirs (so the model
+is the same one with one dim emptied), or, when that is unsatisfiable, only the integers. The rules were inferred from calls on
+non-empty tensors and their formulas are simplified for dims >= 1
+(``fuzz.gen.ruleset.RuleInfo.smt_templates``), so every call is checked again at the new shapes
+(``Builder.call_agrees``: a meta call that raises or disagrees); the first input dim (in a random
+order) whose model passes is kept, and ``graph.meta["empty_dims"]`` names it. When none does, the
+model keeps its solution (``empty_dims.placed`` is false). The value search and guard run then
+run the model eagerly as for any other, so a call eager rejects at size 0 is dropped there.
+"""
+
+from __future__ import annotations
+
+from fuzz.ir.dsl import smt_int
+
+TRIES = 3  # input dims tried at 0, in a random order
+
+
+def zero_one_dim(b, shapes: dict) -> dict:
+    """``shapes`` with one input dim at 0 where the model's calls agree (``b``: the ``Builder``,
+    its solver at the grown model); ``shapes`` unchanged otherwise. Records the outcome in
+    ``b.zero_result`` ({"placed": bool})."""
+    cands = [(t.name, j, d) for t in b.tensors.values() if t.role == "input"
+             for j, d in enumerate(t.dims) if isinstance(d, str)]
+    b.zero_result = {"placed": False}
+    if not cands:
+        return shapes
+    order = []
+    while cands and len(order) < TRIES:  # a random order (the chooser draws one at a time)
+        order.append(cands.pop(cands.index(b.ch.choice(cands))))
+    solved_ints = [list(p.solved) for p in b.nodes]
+    assumed, b.assumptions = b.assumptions, []
+    try:
+        for _, _, d in order:
+            values = _solve_with_zero(b, shapes, d)
+            if values is not None and all(b.call_agrees(p, values) for p in b.nodes):
+                b.zero_result = {"placed": True}
+                return values
+        for p, ints in zip(b.nodes, solved_ints):  # values_at wrote the last try's
+            p.solved = ints
+        return shapes
+    finally:
+        b.assumptions = assumed
+
+
+def _solve_with_zero(b, shapes: dict, d: str) -> dict | None:
+    """The model with dim ``d`` at 0: first with every other free dim at its value in ``shapes``
+    or at 0 too (a dim tied to ``d``: the other operand of an elementwise call) and every integer
+    at its solved value; then with the integers only."""
+    pinned = {}
+    for t in b.tensors.values():
+        for dim, v in zip(t.dims, shapes[t.name]):
+            if isinstance(dim, str) and dim != d and dim in b.dim_vars:
+                pinned[dim] = v
+    ints = [f"(= {a} {smt_int(int(v))})" for p in b.nodes for a, v in zip(p.ints, p.solved) if isinstance(a, str)]
+    dims = [f"(or (= {v} {int(x)}) (= {v} 0))" for v, x in pinned.items()]
+    for extra in (dims + ints, ints):
+        if b.push_if_sat([f"(= {d} 0)", *extra]):
+            values = b.values_at(b.model_values())
+            b.solver.pop()
+            return values
+    return None
+
+
+def record(g, placed: bool) -> None:
+    """``graph.meta["empty_dims"]``: whether a dim was emptied, and the inputs holding a 0 dim."""
+    g.meta["empty_dims"] = {"placed": placed,
+                            "inputs": [n for n in g.inputs if 0 in g.tensors[n].shape]}
