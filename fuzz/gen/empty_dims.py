@@ -13,13 +13,17 @@ dims at the values just solved or at 0 (dims tied to it) and its integers at the
 is the same one with one dim emptied), or, when that is unsatisfiable, only the integers. The rules were inferred from calls on
 non-empty tensors and their formulas are simplified for dims >= 1
 (``fuzz.gen.ruleset.RuleInfo.smt_templates``), so every call is checked again at the new shapes
-(``Builder.call_agrees``: a meta call that raises or disagrees); the first input dim (in a random
+(``Builder.call_agrees``: a meta call that raises or disagrees), and a call on an emptied operand
+must also have a kernel for its dtypes at the same shapes with the zeros at 1 (eager skips the
+kernel of an empty tensor, so an integer ``softmax`` runs there); the first input dim (in a random
 order) whose model passes is kept, and ``graph.meta["empty_dims"]`` names it. When none does, the
 model keeps its solution (``empty_dims.placed`` is false). The value search and guard run then
 run the model eagerly as for any other, so a call eager rejects at size 0 is dropped there.
 """
 
 from __future__ import annotations
+
+import math
 
 from fuzz.ir.dsl import smt_int
 
@@ -43,7 +47,8 @@ def zero_one_dim(b, shapes: dict) -> dict:
     try:
         for _, _, d in order:
             values = _solve_with_zero(b, shapes, d)
-            if values is not None and all(b.call_agrees(p, values) for p in b.nodes):
+            if values is not None and all(b.call_agrees(p, values) and _defined_when_filled(b, p, values)
+                                          for p in b.nodes):
                 b.zero_result = {"placed": True}
                 return values
         for p, ints in zip(b.nodes, solved_ints):  # values_at wrote the last try's
@@ -70,6 +75,22 @@ def _solve_with_zero(b, shapes: dict, d: str) -> dict | None:
             b.solver.pop()
             return values
     return None
+
+
+def _defined_when_filled(b, p, values: dict) -> bool:
+    """False when ``p``'s call, with its zero dims at 1 instead, raises "not implemented for" a
+    dtype on CPU: eager skips its kernel on an empty tensor, so an integer ``softmax`` (which no
+    non-empty input may take) runs there, and a compiler rejecting it is right (c182, model 78)."""
+    from fuzz.gen.callcheck import META_CPU_LIMIT, _call_check
+
+    rule = p.info.rule
+    ins = [[max(d, 1) for d in values[o]] for o in p.operands]
+    if rule.status == "concrete" or not any(0 in values[o] for o in p.operands) \
+            or sum(math.prod(s) for s in ins) > META_CPU_LIMIT:
+        return True
+    _, error = _call_check(rule, ins, [b.tensors[o].dtype for o in p.operands], list(p.solved),
+                           [values[o] for o in p.outputs], [b.tensors[o].dtype for o in p.outputs], "cpu", p.floats)
+    return error is None or "not implemented for" not in error
 
 
 def record(g, placed: bool) -> None:

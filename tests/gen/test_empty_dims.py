@@ -106,3 +106,28 @@ def test_none_models_never_empty_a_dim(rs):
         assert "empty_dims" not in m.graph.meta
         assert all(0 not in t.shape for t in m.graph.tensors.values())
         assert all(v.numel() > 0 for v in m.leaves.values() if isinstance(v, torch.Tensor))
+
+
+def test_a_call_eager_runs_only_because_its_input_is_empty_is_not_emptied(rs):
+    """Eager skips the kernel of an empty tensor: ``torch.softmax(x, 1)`` of a bool ``x`` (a recorded
+    valid call: the tracer met it on an empty or meta tensor) runs on a ``[2, 0, 3]`` input and
+    raises "not implemented for 'Bool'" on any other; such a call keeps its dims (a compiler
+    rejecting it is right: the c182 campaign's model 78, an integer softmax, under inductor)."""
+    from fuzz.gen.builder import PendingNode, SymbolicTensor
+    from fuzz.gen.empty_dims import _defined_when_filled
+
+    def node(in_dt):
+        info = next(i for i in rs.by_op["torch.softmax"] if i.rule.ranks == [3] and not i.rule.template["kwargs"]
+                    and any(c[0][0] == in_dt for c in i.combos))
+        out_dt = next(c[1][0] for c in info.combos if c[0][0] == in_dt)
+        b = type("Builder", (), {})()
+        b.tensors = {"x": SymbolicTensor("x", ["d1", "d2", "d3"], in_dt, "input"),
+                     "y": SymbolicTensor("y", ["d1", "d2", "d3"], out_dt, "value")}
+        p = PendingNode("n1", info, ["x"], [], ["y"], "symbolic", solved=[1])
+        return b, p, {"x": [2, 0, 3], "y": [2, 0, 3]}
+
+    assert not torch.softmax(torch.zeros(2, 0, 3, dtype=torch.bool), 1).numel()  # eager: runs when empty
+    with pytest.raises(RuntimeError, match="not implemented for"):
+        torch.softmax(torch.zeros(2, 1, 3, dtype=torch.bool), 1)
+    assert not _defined_when_filled(*node("bool"))
+    assert _defined_when_filled(*node("float16"))
