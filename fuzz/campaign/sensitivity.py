@@ -24,7 +24,7 @@ a ``Reference`` (``fuzz.campaign.oracle``) does not judge them, nor anything com
 - outputs of reductions and contractions (sum, mean, pooling, matmul, conv, norms...) whose operand
   holds two or more finite values near the dtype's overflow (``_sums_extremes``): a partial sum
   overflows or not depending on the order of accumulation;
-- outputs of ops that read the sign of a zero (``copysign``, division...: ``SIGN_OF_ZERO_OPS``) when
+- outputs of ops that read the sign of a zero (``copysign``, division...: ``signed_zero``) when
   an operand the model computed holds an exact zero, whose sign evaluation order decides;
 - for gradients, decompositions (SVD, QR, eigh...) of rank-deficient, ill-conditioned or repeated-
   singular-value matrices, ill-conditioned products of reflectors, ops that route a gradient to one
@@ -38,6 +38,7 @@ from fuzz.campaign.complex_arith import complex_nonfinite
 from fuzz.campaign.conditioning import (PIVOTING_OPS, fragile_matrix, ill_conditioned, non_unique_vectors,
                                         square_operands)
 from fuzz.campaign.oracle import K, TOLERANCES, dtype_name_of, is_float
+from fuzz.campaign.signed_zero import reads_sign_of_computed_zero
 from fuzz.campaign.narrowing import narrows_past_range
 from fuzz.campaign.folded_affine import folds_nonfinite_affine
 from fuzz.campaign.scalar_rounding import scalar_rounding_decides
@@ -299,14 +300,6 @@ EXACT_OPS = {"int", "long", "short", "char", "byte", "bool", "to", "type", "type
              "searchsorted", "frexp", "signbit", "isnan", "isinf", "isfinite", "isposinf", "isneginf", "isreal"}
 
 
-# Ops whose result depends on the sign of a zero operand: copysign(x, -0.0) < 0, 1 / -0.0 = -inf,
-# atan2(0.0, -0.0) = pi. The sign of a zero a model *computes* is not fixed: -x + x and x - x,
-# a sum's order, a fused multiply-add may give +0.0 or -0.0 (IEEE 754), so a compiler that
-# evaluates the same expression another way may flip it.
-SIGN_OF_ZERO_OPS = {"copysign", "signbit", "atan2", "arctan2", "div", "divide", "true_divide", "reciprocal",
-                    "rsqrt", "floor_divide", "remainder", "fmod", "pow", "float_power", "xdivy"}
-
-
 # Ops that overwrite one position per index: with a repeated index (and no accumulation) which
 # write wins is unspecified (torch's docs say so for put_, index_put_, scatter_, index_copy_).
 OVERWRITE_OPS = _op_names({"put", "put_", "index_put", "index_put_", "_index_put_impl_", "_unsafe_index_put", "scatter",
@@ -475,18 +468,6 @@ def _nonfinite_coordinates(node, eager_env: dict) -> bool:
     return bool((grid.abs() * (size + 1) >= 1 / torch.finfo(grid.dtype).eps).any())
 
 
-def _computed_zero(node, eager_env: dict, leaves: set) -> bool:
-    """Whether a float operand the model computed (not an input or parameter: those are the same
-    bits in every run) holds an exact zero."""
-    for name in dict.fromkeys(node.inputs()):
-        t = eager_env.get(name)
-        if name in leaves or t is None or not hasattr(t, "is_floating_point") or not t.is_floating_point():
-            continue
-        if t.numel() and bool((t == 0).any()):
-            return True
-    return False
-
-
 def sensitive_tensors(graph, eager_env: dict, ref_env: dict | None, perturbed_envs=()) -> dict:
     """Tensor name -> reason, for values of ``graph`` that need not match between runs.
 
@@ -560,7 +541,7 @@ def sensitive_tensors(graph, eager_env: dict, ref_env: dict | None, perturbed_en
         if short in COORDINATE_OPS and _nonfinite_coordinates(node, eager_env):
             for o in node.outputs:
                 reasons.setdefault(o, f"{node.name} samples at a NaN or infinite coordinate")
-        if short in SIGN_OF_ZERO_OPS and _computed_zero(node, eager_env, leaves):
+        if reads_sign_of_computed_zero(node, short, eager_env, leaves):
             for o in node.outputs:
                 reasons.setdefault(o, f"{node.name} reads the sign of a computed zero")
         for o in non_unique_vectors(node, short, ref_env or {}, eager_env):

@@ -452,6 +452,27 @@ def test_the_sign_of_a_computed_zero_is_not_judged(tmp_path):
     assert not s.sensitive and not s.fwd_ref.skip
 
 
+def test_a_tensor_operator_dividing_by_a_reduced_zero_is_not_judged_and_inductor_flips_it(tmp_path):
+    """``w / x.mean(2)`` written ``mean.__rdiv__(w)``, where x holds -0.0 along a dim of one element:
+    eager's mean is +0.0 (its sum starts at +0.0), inductor's -0.0 (the element itself), so the
+    quotient is -inf against +inf (c182 campaign, model 206, dynamic). The dunder forms of division
+    are in the sign-of-zero rule; the same graph without the computed zero is judged."""
+    x = torch.tensor([[[-0.0, 1.5]]])
+    eager = x.mean(1)
+    compiled = torch.compile(lambda t: t.mean(1), backend="inductor")(x)
+    assert eager[0, 0].item() == 0.0 and torch.equal(eager.signbit(), torch.tensor([[False, False]]))
+    assert compiled.signbit()[0, 0].item(), "inductor now keeps eager's +0.0: the rule may be narrowed"
+    g = Graph()
+    xi = g.add_tensor([1, 1, 2], "float32", "input", name="x")
+    w = g.add_tensor([1, 2], "float32", "input", name="w")
+    m = fn_node(g, "n0", "torch.mean", [ref(xi), 1], [1, 2])
+    g.outputs = [fn_node(g, "n1", "torch._tensor.Tensor.__rdiv__", [ref(m), ref(w)], [1, 2])]
+    s = session_for(tmp_path, g, {"x": x, "w": torch.tensor([[-0.8, 2.0]])})
+    assert any("sign of a computed zero" in why for why in s.sensitive.values())
+    s = session_for(tmp_path / "nonzero", g, {"x": torch.tensor([[[-0.5, 1.5]]]), "w": torch.tensor([[-0.8, 2.0]])})
+    assert not s.sensitive
+
+
 def test_grid_sample_at_an_infinite_coordinate_is_not_judged(tmp_path):
     """Eager's grid_sample gives NaN at a -inf grid coordinate, inductor's decomposition the padding
     value 0 (the inductor campaign's fp16 grid_sample false alarm, 2026-12-05); finite grids are judged."""
