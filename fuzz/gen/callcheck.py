@@ -31,9 +31,9 @@ def meta_check(rule: Rule, shapes, dtypes, ints, out_shapes, out_dtypes, floats=
     if key in _META_CACHE:
         return _META_CACHE[key]
     small = sum(math.prod(s) for s in list(shapes) + list(out_shapes)) <= META_CPU_LIMIT
-    verdict, error = _call_check(rule, shapes, dtypes, ints, out_shapes, out_dtypes, "cpu" if small else "meta", floats)
+    verdict, error = call_check(rule, shapes, dtypes, ints, out_shapes, out_dtypes, "cpu" if small else "meta", floats)
     if small and error is not None and "not implemented" not in error:
-        if _call_check(rule, shapes, dtypes, ints, out_shapes, out_dtypes, "meta", floats)[0] is True:
+        if call_check(rule, shapes, dtypes, ints, out_shapes, out_dtypes, "meta", floats)[0] is True:
             verdict = True
     if len(_META_CACHE) > _META_CACHE_LIMIT:
         _META_CACHE.clear()  # bounded (a verdict is cheap to recompute)
@@ -41,7 +41,7 @@ def meta_check(rule: Rule, shapes, dtypes, ints, out_shapes, out_dtypes, floats=
     return verdict
 
 
-def _call_check(rule: Rule, shapes, dtypes, ints, out_shapes, out_dtypes, device: str,
+def call_check(rule: Rule, shapes, dtypes, ints, out_shapes, out_dtypes, device: str,
                 floats=()) -> tuple[bool | None, str | None]:
     """(verdict as in ``meta_check``, the error text when the call raised)."""
     import torch

@@ -81,14 +81,14 @@ def _defined_when_filled(b, p, values: dict) -> bool:
     """False when ``p``'s call, with its zero dims at 1 instead, raises "not implemented for" a
     dtype on CPU: eager skips its kernel on an empty tensor, so an integer ``softmax`` (which no
     non-empty input may take) runs there, and a compiler rejecting it is right (c182, model 78)."""
-    from fuzz.gen.callcheck import META_CPU_LIMIT, _call_check
+    from fuzz.gen.callcheck import META_CPU_LIMIT, call_check
 
     rule = p.info.rule
     ins = [[max(d, 1) for d in values[o]] for o in p.operands]
     if rule.status == "concrete" or not any(0 in values[o] for o in p.operands) \
             or sum(math.prod(s) for s in ins) > META_CPU_LIMIT:
         return True
-    _, error = _call_check(rule, ins, [b.tensors[o].dtype for o in p.operands], list(p.solved),
+    _, error = call_check(rule, ins, [b.tensors[o].dtype for o in p.operands], list(p.solved),
                            [values[o] for o in p.outputs], [b.tensors[o].dtype for o in p.outputs], "cpu", p.floats)
     return error is None or "not implemented for" not in error
 
