@@ -14,8 +14,8 @@ is the same one with one dim emptied), or, when that is unsatisfiable, only the 
 non-empty tensors and their formulas are simplified for dims >= 1
 (``fuzz.gen.ruleset.RuleInfo.smt_templates``), so every call is checked again at the new shapes
 (``Builder.call_agrees``: a meta call that raises or disagrees), and a call on an emptied operand
-must also have a kernel for its dtypes at the same shapes with the zeros at 1 (eager skips the
-kernel of an empty tensor, so an integer ``softmax`` runs there); the first input dim (in a random
+must also pass the checks eager skips for an empty tensor (a kernel for its dtypes, shapes that
+broadcast) at the same shapes with the zeros at 1; the first input dim (in a random
 order) whose model passes is kept, and ``graph.meta["empty_dims"]`` names it. When none does, the
 model keeps its solution (``empty_dims.placed`` is false). The value search and guard run then
 run the model eagerly as for any other, so a call eager rejects at size 0 is dropped there.
@@ -78,9 +78,11 @@ def _solve_with_zero(b, shapes: dict, d: str) -> dict | None:
 
 
 def _defined_when_filled(b, p, values: dict) -> bool:
-    """False when ``p``'s call, with its zero dims at 1 instead, raises "not implemented for" a
-    dtype on CPU: eager skips its kernel on an empty tensor, so an integer ``softmax`` (which no
-    non-empty input may take) runs there, and a compiler rejecting it is right (c182, model 78)."""
+    """False when ``p``'s call, with its zero dims at 1 instead, fails a check on CPU that eager
+    skips for an empty tensor (``skipped_check``): an integer ``softmax`` (which no non-empty input
+    may take) runs on an empty one (c182, model 78), and so does ``_unsafe_masked_index_put_accumulate``
+    with values of shape ``[0, 2]`` for an indexing result of ``[0, 1]`` (c183, model 31); a compiler
+    rejecting either is right."""
     from fuzz.gen.callcheck import META_CPU_LIMIT, call_check
 
     rule = p.info.rule
@@ -90,7 +92,18 @@ def _defined_when_filled(b, p, values: dict) -> bool:
         return True
     _, error = call_check(rule, ins, [b.tensors[o].dtype for o in p.operands], list(p.solved),
                            [values[o] for o in p.outputs], [b.tensors[o].dtype for o in p.outputs], "cpu", p.floats)
-    return error is None or "not implemented for" not in error
+    return error is None or not skipped_check(error)
+
+
+# What eager checks only when there is something to compute: a kernel for the dtypes, and shapes
+# that broadcast (a zero dim against 1 or 0 broadcasts; filled, they are 1 against 1).
+SKIPPED_CHECKS = ("not implemented for", "cannot be broadcast", "must match the size of tensor")
+
+
+def skipped_check(error: str) -> bool:
+    """Whether ``error`` (of a call with its zero dims at 1) is a check eager skips when the call is
+    empty: a missing dtype kernel, or shapes that do not broadcast."""
+    return any(p in error for p in SKIPPED_CHECKS)
 
 
 def record(g, placed: bool) -> None:

@@ -131,3 +131,24 @@ def test_a_call_eager_runs_only_because_its_input_is_empty_is_not_emptied(rs):
         torch.softmax(torch.zeros(2, 1, 3, dtype=torch.bool), 1)
     assert not _defined_when_filled(*node("bool"))
     assert _defined_when_filled(*node("float16"))
+
+
+def test_the_checks_eager_skips_on_empty_tensors_are_recognised():
+    """The errors of calls eager runs only because they are empty (with their zeros at 1), from
+    torch itself; an error eager raises for a real reason at those shapes is not one of them."""
+    from fuzz.gen.empty_dims import skipped_check
+
+    def error(fn):
+        with pytest.raises(Exception) as info:
+            fn()
+        return str(info.value)
+
+    z = torch.zeros
+    assert torch.ops.aten._unsafe_masked_index_put_accumulate(  # empty: runs
+        z(0, 0), z(0, 1, dtype=torch.bool), [z(0, 1, dtype=torch.long)] * 2, z(0, 2)).shape == (0, 0)
+    assert skipped_check(error(lambda: torch.ops.aten._unsafe_masked_index_put_accumulate(
+        z(1, 1), z(1, 1, dtype=torch.bool), [z(1, 1, dtype=torch.long)] * 2, z(1, 2))))
+    assert skipped_check(error(lambda: torch.softmax(z(2, 1, 3, dtype=torch.bool), 1)))
+    assert skipped_check(error(lambda: z(2, 3) + z(2, 4)))
+    assert not skipped_check(error(lambda: torch.linalg.cholesky(-torch.eye(2))))
+    assert not skipped_check(error(lambda: z(1, 5).reshape(1, 3)))  # a reshape of [0, 5] to [0, 3] is valid
