@@ -150,6 +150,21 @@ def test_flex_attention_takes_a_matrix_as_one_head():
     assert eager[-1].shape == (1, 1, 6, 4) and torch.isfinite(eager[-1]).all()
 
 
+def test_flex_attention_over_empty_sequences_does_what_torchs_does():
+    """No queries: an empty result, as torch's eager flex_attention returns. No keys: torch's raises
+    (a max over them), so the eager equivalent raises too and such a call never enters a model (the
+    c183 campaign's aot_eager "crashes" on an empty key sequence were torch's own error)."""
+    from torch.nn.attention.flex_attention import flex_attention
+
+    q, kv = torch.randn(1, 1, 0, 8), torch.randn(1, 1, 4, 8)
+    assert hop_fns.flex_attention_in_eager(q, kv, kv).shape == flex_attention(q, kv, kv).shape == (1, 1, 0, 8)
+    q, kv = torch.randn(1, 1, 4, 8), torch.randn(1, 1, 0, 8)
+    with pytest.raises(IndexError):
+        flex_attention(q, kv, kv)
+    with pytest.raises(IndexError, match="empty key sequence"):
+        hop_fns.flex_attention_in_eager(q, kv, kv)
+
+
 def test_loops_run_over_short_dims_only():
     """A loop's steps are Python calls (the generator's equivalents, the compiled wrapper's loop):
     scan, associative_scan and map run over a dim of at most MAX_STEPS elements, or are not placed."""
