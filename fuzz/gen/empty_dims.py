@@ -27,7 +27,7 @@ import math
 
 from fuzz.ir.dsl import smt_int
 
-TRIES = 3  # input dims tried at 0, in a random order
+TRIES = 5  # input dims tried at 0, in a random order
 
 
 def zero_one_dim(b, shapes: dict) -> dict:
