@@ -135,7 +135,9 @@ def draw_layouts(graph, leaves: dict, seed: int) -> dict:
         t = leaves.get(name)
         if t is None or t.dim() == 0 or t.numel() <= 1 or rng.random() >= STRIDED_SHARE or name in private:
             continue
-        out[name] = draw_layout(list(t.shape), rng, written=name in written)
+        layout = draw_layout(list(t.shape), rng, written=name in written)
+        if not strided(t, **layout).is_contiguous():  # a permutation of size-1 dims changes nothing
+            out[name] = layout
     return out
 
 

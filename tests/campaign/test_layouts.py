@@ -13,6 +13,7 @@ from fuzz.campaign.fence import fenced
 from fuzz.gen.config import GenConfig
 from fuzz.gen.generate import generate_model_for_index
 from fuzz.gen.layouts import layout_kind, strided
+from fuzz.ir.graph import Graph
 from fuzz.gen.policy import Shares
 from fuzz.gen.program import load_program, save_program
 from fuzz.gen.ruleset import load_ruleset
@@ -56,6 +57,20 @@ def _strided_models(count: int):
         m = generate_model_for_index(rs, GenConfig(nodes=4), 5, i, shares)
         if m.graph.meta.get("layouts"):
             yield i, m
+
+
+def test_a_recorded_layout_always_changes_the_strides():
+    """A permutation of size-1 dims (``[4, 1, 1, 4]`` in order ``[2, 0, 1, 3]``) leaves a tensor
+    contiguous: no layout is recorded for it (graph.meta["layouts"] said strided, the input was not)."""
+    from fuzz.gen.layouts import draw_layouts
+
+    t = torch.rand(4, 1, 1, 4)
+    assert strided(t, order=[2, 0, 1, 3]).is_contiguous()
+    laid = [(m, n) for _, m in _strided_models(12) for n in m.graph.meta["layouts"]]
+    assert laid and all(not m.leaves[n].is_contiguous() for m, n in laid)
+    g = Graph()
+    g.add_tensor([4, 1, 1, 4], "float32", "input", name="x")
+    assert all(not strided(t, **lay).is_contiguous() for s in range(40) for lay in draw_layouts(g, {"x": t}, s).values())
 
 
 def test_a_strided_model_is_deterministic_saved_and_loaded_with_its_layouts(tmp_path):
