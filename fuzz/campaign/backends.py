@@ -71,7 +71,7 @@ def _dynamo(name: str, setup: str = "") -> str:
     return f'''
     def compile_model(model, inputs, dynamic=False):
         torch._dynamo.reset()  # a fresh cache per model: no recompile limits, no stale guards{setup}
-        return torch.compile(model, backend="{name}", dynamic=True if dynamic else False)
+        return torch.compile(model, backend="{name}", dynamic=None if dynamic is None else bool(dynamic))
     '''
 
 
@@ -98,7 +98,7 @@ _EXPORT_SHAPES = '''
 
 register(Backend("export", _EXPORT_SHAPES + '''
     def compile_model(model, inputs, dynamic=False):
-        shapes = _dynamic_shapes(inputs) if dynamic else None
+        shapes = _dynamic_shapes(inputs) if dynamic is not False else None  # None: no recompile to make
         program = torch.export.export(model, tuple(inputs), dynamic_shapes=shapes)
         return program.module()
 ''', modes=EXPORT_MODES, specialises_numbers=True,
@@ -110,7 +110,7 @@ register(Backend("aoti", _EXPORT_SHAPES + '''
         # AOTInductor checks a call's sizes and strides against what it was exported for only with
         # this set (read at a model's first call); unchecked, a size export specialised runs anyway
         os.environ["AOTI_RUNTIME_CHECK_INPUTS"] = "1"
-        shapes = _dynamic_shapes(inputs) if dynamic else None
+        shapes = _dynamic_shapes(inputs) if dynamic is not False else None
         program = torch.export.export(model, tuple(inputs), dynamic_shapes=shapes)
         folder = tempfile.mkdtemp(prefix="assay-aoti-")
         try:

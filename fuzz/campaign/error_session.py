@@ -20,6 +20,7 @@ import time
 
 from fuzz.campaign.copies import as_list, clone_inputs
 from fuzz.campaign.fence import fence_for
+from fuzz.campaign.knobs import dynamic_argument
 from fuzz.campaign.verdict import Kind, Verdict, describe_error
 
 DETAIL = "raises"
@@ -70,7 +71,7 @@ class ErrorSession:
         t0 = time.perf_counter()
         try:
             with torch.set_grad_enabled(grad):
-                fn = compile_model(module, inputs, dynamic=(mode == "dynamic"))
+                fn = compile_model(module, inputs, dynamic=dynamic_argument(mode))
                 out = as_list(fn(*inputs))
         except Exception as exc:  # noqa: BLE001 - rejected, as eager rejects it
             return Verdict(Kind.PASS, f"{backend_name} raised as eager does ({type(exc).__name__})",

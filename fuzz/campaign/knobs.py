@@ -24,7 +24,8 @@ import random
 
 from fuzz.errors import AssayError
 
-# name -> {setting: value}; a setting is "inductor.<attr>" or "dynamo.<attr>" (dots into sub-configs)
+# name -> {setting: value}; a setting is "inductor.<attr>" or "dynamo.<attr>" (dots into sub-configs),
+# or "assay.<global>" for a compile argument (COMPILE_DYNAMIC below)
 KNOBS: dict[str, dict] = {
     "cpp_wrapper": {"inductor.cpp_wrapper": True},
     "freezing": {"inductor.freezing": True},
@@ -47,7 +48,21 @@ KNOBS: dict[str, dict] = {
     "small_chunks": {"inductor.cpp.min_chunk_size": 1},  # OpenMP splits even small loops
     "dynamic_threads": {"inductor.cpp.dynamic_threads": True},
     "capture_scalar_outputs": {"dynamo.capture_scalar_outputs": True},
+    # torch.compile's default dynamic=None in the dynamic mode: a static first compile, then, at the
+    # second call's sizes, a recompile with automatic dynamic shapes (only the changed dims symbolic)
+    "automatic_dynamic": {"assay.COMPILE_DYNAMIC": None},
 }
+
+# The ``dynamic`` argument of the dynamic mode's compile (``Session.run_test``, repro.py): True, every
+# size symbolic from the first compile; None under the ``automatic_dynamic`` knob, what a user who
+# calls ``torch.compile(model)`` gets when sizes change. An ``assay.`` setting of a knob sets it.
+COMPILE_DYNAMIC = True
+
+
+def dynamic_argument(mode: str):
+    """What a test of ``mode`` passes as ``compile_model``'s ``dynamic``: ``COMPILE_DYNAMIC`` in the
+    dynamic mode (as the knobs in force set it), else False."""
+    return COMPILE_DYNAMIC if mode == "dynamic" else False
 
 ENV_WITHOUT = "ASSAY_REPRO_WITHOUT"
 # The knob name under which a model's own needs are set (``model_knobs``): not a campaign knob,
@@ -71,10 +86,11 @@ def model_knobs(graph_meta) -> dict:
 
 def set_knobs(knobs):
     """Set compiler settings (``{name: {"inductor.attr": value}}``); returns the old values by setting.
-    A setting this torch does not have is left out (a case from another version still runs)."""
+    A setting this torch does not have is left out (a case from another version still runs).
+    ``assay.NAME`` is a global of the module defining this function (``COMPILE_DYNAMIC``)."""
     import importlib
 
-    roots = {"inductor": "torch._inductor.config", "dynamo": "torch._dynamo.config"}
+    roots = {"inductor": "torch._inductor.config", "dynamo": "torch._dynamo.config", "assay": __name__}
     old = {}
     for settings in knobs.values():
         for key, value in settings.items():

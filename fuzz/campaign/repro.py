@@ -92,13 +92,13 @@ def _main_source(mode: str, dynamic_second: bool, mem_limit: bool, state: bool =
         eager = "expected = _values(copy.deepcopy(model), inputs)"
         compiled = ("module = copy.deepcopy(model)\n"
                     "        with torch.no_grad():\n"
-                    f"            fn = compile_model(module, [fenced(x) for x in inputs], dynamic={mode == 'dynamic'})\n"
+                    f"            fn = compile_model(module, [fenced(x) for x in inputs], dynamic={'COMPILE_DYNAMIC' if mode == 'dynamic' else 'False'})\n"
                     "        actual = _values(fn, inputs, module=module)")
         prep = ""
     else:
         eager = "expected = _values(copy.deepcopy(model), inputs)"
         compiled = ("with torch.no_grad():\n"
-                    f"            fn = compile_model(copy.deepcopy(model), [fenced(x) for x in inputs], dynamic={mode == 'dynamic'})\n"
+                    f"            fn = compile_model(copy.deepcopy(model), [fenced(x) for x in inputs], dynamic={'COMPILE_DYNAMIC' if mode == 'dynamic' else 'False'})\n"
                     "        actual = _values(fn, inputs)")
         prep = ""
     ref = ("try:  # the float64 reference (none for some ops: then eager, 10x looser)\n"
@@ -428,6 +428,8 @@ def repro_source(program_src: str, case: Case, *, inline_tensors: dict | None = 
         settings += ["", "", function_source(limit_address_space)]
     if case.detail == "stride":
         settings += ["", "", function_source(oracle.layout_of), "", "", function_source(oracle.strides_differ)]
+    if mode == "dynamic":  # before the knobs: the automatic_dynamic knob sets it to None
+        settings += ["", "", "COMPILE_DYNAMIC = True  # torch.compile(dynamic=...) of this mode"]
     if case.knobs or model_needs:
         settings += _knob_lines(case.knobs, model_needs)
     if signs_crash:

@@ -206,7 +206,7 @@ def main():
         return print("DIFFERENT: eager no longer raises on this call") or 3
     try:
         with torch.set_grad_enabled(grad):
-            fn = compile_model(copy.deepcopy(model), [_leaf(x, grad) for x in inputs], dynamic=MODE == "dynamic")
+            fn = compile_model(copy.deepcopy(model), [_leaf(x, grad) for x in inputs], dynamic=COMPILE_DYNAMIC if MODE == "dynamic" else False)
             out = fn(*[_leaf(x, grad) for x in inputs])
     except Exception as exc:
         print(f"eager raises {eager}\\n{BACKEND} raises {type(exc).__name__}: {(str(exc).strip().splitlines() or [''])[0]}")

@@ -388,7 +388,7 @@ class Session:
             else:
                 inputs = clone_inputs(self.model.inputs, self.device, fence=self.fence)
                 with torch.no_grad():
-                    fn = compile_model(module, inputs, dynamic=(mode == "dynamic"))
+                    fn = compile_model(module, inputs, dynamic=knobs.dynamic_argument(mode))
                     stage = "run"
                     actual = as_list(fn(*inputs)) + self._state(backend, fn, module, inputs)
         except Exception as exc:

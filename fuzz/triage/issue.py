@@ -215,6 +215,9 @@ def _config_line(case: Case) -> str:
             settings.update(values if isinstance(values, dict) else {})
     set_ = [f"`{roots[k.partition('.')[0]]}.{k.partition('.')[2]} = {v!r}`" for k, v in sorted(settings.items())
             if k.partition(".")[0] in roots]
+    how = ("; compiled with torch's default `dynamic=None` (a static first compile, automatic dynamic shapes "
+           "on the second call's recompile)" if settings.get("assay.COMPILE_DYNAMIC", True) is None else "")
     if not set_:
-        return "- no `torch._dynamo.config` / `torch._inductor.config` changes; `torch._dynamo.reset()` before compiling"
-    return f"- set before compiling: {', '.join(set_)}; `torch._dynamo.reset()` before compiling"
+        return ("- no `torch._dynamo.config` / `torch._inductor.config` changes; `torch._dynamo.reset()` before "
+                f"compiling{how}")
+    return f"- set before compiling: {', '.join(set_)}; `torch._dynamo.reset()` before compiling{how}"

@@ -66,7 +66,7 @@ def test_a_knob_changes_what_the_compiler_reports_and_is_restored():
 def test_every_knob_names_real_settings():
     import importlib
 
-    roots = {"inductor": "torch._inductor.config", "dynamo": "torch._dynamo.config"}
+    roots = {"inductor": "torch._inductor.config", "dynamo": "torch._dynamo.config", "assay": "fuzz.campaign.knobs"}
     for name, settings in knobs.KNOBS.items():
         for key in settings:
             root, _, path = key.partition(".")

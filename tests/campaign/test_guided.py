@@ -95,3 +95,64 @@ def test_a_knob_in_a_case_is_set_by_its_repro_and_triage_finds_it_needed(tmp_pat
     assert "max_fusion_size=1" in line and line.rstrip().endswith("-> needed"), line
     saved = json.loads((case_dir / "case.json").read_text())
     assert saved["triage"]["knobs"]["knobs"]["no_fusion"]["needed"] is True
+
+
+def _session_for_chain(tmp_path):
+    sys.path.insert(0, str(REPO / "tests" / "triage"))
+    from triage_helpers import chain_graph
+
+    from fuzz.campaign.session import Model, Session
+    from fuzz.gen.program import PROGRAM_FILES, load_program, save_program
+
+    g, t = chain_graph()
+    d = save_program(g, t, tmp_path / "prog")
+    graph, module, inputs = load_program(d)
+    return Session(Model(graph, module, inputs, {n: (d / n).read_bytes() for n in PROGRAM_FILES}))
+
+
+def test_automatic_dynamic_compiles_static_then_recompiles_at_the_second_calls_sizes(tmp_path):
+    """The dynamic mode compiles with dynamic=True (one graph, every size symbolic); under the
+    automatic_dynamic knob with torch.compile's default dynamic=None: a static graph for the first
+    call, a second one (automatic dynamic shapes) for the second call's sizes; both judged."""
+    import torch._dynamo.utils
+
+    from fuzz.campaign import knobs
+
+    s = _session_for_chain(tmp_path)
+    graphs = {}
+    for name, chosen in (("dynamic=True", None), ("automatic", {"automatic_dynamic": knobs.KNOBS["automatic_dynamic"]})):
+        torch._dynamo.utils.counters.clear()
+        with knobs.applied(chosen):
+            assert knobs.dynamic_argument("dynamic") is (None if chosen else True)
+            v = s.run_test("aot_eager", "dynamic")
+        assert v.kind == "pass" and v.second_call and "none" not in v.second_call, (name, v)
+        graphs[name] = torch._dynamo.utils.counters["stats"]["unique_graphs"]
+    assert knobs.COMPILE_DYNAMIC is True  # restored
+    assert graphs == {"dynamic=True": 1, "automatic": 2}, graphs
+
+
+def test_a_fault_only_in_the_recompiled_graph_is_found_under_automatic_dynamic(tmp_path, run_assay):
+    """``after_break`` corrupts relu in every graph but the first compiled since a reset: with
+    dynamic=True the dynamic mode compiles one graph and passes; under automatic_dynamic the second
+    call's recompile has the fault, a mismatch at call 2 whose repro (which sets the knob) fails
+    under the fault and passes without it."""
+    progs = _relu_program(tmp_path)
+    runs = {}
+    for name, extra in (("plain", []), ("automatic", ["--knobs", "automatic_dynamic"])):
+        out = tmp_path / name
+        res = run_assay("fuzz", "--programs", progs, "--backends", "aot_eager", "--modes", "dynamic", "--workers", "1",
+                        "--out", out, "--time", "5m", "--no-recheck", *extra, env=_env("after_break"), timeout=600)
+        assert res.returncode == 0, res.stderr[-2000:]
+        runs[name] = [d for d in out.iterdir() if (d / "case.json").is_file()]
+    assert runs["plain"] == []
+    (case_dir,) = runs["automatic"]
+    case = json.loads((case_dir / "case.json").read_text())
+    assert case["kind"] == "mismatch" and case["knobs"] == {"automatic_dynamic": {"assay.COMPILE_DYNAMIC": None}}
+    assert case["diff"]["where"].startswith("call2:"), case["diff"]
+    repro = case_dir / "repro.py"
+    assert "COMPILE_DYNAMIC = True" in repro.read_text()
+    faulty = subprocess.run([sys.executable, str(repro)], cwd=case_dir, env=_env("after_break"), capture_output=True,
+                            text=True, timeout=300)
+    assert faulty.returncode == 1 and "REPRODUCED" in faulty.stdout, faulty.stdout[-1500:] + faulty.stderr[-1500:]
+    clean = subprocess.run([sys.executable, str(repro)], cwd=case_dir, capture_output=True, text=True, timeout=300)
+    assert clean.returncode == 0, clean.stdout[-1500:]

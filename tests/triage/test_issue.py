@@ -72,3 +72,18 @@ def test_an_issue_says_when_its_own_backend_no_longer_fails(tmp_path, monkeypatc
     md = capsys.readouterr().out
     assert "| `_perturb_resized` | passes (matches eager) |" in md
     assert "**Not reproduced here with `_perturb_resized`**" in md
+
+
+def test_an_issue_says_how_a_case_under_automatic_dynamic_was_compiled():
+    """The knob is a compile argument, not a torch config: the issue text says dynamic=None."""
+    from types import SimpleNamespace
+
+    from fuzz.campaign import knobs
+    from fuzz.triage.issue import _config_line
+
+    auto = SimpleNamespace(graph={}, knobs={"automatic_dynamic": knobs.KNOBS["automatic_dynamic"]})
+    assert "`dynamic=None`" in _config_line(auto) and "no `torch._dynamo.config`" in _config_line(auto)
+    both = SimpleNamespace(graph={}, knobs={**auto.knobs, "freezing": knobs.KNOBS["freezing"]})
+    assert "torch._inductor.config.freezing = True" in _config_line(both) and "`dynamic=None`" in _config_line(both)
+    plain = SimpleNamespace(graph={}, knobs=None)
+    assert "dynamic=None" not in _config_line(plain)
