@@ -88,3 +88,32 @@ def non_unique_vectors(node, short: str, *envs) -> list[str]:
     if operand is not None and not fragile_matrix(operand):
         return []
     return [node.outputs[k] for k in VECTOR_OUTPUTS[short] if k < len(node.outputs)]
+
+
+# Decompositions LAPACK runs iteratively: on a matrix with a NaN or infinite entry one driver
+# returns NaN and another raises ``LinAlgError`` ("failed to converge"); eager's ``svdvals``
+# (``_linalg_svd(compute_uv=False)``) returns NaN where the full ``linalg.svd`` a compiler
+# decomposes it into raises (c185, model 169). Neither is a defined result.
+ITERATIVE_OPS = {"svd", "linalg_svd", "svdvals", "linalg_svdvals", "_linalg_svd", "eig", "linalg_eig", "eigvals",
+                 "linalg_eigvals", "eigh", "linalg_eigh", "eigvalsh", "linalg_eigvalsh", "pinv", "linalg_pinv",
+                 "matrix_rank", "linalg_matrix_rank", "cond", "linalg_cond", "lstsq", "linalg_lstsq", "matrix_norm",
+                 "linalg_matrix_norm", "norm", "linalg_norm", "nuclear_norm"}
+
+
+def nonfinite_matrix_call(graph, eager_env: dict) -> str | None:
+    """The name of the first call of an iterative decomposition (``ITERATIVE_OPS``) whose float
+    operand holds a NaN or infinite value in eager's run, or None: where such a call raises
+    ``LinAlgError`` under a compiler, eager's NaN is no more right (``Session.run_test``)."""
+    import torch
+
+    from fuzz.ir.opnames import short_name
+
+    for node in graph.nodes:
+        if short_name(node.op).lstrip("_") not in {o.lstrip("_") for o in ITERATIVE_OPS}:
+            continue
+        for name in node.inputs():
+            t = eager_env.get(name)
+            if isinstance(t, torch.Tensor) and (t.is_floating_point() or t.is_complex()) and t.numel() \
+                    and not bool(torch.isfinite(t).all()):
+                return node.name
+    return None

@@ -15,7 +15,7 @@ import copy
 import dataclasses
 import time
 
-from fuzz.campaign import accumulation, knobs, lowprec, oracle, rounding, second_call, sensitivity, train, written
+from fuzz.campaign import accumulation, conditioning, knobs, lowprec, oracle, rounding, second_call, sensitivity, train, written
 from fuzz.campaign.copies import as_list, clone_inputs, perturbed_module, to64
 from fuzz.campaign.fence import fence_for
 from fuzz.gen.program import tensor_identifiers
@@ -77,6 +77,7 @@ class Session:
         self.bwd_blockers.update(sensitivity.gradient_blockers(graph, self.ref_env or {}, eager_env))
         self.bwd_blockers.update(accumulation.accumulation_blockers(graph, eager_env))
         self.nonfinite_path = oracle.nonfinite_downstream(graph, eager_env)
+        self.nonfinite_matrix = conditioning.nonfinite_matrix_call(graph, eager_env)
         self._bwd_ref = None
         self._bwd_error = None
         self._second = None
@@ -396,6 +397,10 @@ class Session:
             kind = oracle.classify_exception(err["type"], err["message"])
             if kind == Kind.CRASH and backend_name in ("export", "aoti") and _unsupported(err):
                 kind = Kind.UNSUPPORTED
+            if kind == Kind.CRASH and err["type"].endswith("LinAlgError") and self.nonfinite_matrix:
+                return Verdict(Kind.SKIP, f"{backend_name} raised LinAlgError on {self.nonfinite_matrix}'s non-finite "
+                               "matrix (one LAPACK driver raises, another gives NaN)", error=err,
+                               elapsed_s=time.perf_counter() - t0)
             return Verdict(kind, f"{backend_name} raised during {stage}", error=err,
                            elapsed_s=time.perf_counter() - t0)
         elapsed = time.perf_counter() - t0

@@ -473,6 +473,24 @@ def test_a_tensor_operator_dividing_by_a_reduced_zero_is_not_judged_and_inductor
     assert not s.sensitive
 
 
+def test_a_decomposition_raising_on_a_non_finite_matrix_is_not_a_crash(tmp_path):
+    """svdvals of a matrix with -inf and float32-max entries: eager (``_linalg_svd(compute_uv=False)``)
+    gives NaN, aot_eager's full ``linalg.svd`` raises LinAlgError (c185 campaign, model 169): a skip,
+    not a crash; the same call on a finite matrix is judged and passes."""
+    big, tiny, inf = 3.4028234663852886e38, 2.938735877055719e-39, float("inf")
+    m = torch.tensor([[[1.36, -0.0, tiny, big, 1.32], [-inf, -1.36, 1.63, -inf, 0.77], [1.80, -tiny, 1.25, -tiny, 0.7],
+                       [-0.39, big, 0.1, -tiny, big], [1.8, -0.18, 0.1, -0.74, -1.14]]])
+    g = Graph()
+    x = g.add_tensor([1, 5, 5], "float32", "input", name="x")
+    g.outputs = [fn_node(g, "n0", "torch.linalg.svdvals", [ref(x)], [1, 5])]
+    s = session_for(tmp_path, g, {"x": m})
+    assert s.nonfinite_matrix == "torch.linalg.svdvals"
+    v = s.run_test("aot_eager", "fwd")
+    assert v.kind == "skip" and "LinAlgError" in v.detail, v
+    s = session_for(tmp_path / "finite", g, {"x": torch.nan_to_num(m, posinf=2.0, neginf=-2.0).clamp(-3, 3)})
+    assert s.nonfinite_matrix is None and s.run_test("aot_eager", "fwd").kind == "pass"
+
+
 def test_grid_sample_at_an_infinite_coordinate_is_not_judged(tmp_path):
     """Eager's grid_sample gives NaN at a -inf grid coordinate, inductor's decomposition the padding
     value 0 (the inductor campaign's fp16 grid_sample false alarm, 2026-12-05); finite grids are judged."""
