@@ -24,6 +24,8 @@ a ``Reference`` (``fuzz.campaign.oracle``) does not judge them, nor anything com
 - outputs of reductions and contractions (sum, mean, pooling, matmul, conv, norms...) whose operand
   holds two or more finite values near the dtype's overflow (``_sums_extremes``): a partial sum
   overflows or not depending on the order of accumulation;
+- outputs of means and variances (normalisations, ``var``, ``std``) of an operand holding an
+  infinity (``moments``: a running mean gives NaN, a sum inf);
 - outputs of ops that read the sign of a zero (``copysign``, division...: ``signed_zero``) when
   an operand the model computed holds an exact zero, whose sign evaluation order decides;
 - for gradients, decompositions (SVD, QR, eigh...) of rank-deficient, ill-conditioned or repeated-
@@ -38,6 +40,7 @@ from fuzz.campaign.complex_arith import complex_nonfinite
 from fuzz.campaign.conditioning import (PIVOTING_OPS, fragile_matrix, ill_conditioned, non_unique_vectors,
                                         square_operands)
 from fuzz.campaign.oracle import K, TOLERANCES, dtype_name_of, is_float
+from fuzz.campaign.moments import infinite_moments
 from fuzz.campaign.signed_zero import reads_sign_of_computed_zero
 from fuzz.campaign.narrowing import narrows_past_range
 from fuzz.campaign.folded_affine import folds_nonfinite_affine
@@ -544,6 +547,10 @@ def sensitive_tensors(graph, eager_env: dict, ref_env: dict | None, perturbed_en
         if reads_sign_of_computed_zero(node, short, eager_env, leaves):
             for o in node.outputs:
                 reasons.setdefault(o, f"{node.name} reads the sign of a computed zero")
+        if infinite_moments(node, short, eager_env):
+            for o in node.outputs:
+                reasons.setdefault(o, f"{node.name} takes the mean and variance of an infinite value (a running "
+                                      "mean gives NaN, a sum inf)")
         for o in non_unique_vectors(node, short, ref_env or {}, eager_env):
             reasons.setdefault(o, f"{node.name}'s vectors of a matrix with zero or repeated singular values (not unique)")
         if scalar_rounding_decides(node, short, eager_env):

@@ -491,6 +491,21 @@ def test_a_decomposition_raising_on_a_non_finite_matrix_is_not_a_crash(tmp_path)
     assert s.nonfinite_matrix is None and s.run_test("aot_eager", "fwd").kind == "pass"
 
 
+def test_moments_of_an_infinite_value_are_not_judged(tmp_path):
+    """layer_norm of a row holding inf: eager's running mean gives NaN (``0.04 - inf``, then
+    ``inf + -inf``) where a sum gives inf; the c185 campaign's float16 native_layer_norm mean was NaN
+    in eager and inf under inductor (dynamic). Such outputs are not judged; finite rows are."""
+    row = torch.tensor([[float("inf"), 0.0368]], dtype=torch.float16)
+    assert torch.ops.aten.native_layer_norm(row, [2], None, None, 1e-5)[1].isnan().all()  # not inf
+    g = Graph()
+    x = g.add_tensor([2, 2], "float32", "input", name="x")
+    g.outputs = [fn_node(g, "n0", "torch.nn.functional.layer_norm", [ref(x), [2]], [2, 2])]
+    s = session_for(tmp_path, g, {"x": torch.tensor([[0.62, -0.48], [float("inf"), 0.04]])})
+    assert any("infinite value" in why for why in s.sensitive.values())
+    s = session_for(tmp_path / "finite", g, {"x": torch.tensor([[0.62, -0.48], [3.0, 0.04]])})
+    assert not s.sensitive and s.run_test("aot_eager", "fwd").kind == "pass"
+
+
 def test_grid_sample_at_an_infinite_coordinate_is_not_judged(tmp_path):
     """Eager's grid_sample gives NaN at a -inf grid coordinate, inductor's decomposition the padding
     value 0 (the inductor campaign's fp16 grid_sample false alarm, 2026-12-05); finite grids are judged."""
