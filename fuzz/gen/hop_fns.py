@@ -228,9 +228,12 @@ def flex_attention_in_eager(query, key, value, score_mod=None, scale=None):
     """Attention as flex_attention defines it: scores q k^T * scale (in float32, float64 for float64
     inputs), then score_mod(score, batch, head, q_idx, kv_idx) on every score, then softmax (a row
     whose scores are all -inf gives zeros), in the query's dtype, times value. Over no keys torch's
-    flex_attention raises (it takes a max over them), and so does this."""
+    flex_attention raises (it takes a max over them), and with no key heads (it divides by their
+    number), and so does this."""
     if key.size(-2) == 0:
         raise IndexError("flex_attention over an empty key sequence: max() of a zero-size dim, as torch's")
+    if key.size(-3) == 0:
+        raise ZeroDivisionError("flex_attention with no key heads: torch's divides the query heads by them")
     work = torch.float64 if query.dtype == torch.float64 else torch.float32
     scale = query.size(-1) ** -0.5 if scale is None else scale
     scores = (query.to(work) @ key.to(work).transpose(-2, -1)) * scale

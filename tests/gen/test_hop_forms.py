@@ -163,6 +163,11 @@ def test_flex_attention_over_empty_sequences_does_what_torchs_does():
         flex_attention(q, kv, kv)
     with pytest.raises(IndexError, match="empty key sequence"):
         hop_fns.flex_attention_in_eager(q, kv, kv)
+    q = kv = torch.randn(1, 0, 1, 1)  # no heads: torch's divides by the key heads (c185, model 27)
+    with pytest.raises(ZeroDivisionError):
+        flex_attention(q, kv, kv)
+    with pytest.raises(ZeroDivisionError, match="no key heads"):
+        hop_fns.flex_attention_in_eager(q, kv, kv)
 
 
 def test_loops_run_over_short_dims_only():
