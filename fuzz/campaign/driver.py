@@ -28,6 +28,7 @@ from pathlib import Path
 
 from fuzz.campaign.batch import batch_jobs
 from fuzz.campaign.config import Config, load_or_create, session_seconds
+from fuzz.campaign.diskspace import short_of_space
 from fuzz.campaign.failure import sign
 from fuzz.campaign.jobs import job_stream, model_of, program_dirs
 from fuzz.campaign.progress import Progress
@@ -37,6 +38,8 @@ from fuzz.campaign.staging import ModelFiles, stage_failure
 from fuzz.campaign.store import CrashStore, warn
 from fuzz.campaign.status import fmt_time
 from fuzz.campaign.verdict import FAILURE_KINDS, Kind, Verdict
+
+SPACE_CHECK_S = 10.0  # how often the driver checks free disk space (fuzz.campaign.diskspace)
 
 
 class Campaign:
@@ -96,12 +99,19 @@ class Campaign:
         self.rechecks.start()
         deadline = time.monotonic() + self.cfg.time_s
         interrupted = False
+        no_space = None
+        next_space_check = 0.0
         old_term = None
         if threading.current_thread() is threading.main_thread():
             old_term = signal.signal(signal.SIGTERM, _raise_interrupt)
         try:
             executor.start()
             while time.monotonic() < deadline:
+                if time.monotonic() >= next_space_check:
+                    next_space_check = time.monotonic() + SPACE_CHECK_S
+                    no_space = short_of_space(self.out)
+                    if no_space:
+                        break
                 while not exhausted and executor.wants() > 0:
                     job = next(jobs, None)
                     if job is None:
@@ -130,6 +140,10 @@ class Campaign:
             new_signatures = self.store.unique_signatures() - self.signatures_before
             self._summary(new_signatures)
             self.store.close()
+        if no_space:
+            self.stream.write(f"assay fuzz: stopped: {no_space}; the cases saved so far are kept; free some space "
+                              f"and continue with: assay fuzz --resume {self.out}\n")
+            return 4
         if interrupted:
             self.stream.write(f"assay: stopped; continue with: assay fuzz --resume {self.out} (the rest of its "
                               f"{fmt_time(self.budget_s)} budget; add --time T to run T more)\n")
