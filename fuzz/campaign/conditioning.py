@@ -93,8 +93,9 @@ def non_unique_vectors(node, short: str, *envs) -> list[str]:
 # Decompositions LAPACK runs iteratively: on a matrix with a NaN or infinite entry one driver
 # returns NaN and another raises ``LinAlgError`` ("failed to converge"); eager's ``svdvals``
 # (``_linalg_svd(compute_uv=False)``) returns NaN where the full ``linalg.svd`` a compiler
-# decomposes it into raises (c185, model 169). Neither is a defined result.
-ITERATIVE_OPS = {"svd", "linalg_svd", "svdvals", "linalg_svdvals", "_linalg_svd", "eig", "linalg_eig", "eigvals",
+# decomposes it into raises (c185, model 169). Neither is a defined result. By ``short_name``
+# (underscores stripped: ``aten::_linalg_svd`` is ``linalg_svd``).
+ITERATIVE_OPS = {"svd", "linalg_svd", "svdvals", "linalg_svdvals", "eig", "linalg_eig", "eigvals",
                  "linalg_eigvals", "eigh", "linalg_eigh", "eigvalsh", "linalg_eigvalsh", "pinv", "linalg_pinv",
                  "matrix_rank", "linalg_matrix_rank", "cond", "linalg_cond", "lstsq", "linalg_lstsq", "matrix_norm",
                  "linalg_matrix_norm", "norm", "linalg_norm", "nuclear_norm"}
@@ -109,7 +110,7 @@ def nonfinite_matrix_call(graph, eager_env: dict) -> str | None:
     from fuzz.ir.opnames import short_name
 
     for node in graph.nodes:
-        if short_name(node.op).lstrip("_") not in {o.lstrip("_") for o in ITERATIVE_OPS}:
+        if short_name(node.op) not in ITERATIVE_OPS:
             continue
         for name in node.inputs():
             t = eager_env.get(name)

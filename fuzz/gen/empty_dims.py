@@ -62,10 +62,10 @@ def _solve_with_zero(b, shapes: dict, d: str) -> dict | None:
     """The model with dim ``d`` at 0: first with every other free dim at its value in ``shapes``
     or at 0 too (a dim tied to ``d``: the other operand of an elementwise call) and every integer
     at its solved value; then with the integers only."""
-    pinned = {}
+    free, pinned = set(b.dim_vars), {}
     for t in b.tensors.values():
         for dim, v in zip(t.dims, shapes[t.name]):
-            if isinstance(dim, str) and dim != d and dim in b.dim_vars:
+            if isinstance(dim, str) and dim != d and dim in free:
                 pinned[dim] = v
     ints = [f"(= {a} {smt_int(int(v))})" for p in b.nodes for a, v in zip(p.ints, p.solved) if isinstance(a, str)]
     dims = [f"(or (= {v} {int(x)}) (= {v} 0))" for v, x in pinned.items()]

@@ -121,6 +121,8 @@ def draw_layouts(graph, leaves: dict, seed: int) -> dict:
     """Layouts for some of ``graph``'s inputs of rank >= 1 (none for a model that reads strides)."""
     import random
 
+    import torch
+
     from fuzz.ir.opnames import short_name
 
     if any(short_name(n.op) in STRIDE_READING_OPS for n in graph.nodes):
@@ -136,7 +138,8 @@ def draw_layouts(graph, leaves: dict, seed: int) -> dict:
         if t is None or t.dim() == 0 or t.numel() <= 1 or rng.random() >= STRIDED_SHARE or name in private:
             continue
         layout = draw_layout(list(t.shape), rng, written=name in written)
-        if not strided(t, **layout).is_contiguous():  # a permutation of size-1 dims changes nothing
+        shape_only = torch.empty(t.shape, dtype=t.dtype, device="meta")  # strides without a copy
+        if not strided(shape_only, **layout).is_contiguous():  # a permutation of size-1 dims changes nothing
             out[name] = layout
     return out
 

@@ -4,7 +4,6 @@ final solution empties one input dim where every call agrees, and the model runs
 import pytest
 import torch
 
-from fuzz.gen import empty_dims
 from fuzz.gen.config import GenConfig
 from fuzz.gen.generate import generate_model_for_index
 from fuzz.gen.policy import AXES, ModelPolicy, Shares, draw_policy
@@ -75,7 +74,6 @@ def test_growth_never_sees_a_zero_dim(rs, monkeypatch):
         return real(rule, shapes, *rest, **kw)
 
     monkeypatch.setattr(builder, "meta_check", spy)
-    monkeypatch.setattr(empty_dims, "zero_one_dim", lambda b, shapes: shapes)
     import fuzz.gen.generate as generate
 
     monkeypatch.setattr(generate, "zero_one_dim", lambda b, shapes: shapes)
