@@ -96,9 +96,21 @@ def cap_address_space_growth(headroom: int) -> None:
         pass
 
 
+_HEADROOM_DEPTH = [0]  # address_space_headroom blocks open in this process
+
+
 @contextmanager
 def address_space_headroom(headroom: int):
-    """Lower ``RLIMIT_AS``'s soft limit to (current size + ``headroom``) inside the block."""
+    """Lower ``RLIMIT_AS``'s soft limit to (current size + ``headroom``) inside the block. Inside
+    another such block nothing changes: the outer limit holds (a block per graph run around a
+    block per call costs one read of ``/proc/self/statm`` and two ``setrlimit`` calls in all)."""
+    if _HEADROOM_DEPTH[0]:
+        _HEADROOM_DEPTH[0] += 1
+        try:
+            yield
+        finally:
+            _HEADROOM_DEPTH[0] -= 1
+        return
     saved = None
     try:
         import resource
@@ -112,9 +124,11 @@ def address_space_headroom(headroom: int):
             saved = (soft, hard)
     except (ImportError, OSError, ValueError):  # not Linux: no headroom
         saved = None
+    _HEADROOM_DEPTH[0] += 1
     try:
         yield
     finally:
+        _HEADROOM_DEPTH[0] -= 1
         if saved is not None:
             import resource
 

@@ -77,6 +77,22 @@ def test_headroom_applies_inside_the_block_only():
     assert res.stdout.split() == ["refused", "after", str(1 << 30)], res.stderr
 
 
+def test_a_nested_headroom_keeps_the_outer_limit_and_restores_it_once():
+    """A block inside another changes nothing (the outer limit, set at the outer block's size,
+    holds: a gigabyte is still refused); leaving the outer block lifts the limit."""
+    res = _run("import resource\n"
+               "from fuzz.isolation import address_space_headroom as h\n"
+               "before = resource.getrlimit(resource.RLIMIT_AS)\n"
+               "with h(64 << 20):\n"
+               "    outer = resource.getrlimit(resource.RLIMIT_AS)\n"
+               "    with h(2 << 30):\n"
+               "        print(resource.getrlimit(resource.RLIMIT_AS) == outer)\n"
+               "        try:\n            b = bytearray(1 << 30)\n        except MemoryError:\n            print('refused')\n"
+               "    print(resource.getrlimit(resource.RLIMIT_AS) == outer)\n"
+               "print(resource.getrlimit(resource.RLIMIT_AS) == before, outer != before)\n")
+    assert res.stdout.split() == ["True", "refused", "True", "True", "True"], res.stderr
+
+
 def test_each_process_gets_its_own_compile_cache_and_removes_it(tmp_path):
     """``private_compile_cache``: a fresh inductor cache directory per process (a compile killed
     mid-build leaves its empty .so there, not in the cache every later process loads from),

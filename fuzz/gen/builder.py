@@ -54,6 +54,7 @@ class PendingNode:
     outputs: list              # tensor names
     kind: str
     witness: tuple | None = None  # (operand shapes, ints) at which a meta-device call agreed with the rule
+    unchecked: bool = False       # placed without that call (``Builder.check_on_insert`` off): checked at the end only
     solved: list | None = None    # the integers' values in the final solution
     floats: list = field(default_factory=list)  # values of the template's {"F": m} placeholders
 
@@ -79,6 +80,10 @@ class Builder(TextSolver):
                       "pinned": 0, "sources": 0}
         self._last_in_dtypes: list = []
         self._last_floats: list = []   # float values chosen for the node being inserted
+        # Meta-check each symbolic call when it is placed, at the solver's model then (its witness,
+        # which ``generate._pin_failing`` pins a call to if it fails at the final solution). Off, a
+        # call is checked at the final solution only (``fuzz.gen.generate.generate_graph``).
+        self.check_on_insert = True
         # --empty-dims one: dims may be 0, but only once the final solution lifts this assumption
         # for one input dim (fuzz.gen.empty_dims); growth and solving see every dim >= 1 as before
         self.zero_dims = cfg.policy.empty_dims == "one"
@@ -370,13 +375,14 @@ class Builder(TextSolver):
             if extra is not None:
                 cons += extra(outs)
             if self.try_add(cons):
-                witness = self._witness(info, operand_dims, ints, outs, out_dt)
+                witness = self._witness(info, operand_dims, ints, outs, out_dt) if self.check_on_insert else None
                 if witness is False:
                     self.solver.pop()
                     self.stats["meta_rejected"] += 1
                     continue
                 commit(ints, outs)
-                self.nodes[0 if extra is not None else -1].witness = witness
+                placed = self.nodes[0 if extra is not None else -1]
+                placed.witness, placed.unchecked = witness, not self.check_on_insert
                 return True
         return False
 

@@ -22,6 +22,14 @@ class Chooser:
     def chance(self, p: float) -> bool:
         return self.integer(0, 999) < int(p * 1000)
 
+    def snapshot(self):
+        """A state ``restore`` returns to, so that the draws after it are made again; None when
+        this chooser cannot replay its draws."""
+        return None
+
+    def restore(self, state) -> None:
+        raise NotImplementedError
+
 
 class RandomChooser(Chooser):
     def __init__(self, seed: int | random.Random):
@@ -29,3 +37,9 @@ class RandomChooser(Chooser):
 
     def integer(self, lo: int, hi: int) -> int:
         return self.rng.randint(lo, hi) if hi > lo else lo
+
+    def snapshot(self):
+        return self.rng.getstate()
+
+    def restore(self, state) -> None:
+        self.rng.setstate(state)

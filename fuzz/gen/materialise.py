@@ -74,7 +74,17 @@ def _order_outputs(g: Graph) -> None:
 
 
 def materialise(g: Graph, seed: int, cfg: GenConfig, max_repairs: int = 4) -> Generated:
-    """Run the guard and the value search; drop nodes that fail. Returns the model with its values."""
+    """Run the guard and the value search; drop nodes that fail. Returns the model with its values.
+    Every call of the search and the guard runs under one address-space headroom, the one
+    ``run_node`` sets per call (a call asking for far more memory fails instead of swapping)."""
+    from fuzz.gen.interpret import CALL_HEADROOM_BYTES
+    from fuzz.isolation import address_space_headroom
+
+    with address_space_headroom(CALL_HEADROOM_BYTES):
+        return _materialise(g, seed, cfg, max_repairs)
+
+
+def _materialise(g: Graph, seed: int, cfg: GenConfig, max_repairs: int) -> Generated:
     import torch
 
     from fuzz.gen.edge import edge_leaves

@@ -4,6 +4,11 @@ The solver is fed SMT-LIB text (one parse per insertion) rather than terms built
 Python API, which spends most of its time in per-term wrappers. Declarations made inside a
 popped scope stay known to the solver's parser, so every constant is declared exactly once.
 
+The solver is Z3's SMT kernel itself (``SimpleSolver``), not the default solver that wraps it
+and, once scopes are pushed, hands every check to that same kernel: creating, pushing and freeing
+it is cheaper (in a profile of 400 default-mix models the Z3 calls took a sixth less time; 7 of
+150 models came out different, none invalid).
+
 Each model gets a fresh Z3 context (~0.5 ms with ``fuzz.gen.heap``'s setting, 4-5 ms without): Z3's answers then depend only on this model's
 choices, not on what the process solved before (same seed, same graph; Hypothesis replay).
 """
@@ -36,7 +41,7 @@ class TextSolver:
         keep_freed_memory()  # else each context is paged in anew (fuzz.gen.heap)
         self.z3 = z3
         self.ctx = z3.Context()
-        self.solver = z3.Solver(ctx=self.ctx)
+        self.solver = z3.SimpleSolver(ctx=self.ctx)
         self.solver.set("random_seed", seed)
         self.solver.set("rlimit", rlimit)  # per check: "unknown" counts as unsat
         self._undeclared: list = []   # constants to declare with the next SMT-LIB text

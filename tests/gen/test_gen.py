@@ -55,6 +55,28 @@ def test_models_are_valid_finite_and_json_roundtrip(ruleset):
         assert m.finite and all(torch.isfinite(o).all() for o in outs if o.dtype.is_floating_point)
 
 
+def test_a_call_failing_at_the_end_regrows_the_graph_as_if_checked_throughout(monkeypatch):
+    """Graphs grow without a meta check per placed call; one whose call then disagrees with its
+    rule at the final solution is grown again from the same draws with the checks on: the model
+    is the one a generator checking every placement makes (a chooser that cannot replay)."""
+    from fuzz.gen.policy import Shares
+
+    shipped = load_ruleset()
+    regrown = None
+    for i in range(200):
+        m = generate_model_for_index(shipped, GenConfig(nodes=5), 0, i, Shares())
+        if m.stats.get("regrown"):
+            regrown = (i, m)
+            break
+    assert regrown is not None, "no model of the first 200 needed its graph regrown"
+    i, fast = regrown
+    monkeypatch.setattr(RandomChooser, "snapshot", lambda self: None)
+    checked = generate_model_for_index(shipped, GenConfig(nodes=5), 0, i, Shares())
+    assert "regrown" not in checked.stats
+    assert checked.graph.dumps() == fast.graph.dumps()
+    assert all(torch.equal(checked.leaves[k], fast.leaves[k]) for k in fast.leaves)
+
+
 def test_same_seed_same_graph(ruleset):
     a = generate_model_for_index(ruleset, GenConfig(nodes=8), 7, 3)
     b = generate_model_for_index(ruleset, GenConfig(nodes=8), 7, 3)
