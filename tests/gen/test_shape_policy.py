@@ -105,3 +105,28 @@ def test_aimed_solve_keeps_every_target_that_fits(conflict):
         assert bb[-1] == a[-1] + 1
     else:
         assert bb[-1] in VECTOR_WIDTHS
+
+
+def test_aimed_solve_drops_only_the_later_conflicting_target_in_few_checks():
+    """Three fresh rank-2 tensors of a vector model, the second tied to the first so that both
+    innermost dims cannot sit at vector widths: the unsat core names the two, the later one's
+    target gives way to its max_dim cap, the third keeps its own; two checks in all (one per
+    core), not two or three per tensor."""
+    import random
+
+    from fuzz.gen.builder import Builder
+
+    rs = load_ruleset()
+    b = Builder(rs, GenConfig(nodes=3, policy=ModelPolicy(shape="vector")), RandomChooser(random.Random(4)))
+    made = [b.new_tensor(2, "float32", "input") for _ in range(3)]
+    (ta, ca), (tb, cb), (tc, cc) = made
+    b.add(ca + cb + cc + [f"(= {tb.dims[-1]} (+ {ta.dims[-1]} 1))"])
+    b.tensors.update({t.name: t for t, _ in made})
+    checks = []
+    real_check = b.solver.check
+    b.solver.check = lambda *a: checks.append(len(a)) or real_check(*a)
+    shapes = b.solve()
+    a, bb, c = shapes[ta.name], shapes[tb.name], shapes[tc.name]
+    assert a[-1] in VECTOR_WIDTHS and c[-1] in VECTOR_WIDTHS
+    assert bb[-1] == a[-1] + 1 and max(bb) <= b.cfg.max_dim  # its cap instead of its target
+    assert len(checks) == 2
