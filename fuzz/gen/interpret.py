@@ -17,6 +17,7 @@ from typing import Any, Callable
 from fuzz.gen import custom_ops, hop_fns
 from fuzz.isolation import address_space_headroom
 from fuzz.ir.graph import Graph, Node
+from fuzz.ir.opnames import last_component
 from fuzz.ir.record import decode_value, dtype_from_name, dtype_name, resolve_op
 
 
@@ -143,7 +144,31 @@ def _region(node: Node, device: str):
     return torch.autocast(device_type=torch.device(device).type, dtype=dtype_from_name(region))
 
 
+# Calls that a non-finite input can kill the process in: LAPACK's eigenvalue driver through MKL
+# segfaults on float32 inf/NaN when only eigenvalues are asked for (pytorch#121149, #93124; the
+# torch.linalg documentation allows a crash on non-finite input). On such an input the call
+# fails instead, like a call that raises, so the generator keeps or drops it as it does those.
+CRASH_ON_NONFINITE = frozenset({"eigvals", "linalg_eigvals"})
+
+
+def _nonfinite_input(node: Node, env: dict) -> str | None:
+    """The name of an inf/NaN-holding floating input of a ``CRASH_ON_NONFINITE`` call, else None."""
+    import torch
+
+    if last_component(node.op) not in CRASH_ON_NONFINITE:
+        return None
+    for name in node.inputs():
+        t = env.get(name)
+        if isinstance(t, torch.Tensor) and (t.is_floating_point() or t.is_complex()) and t.device.type != "meta" \
+                and not bool(torch.isfinite(t).all()):
+            return name
+    return None
+
+
 def run_node(node: Node, env: dict, submodules: dict, device: str = "cpu") -> dict:
+    bad = _nonfinite_input(node, env)
+    if bad is not None:
+        raise NodeError(node, f"non-finite values in {bad}: {node.op} may crash the process on them (not called)")
     written = node.extra.get("writes")  # a state form's in-place write into a leaf: write into a copy
     if written in env:                  # (fuzz.gen.state_forms; the program writes the real tensor)
         env = {**env, written: env[written].clone()}

@@ -20,6 +20,8 @@ from fuzz.ir.rule import Rule, write_rules
 
 from hand_rules import fixture_rules, rule
 
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
 
 @pytest.fixture(scope="module")
 def ruleset():
@@ -273,3 +275,25 @@ def test_the_guard_rerun_lands_on_poisoned_memory_and_drops_an_uninitialised_out
     model = materialise(g, seed=0, cfg=GenConfig())
     assert model.graph.ops() == ["torch.cos"]
     assert "not deterministic" in model.graph.meta["guard"]["reasons"][0]
+
+
+def test_a_call_that_crashes_on_nonfinite_input_fails_instead_of_killing_the_generator():
+    """float32 ``torch.linalg.eigvals`` on a NaN segfaults through MKL (pytorch#121149): the
+    interpreter refuses the call (a NodeError, which the value search, the edge policy and the
+    guard treat as a failing call) instead of making it; finite inputs run as before."""
+    code = (
+        "import torch\n"
+        "from fuzz.gen.interpret import NodeError, run_node\n"
+        "from fuzz.ir.graph import Node\n"
+        "n = Node(id='n0', op='torch.linalg.eigvals', api='function', args=[{'ref': 'x'}], kwargs={}, outputs=['y'])\n"
+        "x = torch.rand(2, 3, 3)\n"
+        "print(tuple(run_node(n, {'x': x}, {})['y'].shape))\n"
+        "x[0, 1, 2] = float('nan')\n"
+        "try:\n"
+        "    run_node(n, {'x': x}, {})\n"
+        "except NodeError as exc:\n"
+        "    print('refused', 'non-finite' in exc.message)\n")
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in (REPO, os.environ.get("PYTHONPATH")) if p))
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
+    assert res.returncode == 0, res.stderr[-2000:]
+    assert res.stdout.split("\n")[:2] == ["(2, 3)", "refused True"]
