@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from fuzz.gen.callcheck import meta_check
 from fuzz.gen.chooser import Chooser
 from fuzz.gen.config import FLOAT_DTYPES, GenConfig, GenerationError
+from fuzz.gen.loop_bounds import loop_bounds
 from fuzz.gen.ruleset import RuleInfo, RuleSet, cast_ops
 from fuzz.gen.shapes import shape_class, targets
 from fuzz.gen.solver import TextSolver, smt_term
@@ -371,7 +372,7 @@ class Builder(TextSolver):
                 self.stats["symbolic_ints"] += 1
             rc, out_terms = self._rule_constraints(info, operand_dims, ints)
             outs, oc = self._outputs(out_terms, out_dt)
-            cons += rc + oc
+            cons += rc + oc + loop_bounds(info.rule.op, operand_dims)
             if extra is not None:
                 cons += extra(outs)
             if self.try_add(cons):

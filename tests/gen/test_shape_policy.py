@@ -130,3 +130,28 @@ def test_aimed_solve_drops_only_the_later_conflicting_target_in_few_checks():
     assert a[-1] in VECTOR_WIDTHS and c[-1] in VECTOR_WIDTHS
     assert bb[-1] == a[-1] + 1 and max(bb) <= b.cfg.max_dim  # its cap instead of its target
     assert len(checks) == 2
+
+
+def test_recurrent_layers_keep_their_step_dims_small_in_large_models():
+    """A large model aims its bulk at the outer dim; for an LSTM that is the time dim, whose
+    steps the meta check runs one Python decomposition at a time (168 s for 65,536 steps):
+    ``loop_bounds`` keeps the step dims at most STEPS while the model still grows large."""
+    import random
+
+    from fuzz.gen.builder import Builder
+    from fuzz.gen.generate import _place_lead
+    from fuzz.gen.loop_bounds import STEPS, loop_bounds
+
+    assert loop_bounds("torch.nn.LSTM", [["d1", "d2", "d3"]]) == ["(<= d1 64)", "(<= d2 64)"]
+    assert loop_bounds("torch.nn.LSTMCell", [["d1", "d2"]]) == []
+    rs = load_ruleset()
+    placed = []
+    for seed in range(8):
+        b = Builder(rs, GenConfig(nodes=1, policy=ModelPolicy(shape="large")), RandomChooser(random.Random(seed)))
+        if not (_place_lead(b, rs.stem["torch.nn.LSTM"]) and b.nodes):
+            continue
+        assert b.nodes[0].info.rule.op == "torch.nn.LSTM"
+        seq = b.solve()[b.nodes[0].operands[0]]
+        placed.append(seq)
+        assert max(seq[:2] if len(seq) >= 3 else seq[:1]) <= STEPS, seq
+    assert len(placed) >= 3, placed
