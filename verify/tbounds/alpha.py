@@ -12,17 +12,23 @@ from .crown import backsub, relu_relaxation
 
 
 def alpha_rows(tn, lo, hi, C, pre, iters=20, lr=0.25, target=None, lb0=None, X0=None, signs=None, lr_beta=0.05,
-               layer=None):
+               layer=None, alpha0=None, beta0=None, want_params=False):
     """Return (lb (B, m), X (B, m, n_in)): best sound bounds over ``iters`` Adam steps.
 
     layer: the rows are of hidden layer ``layer``'s pre-activation (C: (m, n_layer); ``pre``
     then needs only layers 0..layer-1); default the output (C: (m, n_out)).
 
     target: optional (m,) thresholds; rows whose bound already exceeds them stop counting
-    in the objective (they are refuted), and the loop ends once every row is.
+    in the objective (they are refuted), boxes whose rows all are drop out of the batch
+    (the rest go on smaller), and the loop ends once every row is.
     signs: optional per hidden layer (B, n_j) split constraints (``crown.backsub``); then the
     multipliers beta >= 0 of those constraints are optimised with the slopes (beta-CROWN),
     and the bound holds over the box intersected with the constraints.
+    alpha0, beta0: optional starting slopes / multipliers per hidden layer (B, m, n_j) (e.g.
+    a parent domain's: a warm start; any values are sound, they are clamped in ``backsub``);
+    default CROWN's adaptive slopes and zero multipliers.
+    want_params: also return, per hidden layer, the slopes and multipliers (B, m, n_j) of
+    the best bound seen per (box, row) (None for a layer without multipliers).
     """
     torch = __import__("torch")
     B, m = lo.shape[0], C.shape[0]
@@ -33,26 +39,60 @@ def alpha_rows(tn, lo, hi, C, pre, iters=20, lr=0.25, target=None, lb0=None, X0=
         if lb0 is None:
             lb0, X0 = backsub(tn, k, C.unsqueeze(0), lo, hi, pre, relax=relax)
     best, bestX = lb0.clone(), X0.clone()
-    alphas = [r[4].unsqueeze(1).expand(B, m, -1).clone().requires_grad_(True) for r in relax]
+    alphas = [(alpha0[j].to(lo.dtype) if alpha0 is not None else r[4].unsqueeze(1).expand(B, m, -1)).clone()
+              .requires_grad_(True) for j, r in enumerate(relax)]
     betas = None
     if signs is not None:
-        betas = [torch.zeros(B, m, sg.shape[1], dtype=lo.dtype, device=lo.device).requires_grad_(True)
-                 if bool((sg != 0).any()) else None for sg in signs]
+        betas = [((beta0[j].to(lo.dtype).clone() if beta0 is not None and beta0[j] is not None
+                   else torch.zeros(B, m, sg.shape[1], dtype=lo.dtype, device=lo.device)).requires_grad_(True)
+                  if bool((sg != 0).any()) else None) for j, sg in enumerate(signs)]
+    n_a = len(alphas)
     params = alphas + [b for b in (betas or []) if b is not None]
-    rates = [lr] * len(alphas) + [lr_beta] * (len(params) - len(alphas))
+    best_p = [a.detach().clone() for a in params] if want_params else None
+    rates = [lr] * n_a + [lr_beta] * (len(params) - n_a)
     # Adam written out (torch.optim imports torch._dynamo: 2.3 s per process, measured)
     m1 = [torch.zeros_like(a) for a in params]
     m2 = [torch.zeros_like(a) for a in params]
     b1, b2 = 0.9, 0.999
     Cb = C.unsqueeze(0)
+    idx = None  # the boxes still in the batch (None: all of them)
     for it in range(1, iters + 1):
-        if target is not None and bool((best > target).all()):
-            break
+        if target is not None:
+            live = ~(best > target).all(1) if idx is None else ~(best[idx] > target).all(1)
+            n_live = int(live.sum())
+            if n_live == 0:
+                break
+            if n_live <= 0.75 * live.shape[0]:
+                # drop the boxes whose rows are all refuted: the next steps cost their share less
+                keep = torch.nonzero(live).flatten()
+                idx = keep if idx is None else idx[keep]
+                lo, hi = lo[keep], hi[keep]
+                pre = [(l[keep], u[keep]) for l, u in pre]
+                relax = [tuple(t[keep] for t in r) for r in relax]
+                if signs is not None:
+                    signs = [sg[keep] for sg in signs]
+                params = [a.detach()[keep].requires_grad_(True) for a in params]
+                m1, m2 = [p[keep] for p in m1], [p[keep] for p in m2]
+                alphas = params[:n_a]
+                if betas is not None:
+                    it_b = iter(params[n_a:])
+                    betas = [None if b is None else next(it_b) for b in betas]
         lb, X = backsub(tn, k, Cb, lo, hi, pre, alphas=alphas, relax=relax, betas=betas, signs=signs)
         with torch.no_grad():
-            better = lb > best
-            best = torch.where(better, lb, best)
-            bestX = torch.where(better.unsqueeze(-1), X, bestX)
+            cur = best if idx is None else best[idx]
+            better = lb > cur
+            if idx is None:
+                best = torch.where(better, lb, best)
+                bestX = torch.where(better.unsqueeze(-1), X, bestX)
+            else:
+                best[idx] = torch.where(better, lb, cur)
+                bestX[idx] = torch.where(better.unsqueeze(-1), X, bestX[idx])
+            if want_params:
+                for bp, a in zip(best_p, params):
+                    if idx is None:
+                        bp.copy_(torch.where(better.unsqueeze(-1), a, bp))
+                    else:
+                        bp[idx] = torch.where(better.unsqueeze(-1), a, bp[idx])
         obj = lb if target is None else (lb - target).clamp(max=1e-6)
         grads = torch.autograd.grad(obj.sum(), params, allow_unused=True)
         with torch.no_grad():
@@ -63,11 +103,15 @@ def alpha_rows(tn, lo, hi, C, pre, iters=20, lr=0.25, target=None, lb0=None, X0=
                 p2.mul_(b2).addcmul_(g, g, value=1 - b2)
                 step = rates[i] * (p1 / (1 - b1 ** it)) / ((p2 / (1 - b2 ** it)).sqrt() + 1e-8)
                 a.add_(step)  # ascent on the bound
-                if i < len(alphas):
+                if i < n_a:
                     a.clamp_(0.0, 1.0)
                 else:
                     a.clamp_(min=0.0)
-    return best.detach(), bestX.detach()
+    if not want_params:
+        return best.detach(), bestX.detach()
+    it_b = iter(best_p[n_a:])
+    beta_out = [None if b is None else next(it_b) for b in betas] if betas is not None else None
+    return best.detach(), bestX.detach(), best_p[:n_a], beta_out
 
 
 def alpha_intermediate(tn, lo, hi, pre, iters=20, lr=0.25, deadline_left=None):
