@@ -163,7 +163,7 @@ def relu_bab_torch(S, root_pre, device="cpu"):
             op = torch.nonzero(~done).flatten()
             got = alpha_rows(tn, loB[op], hiB[op], C, [(a[op], b[op]) for a, b in pre],
                              iters=opts.relu_beta_iters, lr=0.1, target=rhs, lb0=lb[op], X0=X[op],
-                             signs=[s_[op] for s_ in signs], want_params=warm,
+                             signs=[s_[op] for s_ in signs], want_params=warm, per_row=opts.relu_per_row,
                              alpha0=[a[op] for a in alpha_b] if warm else None,
                              beta0=[b[op] for b in beta_b] if warm else None)
             la, Xa = got[0], got[1]

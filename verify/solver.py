@@ -84,6 +84,8 @@ class Options:
     relu_refresh_bounds: bool = True # ... and intermediate bounds recomputed under the splits' clamps
     relu_warm_start: bool = True     # ... split domains start from their parent's bounds, slopes and
                                      # multipliers (rbab.DomainPool); False: from the root's, CROWN's, zero
+    relu_per_row: bool = True        # ... each (domain, property row) optimised as its own item, refuted
+                                     # rows leaving the batch (tbounds.alpha.alpha_rows per_row)
     recheck_leaves: bool = False     # after 'unsat': bound every closed leaf again from scratch
 
 

@@ -255,3 +255,37 @@ def test_domain_pool_grows_and_hands_out_the_smallest_priorities_first():
     assert pool.take(1)["depth"].tolist() == [9]
     rest = pool.take(100)
     assert pool.n == 0 and rest["depth"].shape[0] == 5
+
+
+def test_alpha_rows_per_row_items_match_each_row_optimised_alone():
+    """per_row: every (box, row) is optimised as its own problem (a refuted row leaves the
+    batch alone): each result is what that row gets optimised by itself, rows refuted by the
+    starting bound are returned as they were, and the returned parameters reproduce the bounds."""
+    net = f32_net(13, (5, 16, 16, 4))
+    tn = TorchNet(net, dtype="float32")
+    rng = np.random.default_rng(13)
+    c = rng.uniform(-1, 1, (3, 5))
+    L, H = tn.box(c - 0.4, c + 0.4)
+    pre0 = intermediate_bounds(tn, L, H)
+    sg0 = torch.zeros_like(pre0[0][0])
+    for b in range(3):
+        unst = torch.nonzero((pre0[0][0][b] < 0) & (pre0[0][1][b] > 0)).flatten()
+        sg0[b, unst[:2]] = torch.tensor([1.0, -1.0])
+    signs = [sg0, torch.zeros_like(pre0[1][0])]
+    pre = [(torch.where(sg0 > 0, pre0[0][0].clamp(min=0), pre0[0][0]),
+            torch.where(sg0 < 0, pre0[0][1].clamp(max=0), pre0[0][1])), pre0[1]]
+    C = tn.rows(np.array([[1.0, -1.0, 0.0, 0.0], [0.0, 1.0, -1.0, 0.0], [0.0, 0.0, 1.0, -1.0]]))
+    lb0, X0 = backsub(tn, tn.n_hidden, C.unsqueeze(0), L, H, pre)
+    target = lb0.median(0).values.double() + 0.05  # some (box, row) refuted at once, others not
+    target[0] = lb0[:, 0].min().double() - 1.0       # row 0 refuted everywhere from the start
+    lb, X, al, be = alpha_rows(tn, L, H, C, pre, iters=6, lr=0.1, target=target, lb0=lb0, X0=X0, signs=signs,
+                               want_params=True, per_row=True)
+    assert torch.equal(lb[:, 0], lb0[:, 0]) and torch.equal(X[:, 0], X0[:, 0])
+    for r in range(1, 3):
+        alone, _ = alpha_rows(tn, L, H, C[r:r + 1], pre, iters=6, lr=0.1, target=target[r:r + 1],
+                              lb0=lb0[:, r:r + 1], X0=X0[:, r:r + 1], signs=signs)
+        assert torch.allclose(lb[:, r], alone[:, 0], rtol=0, atol=1e-5)
+    assert bool((lb[:, 1:] > lb0[:, 1:]).any())
+    with torch.no_grad():
+        again, _ = backsub(tn, tn.n_hidden, C.unsqueeze(0), L, H, pre, alphas=al, betas=be, signs=signs)
+    assert torch.allclose(again[:, 1:], lb[:, 1:], rtol=0, atol=1e-4)  # float32 sums in another order
