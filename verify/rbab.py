@@ -5,13 +5,18 @@ constraints ``z_j >= 0`` / ``z_j <= 0`` on some hidden neurons (``signs``: +1 / 
 neuron). Each round takes up to ``Options.relu_batch`` open domains (smallest gap first)
 and bounds them all at once:
 
-* intermediate bounds: the root's sound bounds (``troot``), clamped by each domain's splits
-  (``l = max(l, 0)`` where ``z >= 0`` is imposed, ``u = min(u, 0)`` where ``z <= 0``), and
-  (``Options.relu_refresh_bounds``) CROWN again on them, layer by layer, intersected;
+* intermediate bounds: the parent domain's sound bounds (the root's from ``troot``), clamped
+  by the domain's splits (``l = max(l, 0)`` where ``z >= 0`` is imposed, ``u = min(u, 0)``
+  where ``z <= 0``), and (``Options.relu_refresh_bounds``) CROWN again on the layers after
+  the newest split's (``tbounds.crown.refresh_after_split``; the layers up to it cannot
+  change), intersected;
 * property rows: CROWN, then, for the domains it leaves open, alpha-CROWN with the splits'
   multipliers beta optimised alongside the slopes (``tbounds.alpha.alpha_rows`` with
-  ``signs``; the Lagrangian terms are in ``tbounds.crown.backsub``). Every iterate is a
+  ``signs``; the Lagrangian terms are in ``tbounds.crown.backsub``), starting from the
+  parent's best slopes and multipliers (``Options.relu_warm_start``). Every iterate is a
   sound bound of the box intersected with the domain's constraints, with outward rounding.
+
+The open domains and their state live in a ``DomainPool``.
 
 A domain is closed when every term has a row whose bound exceeds its right-hand side. An
 open one is split on its unsplit unstable neuron whose upper-line intercept costs the bound
@@ -35,13 +40,60 @@ from .case_result import CaseResult
 from .torch_case import torch_case
 
 
+class DomainPool:
+    """The open domains' state in preallocated tensors (rows reused once their domain is
+    taken): a round gathers its batch and writes the children into free rows, without the
+    copy of every open domain that concatenating would cost each round.
+
+    Per domain: split signs (int8), depth, priority (``inf`` marks a free row), the domain's
+    sound pre-activation bounds, the first layer they need recomputing from, and warm-start
+    slopes / multipliers (stored in half precision: any value is sound, they only seed the
+    optimisation)."""
+
+    def __init__(self, torch, n_total, m, dtype, device, cap=1024):
+        self.torch = torch
+        self.cols = {"sig": ((n_total,), torch.int8), "depth": ((), torch.int64),
+                     "first": ((), torch.int64), "pl": ((n_total,), dtype), "pu": ((n_total,), dtype),
+                     "alpha": ((m, n_total), torch.float16), "beta": ((m, n_total), torch.float16)}
+        self.device = device
+        self.t = {k: torch.zeros((cap,) + shp, dtype=dt, device=device) for k, (shp, dt) in self.cols.items()}
+        self.score = torch.full((cap,), float("inf"), dtype=torch.float64, device=device)
+        self.n = 0
+
+    def put(self, score, **vals):
+        torch = self.torch
+        k = score.shape[0]
+        free = torch.nonzero(torch.isinf(self.score)).flatten()
+        if free.numel() < k:
+            cap = self.score.shape[0]
+            grow = max(cap, k)
+            for key, (shp, dt) in self.cols.items():
+                self.t[key] = torch.cat([self.t[key], torch.zeros((grow,) + shp, dtype=dt, device=self.device)])
+            self.score = torch.cat([self.score, torch.full((grow,), float("inf"), dtype=torch.float64,
+                                                           device=self.device)])
+            free = torch.nonzero(torch.isinf(self.score)).flatten()
+        rows = free[:k]
+        self.score[rows] = score
+        for key, v in vals.items():
+            self.t[key][rows] = v.to(self.t[key].dtype)
+        self.n += k
+
+    def take(self, b):
+        """The (up to) b open domains of smallest priority, removed from the pool."""
+        torch = self.torch
+        rows = torch.topk(self.score, min(self.n, b), largest=False).indices
+        self.score[rows] = float("inf")
+        self.n -= rows.numel()
+        return {key: t[rows] for key, t in self.t.items()}
+
+
 def relu_bab_torch(S, root_pre, device="cpu"):
     """root_pre: the root's sound pre-activation bounds, list of torch (l, u) each (1, n_j)."""
     import torch
 
     from .pgd import domain_pgd
     from .tbounds.alpha import alpha_rows
-    from .tbounds.crown import backsub, intermediate_bounds
+    from .tbounds.crown import backsub, intermediate_bounds, refresh_after_split, relu_relaxation
 
     opts = S.opts
     case = torch_case(S, device)
@@ -53,51 +105,75 @@ def relu_bab_torch(S, root_pre, device="cpu"):
             root_pre = intermediate_bounds(tn, lo, hi)
     sizes = [l.shape[1] for l, _ in root_pre]
     off = np.concatenate([[0], np.cumsum(sizes)])
-    SIG = torch.zeros(1, int(off[-1]), dtype=torch.int8, device=tn.device)
-    DEPTH = torch.zeros(1, dtype=torch.int64, device=tn.device)
-    SCORE = torch.zeros(1, dtype=torch.float64, device=tn.device)
+    layer_of = torch.repeat_interleave(torch.arange(len(sizes), device=tn.device),
+                                       torch.as_tensor(sizes, device=tn.device))
+    m = C.shape[0]
+    pool = DomainPool(torch, int(off[-1]), m, tn.dtype, tn.device)
+    a_root = torch.cat([relu_relaxation(l, u)[4] for l, u in root_pre], 1)
+    pool.put(torch.zeros(1, dtype=torch.float64, device=tn.device),
+             sig=torch.zeros(1, int(off[-1]), dtype=torch.int8, device=tn.device),
+             depth=torch.zeros(1, dtype=torch.int64, device=tn.device),
+             first=torch.full((1,), tn.n_hidden, dtype=torch.int64, device=tn.device),
+             pl=torch.cat([l for l, _ in root_pre], 1), pu=torch.cat([u for _, u in root_pre], 1),
+             alpha=a_root.unsqueeze(1).expand(1, m, -1), beta=torch.zeros(1, m, int(off[-1])))
     closed_weight = {}
     n_dom = 0
     Cb = C.unsqueeze(0)
+    warm = opts.relu_warm_start
 
     def refuted(lb):
         term_ref = ((lb > rhs).unsqueeze(1) & tm.unsqueeze(0)).any(-1)
         return term_ref, term_ref.all(-1)
 
-    while SIG.shape[0] > 0:
+    def per_layer(t):
+        return [t[..., off[k]:off[k + 1]] for k in range(len(sizes))]
+
+    while pool.n > 0:
         if S.left() <= 0:
-            S.stats["open_domains_at_timeout"] = int(SIG.shape[0])
+            S.stats["open_domains_at_timeout"] = int(pool.n)
             S.stats["domains"] = n_dom
+            S.stats["closed_fraction"] = closed_fraction(closed_weight)
             return CaseResult("unknown", None, S.stats)
-        N = SIG.shape[0]
-        take = torch.topk(SCORE, min(N, opts.relu_batch), largest=False).indices
-        keep = torch.ones(N, dtype=torch.bool, device=tn.device)
-        keep[take] = False
-        sig, depth = SIG[take], DEPTH[take]
-        SIG, DEPTH, SCORE = SIG[keep], DEPTH[keep], SCORE[keep]
+        d = pool.take(opts.relu_batch)
+        sig, depth = d["sig"], d["depth"]
         B = sig.shape[0]
         n_dom += B
-        signs, pre = [], []
-        for k, (l, u) in enumerate(root_pre):
-            sg = sig[:, off[k]:off[k + 1]].to(tn.dtype)
-            signs.append(sg)
-            pre.append((torch.where(sg > 0, l.clamp(min=0), l), torch.where(sg < 0, u.clamp(max=0), u)))
+        signs = [s_.to(tn.dtype) for s_ in per_layer(sig)]
+        if warm:
+            pre = [(torch.where(sg > 0, l.clamp(min=0), l), torch.where(sg < 0, u.clamp(max=0), u))
+                   for sg, l, u in zip(signs, per_layer(d["pl"]), per_layer(d["pu"]))]
+        else:
+            pre = [(torch.where(sg > 0, l.clamp(min=0), l), torch.where(sg < 0, u.clamp(max=0), u))
+                   for sg, (l, u) in zip(signs, root_pre)]
         loB, hiB = lo.expand(B, -1), hi.expand(B, -1)
         if opts.relu_refresh_bounds:
-            # the splits' clamps tighten the layers after them: CROWN again (sound, intersected)
+            # the splits' clamps tighten the layers after them: CROWN again (sound, intersected);
+            # a domain that holds its parent's bounds needs it only after its newest split's layer
             with torch.no_grad():
-                pre = intermediate_bounds(tn, loB, hiB, pre_known=pre)
+                if warm:
+                    pre = refresh_after_split(tn, loB, hiB, pre, d["first"])
+                else:
+                    pre = intermediate_bounds(tn, loB, hiB, pre_known=pre)
         sc = []
         with torch.no_grad():
             lb, X = backsub(tn, tn.n_hidden, Cb, loB, hiB, pre, scores=sc)
         term_ref, done = refuted(lb)
+        alpha_b, beta_b = per_layer(d["alpha"]), per_layer(d["beta"])
         if not bool(done.all()) and S.left() > 0:
             op = torch.nonzero(~done).flatten()
-            la, Xa = alpha_rows(tn, loB[op], hiB[op], C, [(a[op], b[op]) for a, b in pre],
-                                iters=opts.relu_beta_iters, lr=0.1, target=rhs, lb0=lb[op], X0=X[op],
-                                signs=[s_[op] for s_ in signs])
+            got = alpha_rows(tn, loB[op], hiB[op], C, [(a[op], b[op]) for a, b in pre],
+                             iters=opts.relu_beta_iters, lr=0.1, target=rhs, lb0=lb[op], X0=X[op],
+                             signs=[s_[op] for s_ in signs], want_params=warm, per_row=opts.relu_per_row,
+                             alpha0=[a[op] for a in alpha_b] if warm else None,
+                             beta0=[b[op] for b in beta_b] if warm else None)
+            la, Xa = got[0], got[1]
             lb, X = lb.clone(), X.clone()
             lb[op], X[op] = la, Xa
+            if warm:
+                a_new = torch.cat(got[2], -1).to(d["alpha"].dtype)
+                b_new = torch.cat([torch.zeros_like(a) if b is None else b.clamp(max=6e4)
+                                   for a, b in zip(got[2], got[3])], -1).to(d["beta"].dtype)
+                d["alpha"][op], d["beta"][op] = a_new, b_new
             term_ref, done = refuted(lb)
         if bool(done.any()):
             for dv, cnt in zip(*np.unique(depth[done].cpu().numpy(), return_counts=True)):
@@ -145,9 +221,10 @@ def relu_bab_torch(S, root_pre, device="cpu"):
         s1[ar, best] = -1
         s2[ar, best] = 1
         pri = torch.where(open_row, gap, torch.full_like(gap, float("inf"))).min(1).values
-        SIG = torch.cat([SIG, s1, s2])
-        DEPTH = torch.cat([DEPTH, depth + 1, depth + 1])
-        SCORE = torch.cat([SCORE, pri, pri])
+        two = lambda t: torch.cat([t, t])  # noqa: E731
+        pool.put(two(pri), sig=torch.cat([s1, s2]), depth=two(depth + 1), first=two(layer_of[best] + 1),
+                 pl=two(torch.cat([l for l, _ in pre], 1)), pu=two(torch.cat([u for _, u in pre], 1)),
+                 alpha=two(d["alpha"][op]), beta=two(d["beta"][op]))
         S.stats["max_depth"] = max(S.stats.get("max_depth", 0), int(depth.max()) + 1)
     S.stats["domains"] = n_dom
     dmax = max(closed_weight) if closed_weight else 0
@@ -158,6 +235,12 @@ def relu_bab_torch(S, root_pre, device="cpu"):
         return CaseResult("unknown", None, S.stats)
     S.stats["certificate"] = "leaf weights sum to 1; every leaf closed by a soundly rounded beta-CROWN bound"
     return CaseResult("unsat", None, S.stats)
+
+
+def closed_fraction(closed_weight):
+    """The share of the root's split measure that closed leaves cover (sum of 2**-depth; 1.0
+    means proved): how far a search that timed out got."""
+    return round(sum(cnt * 2.0 ** -dv for dv, cnt in closed_weight.items()), 6)
 
 
 def first_valid(S, pts, vals, n_dom, how):

@@ -82,6 +82,10 @@ class Options:
     relu_beta_iters: int = 20        # alpha/beta optimisation steps per batch of domains
     relu_domain_pgd: int = 32        # ... and PGD inside this many of the most promising split domains per round
     relu_refresh_bounds: bool = True # ... and intermediate bounds recomputed under the splits' clamps
+    relu_warm_start: bool = True     # ... split domains start from their parent's bounds, slopes and
+                                     # multipliers (rbab.DomainPool); False: from the root's, CROWN's, zero
+    relu_per_row: bool = True        # ... each (domain, property row) optimised as its own item, refuted
+                                     # rows leaving the batch (tbounds.alpha.alpha_rows per_row)
     recheck_leaves: bool = False     # after 'unsat': bound every closed leaf again from scratch
 
 

@@ -128,24 +128,79 @@ def intermediate_bounds(tn, lo, hi, pre_known=None):
         if pre_known is not None:
             il, iu = torch.maximum(il, pre_known[k][0]), torch.minimum(iu, pre_known[k][1])
         if k > 0:
-            unst = (il < 0) & (iu > 0)
-            R = int(unst.sum(1).max())
-            if R:
-                # per box, only its own unstable neurons get rows (padded to the batch maximum R)
-                n = tn.sizes[k]
-                idx = torch.argsort((~unst).to(torch.int8), dim=1, stable=True)[:, :R]  # (B, R)
-                valid = unst.gather(1, idx)
-                E = torch.zeros(lo.shape[0], R, n, dtype=lo.dtype, device=lo.device)
-                E.scatter_(2, idx.unsqueeze(-1), valid.unsqueeze(-1).to(lo.dtype))
-                lb, _ = backsub(tn, k, torch.cat([E, -E], 1), lo, hi, pre)
-                ol, ou = il.gather(1, idx), iu.gather(1, idx)
-                nl = torch.where(valid, torch.maximum(ol, lb[:, :R]), ol)
-                nu = torch.where(valid, torch.minimum(ou, -lb[:, R:]), ou)
-                il = il.scatter(1, idx, nl)
-                iu = iu.scatter(1, idx, nu)
+            il, iu = _backsub_unstable(tn, lo, hi, pre, k, il, iu)
         pre.append((il, iu))
         hl, hu = il.clamp(min=0), iu.clamp(min=0)
     return pre
+
+
+def refresh_after_split(tn, lo, hi, pre, first):
+    """Sound (l, u) of every hidden layer for boxes (B, n_in) whose bounds ``pre`` already hold
+    and need recomputing only from layer ``first[b]`` on (B,) (e.g. a split domain whose
+    bounds are its parent's, clamped by one new split in layer ``first - 1``: the layers up to
+    that one cannot change). Layer k >= 1 is recomputed, as in ``intermediate_bounds`` (an
+    interval step, then back-substitution of the unstable neurons), for the boxes with
+    ``first <= k`` only, and intersected with ``pre``.
+    """
+    torch = __import__("torch")
+    out = [pre[0]]
+    for k in range(1, tn.n_hidden):
+        l, u = pre[k]
+        sel = torch.nonzero(first <= k).flatten()
+        if sel.numel() == 0:
+            out.append((l, u))
+            continue
+        sub = [(a[sel], b[sel]) for a, b in out] + [(l[sel], u[sel])]
+        got = intermediate_bounds_layer(tn, lo[sel], hi[sel], sub, k)
+        out.append((l.index_copy(0, sel, got[0]), u.index_copy(0, sel, got[1])))
+    return out
+
+
+def intermediate_bounds_layer(tn, lo, hi, pre, k):
+    """Layer k's sound (l, u) from sound bounds ``pre`` of layers 0..k (layer k's intersected
+    in): interval step from layer k-1, then back-substitution of the neurons it leaves unstable."""
+    torch = __import__("torch")
+    hl, hu = pre[k - 1][0].clamp(min=0), pre[k - 1][1].clamp(min=0)
+    il, iu = affine_interval(tn.W[k], tn.Wabs[k], tn.b[k], tn.babs[k], hl, hu)
+    il, iu = torch.maximum(il, pre[k][0]), torch.minimum(iu, pre[k][1])
+    return _backsub_unstable(tn, lo, hi, pre[:k], k, il, iu)
+
+
+CHUNK_FLOATS = 1 << 19  # back-substitution in slices of about this many floats per (rows, width) tensor
+
+
+def chunk_size(per_item):
+    """How many items of ``per_item`` floats each make one slice: the elementwise steps of
+    ``backsub`` are memory-bound on CPU, and slices that stay in the cache ran the MNIST-FC
+    refresh 2.2x faster than the whole batch at once (measured, 256x4, 256 domains)."""
+    return max(1, CHUNK_FLOATS // max(1, per_item))
+
+
+def _backsub_unstable(tn, lo, hi, pre, k, il, iu):
+    """Tighten layer k's bounds (il, iu) (B, n_k) by back-substitution of the neurons unstable
+    under them: per box only its own (rows +e_j and -e_j, padded to the slice's maximum),
+    in slices of boxes (``chunk_size``)."""
+    torch = __import__("torch")
+    unst = (il < 0) & (iu > 0)
+    R = int(unst.sum(1).max()) if unst.numel() else 0
+    if not R:
+        return il, iu
+    step = chunk_size(2 * R * max(tn.sizes[:k] + [tn.n_in]))
+    B = lo.shape[0]
+    if step < B:
+        got = [_backsub_unstable(tn, lo[i:i + step], hi[i:i + step], [(a[i:i + step], b[i:i + step]) for a, b in pre],
+                                 k, il[i:i + step], iu[i:i + step]) for i in range(0, B, step)]
+        return torch.cat([g[0] for g in got]), torch.cat([g[1] for g in got])
+    n = tn.sizes[k]
+    idx = torch.argsort((~unst).to(torch.int8), dim=1, stable=True)[:, :R]  # (B, R)
+    valid = unst.gather(1, idx)
+    E = torch.zeros(lo.shape[0], R, n, dtype=lo.dtype, device=lo.device)
+    E.scatter_(2, idx.unsqueeze(-1), valid.unsqueeze(-1).to(lo.dtype))
+    lb, _ = backsub(tn, k, torch.cat([E, -E], 1), lo, hi, pre)
+    ol, ou = il.gather(1, idx), iu.gather(1, idx)
+    nl = torch.where(valid, torch.maximum(ol, lb[:, :R]), ol)
+    nu = torch.where(valid, torch.minimum(ou, -lb[:, R:]), ou)
+    return il.scatter(1, idx, nl), iu.scatter(1, idx, nu)
 
 
 def crown_rows(tn, lo, hi, C, pre=None):
