@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from fuzz.gen.callcheck import meta_check
 from fuzz.gen.chooser import Chooser
 from fuzz.gen.config import FLOAT_DTYPES, GenConfig, GenerationError
+from fuzz.gen.aims import aims_by_cores
 from fuzz.gen.loop_bounds import loop_bounds
 from fuzz.gen.ruleset import RuleInfo, RuleSet, cast_ops
 from fuzz.gen.shapes import shape_class, targets
@@ -524,7 +525,7 @@ class Builder(TextSolver):
         shared: dict = {}
         aims = [(targets(self.shape, self.ch, dims, shared), dims) for dims in self.fresh_shapes]
         ints = [[f"(= {v} {smt_int(self.ch.integer(lo, hi))})"] for v, lo, hi in self.int_vars if self.ch.chance(0.5)]
-        values = self._aims_by_cores(aims, ints)
+        values = aims_by_cores(self, aims, ints)
         if values is not None:
             return values
         cap = self.shape.dim_max
@@ -555,60 +556,6 @@ class Builder(TextSolver):
         finally:
             if small:
                 self.solver.pop()
-
-    def _aims_by_cores(self, aims: list, ints: list) -> dict | None:
-        """The greedy loop's answer, mostly, in a few checks instead of two or three per fresh tensor.
-
-        Each tensor's target (or, without one, its dims at most ``max_dim``) and each drawn integer
-        is asserted behind a Boolean of its own and all are assumed in one check. While that is
-        unsatisfiable, the Booleans in Z3's unsat core tell which of them conflict: the one of the
-        latest tensor in it is dropped (the greedy loop keeps the earlier tensors' targets first,
-        and the integers after every tensor), a dropped target giving way to its tensor's
-        ``max_dim`` cap. None when the model found is over its element budget or Z3 gives no
-        answer (the greedy loop decides)."""
-        z3 = self.z3
-        every = [(k, aim or [f"(<= {d} {self.cfg.max_dim})" for d in dims], bool(aim), dims)
-                 for k, (aim, dims) in enumerate(aims)]
-        every += [(len(aims) + j, aim, False, []) for j, aim in enumerate(ints)]
-        self.solver.push()
-        try:
-            rank, caps, text = {}, {}, []   # by the Booleans' AST ids (printing a term is slow)
-
-            def guard(cons: list, order: int):
-                name = self.fresh("aim")
-                text.append(f"(declare-const {name} Bool)(assert (=> {name} (and true {' '.join(cons)})))")
-                b = z3.Bool(name, self.ctx)
-                rank[b.get_id()] = order
-                return b
-
-            active = []
-            for order, cons, aimed, dims in every:
-                b = guard(cons, order)
-                active.append(b)
-                if aimed:
-                    caps[b.get_id()] = ([f"(<= {d} {self.cfg.max_dim})" for d in dims], order)
-            self.solver.from_string(self._text([]) + "".join(text))
-            for _ in range(len(every) * 2 + 1):
-                verdict = self.solver.check(*self.assumptions, *active)
-                if verdict == z3.sat:
-                    values = self.values_at(self.model_values())
-                    return values if self.total_elements(values) <= self.shape.max_elements else None
-                if verdict != z3.unsat:
-                    return None
-                core = [c.get_id() for c in self.solver.unsat_core()]
-                core = [i for i in core if i in rank]
-                if not core:
-                    return None
-                drop = max(core, key=rank.__getitem__)
-                active = [b for b in active if b.get_id() != drop]
-                if drop in caps:
-                    cons, order = caps.pop(drop)
-                    text = []
-                    active.append(guard(cons, order))
-                    self.solver.from_string("".join(text))
-            return None
-        finally:
-            self.solver.pop()
 
     def _within_budget(self, later: list) -> bool:
         """Whether the current scope's model fits the element budget, the dims of tensors still to be
