@@ -17,8 +17,10 @@ def aims_by_cores(b, aims: list, ints: list) -> dict | None:
     ``max_dim`` cap. None when the model found is over its element budget or Z3 gives no
     answer (the greedy loop decides)."""
     z3 = b.z3
-    every = [(k, aim or [f"(<= {d} {b.cfg.max_dim})" for d in dims], bool(aim), dims)
-             for k, (aim, dims) in enumerate(aims)]
+    def cap(dims):
+        return [f"(<= {d} {b.cfg.max_dim})" for d in dims]
+
+    every = [(k, aim or cap(dims), bool(aim), dims) for k, (aim, dims) in enumerate(aims)]
     every += [(len(aims) + j, aim, False, []) for j, aim in enumerate(ints)]
     b.solver.push()
     try:
@@ -36,7 +38,7 @@ def aims_by_cores(b, aims: list, ints: list) -> dict | None:
             flag = guard(cons, order)
             active.append(flag)
             if aimed:
-                caps[flag.get_id()] = ([f"(<= {d} {b.cfg.max_dim})" for d in dims], order)
+                caps[flag.get_id()] = (cap(dims), order)
         b.solver.from_string(b._text([]) + "".join(text))
         for _ in range(len(every) * 2 + 1):
             verdict = b.solver.check(*b.assumptions, *active)
