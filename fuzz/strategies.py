@@ -28,7 +28,7 @@ from hypothesis import strategies as st
 from fuzz.gen.chooser import Chooser
 from fuzz.gen.config import DEFAULT_MAX_ELEMENTS, GenConfig, GenerationError
 from fuzz.gen.generate import generate
-from fuzz.gen.ruleset import RuleSet, load_ruleset
+from fuzz.gen.ruleset import RuleSet, freeze_long_lived, load_ruleset
 from fuzz.ir.graph import Graph
 
 
@@ -86,6 +86,7 @@ def _ruleset(rules, dtypes) -> RuleSet:
     key = (id(rules), tuple(dtypes) if dtypes else None)
     if key not in _RULESETS:
         _RULESETS[key] = RuleSet(list(rules), dtypes)
+        freeze_long_lived()
     return _RULESETS[key]
 
 

@@ -293,7 +293,19 @@ def themed(ruleset: RuleSet, theme: str) -> RuleSet:
         if theme in STAND_INS:
             rules = [with_stand_in(r, theme) for r in rules]
         got = ruleset.themes[theme] = RuleSet(rules, sorted((ruleset.allowed | extra) & allowed))
+        freeze_long_lived()
     return got
+
+
+def freeze_long_lived() -> None:
+    """Move every object the cyclic collector tracks now (a rule set's million-odd rules, examples
+    and indexes, torch's own) out of its reach (``gc.freeze``). They live as long as the process,
+    and each full collection walked all of them: 1.5 s per gen-2 collection on the shipped rules,
+    one in about every 1,000 generated models (a 12% slower 1,000-model run, a stall in a worker).
+    Garbage made before the call is frozen too; rule sets are built once, so that is a bounded few."""
+    import gc
+
+    gc.freeze()
 
 
 def without_dtypes_in_modules(rule: Rule, dtypes: set) -> Rule:
@@ -325,4 +337,5 @@ def load_ruleset(path=None, dtypes: Sequence[str] | None = None, ops: set | None
         from fuzz.ir.rule import load_rules
 
         _LOADED[key] = RuleSet(load_rules(path=path), dtypes, ops)
+        freeze_long_lived()
     return _LOADED[key]

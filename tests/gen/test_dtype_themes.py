@@ -69,3 +69,25 @@ def test_census_shares_and_special_counts():
     got = shares(facts)
     assert got["dtype"] == {"float16": 1.0, "int64": 0.5}
     assert got["policy"]["dtype=mix"] == 0.5 and got["special_values"] == 0.5
+
+
+def test_rule_sets_are_out_of_the_cyclic_collectors_reach():
+    """A rule set lives as long as its process; a full collection that walks its million-odd
+    objects stalls generation for over a second, so loading and theming freeze them (fresh
+    process: the freeze is process-wide)."""
+    import subprocess
+    import sys
+
+    code = """
+import gc
+from fuzz.gen.ruleset import load_ruleset, themed
+rs = load_ruleset()
+t = themed(rs, "int8")
+tracked = {id(o) for o in gc.get_objects()}
+assert gc.get_freeze_count() > 100000, gc.get_freeze_count()
+held = [rs.by_op, t.by_op, rs.ops_taking, t.ops_taking] + [t.by_op[op] for op in t.ops[:50]]
+print(sum(id(o) in tracked for o in held), len(held))
+"""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.split() == ["0", "54"]
