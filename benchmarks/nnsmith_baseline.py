@@ -172,15 +172,16 @@ def nnsmith_gen_stats(
     python: Optional[str] = None,
     cache_dir: Optional[str] = None,
     timeout: Optional[float] = None,
+    warmup: int = 0,
 ) -> dict:
-    """Generator speed/diversity of NNSmith (runs in a subprocess).
+    """Generator speed/diversity of NNSmith (runs in a subprocess), after ``warmup`` untimed models.
 
     Returns ``{"gen": {"<nodes>": {median_ms, models_per_s, eager_valid,
     nonfinite, op_types, aten_ops, ...}}, "meta": {...}}``.
     Raises NNSmithUnavailable if the checkout / deps are missing.
     """
     return _run_worker(
-        "gen", src, nodes, seed, python, ["--models", str(models)], cache_dir, timeout
+        "gen", src, nodes, seed, python, ["--models", str(models), "--warmup", str(warmup)], cache_dir, timeout
     )
 
 

@@ -75,12 +75,15 @@ def generate_and_run(rs, n, nodes, seed, shares):
     facts, errors = [], collections.Counter()
     valid = gen_fail = 0
     seconds = 0.0  # generation and the eager run; not this table's census (NNSmith's is not timed either)
+    per_model = []
     for i in range(n):
         t0 = time.perf_counter()
+        done = seconds
         try:
             m = generate_model_for_index(rs, GenConfig(nodes=nodes), seed, i, shares)
         except GenerationError as exc:
             seconds += time.perf_counter() - t0
+            per_model.append(seconds - done)
             gen_fail += 1
             errors[f"generate: {exc}"[:100]] += 1
             continue
@@ -91,6 +94,7 @@ def generate_and_run(rs, n, nodes, seed, shares):
         except Exception as exc:  # noqa: BLE001 - an invalid model is what is counted here
             ok, why = rejects, None if rejects else f"eager: {type(exc).__name__}: {exc}"[:100]
         seconds += time.perf_counter() - t0
+        per_model.append(seconds - done)
         f = model_facts(m)
         f["valid"] = ok
         valid += ok
@@ -99,6 +103,7 @@ def generate_and_run(rs, n, nodes, seed, shares):
         facts.append(f)
     return {"models": n, "nodes": nodes, "valid": valid, "validity": valid / n, "generation_failures": gen_fail,
             "seconds": seconds, "models_per_s": n / seconds, "facts": facts,
+            "median_ms": 1e3 * statistics.median(per_model), "p90_ms": 1e3 * sorted(per_model)[int(0.9 * n)],
             "errors": dict(errors.most_common(10))}
 
 
@@ -207,7 +212,9 @@ def main(argv=None) -> int:
     ap.add_argument("--rules", default=None)
     ap.add_argument("--nnsmith-src", default=os.environ.get("NNSMITH_SRC"))
     ap.add_argument("--nnsmith-python", default=os.environ.get("NNSMITH_PYTHON"))
-    ap.add_argument("--nnsmith-models", type=int, default=200)
+    ap.add_argument("--nnsmith-models", type=int, default=None,
+                    help="NNSmith models (default: as many as --models; a model's time has a long tail "
+                         "in both generators, so a smaller sample understates the mean)")
     ap.add_argument("--campaign", action="append", default=[], help="a finished campaign folder (repeatable)")
     ap.add_argument("--baseline", action="append", default=[], help="a baseline campaign folder (repeatable)")
     ap.add_argument("--skip", default="", help="comma-separated: models, legacy, nnsmith")
@@ -240,20 +247,28 @@ def main(argv=None) -> int:
             result["legacy"] = {k: v for k, v in old.items() if k != "facts"} | {"rows": shares_table(old)}
             speed.append(("legacy mix (d967a17 defaults)", old))
         print("\n## validity and speed\n")
-        print("| generator | models | validity | generation failures | models/s |\n|---|---|---|---|---|")
+        print("| generator | models | validity | generation failures | models/s | median ms | p90 ms |\n"
+              "|---|---|---|---|---|---|---|")
         for name, r in speed:
-            print(f"| {name} | {r['models']} | {r['validity']:.4f} | {r['generation_failures']} | {r['models_per_s']:.2f} |")
+            print(f"| {name} | {r['models']} | {r['validity']:.4f} | {r['generation_failures']} | {r['models_per_s']:.2f} "
+                  f"| {r['median_ms']:.2f} | {r['p90_ms']:.2f} |")
         if args.nnsmith_src and "nnsmith" not in skip:
             from benchmarks.gen_bench import nnsmith_speed
 
-            nn = nnsmith_speed(args.nnsmith_src, args.nnsmith_python or sys.executable, args.nnsmith_models,
+            nn = nnsmith_speed(args.nnsmith_src, args.nnsmith_python or sys.executable, args.nnsmith_models or args.models,
                                args.nodes, args.seed)
             result["nnsmith"] = nn
             if "error" in nn:
                 print(f"| NNSmith | - | - | - | unavailable: {nn['error']} |")
             else:
                 print(f"| NNSmith bc0af42 | {nn.get('models')} | {nn.get('eager_valid') or float('nan'):.4f} | "
-                      f"{nn.get('failed_make_testcase')} | {nn.get('models_per_s_mean') or float('nan'):.2f} |")
+                      f"{nn.get('failed_make_testcase')} | {nn.get('models_per_s_mean') or float('nan'):.2f} "
+                      f"| {nn.get('median_ms') or float('nan'):.2f} | {nn.get('p90_ms') or float('nan'):.2f} |")
+                ours = dict(speed).get("default mix")
+                if ours and nn.get("models_per_s_mean"):
+                    print(f"\ndefault mix / NNSmith: {ours['models_per_s'] / nn['models_per_s_mean']:.2f}x on the mean, "
+                          f"{nn['median_ms'] / ours['median_ms']:.2f}x on the median (models/s; "
+                          f"{ours['models']} and {nn.get('models')} models)")
         for name, r in speed:
             if r["errors"]:
                 print(f"\n{name}: most common errors: " + "; ".join(f"{k} (x{v})" for k, v in r["errors"].items()))
