@@ -392,6 +392,19 @@ def _out_of_range(node, short: str, env: dict) -> bool:
     return False
 
 
+def undefined_indexing(graph, eager_env: dict) -> str | None:
+    """The name of the first call that does not check its indices (``UNCHECKED_OPS``) and is given
+    one out of range on these values, else None. Such a call reads or writes outside its tensors in
+    eager and compiled code alike: its outputs are not judged (``sensitive_tensors``), and a crash
+    or a signal of the compiled program says nothing either (an out-of-range accumulate into a
+    zero-size tensor took the inductor worker down with SIGSEGV while eager happened to survive)."""
+    for node in map(called_node, graph.nodes):
+        short = short_op(node.op)
+        if short in UNCHECKED_OPS and _call(node, eager_env) is not None and _out_of_range(node, short, eager_env):
+            return node.name
+    return None
+
+
 # Reductions and contractions: an intermediate sum of values near the dtype's overflow (the
 # edge policy's +-max) is finite or infinite depending on the order of accumulation.
 ACCUMULATING_PREFIXES = (

@@ -78,6 +78,7 @@ class Session:
         self.bwd_blockers.update(accumulation.accumulation_blockers(graph, eager_env))
         self.nonfinite_path = oracle.nonfinite_downstream(graph, eager_env)
         self.nonfinite_matrix = conditioning.nonfinite_matrix_call(graph, eager_env)
+        self.undefined_indexing = sensitivity.undefined_indexing(graph, eager_env)
         self._bwd_ref = None
         self._bwd_error = None
         self._second = None
@@ -353,6 +354,9 @@ class Session:
         backend = backends.get(backend_name)
         if mode not in backend.modes:
             return Verdict(Kind.UNSUPPORTED, f"{backend_name} does not support mode {mode}")
+        if self.undefined_indexing:
+            return Verdict(Kind.SKIP, f"not compiled: {self.undefined_indexing} is given an index out of range and "
+                           "does not check it (undefined behaviour: any result, a crash or a signal says nothing)")
         reference = self.fwd_ref
         if mode == "bwd":
             reference = self.bwd_reference()
