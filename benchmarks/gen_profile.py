@@ -4,6 +4,7 @@
 ``python benchmarks/gen_profile.py stages --models 1000`` prints wall ms per model of each stage
 (a wrapper around each function; a stage's time excludes the stages it calls), the Z3 context's
 cost and minor page faults, as benchmarks/reach_bench.py runs them (generation then one eager run).
+``--by-shape`` gives the same table per shape class (small / vector / large).
 ``python benchmarks/gen_profile.py order --models 400`` generates models 0..N-1 in index order and
 in reverse order, in two processes, and prints how many differ (graph and inputs hashed): a model
 must depend only on (seed, index, shares). ``python benchmarks/gen_profile.py classes --models 400``
@@ -28,7 +29,7 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
 
 
-def _stages(models: int, seed: int) -> None:
+def _stages(models: int, seed: int, by_shape: bool = False) -> None:
     from benchmarks.gen_bench import _import_every_operator, _setup
 
     _setup()
@@ -37,6 +38,7 @@ def _stages(models: int, seed: int) -> None:
     import fuzz.gen.blocks  # noqa: F401 - imported before its functions are wrapped
     import fuzz.gen.builder as builder
     import fuzz.gen.generate as generate
+    import fuzz.gen.materialise as materialise
     import fuzz.gen.program as program
     import fuzz.gen.solver as solver
     import fuzz.gen.values as values
@@ -63,7 +65,8 @@ def _stages(models: int, seed: int) -> None:
         setattr(owner, name, timed)
 
     for owner, name, label in [
-        (generate, "generate_graph", "graph growth (rest)"), (generate, "materialise", "materialise (rest: guard rerun)"),
+        (generate, "generate_graph", "graph growth (rest)"), (generate, "materialise", "materialise (rest)"),
+        (materialise, "_nondeterministic_node", "guard rerun"), (values, "_grad_repair", "value search: gradient repair"),
         (values, "search", "value search"), (generate, "apply_forms", "forms rewrites"),
         (program, "build_module", "build and exec of the program"), (program, "run_eager", "eager run"),
         (generate, "Builder", "builder and Z3 context"), (solver.TextSolver, "push_if_sat", "solver checks"),
@@ -86,6 +89,9 @@ def _stages(models: int, seed: int) -> None:
     generate_and_run(rs, 60, 5, seed + 7919, Shares())  # warm-up, as reach_bench
     own.clear(), calls.clear()
     ctx.update(s=0.0, faults=0, n=0)
+    if by_shape:
+        _stages_by_shape(rs, models, seed, own)
+        return
     res = generate_and_run(rs, models, 5, seed, Shares())
     print(f"{models} models, seed {seed}: {res['models_per_s']:.1f} models/s (with the wrappers), validity {res['validity']:.4f}\n")
     print("| stage | ms per model | calls per model |\n|---|---|---|")
@@ -93,6 +99,34 @@ def _stages(models: int, seed: int) -> None:
         print(f"| {label} | {s / models * 1e3:.2f} | {calls[label] / models:.1f} |")
     n = max(1, ctx["n"])
     print(f"\nZ3 context: {ctx['s'] / n * 1e3:.2f} ms and {ctx['faults'] / n:.0f} minor page faults each ({ctx['n']} made)")
+
+
+def _stages_by_shape(rs, models: int, seed: int, own: collections.Counter) -> None:
+    """The stage table per shape class (``policy.shape``): ms per model of each stage, and in all."""
+    from fuzz.gen.config import GenConfig
+    from fuzz.gen.generate import generate_model_for_index
+    from fuzz.gen.policy import Shares
+    from fuzz.gen.program import build_module, run_eager
+
+    by: dict = collections.defaultdict(collections.Counter)
+    count: collections.Counter = collections.Counter()
+    for i in range(models):
+        own.clear()
+        t0 = time.perf_counter()
+        m = generate_model_for_index(rs, GenConfig(nodes=5), seed, i, Shares())
+        try:
+            run_eager(build_module(m.graph, m.state), m.forward_inputs())
+        except Exception:  # noqa: BLE001 - a program made to be rejected raises by design
+            pass
+        shape = (m.graph.meta.get("policy") or {}).get("shape", "-")
+        count[shape] += 1
+        by[shape].update(own)
+        by[shape]["in all"] += time.perf_counter() - t0
+    labels = ["in all"] + sorted({k for c in by.values() for k in c} - {"in all"})
+    print(f"{models} models, seed {seed}: ms per model of each stage, by shape class\n")
+    print("| shape | models | " + " | ".join(labels) + " |\n|" + "---|" * (len(labels) + 2))
+    for shape, c in sorted(by.items()):
+        print(f"| {shape} | {count[shape]} | " + " | ".join(f"{1e3 * c[k] / count[shape]:.2f}" for k in labels) + " |")
 
 
 def _hashes(start: int, stop: int, reverse: bool, out: str) -> None:
@@ -194,6 +228,7 @@ def main() -> None:
     s = sub.add_parser("stages")
     s.add_argument("--models", type=int, default=1000)
     s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--by-shape", action="store_true", help="one row per shape class (policy.shape)")
     c = sub.add_parser("classes")
     c.add_argument("--models", type=int, default=400)
     c.add_argument("--seed", type=int, default=0)
@@ -202,7 +237,7 @@ def main() -> None:
     o.add_argument("--start", type=int, default=0)
     args = ap.parse_args()
     if args.part == "stages":
-        _stages(args.models, args.seed)
+        _stages(args.models, args.seed, args.by_shape)
     elif args.part == "classes":
         _classes(args.models, args.seed)
     else:
