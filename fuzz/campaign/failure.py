@@ -53,7 +53,12 @@ def normalise_message(message: str, limit: int = 240) -> str:
     return line[:limit]
 
 
-FRAME = re.compile(r'File "([^"]+)", line \d+, in (\S+)')
+# A frame line of a formatted traceback: the line ends with the function's name. An inductor
+# LoweringException's message quotes its FX node's ``stack_traces`` ("File ..., in forward," with a
+# comma), which would otherwise be taken for the innermost frames: they hold torch frames in one
+# process and not in another (the twentieth session's flex_attention case signed differently in
+# its worker and in a fresh process). The inline flag keeps the pattern whole when repro.py copies it.
+FRAME = re.compile(r'(?m)^\s*File "([^"]+)", line \d+, in ([^\s,]+)$')
 
 
 def torch_frames(traceback_text: str, count: int = 3) -> list[str]:

@@ -147,3 +147,21 @@ def test_a_crash_whose_message_quotes_another_traceback_is_signed_alike_by_the_w
     from_worker = crash_text("inductor", err["type"], err["message"], err["traceback"])
     assert from_repro == from_worker and "make_dual" not in from_worker
     assert "make_dual" in crash_text("inductor", err["type"], err["message"], full)  # what repro signed before
+
+
+def test_frames_quoted_in_a_lowering_message_do_not_sign_the_crash():
+    """A LoweringException's message quotes its FX node's stack traces ("File ..., in forward,",
+    torch frames among them in some processes only); the signature takes the real innermost frames,
+    so a worker and a fresh process sign the crash alike (s2020-m000965 did not, before)."""
+    from fuzz.campaign.failure import crash_text, torch_frames
+
+    real = "".join(f'  File "/v/site-packages/torch/_inductor/{m}.py", line {i}, in {f}\n    code()\n'
+                   for i, (m, f) in enumerate([("lowering", "wrapped"), ("kernel/flex/flex_cpu", "lower_cpu"),
+                                               ("codegen/cpp_flex_attention_template", "choose_flex_template")]))
+    quoted = ('LoweringException: ValueError: not enough values to unpack\n  target: flex_attention\n'
+              '  stack_traces = {File "/tmp/assay-model-x/program.py", line 44, in forward,\n'
+              '    File "/v/site-packages/torch/nn/attention/flex_attention.py", line 1700, in flex_attention,\n  }\n')
+    with_quote = "Traceback (most recent call last):\n" + real + quoted
+    assert torch_frames(with_quote)[-1] == "torch._inductor.codegen.cpp_flex_attention_template:choose_flex_template"
+    assert crash_text("inductor", "InductorError", "x", with_quote) == crash_text(
+        "inductor", "InductorError", "x", "Traceback (most recent call last):\n" + real)
