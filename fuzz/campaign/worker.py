@@ -130,9 +130,11 @@ def run_batch(job: dict, emit) -> None:
             ready.append((sub, session))
     judged = set()
     # A model under compiler knobs (a guided campaign's mutant), or one that needs settings of its
-    # own (dynamo's capture flags, knobs.model_knobs), compiles alone, under them.
+    # own (dynamo's capture flags, knobs.model_knobs), compiles alone, under them; one whose
+    # unchecked indexing is out of range is not compiled at all (Session.undefined_indexing).
     plain = [(sub, s) for sub, s in ready if not sub.get("knobs") and not knobs.model_knobs(s.model.graph.meta)
-             and not is_error_program(s.model.graph)]  # a program eager rejects: nothing to batch
+             and not is_error_program(s.model.graph)  # a program eager rejects: nothing to batch
+             and not getattr(s, "undefined_indexing", None)]
     for backend in dict.fromkeys(t["backend"] for sub, _ in plain for t in sub["tests"] if t["mode"] in BATCHED_MODES):
         group = [(sub, s, t) for sub, s in plain for t in sub["tests"]
                  if t["backend"] == backend and t["mode"] in BATCHED_MODES]

@@ -40,3 +40,27 @@ def test_an_in_range_unchecked_write_is_compiled_and_judged(tmp_path):
     s = session_for(tmp_path, g, vals)
     assert s.undefined_indexing is None
     assert s.run_test("aot_eager", "fwd").kind == "pass"
+
+
+def test_a_batch_leaves_the_out_of_range_model_out(tmp_path):
+    """In a batch job the model is not compiled with the others either: its test is the skip it
+    gets alone, the in-range model's passes in the batch."""
+    from fuzz.campaign import worker
+    from tests.campaign.test_oracle import save
+
+    bad = _accumulate_into_empty()
+    good = _accumulate_into_empty()
+    good.tensors["x"].shape = [2, 2]
+    good.tensors[good.outputs[0]].shape = [2, 2]
+    base = {"m": torch.ones(3, 2, dtype=torch.bool), "i": torch.zeros(3, 1, dtype=torch.int64),
+            "j": torch.zeros(1, 2, dtype=torch.int64), "v": torch.ones(3, 2)}
+    dirs = [save(tmp_path / "bad", bad, {**base, "x": torch.zeros(0, 2)}),
+            save(tmp_path / "good1", good, {**base, "x": torch.zeros(2, 2)}),
+            save(tmp_path / "good2", good, {**base, "x": torch.ones(2, 2)})]
+    subs = [{"job": f"j{k}", "source": {"program_dir": str(d)},
+             "tests": [{"test": f"t{k}", "backend": "aot_eager", "mode": "fwd"}]} for k, d in enumerate(dirs)]
+    events = []
+    worker.run_job({"job": "batch", "batch": subs}, events.append)
+    verdicts = {e["test"]: e for e in events if e.get("event") == "verdict"}
+    assert verdicts["t0"]["kind"] == "skip" and "index out of range" in verdicts["t0"]["detail"]
+    assert verdicts["t1"]["kind"] == verdicts["t2"]["kind"] == "pass"
