@@ -4,7 +4,8 @@
 ``python benchmarks/gen_profile.py stages --models 1000`` prints wall ms per model of each stage
 (a wrapper around each function; a stage's time excludes the stages it calls), the Z3 context's
 cost and minor page faults, as benchmarks/reach_bench.py runs them (generation then one eager run).
-``--by-shape`` gives the same table per shape class (small / vector / large).
+``--by-shape`` gives the same table per shape class (small / vector / large); both end with the
+time of Python's cyclic collections (``--no-freeze``: with the rule sets left in its reach).
 ``python benchmarks/gen_profile.py order --models 400`` generates models 0..N-1 in index order and
 in reverse order, in two processes, and prints how many differ (graph and inputs hashed): a model
 must depend only on (seed, index, shares). ``python benchmarks/gen_profile.py classes --models 400``
@@ -29,7 +30,7 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
 
 
-def _stages(models: int, seed: int, by_shape: bool = False) -> None:
+def _stages(models: int, seed: int, by_shape: bool = False, no_freeze: bool = False) -> None:
     from benchmarks.gen_bench import _import_every_operator, _setup
 
     _setup()
@@ -84,13 +85,18 @@ def _stages(models: int, seed: int, by_shape: bool = False) -> None:
         ctx["n"] += 1
     z3.Context.__init__ = counted
 
+    if no_freeze:  # the rule sets left in the cyclic collector's reach, as before 18b9603
+        import fuzz.gen.ruleset as ruleset
+        ruleset.freeze_long_lived = lambda: None
     rs = load_ruleset(None)
     _import_every_operator(rs)
     generate_and_run(rs, 60, 5, seed + 7919, Shares())  # warm-up, as reach_bench
     own.clear(), calls.clear()
     ctx.update(s=0.0, faults=0, n=0)
+    collector = _collector_timer()
     if by_shape:
         _stages_by_shape(rs, models, seed, own)
+        print(collector())
         return
     res = generate_and_run(rs, models, 5, seed, Shares())
     print(f"{models} models, seed {seed}: {res['models_per_s']:.1f} models/s (with the wrappers), validity {res['validity']:.4f}\n")
@@ -99,29 +105,59 @@ def _stages(models: int, seed: int, by_shape: bool = False) -> None:
         print(f"| {label} | {s / models * 1e3:.2f} | {calls[label] / models:.1f} |")
     n = max(1, ctx["n"])
     print(f"\nZ3 context: {ctx['s'] / n * 1e3:.2f} ms and {ctx['faults'] / n:.0f} minor page faults each ({ctx['n']} made)")
+    print(collector())
 
 
-def _stages_by_shape(rs, models: int, seed: int, own: collections.Counter) -> None:
-    """The stage table per shape class (``policy.shape``): ms per model of each stage, and in all."""
+def _collector_timer():
+    """Time Python's cyclic collections from now on; returns a function that describes them."""
+    import gc
+
+    spent, start = collections.defaultdict(list), {}
+
+    def timed(phase, info):
+        if phase == "start":
+            start["t"] = time.perf_counter()
+        elif "t" in start:
+            spent[info["generation"]].append(time.perf_counter() - start.pop("t"))
+    gc.callbacks.append(timed)
+
+    def describe():
+        every = [t for ts in spent.values() for t in ts]
+        return (f"\nPython's cyclic collector: {len(every)} collections, {1e3 * sum(every):.0f} ms in all; gen-2: "
+                f"{len(spent[2])}, {1e3 * sum(spent[2]):.0f} ms, the longest {1e3 * max(spent[2], default=0):.0f} ms "
+                f"({gc.get_freeze_count()} objects frozen)")
+    return describe
+
+
+def _one_model(rs, seed: int, i: int):
+    """Model ``i`` of ``seed`` (default mix) generated, then its program run eagerly once, as
+    reach_bench times it: (model, generation s, eager s)."""
     from fuzz.gen.config import GenConfig
     from fuzz.gen.generate import generate_model_for_index
     from fuzz.gen.policy import Shares
     from fuzz.gen.program import build_module, run_eager
 
+    t0 = time.perf_counter()
+    m = generate_model_for_index(rs, GenConfig(nodes=5), seed, i, Shares())
+    t1 = time.perf_counter()
+    try:
+        run_eager(build_module(m.graph, m.state), m.forward_inputs())
+    except Exception:  # noqa: BLE001 - a program made to be rejected raises by design
+        pass
+    return m, t1 - t0, time.perf_counter() - t1
+
+
+def _stages_by_shape(rs, models: int, seed: int, own: collections.Counter) -> None:
+    """The stage table per shape class (``policy.shape``): ms per model of each stage, and in all."""
     by: dict = collections.defaultdict(collections.Counter)
     count: collections.Counter = collections.Counter()
     for i in range(models):
         own.clear()
-        t0 = time.perf_counter()
-        m = generate_model_for_index(rs, GenConfig(nodes=5), seed, i, Shares())
-        try:
-            run_eager(build_module(m.graph, m.state), m.forward_inputs())
-        except Exception:  # noqa: BLE001 - a program made to be rejected raises by design
-            pass
+        m, g, e = _one_model(rs, seed, i)
         shape = (m.graph.meta.get("policy") or {}).get("shape", "-")
         count[shape] += 1
         by[shape].update(own)
-        by[shape]["in all"] += time.perf_counter() - t0
+        by[shape]["in all"] += g + e
     labels = ["in all"] + sorted({k for c in by.values() for k in c} - {"in all"})
     print(f"{models} models, seed {seed}: ms per model of each stage, by shape class\n")
     print("| shape | models | " + " | ".join(labels) + " |\n|" + "---|" * (len(labels) + 2))
@@ -178,30 +214,16 @@ def _classes(models: int, seed: int) -> None:
 
     _setup()
     from benchmarks.reach_bench import model_facts
-    from fuzz.gen.config import GenConfig
-    from fuzz.gen.generate import generate_model_for_index
-    from fuzz.gen.policy import Shares
-    from fuzz.gen.program import build_module, run_eager
     from fuzz.gen.ruleset import load_ruleset
 
     rs = load_ruleset()
     _import_every_operator(rs)
 
-    def one(i, s):
-        t0 = time.perf_counter()
-        m = generate_model_for_index(rs, GenConfig(nodes=5), s, i, Shares())
-        t1 = time.perf_counter()
-        try:
-            run_eager(build_module(m.graph, m.state), m.forward_inputs())
-        except Exception:  # noqa: BLE001 - an error program raises by design
-            pass
-        return m, t1 - t0, time.perf_counter() - t1
-
     for i in range(min(60, models)):  # warm-up on other indices, as reach_bench
-        one(i, seed + 7919)
+        _one_model(rs, seed + 7919, i)
     rows = []
     for i in range(models):
-        m, g, e = one(i, seed)
+        m, g, e = _one_model(rs, seed, i)
         f = model_facts(m)
         keys = [f"{a}={v}" for a, v in sorted((m.graph.meta.get("policy") or {}).items())]
         keys += [f"form holds {x}" for x in sorted(set(f["forms"]))] + ["a tensor >= 10^4 elements" if f["big"] else "small tensors"]
@@ -229,6 +251,7 @@ def main() -> None:
     s.add_argument("--models", type=int, default=1000)
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--by-shape", action="store_true", help="one row per shape class (policy.shape)")
+    s.add_argument("--no-freeze", action="store_true", help="leave the rule sets to the cyclic collector (as before 18b9603)")
     c = sub.add_parser("classes")
     c.add_argument("--models", type=int, default=400)
     c.add_argument("--seed", type=int, default=0)
@@ -237,7 +260,7 @@ def main() -> None:
     o.add_argument("--start", type=int, default=0)
     args = ap.parse_args()
     if args.part == "stages":
-        _stages(args.models, args.seed, args.by_shape)
+        _stages(args.models, args.seed, args.by_shape, args.no_freeze)
     elif args.part == "classes":
         _classes(args.models, args.seed)
     else:

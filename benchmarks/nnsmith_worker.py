@@ -163,13 +163,7 @@ def _worker_gen(env: _Env, nodes: List[int], models: int, seed: int, warmup: int
     env.set_seed(seed + 7919)
     for _ in range(warmup):
         try:
-            gen = env.model_gen(opset=opset, method="symbolic-cinit", seed=random.getrandbits(32),
-                                max_elem_per_tensor=65536, max_nodes=max(nodes), timeout_ms=10000,
-                                rank_choices=None, dtype_choices=None)
-            model = env.ModelType.from_gir(gen.make_concrete())
-            model.refine_weights()
-            model.set_grad_check(False)
-            model.make_oracle()
+            env.make_testcase(opset, max(nodes), random.getrandbits(32))
         except Exception:  # noqa: BLE001 - a failed warm-up model is not counted anywhere
             pass
     out = {}

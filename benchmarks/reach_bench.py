@@ -74,16 +74,13 @@ def generate_and_run(rs, n, nodes, seed, shares):
 
     facts, errors = [], collections.Counter()
     valid = gen_fail = 0
-    seconds = 0.0  # generation and the eager run; not this table's census (NNSmith's is not timed either)
-    per_model = []
+    per_model = []  # seconds of generation and the eager run; not the census (NNSmith's is not timed either)
     for i in range(n):
         t0 = time.perf_counter()
-        done = seconds
         try:
             m = generate_model_for_index(rs, GenConfig(nodes=nodes), seed, i, shares)
         except GenerationError as exc:
-            seconds += time.perf_counter() - t0
-            per_model.append(seconds - done)
+            per_model.append(time.perf_counter() - t0)
             gen_fail += 1
             errors[f"generate: {exc}"[:100]] += 1
             continue
@@ -93,14 +90,14 @@ def generate_and_run(rs, n, nodes, seed, shares):
             ok, why = not rejects, "eager runs a program made to be rejected" if rejects else None
         except Exception as exc:  # noqa: BLE001 - an invalid model is what is counted here
             ok, why = rejects, None if rejects else f"eager: {type(exc).__name__}: {exc}"[:100]
-        seconds += time.perf_counter() - t0
-        per_model.append(seconds - done)
+        per_model.append(time.perf_counter() - t0)
         f = model_facts(m)
         f["valid"] = ok
         valid += ok
         if why:
             errors[why] += 1
         facts.append(f)
+    seconds = sum(per_model)
     return {"models": n, "nodes": nodes, "valid": valid, "validity": valid / n, "generation_failures": gen_fail,
             "seconds": seconds, "models_per_s": n / seconds, "facts": facts,
             "median_ms": 1e3 * statistics.median(per_model), "p90_ms": 1e3 * sorted(per_model)[int(0.9 * n)],

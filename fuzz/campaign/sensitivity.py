@@ -367,12 +367,12 @@ def _writes_twice(node, short: str, env: dict) -> bool:
     return _repeats(_pick(args, kwargs, 2, "index"))  # index_copy
 
 
-def _out_of_range(node, short: str, env: dict) -> bool:
+def _out_of_range(node, short: str, env: dict, unknown: bool = True) -> bool:
     import torch
 
     call = _call(node, env)
     if call is None:
-        return True  # cannot tell: an unchecked read is not judged
+        return unknown  # cannot tell: an unchecked read is not judged (the default)
     args, kwargs = call
     x = args[0] if args else None
     if "segment_reduce" in short:
@@ -400,7 +400,7 @@ def undefined_indexing(graph, eager_env: dict) -> str | None:
     zero-size tensor took the inductor worker down with SIGSEGV while eager happened to survive)."""
     for node in map(called_node, graph.nodes):
         short = short_op(node.op)
-        if short in UNCHECKED_OPS and _call(node, eager_env) is not None and _out_of_range(node, short, eager_env):
+        if short in UNCHECKED_OPS and _out_of_range(node, short, eager_env, unknown=False):
             return node.name
     return None
 
