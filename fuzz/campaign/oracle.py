@@ -32,6 +32,11 @@ from dataclasses import dataclass, field
 from fuzz.campaign.verdict import NOTHING_JUDGED, Kind
 
 K = 10.0
+# Rounding-noise draws (fuzz.campaign.rounding) an element flagged against eager may be cleared by:
+# one draw's error at an element is as random as eager's. A bfloat16 log_softmax over near-equal values
+# (docs/bugs-found.md, twenty-first session) kept 4 elements flagged after draw 0, 3 after draws 0-1,
+# none after draws 0-3, while inductor's largest error was a quarter of each draw's.
+NOISY_DRAWS = 4
 # dtype -> (atol, rtol, g): g scales the output's largest reference magnitude.
 TOLERANCES = {
     "float16": (1e-2, 1e-2, 1e-3),
@@ -238,8 +243,9 @@ class Reference:
     low32_fn: object = field(default=None, repr=False, compare=False)
     low32_bare: list | None = None               # the same with explicit low-precision casts made float32 too
     low32_bare_fn: object = field(default=None, repr=False, compare=False)
-    noisy: list | None = None                    # float64 with rounding noise per operator (fuzz.campaign.rounding)
-    noisy_fn: object = field(default=None, repr=False, compare=False)  # makes ``noisy``, on first need
+    # float64 runs with rounding noise per operator (fuzz.campaign.rounding), one list per draw
+    noisy: list = field(default_factory=list)
+    noisy_fn: object = field(default=None, repr=False, compare=False)  # makes draw ``d`` (seed d), on need
 
     def alternative(self, i: int):
         """``low32[i]`` (made by ``low32_fn`` on first use), or None."""
@@ -253,9 +259,21 @@ class Reference:
             out.append(self._deferred("low32_bare", i))
         return [a for a in out if a is not None]
 
-    def noisy_value(self, i: int):
-        """``noisy[i]`` (made by ``noisy_fn`` on first use), or None."""
-        return self._deferred("noisy", i)
+    def noisy_values(self, i: int):
+        """Element ``i`` of each rounding-noise draw in turn, up to ``NOISY_DRAWS``; a draw is made by
+        ``noisy_fn(d)`` when first asked for (a caller stops asking once nothing is left to clear)."""
+        import torch
+
+        for d in range(NOISY_DRAWS):
+            if d == len(self.noisy):
+                draw = self.noisy_fn(d) if self.noisy_fn is not None else None
+                if draw is None:
+                    self.noisy_fn = None
+                    return
+                self.noisy.append(draw)
+            value = self.noisy[d][i] if i < len(self.noisy[d]) else None
+            if isinstance(value, torch.Tensor):
+                yield value
 
     def _deferred(self, field_name: str, i: int):
         """Element ``i`` of the list ``field_name``, made by its ``<field_name>_fn`` the first time."""
@@ -358,11 +376,13 @@ def judge(reference: Reference, actual: list, k: float = K, strides: bool = Fals
                 still = value_mismatch(ref, e_cpu, a_cpu, atol, rtol, g, k, limit, classes=classes, alt=alt) \
                     if classes else bad
                 bad = bad & (still & value_mismatch(ref, alt, a_cpu, atol, rtol, g, k, limit, classes=classes))
-            if bool(bad.any()) and have64:
-                # the rounding-noise run as a second eager: flagged only beyond K times its error too
-                noisy = reference.noisy_value(i)
-                if noisy is not None and tuple(noisy.shape) == tuple(e.shape):
+            # the rounding-noise runs as more eagers: flagged only beyond K times the error of every one
+            # (one draw's error at an element is as random as eager's; several bound what noise does there)
+            for noisy in (reference.noisy_values(i) if bool(bad.any()) and have64 else ()):
+                if tuple(noisy.shape) == tuple(e.shape):
                     bad &= value_mismatch(ref, noisy, a_cpu, atol, rtol, g, k, limit, classes=classes)
+                if not bool(bad.any()):
+                    break
             judged += judged_elements(ref, e_cpu, limit)
             if bool(bad.any()):
                 summary = _summarise(name, bad, ref, e_cpu, a_cpu, (atol, rtol, g), have64)
