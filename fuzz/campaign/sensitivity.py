@@ -17,7 +17,7 @@ a ``Reference`` (``fuzz.campaign.oracle``) does not judge them, nor anything com
 - outputs of pivoting factorisations of an ill-conditioned matrix operand;
 - outputs of ``put``/``index_put``/``scatter``/``index_copy`` that write one position twice
   (``OVERWRITE_OPS``), and of ops that do not check their indices when one is out of range
-  (``UNCHECKED_OPS``: ``_unsafe_index``, ``_segment_reduce(unsafe=True)``...);
+  (``UNCHECKED_OPS``: ``_unsafe_index``, ``_segment_reduce(unsafe=True)``, ``ctc_loss``'s labels);
 - outputs of ``grid_sample`` at a NaN or infinite grid coordinate (``COORDINATE_OPS``);
 - outputs of a call on complex numbers where an operand or output holds a NaN or infinite part
   (``complex_arith``: which part comes out NaN or infinite depends on the formula);
@@ -37,6 +37,7 @@ a ``Reference`` (``fuzz.campaign.oracle``) does not judge them, nor anything com
 from __future__ import annotations
 
 from fuzz.campaign.complex_arith import complex_nonfinite
+from fuzz.campaign.ctc_labels import CTC_OPS, labels_out_of_range
 from fuzz.campaign.conditioning import (PIVOTING_OPS, fragile_matrix, ill_conditioned, non_unique_vectors,
                                         square_operands)
 from fuzz.campaign.oracle import K, TOLERANCES, dtype_name_of, is_float
@@ -54,8 +55,7 @@ PERTURB = {"float16": 2e-3, "bfloat16": 1.6e-2, "float32": 2e-6, "float64": 1e-1
 
 
 def _op_names(names) -> frozenset:
-    """Op names as ``short_op`` spells them (lower case, no leading or trailing underscores):
-    ``"_unsafe_masked_index"`` and ``"index_put_"`` would otherwise never match."""
+    """Op names as ``short_op`` spells them (lower case, no leading or trailing underscores)."""
     return frozenset(n.lower().strip("_") for n in names)
 
 
@@ -308,10 +308,9 @@ EXACT_OPS = {"int", "long", "short", "char", "byte", "bool", "to", "type", "type
 OVERWRITE_OPS = _op_names({"put", "put_", "index_put", "index_put_", "_index_put_impl_", "_unsafe_index_put", "scatter",
                  "scatter_", "index_copy", "index_copy_", "max_unpool1d", "max_unpool2d", "max_unpool3d",
                  "maxunpool1d", "maxunpool2d", "maxunpool3d"})
-# Ops that do not check their indices or lengths: out of range they read any memory (in eager
-# too), which happens when dynamic mode's second call resizes an index input.
+# Ops that do not check their indices or lengths: out of range they read any memory (in eager too)
 UNCHECKED_OPS = _op_names({"_unsafe_index", "_unsafe_masked_index", "_unsafe_index_put",
-                           "_unsafe_masked_index_put_accumulate", "_segment_reduce", "segment_reduce"})
+                           "_unsafe_masked_index_put_accumulate", "_segment_reduce", "segment_reduce"}) | CTC_OPS
 
 
 def _call(node, env):
@@ -375,6 +374,8 @@ def _out_of_range(node, short: str, env: dict, unknown: bool = True) -> bool:
         return unknown  # cannot tell: an unchecked read is not judged (the default)
     args, kwargs = call
     x = args[0] if args else None
+    if short in CTC_OPS:
+        return labels_out_of_range(args, kwargs)
     if "segment_reduce" in short:
         if not _pick(args, kwargs, 6, "unsafe", False):
             return False
@@ -393,11 +394,10 @@ def _out_of_range(node, short: str, env: dict, unknown: bool = True) -> bool:
 
 
 def undefined_indexing(graph, eager_env: dict) -> str | None:
-    """The name of the first call that does not check its indices (``UNCHECKED_OPS``) and is given
-    one out of range on these values, else None. Such a call reads or writes outside its tensors in
-    eager and compiled code alike: its outputs are not judged (``sensitive_tensors``), and a crash
-    or a signal of the compiled program says nothing either (an out-of-range accumulate into a
-    zero-size tensor took the inductor worker down with SIGSEGV while eager happened to survive)."""
+    """The first call that does not check its indices (``UNCHECKED_OPS``) given one out of range on
+    these values, else None: it reads or writes outside its tensors in eager and compiled code, so
+    neither its outputs nor a crash or signal say anything (an out-of-range accumulate into a
+    zero-size tensor killed the inductor worker with SIGSEGV while eager happened to survive)."""
     for node in map(called_node, graph.nodes):
         short = short_op(node.op)
         if short in UNCHECKED_OPS and _out_of_range(node, short, eager_env, unknown=False):

@@ -64,3 +64,41 @@ def test_a_batch_leaves_the_out_of_range_model_out(tmp_path):
     verdicts = {e["test"]: e for e in events if e.get("event") == "verdict"}
     assert verdicts["t0"]["kind"] == "skip" and "index out of range" in verdicts["t0"]["detail"]
     assert verdicts["t1"]["kind"] == verdicts["t2"]["kind"] == "pass"
+
+
+def _ctc(labels):
+    """``ctc_loss`` of log-softmaxed scores (T=6, N=2, C=4) against padded labels ``[2, 3]``."""
+    g = Graph()
+    lp = g.add_tensor([6, 2, 4], "float32", "input", name="scores")
+    t = g.add_tensor([2, 3], labels.dtype.__repr__().split(".")[-1], "input", name="labels")
+    ls = fn_node(g, "n0", "torch.log_softmax", [ref(lp), 2], [6, 2, 4])
+    g.outputs = [fn_node(g, "n1", "torch.nn.functional.ctc_loss", [ref(ls), ref(t), [6, 6], [3, 2]], [2],
+                         kwargs={"reduction": "none", "zero_infinity": True})]
+    return g, {"scores": torch.randn(6, 2, 4, generator=torch.Generator().manual_seed(0)), "labels": labels}
+
+
+def test_ctc_labels_out_of_range_are_not_compiled_and_in_range_ones_are_judged(tmp_path):
+    """The twenty-first session's SIGABRT (s2103-m000195): float labels holding -1 (F.ctc_loss
+    truncates them); the kernel reads and its backward writes at label -1 without a check."""
+    from fuzz.campaign.ctc_labels import labels_out_of_range
+
+    g, vals = _ctc(torch.tensor([[1, 2, 3], [3, 1, 0]]))
+    s = session_for(tmp_path / "in", g, vals)
+    assert s.undefined_indexing is None
+    assert s.run_test("inductor", "bwd").kind == "pass"
+    for labels in (torch.tensor([[1, -1, 3], [3, 1, 0]]), torch.tensor([[1, 2, 4], [3, 1, 0]]),
+                   torch.tensor([[1.5, -0.7, 3.0], [3.0, 1.0, 0.0]])):  # -1, C, and a float truncated to -0 / 1 / 3
+        out_of_range = bool(((labels.to(torch.int64) < 0) | (labels.to(torch.int64) >= 4)).any())
+        g, vals = _ctc(labels)
+        s = session_for(tmp_path / f"l{len(list(tmp_path.iterdir()))}", g, vals)
+        assert bool(s.undefined_indexing) == out_of_range, labels
+        if out_of_range:
+            v = s.run_test("aot_eager", "bwd")
+            assert v.kind == "skip" and "index out of range" in v.detail
+    # lengths beyond their tensors: input lengths past T, target lengths past the padded labels
+    lp, ok = torch.zeros(6, 2, 4), torch.tensor([[1, 2, 3], [3, 1, 1]])
+    assert not labels_out_of_range((lp, ok, [6, 6], [3, 2]), {})
+    assert labels_out_of_range((lp, ok, [7, 6], [3, 2]), {})
+    assert labels_out_of_range((lp, ok, [6, 6], [4, 2]), {})
+    assert labels_out_of_range((lp, torch.tensor([1, 2, 3, 1]), [6, 6], [3, 2]), {})  # 5 concatenated labels of 4
+    assert not labels_out_of_range((lp, torch.tensor([1, 2, 3, 1, 2]), [6, 6], [3, 2]), {})
