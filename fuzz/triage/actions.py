@@ -271,14 +271,15 @@ def recheck(root, ids: list[str] = (), *, all_cases: bool = False, timeout: floa
     if not cases:
         raise AssayError(f"no saved cases in {root}")
     groups: dict[tuple, list[Case]] = {}
-    for c in cases:
-        groups.setdefault((c.backend, c.mode or "fwd", c.device or "cpu"), []).append(c)
+    for c in cases:  # one worker per configuration: a case replays under the compiler settings it was found with
+        knobs = json.dumps(c.knobs or {}, sort_keys=True)
+        groups.setdefault((c.backend, c.mode or "fwd", c.device or "cpu", knobs), []).append(c)
     results = []
     torch_v = _torch_version()
-    for (backend, mode, device), members in groups.items():
+    for (backend, mode, device, _), members in groups.items():
         t = max(case_timeout(c, timeout) for c in members)
         with WorkerRunner(backend, mode, timeout=t, mem_limit_mb=max(c.mem_limit_mb or 0 for c in members) or None,
-                          env=env, device=device) as runner:
+                          env=env, device=device, knobs=members[0].knobs) as runner:
             for c in members:
                 try:
                     if c.damage():

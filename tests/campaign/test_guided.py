@@ -95,6 +95,10 @@ def test_a_knob_in_a_case_is_set_by_its_repro_and_triage_finds_it_needed(tmp_pat
     assert "max_fusion_size=1" in line and line.rstrip().endswith("-> needed"), line
     saved = json.loads((case_dir / "case.json").read_text())
     assert saved["triage"]["knobs"]["knobs"]["no_fusion"]["needed"] is True
+    # a recheck replays the case under its knobs: still failing (without them the fault is gone and
+    # it read FIXED, as a cpp_wrapper case of the twenty-first session's campaign did)
+    rechecked = run_assay("triage", "recheck", case_dir.name, "--dir", out, env=_env(fault), timeout=400)
+    assert rechecked.returncode == 0 and "still fails" in rechecked.stdout, rechecked.stdout[-2000:]
 
 
 def _session_for_chain(tmp_path):
