@@ -85,7 +85,7 @@ def test_ctc_labels_out_of_range_are_not_compiled_and_in_range_ones_are_judged(t
     g, vals = _ctc(torch.tensor([[1, 2, 3], [3, 1, 0]]))
     s = session_for(tmp_path / "in", g, vals)
     assert s.undefined_indexing is None
-    assert s.run_test("inductor", "bwd").kind == "pass"
+    assert s.run_test("aot_eager", "bwd").kind == "pass"
     for labels in (torch.tensor([[1, -1, 3], [3, 1, 0]]), torch.tensor([[1, 2, 4], [3, 1, 0]]),
                    torch.tensor([[1.5, -0.7, 3.0], [3.0, 1.0, 0.0]])):  # -1, C, and a float truncated to -0 / 1 / 3
         out_of_range = bool(((labels.to(torch.int64) < 0) | (labels.to(torch.int64) >= 4)).any())
