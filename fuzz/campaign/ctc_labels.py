@@ -13,19 +13,15 @@ from __future__ import annotations
 
 # ``short_op`` spellings: torch.nn.functional.ctc_loss, aten::ctc_loss / aten::_ctc_loss, nn.CTCLoss
 CTC_OPS = frozenset({"ctc_loss", "ctcloss"})
+CTC_OPERANDS = ("log_probs", "targets", "input_lengths", "target_lengths")  # their first four, in order
 
 
-def labels_out_of_range(args, kwargs) -> bool:
-    """Whether a CTC call ``(log_probs, targets, input_lengths, target_lengths, ...)`` has a label
-    outside ``[0, C)``, an input length beyond ``log_probs``' time steps, or target lengths beyond
-    its targets (per row for padded 2-D targets, in total for concatenated 1-D ones)."""
+def labels_out_of_range(log_probs, targets, input_lengths, target_lengths) -> bool:
+    """Whether a CTC call's operands (the first four of ``ctc_loss``) have a label outside ``[0, C)``,
+    an input length beyond ``log_probs``' time steps, or target lengths beyond its targets (per row
+    for padded 2-D targets, in total for concatenated 1-D ones)."""
     import torch
 
-    def arg(position, name):
-        return kwargs[name] if name in kwargs else (args[position] if len(args) > position else None)
-
-    log_probs, targets = arg(0, "log_probs"), arg(1, "targets")
-    input_lengths, target_lengths = arg(2, "input_lengths"), arg(3, "target_lengths")
     if not isinstance(log_probs, torch.Tensor) or not isinstance(targets, torch.Tensor) or log_probs.dim() < 2:
         return False
     labels = targets.to(torch.int64)  # float labels are truncated, as the kernel reads them

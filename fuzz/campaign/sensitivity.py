@@ -37,7 +37,7 @@ a ``Reference`` (``fuzz.campaign.oracle``) does not judge them, nor anything com
 from __future__ import annotations
 
 from fuzz.campaign.complex_arith import complex_nonfinite
-from fuzz.campaign.ctc_labels import CTC_OPS, labels_out_of_range
+from fuzz.campaign.ctc_labels import CTC_OPERANDS, CTC_OPS, labels_out_of_range
 from fuzz.campaign.conditioning import (PIVOTING_OPS, fragile_matrix, ill_conditioned, non_unique_vectors,
                                         square_operands)
 from fuzz.campaign.oracle import K, TOLERANCES, dtype_name_of, is_float
@@ -375,7 +375,7 @@ def _out_of_range(node, short: str, env: dict, unknown: bool = True) -> bool:
     args, kwargs = call
     x = args[0] if args else None
     if short in CTC_OPS:
-        return labels_out_of_range(args, kwargs)
+        return labels_out_of_range(*(_pick(args, kwargs, i, n) for i, n in enumerate(CTC_OPERANDS)))
     if "segment_reduce" in short:
         if not _pick(args, kwargs, 6, "unsafe", False):
             return False

@@ -5,6 +5,7 @@ import torch
 
 from tests.campaign.test_oracle import fn_node, ref, session_for
 from fuzz.ir.graph import Graph
+from fuzz.ir.record import dtype_name
 
 
 def _accumulate_into_empty():
@@ -70,7 +71,7 @@ def _ctc(labels):
     """``ctc_loss`` of log-softmaxed scores (T=6, N=2, C=4) against padded labels ``[2, 3]``."""
     g = Graph()
     lp = g.add_tensor([6, 2, 4], "float32", "input", name="scores")
-    t = g.add_tensor([2, 3], labels.dtype.__repr__().split(".")[-1], "input", name="labels")
+    t = g.add_tensor([2, 3], dtype_name(labels.dtype), "input", name="labels")
     ls = fn_node(g, "n0", "torch.log_softmax", [ref(lp), 2], [6, 2, 4])
     g.outputs = [fn_node(g, "n1", "torch.nn.functional.ctc_loss", [ref(ls), ref(t), [6, 6], [3, 2]], [2],
                          kwargs={"reduction": "none", "zero_infinity": True})]
@@ -97,8 +98,8 @@ def test_ctc_labels_out_of_range_are_not_compiled_and_in_range_ones_are_judged(t
             assert v.kind == "skip" and "index out of range" in v.detail
     # lengths beyond their tensors: input lengths past T, target lengths past the padded labels
     lp, ok = torch.zeros(6, 2, 4), torch.tensor([[1, 2, 3], [3, 1, 1]])
-    assert not labels_out_of_range((lp, ok, [6, 6], [3, 2]), {})
-    assert labels_out_of_range((lp, ok, [7, 6], [3, 2]), {})
-    assert labels_out_of_range((lp, ok, [6, 6], [4, 2]), {})
-    assert labels_out_of_range((lp, torch.tensor([1, 2, 3, 1]), [6, 6], [3, 2]), {})  # 5 concatenated labels of 4
-    assert not labels_out_of_range((lp, torch.tensor([1, 2, 3, 1, 2]), [6, 6], [3, 2]), {})
+    assert not labels_out_of_range(lp, ok, [6, 6], [3, 2])
+    assert labels_out_of_range(lp, ok, [7, 6], [3, 2])
+    assert labels_out_of_range(lp, ok, [6, 6], [4, 2])
+    assert labels_out_of_range(lp, torch.tensor([1, 2, 3, 1]), [6, 6], [3, 2])  # 5 concatenated labels of 4
+    assert not labels_out_of_range(lp, torch.tensor([1, 2, 3, 1, 2]), [6, 6], [3, 2])
