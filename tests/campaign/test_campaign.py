@@ -75,7 +75,7 @@ def test_segfault_hang_and_10gb_allocation_become_cases(assay, tmp_path):
     progs = make_programs(tmp_path / "progs", 1)
     out = tmp_path / "run"
     cmd = assay + ["fuzz", "--programs", str(progs), "--backends", "_segfault,_hang,_oom,_raise,eager",
-                   "--workers", "1", "--time", "300", "--timeout", "15", "--mem-limit", "4096",
+                   "--workers", "1", "--time", "300", "--timeout", "10", "--mem-limit", "4096",
                    "--out", str(out), "--progress-every", "5"]
     res = subprocess.run(cmd, capture_output=True, text=True, timeout=400, env=env())
     assert res.returncode == 0, res.stderr[-3000:]

@@ -27,7 +27,7 @@ def _env(fault=None):
 @pytest.mark.slow
 def test_the_seed_pool_is_kept_and_used_across_resume(tmp_path, run_assay):
     out = tmp_path / "camp"
-    res = run_assay("fuzz", "--out", out, "--time", "30s", "--workers", "1", "--backends", "aot_eager",
+    res = run_assay("fuzz", "--out", out, "--time", "20s", "--workers", "1", "--backends", "aot_eager",
                     "--nodes", "3", "--no-recheck", env=_env(), timeout=400)
     assert res.returncode == 0, res.stderr[-2000:]
     pool = json.loads((out / "seeds" / "pool.json").read_text())
@@ -38,7 +38,7 @@ def test_the_seed_pool_is_kept_and_used_across_resume(tmp_path, run_assay):
     for sid in pool["seeds"]:  # every seed is a loadable program
         assert (out / "seeds" / sid / "graph.json").is_file() and (out / "seeds" / sid / "program.py").is_file()
     assert "features" in (out / "plot_data.csv").read_text().splitlines()[0]
-    res = run_assay("fuzz", "--resume", out, "--time", "25s", env=_env(), timeout=400)
+    res = run_assay("fuzz", "--resume", out, "--time", "15s", env=_env(), timeout=400)
     assert res.returncode == 0, res.stderr[-2000:]
     after = json.loads((out / "seeds" / "pool.json").read_text())
     assert set(pool["features"]) <= set(after["features"])
