@@ -146,3 +146,23 @@ def without(knobs: dict, names) -> dict:
     """``knobs`` minus the named ones (what ``ASSAY_REPRO_WITHOUT`` does inside a repro)."""
     drop = set(names)
     return {k: v for k, v in (knobs or {}).items() if k not in drop}
+
+
+# Backends whose compiles run inductor's freezing pass when ``inductor.freezing`` is set.
+FREEZING_BACKENDS = ("inductor", "aoti")
+
+
+def freezing_forbids(buffers: list[str], backend_name: str, mode: str) -> str | None:
+    """Why a test is not judged: inductor's freezing is in force and ``forward`` updates the
+    buffers ``buffers``. Freezing inlines weights as constants ("After freezing, weights can no
+    longer be updated", torch._inductor.config); a graph that reads a buffer another graph writes
+    (across a graph break) keeps the value the buffer had when it was compiled. Inference modes
+    only: a graph that needs gradients is never frozen."""
+    if not buffers or mode not in ("fwd", "dynamic") or backend_name not in FREEZING_BACKENDS:
+        return None
+    from torch._inductor import config
+
+    if not config.freezing:
+        return None
+    return (f"not judged: inductor's freezing inlines weights as constants and forbids updating them, "
+            f"and forward updates the buffer {buffers[0]}")

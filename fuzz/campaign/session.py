@@ -357,6 +357,9 @@ class Session:
         if self.undefined_indexing:
             return Verdict(Kind.SKIP, f"not compiled: {self.undefined_indexing} is given an index out of range and "
                            "does not check it (undefined behaviour: any result, a crash or a signal says nothing)")
+        frozen = knobs.freezing_forbids([w.key for w in self.writes if w.kind == "buffer"], backend_name, mode)
+        if frozen:
+            return Verdict(Kind.SKIP, frozen)
         reference = self.fwd_ref
         if mode == "bwd":
             reference = self.bwd_reference()

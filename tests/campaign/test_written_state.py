@@ -113,6 +113,24 @@ def test_real_compile_passes_on_state_models(sessions, mode):
         assert v.kind == "pass", (v.detail, v.diff, v.error)
 
 
+def test_a_buffer_update_is_not_judged_under_freezing(sessions):
+    """Inductor's freezing inlines weights as constants and forbids updating them: a graph that
+    reads a buffer another graph updates (across a graph break) keeps the value it was compiled
+    with (the twenty-second session's campaign: 4 signatures, every one this). The buffer-writing
+    model is a skip there, before any compile; written inputs and other backends are judged."""
+    from fuzz.campaign import knobs
+
+    with knobs.applied(knobs.settings_of(["freezing"])):
+        for backend in ("inductor", "aoti"):
+            for mode in ("fwd", "dynamic"):
+                v = sessions[2].run_test(backend, mode)
+                assert v.kind == "skip" and "freezing" in v.detail and WRITTEN[2].split(":")[1] in v.detail, v
+        assert sessions[2].run_test("aot_eager", "fwd").kind == "pass"  # freezing is inductor's pass
+        assert knobs.freezing_forbids([], "inductor", "fwd") is None  # no buffer written: judged
+        assert knobs.freezing_forbids(["b"], "inductor", "bwd") is None  # a graph needing gradients is not frozen
+    assert knobs.freezing_forbids(["b"], "inductor", "fwd") is None  # freezing off again
+
+
 @pytest.mark.parametrize("backend", ["_lose_state", "_double_state"])
 @pytest.mark.parametrize("mode", ["fwd", "bwd", "dynamic"])
 def test_lost_or_doubled_writes_are_mismatches(sessions, test_backends, backend, mode):
