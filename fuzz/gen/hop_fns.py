@@ -174,9 +174,10 @@ def scan(combine_fn, init, xs, dim=0, reverse=False):
 def associative_scan_in_eager(combine_fn, xs, dim, reverse=False, combine_mode="generic"):
     """The inclusive scan of xs along dim with combine_fn, folded one slice at a time. Over a dim of
     one element it returns a view of xs, as torch's operator does (eager and compiled): a later
-    in-place write into xs shows in the result, and its gradient follows that write."""
+    in-place write into xs shows in the result, and its gradient follows that write; reversed, a
+    copy (torch flips xs, which copies it)."""
     if xs.size(dim) == 1:
-        return xs.view(xs.shape)
+        return xs.clone() if reverse else xs.view(xs.shape)
     out, acc = [None] * xs.size(dim), None
     order = range(xs.size(dim) - 1, -1, -1) if reverse else range(xs.size(dim))
     for k in order:

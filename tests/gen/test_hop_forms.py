@@ -62,11 +62,14 @@ def test_eager_equivalents_compute_what_torchs_operators_compute():
                 want = torch._higher_order_ops.associative_scan(combine, xs, dim, reverse=reverse, combine_mode="generic")
                 _same(hop_fns.associative_scan_in_eager(combine, xs, dim, reverse), want)
     for xs1 in (torch.randn(1, 3, generator=gen), torch.randn(3, 1, generator=gen).t()):
-        # torch's associative_scan returns a view of a one-element dim: a later write into xs shows in it
-        want = torch._higher_order_ops.associative_scan(torch.add, xs1, 0, combine_mode="generic")
-        got = hop_fns.associative_scan_in_eager(torch.add, xs1, 0)
-        _same(got, want)
-        assert got.untyped_storage().data_ptr() == want.untyped_storage().data_ptr() == xs1.untyped_storage().data_ptr()
+        # torch's associative_scan returns a view of a one-element dim (a later write into xs shows
+        # in it), reversed a copy (a reversed scan of a clamp_ed view read the write: a false alarm)
+        for reverse in (False, True):
+            want = torch._higher_order_ops.associative_scan(torch.add, xs1, 0, reverse=reverse, combine_mode="generic")
+            got = hop_fns.associative_scan_in_eager(torch.add, xs1, 0, reverse)
+            _same(got, want)
+            shares = [t.untyped_storage().data_ptr() == xs1.untyped_storage().data_ptr() for t in (want, got)]
+            assert shares == [not reverse] * 2, (reverse, shares)
     for f in (torch.tanh, hop_fns.map_normalise, hop_fns.map_softmax_last):
         _same(hop_fns.map_in_eager(f, xs), torch._higher_order_ops.map(f, xs))
     for step in hop_fns.LOOP_STEPS:
