@@ -7,11 +7,17 @@ the dtype's overflow overflows or not depending on whether alpha scales an opera
 judge such an output (``fuzz.campaign.sensitivity``). Found in the tenth session: ``addr`` with
 alpha 0 and an inf in ``vec2`` (eager -0.85, inductor NaN) and with alpha 0.4 and a product of
 -4e38 (eager -1.6e38, inductor and AOTInductor -inf).
+
+``addcmul`` (``input + value * t1 * t2``) at a product near overflow: eager's kernel fuses the
+multiply and the add (one rounding, no overflow of the product on its own), a compiled kernel may
+round the product first, and whether it fuses can differ between the vector body of a loop and its
+tail. Neither is specified (the twenty-second session: ``FLT_MAX + 3.3e38 * -1.97``, eager
+-3.08e38, inductor -inf at 2 of 4,335 elements).
 """
 
 from __future__ import annotations
 
-SCALED_PRODUCT_OPS = frozenset({"addr", "addmm", "addmv", "addbmm", "baddbmm"})
+SCALED_PRODUCT_OPS = frozenset({"addr", "addmm", "addmv", "addbmm", "baddbmm", "addcmul"})
 NEAR_OVERFLOW = 1 / 16  # of the dtype's largest finite value (as sensitivity.EXTREME_FRACTION)
 
 
@@ -26,6 +32,8 @@ def scaled_product_edge(node, env: dict) -> bool:
         args, kwargs = call_args(node, env)
     except Exception:  # noqa: BLE001 - a value missing from env: cannot tell
         return False
+    if "addcmul" in [part.strip("_") for part in node.op.lower().replace("::", ".").split(".")]:
+        return _fused_product_edge(args, kwargs)
     alpha = kwargs.get("alpha", 1)
     a, b = (kwargs.get(name, args[i] if len(args) > i else None) for i, name in ((1, "mat1"), (2, "mat2")))
     if alpha == 1 or isinstance(alpha, bool) or not all(
@@ -35,3 +43,16 @@ def scaled_product_edge(node, env: dict) -> bool:
         return not bool(torch.isfinite(a).all() and torch.isfinite(b).all())
     big = [float(t.detach().abs().double().nan_to_num(0, 0, 0).max()) for t in (a, b)]
     return big[0] * big[1] >= torch.finfo(a.dtype).max * NEAR_OVERFLOW
+
+
+def _fused_product_edge(args, kwargs) -> bool:
+    """``addcmul(input, t1, t2, value=1)``: whether ``value * t1 * t2`` may overflow the dtype on its
+    own (at an element, by the operands' largest magnitudes: a bound, as for the other products)."""
+    import torch
+
+    t1, t2 = (kwargs.get(name, args[i] if len(args) > i else None) for i, name in ((1, "tensor1"), (2, "tensor2")))
+    value = kwargs.get("value", args[3] if len(args) > 3 else 1)
+    if not all(isinstance(t, torch.Tensor) and t.is_floating_point() and t.numel() for t in (t1, t2)):
+        return False
+    big = [float(t.detach().abs().double().nan_to_num(0, 0, 0).max()) for t in (t1, t2)]
+    return abs(float(value)) * big[0] * big[1] >= torch.finfo(t1.dtype).max * NEAR_OVERFLOW

@@ -548,8 +548,8 @@ def sensitive_tensors(graph, eager_env: dict, ref_env: dict | None, perturbed_en
                                       "the affine is folded first decides NaN against inf)")
         if short in SCALED_PRODUCT_OPS and scaled_product_edge(node, eager_env):
             for o in node.outputs:
-                reasons.setdefault(o, f"{node.name} scales a product by alpha at an infinite or near-overflow "
-                                      "product (whether alpha applies first is unspecified)")
+                reasons.setdefault(o, f"{node.name} adds an infinite or near-overflow product (whether alpha "
+                                      "applies first, or the add is fused, is unspecified)")
         if complex_nonfinite(node, eager_env):
             for o in node.outputs:
                 reasons.setdefault(o, f"{node.name} does complex arithmetic on a NaN or infinite part (which "

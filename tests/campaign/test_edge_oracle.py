@@ -236,3 +236,23 @@ def test_a_softmax_backward_told_of_a_non_float_input_is_not_judged_and_a_float_
     g, module, inputs = program.load_program(d)
     s = Session(Model(g, module, inputs, {n: (d / n).read_bytes() for n in program.PROGRAM_FILES}))
     assert s.run_test("inductor", "fwd").kind == "pass"
+
+
+def test_addcmul_at_a_near_overflow_product_is_not_judged_and_a_plain_one_is():
+    # Twenty-second session: addcmul(x, t1, t2) with x = FLT_MAX, t1 = 3.29e38, t2 = -1.97: eager
+    # fuses the multiply into the add (-3.08e38), inductor's loop tail rounds the product first (-inf)
+    from fuzz.campaign.sensitivity import sensitive_tensors
+    from fuzz.ir.graph import Graph, Node
+
+    for op in ("aten::addcmul", "torch.addcmul", "torch.Tensor.addcmul_"):
+        for t1, value, flagged in ((3.29e38, 1.0, True), (3.0, 1.0, False), (1e37, 8.0, True), (1e37, 1e-3, False)):
+            g = Graph()
+            names = [g.add_tensor([2], "float32", "input", name=n) for n in ("x", "a", "b")]
+            out = g.add_tensor([2], "float32")
+            g.add_node(Node(id="n0", op=op, api="function", args=[{"ref": n} for n in names],
+                            kwargs={"value": value}, outputs=[out]))
+            g.outputs = [out]
+            env = {"x": torch.tensor([3.4028234663852886e38, 1.0]), "a": torch.tensor([t1, 2.0]),
+                   "b": torch.tensor([-1.97, 0.5])}
+            reasons = sensitive_tensors(g, env, None)
+            assert (out in reasons) == flagged, (op, t1, value, reasons)
