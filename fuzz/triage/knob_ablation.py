@@ -4,7 +4,9 @@ sandboxed process.
 
 A knob is *needed* when the repro without it agrees (exit 0), *not needed* when the failure
 still reproduces (exit 1); anything else (another failure, a timeout, cannot run) leaves it
-*unknown*. The result is kept in the case's ``case.json`` (``triage.knobs``) so ``assay triage
+*unknown*, and so is every knob of a case recorded as not reproducing in a fresh process
+(``reproduces`` false: its repro agrees with the knobs set too, so an agreeing run without one
+says nothing; such a case is not re-run). The result is kept in the case's ``case.json`` (``triage.knobs``) so ``assay triage
 show`` runs it once per case.
 """
 
@@ -27,6 +29,10 @@ def ablate(case: Case, timeout: float | None = None, log=None) -> dict:
     script = case.path / "repro.py"
     limit = float(timeout or (case.timeout_s or 300) + 60)
     out = {}
+    if case.reproduces is False:
+        said = "unknown (the case does not reproduce in a fresh process, knobs set or not)"
+        return {"at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                "knobs": {name: {"needed": None, "said": said, "seconds": 0.0} for name in sorted(case.knobs or {})}}
     for name in sorted(case.knobs or {}):
         env = dict(os.environ, **{ENV_WITHOUT: name})
         res = sandbox.run([sys.executable, str(script)], limit, case.mem_limit_mb or None, cwd=str(case.path), env=env)

@@ -233,3 +233,17 @@ def test_report_plots_a_guided_campaigns_features(crashes, tmp_path):
         csv.writer(fh).writerows(rows)
     plots = {name: png for name, png, _ in build(crashes)["plots"]}
     assert plots["Compiler features over time"][:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_knob_ablation_of_a_case_that_does_not_reproduce_says_unknown_and_runs_nothing(tmp_path):
+    # Twenty-second session: a reduced freezing case agreed in a fresh process with its knob set,
+    # and the ablation's run without the knob (which agreed too) read "freezing -> needed"
+    from fuzz.campaign.case import Case
+    from fuzz.triage.knob_ablation import ablate, knob_lines
+
+    case = Case(id="k1", kind="mismatch", knobs={"freezing": {"inductor.freezing": True}}, reproduces=False,
+                path=tmp_path / "absent")  # no repro.py: a run would be 'cannot run', not this
+    found = ablate(case)
+    assert found["knobs"]["freezing"]["needed"] is None and "does not reproduce" in found["knobs"]["freezing"]["said"]
+    case.triage = {"knobs": found}
+    assert any("freezing" in ln and "unknown" in ln for ln in knob_lines(case))
