@@ -23,36 +23,36 @@ NEAR_OVERFLOW = 1 / 16  # of the dtype's largest finite value (as sensitivity.EX
 
 def scaled_product_edge(node, env: dict) -> bool:
     """Whether ``node`` (one of ``SCALED_PRODUCT_OPS``) scales, by an alpha other than 1, a
-    product that is infinite (alpha 0) or may overflow (any other alpha), on ``env``'s values."""
+    product that is infinite (alpha 0) or may overflow (any other alpha), or (``addcmul``) adds
+    a product ``value * t1 * t2`` that may overflow on its own, on ``env``'s values."""
     import torch
 
     from fuzz.gen.interpret import call_args
+    from fuzz.ir.opnames import short_name
 
     try:
         args, kwargs = call_args(node, env)
     except Exception:  # noqa: BLE001 - a value missing from env: cannot tell
         return False
-    if "addcmul" in [part.strip("_") for part in node.op.lower().replace("::", ".").split(".")]:
-        return _fused_product_edge(args, kwargs)
+    fused = short_name(node.op) == "addcmul"
+    a, b = (kwargs.get(name, args[i] if len(args) > i else None)
+            for i, name in ((1, "tensor1" if fused else "mat1"), (2, "tensor2" if fused else "mat2")))
+    if not all(isinstance(t, torch.Tensor) and t.is_floating_point() and t.numel() for t in (a, b)):
+        return False
+    if fused:
+        return _may_overflow(kwargs.get("value", args[3] if len(args) > 3 else 1), a, b)
     alpha = kwargs.get("alpha", 1)
-    a, b = (kwargs.get(name, args[i] if len(args) > i else None) for i, name in ((1, "mat1"), (2, "mat2")))
-    if alpha == 1 or isinstance(alpha, bool) or not all(
-            isinstance(t, torch.Tensor) and t.is_floating_point() and t.numel() for t in (a, b)):
+    if alpha == 1 or isinstance(alpha, bool):
         return False
     if alpha == 0:
         return not bool(torch.isfinite(a).all() and torch.isfinite(b).all())
-    big = [float(t.detach().abs().double().nan_to_num(0, 0, 0).max()) for t in (a, b)]
-    return big[0] * big[1] >= torch.finfo(a.dtype).max * NEAR_OVERFLOW
+    return _may_overflow(1, a, b)
 
 
-def _fused_product_edge(args, kwargs) -> bool:
-    """``addcmul(input, t1, t2, value=1)``: whether ``value * t1 * t2`` may overflow the dtype on its
-    own (at an element, by the operands' largest magnitudes: a bound, as for the other products)."""
+def _may_overflow(scale, a, b) -> bool:
+    """Whether ``scale * a * b`` may reach ``NEAR_OVERFLOW`` of the dtype's max at some element
+    (by the operands' largest finite magnitudes: a bound)."""
     import torch
 
-    t1, t2 = (kwargs.get(name, args[i] if len(args) > i else None) for i, name in ((1, "tensor1"), (2, "tensor2")))
-    value = kwargs.get("value", args[3] if len(args) > 3 else 1)
-    if not all(isinstance(t, torch.Tensor) and t.is_floating_point() and t.numel() for t in (t1, t2)):
-        return False
-    big = [float(t.detach().abs().double().nan_to_num(0, 0, 0).max()) for t in (t1, t2)]
-    return abs(float(value)) * big[0] * big[1] >= torch.finfo(t1.dtype).max * NEAR_OVERFLOW
+    big = [float(t.detach().abs().double().nan_to_num(0, 0, 0).max()) for t in (a, b)]
+    return abs(float(scale)) * big[0] * big[1] >= torch.finfo(a.dtype).max * NEAR_OVERFLOW

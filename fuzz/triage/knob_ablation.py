@@ -6,8 +6,8 @@ A knob is *needed* when the repro without it agrees (exit 0), *not needed* when 
 still reproduces (exit 1); anything else (another failure, a timeout, cannot run) leaves it
 *unknown*, and so is every knob of a case recorded as not reproducing in a fresh process
 (``reproduces`` false: its repro agrees with the knobs set too, so an agreeing run without one
-says nothing; such a case is not re-run). The result is kept in the case's ``case.json`` (``triage.knobs``) so ``assay triage
-show`` runs it once per case.
+says nothing; such a case is not re-run). The result is kept in the case's ``case.json``
+(``triage.knobs``) so ``assay triage show`` runs it once per case.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from fuzz.campaign.case import Case
 from fuzz.campaign.knobs import ENV_WITHOUT
 
 VERDICT = {"agree": "needed", "reproduced": "not needed"}
+NOT_REPRODUCING = "unknown (the case does not reproduce in a fresh process, knobs set or not)"
 
 
 def ablate(case: Case, timeout: float | None = None, log=None) -> dict:
@@ -29,11 +30,10 @@ def ablate(case: Case, timeout: float | None = None, log=None) -> dict:
     script = case.path / "repro.py"
     limit = float(timeout or (case.timeout_s or 300) + 60)
     out = {}
-    if case.reproduces is False:
-        said = "unknown (the case does not reproduce in a fresh process, knobs set or not)"
-        return {"at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-                "knobs": {name: {"needed": None, "said": said, "seconds": 0.0} for name in sorted(case.knobs or {})}}
     for name in sorted(case.knobs or {}):
+        if case.reproduces is False:
+            out[name] = {"needed": None, "said": NOT_REPRODUCING, "seconds": 0.0}
+            continue
         env = dict(os.environ, **{ENV_WITHOUT: name})
         res = sandbox.run([sys.executable, str(script)], limit, case.mem_limit_mb or None, cwd=str(case.path), env=env)
         outcome = repro.judge_run(case, None if res.timed_out else res.returncode, res.stdout, res.stderr, res.timed_out)
