@@ -4,7 +4,10 @@ A signature is a short stable id plus the readable text it hashes:
 
 - ``crash``: backend, normalised exception type and first message line (numbers,
   addresses, tensor/buffer names, shapes and quoted strings masked), and the three
-  innermost traceback frames inside torch (``module:function``, no line numbers);
+  innermost traceback frames inside torch (``module:function``, no line numbers). Where the
+  first line is a wrapper's that names no cause (dynamo's "RuntimeError when making fake tensor
+  call"), the inner exception it quotes (``got Type('first line...``) is added, masked alike:
+  behind one wrapper and one set of dynamo frames lie different bugs;
 - ``mismatch``: backend, mode, what differs (``values`` / ``shape`` / ``dtype`` /
   ``nonfinite``) and the sorted set of operators in the graph;
 - ``hang`` / ``signal`` / ``oom``: backend, mode, kind (with the signal name) and the
@@ -12,7 +15,9 @@ A signature is a short stable id plus the readable text it hashes:
 
 ``signature(...)`` (and ``sign(verdict, ops)``) return a ``FailureSignature``: its ``id``
 looks like ``crash-inductor-3f9a1c2b7d10``; ``text`` is what it hashes;
-``reduction_class`` is what reducing a case must keep equal.
+``reduction_class`` is what reducing a case must keep equal. A crash signed before the wrapper's
+cause was added keeps its id: the new signature lists the old one in ``aliases``, and
+``same_failure`` accepts either.
 """
 
 from __future__ import annotations
@@ -53,6 +58,20 @@ def normalise_message(message: str, limit: int = 240) -> str:
     return line[:limit]
 
 
+# First lines that name no cause: the message goes on to quote the inner exception as
+# `... (*args, **kwargs): got Type("first line\\nmore...")` (a repr, on one line).
+WRAPPER_LINES = ("RuntimeError when making fake tensor call",)
+INNER_CAUSE = re.compile(r"""\): got (\w+)\((['"])(.*?)(?:\\n|\2\)|$)""", re.M)
+
+
+def cause_line(message: str) -> str:
+    """The inner exception's type and first line that a wrapper's message quotes (masked), or ''
+    when the message's first line is not a wrapper's (``WRAPPER_LINES``) or quotes none."""
+    first = next((ln.strip() for ln in (message or "").splitlines() if ln.strip()), "")
+    found = INNER_CAUSE.search(message or "") if first in WRAPPER_LINES else None
+    return normalise_message(f"{found.group(1)}: {found.group(3)}") if found else ""
+
+
 # A frame line of a formatted traceback: the line ends with the function's name. An inductor
 # LoweringException's message quotes its FX node's ``stack_traces`` ("File ..., in forward," with a
 # comma), which would otherwise be taken for the innermost frames: they hold torch frames in one
@@ -77,10 +96,12 @@ def short_type(exc_type: str) -> str:
     return (exc_type or "Exception").rsplit(".", 1)[-1]
 
 
-def crash_text(backend: str, exc_type: str, message: str, traceback_text: str) -> str:
-    """A crash's signature text: backend, short exception type, normalised message, torch frames."""
+def crash_text(backend: str, exc_type: str, message: str, traceback_text: str, cause: bool = True) -> str:
+    """A crash's signature text: backend, short exception type, normalised message (with a wrapper's
+    quoted cause, ``cause_line``; ``cause=False`` gives the format before it), torch frames."""
     frames = " < ".join(reversed(torch_frames(traceback_text)))
-    return f"crash|{backend}|{short_type(exc_type)}: {normalise_message(message)}|{frames}"
+    inner = cause_line(message) if cause else ""
+    return f"crash|{backend}|{short_type(exc_type)}: {normalise_message(message)}{' <- ' + inner if inner else ''}|{frames}"
 
 
 @dataclass(frozen=True)
@@ -92,6 +113,11 @@ class FailureSignature:
     kind: str
     backend: str
     mode: str = "fwd"
+    aliases: tuple = ()  # ids the same failure had in an earlier signature format
+
+    def same_failure(self, saved: "FailureSignature") -> bool:
+        """Whether this (a replay's signature) is ``saved``'s failure, in today's format or an earlier one."""
+        return self.id == saved.id or saved.id in self.aliases
 
     @property
     def reduction_class(self) -> tuple:
@@ -117,8 +143,13 @@ def signature(kind: str, backend: str, mode: str = "fwd", *, ops=(), error: dict
     kind = str(kind)
     error = error or {}
     opset = ",".join(sorted(set(ops)))
+    aliases = ()
     if kind == Kind.CRASH:
-        text = crash_text(backend, error.get("type", ""), error.get("message", ""), error.get("traceback", ""))
+        parts = (backend, error.get("type", ""), error.get("message", ""), error.get("traceback", ""))
+        text = crash_text(*parts)
+        former = crash_text(*parts, cause=False)
+        if former != text:
+            aliases = (f"{kind}-{backend}-{hashlib.sha1(former.encode()).hexdigest()[:12]}",)
     elif kind == Kind.MISMATCH:
         text = f"mismatch|{backend}|{mode}|{detail or 'values'}|{opset}"
     elif kind == Kind.SIGNAL:
@@ -126,7 +157,7 @@ def signature(kind: str, backend: str, mode: str = "fwd", *, ops=(), error: dict
     else:  # hang, oom, anything else
         text = f"{kind}|{backend}|{mode}|{opset}"
     digest = hashlib.sha1(text.encode()).hexdigest()[:12]
-    return FailureSignature(f"{kind}-{backend}-{digest}", text, kind, backend, mode)
+    return FailureSignature(f"{kind}-{backend}-{digest}", text, kind, backend, mode, aliases)
 
 
 def sign(verdict: Verdict, ops=()) -> FailureSignature | None:

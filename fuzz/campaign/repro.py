@@ -278,9 +278,10 @@ def _crash_signing() -> list[str]:
     from fuzz.campaign import failure, verdict
 
     return ["", "", f"MASKS = [(re.compile(p), r) for p, r in {failure.MASK_PATTERNS!r}]",
-            f"FRAME = re.compile({failure.FRAME.pattern!r})"] + [
-        "\n\n" + function_source(f) for f in (failure.normalise_message, failure.torch_frames, failure.short_type,
-                                              failure.crash_text, verdict.signed_traceback)]
+            f"FRAME = re.compile({failure.FRAME.pattern!r})", f"WRAPPER_LINES = {failure.WRAPPER_LINES!r}",
+            f"INNER_CAUSE = re.compile({failure.INNER_CAUSE.pattern!r}, re.M)"] + [
+        "\n\n" + function_source(f) for f in (failure.normalise_message, failure.cause_line, failure.torch_frames,
+                                              failure.short_type, failure.crash_text, verdict.signed_traceback)]
 
 
 def _layouts(case: Case) -> dict:

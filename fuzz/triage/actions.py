@@ -35,10 +35,11 @@ def case_timeout(case: Case, override: float | None) -> float:
     return float(min(max(float(t) - 60, 30), 300)) if t else 60.0
 
 
-def _same_failure(v: Verdict, graph: Graph, target: tuple) -> FailureSignature | None:
-    """The replay's signature when it is the failure being reduced, else None."""
+def _same_failure(v: Verdict, graph: Graph, target: FailureSignature) -> FailureSignature | None:
+    """The replay's signature when it is the failure being reduced (``target``), else None."""
     sig = sign(v, graph.ops())
-    return sig if sig is not None and sig.reduction_class == target else None
+    same = sig is not None and (sig.reduction_class == target.reduction_class or sig.same_failure(target))
+    return sig if same else None
 
 
 # ---------------------------------------------------------------------------
@@ -58,7 +59,7 @@ def reduce_case(case: Case, *, time_budget: float = 120.0, timeout: float | None
         raise AssayError(f"{case.id} is already a reduced case (of {case.reduced_from}); reduce that one again instead")
     graph = case.program_graph()
     tensors = case.tensors(graph)
-    target = case.failure.reduction_class
+    target = case.failure
     t0 = time.monotonic()
     own_runner = runner is None
     if runner is None:
@@ -317,7 +318,7 @@ def recheck_status(case: Case, verdict, sig) -> tuple[str, str]:
     (it passes only because today's oracle no longer judges the value that differed: not a
     fix in torch; the second item says why), or ``fixed``."""
     if sig is not None:
-        return ("open" if sig.id == case.failure.id else "changed"), ""
+        return ("open" if sig.same_failure(case.failure) else "changed"), ""
     where = (case.diff or {}).get("where")
     why = (verdict.skipped_values or {}).get(where) if where else None
     if why:

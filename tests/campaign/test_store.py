@@ -96,6 +96,45 @@ def test_signatures_mask_run_specific_details():
     assert normalise_message("\n  size 12 != 13\nmore") == "size N != N"
 
 
+def test_a_wrapper_crash_signs_by_the_cause_it_quotes():
+    """dynamo's "RuntimeError when making fake tensor call" wraps different bugs with the same first
+    line and frames (the twenty-second session: histc(out=) under dynamic shapes, _make_dual under
+    jacfwd, a 0-dim tensor for a float argument all signed alike, so only one was reduced). The
+    quoted cause splits them; the id the case had before is kept as an alias a replay still matches,
+    and the signing code a repro.py carries gives the same text."""
+    import re
+
+    from fuzz.campaign import repro
+
+    tb = 'Traceback:\n  File "/v/site-packages/torch/_dynamo/utils.py", line 3, in get_fake_value\n'
+
+    def wrapped(call, inner):
+        return {"type": "torch._dynamo.exc.TorchRuntimeError", "traceback": tb,
+                "message": "RuntimeError when making fake tensor call\n  Explanation: Dynamo failed to run FX node "
+                           f"with fake tensors: call_function {call}(*(FakeTensor(..., size=(s56,)),), **{{}}): got "
+                           f"{inner}\n  Hint: Your code may result in an error when running in eager."}
+
+    histc = wrapped("<built-in method histc of type object at 0x7fae>", "RuntimeError('tried to directly modify sizes "
+                    "for customized tensor')")
+    histc2 = wrapped("<built-in method histc of type object at 0x7fbb>", "RuntimeError('tried to directly modify sizes "
+                     "for customized tensor')")
+    dual = wrapped("<function _make_dual at 0x7f3f>", "RuntimeError('Cannot call storage_offset() on tensor with "
+                   "symbolic sizes\\nException raised from throw_cannot_call_with_symbolic')")
+    a, b, c = (signature("crash", "inductor", "dynamic", error=e) for e in (histc, histc2, dual))
+    assert a.id == b.id and a.id != c.id
+    assert "<- RuntimeError: tried to directly modify sizes for customized tensor|" in a.text
+    assert "Exception raised" not in c.text  # the quoted cause's first line only
+    # the format before: one id for both, kept as each one's alias and accepted by same_failure
+    assert a.aliases == c.aliases and len(a.aliases) == 1 and a.aliases[0] not in (a.id, c.id)
+    saved = FailureSignature(a.aliases[0], "", "crash", "inductor", "dynamic")
+    assert a.same_failure(saved) and c.same_failure(saved) and not c.same_failure(a)
+    plain = signature("crash", "inductor", error={"type": "RuntimeError", "message": "x): got RuntimeError('y')"})
+    assert plain.aliases == () and "<-" not in plain.text  # only wrapper lines take a cause
+    ns = {"re": re}
+    exec("\n".join(repro._crash_signing()), ns)
+    assert ns["crash_text"]("inductor", dual["type"], dual["message"], tb) == c.text
+
+
 def test_reduction_class_drops_only_the_operator_set():
     crash = signature("crash", "inductor", error={"type": "RuntimeError", "message": "x"})
     assert crash.reduction_class == ("crash", crash.id)
