@@ -48,6 +48,7 @@ from fuzz.campaign.folded_affine import folds_nonfinite_affine
 from fuzz.campaign.scalar_rounding import scalar_rounding_decides
 from fuzz.campaign.scaled_products import SCALED_PRODUCT_OPS, scaled_product_edge
 from fuzz.campaign.undefined_casts import casts_unrepresentable, degree_unrepresentable, softmax_backward_input_dtype
+from fuzz.ir.opnames import short_name as short_op  # the spelling every op-name set here uses
 from fuzz.ir.graph import called_node
 
 # Relative noise used to find values that sit on a rounding boundary.
@@ -79,10 +80,6 @@ INDEX_OPS = {
 }
 # Index ops whose *values* also depend on tie-breaking.
 TIE_VALUE_OPS = {"mode"}
-def short_op(op: str) -> str:
-    return op.split("::")[-1].split(".")[-1].lower().strip("_")
-
-
 def same_values(a, b) -> bool:
     """Bitwise-equal results (NaN equal to NaN): the test for a deterministic op."""
     import torch
