@@ -51,6 +51,10 @@ KNOBS: dict[str, dict] = {
     # torch.compile's default dynamic=None in the dynamic mode: a static first compile, then, at the
     # second call's sizes, a recompile with automatic dynamic shapes (only the changed dims symbolic)
     "automatic_dynamic": {"assay.COMPILE_DYNAMIC": None},
+    # bwd and train tests: the compiled side's backward runs under compiled autograd (dynamo captures
+    # the autograd graph at backward time and compiles it with the test's backend), not as the
+    # AOTAutograd backward alone; a knob of its own because it is a separate capture stack
+    "compiled_autograd": {"assay.COMPILED_AUTOGRAD": True},
 }
 
 # The ``dynamic`` argument of the dynamic mode's compile (``Session.run_test``, repro.py): True, every
@@ -63,6 +67,27 @@ def dynamic_argument(mode: str):
     """What a test of ``mode`` passes as ``compile_model``'s ``dynamic``: ``COMPILE_DYNAMIC`` in the
     dynamic mode (as the knobs in force set it), else False."""
     return COMPILE_DYNAMIC if mode == "dynamic" else False
+
+# Whether the compiled side's backward (bwd and train modes) runs under compiled autograd
+# (``compiled_backward``); the ``compiled_autograd`` knob sets it.
+COMPILED_AUTOGRAD = False
+
+
+def compiled_backward(backend):
+    """The context the compiled side's backward runs in: compiled autograd, compiling the captured
+    autograd graph with ``torch.compile(backend=backend)``, when ``COMPILED_AUTOGRAD`` is set and
+    ``backend`` is one of torch.compile's (export and AOTInductor programs have no such backward;
+    None: the eager side); else nothing. Plain torch: copied into bwd and train repro.py scripts."""
+    import contextlib
+    import functools
+
+    import torch
+
+    if not COMPILED_AUTOGRAD or backend not in ("inductor", "aot_eager", "aot_eager_decomp_partition", "eager"):
+        return contextlib.nullcontext()
+    from torch._dynamo import compiled_autograd
+
+    return compiled_autograd._enable(functools.partial(torch.compile, backend=backend))
 
 ENV_WITHOUT = "ASSAY_REPRO_WITHOUT"
 # The knob name under which a model's own needs are set (``model_knobs``): not a campaign knob,

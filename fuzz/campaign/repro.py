@@ -82,7 +82,8 @@ def _main_source(mode: str, dynamic_second: bool, mem_limit: bool, state: bool =
         compiled = ("module = copy.deepcopy(model)\n"
                     "        xs = [_leaf(x) for x in inputs]\n"
                     "        fn = compile_model(module, xs, dynamic=False)\n"
-                    "        actual = _values(fn, inputs, module=fn if isinstance(fn, torch.nn.Module) else module)")
+                    "        with compiled_backward(BACKEND):  # compiled autograd under its knob, else nothing\n"
+                    "            actual = _values(fn, inputs, module=fn if isinstance(fn, torch.nn.Module) else module)")
         prep = "global PARAM_NAMES\n        PARAM_NAMES = [n for n, _ in model.named_parameters()]"
     elif mode == "train":  # one training step: the module in training mode, compiled by the backend
         eager = "expected = _values(model, inputs)"
@@ -429,6 +430,9 @@ def repro_source(program_src: str, case: Case, *, inline_tensors: dict | None = 
         settings += ["", "", function_source(limit_address_space)]
     if case.detail == "stride":
         settings += ["", "", function_source(oracle.layout_of), "", "", function_source(oracle.strides_differ)]
+    if mode in ("bwd", "train"):  # before the knobs: the compiled_autograd knob sets it
+        settings += ["", "", "COMPILED_AUTOGRAD = False  # the compiled side's backward under compiled autograd", "", "",
+                     function_source(knob_table.compiled_backward)]
     if mode == "dynamic":  # before the knobs: the automatic_dynamic knob sets it to None
         settings += ["", "", "COMPILE_DYNAMIC = True  # torch.compile(dynamic=...) of this mode"]
     if case.knobs or model_needs:

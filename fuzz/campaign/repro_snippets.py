@@ -32,7 +32,8 @@ def _values(model, inputs, dtype64=False, compiled=False):
     module = copy.deepcopy(model).train()
     xs = [fenced(x) for x in inputs]
     fn = compile_model(module, xs, dynamic=False) if compiled else module
-    res = train_step(fn, module, xs, SKIP)
+    with compiled_backward(BACKEND if compiled else None):  # compiled autograd under its knob
+        res = train_step(fn, module, xs, SKIP)
     return {} if res is None else dict(zip(res[1], res[0]))
 """
 

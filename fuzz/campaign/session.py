@@ -383,7 +383,8 @@ class Session:
                 inputs = clone_inputs(self.model.inputs, self.device, requires_grad=True, frozen=self.frozen, fence=self.fence)
                 fn = compile_model(module, inputs, dynamic=False)
                 stage = "run"
-                res = self.grads(fn, fn if isinstance(fn, torch.nn.Module) else module, inputs)
+                with knobs.compiled_backward(backend_name):
+                    res = self.grads(fn, fn if isinstance(fn, torch.nn.Module) else module, inputs)
                 actual = res[0] + self._state(backend, fn, module, inputs) if res is not None else []
             elif mode == "train":
                 torch.manual_seed(0)
@@ -391,7 +392,8 @@ class Session:
                 inputs = clone_inputs(self.model.inputs, self.device, fence=self.fence)
                 fn = compile_model(module, inputs, dynamic=False)
                 stage = "run"
-                res = train.train_step(fn, module, inputs, self.fwd_ref.skip)
+                with knobs.compiled_backward(backend_name):
+                    res = train.train_step(fn, module, inputs, self.fwd_ref.skip)
                 actual = res[0] if res is not None else []
             else:
                 inputs = clone_inputs(self.model.inputs, self.device, fence=self.fence)

@@ -217,6 +217,9 @@ def _config_line(case: Case) -> str:
             if k.partition(".")[0] in roots]
     how = ("; compiled with torch's default `dynamic=None` (a static first compile, automatic dynamic shapes "
            "on the second call's recompile)" if settings.get("assay.COMPILE_DYNAMIC", True) is None else "")
+    if settings.get("assay.COMPILED_AUTOGRAD"):
+        how += ("; the compiled side's backward runs under compiled autograd "
+                "(`torch._dynamo.compiled_autograd._enable(torch.compile(backend=...))`)")
     if not set_:
         return ("- no `torch._dynamo.config` / `torch._inductor.config` changes; `torch._dynamo.reset()` before "
                 f"compiling{how}")

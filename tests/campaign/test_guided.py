@@ -101,6 +101,32 @@ def test_a_knob_in_a_case_is_set_by_its_repro_and_triage_finds_it_needed(tmp_pat
     assert rechecked.returncode == 0 and "still fails" in rechecked.stdout, rechecked.stdout[-2000:]
 
 
+@pytest.mark.slow
+def test_a_fault_only_in_compiled_autograds_backward_is_found_under_its_knob(tmp_path, run_assay):
+    """``relu_grad`` corrupts relu's gradient only in a backward dynamo captures at backward time
+    (compiled autograd): a bwd campaign under the ``compiled_autograd`` knob saves a mismatch in a
+    gradient; its repro reproduces it, and with the knob left out (triage's ablation) agrees, as the
+    plain AOTAutograd backward has no fault."""
+    progs = _relu_program(tmp_path)
+    out = tmp_path / "camp"
+    res = run_assay("fuzz", "--programs", progs, "--backends", "aot_eager", "--modes", "bwd", "--workers", "1",
+                    "--out", out, "--time", "5m", "--no-recheck", "--knobs", "compiled_autograd",
+                    env=_env("relu_grad"), timeout=600)
+    assert res.returncode == 0, res.stderr[-2000:]
+    (case_dir,) = [d for d in out.iterdir() if (d / "case.json").is_file()]
+    case = json.loads((case_dir / "case.json").read_text())
+    assert case["kind"] == "mismatch" and case["knobs"] == {"compiled_autograd": {"assay.COMPILED_AUTOGRAD": True}}
+    assert case["diff"]["where"].startswith("grad:"), case["diff"]
+    repro = case_dir / "repro.py"
+    faulty = subprocess.run([sys.executable, str(repro)], cwd=case_dir, env=_env("relu_grad"), capture_output=True,
+                            text=True, timeout=300)
+    assert faulty.returncode == 1 and "REPRODUCED" in faulty.stdout, faulty.stdout[-1500:] + faulty.stderr[-1500:]
+    env = dict(_env("relu_grad"), ASSAY_REPRO_WITHOUT="compiled_autograd")
+    plain = subprocess.run([sys.executable, str(repro)], cwd=case_dir, env=env, capture_output=True, text=True,
+                           timeout=300)
+    assert plain.returncode == 0 and "AGREE" in plain.stdout, plain.stdout[-1500:] + plain.stderr[-1500:]
+
+
 def _session_for_chain(tmp_path):
     sys.path.insert(0, str(REPO / "tests" / "triage"))
     from triage_helpers import chain_graph

@@ -27,6 +27,10 @@ processes they start (sandbox workers, repro scripts) and set ``ASSAY_TEST_FAULT
 - ``relu@no_fusion``: the ``relu`` fault, only while a compile runs with inductor's
   ``max_fusion_size`` at 1 (the ``no_fusion`` knob of ``fuzz.campaign.knobs``): a fault that
   appears only under a compiler setting, as some real ones do.
+- ``relu_grad``: relu's gradient (``threshold_backward``) computed ``+ 0.5`` in the graphs
+  aot_eager compiles as forward graphs, and its AOTAutograd backward compiler left untouched: only
+  compiled autograd's captured backward (the ``compiled_autograd`` knob), which dynamo hands to
+  the backend as a forward graph, has the fault.
 
 It rewrites the aten graph that ``aot_eager`` runs (the backend is re-registered
 with a forward compiler that edits the graph first) and, for inductor, adds a
@@ -58,6 +62,7 @@ def _install(fault: str) -> None:
     targets = {
         "relu": {torch.ops.aten.relu.default},
         "after_break": {torch.ops.aten.relu.default},
+        "relu_grad": {torch.ops.aten.threshold_backward.default},
         "add": {torch.ops.aten.add.Tensor},
         "running_stats": set(),
         "relu_raise": set(),
@@ -173,7 +178,7 @@ def _install(fault: str) -> None:
 
     registry._lazy_import()
     registry._COMPILER_FNS["aot_eager"] = aot_autograd(
-        fw_compiler=faulty_fw, bw_compiler=boxed_nop if fault == "after_break" else None)
+        fw_compiler=faulty_fw, bw_compiler=boxed_nop if fault in ("after_break", "relu_grad") else None)
 
     import torch._inductor.config as inductor_config
 

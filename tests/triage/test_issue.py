@@ -87,3 +87,5 @@ def test_an_issue_says_how_a_case_under_automatic_dynamic_was_compiled():
     assert "torch._inductor.config.freezing = True" in _config_line(both) and "`dynamic=None`" in _config_line(both)
     plain = SimpleNamespace(graph={}, knobs=None)
     assert "dynamic=None" not in _config_line(plain)
+    ca = SimpleNamespace(graph={}, knobs={"compiled_autograd": knobs.KNOBS["compiled_autograd"]})
+    assert "compiled autograd" in _config_line(ca) and "compiled autograd" not in _config_line(both)
