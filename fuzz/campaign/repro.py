@@ -75,7 +75,8 @@ def _main_source(mode: str, dynamic_second: bool, mem_limit: bool, state: bool =
         eager = ("m = copy.deepcopy(model)\n        expected = _values(m, inputs)")
         compiled = ("module = copy.deepcopy(model)\n"
                     "        fn = compile_model(module, _leaves(inputs), dynamic=False)\n"
-                    "        actual = _values(fn, inputs, module=module)")
+                    "        with compiled_backward(BACKEND):  # compiled autograd under its knob, else nothing\n"
+                    "            actual = _values(fn, inputs, module=module)")
         prep = "global PARAM_NAMES\n        PARAM_NAMES = [n for n, _ in model.named_parameters()]"
     elif mode == "bwd":
         eager = ("m = copy.deepcopy(model)\n        expected = _values(m, inputs)")

@@ -165,3 +165,23 @@ def test_frames_quoted_in_a_lowering_message_do_not_sign_the_crash():
     assert torch_frames(with_quote)[-1] == "torch._inductor.codegen.cpp_flex_attention_template:choose_flex_template"
     assert crash_text("inductor", "InductorError", "x", with_quote) == crash_text(
         "inductor", "InductorError", "x", "Traceback (most recent call last):\n" + real)
+
+
+def test_every_backward_main_runs_the_compiled_side_under_compiled_backward():
+    """The compiled_autograd knob must reach every repro.py that runs a compiled backward: a bwd
+    model that writes its inputs has a main of its own, which once ran the plain backward (the
+    twenty-third session's s2302-m000183 repro: COMPILED_AUTOGRAD set, no capture), so its crash
+    signed other frames than the worker's. Eager's side never runs under it."""
+    from fuzz.campaign import repro
+    from fuzz.campaign import repro_snippets as snippets
+
+    for state in (False, True):
+        main = repro._main_source("bwd", False, False, state)
+        compiled = main[main.index("module = copy.deepcopy(model)"):]
+        compiled = compiled[:compiled.index("except Exception as exc")]
+        assert "with compiled_backward(BACKEND):" in compiled, (state, compiled)
+        assert compiled.index("with compiled_backward(BACKEND):") < compiled.index("actual = _values(")
+        eager = main[main.index("expected = _values("):main.index("module = copy.deepcopy(model)")]
+        assert "compiled_backward" not in eager
+    train = repro._main_source("train", False, False)
+    assert "compiled=True" in train and "compiled_backward(BACKEND if compiled else None)" in snippets.VALUES_TRAIN
