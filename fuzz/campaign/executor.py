@@ -25,6 +25,7 @@ from __future__ import annotations
 import json
 import os
 import queue
+import re
 import signal
 import subprocess
 import sys
@@ -39,6 +40,24 @@ from fuzz.campaign.batch import solo_jobs
 from fuzz.campaign.verdict import Kind, Verdict
 from fuzz.errors import AssayError
 
+
+
+# Session methods that run eager torch inside a test (references made on first use, not while the
+# model is prepared). A worker whose crashing thread died inside one was killed by eager torch before
+# the compiled side ran: still a finding (a segfault in torch), but not the backend's.
+EAGER_STAGES = ("bwd_reference", "train_reference", "second_call")
+_EXTENSION_MODULES = re.compile(r"(\nExtension modules:)[^\n]*")
+_SESSION_FRAME = re.compile(r'File "[^"]*fuzz/campaign/session\.py", line \d+ in (\w+)')
+
+
+def eager_stage(tail: str) -> str | None:
+    """The eager stage (``EAGER_STAGES``) a dead worker's test thread was in, or None: read from the
+    faulthandler dump in its log, whose last thread block is the main thread, the one running tests
+    (the helper threads are newer and printed first). The block ends where faulthandler's list of
+    extension modules begins; a tail cut short keeps the block's end, so a missing header is no loss."""
+    text = (tail or "").split("\nExtension modules:", 1)[0]
+    frames = _SESSION_FRAME.findall(text.rsplit("(most recent call first):", 1)[-1])
+    return next((f for f in frames if f in EAGER_STAGES), None)
 
 class Executor(ABC):
     @abstractmethod
@@ -320,7 +339,8 @@ class LocalExecutor(Executor):
             elif reason == Kind.OOM:
                 kind, detail = Kind.OOM, f"worker over its memory limit ({how})"
             else:
-                kind, detail = Kind.SIGNAL, how
+                stage = eager_stage(tail)
+                kind, detail = Kind.SIGNAL, how if stage is None else f"{how} in eager ({stage}): the compiled side had not run"
             sub = next((j for j in job.get("batch", []) if any(x["test"] == t["test"] for x in j["tests"])), job)
             events.append(self._verdict(sub, t, kind, detail,
                                         {"type": kind.value.capitalize() if kind != Kind.SIGNAL else how,
@@ -345,13 +365,17 @@ class LocalExecutor(Executor):
             return 0
 
     def _log_tail(self, w: _Worker, limit: int = 20000) -> str:
-        """What the worker wrote since its current test began (e.g. a faulthandler stack)."""
+        """What the worker wrote since its current test began (e.g. a faulthandler stack), its last
+        ``limit`` characters. faulthandler's one-line list of extension modules is shortened first: in
+        a worker that has loaded hundreds of compiled kernels it alone outgrew the limit and cut the
+        stack above it (the twenty-third session's segfault case kept half a frame line)."""
         if not self.log_dir:
             return ""
         try:
             with open(self.log_dir / f"worker-{w.index}.log", "rb") as fh:
                 fh.seek(getattr(w, "log_offset", 0))
-                data = fh.read()[-limit:]
-            return data.decode(errors="replace")
+                data = fh.read()
         except OSError:
             return ""
+        text = _EXTENSION_MODULES.sub(lambda m: m.group(1) + " (list left out)", data.decode(errors="replace"))
+        return text[-limit:]
