@@ -41,7 +41,6 @@ from fuzz.campaign.verdict import Kind, Verdict
 from fuzz.errors import AssayError
 
 
-
 # Session methods that run eager torch inside a test (references made on first use, not while the
 # model is prepared). A worker whose crashing thread died inside one was killed by eager torch before
 # the compiled side ran: still a finding (a segfault in torch), but not the backend's.
@@ -58,6 +57,7 @@ def eager_stage(tail: str) -> str | None:
     text = (tail or "").split("\nExtension modules:", 1)[0]
     frames = _SESSION_FRAME.findall(text.rsplit("(most recent call first):", 1)[-1])
     return next((f for f in frames if f in EAGER_STAGES), None)
+
 
 class Executor(ABC):
     @abstractmethod

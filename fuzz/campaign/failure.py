@@ -147,8 +147,8 @@ def signature(kind: str, backend: str, mode: str = "fwd", *, ops=(), error: dict
     if kind == Kind.CRASH:
         parts = (backend, error.get("type", ""), error.get("message", ""), error.get("traceback", ""))
         text = crash_text(*parts)
-        former = crash_text(*parts, cause=False)
-        if former != text:
+        if cause_line(parts[2]):  # the format before the cause was added: the id old cases carry
+            former = crash_text(*parts, cause=False)
             aliases = (f"{kind}-{backend}-{hashlib.sha1(former.encode()).hexdigest()[:12]}",)
     elif kind == Kind.MISMATCH:
         text = f"mismatch|{backend}|{mode}|{detail or 'values'}|{opset}"

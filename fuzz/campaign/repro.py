@@ -281,7 +281,7 @@ def _crash_signing() -> list[str]:
 
     return ["", "", f"MASKS = [(re.compile(p), r) for p, r in {failure.MASK_PATTERNS!r}]",
             f"FRAME = re.compile({failure.FRAME.pattern!r})", f"WRAPPER_LINES = {failure.WRAPPER_LINES!r}",
-            f"INNER_CAUSE = re.compile({failure.INNER_CAUSE.pattern!r}, re.M)"] + [
+            f"INNER_CAUSE = re.compile({failure.INNER_CAUSE.pattern!r}, {failure.INNER_CAUSE.flags})"] + [
         "\n\n" + function_source(f) for f in (failure.normalise_message, failure.cause_line, failure.torch_frames,
                                               failure.short_type, failure.crash_text, verdict.signed_traceback)]
 

@@ -185,3 +185,21 @@ def test_every_backward_main_runs_the_compiled_side_under_compiled_backward():
         assert "compiled_backward" not in eager
     train = repro._main_source("train", False, False)
     assert "compiled=True" in train and "compiled_backward(BACKEND if compiled else None)" in snippets.VALUES_TRAIN
+
+
+def test_compiled_backward_covers_exactly_the_torch_compile_backends():
+    """``knobs.compiled_backward`` names torch.compile's backends itself (it is copied into repro.py
+    scripts, so it cannot read the registry): the list must match every registered backend whose
+    snippet calls ``torch.compile(..., backend=<its name>)``; export and AOTInductor stay plain."""
+    import contextlib
+
+    from fuzz.campaign import backends, knobs
+
+    with knobs.applied({"compiled_autograd": knobs.KNOBS["compiled_autograd"]}):
+        for name, b in backends.REGISTRY.items():
+            if b.test_only:
+                continue
+            compiles = f'torch.compile(model, backend="{name}"' in b.source
+            plain = isinstance(knobs.compiled_backward(name), contextlib.nullcontext)
+            assert compiles != plain, (name, compiles)
+    assert isinstance(knobs.compiled_backward("inductor"), contextlib.nullcontext)  # knob off again
