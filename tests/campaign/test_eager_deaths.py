@@ -7,7 +7,8 @@ import json
 
 import torch
 
-from fuzz.campaign.executor import eager_stage
+from fuzz.campaign.executor import EAGER_STAGES, eager_stage
+from fuzz.campaign.session import Session
 from fuzz.gen import program
 from fuzz.ir.graph import Graph, Node
 
@@ -43,6 +44,7 @@ def test_a_segfault_in_the_eager_training_step_is_a_signal_case_that_names_eager
 
 
 def test_eager_stage_reads_the_last_thread_block_of_a_faulthandler_dump():
+    assert all(callable(getattr(Session, name, None)) for name in EAGER_STAGES)  # named by frame: keep in step
     frame = '  File "/w/fuzz/campaign/session.py", line {} in {}\n'
     watchdog = 'Thread 0x2 (most recent call first):\n  File "/py/threading.py", line 331 in wait\n\n'
     main = "Current thread 0x1 (most recent call first):\n" + frame.format(302, "train_reference") + frame.format(
