@@ -24,6 +24,22 @@ import random
 
 from fuzz.errors import AssayError
 
+# the opt-in pattern passes of torch._inductor.fx_passes (pre_grad.PRE_GRAD_PATTERNS and
+# group_batch_fusion.PRE_GRAD_FUSIONS; post_grad.POST_GRAD_PATTERNS and POST_GRAD_FUSIONS, less
+# group_linear, which needs fbgemm, and the padding and quantisation entries other knobs own)
+OPTIMUS_PRE_GRAD = (
+    "normalization_pass", "einsum_to_pointwise_pass", "merge_getitem_cat_pass", "merge_splits_pass",
+    "merge_stack_tahn_unbind_pass", "move_reshape_out_of_split_stack_pass", "mutate_cat_pass",
+    "remove_split_with_size_one_pass", "split_cat_pass", "split_cat_to_slices_pass",
+    "split_stack_to_cats_pass", "unbind_cat_to_view_pass", "unbind_stack_pass",
+    "unbind_stack_to_slices_pass", "batch_clamp", "batch_detach", "batch_dropout", "batch_layernorm",
+    "batch_linear", "batch_linear_lhs", "batch_nan_to_num", "batch_relu", "batch_sigmoid", "batch_tanh")
+OPTIMUS_POST_GRAD = (
+    "normalization_aten_pass", "move_view_after_cat_aten_pass", "select_cat_aten_pass",
+    "split_cat_aten_pass", "unbind_stack_aten_pass", "batch_aten_add", "batch_aten_div",
+    "batch_aten_mul", "batch_aten_relu", "batch_aten_sigmoid", "batch_aten_sub", "batch_aten_tanh",
+    "batch_linear_post_grad")
+
 # name -> {setting: value}; a setting is "inductor.<attr>" or "dynamo.<attr>" (dots into sub-configs),
 # or "assay.<global>" for a compile argument (COMPILE_DYNAMIC below)
 KNOBS: dict[str, dict] = {
@@ -48,6 +64,18 @@ KNOBS: dict[str, dict] = {
     "small_chunks": {"inductor.cpp.min_chunk_size": 1},  # OpenMP splits even small loops
     "dynamic_threads": {"inductor.cpp.dynamic_threads": True},
     "capture_scalar_outputs": {"dynamo.capture_scalar_outputs": True},
+    # opt-in FX rewrites off by default, each a code path of its own: the pre-grad split/cat/stack/
+    # unbind normalisations and the batch fusions of parallel linears, norms and activations
+    # ("Optimus"), and their post-grad counterparts; a pass name a torch lacks raises a KeyError in
+    # its compile, so the names are checked against the pinned torch (tests/campaign/test_knobs.py)
+    "optimus_pre_grad": {"inductor.pre_grad_fusion_options": {n: {} for n in OPTIMUS_PRE_GRAD}},
+    "optimus_post_grad": {"inductor.post_grad_fusion_options": {n: {} for n in OPTIMUS_POST_GRAD}},
+    "decompose_mm": {"inductor.decompose_mem_bound_mm": True},  # small mm/bmm as pointwise + sum
+    "permute_fusion": {"inductor.permute_fusion": True},         # permute/transpose folded into matmuls
+    "conv_bn_eval_fold": {"inductor.efficient_conv_bn_eval_fx_passes": True},
+    "memory_planning": {"inductor.memory_planning": True},       # buffers allocated from pools
+    # stride padding of intermediates (on by default on GPU only) and padded mm shapes
+    "cpu_padding": {"inductor.disable_padding_cpu": False, "inductor.force_shape_pad": True},
     # torch.compile's default dynamic=None in the dynamic mode: a static first compile, then, at the
     # second call's sizes, a recompile with automatic dynamic shapes (only the changed dims symbolic)
     "automatic_dynamic": {"assay.COMPILE_DYNAMIC": None},

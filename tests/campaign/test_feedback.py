@@ -101,3 +101,29 @@ def test_a_setting_this_torch_lacks_is_left_out():
     assert old == {"inductor.split_reductions": True} and cfg.split_reductions is False
     knobs.set_knobs({"restore": old})
     assert cfg.split_reductions is True
+
+
+def test_the_optimus_knobs_name_real_passes_and_make_them_fire():
+    from torch._inductor.fx_passes import group_batch_fusion, post_grad, pre_grad
+
+    # a pass name this torch lacks would be a KeyError inside every compile under the knob
+    assert set(knobs.OPTIMUS_PRE_GRAD) <= set(pre_grad.PRE_GRAD_PATTERNS) | set(group_batch_fusion.PRE_GRAD_FUSIONS)
+    assert set(knobs.OPTIMUS_POST_GRAD) <= set(post_grad.POST_GRAD_PATTERNS) | set(group_batch_fusion.POST_GRAD_FUSIONS)
+    import torch._inductor.config as cfg
+
+    def split_cat(x, w):
+        a = torch.nn.functional.linear(x, w)
+        parts = torch.split(a, 2, dim=1)
+        return torch.stack(torch.unbind(torch.cat([parts[1], parts[0]], dim=1), 1), 1).relu()
+
+    x, w = torch.randn(8, 16), torch.randn(4, 16)
+    fired = {}
+    for name in ("", "optimus_pre_grad", "optimus_post_grad"):
+        torch._dynamo.reset()
+        with cfg.patch(fx_graph_cache=False), feedback.observe("counters") as obs, \
+                knobs.applied(knobs.settings_of([name] if name else [])):
+            out = torch.compile(split_cat)(x, w)
+        torch.testing.assert_close(out, split_cat(x, w))
+        fired[name] = {f.rsplit(":", 1)[0] for f in obs.features if "normalization" in f}
+    assert fired[""] == set(), fired
+    assert fired["optimus_pre_grad"] and fired["optimus_post_grad"] and fired["optimus_pre_grad"] != fired["optimus_post_grad"], fired
