@@ -16,6 +16,7 @@ Test-only backends (fault injection, prefixed ``_``) exist only when the
 environment variable ``ASSAY_TEST_BACKENDS=1`` is set: ``_segfault``, ``_abort``,
 ``_hang``, ``_oom`` (allocates 10 GB), ``_raise``, ``_perturb`` (a wrong result),
 ``_perturb_resized`` (wrong only when called at sizes other than the compiled ones),
+``_perturb_inference`` (wrong only when called under torch.inference_mode() with inference tensors),
 ``_lose_state`` / ``_double_state`` (right outputs, but the buffers and inputs forward writes are
 left unwritten / written twice),
 ``_gate`` (a compile that blocks until the directory ``$ASSAY_GATE`` holds a file ``open``
@@ -195,6 +196,18 @@ _TEST_BACKENDS = [
                 return out
             outs = list(out) if isinstance(out, (tuple, list)) else [out]
             outs[0] = outs[0] + 1.0 + outs[0].abs()  # wrong only at sizes other than the compiled ones
+            return tuple(outs)
+        return run
+    ''', test_only=True),
+    Backend("_perturb_inference", '''
+    def compile_model(model, inputs, dynamic=False):
+        def run(*args):
+            out = model(*args)
+            tensors = [a for a in args if isinstance(a, torch.Tensor)]
+            if not (torch.is_inference_mode_enabled() and tensors and all(a.is_inference() for a in tensors)):
+                return out
+            outs = list(out) if isinstance(out, (tuple, list)) else [out]
+            outs[0] = outs[0] + 1.0 + outs[0].abs()  # wrong only on inference tensors in inference mode
             return tuple(outs)
         return run
     ''', test_only=True),

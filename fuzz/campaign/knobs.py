@@ -83,6 +83,10 @@ KNOBS: dict[str, dict] = {
     # the autograd graph at backward time and compiles it with the test's backend), not as the
     # AOTAutograd backward alone; a knob of its own because it is a separate capture stack
     "compiled_autograd": {"assay.COMPILED_AUTOGRAD": True},
+    # fwd and dynamic tests: the compiled side compiles and runs under torch.inference_mode(), its
+    # inputs made there (inference tensors), as a user's serving loop does; the eager reference
+    # stays under no_grad. Dynamo, AOTAutograd and functionalization treat inference tensors apart
+    "inference_mode": {"assay.INFERENCE_MODE": True},
 }
 
 # The ``dynamic`` argument of the dynamic mode's compile (``Session.run_test``, repro.py): True, every
@@ -116,6 +120,19 @@ def compiled_backward(backend):
     from torch._dynamo import compiled_autograd
 
     return compiled_autograd._enable(functools.partial(torch.compile, backend=backend))
+
+# Whether the compiled side of fwd and dynamic tests runs under torch.inference_mode() rather than
+# torch.no_grad() (``forward_context``); the ``inference_mode`` knob sets it.
+INFERENCE_MODE = False
+
+
+def forward_context(compiled=True):
+    """The grad mode a forward-only run is made in: ``torch.inference_mode()`` for the compiled side
+    when ``INFERENCE_MODE`` is set, else ``torch.no_grad()`` (always for the eager reference, so a
+    difference is the compiler's). Plain torch: copied into fwd and dynamic repro.py scripts."""
+    import torch
+
+    return torch.inference_mode() if INFERENCE_MODE and compiled else torch.no_grad()
 
 ENV_WITHOUT = "ASSAY_REPRO_WITHOUT"
 # The knob name under which a model's own needs are set (``model_knobs``): not a campaign knob,

@@ -93,15 +93,15 @@ def _main_source(mode: str, dynamic_second: bool, mem_limit: bool, state: bool =
     elif state:
         eager = "expected = _values(copy.deepcopy(model), inputs)"
         compiled = ("module = copy.deepcopy(model)\n"
-                    "        with torch.no_grad():\n"
+                    "        with forward_context():\n"
                     f"            fn = compile_model(module, [fenced(x) for x in inputs], dynamic={'COMPILE_DYNAMIC' if mode == 'dynamic' else 'False'})\n"
-                    "        actual = _values(fn, inputs, module=module)")
+                    "        actual = _values(fn, inputs, module=module, compiled=True)")
         prep = ""
     else:
         eager = "expected = _values(copy.deepcopy(model), inputs)"
-        compiled = ("with torch.no_grad():\n"
+        compiled = ("with forward_context():\n"
                     f"            fn = compile_model(copy.deepcopy(model), [fenced(x) for x in inputs], dynamic={'COMPILE_DYNAMIC' if mode == 'dynamic' else 'False'})\n"
-                    "        actual = _values(fn, inputs)")
+                    "        actual = _values(fn, inputs, compiled=True)")
         prep = ""
     ref = ("try:  # the float64 reference (none for some ops: then eager, 10x looser)\n"
            "        m64 = copy.deepcopy(model).to(torch.float64)\n"
@@ -113,7 +113,7 @@ def _main_source(mode: str, dynamic_second: bool, mem_limit: bool, state: bool =
         eager += "\n        if inputs2 is not None:\n            expected.update(_call2(_values(copy.deepcopy(model), inputs2)))"
         compiled += ("\n        if inputs2 is not None:  # the same compiled function at other sizes (dynamo may recompile)\n"
                      + ("            _restore(fn, module, model)\n" if state else "")
-                     + f"            actual.update(_call2(_values(fn, inputs2{', module=module' if state else ''})))")
+                     + f"            actual.update(_call2(_values(fn, inputs2{', module=module' if state else ''}, compiled=True)))")
         ref += ("\n    if ref is not None and inputs2 is not None:\n"
                 "        try:\n"
                 "            m64 = copy.deepcopy(model).to(torch.float64)\n"
@@ -434,6 +434,11 @@ def repro_source(program_src: str, case: Case, *, inline_tensors: dict | None = 
     if mode in ("bwd", "train"):  # before the knobs: the compiled_autograd knob sets it
         settings += ["", "", "COMPILED_AUTOGRAD = False  # the compiled side's backward under compiled autograd", "", "",
                      function_source(knob_table.compiled_backward)]
+    if mode in ("fwd", "dynamic") and "inference_mode" in (case.knobs or {}):  # before the knobs: they set it
+        settings += ["", "", "INFERENCE_MODE = False  # the compiled side under torch.inference_mode()", "", "",
+                     function_source(knob_table.forward_context)]
+    elif mode in ("fwd", "dynamic"):
+        settings += ["", "", "def forward_context(compiled=True):", "    return torch.no_grad()  # every forward run's grad mode"]
     if mode == "dynamic":  # before the knobs: the automatic_dynamic knob sets it to None
         settings += ["", "", "COMPILE_DYNAMIC = True  # torch.compile(dynamic=...) of this mode"]
     if case.knobs or model_needs:

@@ -4,8 +4,8 @@ second call, the comparison, and ``main`` itself with its placeholders."""
 
 # The pieces of main(), joined by mode: a fwd repro carries neither gradients nor a second call.
 VALUES_FWD = """
-def _values(fn, inputs, dtype64=False):
-    with torch.no_grad():
+def _values(fn, inputs, dtype64=False, compiled=False):
+    with forward_context(compiled):  # torch.inference_mode() for the compiled side under its knob
         out = fn(*[fenced(x) for x in inputs])
     out = list(out) if isinstance(out, (tuple, list)) else [out]
     return {f"out{i}": o for i, o in enumerate(out)}
@@ -40,9 +40,9 @@ def _values(model, inputs, dtype64=False, compiled=False):
 # A model that writes buffers or inputs in place (the program's WRITES, fuzz.gen.state_forms): every
 # call on its own copies, the written state judged after it as buffer:<name> / input:<name>.
 VALUES_FWD_STATE = """
-def _values(fn, inputs, dtype64=False, module=None):
-    xs = [fenced(x) for x in inputs]
-    with torch.no_grad():
+def _values(fn, inputs, dtype64=False, module=None, compiled=False):
+    with forward_context(compiled):  # torch.inference_mode() for the compiled side under its knob
+        xs = [fenced(x) for x in inputs]
         out = fn(*xs)
     out = list(out) if isinstance(out, (tuple, list)) else [out]
     return {**{f"out{i}": o for i, o in enumerate(out)}, **_state(fn, module, xs)}

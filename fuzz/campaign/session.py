@@ -396,8 +396,8 @@ class Session:
                     res = train.train_step(fn, module, inputs, self.fwd_ref.skip)
                 actual = res[0] if res is not None else []
             else:
-                inputs = clone_inputs(self.model.inputs, self.device, fence=self.fence)
-                with torch.no_grad():
+                with knobs.forward_context():  # inputs made inside: inference tensors under the knob
+                    inputs = clone_inputs(self.model.inputs, self.device, fence=self.fence)
                     fn = compile_model(module, inputs, dynamic=knobs.dynamic_argument(mode))
                     stage = "run"
                     actual = as_list(fn(*inputs)) + self._state(backend, fn, module, inputs)
@@ -406,6 +406,11 @@ class Session:
             kind = oracle.classify_exception(err["type"], err["message"])
             if kind == Kind.CRASH and backend_name in ("export", "aoti") and _unsupported(err):
                 kind = Kind.UNSUPPORTED
+            if kind == Kind.CRASH and mode in ("fwd", "dynamic") and knobs.INFERENCE_MODE:
+                eager_err = self._eager_inference_error(self.model.inputs)
+                if eager_err:
+                    return Verdict(Kind.SKIP, f"eager raises under torch.inference_mode() too ({eager_err})", error=err,
+                                   elapsed_s=time.perf_counter() - t0)
             if kind == Kind.CRASH and err["type"].endswith("LinAlgError") and self.nonfinite_matrix:
                 return Verdict(Kind.SKIP, f"{backend_name} raised LinAlgError on {self.nonfinite_matrix}'s non-finite "
                                "matrix (one LAPACK driver raises, another gives NaN)", error=err,
@@ -423,6 +428,19 @@ class Session:
             else:
                 self._run_second_call(backend, fn, module, out)
         return out
+
+    def _eager_inference_error(self, inputs) -> str | None:
+        """What eager raises when it runs ``inputs`` under torch.inference_mode() (the knob's grad
+        mode) on its own copies, or None: a compiled crash eager shares there is not the compiler's."""
+        import torch
+
+        try:
+            with torch.inference_mode():
+                copy.deepcopy(self.module)(*clone_inputs(inputs, self.device, fence=self.fence))
+        except Exception as exc:  # noqa: BLE001 - any error is the answer
+            first = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else ""
+            return f"{type(exc).__name__}: {first}" if first else type(exc).__name__
+        return None
 
     def judge_fwd(self, backend, outputs, module, inputs) -> oracle.Judgement:
         """A compiled forward's ``outputs``, and the state it wrote into ``module`` (the copy it
@@ -448,8 +466,6 @@ class Session:
     def _run_second_call(self, backend, fn, module, out: Verdict) -> None:
         """Dynamic mode: call the same compiled ``fn`` (no recompile asked for; dynamo may
         recompile on its own) at the other sizes and judge it like the first call; updates ``out``."""
-        import torch
-
         backend_name = backend.name
         inputs, reference, info = self.second_call()
         out.second_call = info
@@ -471,7 +487,7 @@ class Session:
         written.restore(self.writes, fn, module, self.module)  # the reference starts from the saved state too
         t0 = time.perf_counter()
         try:
-            with torch.no_grad():
+            with knobs.forward_context():
                 second = clone_inputs(inputs, self.device, fence=self.fence)
                 actual = as_list(fn(*second)) + self._state(backend, fn, module, second)
         except Exception as exc:
@@ -481,7 +497,12 @@ class Session:
                 # the exported program specialised on a size the second call changes: refused by design
                 out.second_call = dict(info, declined=f"{err['type']}: {err['message'][:300]}")
                 return
-            out.kind = oracle.classify_exception(err["type"], err["message"])
+            kind = oracle.classify_exception(err["type"], err["message"])
+            eager_err = self._eager_inference_error(inputs) if kind == Kind.CRASH and knobs.INFERENCE_MODE else None
+            if eager_err:
+                out.second_call = dict(info, declined=f"eager raises under torch.inference_mode() too ({eager_err})")
+                return
+            out.kind = kind
             out.diff = None
             out.detail = f"{backend_name} raised during the second call (other sizes)"
             out.error = err

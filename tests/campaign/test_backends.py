@@ -244,3 +244,70 @@ def test_second_call_mismatch_is_judged_saved_and_replayed(tmp_path, monkeypatch
     res = subprocess.run([sys.executable, "repro.py"], cwd=case_dir, capture_output=True, text=True, timeout=300, env=env)
     assert res.returncode == 0, (res.stdout[-2000:], res.stderr[-2000:])
     camp.store.close()
+
+
+def _camp_events(tmp_path, name, backend, knob_names):
+    from fuzz.campaign.config import Config
+    from fuzz.campaign.driver import Campaign
+
+    camp = Campaign(Config(out=str(tmp_path / name), backends=[backend], modes=["fwd", "dynamic"],
+                           programs=str(tmp_path / "progs"), knobs=knob_names), stream=open("/dev/null", "w"))
+    job = next(camp.jobs())
+    events = []
+    worker.run_job(job, events.append)
+    for ev in events:
+        camp.on_event(json.loads(json.dumps(ev)))
+    return camp, {e["mode"]: e for e in events if e["event"] == "verdict"}
+
+
+def test_the_inference_mode_knob_runs_the_compiled_side_on_inference_tensors_and_its_repro_does_too(tmp_path, monkeypatch):
+    """``_perturb_inference`` is wrong only when it runs under torch.inference_mode() on inference
+    tensors: the plain fwd and dynamic tests pass, under the knob both first and second calls are
+    mismatches, and the case's repro.py reproduces with the knob and agrees without it."""
+    monkeypatch.setenv("ASSAY_TEST_BACKENDS", "1")
+    g, t = _linear_graph()
+    program.save_program(g, t, tmp_path / "progs" / "p0")
+    camp, plain = _camp_events(tmp_path, "plain", "_perturb_inference", [])
+    camp.store.close()
+    assert plain["fwd"]["kind"] == plain["dynamic"]["kind"] == "pass", plain
+    camp, under = _camp_events(tmp_path, "under", "_perturb_inference", ["inference_mode"])
+    from fuzz.campaign import knobs
+
+    assert knobs.INFERENCE_MODE is False  # restored after the job
+    assert under["fwd"]["kind"] == under["dynamic"]["kind"] == "mismatch", under
+    assert under["fwd"]["knobs"] == {"inference_mode": {"assay.INFERENCE_MODE": True}}
+    case_dir = camp.store.staging_dir(under["fwd"]["test"])
+    env = {"PATH": "/usr/bin:/bin", "PYTHONWARNINGS": "ignore", "ASSAY_TEST_BACKENDS": "1"}
+    res = subprocess.run([sys.executable, "repro.py"], cwd=case_dir, capture_output=True, text=True, timeout=300, env=env)
+    assert res.returncode == 1 and "REPRODUCED" in res.stdout, (res.stdout[-2000:], res.stderr[-2000:])
+    res = subprocess.run([sys.executable, "repro.py"], cwd=case_dir, capture_output=True, text=True, timeout=300,
+                         env=dict(env, ASSAY_REPRO_WITHOUT="inference_mode"))
+    assert res.returncode == 0 and "AGREE" in res.stdout, (res.stdout[-2000:], res.stderr[-2000:])
+    camp.store.close()
+
+
+def test_under_inference_mode_a_crash_eager_shares_there_is_not_judged(tmp_path, monkeypatch):
+    """A model that reads a version counter (inference tensors have none) raises under
+    torch.inference_mode() in eager too: the compiled side's crash there is a skip, not a finding;
+    the same backend on a model eager runs there is judged (a mismatch)."""
+    from fuzz.campaign import knobs
+    from fuzz.campaign.session import Model, Session
+
+    monkeypatch.setenv("ASSAY_TEST_BACKENDS", "1")
+    g, t = _linear_graph()
+    d = program.save_program(g, t, tmp_path / "p")
+    graph, module, inputs = program.load_program(d)
+    session = Session(Model(graph, module, inputs, {n: (d / n).read_bytes() for n in program.PROGRAM_FILES}))
+    backend = "_perturb_inference"
+    with knobs.applied(knobs.settings_of(["inference_mode"])):
+        assert session.run_test(backend, "fwd").kind.value == "mismatch"
+
+        class Versioned(type(session.module)):
+            def forward(self, x):
+                assert x._version >= 0  # "Inference tensors do not track version counter"
+                return super().forward(x)
+
+        session.module.__class__ = Versioned
+        v = session.run_test(backend, "fwd")
+    assert v.kind.value == "skip" and "eager raises under torch.inference_mode() too" in v.detail, v
+    assert "version counter" in v.detail

@@ -89,7 +89,7 @@ def test_a_one_operator_repro_is_short_and_imports_nothing_from_assay(tmp_path):
     g.outputs = [y]
     case = Case(id="c1", kind="mismatch", backend="aot_eager", mode="fwd", check=["out0"], detail="values")
     src = repro.repro_source(program_source(g), case, inline_tensors={"inputs.safetensors": {"x": torch.randn(2, 3)}})
-    assert len(src.splitlines()) <= 203, len(src.splitlines())  # 304 before the exit-code rewrite; +12 for fenced, +6 for strided inputs, +2 for numbers passing through fenced
+    assert len(src.splitlines()) <= 207, len(src.splitlines())  # 304 before the exit-code rewrite; +12 for fenced, +6 for strided inputs, +2 for numbers passing through fenced, +4 for the forward grad mode (inference_mode knob)
     assert "fuzz" not in "\n".join(line for line in src.splitlines() if "import" in line)
     compile(src, "repro.py", "exec")
 
@@ -185,6 +185,27 @@ def test_every_backward_main_runs_the_compiled_side_under_compiled_backward():
         assert "compiled_backward" not in eager
     train = repro._main_source("train", False, False)
     assert "compiled=True" in train and "compiled_backward(BACKEND if compiled else None)" in snippets.VALUES_TRAIN
+
+
+def test_every_forward_main_compiles_and_runs_the_compiled_side_in_forward_context():
+    """The inference_mode knob must reach every fwd and dynamic repro.py: plain and written-state
+    models, the first call and the second: the compile under ``forward_context()`` and every
+    compiled ``_values`` call with ``compiled=True`` (which makes its inputs inside the context);
+    eager's calls never."""
+    from fuzz.campaign import repro
+    from fuzz.campaign import repro_snippets as snippets
+
+    for mode in ("fwd", "dynamic"):
+        for state in (False, True):
+            main = repro._main_source(mode, mode == "dynamic", False, state)
+            assert "with forward_context():\n            fn = compile_model(" in main, (mode, state, main)
+            calls = [ln for ln in main.splitlines() if "_values(" in ln and "def _values" not in ln]
+            compiled = [ln for ln in calls if "_values(fn," in ln]
+            assert len(compiled) == (2 if mode == "dynamic" else 1), calls
+            assert all("compiled=True" in ln for ln in compiled) and not any(
+                "compiled=True" in ln for ln in calls if ln not in compiled), calls
+    for values in (snippets.VALUES_FWD, snippets.VALUES_FWD_STATE):
+        assert values.index("with forward_context(compiled)") < values.index("fenced(x)"), values  # made inside
 
 
 def test_compiled_backward_covers_exactly_the_torch_compile_backends():
