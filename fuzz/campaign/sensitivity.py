@@ -13,7 +13,8 @@ a ``Reference`` (``fuzz.campaign.oracle``) does not judge them, nor anything com
 - conversions C++ leaves undefined (``fuzz.campaign.undefined_casts``): a special polynomial's
   degree that int64 cannot hold (``degree_unrepresentable``: the kernels convert it before
   branching on it), integer outputs converted from NaN, +-inf or out-of-range floats
-  (``casts_unrepresentable``); no result is right;
+  (``casts_unrepresentable``); no result is right; and a special polynomial at a NaN argument
+  (``polynomial_of_nan``), where eager's kernel returns uninitialised memory;
 - outputs of pivoting factorisations of an ill-conditioned matrix operand;
 - outputs of ``put``/``index_put``/``scatter``/``index_copy`` that write one position twice
   (``OVERWRITE_OPS``), and of ops that do not check their indices when one is out of range
@@ -47,7 +48,8 @@ from fuzz.campaign.narrowing import narrows_past_range
 from fuzz.campaign.folded_affine import folds_nonfinite_affine
 from fuzz.campaign.scalar_rounding import scalar_rounding_decides
 from fuzz.campaign.scaled_products import SCALED_PRODUCT_OPS, scaled_product_edge
-from fuzz.campaign.undefined_casts import casts_unrepresentable, degree_unrepresentable, softmax_backward_input_dtype
+from fuzz.campaign.undefined_casts import (casts_unrepresentable, degree_unrepresentable, polynomial_of_nan,
+                                           softmax_backward_input_dtype)
 from fuzz.ir.opnames import short_name as short_op  # the spelling every op-name set here uses
 from fuzz.ir.graph import called_node
 
@@ -520,6 +522,10 @@ def sensitive_tensors(graph, eager_env: dict, ref_env: dict | None, perturbed_en
             for o in node.outputs:
                 reasons.setdefault(o, f"{node.name} takes a degree int64 cannot hold (NaN, inf or beyond its range: "
                                       "converting it is undefined behaviour in C++)")
+        if polynomial_of_nan(node, eager_env):
+            for o in node.outputs:
+                reasons.setdefault(o, f"{node.name} is evaluated at a NaN argument, where torch's CPU kernel returns "
+                                      "uninitialised memory (pytorch/pytorch#187761)")
         if softmax_backward_input_dtype(node):
             for o in node.outputs:
                 reasons.setdefault(o, f"{node.name} is told its forward's input was not floating (input_dtype): "

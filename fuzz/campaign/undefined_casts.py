@@ -5,6 +5,11 @@
 - ``degree_unrepresentable``: a special polynomial's degree that int64 cannot hold, which the
   kernels convert before branching on it (found in the eleventh session's campaign:
   ``legendre_polynomial_p(True, NaN)``, eager 0, inductor 1);
+- ``polynomial_of_nan``: a special polynomial evaluated at a NaN argument, where torch 2.13's CPU
+  kernels return uninitialised memory (the recurrence loop is guarded by ``!isnan(q)`` and never
+  runs, leaving its result unset; pytorch/pytorch#187761, fixed after 2.13 by #187762 and
+  #188027; found in the twenty-fourth session's campaign: eager ``legendre_polynomial_p(NaN, 3)``
+  finite, a different garbage value per element, inductor NaN);
 - ``softmax_backward_input_dtype``: a private softmax backward told that its forward's input had
   a dtype no softmax takes (found in the twelfth session's campaign:
   ``_softmax_backward_data(g, y, 0, torch.bool)``, eager 0.00103, inductor 1).
@@ -62,6 +67,29 @@ def degree_unrepresentable(node, eager_env: dict) -> bool:
         return False
     w = n.detach().cpu().to(torch.float64)
     return not bool(torch.isfinite(w).all()) or float(w.abs().max()) >= 2.0 ** 63
+
+
+def polynomial_of_nan(node, eager_env: dict) -> bool:
+    """Whether a special polynomial (``legendre_polynomial_p``, ``chebyshev_polynomial_u``...) is
+    evaluated at a NaN argument ``x`` (its first argument). torch 2.13's CPU kernels then return
+    whatever the uninitialised result variable held (pytorch/pytorch#187761): eager's answer is not
+    a value, so a compiled NaN there is no finding."""
+    import math
+
+    import torch
+
+    if "polynomial_" not in node.op.lower() or not node.args:
+        return False
+    x = node.args[0]
+    if isinstance(x, dict) and "ref" in x:
+        x = eager_env.get(x["ref"])
+    elif isinstance(x, dict) and "float" in x:
+        x = float(x["float"])
+    if isinstance(x, float):
+        return math.isnan(x)
+    if not isinstance(x, torch.Tensor) or not x.is_floating_point() or x.numel() == 0:
+        return False
+    return bool(torch.isnan(x.detach()).any())
 
 
 SOFTMAX_BACKWARDS = ("_softmax_backward_data", "_log_softmax_backward_data")

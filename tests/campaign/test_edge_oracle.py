@@ -191,6 +191,30 @@ def test_a_special_polynomial_of_a_degree_int64_cannot_hold_is_not_judged(tmp_pa
     assert oracle.judge(s.fwd_ref, [wrong]).kind == "mismatch"
 
 
+def test_a_special_polynomial_at_a_nan_argument_is_not_judged(tmp_path):
+    """legendre_polynomial_p(NaN, 3): torch 2.13's CPU kernel returns uninitialised memory (a
+    different finite value per element; s2401-m000874: inductor NaN). Not judged; without the NaN
+    the output is judged and a planted error is caught."""
+    def poly_graph():
+        g = Graph()
+        x = g.add_tensor([64], "float32", "input", name="x")
+        n = g.add_tensor([1], "float32", "input", name="n")
+        g.outputs = [call(g, "n0", "torch.special.legendre_polynomial_p", [{"ref": x}, {"ref": n}], [64])]
+        return g
+
+    x = torch.linspace(-0.9, 0.9, 64)
+    nan_x = x.clone()
+    nan_x[::7] = NAN
+    # (eager's values at the NaN positions are whatever memory held: usually finite, not asserted)
+    s = session_for(tmp_path, poly_graph(), {"x": nan_x, "n": torch.tensor([3.0])}, "nan")
+    assert "NaN argument" in s.fwd_ref.skip["out0"]
+    s = session_for(tmp_path, poly_graph(), {"x": x, "n": torch.tensor([3.0])}, "ok")
+    assert "out0" not in s.fwd_ref.skip
+    wrong = s.fwd_ref.eager[0].clone()
+    wrong[5] += 0.5
+    assert oracle.judge(s.fwd_ref, [wrong]).kind == "mismatch"
+
+
 def test_a_norm_with_an_infinite_weight_is_not_judged_and_a_finite_one_is(tmp_path):
     """instance_norm(x, weight=[inf]): eager folds the affine (inf - inf = NaN), inductor does not
     (+-inf); with a finite weight the output is judged and a planted error caught."""
