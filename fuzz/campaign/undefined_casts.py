@@ -44,6 +44,19 @@ def casts_unrepresentable(node, eager_env: dict, index_op: bool = False) -> bool
     return False
 
 
+def _polynomial_argument(node, i: int, eager_env: dict):
+    """A special polynomial's ``i``-th argument as eager had it (a tensor or a number), or None
+    when ``node`` is no special polynomial or lacks it."""
+    if "polynomial_" not in node.op.lower() or len(node.args) <= i:
+        return None
+    arg = node.args[i]
+    if isinstance(arg, dict) and "ref" in arg:
+        return eager_env.get(arg["ref"])
+    if isinstance(arg, dict) and "float" in arg:
+        return float(arg["float"])
+    return arg
+
+
 def degree_unrepresentable(node, eager_env: dict) -> bool:
     """Whether a special polynomial (``chebyshev_polynomial_t``, ``legendre_polynomial_p``...) gets a
     degree ``n`` (its second argument) that int64 cannot hold: NaN, +-inf or beyond its range. The
@@ -54,13 +67,7 @@ def degree_unrepresentable(node, eager_env: dict) -> bool:
 
     import torch
 
-    if "polynomial_" not in node.op.lower() or len(node.args) < 2:
-        return False
-    n = node.args[1]
-    if isinstance(n, dict) and "ref" in n:
-        n = eager_env.get(n["ref"])
-    elif isinstance(n, dict) and "float" in n:
-        n = float(n["float"])
+    n = _polynomial_argument(node, 1, eager_env)
     if isinstance(n, (int, float)) and not isinstance(n, bool):
         return not math.isfinite(n) or abs(n) >= 2.0 ** 63
     if not isinstance(n, torch.Tensor) or not n.is_floating_point() or n.numel() == 0:
@@ -78,13 +85,7 @@ def polynomial_of_nan(node, eager_env: dict) -> bool:
 
     import torch
 
-    if "polynomial_" not in node.op.lower() or not node.args:
-        return False
-    x = node.args[0]
-    if isinstance(x, dict) and "ref" in x:
-        x = eager_env.get(x["ref"])
-    elif isinstance(x, dict) and "float" in x:
-        x = float(x["float"])
+    x = _polynomial_argument(node, 0, eager_env)
     if isinstance(x, float):
         return math.isnan(x)
     if not isinstance(x, torch.Tensor) or not x.is_floating_point() or x.numel() == 0:
