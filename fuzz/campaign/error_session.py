@@ -4,7 +4,9 @@
 program eager no longer rejects is ``invalid``: nothing to hold a backend to). ``run_test``
 compiles a fresh copy with the backend and calls it as a test of that mode calls a model
 (``dynamic``: compiled with ``dynamic=True``; ``bwd``: float inputs require grad; ``train``: the
-module in training mode, grad enabled). Any exception, at compile or at the call, is a pass: the
+module in training mode, grad enabled; ``fwd``/``dynamic`` under the ``inference_mode`` knob: the
+compiled side under torch.inference_mode(), as a session's, and eager's refusal checked again
+there, since a call eager rejects under no_grad may be one it takes under inference mode). Any exception, at compile or at the call, is a pass: the
 backend rejected the program, whatever its words. Values returned where eager raised are a
 ``mismatch`` whose detail is ``raises``: the compiled program accepted a call eager refuses and
 returned something, which a user would take for a result.
@@ -20,7 +22,7 @@ import time
 
 from fuzz.campaign.copies import as_list, clone_inputs
 from fuzz.campaign.fence import fence_for
-from fuzz.campaign.knobs import dynamic_argument
+from fuzz.campaign import knobs
 from fuzz.campaign.verdict import Kind, Verdict, describe_error
 
 DETAIL = "raises"
@@ -67,17 +69,32 @@ class ErrorSession:
         grad = mode in ("bwd", "train")
         if mode == "train":
             module.train()
-        inputs = clone_inputs(self.model.inputs, self.device, requires_grad=grad, fence=self.fence)
         t0 = time.perf_counter()
         try:
-            with torch.set_grad_enabled(grad):
-                fn = compile_model(module, inputs, dynamic=dynamic_argument(mode))
+            with torch.enable_grad() if grad else knobs.forward_context():  # inputs made inside
+                inputs = clone_inputs(self.model.inputs, self.device, requires_grad=grad, fence=self.fence)
+                fn = compile_model(module, inputs, dynamic=knobs.dynamic_argument(mode))
                 out = as_list(fn(*inputs))
         except Exception as exc:  # noqa: BLE001 - rejected, as eager rejects it
             return Verdict(Kind.PASS, f"{backend_name} raised as eager does ({type(exc).__name__})",
+                           elapsed_s=time.perf_counter() - t0)
+        if not grad and knobs.INFERENCE_MODE and self._eager_accepts_under_inference_mode():
+            return Verdict(Kind.SKIP, "eager accepts the call under torch.inference_mode() too",
                            elapsed_s=time.perf_counter() - t0)
         eager = f"{self.eager_error['type']}: {self.eager_error['message'].strip().splitlines()[0][:300]}"
         got = ", ".join(f"{str(o.dtype).replace('torch.', '')}{list(o.shape)}" if isinstance(o, torch.Tensor)
                         else type(o).__name__ for o in out)
         return Verdict(Kind.MISMATCH, DETAIL, elapsed_s=time.perf_counter() - t0,
                        diff={"where": "call", "expected": f"eager raises {eager}", "got": f"{backend_name} returned {got}"})
+
+    def _eager_accepts_under_inference_mode(self) -> bool:
+        """Whether eager runs the program without error under torch.inference_mode() (the knob's grad
+        mode for the compiled side): then values from the backend there are no finding."""
+        import torch
+
+        try:
+            with torch.inference_mode():
+                copy.deepcopy(self.module)(*clone_inputs(self.model.inputs, self.device, fence=self.fence))
+        except Exception:  # noqa: BLE001 - rejected there too: the backend's values are a finding
+            return False
+        return True

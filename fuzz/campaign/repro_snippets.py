@@ -198,15 +198,19 @@ def main():
     grad = MODE in ("bwd", "train")
     if MODE == "train":
         model.train()
+
+    def grad_mode():  # eager and compiled alike: the grad mode of the compiled side of this MODE
+        return torch.enable_grad() if grad else forward_context(True)
+
     try:
-        with torch.set_grad_enabled(grad):
+        with grad_mode():
             copy.deepcopy(model)(*[_leaf(x, grad) for x in inputs])
     except Exception as exc:
         eager = f"{type(exc).__name__}: {(str(exc).strip().splitlines() or [''])[0]}"
     else:
         return print("DIFFERENT: eager no longer raises on this call") or 3
     try:
-        with torch.set_grad_enabled(grad):
+        with grad_mode():
             fn = compile_model(copy.deepcopy(model), [_leaf(x, grad) for x in inputs], dynamic=COMPILE_DYNAMIC if MODE == "dynamic" else False)
             out = fn(*[_leaf(x, grad) for x in inputs])
     except Exception as exc:

@@ -100,3 +100,29 @@ def test_a_compiler_that_swallows_a_kernels_error_is_caught_and_its_repro_reprod
     assert faulty.returncode == 1 and "REPRODUCED" in faulty.stdout, faulty.stdout[-2000:] + faulty.stderr[-2000:]
     clean = subprocess.run([sys.executable, str(repro)], capture_output=True, text=True, timeout=300)
     assert clean.returncode == 0 and "rejects the call as eager does" in clean.stdout, clean.stdout[-2000:]
+
+
+def test_under_inference_mode_the_compiled_side_runs_there_and_a_call_eager_takes_there_is_not_judged(tmp_path, monkeypatch):
+    """Under the ``inference_mode`` knob an error program's compiled side runs under
+    torch.inference_mode(), as a session's does; a call eager rejects under no_grad but takes under
+    inference mode gives values there, which are no finding (a skip); without the knob it raises."""
+    from fuzz.campaign import knobs
+
+    monkeypatch.setenv("ASSAY_TEST_BACKENDS", "1")
+    g, t = index_graph()
+    graph, module, inputs = program.load_program(program.save_program(g, t, tmp_path / "prog"))
+    s = ErrorSession(Model(graph, module, inputs, {}))
+
+    class RejectsOutsideInference(type(s.module)):
+        def forward(self, *args):
+            if not torch.is_inference_mode_enabled():
+                raise IndexError("index out of range in self")
+            return args[0] * 2
+
+    s.module.__class__ = RejectsOutsideInference
+    assert s.run_test("_perturb_inference", "fwd").kind == "pass"  # no_grad: it raises, as eager does
+    with knobs.applied(knobs.settings_of(["inference_mode"])):
+        v = s.run_test("_perturb_inference", "fwd")
+        assert v.kind == "skip" and "eager accepts the call under torch.inference_mode() too" in v.detail, v
+        s.module.__class__ = type(s.module).__mro__[1]  # the index program: rejected in both grad modes
+        assert s.run_test("_perturb_inference", "fwd").kind == "pass"

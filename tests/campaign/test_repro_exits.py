@@ -206,6 +206,10 @@ def test_every_forward_main_compiles_and_runs_the_compiled_side_in_forward_conte
                 "compiled=True" in ln for ln in calls if ln not in compiled), calls
     for values in (snippets.VALUES_FWD, snippets.VALUES_FWD_STATE):
         assert values.index("with forward_context(compiled)") < values.index("fenced(x)"), values  # made inside
+    # a program eager rejects: eager and the compiled side both under the mode's grad mode, inputs inside
+    raises = snippets.RAISES
+    assert raises.count("with grad_mode():") == 2 and "set_grad_enabled" not in raises, raises
+    assert "return torch.enable_grad() if grad else forward_context(True)" in raises
 
 
 def test_compiled_backward_covers_exactly_the_torch_compile_backends():
