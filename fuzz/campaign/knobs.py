@@ -66,8 +66,9 @@ KNOBS: dict[str, dict] = {
     "capture_scalar_outputs": {"dynamo.capture_scalar_outputs": True},
     # opt-in FX rewrites off by default, each a code path of its own: the pre-grad split/cat/stack/
     # unbind normalisations and the batch fusions of parallel linears, norms and activations
-    # ("Optimus"), and their post-grad counterparts; a pass name a torch lacks raises a KeyError in
-    # its compile, so the names are checked against the pinned torch (tests/campaign/test_knobs.py)
+    # ("Optimus"), and their post-grad counterparts; a pass name a torch lacks would raise a KeyError
+    # in its compile, so set_knobs leaves out the names the installed torch does not know (and
+    # tests/campaign/test_feedback.py checks that the pinned torch knows them all)
     "optimus_pre_grad": {"inductor.pre_grad_fusion_options": {n: {} for n in OPTIMUS_PRE_GRAD}},
     "optimus_post_grad": {"inductor.post_grad_fusion_options": {n: {} for n in OPTIMUS_POST_GRAD}},
     "decompose_mm": {"inductor.decompose_mem_bound_mm": True},  # small mm/bmm as pointwise + sum
@@ -156,7 +157,9 @@ def model_knobs(graph_meta) -> dict:
 
 def set_knobs(knobs):
     """Set compiler settings (``{name: {"inductor.attr": value}}``); returns the old values by setting.
-    A setting this torch does not have is left out (a case from another version still runs).
+    A setting this torch does not have is left out (a case from another version still runs), and so
+    is a pass name in ``inductor.*_fusion_options`` that this torch's FX passes do not know (its
+    compile would raise a KeyError, which is no finding about the compiler).
     ``assay.NAME`` is a global of the module defining this function (``COMPILE_DYNAMIC``)."""
     import importlib
 
@@ -164,6 +167,16 @@ def set_knobs(knobs):
     old = {}
     for settings in knobs.values():
         for key, value in settings.items():
+            if key.endswith("_fusion_options") and isinstance(value, dict) and value:
+                try:
+                    from torch._inductor.fx_passes import group_batch_fusion, post_grad, pre_grad
+
+                    known = (set(pre_grad.PRE_GRAD_PATTERNS) | set(group_batch_fusion.PRE_GRAD_FUSIONS)
+                             if key == "inductor.pre_grad_fusion_options" else
+                             set(post_grad.POST_GRAD_PATTERNS) | set(group_batch_fusion.POST_GRAD_FUSIONS))
+                    value = {name: v for name, v in value.items() if name in known}
+                except (ImportError, AttributeError):  # another layout of torch's passes: set as recorded
+                    pass
             root, _, path = key.partition(".")
             obj = importlib.import_module(roots[root])
             *parents, attr = path.split(".")

@@ -127,3 +127,27 @@ def test_the_optimus_knobs_name_real_passes_and_make_them_fire():
         fired[name] = {f.rsplit(":", 1)[0] for f in obs.features if "normalization" in f}
     assert fired[""] == set(), fired
     assert fired["optimus_pre_grad"] and fired["optimus_post_grad"] and fired["optimus_pre_grad"] != fired["optimus_post_grad"], fired
+
+
+def test_a_pass_name_this_torch_lacks_is_left_out_and_the_compile_runs():
+    """A case recorded under another torch may name an FX pass this one does not have: set as
+    recorded, every compile under the knob raises KeyError (a false crash); set_knobs drops it and
+    keeps the names this torch knows, and restores the old value after."""
+    import torch._inductor.config as cfg
+
+    recorded = {"optimus_post_grad": {"inductor.post_grad_fusion_options": {
+        "normalization_aten_pass": {}, "pass_from_a_later_torch": {}}}}
+    before = dict(cfg.post_grad_fusion_options)
+    torch._dynamo.reset()
+    with cfg.patch(fx_graph_cache=False), knobs.applied(recorded):
+        assert set(cfg.post_grad_fusion_options) == {"normalization_aten_pass"}
+        out = torch.compile(lambda x: torch.split(x, 2)[1].relu())(torch.randn(4, 3))
+    assert out.shape == (2, 3) and cfg.post_grad_fusion_options == before
+    with cfg.patch(post_grad_fusion_options={"pass_from_a_later_torch": {}}, fx_graph_cache=False):
+        torch._dynamo.reset()  # what the filter prevents: the compile itself fails
+        try:
+            torch.compile(lambda x: x.relu() + 1)(torch.randn(3))
+        except Exception as exc:  # noqa: BLE001 - InductorError wrapping the KeyError
+            assert "pass_from_a_later_torch" in str(exc)
+        else:
+            raise AssertionError("an unknown pass name compiled: the filter tests nothing")
