@@ -48,8 +48,7 @@ from fuzz.campaign.narrowing import narrows_past_range
 from fuzz.campaign.folded_affine import folds_nonfinite_affine
 from fuzz.campaign.scalar_rounding import scalar_rounding_decides
 from fuzz.campaign.scaled_products import SCALED_PRODUCT_OPS, scaled_product_edge
-from fuzz.campaign.undefined_casts import (casts_unrepresentable, degree_unrepresentable, polynomial_of_nan,
-                                           softmax_backward_input_dtype)
+from fuzz.campaign.undefined_casts import undefined_reasons
 from fuzz.ir.opnames import short_name as short_op  # the spelling every op-name set here uses
 from fuzz.ir.graph import called_node
 
@@ -512,24 +511,8 @@ def sensitive_tensors(graph, eager_env: dict, ref_env: dict | None, perturbed_en
                     val = eager_env.get(o)
                     if short in TIE_VALUE_OPS or val is None or not is_float(val):
                         reasons.setdefault(o, f"{node.name} picks among ties")
-        if casts_unrepresentable(node, eager_env, short in INDEX_OPS):
-            for o in node.outputs:
-                if eager_env.get(o) is None or is_float(eager_env[o]):
-                    continue
-                reasons.setdefault(o, f"{node.name} converts NaN/inf/out-of-range floats to integers "
-                                      "(undefined behaviour in C++)")
-        if degree_unrepresentable(node, eager_env):
-            for o in node.outputs:
-                reasons.setdefault(o, f"{node.name} takes a degree int64 cannot hold (NaN, inf or beyond its range: "
-                                      "converting it is undefined behaviour in C++)")
-        if polynomial_of_nan(node, eager_env):
-            for o in node.outputs:
-                reasons.setdefault(o, f"{node.name} is evaluated at a NaN argument, where torch's CPU kernel returns "
-                                      "uninitialised memory (pytorch/pytorch#187761)")
-        if softmax_backward_input_dtype(node):
-            for o in node.outputs:
-                reasons.setdefault(o, f"{node.name} is told its forward's input was not floating (input_dtype): "
-                                      "no result is defined")
+        for o, why in undefined_reasons(node, eager_env, short in INDEX_OPS).items():
+            reasons.setdefault(o, why)
         if short in OVERWRITE_OPS and _writes_twice(node, short, eager_env):
             for o in node.outputs:
                 reasons.setdefault(o, f"{node.name} writes one position twice (which write wins is unspecified)")

@@ -109,3 +109,27 @@ def softmax_backward_input_dtype(node) -> bool:
     d = node.args[3] if len(node.args) > 3 else node.kwargs.get("input_dtype")
     name = d.get("dtype") if isinstance(d, dict) else None
     return isinstance(name, str) and not name.startswith(("float", "bfloat", "complex"))
+
+
+def undefined_reasons(node, eager_env: dict, index_op: bool = False) -> dict:
+    """Output name -> why it is not judged, for the outputs of ``node`` one of the rules above
+    leaves undefined (``fuzz.campaign.sensitivity`` merges these into its reasons)."""
+    import torch
+
+    reasons: dict[str, str] = {}
+    if casts_unrepresentable(node, eager_env, index_op):
+        for o in node.outputs:  # only the integer outputs are conversions
+            t = eager_env.get(o)
+            if isinstance(t, torch.Tensor) and not (t.is_floating_point() or t.is_complex()):
+                reasons[o] = f"{node.name} converts NaN/inf/out-of-range floats to integers (undefined behaviour in C++)"
+    rules = ((degree_unrepresentable(node, eager_env), "takes a degree int64 cannot hold (NaN, inf or beyond "
+              "its range: converting it is undefined behaviour in C++)"),
+             (polynomial_of_nan(node, eager_env), "is evaluated at a NaN argument, where torch's CPU kernel "
+              "returns uninitialised memory (pytorch/pytorch#187761)"),
+             (softmax_backward_input_dtype(node), "is told its forward's input was not floating (input_dtype): "
+              "no result is defined"))
+    for hit, why in rules:
+        if hit:
+            for o in node.outputs:
+                reasons.setdefault(o, f"{node.name} {why}")
+    return reasons
