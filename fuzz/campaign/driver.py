@@ -36,8 +36,8 @@ from fuzz.campaign.rechecks import Rechecker
 from fuzz.campaign.seeds import SeedPool
 from fuzz.campaign.staging import ModelFiles, stage_failure
 from fuzz.campaign.store import CrashStore, warn
-from fuzz.campaign.status import fmt_time
-from fuzz.campaign.verdict import FAILURE_KINDS, Kind, Verdict
+from fuzz.campaign.status import fmt_time, render_summary
+from fuzz.campaign.verdict import Kind, Verdict
 
 SPACE_CHECK_S = 10.0  # how often the driver checks free disk space (fuzz.campaign.diskspace)
 
@@ -158,15 +158,7 @@ class Campaign:
 
     def _summary(self, new_signatures: int) -> None:
         """The closing lines: what this run did, where it is, what to run next."""
-        st = self.progress.latest or {}
-        outcomes = st.get("outcomes", {})
-        failures = sum(outcomes.get(k.value, 0) for k in FAILURE_KINDS)
-        self.stream.write(
-            f"assay fuzz: {self.progress.session_tests} tests this run ({st.get('tests', 0)} in the campaign, "
-            f"{fmt_time(st.get('elapsed_s', 0))}); {failures} failing tests in all, "
-            f"{st.get('unique_signatures', 0)} signatures ({new_signatures} new this run), "
-            f"{st.get('cases_saved', 0)} cases saved\n"
-            f"  folder: {self.out}    next: assay triage list --dir {self.out}\n")
+        self.stream.write(render_summary(self.progress.latest or {}, self.progress.session_tests, new_signatures, self.out))
 
     def _session(self) -> dict:
         return {"models": self.models_done, "ops_covered": len(self.ops),

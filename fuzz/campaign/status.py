@@ -75,3 +75,16 @@ def render_line(st: dict, remaining_s: float) -> str:
             f"unique={st['unique_signatures']} cases={st['cases_saved']} ops={st['ops_covered']}; "
             f"inductor code: {codegen_text(st)}"
             + (f"; features={(st.get('feedback') or {}).get('features', 0)}" if feedback_text(st) else ""))
+
+
+def render_summary(st: dict, session_tests: int, new_signatures: int, out) -> str:
+    """The closing lines of a run: what it did, where it is, what to run next. A failing test
+    that did not fail again on its recheck (``flaky``) is counted apart, and the line says so."""
+    failures = sum(st.get("outcomes", {}).get(k.value, 0) for k in FAILURE_KINDS)
+    flaky = st.get("flaky", 0)
+    apart = f" (+{flaky} flaky: failed once, passed its recheck; counted apart)" if flaky else ""
+    return (f"assay fuzz: {session_tests} tests this run ({st.get('tests', 0)} in the campaign, "
+            f"{fmt_time(st.get('elapsed_s', 0))}); {failures} failing tests in all{apart}, "
+            f"{st.get('unique_signatures', 0)} signatures ({new_signatures} new this run), "
+            f"{st.get('cases_saved', 0)} cases saved\n"
+            f"  folder: {out}    next: assay triage list --dir {out}\n")

@@ -224,6 +224,19 @@ def test_status_screen_and_progress_line():
     assert "120 tests" in line and "crash=1" in line and "\n" not in line
 
 
+def test_the_closing_line_counts_a_flaky_failure_apart_and_says_so():
+    """A failure that passed its recheck is not in the outcome counts (s24d: 15 cases, "14 failing
+    tests"): the closing line says how many were counted apart, and says nothing when none were."""
+    from fuzz.campaign.status import render_summary
+
+    st = {"tests": 972, "elapsed_s": 1210, "outcomes": {"pass": 778, "crash": 12, "mismatch": 2},
+          "unique_signatures": 12, "cases_saved": 15, "flaky": 1}
+    text = render_summary(st, 972, 12, "/tmp/camp")
+    assert "14 failing tests in all (+1 flaky: failed once, passed its recheck; counted apart), 12 signatures" in text
+    assert "next: assay triage list --dir /tmp/camp" in text
+    assert "flaky" not in render_summary(dict(st, flaky=0), 972, 12, "/tmp/camp")
+
+
 @pytest.mark.slow
 def test_a_test_that_spoils_the_process_restarts_the_worker_and_nothing_after_it_is_spoiled(assay, tmp_path):
     # _leak raises inside a vmap level it never leaves: every later tensor of that process would be
