@@ -55,3 +55,19 @@ def perturbed_module(module, seed):
                 rel = sensitivity.PERTURB.get(str(p.dtype).replace("torch.", ""), 1e-6)
                 p.mul_(1 + rel * (torch.rand(p.shape, generator=gen, dtype=torch.float64).to(p.device) * 2 - 1).to(p.dtype))
     return m.to(torch.float64), gen
+
+
+def eager_error_in_inference_mode(module, inputs, device, fence=FENCE) -> str | None:
+    """What eager raises when a copy of ``module`` runs copies of ``inputs`` under
+    torch.inference_mode() (the ``inference_mode`` knob's grad mode for the compiled side), as
+    ``Type: first line``, or None when it runs: a compiled crash eager shares there, or compiled
+    values where eager accepts the call there, is no finding."""
+    import torch
+
+    try:
+        with torch.inference_mode():
+            copy.deepcopy(module)(*clone_inputs(inputs, device, fence=fence))
+    except Exception as exc:  # noqa: BLE001 - any error is the answer
+        first = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else ""
+        return f"{type(exc).__name__}: {first}" if first else type(exc).__name__
+    return None

@@ -20,7 +20,7 @@ from __future__ import annotations
 import copy
 import time
 
-from fuzz.campaign.copies import as_list, clone_inputs
+from fuzz.campaign.copies import as_list, clone_inputs, eager_error_in_inference_mode
 from fuzz.campaign.fence import fence_for
 from fuzz.campaign import knobs
 from fuzz.campaign.verdict import Kind, Verdict, describe_error
@@ -78,7 +78,8 @@ class ErrorSession:
         except Exception as exc:  # noqa: BLE001 - rejected, as eager rejects it
             return Verdict(Kind.PASS, f"{backend_name} raised as eager does ({type(exc).__name__})",
                            elapsed_s=time.perf_counter() - t0)
-        if not grad and knobs.INFERENCE_MODE and self._eager_accepts_under_inference_mode():
+        if not grad and knobs.INFERENCE_MODE and eager_error_in_inference_mode(
+                self.module, self.model.inputs, self.device, self.fence) is None:
             return Verdict(Kind.SKIP, "eager accepts the call under torch.inference_mode() too",
                            elapsed_s=time.perf_counter() - t0)
         eager = f"{self.eager_error['type']}: {self.eager_error['message'].strip().splitlines()[0][:300]}"
@@ -86,15 +87,3 @@ class ErrorSession:
                         else type(o).__name__ for o in out)
         return Verdict(Kind.MISMATCH, DETAIL, elapsed_s=time.perf_counter() - t0,
                        diff={"where": "call", "expected": f"eager raises {eager}", "got": f"{backend_name} returned {got}"})
-
-    def _eager_accepts_under_inference_mode(self) -> bool:
-        """Whether eager runs the program without error under torch.inference_mode() (the knob's grad
-        mode for the compiled side): then values from the backend there are no finding."""
-        import torch
-
-        try:
-            with torch.inference_mode():
-                copy.deepcopy(self.module)(*clone_inputs(self.model.inputs, self.device, fence=self.fence))
-        except Exception:  # noqa: BLE001 - rejected there too: the backend's values are a finding
-            return False
-        return True

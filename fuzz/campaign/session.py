@@ -16,7 +16,7 @@ import dataclasses
 import time
 
 from fuzz.campaign import accumulation, conditioning, knobs, lowprec, oracle, rounding, second_call, sensitivity, train, written
-from fuzz.campaign.copies import as_list, clone_inputs, perturbed_module, to64
+from fuzz.campaign.copies import as_list, clone_inputs, eager_error_in_inference_mode, perturbed_module, to64
 from fuzz.campaign.fence import fence_for
 from fuzz.gen.program import tensor_identifiers
 from fuzz.ir.record import dtype_from_name
@@ -407,7 +407,7 @@ class Session:
             if kind == Kind.CRASH and backend_name in ("export", "aoti") and _unsupported(err):
                 kind = Kind.UNSUPPORTED
             if kind == Kind.CRASH and mode in ("fwd", "dynamic") and knobs.INFERENCE_MODE:
-                eager_err = self._eager_inference_error(self.model.inputs)
+                eager_err = eager_error_in_inference_mode(self.module, self.model.inputs, self.device, self.fence)
                 if eager_err:
                     return Verdict(Kind.SKIP, f"eager raises under torch.inference_mode() too ({eager_err})", error=err,
                                    elapsed_s=time.perf_counter() - t0)
@@ -428,19 +428,6 @@ class Session:
             else:
                 self._run_second_call(backend, fn, module, out)
         return out
-
-    def _eager_inference_error(self, inputs) -> str | None:
-        """What eager raises when it runs ``inputs`` under torch.inference_mode() (the knob's grad
-        mode) on its own copies, or None: a compiled crash eager shares there is not the compiler's."""
-        import torch
-
-        try:
-            with torch.inference_mode():
-                copy.deepcopy(self.module)(*clone_inputs(inputs, self.device, fence=self.fence))
-        except Exception as exc:  # noqa: BLE001 - any error is the answer
-            first = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else ""
-            return f"{type(exc).__name__}: {first}" if first else type(exc).__name__
-        return None
 
     def judge_fwd(self, backend, outputs, module, inputs) -> oracle.Judgement:
         """A compiled forward's ``outputs``, and the state it wrote into ``module`` (the copy it
@@ -498,7 +485,8 @@ class Session:
                 out.second_call = dict(info, declined=f"{err['type']}: {err['message'][:300]}")
                 return
             kind = oracle.classify_exception(err["type"], err["message"])
-            eager_err = self._eager_inference_error(inputs) if kind == Kind.CRASH and knobs.INFERENCE_MODE else None
+            eager_err = (eager_error_in_inference_mode(self.module, inputs, self.device, self.fence)
+                         if kind == Kind.CRASH and knobs.INFERENCE_MODE else None)
             if eager_err:
                 out.second_call = dict(info, declined=f"eager raises under torch.inference_mode() too ({eager_err})")
                 return

@@ -170,21 +170,23 @@ def test_a_cast_to_bfloat16_of_a_value_beyond_its_range_is_not_judged_but_a_plan
     assert out in sensitive_tensors(g, {**in_range, "x": big}, None)
 
 
+def _legendre_graph(x_len: int, n_len: int) -> Graph:
+    """``legendre_polynomial_p(x, n)`` of float32 inputs of those lengths (broadcast to ``x``'s)."""
+    g = Graph()
+    x = g.add_tensor([x_len], "float32", "input", name="x")
+    n = g.add_tensor([n_len], "float32", "input", name="n")
+    g.outputs = [call(g, "n0", "torch.special.legendre_polynomial_p", [{"ref": x}, {"ref": n}], [x_len])]
+    return g
+
+
 def test_a_special_polynomial_of_a_degree_int64_cannot_hold_is_not_judged(tmp_path):
     """legendre_polynomial_p(True, NaN): eager 0, inductor 1 (the kernels convert the degree to int64
     first, undefined for NaN); a degree in range is judged, and a planted error is caught."""
-    def poly_graph():
-        g = Graph()
-        x = g.add_tensor([3], "float32", "input", name="x")
-        n = g.add_tensor([3], "float32", "input", name="n")
-        g.outputs = [call(g, "n0", "torch.special.legendre_polynomial_p", [{"ref": x}, {"ref": n}], [3])]
-        return g
-
     x = torch.tensor([1.0, 0.5, -0.25])
     for i, bad in enumerate((NAN, -INF, 1e19)):
-        s = session_for(tmp_path, poly_graph(), {"x": x, "n": torch.tensor([2.0, bad, 3.0])}, f"p{i}")
+        s = session_for(tmp_path, _legendre_graph(3, 3), {"x": x, "n": torch.tensor([2.0, bad, 3.0])}, f"p{i}")
         assert "degree int64 cannot hold" in s.fwd_ref.skip["out0"]
-    s = session_for(tmp_path, poly_graph(), {"x": x, "n": torch.tensor([2.0, 4.0, 3.0])}, "ok")
+    s = session_for(tmp_path, _legendre_graph(3, 3), {"x": x, "n": torch.tensor([2.0, 4.0, 3.0])}, "ok")
     assert "out0" not in s.fwd_ref.skip
     wrong = s.fwd_ref.eager[0].clone()
     wrong[1] += 0.5
@@ -195,20 +197,13 @@ def test_a_special_polynomial_at_a_nan_argument_is_not_judged(tmp_path):
     """legendre_polynomial_p(NaN, 3): torch 2.13's CPU kernel returns uninitialised memory (a
     different finite value per element; s2401-m000874: inductor NaN). Not judged; without the NaN
     the output is judged and a planted error is caught."""
-    def poly_graph():
-        g = Graph()
-        x = g.add_tensor([64], "float32", "input", name="x")
-        n = g.add_tensor([1], "float32", "input", name="n")
-        g.outputs = [call(g, "n0", "torch.special.legendre_polynomial_p", [{"ref": x}, {"ref": n}], [64])]
-        return g
-
     x = torch.linspace(-0.9, 0.9, 64)
     nan_x = x.clone()
     nan_x[::7] = NAN
     # (eager's values at the NaN positions are whatever memory held: usually finite, not asserted)
-    s = session_for(tmp_path, poly_graph(), {"x": nan_x, "n": torch.tensor([3.0])}, "nan")
+    s = session_for(tmp_path, _legendre_graph(64, 1), {"x": nan_x, "n": torch.tensor([3.0])}, "nan")
     assert "NaN argument" in s.fwd_ref.skip["out0"]
-    s = session_for(tmp_path, poly_graph(), {"x": x, "n": torch.tensor([3.0])}, "ok")
+    s = session_for(tmp_path, _legendre_graph(64, 1), {"x": x, "n": torch.tensor([3.0])}, "ok")
     assert "out0" not in s.fwd_ref.skip
     wrong = s.fwd_ref.eager[0].clone()
     wrong[5] += 0.5
