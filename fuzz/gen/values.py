@@ -19,16 +19,18 @@ there. So before a model is saved, its float inputs and parameters are searched:
    start again; a handful of rounds in all.
 
 A call that raises on real values (an index out of range) gets other samples too; a
-call whose outputs disagree with the graph's predicted shapes is structural and is
-reported at once (the generator then drops that node).
+call whose outputs disagree with the graph's predicted shapes, or that costs too much CPU
+(``fuzz.gen.cost``), is structural and is reported at once (the generator then drops that node).
 """
 
 from __future__ import annotations
 
 import math
+import time
 from dataclasses import dataclass, field
 
 from fuzz.ir.graph import Graph
+from fuzz.gen.cost import SLOW_MESSAGE, measured_too_slow, predicted_too_slow
 from fuzz.gen.interpret import NodeError, build_submodules, check_outputs, run_node
 
 # (low, high) ranges tried in turn for float leaves.
@@ -116,7 +118,14 @@ def _forward(graph: Graph, leaves: dict, submodules: dict, check: bool = True):
     """Run until the first node with a non-finite float output. Returns (env, bad node or None)."""
     env = dict(leaves)
     for node in graph.nodes:
+        slow = predicted_too_slow(node, env)
+        if slow:
+            raise NodeError(node, slow)
+        t0 = time.process_time()
         outs = run_node(node, env, submodules)
+        slow = measured_too_slow(time.process_time() - t0)
+        if slow:
+            raise NodeError(node, slow)
         if check:
             check_outputs(graph, node, outs)
         env.update(outs)
@@ -273,7 +282,8 @@ def _pinned(graph: Graph) -> dict:
 
 
 def _structural(exc: NodeError) -> bool:
-    return "predicted" in exc.message or "structure" in exc.message or "expected a tensor" in exc.message
+    return ("predicted" in exc.message or "structure" in exc.message or "expected a tensor" in exc.message
+            or exc.message.startswith(SLOW_MESSAGE))
 
 
 def _later(graph: Graph, a: str | None, b: str | None) -> bool:
