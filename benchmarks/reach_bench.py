@@ -3,6 +3,7 @@
     python benchmarks/reach_bench.py                          # 1000 models of the default mix
     python benchmarks/reach_bench.py --models 200 --legacy-models 100
     python benchmarks/reach_bench.py --skip models --campaign NEW --baseline OLD
+    python benchmarks/reach_bench.py --speed-seeds 0,1,2,3 --nnsmith-src DIR --nnsmith-python PY
 
 Sections (each prints a table; ``--json FILE`` writes every number):
 
@@ -16,6 +17,7 @@ Sections (each prints a table; ``--json FILE`` writes every number):
   generator could not make counts as invalid) and models/s. The same for ``--legacy-models`` models
   of the legacy mix (main d967a17's defaults) in the same run, and NNSmith's generator at the same
   size when ``--nnsmith-src`` is given (right after, so all see the same machine load).
+- ``--speed-seeds``: only generation speed against NNSmith, seed by seed and pooled.
 - ``campaign``: from finished campaign folders (``--campaign``, ``--baseline``): tests, tests/min,
   inductor tests whose generated C++ has a vectorised loop / an OpenMP parallel region, failure
   signatures, saved cases and reduced classes.
@@ -200,6 +202,48 @@ def _print_rows(title, rows):
         print(f"| {a} | {b} | {v:.3f} |" if isinstance(v, float) and v <= 1 else f"| {a} | {b} | {v:g} |")
 
 
+def _speed_over_seeds(args) -> int:
+    """Default mix and NNSmith, ``--models`` each per seed of ``--speed-seeds``: a row per seed and
+    the pooled ratio (models over seconds, every seed's models together)."""
+    from benchmarks.gen_bench import _import_every_operator, _setup, nnsmith_speed
+    from fuzz.gen.policy import Shares
+    from fuzz.gen.ruleset import load_ruleset
+
+    if not args.nnsmith_src:
+        print("reach_bench: --speed-seeds compares with NNSmith: give --nnsmith-src DIR (see benchmarks/README.md)")
+        return 2
+    _setup()
+    rs = load_ruleset(args.rules)
+    _import_every_operator(rs)
+    seeds = [int(x) for x in args.speed_seeds.split(",") if x.strip()]
+    generate_and_run(rs, min(60, args.models), args.nodes, seeds[0] + 7919, Shares())  # warm-up, as main's
+    print("| seed | default mix models/s | median / p90 ms | validity | NNSmith models/s | median / p90 ms "
+          "| ratio (mean) | ratio (median) | load |\n|---|---|---|---|---|---|---|---|---|")
+    rows, ours_s, theirs_s, ours_n, theirs_n = [], 0.0, 0.0, 0, 0
+    for seed in seeds:
+        new = generate_and_run(rs, args.models, args.nodes, seed, Shares())
+        nn = nnsmith_speed(args.nnsmith_src, args.nnsmith_python or sys.executable, args.models, args.nodes, seed)
+        if "error" in nn:
+            print(f"reach_bench: NNSmith not available: {nn['error']}")
+            return 2
+        ours_n += new["models"]
+        ours_s += new["models"] / new["models_per_s"]
+        theirs_n += nn["generated"]  # NNSmith's mean is over the models it made
+        theirs_s += nn["generated"] / nn["models_per_s_mean"]
+        rows.append({"seed": seed, "default": {k: v for k, v in new.items() if k != "facts"}, "nnsmith": nn})
+        print(f"| {seed} | {new['models_per_s']:.2f} | {new['median_ms']:.2f} / {new['p90_ms']:.2f} | "
+              f"{new['validity']:.4f} | {nn['models_per_s_mean']:.2f} | {nn['median_ms']:.2f} / {nn['p90_ms']:.2f} | "
+              f"{new['models_per_s'] / nn['models_per_s_mean']:.2f}x | {nn['median_ms'] / new['median_ms']:.2f}x | "
+              f"{os.getloadavg()[0]:.1f} |", flush=True)
+    pooled = (ours_n / ours_s) / (theirs_n / theirs_s)
+    print(f"\nover all {len(seeds)} seeds: default mix {ours_n / ours_s:.2f} models/s, NNSmith {theirs_n / theirs_s:.2f}: "
+          f"**{pooled:.2f}x**")
+    if args.json:
+        with open(args.json, "w") as fh:
+            json.dump({"seeds": rows, "pooled_ratio": pooled}, fh, indent=1, default=str)
+    return 0
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--models", type=int, default=1000, help="models of the default mix (default 1000)")
@@ -216,7 +260,13 @@ def main(argv=None) -> int:
     ap.add_argument("--baseline", action="append", default=[], help="a baseline campaign folder (repeatable)")
     ap.add_argument("--skip", default="", help="comma-separated: models, legacy, nnsmith")
     ap.add_argument("--json", default=None, help="write every number to this file")
+    ap.add_argument("--speed-seeds", default=None,
+                    help="comma-separated seeds: only the speed comparison, --models of the default mix and "
+                         "of NNSmith per seed, one after the other, then the ratio over all of them (both "
+                         "generators' means hinge on a few slow models, so one seed is not a measurement)")
     args = ap.parse_args(argv)
+    if args.speed_seeds:
+        return _speed_over_seeds(args)
     skip = set(filter(None, args.skip.split(",")))
     result = {"loadavg_start": os.getloadavg()[0]}
     if "models" not in skip:
