@@ -8,7 +8,7 @@ targets of a row walks all C classes), 10 s for one row of 10^5 classes, and the
 ran such a call up to four times before the model was kept. Over 5,000 default-mix models (seeds
 1-5, ``benchmarks/gen_profile.py``), 99.9% of the calls took under 5 ms of CPU and every call
 over 0.2 s was one of: multilabel_margin_loss (0.2-20 s), ``combinations`` (0.24 s), a custom
-operator's first call (0.75 s).
+operator's first call in its process (0.75 s, importing torch._dynamo: not judged, below).
 
 Two rules, both applied by ``fuzz.gen.values`` before a model is kept; the node is then dropped
 like one whose call fails on every sample:
@@ -16,7 +16,8 @@ like one whose call fails on every sample:
 - ``predicted_too_slow``: an operator whose cost is known to grow faster than its sizes is not
   called where its estimated work is over ``WORK_LIMIT`` (deterministic: shapes only);
 - ``CALL_CPU_LIMIT_S``: any other call that took more than this much CPU time (all threads of
-  this process) on the search's run is refused after that run. This one depends on the machine's
+  this process) on the search's run is refused after that run (``CallTimer``; a call that imported
+  modules on the way is not judged). This one depends on the machine's
   speed, so a model whose call sits near the limit may come out differently on a much slower or
   faster machine; the limit is 40x above the slowest 0.1% of calls, so that is rare.
 """
@@ -24,6 +25,8 @@ like one whose call fails on every sample:
 from __future__ import annotations
 
 import math
+import sys
+import time
 
 from fuzz.ir.graph import Node
 from fuzz.ir.opnames import last_component
@@ -69,8 +72,22 @@ def predicted_too_slow(node: Node, env: dict) -> str | None:
     return None
 
 
-def measured_too_slow(cpu_s: float) -> str | None:
-    """A reason when one call took ``cpu_s`` seconds of CPU, over ``CALL_CPU_LIMIT_S``."""
-    if cpu_s > CALL_CPU_LIMIT_S:
-        return f"{SLOW_MESSAGE}: {cpu_s:.2f} s of CPU for one call (limit {CALL_CPU_LIMIT_S} s)"
-    return None
+class CallTimer:
+    """``with CallTimer() as t: call()``, then ``t.too_slow()``: a reason when the call took more
+    than ``CALL_CPU_LIMIT_S`` of CPU. A call that imported modules is not judged: its time is the
+    process's one-off cost (the first call of a custom operator imports torch._dynamo, 1-2 s),
+    not the call's; the operator's next run is judged."""
+
+    def __enter__(self) -> "CallTimer":
+        self._modules = len(sys.modules)
+        self._t0 = time.process_time()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.cpu_s = time.process_time() - self._t0
+        self.imported = len(sys.modules) != self._modules
+
+    def too_slow(self) -> str | None:
+        if self.imported or self.cpu_s <= CALL_CPU_LIMIT_S:
+            return None
+        return f"{SLOW_MESSAGE}: {self.cpu_s:.2f} s of CPU for one call (limit {CALL_CPU_LIMIT_S} s)"

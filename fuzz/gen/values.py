@@ -26,11 +26,10 @@ call whose outputs disagree with the graph's predicted shapes, or that costs too
 from __future__ import annotations
 
 import math
-import time
 from dataclasses import dataclass, field
 
 from fuzz.ir.graph import Graph
-from fuzz.gen.cost import SLOW_MESSAGE, measured_too_slow, predicted_too_slow
+from fuzz.gen.cost import SLOW_MESSAGE, CallTimer, predicted_too_slow
 from fuzz.gen.interpret import NodeError, build_submodules, check_outputs, run_node
 
 # (low, high) ranges tried in turn for float leaves.
@@ -121,9 +120,9 @@ def _forward(graph: Graph, leaves: dict, submodules: dict, check: bool = True):
         slow = predicted_too_slow(node, env)
         if slow:
             raise NodeError(node, slow)
-        t0 = time.process_time()
-        outs = run_node(node, env, submodules)
-        slow = measured_too_slow(time.process_time() - t0)
+        with CallTimer() as timer:
+            outs = run_node(node, env, submodules)
+        slow = timer.too_slow()
         if slow:
             raise NodeError(node, slow)
         if check:

@@ -58,3 +58,26 @@ def test_a_call_that_took_more_cpu_than_the_limit_is_dropped(monkeypatch):
     monkeypatch.setattr(cost, "CALL_CPU_LIMIT_S", 0.2)
     kept = materialise(_mm_and_cos(), seed=0, cfg=GenConfig())
     assert kept.graph.ops() == ["torch.mm", "torch.cos"]
+
+
+def test_a_call_that_imported_modules_is_not_judged_by_its_time(monkeypatch):
+    """The first call of a custom operator in a process imports torch._dynamo (1-2 s of CPU): a
+    one-off cost of the process, which must not drop the operator from the first model using it."""
+    import importlib
+    import sys
+    import time
+
+    def busy(seconds: float) -> None:
+        t0 = time.process_time()
+        while time.process_time() - t0 < seconds:
+            pass
+
+    monkeypatch.setattr(cost, "CALL_CPU_LIMIT_S", 0.01)
+    with cost.CallTimer() as plain:
+        busy(0.03)
+    assert plain.too_slow() is not None and "s of CPU for one call" in plain.too_slow()
+    fresh = next(m for m in ("colorsys", "tabnanny", "wave", "mailbox", "plistlib") if m not in sys.modules)
+    with cost.CallTimer() as importing:
+        importlib.import_module(fresh)
+        busy(0.03)
+    assert importing.imported and importing.too_slow() is None
