@@ -46,6 +46,7 @@ from fuzz.campaign.moments import infinite_moments
 from fuzz.campaign.signed_zero import reads_sign_of_computed_zero
 from fuzz.campaign.narrowing import narrows_past_range
 from fuzz.campaign.folded_affine import folds_nonfinite_affine
+from fuzz.campaign.running_stats import written_running_stats
 from fuzz.campaign.scalar_rounding import scalar_rounding_decides
 from fuzz.campaign.scaled_products import SCALED_PRODUCT_OPS, scaled_product_edge
 from fuzz.campaign.undefined_casts import undefined_reasons
@@ -577,10 +578,14 @@ def sensitive_tensors(graph, eager_env: dict, ref_env: dict | None, perturbed_en
         if not any(o in reasons for o in node.outputs) and _rounds_a_tie(node, eager_env):
             for o in node.outputs:
                 reasons.setdefault(o, f"{node.name} rounds an exact .5 tie of its integer inputs")
-    # propagate to everything computed from a sensitive value
+    # propagate to everything computed from a sensitive value (running statistics a call updates
+    # in place are its outputs too: fuzz.campaign.running_stats)
     for node in graph.nodes:
         if any(i in reasons for i in node.inputs()):
             src = next(i for i in node.inputs() if i in reasons)
             for o in node.outputs:
                 reasons.setdefault(o, f"computed from {src}")
+        if any(o in reasons for o in node.outputs):
+            for stat in written_running_stats(node):
+                reasons.setdefault(stat, f"{node.name} updates it in place from values not judged")
     return reasons

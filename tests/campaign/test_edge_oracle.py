@@ -275,3 +275,50 @@ def test_addcmul_at_a_near_overflow_product_is_not_judged_and_a_plain_one_is():
                    "b": torch.tensor([-1.97, 0.5])}
             reasons = sensitive_tensors(g, env, None)
             assert (out in reasons) == flagged, (op, t1, value, reasons)
+
+
+def test_running_statistics_updated_from_values_near_overflow_are_not_judged_where_read(tmp_path):
+    """s25a: instance_norm(x, running_mean=m, running_var=v) writes m and v in place; with x holding
+    +-3.4e38 eager's CPU statistics (double accumulation) are finite, inductor's float32 sums -inf.
+    The norm's outputs were excused, but ceil(m) read after the call was judged (a false alarm).
+    With moderate values the ceil is judged and a planted error is caught."""
+    def stats_graph():
+        g = Graph()
+        x = g.add_tensor([3, 2, 3, 1], "float32", "input", name="x")
+        m = g.add_tensor([2], "float32", "input", name="m")
+        v = g.add_tensor([2], "float32", "input", name="v")
+        call(g, "n0", "torch.nn.functional.instance_norm", [{"ref": x}], [3, 2, 3, 1],
+             kwargs={"running_mean": {"ref": m}, "running_var": {"ref": v}})
+        g.outputs = [call(g, "n1", "torch.ceil", [{"ref": m}], [2])]
+        return g
+
+    big = torch.finfo(torch.float32).max
+    x = torch.linspace(-1.0, 1.0, 18).reshape(3, 2, 3, 1)
+    x[:, 1, 0, 0] = -big
+    x[0, 1, 1, 0] = big / 2
+    tensors = {"x": x, "m": torch.tensor([0.25, -9.0e35]), "v": torch.tensor([1.0, 2.0])}
+    s = session_for(tmp_path, stats_graph(), tensors, "edge")
+    assert "computed from m" in s.fwd_ref.skip["out0"]
+    x = torch.linspace(-1.0, 1.0, 18).reshape(3, 2, 3, 1)
+    s = session_for(tmp_path, stats_graph(), {**tensors, "x": x, "m": torch.tensor([0.25, -9.5])}, "ok")
+    assert "out0" not in s.fwd_ref.skip
+    wrong = s.fwd_ref.eager[0].clone()
+    wrong[1] += 1.0
+    assert oracle.judge(s.fwd_ref, [wrong]).kind == "mismatch"
+
+
+def test_which_calls_update_their_running_statistics():
+    from fuzz.campaign.running_stats import written_running_stats
+
+    def node(op, api, args, kwargs=None):
+        return Node(id="n", op=op, api=api, args=args, kwargs=kwargs or {}, outputs=["y"])
+
+    x, m, v = {"ref": "x"}, {"ref": "m"}, {"ref": "v"}
+    assert written_running_stats(node("torch.nn.functional.instance_norm", "function", [x, m, v])) == ["m", "v"]
+    assert written_running_stats(node("torch.nn.functional.instance_norm", "function", [x],
+                                      {"running_mean": m, "use_input_stats": False})) == []
+    assert written_running_stats(node("torch.nn.functional.batch_norm", "function", [x, m, v])) == []  # eval
+    assert written_running_stats(node("torch.nn.functional.batch_norm", "function", [x, m, v],
+                                      {"training": True})) == ["m", "v"]
+    assert written_running_stats(node("aten::native_batch_norm", "aten", [x, None, None, m, v, True, 0.1, 1e-5])) == ["m", "v"]
+    assert written_running_stats(node("torch.nn.functional.layer_norm", "function", [x, [3]])) == []
