@@ -49,15 +49,15 @@ def _mm_and_cos() -> Graph:
 
 
 def test_a_call_that_took_more_cpu_than_the_limit_is_dropped(monkeypatch):
+    # at the real limit nothing of this size is refused (this first run also pays any one-off
+    # imports, which the timer would not judge)
+    kept = materialise(_mm_and_cos(), seed=0, cfg=GenConfig())
+    assert kept.graph.ops() == ["torch.mm", "torch.cos"]
     # a 640^3 product is ~0.5 GFLOP, milliseconds of CPU; cos of 4 elements, microseconds
     monkeypatch.setattr(cost, "CALL_CPU_LIMIT_S", 0.002)
     model = materialise(_mm_and_cos(), seed=0, cfg=GenConfig())
     assert "torch.mm" not in model.graph.ops() and "torch.cos" in model.graph.ops()
     assert any("s of CPU for one call" in r for r in model.graph.meta["guard"]["reasons"])
-    # at the real limit nothing of this size is refused
-    monkeypatch.setattr(cost, "CALL_CPU_LIMIT_S", 0.2)
-    kept = materialise(_mm_and_cos(), seed=0, cfg=GenConfig())
-    assert kept.graph.ops() == ["torch.mm", "torch.cos"]
 
 
 def test_a_call_that_imported_modules_is_not_judged_by_its_time(monkeypatch):
