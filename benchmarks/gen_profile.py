@@ -10,7 +10,8 @@ time of Python's cyclic collections (``--no-freeze``: with the rule sets left in
 in reverse order, in two processes, and prints how many differ (graph and inputs hashed): a model
 must depend only on (seed, index, shares). ``python benchmarks/gen_profile.py classes --models 400``
 prints each class of model's share of the models and of the time (policy choices, program forms
-held, a tensor of 10^4 elements). The numbers in docs/generator.md ("Generation speed of
+held, a tensor of 10^4 elements). ``python benchmarks/gen_profile.py calls --models 1000 --seed 1``
+prints the CPU time of the generator's real calls by quantile, the slowest calls and models. The numbers in docs/generator.md ("Generation speed of
 the default mix", seventh session) came from these two commands.
 """
 
@@ -241,6 +242,59 @@ def _classes(models: int, seed: int) -> None:
               f"{1000 * sum(x[1] for x in v) / len(v):.1f} | {sum(x[0] + x[1] for x in v) / total:.2f} |")
 
 
+def _calls(models: int, seed: int) -> None:
+    """CPU time of every real call the generator makes (``fuzz.gen.interpret.run_node``: the value
+    search, the guard rerun, the edge values) over ``models`` default-mix models of ``seed``, then
+    the slowest calls and the slowest models (generation and the eager run, wall): the numbers
+    behind ``fuzz.gen.cost``'s limits."""
+    from benchmarks.gen_bench import _import_every_operator, _setup
+
+    _setup()
+    import fuzz.gen.interpret as interpret
+    import fuzz.gen.values as values
+    from fuzz.gen.config import GenerationError
+    from fuzz.gen.ruleset import load_ruleset
+
+    rs = load_ruleset(None)
+    _import_every_operator(rs)
+    for i in range(60):  # warm-up on other indices, as reach_bench: first calls and imports not counted
+        try:
+            _one_model(rs, seed + 7919, i)
+        except GenerationError:
+            pass
+    run_node, calls, current = interpret.run_node, [], [None]
+
+    def timed(node, env, submodules, device="cpu"):
+        t0 = time.process_time()
+        try:
+            return run_node(node, env, submodules, device)
+        finally:
+            calls.append((time.process_time() - t0, node.name, current[0]))
+    interpret.run_node = values.run_node = timed  # the search calls it by its own import
+    per_model = []
+    for i in range(models):
+        current[0] = i
+        t0 = time.perf_counter()
+        try:
+            _one_model(rs, seed, i)
+        except GenerationError:
+            pass
+        per_model.append((time.perf_counter() - t0, i))
+    interpret.run_node = values.run_node = run_node
+    calls.sort(reverse=True)
+    n = len(calls)
+    print(f"{models} models, seed {seed}: {n} calls; CPU ms per call at quantile "
+          + ", ".join(f"{q}: {1e3 * calls[int(n * (1 - q))][0]:.1f}" for q in (0.99, 0.999, 0.9999)) + "\n")
+    print("| call CPU ms | operator | model |\n|---|---|---|")
+    for cpu, name, i in calls[:15]:
+        print(f"| {1e3 * cpu:.1f} | {name} | {i} |")
+    per_model.sort(reverse=True)
+    total = sum(t for t, _ in per_model)
+    print(f"\nslowest models (generation and eager run, wall; {total:.1f} s in all):\n\n| model | s | share |\n|---|---|---|")
+    for t, i in per_model[:10]:
+        print(f"| {i} | {t:.2f} | {t / total:.3f} |")
+
+
 def main() -> None:
     if len(sys.argv) > 1 and sys.argv[1] == "_hashes":
         _hashes(int(sys.argv[2]), int(sys.argv[3]), sys.argv[4] == "reverse", sys.argv[5])
@@ -255,6 +309,9 @@ def main() -> None:
     c = sub.add_parser("classes")
     c.add_argument("--models", type=int, default=400)
     c.add_argument("--seed", type=int, default=0)
+    k = sub.add_parser("calls")
+    k.add_argument("--models", type=int, default=1000)
+    k.add_argument("--seed", type=int, default=0)
     o = sub.add_parser("order")
     o.add_argument("--models", type=int, default=400)
     o.add_argument("--start", type=int, default=0)
@@ -263,6 +320,8 @@ def main() -> None:
         _stages(args.models, args.seed, args.by_shape, args.no_freeze)
     elif args.part == "classes":
         _classes(args.models, args.seed)
+    elif args.part == "calls":
+        _calls(args.models, args.seed)
     else:
         _order(args.models, args.start)
 

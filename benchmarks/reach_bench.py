@@ -202,21 +202,33 @@ def _print_rows(title, rows):
         print(f"| {a} | {b} | {v:.3f} |" if isinstance(v, float) and v <= 1 else f"| {a} | {b} | {v:g} |")
 
 
+def _warm_ruleset(args, seed: int):
+    """The rule set, loaded with every operator imported and the generator warmed up on other
+    indices of ``seed``: one torch thread, warnings off (as gen_bench). Start-up and a first pass
+    over models pay one-off costs (kernel and dispatcher caches, lazy imports: 17 models/s cold
+    against 68 warm for the same 40 models), kept out of every timed run."""
+    from benchmarks.gen_bench import _import_every_operator, _setup
+    from fuzz.gen.policy import Shares
+    from fuzz.gen.ruleset import load_ruleset
+
+    _setup()
+    rs = load_ruleset(args.rules)
+    _import_every_operator(rs)
+    generate_and_run(rs, min(60, args.models), args.nodes, seed + 7919, Shares())
+    return rs
+
+
 def _speed_over_seeds(args) -> int:
     """Default mix and NNSmith, ``--models`` each per seed of ``--speed-seeds``: a row per seed and
     the pooled ratio (models over seconds, every seed's models together)."""
-    from benchmarks.gen_bench import _import_every_operator, _setup, nnsmith_speed
+    from benchmarks.gen_bench import nnsmith_speed
     from fuzz.gen.policy import Shares
-    from fuzz.gen.ruleset import load_ruleset
 
     if not args.nnsmith_src:
         print("reach_bench: --speed-seeds compares with NNSmith: give --nnsmith-src DIR (see benchmarks/README.md)")
         return 2
-    _setup()
-    rs = load_ruleset(args.rules)
-    _import_every_operator(rs)
     seeds = [int(x) for x in args.speed_seeds.split(",") if x.strip()]
-    generate_and_run(rs, min(60, args.models), args.nodes, seeds[0] + 7919, Shares())  # warm-up, as main's
+    rs = _warm_ruleset(args, seeds[0])
     print("| seed | default mix models/s | median / p90 ms | validity | NNSmith models/s | median / p90 ms "
           "| ratio (mean) | ratio (median) | load |\n|---|---|---|---|---|---|---|---|---|")
     rows, ours_s, theirs_s, ours_n, theirs_n = [], 0.0, 0.0, 0, 0
@@ -270,19 +282,9 @@ def main(argv=None) -> int:
     skip = set(filter(None, args.skip.split(",")))
     result = {"loadavg_start": os.getloadavg()[0]}
     if "models" not in skip:
-        from benchmarks.gen_bench import _setup
-
-        _setup()  # one torch thread, warnings off, as gen_bench
         from fuzz.gen.policy import Shares
-        from fuzz.gen.ruleset import load_ruleset
 
-        from benchmarks.gen_bench import _import_every_operator
-
-        rs = load_ruleset(args.rules)
-        _import_every_operator(rs)  # start-up cost, not generation: out of both timed runs
-        # A first pass over models pays one-off costs (kernel and dispatcher caches, lazy imports):
-        # 17 models/s cold against 68 warm for the same 40 models. Warm up on other indices.
-        generate_and_run(rs, min(60, args.models), args.nodes, args.seed + 7919, Shares())
+        rs = _warm_ruleset(args, args.seed)
         new = generate_and_run(rs, args.models, args.nodes, args.seed, Shares())
         rows = shares_table(new)
         rows += [("mode", m, s) for m, s in mode_mix(args.models, args.seed, args.nodes, Shares().to_json()).items()]

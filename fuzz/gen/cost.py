@@ -6,7 +6,7 @@ their sizes, and the ``large`` shape class (10^4-10^5 elements a tensor) gives t
 one call takes seconds: ``multilabel_margin_loss`` costs about 1 ns per N*C^2 (each of the C
 targets of a row walks all C classes), 10 s for one row of 10^5 classes, and the value search
 ran such a call up to four times before the model was kept. Over 5,000 default-mix models (seeds
-1-5, ``benchmarks/gen_profile.py``), 99.9% of the calls took under 5 ms of CPU and every call
+1-5, ``python benchmarks/gen_profile.py calls --seed S``), 99.9% of the calls took under 5 ms of CPU and every call
 over 0.2 s was one of: multilabel_margin_loss (0.2-20 s), ``combinations`` (0.24 s), a custom
 operator's first call in its process (0.75 s, importing torch._dynamo: not judged, below).
 
@@ -46,8 +46,9 @@ def _multilabel_margin_work(shapes: list) -> int:
     return math.prod(s[:-1]) * c * c
 
 
-# Operator name (last component, lower case, overload and ``_forward`` stripped) -> work estimate
-# from the shapes of its tensor inputs, in argument order.
+# Operator name (last component, lower case, ``_forward`` stripped) -> work estimate from the
+# shapes of its tensor inputs, in argument order (a backward, whose first input is the gradient,
+# has no estimate here: the measured rule covers it).
 SUPERLINEAR = {
     "multilabel_margin_loss": _multilabel_margin_work,
     "multilabelmarginloss": _multilabel_margin_work,
@@ -55,8 +56,7 @@ SUPERLINEAR = {
 
 
 def _key(node: Node) -> str:
-    name = last_component(node.op).lower()
-    return name.removesuffix("_forward").removesuffix("_backward")
+    return last_component(node.op).lower().removesuffix("_forward")
 
 
 def predicted_too_slow(node: Node, env: dict) -> str | None:
