@@ -7,7 +7,8 @@ one call takes seconds: ``multilabel_margin_loss`` costs about 1 ns per N*C^2 (e
 targets of a row walks all C classes), 10 s for one row of 10^5 classes, and the value search
 ran such a call up to four times before the model was kept. Over 5,000 default-mix models (seeds
 1-5, ``python benchmarks/gen_profile.py calls --seed S``), 99.9% of the calls took under 5 ms of CPU and every call
-over 0.2 s was one of: multilabel_margin_loss (0.2-20 s), ``combinations`` (0.24 s), a custom
+over 0.2 s was one of: multilabel_margin_loss (0.2-20 s), ``combinations`` (0.24 s), a
+higher-order call (``operator.call`` of a transform, 0.19-0.22 s: at the limit), a custom
 operator's first call in its process (0.75 s, importing torch._dynamo: not judged, below).
 
 Two rules, both applied by ``fuzz.gen.values`` before a model is kept; the node is then dropped
