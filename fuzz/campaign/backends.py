@@ -17,6 +17,7 @@ environment variable ``ASSAY_TEST_BACKENDS=1`` is set: ``_segfault``, ``_abort``
 ``_hang``, ``_oom`` (allocates 10 GB), ``_raise``, ``_perturb`` (a wrong result),
 ``_perturb_resized`` (wrong only when called at sizes other than the compiled ones),
 ``_perturb_inference`` (wrong only when called under torch.inference_mode() with inference tensors),
+``_perturb_cached`` (inductor, wrong only when its compile was served from the FX graph cache),
 ``_lose_state`` / ``_double_state`` (right outputs, but the buffers and inputs forward writes are
 left unwritten / written twice),
 ``_gate`` (a compile that blocks until the directory ``$ASSAY_GATE`` holds a file ``open``
@@ -51,12 +52,18 @@ class Backend:
     # it specialises every Python number forward takes on its first call's value (torch.export treats
     # them as constants): a second call that changes one is refused by design, not judged
     specialises_numbers: bool = False
+    # it compiles through torch.compile, whose on-disk caches can serve a compile: under the
+    # ``warm_cache`` knob its compile is (``fuzz.campaign.knobs.served_from_caches``)
+    cached: bool = False
 
     def compile_function(self):
-        """The ``compile_model`` function defined by the snippet."""
+        """The ``compile_model`` function defined by the snippet (served from torch's caches under
+        the ``warm_cache`` knob when the backend compiles through torch.compile)."""
+        from fuzz.campaign.knobs import served_from_caches
+
         ns: dict = {}
         exec(compile("import torch\n" + self.source, f"<backend {self.name}>", "exec"), ns)
-        return ns["compile_model"]
+        return served_from_caches(ns["compile_model"]) if self.cached else ns["compile_model"]
 
 
 REGISTRY: dict[str, Backend] = {}
@@ -83,13 +90,13 @@ def _dynamo(name: str, setup: str = "") -> str:
 _INDUCTOR_THREADS = """
         torch._inductor.config.cpp.threads = max(2, torch.get_num_threads())"""
 
-register(Backend("inductor", _dynamo("inductor", _INDUCTOR_THREADS), eager_strides=True,
+register(Backend("inductor", _dynamo("inductor", _INDUCTOR_THREADS), eager_strides=True, cached=True,
                  description="torch.compile, TorchInductor (C++/Triton codegen)"))
-register(Backend("aot_eager", _dynamo("aot_eager"), eager_strides=True,
+register(Backend("aot_eager", _dynamo("aot_eager"), eager_strides=True, cached=True,
                  description="torch.compile, AOTAutograd traced graph run eagerly"))
-register(Backend("aot_eager_decomp_partition", _dynamo("aot_eager_decomp_partition"), eager_strides=True,
+register(Backend("aot_eager_decomp_partition", _dynamo("aot_eager_decomp_partition"), eager_strides=True, cached=True,
                  description="aot_eager with inductor's decompositions and min-cut partitioning"))
-register(Backend("eager", _dynamo("eager"), eager_strides=True, description="torch.compile, dynamo graph capture only"))
+register(Backend("eager", _dynamo("eager"), eager_strides=True, cached=True, description="torch.compile, dynamo graph capture only"))
 
 _EXPORT_SHAPES = '''
     def _dynamic_shapes(inputs):  # a Python number forward takes has no shape: None
@@ -211,6 +218,21 @@ _TEST_BACKENDS = [
             return tuple(outs)
         return run
     ''', test_only=True),
+    Backend("_perturb_cached", '''
+    def compile_model(model, inputs, dynamic=False):
+        torch._dynamo.reset()
+        fn = torch.compile(model, backend="inductor", dynamic=None if dynamic is None else bool(dynamic))
+        def run(*args):
+            from torch._dynamo.utils import counters
+            hits = counters["inductor"]["fxgraph_cache_hit"]
+            out = fn(*args)
+            if counters["inductor"]["fxgraph_cache_hit"] == hits:
+                return out
+            outs = list(out) if isinstance(out, (tuple, list)) else [out]
+            outs[0] = outs[0] + 1.0 + outs[0].abs()  # wrong only when the FX graph cache served the compile
+            return tuple(outs)
+        return run
+    ''', test_only=True, cached=True),
     Backend("_lose_state", '''
     def compile_model(model, inputs, dynamic=False):
         def run(*args):  # right outputs and gradients; the writes into buffers and inputs are lost

@@ -88,6 +88,9 @@ KNOBS: dict[str, dict] = {
     # inputs made there (inference tensors), as a user's serving loop does; the eager reference
     # stays under no_grad. Dynamo, AOTAutograd and functionalization treat inference tensors apart
     "inference_mode": {"assay.INFERENCE_MODE": True},
+    # torch.compile backends: the tested callable is served from torch's on-disk caches (inductor's
+    # FX graph cache, the AOTAutograd cache), as a restarted process gets it (``served_from_caches``)
+    "warm_cache": {"assay.WARM_CACHE": True},
 }
 
 # The ``dynamic`` argument of the dynamic mode's compile (``Session.run_test``, repro.py): True, every
@@ -134,6 +137,42 @@ def forward_context(compiled=True):
     import torch
 
     return torch.inference_mode() if INFERENCE_MODE and compiled else torch.no_grad()
+
+# Whether a torch.compile backend's compile is answered from torch's on-disk caches
+# (``served_from_caches``); the ``warm_cache`` knob sets it.
+WARM_CACHE = False
+
+
+def served_from_caches(compile_model):
+    """``compile_model``, which under ``WARM_CACHE`` first compiles and runs a twin of the model on
+    twins of the inputs (same values, sizes, strides and storage offsets; a backward too where grad
+    is enabled and an output needs it), writing the FX graph and AOTAutograd cache entries, then
+    compiles the model itself after ``torch._dynamo.reset()`` (which ``compile_model`` does): that
+    compile is served from the caches, and its callable is the one tested. Plain torch: copied into
+    the repro.py of a case that has the knob."""
+    def compile_warm(model, inputs, dynamic=False):
+        if not WARM_CACHE:
+            return compile_model(model, inputs, dynamic)
+        import copy
+
+        import torch
+
+        def twin(t):
+            if not isinstance(t, torch.Tensor):
+                return t
+            with torch.no_grad():
+                out = torch.empty(0, dtype=t.dtype, device=t.device)
+                out.set_(t.untyped_storage().clone(), t.storage_offset(), t.size(), t.stride())
+            return out.requires_grad_(t.requires_grad)
+
+        twins = [twin(t) for t in inputs]
+        outs = compile_model(copy.deepcopy(model), twins, dynamic)(*twins)
+        outs = outs if isinstance(outs, (tuple, list)) else [outs]
+        needs = [o for o in outs if isinstance(o, torch.Tensor) and o.requires_grad]
+        if needs and torch.is_grad_enabled():
+            torch.autograd.backward(needs, [torch.ones_like(o) for o in needs])
+        return compile_model(model, inputs, dynamic)
+    return compile_warm
 
 ENV_WITHOUT = "ASSAY_REPRO_WITHOUT"
 # The knob name under which a model's own needs are set (``model_knobs``): not a campaign knob,

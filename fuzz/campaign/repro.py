@@ -47,7 +47,7 @@ from fuzz.campaign import fence, oracle, train
 from fuzz.campaign import repro_snippets as snippets
 from fuzz.campaign.case import Case, read_case
 from fuzz.campaign.error_session import DETAIL as DETAIL_RAISES
-from fuzz.isolation import limit_address_space
+from fuzz.isolation import limit_address_space, private_compile_cache
 
 
 def versions() -> dict:
@@ -417,7 +417,14 @@ def repro_source(program_src: str, case: Case, *, inline_tensors: dict | None = 
         settings += [f"LAYOUTS = {_layouts(case)!r}  # the inputs' memory layouts, for the second call too"]
     if mem_limit:
         settings += [f"MEM_LIMIT_MB = {int(case.mem_limit_mb)}"]
-    settings += ["", "", backend.source.rstrip(), "", "", function_source(oracle.value_mismatch)]
+    settings += ["", "", backend.source.rstrip()]
+    if backend.cached and "warm_cache" in (case.knobs or {}):  # before the knobs: the warm_cache knob sets it
+        settings += ["", "", function_source(private_compile_cache), "", "",
+                     "private_compile_cache()  # a cold cache of its own: only the warm-up fills it", "", "",
+                     "WARM_CACHE = False  # the compile served from torch's caches (the warm_cache knob sets it)", "", "",
+                     function_source(knob_table.served_from_caches), "", "",
+                     "compile_model = served_from_caches(compile_model)"]
+    settings += ["", "", function_source(oracle.value_mismatch)]
     settings += ["", "", f"FENCE = {_fence(case)}  # elements around every input (a read past it gives NaN)", "", "",
                  function_source(fence.fenced)]
     if mode in ("bwd", "train"):

@@ -260,6 +260,17 @@ def _camp_events(tmp_path, name, backend, knob_names):
     return camp, {e["mode"]: e for e in events if e["event"] == "verdict"}
 
 
+def _knob_needed_by_repro(case_dir, knob):
+    """The case's repro.py reproduces with its knobs, then agrees with ``knob`` left out (run after
+    the first, so state the first run left behind, such as a filled cache, would show)."""
+    env = {"PATH": "/usr/bin:/bin", "PYTHONWARNINGS": "ignore", "ASSAY_TEST_BACKENDS": "1"}
+    res = subprocess.run([sys.executable, "repro.py"], cwd=case_dir, capture_output=True, text=True, timeout=300, env=env)
+    assert res.returncode == 1 and "REPRODUCED" in res.stdout, (res.stdout[-2000:], res.stderr[-2000:])
+    res = subprocess.run([sys.executable, "repro.py"], cwd=case_dir, capture_output=True, text=True, timeout=300,
+                         env=dict(env, ASSAY_REPRO_WITHOUT=knob))
+    assert res.returncode == 0 and "AGREE" in res.stdout, (res.stdout[-2000:], res.stderr[-2000:])
+
+
 def test_the_inference_mode_knob_runs_the_compiled_side_on_inference_tensors_and_its_repro_does_too(tmp_path, monkeypatch):
     """``_perturb_inference`` is wrong only when it runs under torch.inference_mode() on inference
     tensors: the plain fwd and dynamic tests pass, under the knob both first and second calls are
@@ -276,14 +287,56 @@ def test_the_inference_mode_knob_runs_the_compiled_side_on_inference_tensors_and
     assert knobs.INFERENCE_MODE is False  # restored after the job
     assert under["fwd"]["kind"] == under["dynamic"]["kind"] == "mismatch", under
     assert under["fwd"]["knobs"] == {"inference_mode": {"assay.INFERENCE_MODE": True}}
-    case_dir = camp.store.staging_dir(under["fwd"]["test"])
-    env = {"PATH": "/usr/bin:/bin", "PYTHONWARNINGS": "ignore", "ASSAY_TEST_BACKENDS": "1"}
-    res = subprocess.run([sys.executable, "repro.py"], cwd=case_dir, capture_output=True, text=True, timeout=300, env=env)
-    assert res.returncode == 1 and "REPRODUCED" in res.stdout, (res.stdout[-2000:], res.stderr[-2000:])
-    res = subprocess.run([sys.executable, "repro.py"], cwd=case_dir, capture_output=True, text=True, timeout=300,
-                         env=dict(env, ASSAY_REPRO_WITHOUT="inference_mode"))
-    assert res.returncode == 0 and "AGREE" in res.stdout, (res.stdout[-2000:], res.stderr[-2000:])
+    _knob_needed_by_repro(camp.store.staging_dir(under["fwd"]["test"]), "inference_mode")
     camp.store.close()
+
+
+def test_the_warm_cache_knob_tests_the_compile_served_from_torchs_caches_and_its_repro_does_too(tmp_path, monkeypatch):
+    """``_perturb_cached`` (real inductor) is wrong only when the FX graph cache served its compile:
+    in a cold cache the plain fwd and dynamic tests pass; under ``warm_cache`` both are mismatches
+    (a twin compiled and run first fills the cache); the case's repro.py reproduces with the knob
+    and agrees without it (it compiles in a cache of its own, so a second run is cold again)."""
+    monkeypatch.setenv("ASSAY_TEST_BACKENDS", "1")
+    monkeypatch.setenv("TORCHINDUCTOR_CACHE_DIR", str(tmp_path / "cache"))
+    g, t = _linear_graph()
+    program.save_program(g, t, tmp_path / "progs" / "p0")
+    camp, plain = _camp_events(tmp_path, "plain", "_perturb_cached", [])
+    camp.store.close()
+    assert plain["fwd"]["kind"] == plain["dynamic"]["kind"] == "pass", plain
+    monkeypatch.setenv("TORCHINDUCTOR_CACHE_DIR", str(tmp_path / "cache2"))
+    camp, under = _camp_events(tmp_path, "under", "_perturb_cached", ["warm_cache"])
+    from fuzz.campaign import knobs
+
+    assert knobs.WARM_CACHE is False  # restored after the job
+    assert under["fwd"]["kind"] == under["dynamic"]["kind"] == "mismatch", under
+    assert under["fwd"]["knobs"] == {"warm_cache": {"assay.WARM_CACHE": True}}
+    _knob_needed_by_repro(camp.store.staging_dir(under["fwd"]["test"]), "warm_cache")
+    camp.store.close()
+
+
+def test_under_warm_cache_a_backward_test_is_served_from_the_fx_graph_and_aot_autograd_caches(tmp_path, monkeypatch):
+    """The real inductor backend under the knob: the tested compile of a bwd test hits both caches
+    (forward and backward graphs from the FX graph cache, the joint from the AOTAutograd cache),
+    and still agrees with eager; without the knob nothing is served from them."""
+    from torch._dynamo.utils import counters
+
+    from fuzz.campaign import knobs
+    from fuzz.campaign.session import Model, Session
+
+    monkeypatch.setenv("TORCHINDUCTOR_CACHE_DIR", str(tmp_path / "cache"))
+    g, t = _linear_graph()
+    d = program.save_program(g, t, tmp_path / "p")
+    graph, module, inputs = program.load_program(d)
+    session = Session(Model(graph, module, inputs, {n: (d / n).read_bytes() for n in program.PROGRAM_FILES}))
+    counters.clear()
+    assert session.run_test("inductor", "bwd").kind.value == "pass"
+    assert counters["inductor"]["fxgraph_cache_hit"] == 0 and counters["aot_autograd"]["autograd_cache_hit"] == 0
+    monkeypatch.setenv("TORCHINDUCTOR_CACHE_DIR", str(tmp_path / "cache2"))
+    with knobs.applied(knobs.settings_of(["warm_cache"])):
+        v = session.run_test("inductor", "bwd")
+    assert v.kind.value == "pass", v
+    assert counters["aot_autograd"]["autograd_cache_hit"] == 1, dict(counters["aot_autograd"])
+    assert counters["inductor"]["fxgraph_cache_hit"] == 2, dict(counters["inductor"])
 
 
 def test_under_inference_mode_a_crash_eager_shares_there_is_not_judged(tmp_path, monkeypatch):
