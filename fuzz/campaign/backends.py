@@ -10,7 +10,9 @@ Adding a backend is one ``register(Backend(...))`` call with its snippet.
 
 Names: ``inductor``, ``aot_eager``, ``aot_eager_decomp_partition``, ``eager``
 (dynamo only), ``export`` (``torch.export.export``, then the exported program's
-module), ``aoti`` (AOTInductor: compile and package, then load the package).
+module), ``export_core`` (the exported program lowered to core ATen by
+``run_decompositions()`` first), ``export_saved`` (the exported program through
+``torch.export.save`` and ``load``), ``aoti`` (AOTInductor: compile and package, then load the package).
 
 Test-only backends (fault injection, prefixed ``_``) exist only when the
 environment variable ``ASSAY_TEST_BACKENDS=1`` is set: ``_segfault``, ``_abort``,
@@ -55,6 +57,9 @@ class Backend:
     # it compiles through torch.compile, whose on-disk caches can serve a compile: under the
     # ``warm_cache`` knob its compile is (``fuzz.campaign.knobs.served_from_caches``)
     cached: bool = False
+    # it compiles through torch.export: an error that names an unsupported construct is a
+    # limitation, and a call at sizes the export specialised is refused by design (``Session``)
+    exported: bool = False
 
     def compile_function(self):
         """The ``compile_model`` function defined by the snippet (served from torch's caches under
@@ -109,8 +114,28 @@ register(Backend("export", _EXPORT_SHAPES + '''
         shapes = _dynamic_shapes(inputs) if dynamic is not False else None  # None: no recompile to make
         program = torch.export.export(model, tuple(inputs), dynamic_shapes=shapes)
         return program.module()
-''', modes=EXPORT_MODES, specialises_numbers=True,
+''', modes=EXPORT_MODES, specialises_numbers=True, exported=True,
                  description="torch.export.export, then the exported program's module"))
+
+register(Backend("export_core", _EXPORT_SHAPES + '''
+    def compile_model(model, inputs, dynamic=False):
+        shapes = _dynamic_shapes(inputs) if dynamic is not False else None
+        program = torch.export.export(model, tuple(inputs), dynamic_shapes=shapes)
+        return program.run_decompositions().module()  # lowered to the core ATen opset first
+''', modes=EXPORT_MODES, specialises_numbers=True, exported=True,
+                 description="torch.export.export, run_decompositions() to core ATen, then the program's module"))
+
+register(Backend("export_saved", _EXPORT_SHAPES + '''
+    def compile_model(model, inputs, dynamic=False):
+        import io
+        shapes = _dynamic_shapes(inputs) if dynamic is not False else None
+        program = torch.export.export(model, tuple(inputs), dynamic_shapes=shapes)
+        saved = io.BytesIO()
+        torch.export.save(program, saved)  # serialised and read back, as a program shipped to another process
+        saved.seek(0)
+        return torch.export.load(saved).module()
+''', modes=EXPORT_MODES, specialises_numbers=True, exported=True,
+                 description="torch.export.export, torch.export.save and load, then the loaded program's module"))
 
 register(Backend("aoti", _EXPORT_SHAPES + '''
     def compile_model(model, inputs, dynamic=False):
@@ -127,7 +152,7 @@ register(Backend("aoti", _EXPORT_SHAPES + '''
         finally:
             shutil.rmtree(folder, ignore_errors=True)
         return lambda *args: loaded(*args)
-''', modes=("fwd", "dynamic"), state_readable=False, specialises_numbers=True,
+''', modes=("fwd", "dynamic"), state_readable=False, specialises_numbers=True, exported=True,
                  description="AOTInductor: aoti_compile_and_package + aoti_load_package"))
 
 

@@ -404,7 +404,7 @@ class Session:
         except Exception as exc:
             err = describe_error(exc)
             kind = oracle.classify_exception(err["type"], err["message"])
-            if kind == Kind.CRASH and backend_name in ("export", "aoti") and _unsupported(err):
+            if kind == Kind.CRASH and backend.exported and _unsupported(err):
                 kind = Kind.UNSUPPORTED
             if kind == Kind.CRASH and mode in ("fwd", "dynamic") and knobs.INFERENCE_MODE:
                 eager_err = eager_error_in_inference_mode(self.module, self.model.inputs, self.device, self.fence)
@@ -480,7 +480,7 @@ class Session:
         except Exception as exc:
             err = describe_error(exc)
             text = (err["type"] + " " + err["message"]).lower()
-            if backend_name in ("export", "aoti") and any(m in text for m in INPUT_GUARD_MARKERS):
+            if backend.exported and any(m in text for m in INPUT_GUARD_MARKERS):
                 # the exported program specialised on a size the second call changes: refused by design
                 out.second_call = dict(info, declined=f"{err['type']}: {err['message'][:300]}")
                 return

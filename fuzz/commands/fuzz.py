@@ -88,7 +88,8 @@ def register(sub) -> None:
                         "the campaign's budget)")
     p.add_argument("--workers", type=positive_int, default=None, help="worker processes (default: number of cores)")
     p.add_argument("--backends", default=None,
-                   help="comma-separated: inductor, aot_eager, aot_eager_decomp_partition, eager, export, aoti "
+                   help="comma-separated: inductor, aot_eager, aot_eager_decomp_partition, eager, export, export_core, "
+                        "export_saved, aoti "
                         "(default inductor,aot_eager)")
     p.add_argument("--modes", default=None,
                    help="comma-separated: fwd, bwd, dynamic, train (default all four, mixed over the models; "

@@ -80,3 +80,29 @@ def test_an_exported_program_returning_a_fake_tensor_is_a_mismatch_not_an_oracle
     assert v.kind == "mismatch", (v.kind, v.detail, v.error)
     assert v.diff["got"] == "FakeTensor on cpu (no data)", v.diff
     assert s.run_test("aot_eager", "fwd").kind == "pass"  # torch.compile computes the gradient
+
+
+def test_export_core_runs_the_core_aten_program_and_export_saved_a_program_read_back(tmp_path):
+    """``export_core`` returns the program lowered to core ATen (``linear`` decomposed into a
+    transpose and ``addmm``), ``export_saved`` one that went through ``torch.export.save``/``load``
+    (its weights are copies read back, not the model's); both compute what eager does, and both
+    treat a value-dependent output as export's documented limit, as ``export`` does."""
+    from fuzz.campaign import backends
+
+    model = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.GELU()).eval()
+    x = torch.randn(2, 3)
+    core = backends.get("export_core").compile_function()(model, [x])
+    targets = {str(n.target) for n in core.graph.nodes if n.op == "call_function"}
+    assert "aten.addmm.default" in targets and "aten.linear.default" not in targets, targets
+    saved = backends.get("export_saved").compile_function()(model, [x])
+    pointers = {p.data_ptr() for p in model.parameters()}
+    assert not pointers & {t.data_ptr() for t in list(saved.parameters()) + list(saved.buffers())}
+    with torch.no_grad():
+        for fn in (core, saved):
+            torch.testing.assert_close(fn(x), model(x))
+    g = Graph()
+    x16 = g.add_tensor([1], "float16", "input", name="x")
+    g.outputs = [fn_node(g, "n0", "torch.corrcoef", [ref(x16)], [], dtype="float16")]
+    s = session_for(tmp_path, g, {"x": torch.tensor([0.5], dtype=torch.float16)})
+    for name in ("export_core", "export_saved"):
+        assert s.run_test(name, "fwd").kind == "unsupported"
