@@ -23,10 +23,7 @@ The worker side is ``fuzz.campaign.worker.run_batch``; ``batch_jobs`` groups the
 from __future__ import annotations
 
 import copy
-import sys
 import time
-import types
-import weakref
 
 from fuzz.campaign import backends
 from fuzz.campaign.copies import clone_inputs
@@ -88,33 +85,7 @@ def batched_module(modules: list, arities: list[int]):
                 start += n
             return tuple(outs)
 
-    batched = Batched()
-    weakref.finalize(batched, _forget, _importable(modules))
-    return batched
-
-
-def _forget(names) -> None:
-    for name in names:
-        sys.modules.pop(name, None)
-
-
-def _importable(parts) -> list[str]:
-    """Give each model's program namespace a module of its own in ``sys.modules``.
-
-    Dynamo inlines each model's ``forward`` into the batch's frame and reaches a function's
-    globals by importing its ``__name__``; every generated program is executed as
-    ``assay_program`` (``fuzz.gen.program``), which is no module. Returns the names given (they
-    leave ``sys.modules`` with the batched module)."""
-    names = []
-    for part in parts:
-        namespace = type(part).forward.__globals__
-        name = f"assay_program_batched_{id(namespace):x}"
-        module = types.ModuleType(name)
-        module.__dict__.update(namespace)
-        namespace["__name__"] = module.__name__ = name
-        sys.modules[name] = module
-        names.append(name)
-    return names
+    return Batched()  # each part's program is a module dynamo can import (fuzz.gen.program.exec_source)
 
 
 def run_batched(sessions: list, backend_name: str, compiles: list | None = None) -> list[Verdict | None]:

@@ -30,7 +30,7 @@ import linecache
 import math
 import os
 from pathlib import Path
-from types import CodeType
+from types import CodeType, ModuleType
 from typing import Any
 
 from fuzz.gen import custom_ops, hop_fns, layouts
@@ -374,16 +374,34 @@ def _chunk_codes(source: str, filename: str) -> list[CodeType]:
     return codes
 
 
+# The modules of the programs executed last, by name, also in ``sys.modules``: a bound on what
+# they keep alive (helpers and classes, not weights) in a worker that builds thousands.
+_MODULES: "collections.OrderedDict[str, ModuleType]" = collections.OrderedDict()
+MODULES_KEPT = 64
+
+
 def exec_source(source: str, filename: str | None = None) -> dict:
-    """Execute program source as a module namespace (``__name__`` is not ``__main__``)."""
+    """Execute program source as a module of its own (``__name__`` is not ``__main__``); returns its
+    namespace. The module is importable by its name (``assay_program_<n>``) while it is one of the
+    last ``MODULES_KEPT`` executed: dynamo imports the module of a function it inlines into a frame
+    with other globals (a scan's combine function called from torch's own code), and a program
+    that no import could find raised ``ModuleNotFoundError: No module named 'assay_program'`` in
+    export where its repro.py (run as ``__main__``) agreed: a false crash of the s26b campaign."""
+    import sys
+
+    _COUNTER[0] += 1
     if filename is None:
-        _COUNTER[0] += 1
         filename = f"<assay-program-{_COUNTER[0]}>"
         # Keep tracebacks and inspect working for in-memory programs.
         linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
-    namespace: dict = {"__name__": "assay_program", "__file__": filename}
+    module = ModuleType(f"assay_program_{_COUNTER[0]}")
+    module.__file__ = filename
+    namespace = module.__dict__
     for code in _chunk_codes(source, filename):
         exec(code, namespace)
+    sys.modules[module.__name__] = _MODULES[module.__name__] = module
+    while len(_MODULES) > MODULES_KEPT:
+        sys.modules.pop(_MODULES.popitem(last=False)[0], None)
     return namespace
 
 

@@ -136,3 +136,28 @@ def test_exec_source_shares_compiled_chunks_but_keeps_each_programs_file_and_lin
     assert sorted(shared) == [4, 5]  # compiled once per first line, not once per program
     changed = exec_source(a.replace("open(p)", "p + '!'"))  # same chunk position, new text
     assert changed["opened"]("x") == "x!"
+
+
+def test_a_program_function_dynamo_inlines_from_torchs_code_is_importable_under_export():
+    """scan's combine function, defined in the program, is called from torch's own scan code and
+    reads a global (``torch``): dynamo imports the function's module by name to reach it. Every program used to run
+    as one unimportable ``assay_program`` namespace, and export raised ``ModuleNotFoundError`` where
+    the case's repro.py (run as ``__main__``) agreed: a false crash of the s26b campaign."""
+    import sys
+
+    import torch
+
+    from fuzz.gen.program import MODULES_KEPT, exec_source
+
+    source = ("import torch\n\n\ndef combine(carry, x):\n    top = torch.maximum(carry, x)\n    return top, top * x\n\n\n"
+              "class Model(torch.nn.Module):\n    def forward(self, init, xs):\n"
+              "        return torch._higher_order_ops.scan(combine, init, xs)\n")
+    ns = exec_source(source)
+    assert sys.modules[ns["__name__"]].__dict__ is ns
+    init, xs = torch.zeros(3), torch.arange(12.0).reshape(4, 3)
+    exported = torch.export.export(ns["Model"](), (init, xs)).module()
+    carry, ys = exported(init, xs)
+    assert torch.equal(carry, xs.amax(0)) and ys.shape == (4, 3)
+    for _ in range(MODULES_KEPT):  # only the programs executed last stay in sys.modules
+        exec_source("X = 1\n")
+    assert ns["__name__"] not in sys.modules
