@@ -117,12 +117,16 @@ register(Backend("export", _EXPORT_SHAPES + '''
 ''', modes=EXPORT_MODES, specialises_numbers=True, exported=True,
                  description="torch.export.export, then the exported program's module"))
 
+# run_decompositions() gives the inference IR: core ATen decompositions written for graphs that run
+# below autograd (``detach`` becomes ``aten.alias``, circular padding a ``slice_scatter`` without
+# complex autograd), so its program is judged forward only; differentiating through it was the
+# s26b campaign's two false alarms
 register(Backend("export_core", _EXPORT_SHAPES + '''
     def compile_model(model, inputs, dynamic=False):
         shapes = _dynamic_shapes(inputs) if dynamic is not False else None
         program = torch.export.export(model, tuple(inputs), dynamic_shapes=shapes)
         return program.run_decompositions().module()  # lowered to the core ATen opset first
-''', modes=EXPORT_MODES, specialises_numbers=True, exported=True,
+''', modes=("fwd", "dynamic"), specialises_numbers=True, exported=True,
                  description="torch.export.export, run_decompositions() to core ATen, then the program's module"))
 
 register(Backend("export_saved", _EXPORT_SHAPES + '''
