@@ -88,6 +88,13 @@ KNOBS: dict[str, dict] = {
     # inputs made there (inference tensors), as a user's serving loop does; the eager reference
     # stays under no_grad. Dynamo, AOTAutograd and functionalization treat inference tensors apart
     "inference_mode": {"assay.INFERENCE_MODE": True},
+    # two opt-in rewrites new in torch 2.13's inductor, off by default: AutoChunker splits a training
+    # graph's large intermediates (a linear before a loss) into chunks along the batch, here with its
+    # size thresholds lowered so that it fires on the generator's sizes; the partitioned scatter
+    # spreads an accumulating index_put (4096+ indices) over several buffers and sums them
+    "auto_chunker": {"inductor.auto_chunker.enable": True, "inductor.auto_chunker.output_size_threshold": 256,
+                     "inductor.auto_chunker.amplify_ratio_threshold": 1},
+    "partitioned_scatter": {"inductor.partitioned_scatter_enabled": True},
     # torch.compile backends: the tested callable is served from torch's on-disk caches (inductor's
     # FX graph cache, the AOTAutograd cache), as a restarted process gets it (``served_from_caches``)
     "warm_cache": {"assay.WARM_CACHE": True},
