@@ -10,7 +10,8 @@ where that run's class differs from eager's, and it is a second eager for values
 (``oracle.judge``): an element stays flagged only if the compiled error is also beyond the
 tolerance rule against that run's error. So where eager's rounding of an intermediate decides a
 value, e.g. which side of ``softplus(x, threshold=0)``'s jump a bfloat16 product lands on, the
-compiled result may land on the other side. Gradients get the same run (``deferred_float32_grads``).
+compiled result may land on the other side. Gradients get the same run (``deferred_float32_grads``),
+in bwd tests and in train tests (the training step of the float32-intermediate model).
 
 An explicit cast to a low dtype (``x.half()``) is rounded where inductor stores its result, but not
 where the same kernel reads it back for a low-precision op, which computes in float32: the pair of

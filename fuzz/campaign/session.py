@@ -337,6 +337,16 @@ class Session:
                 if r is not None and r[1] == names:
                     perturbed.append(r[0])
             reference.skip.update(train.ill_conditioned(reference, perturbed))
+        if lowprec.holds_low_precision(self.model.graph):  # the float32-intermediate steps, as bwd has
+            def step(module, inputs):
+                import torch
+
+                torch.manual_seed(0)
+                return train.train_step(module.train(), module, inputs, self.fwd_ref.skip)
+            for keep, attr in ((True, "low32_fn"), (False, "low32_bare_fn")):
+                setattr(reference, attr, lowprec.deferred_float32_grads(
+                    self.model.graph, self.module.state_dict(), clone_inputs(self.model.inputs, self.device),
+                    step, names, 0, self.graph_input_order, keep))
         return reference, None
 
     # -- one test -----------------------------------------------------------------
