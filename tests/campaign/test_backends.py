@@ -271,24 +271,36 @@ def _knob_needed_by_repro(case_dir, knob):
     assert res.returncode == 0 and "AGREE" in res.stdout, (res.stdout[-2000:], res.stderr[-2000:])
 
 
+def _a_knob_alone_makes_the_mismatch(tmp_path, monkeypatch, backend, knob):
+    """A fwd and a dynamic test of ``backend`` pass without ``knob`` and are mismatches under it (each
+    campaign in an inductor cache of its own); the knob's global is restored after the job, the
+    verdict records the knob, and the case's repro.py needs it."""
+    from fuzz.campaign import knobs
+
+    monkeypatch.setenv("ASSAY_TEST_BACKENDS", "1")
+    g, t = _linear_graph()
+    program.save_program(g, t, tmp_path / "progs" / "p0")
+    events = {}
+    for name, chosen in (("plain", []), ("under", [knob])):
+        monkeypatch.setenv("TORCHINDUCTOR_CACHE_DIR", str(tmp_path / f"cache-{name}"))
+        camp, events[name] = _camp_events(tmp_path, name, backend, chosen)
+        if name == "plain":
+            camp.store.close()
+    plain, under = events["plain"], events["under"]
+    assert plain["fwd"]["kind"] == plain["dynamic"]["kind"] == "pass", plain
+    (setting, _), = knobs.KNOBS[knob].items()
+    assert getattr(knobs, setting.removeprefix("assay.")) is False  # restored after the job
+    assert under["fwd"]["kind"] == under["dynamic"]["kind"] == "mismatch", under
+    assert under["fwd"]["knobs"] == {knob: {setting: True}}
+    _knob_needed_by_repro(camp.store.staging_dir(under["fwd"]["test"]), knob)
+    camp.store.close()
+
+
 def test_the_inference_mode_knob_runs_the_compiled_side_on_inference_tensors_and_its_repro_does_too(tmp_path, monkeypatch):
     """``_perturb_inference`` is wrong only when it runs under torch.inference_mode() on inference
     tensors: the plain fwd and dynamic tests pass, under the knob both first and second calls are
     mismatches, and the case's repro.py reproduces with the knob and agrees without it."""
-    monkeypatch.setenv("ASSAY_TEST_BACKENDS", "1")
-    g, t = _linear_graph()
-    program.save_program(g, t, tmp_path / "progs" / "p0")
-    camp, plain = _camp_events(tmp_path, "plain", "_perturb_inference", [])
-    camp.store.close()
-    assert plain["fwd"]["kind"] == plain["dynamic"]["kind"] == "pass", plain
-    camp, under = _camp_events(tmp_path, "under", "_perturb_inference", ["inference_mode"])
-    from fuzz.campaign import knobs
-
-    assert knobs.INFERENCE_MODE is False  # restored after the job
-    assert under["fwd"]["kind"] == under["dynamic"]["kind"] == "mismatch", under
-    assert under["fwd"]["knobs"] == {"inference_mode": {"assay.INFERENCE_MODE": True}}
-    _knob_needed_by_repro(camp.store.staging_dir(under["fwd"]["test"]), "inference_mode")
-    camp.store.close()
+    _a_knob_alone_makes_the_mismatch(tmp_path, monkeypatch, "_perturb_inference", "inference_mode")
 
 
 def test_the_warm_cache_knob_tests_the_compile_served_from_torchs_caches_and_its_repro_does_too(tmp_path, monkeypatch):
@@ -296,22 +308,7 @@ def test_the_warm_cache_knob_tests_the_compile_served_from_torchs_caches_and_its
     in a cold cache the plain fwd and dynamic tests pass; under ``warm_cache`` both are mismatches
     (a twin compiled and run first fills the cache); the case's repro.py reproduces with the knob
     and agrees without it (it compiles in a cache of its own, so a second run is cold again)."""
-    monkeypatch.setenv("ASSAY_TEST_BACKENDS", "1")
-    monkeypatch.setenv("TORCHINDUCTOR_CACHE_DIR", str(tmp_path / "cache"))
-    g, t = _linear_graph()
-    program.save_program(g, t, tmp_path / "progs" / "p0")
-    camp, plain = _camp_events(tmp_path, "plain", "_perturb_cached", [])
-    camp.store.close()
-    assert plain["fwd"]["kind"] == plain["dynamic"]["kind"] == "pass", plain
-    monkeypatch.setenv("TORCHINDUCTOR_CACHE_DIR", str(tmp_path / "cache2"))
-    camp, under = _camp_events(tmp_path, "under", "_perturb_cached", ["warm_cache"])
-    from fuzz.campaign import knobs
-
-    assert knobs.WARM_CACHE is False  # restored after the job
-    assert under["fwd"]["kind"] == under["dynamic"]["kind"] == "mismatch", under
-    assert under["fwd"]["knobs"] == {"warm_cache": {"assay.WARM_CACHE": True}}
-    _knob_needed_by_repro(camp.store.staging_dir(under["fwd"]["test"]), "warm_cache")
-    camp.store.close()
+    _a_knob_alone_makes_the_mismatch(tmp_path, monkeypatch, "_perturb_cached", "warm_cache")
 
 
 def test_under_warm_cache_a_backward_test_is_served_from_the_fx_graph_and_aot_autograd_caches(tmp_path, monkeypatch):
