@@ -16,7 +16,10 @@ def aims_by_cores(b, aims: list, ints: list) -> dict | None:
     and the integers after every tensor), a dropped target giving way to its tensor's
     ``max_dim`` cap. None when the model found is over its element budget or Z3 gives no
     answer (the greedy loop decides)."""
+    from z3.z3consts import Z3_L_FALSE, Z3_L_TRUE
+
     z3 = b.z3
+
     def cap(dims):
         return [f"(<= {d} {b.cfg.max_dim})" for d in dims]
 
@@ -41,11 +44,11 @@ def aims_by_cores(b, aims: list, ints: list) -> dict | None:
                 caps[flag.get_id()] = (cap(dims), order)
         b.solver.from_string(b._text([]) + "".join(text))
         for _ in range(len(every) * 2 + 1):
-            verdict = b.solver.check(*b.assumptions, *active)
-            if verdict == z3.sat:
+            verdict = b.check(active)
+            if verdict == Z3_L_TRUE:
                 values = b.values_at(b.model_values())
                 return values if b.total_elements(values) <= b.shape.max_elements else None
-            if verdict != z3.unsat:
+            if verdict != Z3_L_FALSE:  # unknown: out of its resource limit
                 return None
             core = [c.get_id() for c in b.solver.unsat_core()]
             core = [i for i in core if i in rank]

@@ -73,9 +73,23 @@ class TextSolver:
         self.assumptions.append(b)
         return b
 
+    def check(self, extra=()) -> int:
+        """Z3's verdict on the current scopes under ``assumptions`` and the Boolean constants ``extra``:
+        ``Z3_L_TRUE`` satisfiable, ``Z3_L_FALSE`` unsatisfiable, ``Z3_L_UNDEF`` unknown (its resource
+        limit). The C call itself: z3py's ``Solver.check`` makes the Bool sort and casts every
+        assumption anew at each call, a fifth of a check's time in a profile of 500 default-mix models."""
+        from z3.z3core import Z3_solver_check_assumptions
+        from z3.z3types import Ast
+
+        flags = [*self.assumptions, *extra] if extra else self.assumptions
+        arr = (Ast * len(flags))(*[f.as_ast() for f in flags])
+        return Z3_solver_check_assumptions(self.ctx.ref(), self.solver.solver, len(flags), arr)
+
     def sat(self) -> bool:
         """Check the current scopes under ``assumptions``: True when satisfiable."""
-        return self.solver.check(*self.assumptions) == self.z3.sat
+        from z3.z3consts import Z3_L_TRUE
+
+        return self.check() == Z3_L_TRUE
 
     def add(self, constraints: list) -> None:
         """Assert SMT-LIB ``constraints`` (texts over the constants) in the current scope."""

@@ -79,6 +79,31 @@ def test_a_call_failing_at_the_end_regrows_the_graph_as_if_checked_throughout(mo
     assert all(torch.equal(checked.leaves[k], fast.leaves[k]) for k in fast.leaves)
 
 
+def test_text_solver_checks_under_its_assumptions_and_extra_flags():
+    """``TextSolver.check`` calls Z3 directly: the scopes hold under ``assumptions`` and the flags
+    given; a check out of its resource limit is unknown, which ``sat`` and ``push_if_sat`` treat
+    as unsatisfiable."""
+    from z3.z3consts import Z3_L_FALSE, Z3_L_TRUE, Z3_L_UNDEF
+
+    from fuzz.gen.solver import TextSolver
+
+    s = TextSolver(seed=1, rlimit=10**7)
+    d = s.var("d")
+    s.add([f"(>= {d} 1)", f"(<= {d} 8)"])
+    small = s.assume("small")
+    s.solver.from_string(f"(declare-const big Bool)(assert (=> small (<= {d} 2)))(assert (=> big (>= {d} 5)))")
+    big = s.z3.Bool("big", s.ctx)
+    assert s.check() == Z3_L_TRUE and s.model_values()[d] <= 2
+    assert s.check([big]) == Z3_L_FALSE and s.sat()
+    s.assumptions.remove(small)
+    assert s.check([big]) == Z3_L_TRUE and s.model_values()[d] >= 5
+    assert not s.push_if_sat([f"(> {d} 8)"]) and s.sat()
+    tight = TextSolver(seed=1, rlimit=1)
+    x, y = tight.var("x"), tight.var("y")
+    tight.add([f"(= (* {x} {x} {y}) 1234567)", f"(> {y} 1)"])
+    assert tight.check() == Z3_L_UNDEF and not tight.sat()
+
+
 def test_same_seed_same_graph(ruleset):
     a = generate_model_for_index(ruleset, GenConfig(nodes=8), 7, 3)
     b = generate_model_for_index(ruleset, GenConfig(nodes=8), 7, 3)
