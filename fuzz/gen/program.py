@@ -136,23 +136,32 @@ def _helper_sources(graph: Graph) -> list[str]:
 
 
 def _extra_imports(graph: Graph) -> list[str]:
+    mods = {_module_to_import(node.op) for node in graph.nodes if node.api != "aten"}
+    return sorted(m for m in mods if m is not None)
+
+
+_IMPORT_OF: dict[str, str | None] = {}  # op -> the module its program imports (None: torch's own)
+
+
+def _module_to_import(op: str) -> str | None:
+    """The longest importable module prefix of ``op`` (``torch.nn.functional`` for
+    ``torch.nn.functional.relu``), None when ``import torch`` already binds it; once per op."""
+    if op in _IMPORT_OF:
+        return _IMPORT_OF[op]
     import importlib
 
-    mods = set()
-    for node in graph.nodes:
-        if node.api == "aten":
+    found = None
+    parts = op.split(".")
+    for cut in range(len(parts) - 1, 0, -1):
+        prefix = ".".join(parts[:cut])
+        try:
+            importlib.import_module(prefix)
+        except ImportError:
             continue
-        parts = node.op.split(".")
-        for cut in range(len(parts) - 1, 0, -1):
-            prefix = ".".join(parts[:cut])
-            try:
-                importlib.import_module(prefix)
-            except ImportError:
-                continue
-            if prefix not in _TORCH_ATTR_MODULES:
-                mods.add(prefix)
-            break
-    return sorted(mods)
+        found = None if prefix in _TORCH_ATTR_MODULES else prefix
+        break
+    _IMPORT_OF[op] = found
+    return found
 
 
 class _Render:
