@@ -152,16 +152,18 @@ def speed(rs, n, nodes, seed):
             "models_per_s": n / total, "models_per_cpu_s": n / total_cpu, "loadavg": os.getloadavg()[0]}
 
 
-def nnsmith_speed(src, python, n, nodes, seed, warmup=60):
+def nnsmith_speed(src, python, n, nodes, seed, warmup=60, own_turn=None, chunk=0):
     """NNSmith's generator at one size, after ``warmup`` untimed models of another seed (as
-    reach_bench warms Assay's generator up), or ``{"error": ...}`` when it is not available."""
+    reach_bench warms Assay's generator up), or ``{"error": ...}`` when it is not available.
+    ``own_turn``, ``chunk``: alternate with another generator (``nnsmith_baseline.nnsmith_gen_stats``)."""
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     from benchmarks.nnsmith_baseline import NNSmithUnavailable, nnsmith_gen_stats
 
     old = os.environ.get("OMP_NUM_THREADS")
     os.environ["OMP_NUM_THREADS"] = "1"  # one torch thread, as in this process
     try:
-        res = nnsmith_gen_stats(src, [nodes], n, seed=seed, python=python, warmup=warmup)
+        res = nnsmith_gen_stats(src, [nodes], n, seed=seed, python=python, warmup=warmup, own_turn=own_turn,
+                                chunk=chunk)
     except NNSmithUnavailable as exc:
         return {"error": str(exc)}
     finally:

@@ -107,6 +107,8 @@ def _run_worker(
     cache_dir: Optional[str],
     timeout: Optional[float],
     quiet: bool = True,
+    own_turn=None,
+    chunk: int = 0,
 ) -> dict:
     src = resolve_src(src)
     python = python or os.environ.get("NNSMITH_PYTHON") or sys.executable
@@ -132,13 +134,16 @@ def _run_worker(
         env.setdefault("PYTHONWARNINGS", "ignore")
         with open(log_path, "w") as log:
             try:
-                proc = subprocess.run(
-                    cmd,
-                    stdout=log if quiet else None,
-                    stderr=subprocess.STDOUT if quiet else None,
-                    env=env,
-                    timeout=timeout,
-                )
+                if own_turn is not None:
+                    proc = _run_taking_turns(cmd, log if quiet else None, env, timeout, own_turn, chunk)
+                else:
+                    proc = subprocess.run(
+                        cmd,
+                        stdout=log if quiet else None,
+                        stderr=subprocess.STDOUT if quiet else None,
+                        env=env,
+                        timeout=timeout,
+                    )
             except FileNotFoundError:
                 raise NNSmithUnavailable(f"python interpreter not found: {python}")
             except subprocess.TimeoutExpired:
@@ -164,6 +169,39 @@ def _run_worker(
         return result
 
 
+def _run_taking_turns(cmd, log, env, timeout, own_turn, chunk):
+    """Run the gen worker gated (``nnsmith_worker.py --gate``): before each of its chunks of ``chunk``
+    models it waits, and ``own_turn(k)`` (the other generator's chunk ``k``) runs then. The two
+    generators alternate chunk by chunk, so a drift in the machine's speed (this shared machine's
+    varies by 10-20% within minutes) falls on both alike; neither runs while the other does."""
+    import time
+
+    go_r, go_w = os.pipe()
+    rd_r, rd_w = os.pipe()
+    proc = subprocess.Popen(cmd + ["--gate", f"{go_r},{rd_w},{chunk}"], stdout=log,
+                            stderr=subprocess.STDOUT if log else None, env=env, pass_fds=(go_r, rd_w))
+    os.close(go_r)
+    os.close(rd_w)
+    end = time.monotonic() + timeout if timeout else None
+    k = 0
+    try:
+        while os.read(rd_r, 1):  # the worker waits before its chunk k; EOF: it is done
+            own_turn(k)
+            k += 1
+            os.write(go_w, b"g")
+            if end is not None and time.monotonic() > end:
+                raise subprocess.TimeoutExpired(cmd, timeout)
+        proc.wait(timeout=None if end is None else max(1.0, end - time.monotonic()))
+    except BaseException:
+        proc.kill()
+        proc.wait()
+        raise
+    finally:
+        os.close(rd_r)
+        os.close(go_w)
+    return proc
+
+
 def nnsmith_gen_stats(
     src: Optional[str],
     nodes: Nodes = (5, 10, 20),
@@ -173,15 +211,20 @@ def nnsmith_gen_stats(
     cache_dir: Optional[str] = None,
     timeout: Optional[float] = None,
     warmup: int = 0,
+    own_turn=None,
+    chunk: int = 0,
 ) -> dict:
     """Generator speed/diversity of NNSmith (runs in a subprocess), after ``warmup`` untimed models.
+    With ``own_turn`` and ``chunk`` (one size in ``nodes``), NNSmith's models are made ``chunk`` at a
+    time and ``own_turn(k)`` runs before its chunk k (``_run_taking_turns``).
 
     Returns ``{"gen": {"<nodes>": {median_ms, models_per_s, eager_valid,
     nonfinite, op_types, aten_ops, ...}}, "meta": {...}}``.
     Raises NNSmithUnavailable if the checkout / deps are missing.
     """
     return _run_worker(
-        "gen", src, nodes, seed, python, ["--models", str(models), "--warmup", str(warmup)], cache_dir, timeout
+        "gen", src, nodes, seed, python, ["--models", str(models), "--warmup", str(warmup)], cache_dir, timeout,
+        own_turn=own_turn, chunk=chunk,
     )
 
 

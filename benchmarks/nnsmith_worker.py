@@ -140,7 +140,16 @@ def _op_names(ir):
     return names
 
 
-def _worker_gen(env: _Env, nodes: List[int], models: int, seed: int, warmup: int = 0) -> dict:
+def _wait_turn(gate, i: int) -> None:
+    """With a gate (``--gate IN,OUT,K``): before model ``i`` of every K, say so on OUT and wait for a
+    byte on IN, so that the parent can time its own generator between NNSmith's chunks."""
+    if gate and i % gate[2] == 0:
+        os.write(gate[1], b"r")
+        if not os.read(gate[0], 1):
+            raise SystemExit("the parent closed the gate")
+
+
+def _worker_gen(env: _Env, nodes: List[int], models: int, seed: int, warmup: int = 0, gate=None) -> dict:
     import random
 
     import numpy as np
@@ -176,7 +185,8 @@ def _worker_gen(env: _Env, nodes: List[int], models: int, seed: int, warmup: int
         actual_nodes = []
         errors = {}
         t_size = time.perf_counter()
-        for _ in range(models):
+        for i in range(models):
+            _wait_turn(gate if n == nodes[0] else None, i)
             mseed = random.getrandbits(32)
             w0, c0 = time.perf_counter(), time.process_time()
             try:
@@ -381,7 +391,10 @@ def _worker_main(args) -> int:
     t0 = time.time()
     load0 = _loadavg()
     if args.mode == "gen":
-        res = _worker_gen(env, nodes, args.models, args.seed, args.warmup)
+        gate = tuple(int(x) for x in args.gate.split(",")) if args.gate else None
+        res = _worker_gen(env, nodes, args.models, args.seed, args.warmup, gate)
+        if gate:
+            os.close(gate[1])  # the parent reads the end of the chunks
     else:
         res = _worker_fuzz(env, nodes, args.seconds, args.seed, args.opset)
     import platform
@@ -409,6 +422,9 @@ def main(argv=None) -> int:
     p.add_argument("--nodes", default="5,10")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--warmup", type=int, default=0, help="gen: untimed models of another seed first")
+    p.add_argument("--gate", default=None,
+                   help="gen: IN,OUT,K: file descriptors from the parent; before every K models write a "
+                        "byte to OUT and wait for one on IN (the parent's generator runs in between)")
     p.add_argument("--cache-dir", required=True)
     p.add_argument("--models", type=int, default=1000)
     p.add_argument("--seconds", type=float, default=120)

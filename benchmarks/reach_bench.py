@@ -68,8 +68,9 @@ def model_facts(generated) -> dict:
     return f
 
 
-def generate_and_run(rs, n, nodes, seed, shares):
-    """``n`` models of ``shares`` (None: legacy), each generated then run eagerly once."""
+def generate_and_run(rs, n, nodes, seed, shares, start=0):
+    """``n`` models of ``shares`` (None: legacy), indices ``start`` on, each generated then run
+    eagerly once."""
     from fuzz.gen.config import GenConfig, GenerationError
     from fuzz.gen.generate import generate_model_for_index
     from fuzz.gen.program import build_module, run_eager
@@ -77,7 +78,7 @@ def generate_and_run(rs, n, nodes, seed, shares):
     facts, errors = [], collections.Counter()
     valid = gen_fail = 0
     per_model = []  # seconds of generation and the eager run; not the census (NNSmith's is not timed either)
-    for i in range(n):
+    for i in range(start, start + n):
         t0 = time.perf_counter()
         try:
             m = generate_model_for_index(rs, GenConfig(nodes=nodes), seed, i, shares)
@@ -99,11 +100,25 @@ def generate_and_run(rs, n, nodes, seed, shares):
         if why:
             errors[why] += 1
         facts.append(f)
+    return _summary(n, nodes, valid, gen_fail, per_model, facts, errors)
+
+
+def _summary(n, nodes, valid, gen_fail, per_model, facts, errors):
     seconds = sum(per_model)
     return {"models": n, "nodes": nodes, "valid": valid, "validity": valid / n, "generation_failures": gen_fail,
             "seconds": seconds, "models_per_s": n / seconds, "facts": facts,
             "median_ms": 1e3 * statistics.median(per_model), "p90_ms": 1e3 * sorted(per_model)[int(0.9 * n)],
-            "errors": dict(errors.most_common(10))}
+            "errors": dict(errors.most_common(10)), "per_model_s": per_model}
+
+
+def merge_runs(runs: list) -> dict:
+    """One ``generate_and_run`` result from the results of consecutive chunks of its indices."""
+    errors = collections.Counter()
+    for r in runs:
+        errors.update(r["errors"])
+    return _summary(sum(r["models"] for r in runs), runs[0]["nodes"], sum(r["valid"] for r in runs),
+                    sum(r["generation_failures"] for r in runs), [t for r in runs for t in r["per_model_s"]],
+                    [f for r in runs for f in r["facts"]], errors)
 
 
 def mode_mix(n: int, seed: int, nodes: int, shares) -> dict:
@@ -233,8 +248,24 @@ def _speed_over_seeds(args) -> int:
           "| ratio (mean) | ratio (median) | load |\n|---|---|---|---|---|---|---|---|---|")
     rows, ours_s, theirs_s, ours_n, theirs_n = [], 0.0, 0.0, 0, 0
     for seed in seeds:
-        new = generate_and_run(rs, args.models, args.nodes, seed, Shares())
-        nn = nnsmith_speed(args.nnsmith_src, args.nnsmith_python or sys.executable, args.models, args.nodes, seed)
+        if args.chunk:  # the two generators take turns, chunk by chunk (nnsmith_baseline._run_taking_turns)
+            chunks = []
+
+            def own_turn(k, seed=seed, chunks=chunks):
+                start = k * args.chunk
+                if start < args.models:
+                    chunks.append(generate_and_run(rs, min(args.chunk, args.models - start), args.nodes, seed,
+                                                   Shares(), start=start))
+            nn = nnsmith_speed(args.nnsmith_src, args.nnsmith_python or sys.executable, args.models, args.nodes, seed,
+                               own_turn=own_turn, chunk=args.chunk)
+            if "error" not in nn:
+                done = sum(c["models"] for c in chunks)  # NNSmith made its last chunk: ours may be left
+                if done < args.models:
+                    chunks.append(generate_and_run(rs, args.models - done, args.nodes, seed, Shares(), start=done))
+                new = merge_runs(chunks)
+        else:
+            new = generate_and_run(rs, args.models, args.nodes, seed, Shares())
+            nn = nnsmith_speed(args.nnsmith_src, args.nnsmith_python or sys.executable, args.models, args.nodes, seed)
         if "error" in nn:
             print(f"reach_bench: NNSmith not available: {nn['error']}")
             return 2
@@ -242,7 +273,8 @@ def _speed_over_seeds(args) -> int:
         ours_s += new["models"] / new["models_per_s"]
         theirs_n += nn["generated"]  # NNSmith's mean is over the models it made
         theirs_s += nn["generated"] / nn["models_per_s_mean"]
-        rows.append({"seed": seed, "default": {k: v for k, v in new.items() if k != "facts"}, "nnsmith": nn})
+        rows.append({"seed": seed, "default": {k: v for k, v in new.items() if k not in ("facts", "per_model_s")},
+                     "nnsmith": nn})
         print(f"| {seed} | {new['models_per_s']:.2f} | {new['median_ms']:.2f} / {new['p90_ms']:.2f} | "
               f"{new['validity']:.4f} | {nn['models_per_s_mean']:.2f} | {nn['median_ms']:.2f} / {nn['p90_ms']:.2f} | "
               f"{new['models_per_s'] / nn['models_per_s_mean']:.2f}x | {nn['median_ms'] / new['median_ms']:.2f}x | "
@@ -272,6 +304,9 @@ def main(argv=None) -> int:
     ap.add_argument("--baseline", action="append", default=[], help="a baseline campaign folder (repeatable)")
     ap.add_argument("--skip", default="", help="comma-separated: models, legacy, nnsmith")
     ap.add_argument("--json", default=None, help="write every number to this file")
+    ap.add_argument("--chunk", type=int, default=100,
+                    help="--speed-seeds: the two generators take turns, this many models each (0: all of "
+                         "one, then all of the other)")
     ap.add_argument("--speed-seeds", default=None,
                     help="comma-separated seeds: only the speed comparison, --models of the default mix and "
                          "of NNSmith per seed, one after the other, then the ratio over all of them (both "
