@@ -257,12 +257,9 @@ class Session:
             precision = {**self.fwd_ref.precision, **self._gradient_precision(names)}
             self._bwd_ref = oracle.Reference([f"out{i}" for i in range(n_out)] + names + written.labels(self.writes),
                                              values + state, ref64, skip, precision)
-            if lowprec.holds_low_precision(self.model.graph):  # else no copies on every bwd reference
-                for keep, attr in ((True, "low32_fn"), (False, "low32_bare_fn")):
-                    setattr(self._bwd_ref, attr, lowprec.deferred_float32_grads(
-                        self.model.graph, self.module.state_dict(),
-                        clone_inputs(self.model.inputs, self.device, requires_grad=True, frozen=self.frozen),
-                        lambda mod, ins: self.grads(mod, mod, ins), names, len(state), self.graph_input_order, keep))
+            self._add_float32_runs(self._bwd_ref, lambda: clone_inputs(self.model.inputs, self.device,
+                                                                    requires_grad=True, frozen=self.frozen),
+                                   lambda mod, ins: self.grads(mod, mod, ins), names, len(state))
             if ref64 is not None:
                 self._bwd_ref.skip.update(train.ill_conditioned(self._bwd_ref, self._perturbed_grads(names),
                                                                 "in the backward pass"))
@@ -337,17 +334,24 @@ class Session:
                 if r is not None and r[1] == names:
                     perturbed.append(r[0])
             reference.skip.update(train.ill_conditioned(reference, perturbed))
-        if lowprec.holds_low_precision(self.model.graph):  # the float32-intermediate steps, as bwd has
-            def step(module, inputs):
-                import torch
+        def step(module, inputs):  # the float32-intermediate training steps, as bwd has them
+            import torch
 
-                torch.manual_seed(0)
-                return train.train_step(module.train(), module, inputs, self.fwd_ref.skip)
-            for keep, attr in ((True, "low32_fn"), (False, "low32_bare_fn")):
-                setattr(reference, attr, lowprec.deferred_float32_grads(
-                    self.model.graph, self.module.state_dict(), clone_inputs(self.model.inputs, self.device),
-                    step, names, 0, self.graph_input_order, keep))
+            torch.manual_seed(0)
+            return train.train_step(module.train(), module, inputs, self.fwd_ref.skip)
+        self._add_float32_runs(reference, lambda: clone_inputs(self.model.inputs, self.device), step, names, 0)
         return reference, None
+
+    def _add_float32_runs(self, reference, make_inputs, run, names, n_state) -> None:
+        """Give a gradient reference its deferred float32-intermediate runs (``lowprec``): with the
+        graph's low-precision casts kept, and made float32 too. ``run(module, inputs)`` returns what
+        the reference holds; nothing is copied for a graph without a low-precision tensor."""
+        if not lowprec.holds_low_precision(self.model.graph):
+            return
+        for keep, attr in ((True, "low32_fn"), (False, "low32_bare_fn")):
+            setattr(reference, attr, lowprec.deferred_float32_grads(
+                self.model.graph, self.module.state_dict(), make_inputs(), run, names, n_state,
+                self.graph_input_order, keep))
 
     # -- one test -----------------------------------------------------------------
     def run_test(self, backend_name: str, mode: str) -> Verdict:
