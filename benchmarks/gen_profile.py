@@ -11,7 +11,9 @@ in reverse order, in two processes, and prints how many differ (graph and inputs
 must depend only on (seed, index, shares). ``python benchmarks/gen_profile.py classes --models 400``
 prints each class of model's share of the models and of the time (policy choices, program forms
 held, a tensor of 10^4 elements). ``python benchmarks/gen_profile.py calls --models 1000 --seed 1``
-prints the CPU time of the generator's real calls by quantile, the slowest calls and models. The numbers in docs/generator.md ("Generation speed of
+prints the CPU time of the generator's real calls by quantile, the slowest calls and models.
+``python benchmarks/gen_profile.py ab --setting gc-young --models 600 --seed 1`` generates the same
+models with a process-wide setting off and on, interleaved (``--setting none``: the null A/B). The numbers in docs/generator.md ("Generation speed of
 the default mix", seventh session) came from these two commands.
 """
 
@@ -295,6 +297,58 @@ def _calls(models: int, seed: int) -> None:
         print(f"| {i} | {t:.2f} | {t / total:.3f} |")
 
 
+def _ab_setting(name: str):
+    """(on, off) for ``ab``: switch one process-wide setting of the generator."""
+    import gc
+
+    from fuzz.gen.ruleset import GC_YOUNG_THRESHOLD
+
+    if name == "gc-young":  # fuzz.gen.ruleset.GC_YOUNG_THRESHOLD against Python's default
+        older = gc.get_threshold()[1:]
+        return (lambda: gc.set_threshold(GC_YOUNG_THRESHOLD, *older)), (lambda: gc.set_threshold(700, *older))
+    if name == "shared-z3-context":  # one context for every model: the ceiling of a cheaper context, not
+        import z3                    # usable (a model then depends on the process's history)
+
+        make, shared = z3.Context, []
+
+        def one_context(*a, **k):  # what TextSolver gets for ``z3.Context()``
+            if not shared:
+                shared.append(make(*a, **k))
+            return shared[0]
+        return (lambda: setattr(z3, "Context", one_context)), (lambda: setattr(z3, "Context", make))
+    raise SystemExit(f"gen_profile ab: no setting {name!r} (gc-young, shared-z3-context)")
+
+
+def _ab(setting: str, models: int, seed: int, block: int = 50) -> None:
+    """The same models generated (and run eagerly once) with ``setting`` off (A) and on (B), in
+    blocks of ``block`` indices, the order within a block alternating: both sides see the same
+    models and the same drift of the machine's speed. ``--setting none`` is the null A/B."""
+    from benchmarks.gen_bench import _import_every_operator, _setup
+
+    _setup()
+    from fuzz.gen.ruleset import load_ruleset
+
+    rs = load_ruleset(None)
+    _import_every_operator(rs)
+    on, off = ((lambda: None), (lambda: None)) if setting == "none" else _ab_setting(setting)
+    for i in range(60):  # warm-up on indices no side is timed on
+        _one_model(rs, seed + 7919, i)
+    spent = {"A": 0.0, "B": 0.0}
+    for b in range(0, models, block):
+        for side in ("AB" if (b // block) % 2 == 0 else "BA"):
+            (on if side == "B" else off)()
+            for i in range(b, min(models, b + block)):
+                t0 = time.perf_counter()
+                try:
+                    _one_model(rs, seed, i)
+                except Exception:  # noqa: BLE001 - a model that fails generation costs its time on both sides
+                    pass
+                spent[side] += time.perf_counter() - t0
+    off()
+    print(f"{setting}, seed {seed}, {models} models: A (off) {models / spent['A']:.2f} models/s, "
+          f"B (on) {models / spent['B']:.2f} models/s, B/A {spent['A'] / spent['B']:.3f}x")
+
+
 def main() -> None:
     if len(sys.argv) > 1 and sys.argv[1] == "_hashes":
         _hashes(int(sys.argv[2]), int(sys.argv[3]), sys.argv[4] == "reverse", sys.argv[5])
@@ -315,8 +369,14 @@ def main() -> None:
     o = sub.add_parser("order")
     o.add_argument("--models", type=int, default=400)
     o.add_argument("--start", type=int, default=0)
+    a = sub.add_parser("ab", help="the same models with a generator setting off and on, interleaved")
+    a.add_argument("--setting", required=True, help="gc-young, shared-z3-context, or none (a null A/B)")
+    a.add_argument("--models", type=int, default=600)
+    a.add_argument("--seed", type=int, default=1)
     args = ap.parse_args()
-    if args.part == "stages":
+    if args.part == "ab":
+        _ab(args.setting, args.models, args.seed)
+    elif args.part == "stages":
         _stages(args.models, args.seed, args.by_shape, args.no_freeze)
     elif args.part == "classes":
         _classes(args.models, args.seed)
