@@ -8,7 +8,8 @@ just above 1 (eager rounds it to 1.0 and gets 0, inductor gets NaN), both are ri
 made float32; the oracle (``oracle.value_mismatch``'s ``alt``) does not judge an element's class
 where that run's class differs from eager's, and it is a second eager for values too
 (``oracle.judge``): an element stays flagged only if the compiled error is also beyond the
-tolerance rule against that run's error. So where eager's rounding of an intermediate decides a
+tolerance rule against that run's error; an integer or bool output (a comparison, a cast) is cleared
+where the compiled value equals that run's. So where eager's rounding of an intermediate decides a
 value, e.g. which side of ``softplus(x, threshold=0)``'s jump a bfloat16 product lands on, the
 compiled result may land on the other side. Gradients get the same run (``deferred_float32_grads``),
 in bwd tests and in train tests (the training step of the float32-intermediate model).

@@ -390,6 +390,12 @@ def judge(reference: Reference, actual: list, k: float = K, strides: bool = Fals
                     worst = summary
         else:
             bad = a_cpu != e_cpu
+            # an integer/bool value computed from low-precision floats (isin, comparisons, casts): the
+            # float32-intermediate runs are second eagers here too, so an element where the compiled
+            # value equals one of theirs is what inductor computes by design (fuzz.campaign.lowprec)
+            for alt in (reference.alternatives(i) if bool(bad.any()) else []):
+                if tuple(alt.shape) == tuple(e.shape) and alt.dtype == e.dtype:
+                    bad &= a_cpu != alt.detach().cpu()
             judged += bad.numel()
             if bool(bad.any()):
                 summary = _summarise(name, bad, e_cpu, e_cpu, a_cpu, (0, 0, 0), False)

@@ -10,6 +10,8 @@ a ``Reference`` (``fuzz.campaign.oracle``) does not judge them, nor anything com
   ``unique`` of integers or bools: its values and counts follow from the input);
 - integer/bool values derived from float rounding: ones whose float64 run differs from eager,
   or that change when float leaves are perturbed by a few ulps (``PERTURB``);
+- equalities (``eq``, ``isin``...) of computed floats two of which are equal up to rounding
+  (``equality_ties``: where a run rounds decides which are equal);
 - conversions C++ leaves undefined (``fuzz.campaign.undefined_casts``): a special polynomial's
   degree that int64 cannot hold (``degree_unrepresentable``: the kernels convert it before
   branching on it), integer outputs converted from NaN, +-inf or out-of-range floats
@@ -39,6 +41,7 @@ from __future__ import annotations
 
 from fuzz.campaign.complex_arith import complex_nonfinite
 from fuzz.campaign.ctc_labels import CTC_OPERANDS, CTC_OPS, labels_out_of_range
+from fuzz.campaign.equality_ties import equality_of_near_ties
 from fuzz.campaign.conditioning import (PIVOTING_OPS, fragile_matrix, ill_conditioned, non_unique_vectors,
                                         square_operands)
 from fuzz.campaign.oracle import K, TOLERANCES, dtype_name_of, is_float
@@ -299,7 +302,7 @@ def _rounds_a_tie(node, eager_env: dict) -> bool:
 # Integer/bool results computed exactly from their float operands (conversions, comparisons).
 EXACT_OPS = {"int", "long", "short", "char", "byte", "bool", "to", "type", "type_as", "to_copy", "eq", "ne", "lt",
              "le", "gt", "ge", "greater", "greater_equal", "less", "less_equal", "not_equal", "equal", "bucketize",
-             "searchsorted", "frexp", "signbit", "isnan", "isinf", "isfinite", "isposinf", "isneginf", "isreal"}
+             "searchsorted", "isin", "frexp", "signbit", "isnan", "isinf", "isfinite", "isposinf", "isneginf", "isreal"}
 
 
 # Ops that overwrite one position per index: with a repeated index (and no accumulation) which
@@ -557,6 +560,10 @@ def sensitive_tensors(graph, eager_env: dict, ref_env: dict | None, perturbed_en
             for o in node.outputs:
                 reasons.setdefault(o, f"{node.name} divides a low-precision tensor by a Python number (rounded to "
                                       "the tensor's dtype by eager or not decides a jump)")
+        if equality_of_near_ties(node, short, ref_env, eager_env, leaves, PERTURB):
+            for o in node.outputs:
+                reasons.setdefault(o, f"{node.name} tests computed floats equal up to rounding for equality (where "
+                                      "a run rounds decides which are equal)")
         if short in PIVOTING_OPS and ill_conditioned(*square_operands(node, ref_env or {}, eager_env)):
             for o in node.outputs:
                 reasons.setdefault(o, f"{node.name} pivots on an ill-conditioned matrix")

@@ -192,3 +192,15 @@ def test_an_explicit_cast_inductor_fuses_away_is_a_second_float32_run(tmp_path):
     wrong[0][2] += 0.25  # a real error elsewhere is still a mismatch
     j = oracle.judge(ref, wrong)
     assert j.kind == "mismatch" and j.diff["index"] == [2]
+
+
+def test_an_integer_output_equal_to_the_float32_runs_is_not_flagged_and_another_is():
+    """``(a * b).long()`` on float16: eager truncates the rounded product, inductor the float32 one;
+    an integer the float32-intermediate run also gives is inductor's by design."""
+    eager, low32 = torch.tensor([1, 2, 7]), torch.tensor([1, 3, 7])
+    ref = oracle.Reference(["out0"], [eager], None, {}, {}, low32=[low32])
+    assert oracle.judge(ref, [torch.tensor([1, 3, 7])]).kind == "pass"
+    j = oracle.judge(ref, [torch.tensor([1, 3, 8])])
+    assert j.kind == "mismatch" and j.diff["index"] == [2]
+    # without a float32 run (a float32 model) the integers are judged against eager alone
+    assert oracle.judge(oracle.Reference(["out0"], [eager], None, {}, {}), [torch.tensor([1, 3, 7])]).kind == "mismatch"
