@@ -114,8 +114,8 @@ def command_group(sub, name: str, help: str, description: str, examples: str):
 POLICY_FLAGS = (
     ("shapes", "shape", "small, vector (innermost dims at SIMD widths and tails), large (10^4-10^5 elements)"),
     ("dtype_themes", "dtype", "mix (the rules' dtypes) or one theme for the whole model: float16, bfloat16, int8, "
-                              "uint8, int64, mixed (casts between dtypes), complex64 (complex inside, float32 "
-                              "(re, im) pairs in and out)"),
+                              "uint8, int16, int32, int64, mixed (casts between dtypes), complex64 (complex inside, "
+                              "float32 (re, im) pairs in and out)"),
     ("values", "values", "finite, edge (inf, nan, +-0, subnormals, extremes, ties)"),
     ("forms", "form", "random, blocks (model-shaped blocks), forms (in-place, out=, views, higher-order ops, "
                       "graph breaks)"),

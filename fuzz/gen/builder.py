@@ -104,7 +104,7 @@ class Builder(TextSolver):
         or complex dtype theme mostly one that holds the theme's dtype, under ``mixed`` mostly one that mixes
         dtypes (a cast); otherwise uniformly, as before themes."""
         theme = self.cfg.policy.dtype
-        if theme in ("int8", "uint8", "int64", "complex64"):
+        if theme in ("int8", "uint8", "int16", "int32", "int64", "complex64"):
             pref = [o for o in options if theme in dtypes_of(o)]
         elif theme == "mixed":
             pref = [o for o in options if len(set(dtypes_of(o))) > 1]

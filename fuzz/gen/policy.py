@@ -27,7 +27,7 @@ AXES: dict[str, tuple[str, ...]] = {
     "shape": ("small", "vector", "large"),
     # mix: the rules' dtype mix; the others make the whole model one theme (indices stay int64).
     # complex64: complex tensors inside, float32 (re, im) pairs at the boundary (fuzz.gen.complex_boundary).
-    "dtype": ("mix", "float16", "bfloat16", "int8", "uint8", "int64", "mixed", "complex64"),
+    "dtype": ("mix", "float16", "bfloat16", "int8", "uint8", "int64", "mixed", "complex64", "int32", "int16"),
     # finite: the value search keeps values small and finite; edge: inf/nan/+-0/subnormals/extremes/ties.
     "values": ("finite", "edge"),
     # random: operators drawn one by one; blocks: model-shaped blocks (linear+act, norm, attention...);
@@ -56,9 +56,9 @@ DEFAULT_SHARES: dict[str, dict[str, float]] = {
     # large 0.25: parallel regions come from large models (0.2 gave 18% of inductor tests with
     # one, under the 20% issue #13 asks for: docs/benchmarks-reach.md)
     "shape": {"small": 0.35, "vector": 0.4, "large": 0.25},
-    # complex64 0.08 came out of mix (0.3 before)
-    "dtype": {"mix": 0.22, "float16": 0.14, "bfloat16": 0.14, "int8": 0.07, "uint8": 0.07, "int64": 0.14,
-              "mixed": 0.14, "complex64": 0.08},
+    # complex64 0.08 came out of mix (0.3 before), int32 and int16 0.04 each (0.22 before)
+    "dtype": {"mix": 0.14, "float16": 0.14, "bfloat16": 0.14, "int8": 0.07, "uint8": 0.07, "int64": 0.14,
+              "mixed": 0.14, "complex64": 0.08, "int32": 0.04, "int16": 0.04},
     "values": {"finite": 0.75, "edge": 0.25},
     "form": {"random": 0.5, "blocks": 0.3, "forms": 0.2},
     "layout": {"contiguous": 0.7, "strided": 0.3},

@@ -215,6 +215,8 @@ THEME_DTYPES = {
     "int8": {"int8", "int64", "bool", "float32"},  # int8 via STAND_INS
     "uint8": {"uint8", "int64", "bool", "float32"},
     "int64": {"int64", "bool", "float32"},
+    "int32": {"int32", "int64", "bool", "float32"},  # int32 arithmetic wraps where int64 would not
+    "int16": {"int16", "int64", "bool", "float32"},  # int16 via STAND_INS
     # complex64 tensors inside the model; its inputs and outputs are float32 (re, im) pairs
     # (fuzz.gen.complex_boundary); float32 for the real parts, norms and angles between them
     "complex64": {"complex64", "float32", "int64", "bool"},
@@ -223,12 +225,12 @@ THEME_DTYPES = {
 EXTRA_THEME_DTYPES = {"complex64": {"complex64"}}
 
 
-# Dtypes the tracer never recorded (``fuzz.tracing.mutate.TENSOR_DTYPES`` has no int8), and the
+# Dtypes the tracer never recorded (``fuzz.tracing.mutate.TENSOR_DTYPES`` has no int8 or int16), and the
 # recorded dtypes whose valid combinations they inherit: an operator that takes int32 or uint8
 # almost always takes int8 too. The inherited combinations are a guess the generator checks like
 # any rule: the meta/CPU call at insertion (``fuzz.gen.callcheck``) and the guard run, which
 # drops a node whose call fails or whose output dtype differs from the predicted one.
-STAND_INS = {"int8": ("int32", "uint8")}
+STAND_INS = {"int8": ("int32", "uint8"), "int16": ("int32", "uint8")}
 
 
 def with_stand_in(rule: Rule, dtype: str) -> Rule:

@@ -31,7 +31,7 @@ def test_float_theme_makes_every_float_tensor_that_dtype(ruleset, theme):
     assert sum(theme in f["dtypes"] for f in facts) >= 5
 
 
-@pytest.mark.parametrize("theme", ["int8", "uint8", "int64"])
+@pytest.mark.parametrize("theme", ["int8", "uint8", "int16", "int32", "int64"])
 def test_int_theme_holds_its_dtype_and_keeps_int64_indices(ruleset, theme):
     facts = _facts(ruleset, theme)
     assert sum(theme in f["dtypes"] for f in facts) >= 5
@@ -49,6 +49,11 @@ def test_int8_stands_in_for_recorded_int32_and_uint8(ruleset):
     assert themed(ruleset, "mix") is ruleset and themed(ruleset, "int8") is themed(ruleset, "int8")
     assert any(k[1] == "int8" for k in themed(ruleset, "int8").ops_taking)
     assert not any(k[1] == "int8" for k in ruleset.ops_taking)  # the tracer never recorded int8
+    assert [["int16", "int16"], ["int16"]] in with_stand_in(r, "int16").dtypes
+    # int16 was recorded for a few operators only (48 (operator, rank) entries against int32's 1,585)
+    def taking(rs, dtype):
+        return sum(len(v) for k, v in rs.ops_taking.items() if k[1] == dtype)
+    assert taking(themed(ruleset, "int16"), "int16") > 10 * taking(ruleset, "int16")
 
 
 def test_mixed_theme_mixes_dtypes(ruleset):
