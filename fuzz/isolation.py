@@ -139,10 +139,27 @@ def address_space_headroom(headroom: int):
 # the pool
 
 
+def _single_threaded_torch() -> None:
+    """Make a forked worker's torch run its ops on one thread, if its parent imported torch.
+
+    OpenMP (libgomp) is not fork-safe: once the parent has run an op big enough for torch's
+    intra-op pool (tens of thousands of elements), the forked child's first parallel region waits
+    for pool threads it does not have, until its deadline. The reducer's eager-value runs of a
+    large model (158,760 elements) hung so, three times 60 s, and the case was not reduced. One
+    thread runs such ops inline. torch is not imported here: a worker of a process without it
+    has no pool to inherit."""
+    import sys
+
+    torch = sys.modules.get("torch")
+    if torch is not None and hasattr(torch, "set_num_threads"):
+        torch.set_num_threads(1)
+
+
 def _worker_main(conn, task_fn, memory_headroom):
     import warnings
 
     warnings.filterwarnings("ignore")
+    _single_threaded_torch()
     if memory_headroom:
         cap_address_space_growth(memory_headroom)
     while True:
