@@ -41,9 +41,9 @@ def _operands(node, env):
 def _least_precise(values) -> str | None:
     import torch
 
-    order = ["bfloat16", "float16", "float32", "float64"]
+    order = ["bfloat16", "float16", "float32", "float64"]  # least precise first
     dtypes = [str(v.dtype)[6:] for v in values if isinstance(v, torch.Tensor) and v.dtype.is_floating_point]
-    return max(dtypes, key=order.index, default=None) if dtypes else None
+    return min(dtypes, key=order.index, default=None)
 
 
 def near_equal_pairs(short: str, a, b, rel: float) -> bool:

@@ -5,7 +5,7 @@ the model's own inputs, or of computed values far apart, stays judged exactly.""
 import torch
 
 from fuzz.campaign import oracle
-from fuzz.campaign.equality_ties import near_equal_pairs
+from fuzz.campaign.equality_ties import _least_precise, near_equal_pairs
 from fuzz.ir.graph import Graph
 
 from tests.campaign.test_edge_oracle import call, session_for
@@ -77,3 +77,9 @@ def test_near_equal_pairs_compares_elementwise_or_against_every_test_element():
     assert not near_equal_pairs("eq", a, b, 2e-3)  # compared position by position: none near
     assert near_equal_pairs("eq", a, 2.0001, 2e-3)  # a Python number broadcasts
     assert not near_equal_pairs("isin", torch.tensor([float("inf"), float("nan")]), torch.tensor([float("inf")]), 2e-3)
+
+
+def test_the_tolerance_follows_the_least_precise_operand():
+    half, single = torch.zeros(2, dtype=torch.float16), torch.zeros(2)
+    assert _least_precise([single, half]) == "float16" and _least_precise([half, single]) == "float16"
+    assert _least_precise([single, 0.5]) == "float32" and _least_precise([torch.zeros(2, dtype=torch.int64), 1]) is None
