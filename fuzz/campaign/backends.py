@@ -155,7 +155,15 @@ register(Backend("aoti", _EXPORT_SHAPES + '''
             loaded = torch._inductor.aoti_load_package(path)
         finally:
             shutil.rmtree(folder, ignore_errors=True)
-        return lambda *args: loaded(*args)
+        # ... and even then only each size against its range: export's guards relating sizes (x.size(2) // 2
+        # == 1 where a pooled dim came out 1) are not checked, so run the exported program's own guards first
+        guards = getattr(program.module(), "_guards_fn", None)
+
+        def run(*args):
+            if guards is not None:
+                guards(*args)  # AssertionError "Guard failed: ..." at sizes the program does not cover
+            return loaded(*args)
+        return run
 ''', modes=("fwd", "dynamic"), state_readable=False, specialises_numbers=True, exported=True,
                  description="AOTInductor: aoti_compile_and_package + aoti_load_package"))
 

@@ -44,7 +44,22 @@ def test_an_aoti_second_call_at_a_size_export_specialised_is_declined_not_run(tm
     s = session_for(tmp_path, g, {"x": torch.tensor([5])})
     v = s.run_test("aoti", "dynamic")
     assert v.kind == "pass", (v.kind, v.detail, v.diff)
-    assert "unmatched dim value" in v.second_call["declined"], v.second_call
+    # refused by the exported program's own guards (checked first), else by AOTInductor's input check
+    assert any(m in v.second_call["declined"].lower() for m in ("guard failed", "unmatched dim value")), v.second_call
+
+
+def test_an_aoti_second_call_that_breaks_a_guard_relating_sizes_is_declined_not_run(tmp_path):
+    # Found in the twenty-eighth session's aoti campaign (s2803-m000288): LPPool2d(1, 2, 2) exported
+    # at [3, 3, 3] guards x.size(2) // 2 == 1 (its pooled dims came out 1); AOTInductor's input check
+    # tests each size against its range only, so it ran the second call at [4, 4, 4] with the size-1
+    # kernel and 10 of 16 values were wrong: a call the exported program refuses, not a bug
+    g = Graph()
+    x = g.add_tensor([3, 3, 3], "float32", "input", name="x")
+    g.outputs = [fn_node(g, "n0", "torch.nn.functional.lp_pool2d", [ref(x), 1, 2, 2], [3, 1, 1])]
+    s = session_for(tmp_path, g, {"x": torch.arange(27.0).reshape(3, 3, 3)})
+    v = s.run_test("aoti", "dynamic")
+    assert v.kind == "pass", (v.kind, v.detail, v.diff)
+    assert "guard failed" in v.second_call["declined"].lower(), v.second_call
 
 
 def test_an_aoti_second_call_of_a_model_that_updates_a_buffer_is_declined():
