@@ -39,8 +39,8 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 VECTOR_WIDTHS = {7, 8, 9, 15, 16, 17, 31, 32, 33, 63, 64, 65, 127, 128, 129, 255, 256, 257}
-LOW = {"float16": "fp16", "bfloat16": "bf16", "int8": "int8/uint8", "uint8": "int8/uint8", "int64": "int64",
-       "complex64": "complex64"}
+LOW = {"float16": "fp16", "bfloat16": "bf16", "int8": "int8/uint8", "uint8": "int8/uint8", "int16": "int16",
+       "int32": "int32", "int64": "int64", "complex64": "complex64"}
 
 
 def model_facts(generated) -> dict:
@@ -150,7 +150,7 @@ def shares_table(res: dict) -> list[tuple[str, str, float]]:
     for axis in ("shape", "dtype", "values", "form", "layout", "scalars", "calls", "shape_args", "empty_dims"):
         c = collections.Counter(_choice(f, axis) for f in facts)
         rows += [(f"policy.{axis}", k, v / n) for k, v in sorted(c.items())]
-    for low in ("fp16", "bf16", "int8/uint8", "int64", "complex64"):
+    for low in dict.fromkeys(LOW.values()):
         rows.append(("holds dtype", low, sum(low in f["low"] for f in facts) / n))
     rows.append(("holds shape", "innermost dim at a SIMD width or tail", sum(f["vector_inner"] for f in facts) / n))
     rows.append(("holds shape", "a tensor of >= 10^4 elements", sum(f["big"] for f in facts) / n))
@@ -304,6 +304,9 @@ def main(argv=None) -> int:
     ap.add_argument("--baseline", action="append", default=[], help="a baseline campaign folder (repeatable)")
     ap.add_argument("--skip", default="", help="comma-separated: models, legacy, nnsmith")
     ap.add_argument("--json", default=None, help="write every number to this file")
+    ap.add_argument("--dtype-themes", default=None,
+                    help="the default mix with these dtype-theme shares instead (e.g. int16=1: one theme's "
+                         "validity and what its models hold)")
     ap.add_argument("--chunk", type=int, default=100,
                     help="--speed-seeds: the two generators take turns, this many models each (0: all of "
                          "one, then all of the other)")
@@ -319,10 +322,11 @@ def main(argv=None) -> int:
     if "models" not in skip:
         from fuzz.gen.policy import Shares
 
+        shares = Shares().with_axis("dtype", args.dtype_themes) if args.dtype_themes else Shares()
         rs = _warm_ruleset(args, args.seed)
-        new = generate_and_run(rs, args.models, args.nodes, args.seed, Shares())
+        new = generate_and_run(rs, args.models, args.nodes, args.seed, shares)
         rows = shares_table(new)
-        rows += [("mode", m, s) for m, s in mode_mix(args.models, args.seed, args.nodes, Shares().to_json()).items()]
+        rows += [("mode", m, s) for m, s in mode_mix(args.models, args.seed, args.nodes, shares.to_json()).items()]
         _print_rows(f"default mix: {args.models} models, {args.nodes} nodes, seed {args.seed}", rows)
         result["default"] = {k: v for k, v in new.items() if k != "facts"} | {"rows": rows}
         speed = [("default mix", new)]

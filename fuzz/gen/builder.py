@@ -16,7 +16,7 @@ from fuzz.gen.chooser import Chooser
 from fuzz.gen.config import FLOAT_DTYPES, GenConfig, GenerationError
 from fuzz.gen.aims import aims_by_cores
 from fuzz.gen.loop_bounds import loop_bounds
-from fuzz.gen.ruleset import RuleInfo, RuleSet, cast_ops
+from fuzz.gen.ruleset import PREFERRING_THEMES, RuleInfo, RuleSet, cast_ops
 from fuzz.gen.shapes import shape_class, targets
 from fuzz.gen.solver import TextSolver, smt_term
 from fuzz.ir.dsl import smt_int
@@ -104,7 +104,7 @@ class Builder(TextSolver):
         or complex dtype theme mostly one that holds the theme's dtype, under ``mixed`` mostly one that mixes
         dtypes (a cast); otherwise uniformly, as before themes."""
         theme = self.cfg.policy.dtype
-        if theme in ("int8", "uint8", "int16", "int32", "int64", "complex64"):
+        if theme in PREFERRING_THEMES:
             pref = [o for o in options if theme in dtypes_of(o)]
         elif theme == "mixed":
             pref = [o for o in options if len(set(dtypes_of(o))) > 1]

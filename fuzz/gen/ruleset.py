@@ -221,6 +221,9 @@ THEME_DTYPES = {
     # (fuzz.gen.complex_boundary); float32 for the real parts, norms and angles between them
     "complex64": {"complex64", "float32", "int64", "bool"},
 }
+# Themes whose operator dtype choices prefer the theme's dtype (``Builder.pick_dtypes``); the float
+# themes only restrict the rule set, since their integer and bool tensors are what an operator needs.
+PREFERRING_THEMES = frozenset(THEME_DTYPES) - {"float16", "bfloat16"}
 # Themes whose dtypes the default rule set leaves out: their rule set starts from every rule given.
 EXTRA_THEME_DTYPES = {"complex64": {"complex64"}}
 
